@@ -1,7 +1,7 @@
 """Shared fixtures: one real DynamoDB engine per test session, fresh tables per test.
 
-The engine is DynamoDB Local (AWS's own engine) unless Java or the jar is missing, in which case moto stands in
-and the fallback is announced on stderr and in pytest's header. ``KIT_TEST_DYNAMODB=moto`` forces moto.
+The engine is DynamoDB Local (AWS's own engine) unless Java or the jar is missing, in which case moto stands
+in and the fallback is announced on stderr and in pytest's header. ``KIT_TEST_DYNAMODB=moto`` forces moto.
 """
 
 from __future__ import annotations

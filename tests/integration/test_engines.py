@@ -1,0 +1,139 @@
+"""The DynamoDB engine launcher: starts on loopback, answers, keeps regions apart, stops without orphans."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import local_client
+
+from kit.errors import EngineError
+from kit.lab import engines
+
+JAVA_AND_JAR = engines.find_dynamodb_local() is not None and shutil.which("java") is not None
+needs_dynamodb_local = pytest.mark.skipif(
+    not JAVA_AND_JAR, reason="DynamoDB Local or Java missing; `make setup` installs the jar"
+)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still "exists"; read its state so a reaped-but-listed child doesn't count as alive.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_session_engine_is_dynamodb_local_when_java_is_present(dynamodb_engine) -> None:
+    if os.environ.get("KIT_TEST_DYNAMODB") == "moto":
+        pytest.skip("moto forced by KIT_TEST_DYNAMODB")
+    if JAVA_AND_JAR:
+        assert dynamodb_engine.name == "dynamodb-local"
+    assert dynamodb_engine.endpoint_url.startswith("http://127.0.0.1:")
+
+
+def test_regions_are_kept_apart(dynamodb_engine, table_name) -> None:
+    east1 = local_client("dynamodb", dynamodb_engine.endpoint_url, "us-east-1")
+    east2 = local_client("dynamodb", dynamodb_engine.endpoint_url, "us-east-2")
+    east1.create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "connectionId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    assert table_name in east1.list_tables()["TableNames"]
+    if dynamodb_engine.name == "dynamodb-local":
+        assert table_name not in east2.list_tables()["TableNames"]
+
+
+@needs_dynamodb_local
+def test_stop_leaves_no_jvm_and_frees_the_port() -> None:
+    engine = engines.start_dynamodb_local()
+    assert engine.pid is not None and _pid_alive(engine.pid)
+    assert engine.alive()
+    engine.stop()
+    assert not _pid_alive(engine.pid)
+    assert not engine.alive()
+
+
+@needs_dynamodb_local
+def test_jvm_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    """SIGKILL of the Python process that started the JVM must not leave the JVM running."""
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from kit.lab import engines
+        engine = engines.start_dynamodb_local()
+        print(engine.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    jvm_pid = int(parent.stdout.readline())
+    assert _pid_alive(jvm_pid)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while _pid_alive(jvm_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _pid_alive(jvm_pid), "DynamoDB Local outlived the process that started it"
+
+
+def test_missing_java_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engines.shutil, "which", lambda name: None)
+    with pytest.raises(EngineError, match="Java was not found"):
+        engines.start_dynamodb_local()
+
+
+def test_missing_jar_names_where_it_looked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(engines.DYNAMODB_LOCAL_ENV, str(tmp_path))
+    with pytest.raises(EngineError, match="make setup"):
+        engines.start_dynamodb_local(java="java")
+
+
+def test_fallback_to_moto_is_announced(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(engines.shutil, "which", lambda name: None)
+    engine = engines.start_dynamodb("auto")
+    try:
+        assert engine.name == "moto"
+        client = local_client("dynamodb", engine.endpoint_url)
+        assert client.list_tables()["TableNames"] == []
+    finally:
+        engine.stop()
+    assert "Falling back to moto" in capsys.readouterr().err
+
+
+def test_asking_for_dynamodb_local_never_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engines.shutil, "which", lambda name: None)
+    with pytest.raises(EngineError):
+        engines.start_dynamodb("dynamodb-local")
+
+
+def test_moto_counts_configuration_changes_not_reads() -> None:
+    engine = engines.start_moto()
+    try:
+        iam = local_client("iam", engine.endpoint_url)
+        logs = local_client("logs", engine.endpoint_url)
+        trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+        iam.create_role(RoleName="handler", AssumeRolePolicyDocument=trust)
+        after_create = engine.generation()
+        assert after_create > 0
+        iam.get_role(RoleName="handler")
+        logs.create_log_group(logGroupName="/aws/lambda/x")
+        assert engine.generation() == after_create
+        iam.put_role_policy(RoleName="handler", PolicyName="p", PolicyDocument=trust)
+        assert engine.generation() > after_create
+    finally:
+        engine.stop()

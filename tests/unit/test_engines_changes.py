@@ -1,0 +1,40 @@
+"""Which requests to moto count as configuration changes (they invalidate the lab's configuration caches)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kit.lab.engines import is_configuration_change
+
+
+def _environ(service: str, method: str = "POST") -> dict[str, str]:
+    scope = f"AKIAKITLOCALLAB00000/20261125/us-east-2/{service}/aws4_request"
+    return {
+        "REQUEST_METHOD": method,
+        "HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=x",
+    }
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "body", "expected"),
+    [
+        ("iam", "POST", b"Action=PutRolePolicy&RoleName=r", True),
+        ("iam", "POST", b"Action=DeleteRolePolicy&RoleName=r", True),
+        ("iam", "POST", b"Action=GetRolePolicy&RoleName=r", False),
+        ("iam", "POST", b"Action=ListAttachedRolePolicies&RoleName=r", False),
+        ("lambda", "PUT", b"{}", True),  # update_function_configuration
+        ("lambda", "GET", b"", False),
+        ("apigateway", "DELETE", b"", True),  # delete_route
+        ("apigateway", "PATCH", b"{}", True),
+        ("apigateway", "GET", b"", False),
+        ("logs", "POST", b'{"logGroupName": "g"}', False),  # log writes are not configuration
+        ("dynamodb", "POST", b"{}", False),
+        ("sts", "POST", b"Action=GetCallerIdentity", False),
+    ],
+)
+def test_configuration_change(service: str, method: str, body: bytes, expected: bool) -> None:
+    assert is_configuration_change(_environ(service, method), body) is expected
+
+
+def test_unsigned_request_is_not_a_change() -> None:
+    assert is_configuration_change({"REQUEST_METHOD": "DELETE"}, b"") is False
