@@ -133,7 +133,10 @@ def test_moto_counts_configuration_changes_not_reads() -> None:
         iam.get_role(RoleName="handler")
         logs.create_log_group(logGroupName="/aws/lambda/x")
         assert engine.generation() == after_create
-        iam.put_role_policy(RoleName="handler", PolicyName="p", PolicyDocument=trust)
+        policy = (
+            '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"dynamodb:*","Resource":"*"}]}'
+        )
+        iam.put_role_policy(RoleName="handler", PolicyName="p", PolicyDocument=policy)
         assert engine.generation() > after_create
     finally:
         engine.stop()
