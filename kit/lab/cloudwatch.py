@@ -1,0 +1,148 @@
+"""Writes the lab's log lines to CloudWatch Logs (moto), the way Lambda and API Gateway deliver theirs.
+
+Producers (the Lambda runtime, the gateway) hand over ``(log group, log stream, [(epoch ms, message), ...])``
+and return at once; one background thread batches the events per stream and calls ``PutLogEvents``, creating
+groups and streams on first use. Nothing is dropped silently: a batch that fails is retried once and then
+reported on the ``kit.lab`` logger with its group, stream and error. ``flush()`` waits until everything handed
+over so far has been written, so tests and the diagnosis can read the logs back right after an event.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import defaultdict
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+log = logging.getLogger("kit.lab")
+
+LogEvents = list[tuple[int, str]]
+# PutLogEvents limits: 10,000 events and 1,048,576 bytes (message bytes + 26 per event) per call.
+MAX_EVENTS = 10_000
+MAX_BYTES = 1_048_576
+EVENT_OVERHEAD = 26
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
+def batches(events: LogEvents) -> list[LogEvents]:
+    """Split events (sorted by time, as PutLogEvents requires) into batches within the API's limits."""
+    ordered = sorted(events, key=lambda event: event[0])
+    out: list[LogEvents] = []
+    current: LogEvents = []
+    size = 0
+    for timestamp, original in ordered:
+        message = original
+        encoded = message.encode()
+        if len(encoded) > MAX_MESSAGE_BYTES:  # CloudWatch rejects over-long events; we truncate, visibly
+            message = encoded[: MAX_MESSAGE_BYTES - 20].decode(errors="ignore") + " [truncated by kit]"
+            encoded = message.encode()
+        cost = len(encoded) + EVENT_OVERHEAD
+        if current and (len(current) >= MAX_EVENTS or size + cost > MAX_BYTES):
+            out.append(current)
+            current, size = [], 0
+        current.append((timestamp, message))
+        size += cost
+    if current:
+        out.append(current)
+    return out
+
+
+class LogWriter:
+    """Background writer of log events to CloudWatch Logs through one ``logs`` client."""
+
+    def __init__(self, logs_client: Any) -> None:
+        self._client = logs_client
+        self._queue: queue.Queue[tuple[str, str, LogEvents] | None] = queue.Queue()
+        self._known_groups: set[str] = set()
+        self._known_streams: set[tuple[str, str]] = set()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="kit-log-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, group: str, stream: str, events: LogEvents) -> None:
+        """Queue events for ``group``/``stream``; returns immediately."""
+        if not events:
+            return
+        with self._idle:
+            self._pending += 1
+        self._queue.put((group, stream, list(events)))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued event has been written (or reported); False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+
+    def close(self) -> None:
+        self.flush()
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            grouped: dict[tuple[str, str], LogEvents] = defaultdict(list)
+            taken = 1
+            grouped[(item[0], item[1])].extend(item[2])
+            # Drain what else is waiting so one PutLogEvents carries many producers' lines.
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                grouped[(more[0], more[1])].extend(more[2])
+                taken += 1
+            for (group, stream), events in grouped.items():
+                self._put(group, stream, events)
+            with self._idle:
+                self._pending -= taken
+                self._idle.notify_all()
+
+    def ensure_group(self, group: str) -> None:
+        if group in self._known_groups:
+            return
+        try:
+            self._client.create_log_group(logGroupName=group)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                raise
+        self._known_groups.add(group)
+
+    def _ensure_stream(self, group: str, stream: str) -> None:
+        if (group, stream) in self._known_streams:
+            return
+        self.ensure_group(group)
+        try:
+            self._client.create_log_stream(logGroupName=group, logStreamName=stream)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                raise
+        self._known_streams.add((group, stream))
+
+    def _put(self, group: str, stream: str, events: LogEvents) -> None:
+        for batch in batches(events):
+            for attempt in (1, 2):
+                try:
+                    self._ensure_stream(group, stream)
+                    self._client.put_log_events(
+                        logGroupName=group,
+                        logStreamName=stream,
+                        logEvents=[{"timestamp": ts, "message": message} for ts, message in batch],
+                    )
+                    break
+                except Exception as exc:  # a log write must never take the lab down; report it instead
+                    if attempt == 2:
+                        log.error(
+                            "could not write %d log events to %s / %s: %s", len(batch), group, stream, exc
+                        )
+                    else:
+                        self._known_streams.discard((group, stream))
+                        self._known_groups.discard(group)

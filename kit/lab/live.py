@@ -1,0 +1,191 @@
+"""Live configuration for the lab: what the gateway and the runtime act on, read through AWS APIs.
+
+The gateway and the Lambda runtime never keep their own copy of routes, integrations, function configuration
+or role policies. They ask this module, which reads them from the lab's AWS APIs (moto) and caches each answer
+only until moto's configuration generation moves (``kit.lab.engines.ChangeCountingApp`` counts every call
+that may change IAM, Lambda or API Gateway configuration). A ``put_role_policy`` or ``delete_route`` made with
+any boto3 client therefore takes effect on the next connection, as on AWS, without re-reading everything on
+every event.
+
+Also here: the lab's stand-in for STS, issuing each function's execution-role credentials and telling the
+lab's front doors which role a request's access key belongs to.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from botocore.exceptions import ClientError
+
+from kit import policy
+from kit.lab.provision import ClientFactory
+
+T = TypeVar("T")
+
+
+class LiveConfig:
+    """Reads configuration through AWS APIs; caches each answer until the configuration generation moves."""
+
+    def __init__(self, aws: ClientFactory, generation: Callable[[], int]) -> None:
+        self._aws = aws
+        self._generation = generation
+        self._cache: dict[tuple[str, ...], tuple[int, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _cached(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
+        generation = self._generation()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] == generation:
+            return hit[1]  # type: ignore[no-any-return]
+        value = load()
+        with self._lock:
+            self._cache[key] = (generation, value)  # stamped with the generation read *before* loading
+        return value
+
+    def function_configuration(self, name: str) -> dict[str, Any] | None:
+        """``get_function_configuration`` for ``name``, or None when the function does not exist."""
+
+        def load() -> dict[str, Any] | None:
+            try:
+                answer = self._aws.client("lambda").get_function_configuration(FunctionName=name)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                    return None
+                raise
+            answer.pop("ResponseMetadata", None)
+            return dict(answer)
+
+        return self._cached(("function", name), load)
+
+    def function_policy(self, name: str) -> dict[str, Any] | None:
+        """The function's resource policy (who may invoke it), or None when it has none."""
+        import json
+
+        def load() -> dict[str, Any] | None:
+            try:
+                answer = self._aws.client("lambda").get_policy(FunctionName=name)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                    return None
+                raise
+            return dict(json.loads(answer["Policy"]))
+
+        return self._cached(("function-policy", name), load)
+
+    def api(
+        self, api_id: str, stage: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]] | None:
+        """(api, routes, integrations, stage) answers for the API, or None when the API or stage is gone."""
+
+        def load() -> (
+            tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]] | None
+        ):
+            client = self._aws.client("apigatewayv2")
+            try:
+                api = client.get_api(ApiId=api_id)
+                stage_answer = client.get_stage(ApiId=api_id, StageName=stage)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] in ("NotFoundException", "404"):
+                    return None
+                raise
+            routes = client.get_routes(ApiId=api_id).get("Items", [])
+            integrations = client.get_integrations(ApiId=api_id).get("Items", [])
+            return api, list(routes), list(integrations), stage_answer
+
+        return self._cached(("api", api_id, stage), load)
+
+    def role_policies(self, role_arn: str) -> list[policy.Policy]:
+        """The role's inline and attached policies, parsed leniently (a bad statement is kept, marked)."""
+
+        def load() -> list[policy.Policy]:
+            iam = self._aws.client("iam")
+            role_name = role_arn.rsplit("/", 1)[-1]
+            documents: dict[str, Any] = {}
+            try:
+                for name in iam.list_role_policies(RoleName=role_name).get("PolicyNames", []):
+                    answer = iam.get_role_policy(RoleName=role_name, PolicyName=name)
+                    documents[f"inline:{name}"] = _document(answer["PolicyDocument"])
+                for attached in iam.list_attached_role_policies(RoleName=role_name).get(
+                    "AttachedPolicies", []
+                ):
+                    arn = attached["PolicyArn"]
+                    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+                    answer = iam.get_policy_version(PolicyArn=arn, VersionId=version)
+                    documents[f"managed:{arn}"] = _document(answer["PolicyVersion"]["Document"])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "NoSuchEntity":
+                    return []  # a deleted role grants nothing
+                raise
+            return policy.parse_policies(documents, strict=False)
+
+        return self._cached(("role", role_arn), load)
+
+
+def _document(raw: Any) -> Any:
+    """IAM answers carry documents as dicts (boto3 decodes them) or URL-encoded JSON text."""
+    return unquote(raw) if isinstance(raw, str) and raw.startswith("%7B") else raw
+
+
+@dataclass(frozen=True)
+class Principal:
+    role_arn: str
+    session_name: str
+    account_id: str
+
+    @property
+    def arn(self) -> str:
+        """The assumed-role ARN AWS names in AccessDenied messages for a Lambda's calls."""
+        role_name = self.role_arn.rsplit("/", 1)[-1]
+        return f"arn:aws:sts::{self.account_id}:assumed-role/{role_name}/{self.session_name}"
+
+
+@dataclass(frozen=True)
+class IssuedCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+
+    def __repr__(self) -> str:
+        return f"IssuedCredentials(access_key_id={self.access_key_id!r}, secret=***, token=***)"
+
+
+class CredentialIssuer:
+    """The lab's STS: temporary credentials per (role, session), and who holds a given access key."""
+
+    def __init__(self, account_id: str) -> None:
+        self.account_id = account_id
+        self._by_key: dict[str, Principal] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, role_arn: str, session_name: str) -> IssuedCredentials:
+        alphabet = string.ascii_uppercase + string.digits
+        key = "ASIA" + "".join(secrets.choice(alphabet) for _ in range(16))
+        with self._lock:
+            self._by_key[key] = Principal(role_arn, session_name, self.account_id)
+        return IssuedCredentials(key, secrets.token_urlsafe(30), secrets.token_urlsafe(60))
+
+    def lookup(self, access_key_id: str) -> Principal:
+        """The principal holding ``access_key_id``; KeyError for a key the lab never issued."""
+        with self._lock:
+            return self._by_key[access_key_id]
+
+
+def authorizer(issuer: CredentialIssuer, live: LiveConfig) -> Callable[[str, str, str], str | None]:
+    """An authorize(access_key_id, action, resource) for the lab's front doors: None when allowed, else
+    AWS's AccessDeniedException message for the caller's role."""
+
+    def authorize(access_key_id: str, action: str, resource: str) -> str | None:
+        principal = issuer.lookup(access_key_id)
+        decision = policy.evaluate(live.role_policies(principal.role_arn), action, resource)
+        if decision.allowed:
+            return None
+        return policy.decision_for_denial_message(decision, principal.arn)
+
+    return authorize

@@ -1,0 +1,210 @@
+"""Provision the seed's infrastructure in the lab, through AWS APIs only.
+
+Everything the lab later acts on is created here with the same boto3 calls one would make against a real
+account: the connections table and its GSI (DynamoDB Local), the execution role and its policy from
+``iam-policies.json``, the Lambda function, the WebSocket API with its routes, integrations and ``prod``
+stage (moto), and the log groups. Nothing here is read back by a hidden channel: the gateway and the runtime
+read this configuration through the same APIs, so a change made later with any boto3 call takes effect.
+
+This module must not start servers or know about scenarios.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from kit import schema
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+FUNCTION_NAME = "chatgenius-websocket"
+ROLE_NAME = "chatgenius-websocket-handler"
+POLICY_NAME = "chatgenius-websocket-access"
+API_NAME = "chatgenius-websocket"
+STAGE = "prod"
+ROUTE_KEYS = ("$connect", "$disconnect", "message", "presence", "typing")
+ACCESS_LOG_GROUP = "/aws/apigateway/chatgenius-websocket-access"
+HANDLER_DIR = Path(__file__).resolve().parents[1] / "handler"
+HANDLER_FILES = ("app.py", "seed.py")
+POLICY_FILE = Path(__file__).resolve().parents[2] / "iam-policies.json"
+LAMBDA_TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+# The access-log format the lab's stage is created with: the $context variables that tell the causes apart.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "connectionId": "$context.connectionId",
+        "eventType": "$context.eventType",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "integrationStatus": "$context.integration.status",
+        "integrationError": "$context.integration.error",
+        "integrationRequestId": "$context.integration.requestId",
+        "error": "$context.error.message",
+        "responseType": "$context.error.responseType",
+        "requestTimeEpoch": "$context.requestTimeEpoch",
+        "connectedAt": "$context.connectedAt",
+        "sourceIp": "$context.identity.sourceIp",
+        "integrationLatency": "$context.integrationLatency",
+    },
+    separators=(",", ":"),
+)
+
+
+class ClientFactory(Protocol):
+    def client(self, service: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class LabResources:
+    """What provisioning created: names and ARNs, nothing that isn't also readable through AWS APIs."""
+
+    region: str
+    account_id: str
+    table: str
+    index: str
+    api_id: str
+    stage: str
+    role_name: str
+    role_arn: str
+    function_name: str
+    function_arn: str
+    functions: dict[str, str] = field(default_factory=dict)  # route key -> function name
+    code_dir: str = ""
+    log_groups: dict[str, str] = field(default_factory=dict)  # lambda / execution / access -> group
+
+    @property
+    def execute_api_arn(self) -> str:
+        return f"arn:aws:execute-api:{self.region}:{self.account_id}:{self.api_id}"
+
+
+def lambda_integration_uri(region: str, function_arn: str) -> str:
+    return f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+
+
+def function_arn_from_uri(uri: str) -> str | None:
+    """The Lambda function ARN inside an AWS_PROXY integration URI, or None when it names none."""
+    marker = "/functions/"
+    if marker not in uri:
+        return None
+    return uri.split(marker, 1)[1].split("/invocations", 1)[0]
+
+
+def handler_zip() -> bytes:
+    """The deployment package: the handler files at the top level, as they would be uploaded to AWS."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in HANDLER_FILES:
+            archive.write(HANDLER_DIR / name, arcname=name)
+    return buffer.getvalue()
+
+
+def install_code(code_dir: Path) -> Path:
+    """Unpack the deployment package where the lab's runtime looks for it (Lambda's /var/task)."""
+    code_dir.mkdir(parents=True, exist_ok=True)
+    for name in HANDLER_FILES:
+        shutil.copyfile(HANDLER_DIR / name, code_dir / name)
+    return code_dir
+
+
+def load_policy(path: Path = POLICY_FILE) -> str:
+    return path.read_text()
+
+
+def provision(
+    aws: ClientFactory,
+    *,
+    region: str,
+    code_dir: Path,
+    table: str = schema.EXPECTED.name,
+    handler: str = "app.handler",
+    policy_document: str | None = None,
+) -> LabResources:
+    """Create the seed's stack through AWS APIs and return what was created."""
+    dynamodb = aws.client("dynamodb")
+    schema.create_table(dynamodb, name=table)
+
+    iam = aws.client("iam")
+    role = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY))
+    role_arn = role["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName=ROLE_NAME, PolicyName=POLICY_NAME, PolicyDocument=policy_document or load_policy()
+    )
+
+    install_code(code_dir)
+    lambda_client = aws.client("lambda")
+    function = lambda_client.create_function(
+        FunctionName=FUNCTION_NAME,
+        Runtime="python3.11",
+        Role=role_arn,
+        Handler=handler,
+        Code={"ZipFile": handler_zip()},
+        Timeout=6,
+        MemorySize=128,
+        Environment={"Variables": {"TABLE_NAME": table, "AUTH_MODE": "email"}},
+        Description="WebSocket $connect/$disconnect/message handler (kit lab)",
+    )
+    function_arn = function["FunctionArn"]
+
+    logs = aws.client("logs")
+    lambda_group = f"/aws/lambda/{FUNCTION_NAME}"
+
+    apigw = aws.client("apigatewayv2")
+    api = apigw.create_api(
+        Name=API_NAME, ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action"
+    )
+    api_id = api["ApiId"]
+    execution_group = f"API-Gateway-Execution-Logs_{api_id}/{STAGE}"
+    for group in (lambda_group, execution_group, ACCESS_LOG_GROUP):
+        logs.create_log_group(logGroupName=group)
+    integration = apigw.create_integration(
+        ApiId=api_id,
+        IntegrationType="AWS_PROXY",
+        IntegrationMethod="POST",
+        IntegrationUri=lambda_integration_uri(region, function_arn),
+    )
+    for route_key in ROUTE_KEYS:
+        apigw.create_route(
+            ApiId=api_id, RouteKey=route_key, Target=f"integrations/{integration['IntegrationId']}"
+        )
+    apigw.create_stage(
+        ApiId=api_id,
+        StageName=STAGE,
+        AccessLogSettings={
+            "DestinationArn": f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{ACCESS_LOG_GROUP}",
+            "Format": ACCESS_LOG_FORMAT,
+        },
+        DefaultRouteSettings={"LoggingLevel": "INFO", "DataTraceEnabled": False},
+    )
+    lambda_client.add_permission(
+        FunctionName=FUNCTION_NAME,
+        StatementId="apigateway-invoke",
+        Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{api_id}/*",
+    )
+    return LabResources(
+        region=region,
+        account_id=ACCOUNT_ID,
+        table=table,
+        index=schema.EXPECTED.indexes[0].name,
+        api_id=api_id,
+        stage=STAGE,
+        role_name=ROLE_NAME,
+        role_arn=role_arn,
+        function_name=FUNCTION_NAME,
+        function_arn=function_arn,
+        functions=dict.fromkeys(ROUTE_KEYS, FUNCTION_NAME),
+        code_dir=str(code_dir),
+        log_groups={"lambda": lambda_group, "execution": execution_group, "access": ACCESS_LOG_GROUP},
+    )

@@ -1,0 +1,270 @@
+"""Scenarios: named sets of configuration changes, made through AWS APIs, that reproduce one root cause each.
+
+A scenario is only (a) boto3 calls against the lab after the healthy stack is provisioned and (b) how the
+client (the browser hook, played by the probe) connects. There are no hidden switches in the gateway, the
+runtime or the handler: whatever a scenario does, the same call against a real account would do too, and the
+diagnosis finds it by reading configuration, logs and the table back through the same APIs.
+
+``reproduces`` names the root-cause id a correct diagnosis should rank first. It is documentation and test
+data: the diagnosis must never import this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kit.errors import ConfigurationError
+from kit.lab.provision import ClientFactory, LabResources, load_policy
+
+
+@dataclass(frozen=True)
+class ClientPlan:
+    """How the client connects in a scenario (what the browser hook would do)."""
+
+    include_workspace_id: bool = True
+    include_token: bool = True
+    close_after_connect: bool = False  # a reconnect loop / double mount that closes right away
+    send_oversize_frame: bool = False  # a frame over 32 KB: API Gateway closes with 1009
+
+
+@dataclass(frozen=True)
+class LabContext:
+    """What a scenario may touch: the AWS clients of the lab and what provisioning created."""
+
+    aws: ClientFactory
+    resources: LabResources
+    http_backend_url: str  # the local stand-in for the Next.js route app/api/websocket/route.ts
+    aws_in_region: Callable[[str], ClientFactory]  # the same lab, seen from another region
+
+
+Apply = Callable[[LabContext], None]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    reproduces: str
+    apply: Apply = field(repr=False)
+    client: ClientPlan = ClientPlan()
+
+
+# --- building blocks: each is one or two ordinary AWS API calls -------------------------------------------
+
+
+def _update_environment(ctx: LabContext, **changes: str | None) -> None:
+    lambda_client = ctx.aws.client("lambda")
+    current = lambda_client.get_function_configuration(FunctionName=ctx.resources.function_name)
+    variables = dict(current.get("Environment", {}).get("Variables", {}))
+    for key, value in changes.items():
+        if value is None:
+            variables.pop(key, None)
+        else:
+            variables[key] = value
+    lambda_client.update_function_configuration(
+        FunctionName=ctx.resources.function_name, Environment={"Variables": variables}
+    )
+
+
+def _set_handler(ctx: LabContext, handler: str) -> None:
+    ctx.aws.client("lambda").update_function_configuration(
+        FunctionName=ctx.resources.function_name, Handler=handler
+    )
+
+
+def _edit_policy(ctx: LabContext, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Rewrite the role's inline policy (from iam-policies.json) with ``edit`` applied, via PutRolePolicy."""
+    from kit.lab.provision import POLICY_NAME
+
+    document = json.loads(load_policy())
+    edit(document)
+    ctx.aws.client("iam").put_role_policy(
+        RoleName=ctx.resources.role_name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(document)
+    )
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = document["Statement"]
+    return statements if isinstance(statements, list) else [statements]
+
+
+def _drop_action(action: str) -> Callable[[dict[str, Any]], None]:
+    def edit(document: dict[str, Any]) -> None:
+        for statement in _statements(document):
+            actions = statement.get("Action")
+            if isinstance(actions, list) and action in actions:
+                actions.remove(action)
+
+    return edit
+
+
+def _drop_index_resources(document: dict[str, Any]) -> None:
+    for statement in _statements(document):
+        resources = statement.get("Resource")
+        if isinstance(resources, list):
+            statement["Resource"] = [r for r in resources if "/index/" not in r]
+
+
+def _route_id(ctx: LabContext, route_key: str) -> str:
+    routes = ctx.aws.client("apigatewayv2").get_routes(ApiId=ctx.resources.api_id)["Items"]
+    for route in routes:
+        if route["RouteKey"] == route_key:
+            return str(route["RouteId"])
+    raise ConfigurationError(f"route {route_key} not found on API {ctx.resources.api_id}")
+
+
+# --- the scenarios ------------------------------------------------------------------------------------------
+
+
+def _healthy(ctx: LabContext) -> None:
+    """Nothing to change: the provisioned stack is the correct one."""
+
+
+def _seed_put_denied(ctx: LabContext) -> None:
+    _set_handler(ctx, "seed.handler")
+    _update_environment(ctx, AWS_LAMBDA_LOG_LEVEL="INFO")
+    _edit_policy(ctx, _drop_action("dynamodb:PutItem"))
+
+
+def _seed_logs_dropped(ctx: LabContext) -> None:
+    _set_handler(ctx, "seed.handler")
+    _edit_policy(ctx, _drop_action("dynamodb:PutItem"))
+
+
+def _seed_wrong_table(ctx: LabContext) -> None:
+    _set_handler(ctx, "seed.handler")
+    _update_environment(ctx, TABLE_NAME="chatgenius-connection", AWS_LAMBDA_LOG_LEVEL="INFO")
+
+
+def _wrong_region(ctx: LabContext) -> None:
+    from kit import schema
+
+    other = "us-east-1"
+    schema.create_table(ctx.aws_in_region(other).client("dynamodb"), name=ctx.resources.table)
+    _update_environment(ctx, TABLE_REGION=other)
+
+
+def _no_connect_integration(ctx: LabContext) -> None:
+    ctx.aws.client("apigatewayv2").delete_route(
+        ApiId=ctx.resources.api_id, RouteId=_route_id(ctx, "$connect")
+    )
+
+
+def _missing_workspace(ctx: LabContext) -> None:
+    _set_handler(ctx, "seed.handler")
+    _update_environment(ctx, AWS_LAMBDA_LOG_LEVEL="INFO")
+
+
+def _index_denied(ctx: LabContext) -> None:
+    _edit_policy(ctx, _drop_index_resources)
+
+
+def _early_disconnect(ctx: LabContext) -> None:
+    """The stack is healthy; the client closes right after connecting (a reconnect loop)."""
+
+
+def _handler_crash(ctx: LabContext) -> None:
+    _set_handler(ctx, "app.handle")  # a typo in the handler string: Runtime.HandlerNotFound on every event
+
+
+def _http_no_connection_id(ctx: LabContext) -> None:
+    apigw = ctx.aws.client("apigatewayv2")
+    integration = apigw.create_integration(
+        ApiId=ctx.resources.api_id,
+        IntegrationType="HTTP_PROXY",
+        IntegrationMethod="POST",
+        IntegrationUri=ctx.http_backend_url,
+        # No RequestParameters: API Gateway then never tells the backend which connection this is.
+    )
+    apigw.update_route(
+        ApiId=ctx.resources.api_id,
+        RouteId=_route_id(ctx, "$connect"),
+        Target=f"integrations/{integration['IntegrationId']}",
+    )
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "healthy",
+            "the fixed handler, the correct role and routes: connections are stored",
+            "none",
+            _healthy,
+        ),
+        Scenario(
+            "seed-put-denied",
+            "the seed's handler; the role lacks dynamodb:PutItem; the error is swallowed and 200 returned",
+            "put-access-denied",
+            _seed_put_denied,
+        ),
+        Scenario(
+            "seed-logs-dropped",
+            "as seed-put-denied, but the function's log level drops the handler's INFO error lines",
+            "put-access-denied",
+            _seed_logs_dropped,
+        ),
+        Scenario(
+            "seed-wrong-table",
+            "the seed's handler with TABLE_NAME=chatgenius-connection (no such table); error swallowed",
+            "table-not-found",
+            _seed_wrong_table,
+        ),
+        Scenario(
+            "wrong-region",
+            "the handler writes to a same-named table in us-east-1 while the app reads us-east-2",
+            "wrong-region",
+            _wrong_region,
+        ),
+        Scenario(
+            "no-connect-integration",
+            "the $connect route is deleted: connections are accepted and nothing is invoked",
+            "connect-route-missing",
+            _no_connect_integration,
+        ),
+        Scenario(
+            "missing-workspace",
+            "the client omits workspaceId; the seed's handler stores items the workspaceIndex never sees",
+            "workspace-id-missing",
+            _missing_workspace,
+            ClientPlan(include_workspace_id=False),
+        ),
+        Scenario(
+            "index-denied",
+            "the role allows the table but not table/.../index/*: broadcasts fail on Query",
+            "index-access-denied",
+            _index_denied,
+        ),
+        Scenario(
+            "early-disconnect",
+            "the client closes right after connecting (reconnect loop): $disconnect deletes the item",
+            "early-disconnect",
+            _early_disconnect,
+            ClientPlan(close_after_connect=True),
+        ),
+        Scenario(
+            "handler-crash",
+            "the handler string names a missing function: every $connect fails with 502",
+            "handler-crash",
+            _handler_crash,
+        ),
+        Scenario(
+            "http-no-connection-id",
+            "$connect goes to the Next.js route over HTTP_PROXY without the connectionId mapping",
+            "connection-id-not-mapped",
+            _http_no_connection_id,
+        ),
+    )
+}
+
+
+def get(name: str) -> Scenario:
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown scenario {name!r}; `kit lab scenarios` lists them: {', '.join(SCENARIOS)}"
+        ) from None

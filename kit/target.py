@@ -1,0 +1,980 @@
+"""Where the kit points: a lab on loopback or a real AWS account, and the one place that makes boto3 clients.
+
+A ``Target`` says which account-and-region the investigation looks at (``kind`` "lab" or "aws"), which
+connections table and index, and how to reach AWS: local endpoints and the lab's dummy credentials, or a
+profile / the default credential chain / credentials from the app's ``.env.local``. ``Target.client(service)``
+is the only way the kit builds a boto3 client, so region, endpoint, retry mode and timeouts are decided here
+once; everything deeper takes a client or a target as an argument.
+
+The module also reads the seed app's ``.env.local`` (a Next.js file) with python-dotenv, keeping every line it
+could not use as a numbered problem instead of dropping it, and derives the API id, region and stage from the
+WebSocket URL.
+
+What this module must not do: call AWS while resolving a target (credentials are checked, never used), read
+any file but the env file and the AWS config files boto3 reads anyway, or let a secret reach a repr, a log
+line or an error message. Secret values live in ``Secret`` objects whose repr is redacted.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ProfileNotFound, UnknownServiceError
+from dotenv.parser import parse_stream
+
+from kit import __version__
+from kit.errors import ConfigurationError
+from kit.lab.engines import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+
+log = logging.getLogger("kit.target")
+
+TargetKind = Literal["lab", "aws"]
+
+# The seed names its table and index in dynamodb-schema.ts; a target that says nothing else uses these.
+DEFAULT_TABLE = "chatgenius-connections"
+DEFAULT_INDEX = "workspaceIndex"
+DEFAULT_LAB_REGION = "us-east-2"
+
+# Keys looked for in the app's .env.local, first match wins. The seed is a Next.js app, so some settings
+# also appear NEXT_PUBLIC_-prefixed (those are inlined into the browser bundle).
+REGION_KEYS = ("AWS_REGION", "AWS_DEFAULT_REGION", "NEXT_PUBLIC_AWS_REGION", "REGION")
+ACCESS_KEY_ID_KEYS = ("AWS_ACCESS_KEY_ID", "NEXT_PUBLIC_AWS_ACCESS_KEY_ID")
+SECRET_ACCESS_KEY_KEYS = ("AWS_SECRET_ACCESS_KEY", "NEXT_PUBLIC_AWS_SECRET_ACCESS_KEY")
+SESSION_TOKEN_KEYS = ("AWS_SESSION_TOKEN", "NEXT_PUBLIC_AWS_SESSION_TOKEN")
+PROFILE_KEYS = ("AWS_PROFILE",)
+TABLE_KEYS = (
+    "CONNECTIONS_TABLE",
+    "CONNECTIONS_TABLE_NAME",
+    "DYNAMODB_CONNECTIONS_TABLE",
+    "TABLE_NAME",
+    "NEXT_PUBLIC_CONNECTIONS_TABLE",
+)
+WEBSOCKET_URL_KEYS = ("NEXT_PUBLIC_WEBSOCKET_URL", "NEXT_PUBLIC_WS_URL", "WEBSOCKET_URL", "WS_URL")
+MANAGEMENT_URL_KEYS = (
+    "WEBSOCKET_API_ENDPOINT",
+    "API_GATEWAY_MANAGEMENT_ENDPOINT",
+    "MANAGEMENT_API_URL",
+    "WEBSOCKET_MANAGEMENT_URL",
+)
+CREDENTIAL_KEYS = ACCESS_KEY_ID_KEYS + SECRET_ACCESS_KEY_KEYS + SESSION_TOKEN_KEYS
+RECOGNISED_KEYS = (
+    REGION_KEYS + CREDENTIAL_KEYS + PROFILE_KEYS + TABLE_KEYS + WEBSOCKET_URL_KEYS + MANAGEMENT_URL_KEYS
+)
+# Settings whose aliases must agree; values are not secret, so a disagreement may quote them.
+_ALIAS_GROUPS = {
+    "region": REGION_KEYS,
+    "table": TABLE_KEYS,
+    "WebSocket URL": WEBSOCKET_URL_KEYS,
+    "management API URL": MANAGEMENT_URL_KEYS,
+}
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PRIVATE|ACCESS_KEY(?!_ID)|CREDENTIAL", re.IGNORECASE)
+
+# Alternative spellings callers use for a service; the value is boto3's service name.
+SERVICE_ALIASES = {
+    "cloudwatch-logs": "logs",
+    "cloudwatchlogs": "logs",
+    "logs": "logs",
+    "dynamo": "dynamodb",
+    "apigateway-management": "apigatewaymanagementapi",
+    "apigatewaymanagement": "apigatewaymanagementapi",
+    "management": "apigatewaymanagementapi",
+    "connections": "apigatewaymanagementapi",
+    "apigateway-v2": "apigatewayv2",
+}
+MANAGEMENT_SERVICE = "apigatewaymanagementapi"
+# The key in ``Target.endpoints`` that serves every service not listed by name (the lab's moto server).
+ANY_SERVICE = "*"
+
+_USER_AGENT = f"kit/{__version__}"
+
+
+def client_config(kind: TargetKind) -> Config:
+    """A fresh botocore ``Config`` for a client of a ``kind`` target (botocore edits the one it is given).
+
+    Real AWS: adaptive retries ride out throttling during a broad read, timeouts allow for distance.
+    Loopback engines answer fast or not at all: fail quickly so a dead engine is reported, not waited on.
+    """
+    if kind == "aws":
+        return Config(
+            retries={"mode": "adaptive", "max_attempts": 10},
+            connect_timeout=5,
+            read_timeout=30,
+            user_agent_extra=_USER_AGENT,
+        )
+    return Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=2,
+        read_timeout=15,
+        user_agent_extra=_USER_AGENT,
+    )
+
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_EXECUTE_API_HOST = re.compile(
+    r"^(?P<api>[a-z0-9]+)\.execute-api\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})"
+    r"\.amazonaws\.com(?:\.cn)?$"
+)
+
+
+class Secret:
+    """A secret string whose repr and str are redacted; ``reveal()`` is the only way to read it.
+
+    Copies (``copy``, ``deepcopy``, hence ``dataclasses.asdict``) return the same redacted object, so printing
+    a dict built from a dataclass holding one shows ``Secret('***')``.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, format_spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self
+
+
+def mask_access_key_id(access_key_id: str) -> str:
+    """``AKIAIOSFODNN7EXAMPLE`` -> ``AKIA…MPLE``: enough to tell keys apart, not enough to use one."""
+    if len(access_key_id) < 12:
+        return "…" + access_key_id[-2:] if len(access_key_id) > 4 else "…"
+    return f"{access_key_id[:4]}…{access_key_id[-4:]}"
+
+
+@dataclass(frozen=True, init=False)
+class Credentials:
+    """Static AWS credentials. The secret key and session token are ``Secret``s and never printed."""
+
+    access_key_id: str
+    secret_access_key: Secret = field(repr=False)
+    session_token: Secret | None = field(default=None, repr=False)
+
+    def __init__(
+        self,
+        access_key_id: str,
+        secret_access_key: str | Secret,
+        session_token: str | Secret | None = None,
+    ) -> None:
+        if not access_key_id or not secret_access_key:
+            raise ConfigurationError(
+                "Credentials need both an access key id and a secret access key; one of them is empty."
+            )
+        secret = secret_access_key if isinstance(secret_access_key, Secret) else Secret(secret_access_key)
+        token = session_token if isinstance(session_token, Secret | None) else Secret(session_token)
+        object.__setattr__(self, "access_key_id", access_key_id)
+        object.__setattr__(self, "secret_access_key", secret)
+        object.__setattr__(self, "session_token", token or None)
+
+    @property
+    def masked_access_key_id(self) -> str:
+        return mask_access_key_id(self.access_key_id)
+
+    def __repr__(self) -> str:
+        token = "'***'" if self.session_token else "None"
+        return (
+            f"Credentials(access_key_id='{self.masked_access_key_id}', "
+            f"secret_access_key='***', session_token={token})"
+        )
+
+    __str__ = __repr__
+
+
+# --------------------------------------------------------------------------------------------------
+# The app's env file
+
+
+class RedactedValues(dict[str, str]):
+    """The env file's values: an ordinary dict whose repr shows the keys only (values may be secrets)."""
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{key!r}: '…'" for key in self) + "}"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class EnvFile:
+    """A parsed ``.env.local``: the values it sets, where each was set, and every line it could not use.
+
+    ``values`` holds what the file sets (the last value wins for a repeated key, as in dotenv); treat them as
+    secrets and never print them. ``problems`` are full sentences starting with ``line N:`` where a line is to
+    blame. ``path`` is the path as given, for messages.
+    """
+
+    path: str
+    values: RedactedValues = field(repr=False)
+    lines: dict[str, int] = field(repr=False)
+    problems: list[str]
+
+    def first(self, aliases: Sequence[str]) -> tuple[str, str] | None:
+        """The first of ``aliases`` set to a non-empty value, as ``(key, value)``; None when none is."""
+        for key in aliases:
+            value = self.values.get(key)
+            if value:
+                return key, value
+        return None
+
+    def get(self, aliases: Sequence[str]) -> str | None:
+        """The value of the first of ``aliases`` set to a non-empty value, or None."""
+        hit = self.first(aliases)
+        return hit[1] if hit else None
+
+    def line_of(self, key: str) -> int | None:
+        return self.lines.get(key)
+
+
+def read_env_file(path: str | os.PathLike[str]) -> EnvFile:
+    """Read and parse an env file; a missing or unreadable file is a ``ConfigurationError`` naming it."""
+    env_path = Path(path)
+    try:
+        text = env_path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigurationError(
+            f"Env file {env_path} does not exist; pass the path of the app's .env.local with --env-file."
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(
+            f"Env file {env_path} could not be read as UTF-8 text ({type(exc).__name__}); "
+            "check that the path is the app's .env.local."
+        ) from exc
+    return parse_env_text(text, path=str(path))
+
+
+def _binding_line(start_line: int, original: str) -> int:
+    """dotenv reports the line where a binding's text starts, blank lines included; skip those."""
+    leading = original[: len(original) - len(original.lstrip())]
+    return start_line + leading.count("\n")
+
+
+def parse_env_text(text: str, *, path: str = ".env.local") -> EnvFile:
+    """Parse the text of an env file (pure). Lines python-dotenv cannot parse are kept as problems."""
+    values = RedactedValues()
+    lines: dict[str, int] = {}
+    problems: list[str] = []
+    for binding in parse_stream(StringIO(text)):
+        line = _binding_line(binding.original.line, binding.original.string)
+        if binding.error:
+            # Never quote the line: it may hold a secret.
+            problems.append(
+                f"line {line}: could not parse, so it is ignored; look for an unclosed quote "
+                "or a missing '='."
+            )
+            continue
+        key = binding.key
+        if key is None:
+            continue  # a comment or blank line
+        if binding.value is None:
+            problems.append(f"line {line}: {key} has no '=', so it sets nothing.")
+            continue
+        if key in lines:
+            problems.append(
+                f"line {line}: {key} is set again (first on line {lines[key]}); the later value wins."
+            )
+        values[key] = binding.value
+        lines[key] = line
+    problems.extend(_check_env_values(values, lines))
+    return EnvFile(path=path, values=values, lines=lines, problems=problems)
+
+
+def _public_url(url: str) -> str:
+    """A URL without its query string or user info, safe to quote in a message."""
+    parts = urlsplit(url if "//" in url else "//" + url)
+    scheme = f"{parts.scheme}://" if parts.scheme else ""
+    return f"{scheme}{parts.hostname or ''}{parts.path}"
+
+
+def _check_env_values(values: Mapping[str, str], lines: Mapping[str, int]) -> list[str]:
+    problems: list[str] = []
+    for key, value in values.items():
+        at = f"line {lines[key]}: {key}"
+        if key in RECOGNISED_KEYS and not value.strip():
+            problems.append(f"{at} is empty, so the kit ignores it.")
+        if key.startswith("NEXT_PUBLIC_") and (key in CREDENTIAL_KEYS or _SECRET_NAME.search(key)):
+            problems.append(
+                f"{at} puts a credential in a NEXT_PUBLIC_ variable, which Next.js inlines into the "
+                "JavaScript sent to every browser; rotate the key and keep it in a server-only variable."
+            )
+        if key in RECOGNISED_KEYS and "$" in value and key not in CREDENTIAL_KEYS:
+            problems.append(f"{at} refers to another variable with '$'; the kit reads the value literally.")
+    for setting, aliases in _ALIAS_GROUPS.items():
+        present = [(key, values[key]) for key in aliases if values.get(key)]
+        if len({value for _, value in present}) > 1:
+            first_key, first_value = present[0]
+            others = ", ".join(
+                f"{key} (line {lines[key]}) is {_public_url(value) if 'URL' in setting else value}"
+                for key, value in present[1:]
+                if value != first_value
+            )
+            shown = _public_url(first_value) if "URL" in setting else first_value
+            problems.append(
+                f"line {lines[first_key]}: the {setting} is set twice with different values: "
+                f"{first_key} is {shown} but {others}; the kit uses {first_key}, so check which one "
+                "the handler reads."
+            )
+    websocket = next(((k, values[k]) for k in WEBSOCKET_URL_KEYS if values.get(k)), None)
+    if websocket is not None:
+        key, url = websocket
+        scheme = urlsplit(url).scheme.lower()
+        if scheme and scheme not in {"wss", "ws"}:
+            problems.append(
+                f"line {lines[key]}: {key} uses {scheme}://, but browsers open WebSockets with wss://."
+            )
+        parsed = parse_websocket_url(url)
+        region = next(((k, values[k]) for k in REGION_KEYS if values.get(k)), None)
+        if parsed is None:
+            problems.append(
+                f"line {lines[key]}: {key} is not an execute-api URL "
+                "(wss://{api}.execute-api.{region}.amazonaws.com/{stage}), so the API id, region and "
+                "stage cannot be read from it; a custom domain hides them."
+            )
+        elif region is not None and region[1] != parsed[1]:
+            problems.append(
+                f"line {lines[key]}: {key} points at an API in {parsed[1]}, but {region[0]} "
+                f"(line {lines[region[0]]}) is {region[1]}; the $connect Lambda runs in {parsed[1]} and, "
+                f"unless it sets its own region, writes to the table in {parsed[1]}."
+            )
+    management = next(((k, values[k]) for k in MANAGEMENT_URL_KEYS if values.get(k)), None)
+    if management is not None and urlsplit(management[1]).scheme.lower() in {"wss", "ws"}:
+        key = management[0]
+        problems.append(
+            f"line {lines[key]}: {key} uses a WebSocket scheme; the management API (@connections) is "
+            "reached over https://, so a client built from it cannot post to connections."
+        )
+    return problems
+
+
+def parse_websocket_url(url: str) -> tuple[str, str, str] | None:
+    """``wss://{api}.execute-api.{region}.amazonaws.com/{stage}`` -> ``(api_id, region, stage)``, else None.
+
+    Also accepts the management form (``https://``, or no scheme) and ignores a query string or a path after
+    the stage (``/prod/@connections``). A custom domain carries none of the three, so it gives None.
+    """
+    candidate = url.strip()
+    if not candidate:
+        return None
+    parts = urlsplit(candidate if "//" in candidate else "//" + candidate)
+    if parts.scheme and parts.scheme.lower() not in {"wss", "ws", "https", "http"}:
+        return None
+    match = _EXECUTE_API_HOST.match((parts.hostname or "").lower())
+    stage = parts.path.strip("/").split("/", 1)[0]
+    if match is None or not stage:
+        return None
+    return match["api"], match["region"], stage
+
+
+def management_url_for(api_id: str, region: str, stage: str) -> str:
+    """The @connections endpoint API Gateway gives a WebSocket API stage."""
+    return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
+
+
+# --------------------------------------------------------------------------------------------------
+# The target
+
+
+def canonical_service(service: str) -> str:
+    """boto3's name for ``service``, resolving the kit's aliases ("cloudwatch-logs" -> "logs")."""
+    name = service.strip().lower()
+    return SERVICE_ALIASES.get(name, name)
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _isolated_botocore_session(*, hermetic: bool) -> Any:
+    """A botocore session that ignores AWS_PROFILE (and, when hermetic, the AWS config files).
+
+    Used with explicit credentials: a stale AWS_PROFILE naming a missing profile must not break a target
+    whose credentials came from elsewhere, and the lab must not depend on anyone's ~/.aws.
+    """
+    session_vars: dict[str, tuple[str | None, str | None, str | None, None]] = {
+        "profile": (None, None, None, None)
+    }
+    if hermetic:
+        session_vars["config_file"] = (None, None, os.devnull, None)
+        session_vars["credentials_file"] = (None, None, os.devnull, None)
+    return botocore.session.Session(session_vars=session_vars)
+
+
+def _aws_config_files(session: Any) -> str:
+    config_file = session.get_config_variable("config_file")
+    credentials_file = session.get_config_variable("credentials_file")
+    return f"{config_file} or {credentials_file}"
+
+
+class _ClientCache:
+    """Per-target session and clients. Copies start empty, so ``asdict``/``replace`` never share clients."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.session: Any = None
+        self.clients: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"_ClientCache(clients={sorted(self.clients)})"
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _ClientCache:
+        return _ClientCache()
+
+    def __copy__(self) -> _ClientCache:
+        return _ClientCache()
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the investigation looks and how the kit reaches it. Build one with ``local`` or ``aws``.
+
+    ``endpoints`` maps boto3 service names to URLs (the lab's engines); the key ``"*"`` serves every service
+    not listed. An AWS target normally has none. ``source`` says in words where the target came from;
+    ``provenance`` says where each of region, table, profile and credentials came from; ``problems`` carries
+    what the env file and the resolution noticed (sentences, no secrets). ``read_only`` is True unless the
+    caller opted in to writes (``Target.local`` does, the lab being disposable).
+    """
+
+    kind: TargetKind
+    region: str
+    table: str = DEFAULT_TABLE
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    profile: str | None = None
+    credentials: Credentials | None = None
+    source: str = ""
+    websocket_url: str | None = None
+    management_url: str | None = None
+    api_id: str | None = None
+    stage: str | None = None
+    index: str = DEFAULT_INDEX
+    read_only: bool = True
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    _cache: _ClientCache = field(default_factory=_ClientCache, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("lab", "aws"):
+            raise ConfigurationError(f"Target kind {self.kind!r} is unknown; use 'lab' or 'aws'.")
+        if not _REGION.match(self.region):
+            raise ConfigurationError(f"{self.region!r} is not an AWS region name; pass one like us-east-2.")
+        if not _TABLE_NAME.match(self.table):
+            raise ConfigurationError(
+                f"{self.table!r} is not a valid DynamoDB table name (3-255 letters, digits, '_', '-' "
+                "or '.'); pass the table the $connect handler writes to with --table."
+            )
+        endpoints = {canonical_service(name): url for name, url in self.endpoints.items()}
+        if self.kind == "lab":
+            if not endpoints:
+                raise ConfigurationError(
+                    "A lab target needs at least one local endpoint; start the engines "
+                    "(kit.lab.engines) and pass their URLs."
+                )
+            remote = sorted(url for url in endpoints.values() if not _is_loopback(url))
+            if remote:
+                raise ConfigurationError(
+                    f"A lab target only talks to loopback, but {', '.join(remote)} is not; "
+                    "use Target.aws for a real account."
+                )
+        # A private copy: the caller's dict may change, a frozen target must not.
+        object.__setattr__(self, "endpoints", endpoints)
+        object.__setattr__(self, "provenance", dict(self.provenance))
+        object.__setattr__(self, "problems", tuple(self.problems))
+
+    def __hash__(self) -> int:
+        return hash(
+            (
+                self.kind,
+                self.region,
+                self.table,
+                tuple(sorted(self.endpoints.items())),
+                self.profile,
+                self.credentials,
+                self.websocket_url,
+                self.management_url,
+                self.api_id,
+                self.stage,
+                self.index,
+                self.read_only,
+            )
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    # Constructors
+
+    @classmethod
+    def local(
+        cls,
+        endpoints: Mapping[str, str],
+        *,
+        region: str = DEFAULT_LAB_REGION,
+        table: str | None = None,
+        index: str = DEFAULT_INDEX,
+        websocket_url: str | None = None,
+        management_url: str | None = None,
+        api_id: str | None = None,
+        stage: str | None = None,
+        source: str = "lab",
+    ) -> Target:
+        """A lab target: local engines on loopback, signed with the lab's dummy credentials, writable.
+
+        ``table`` None means ``chatgenius-connections``.
+        """
+        parsed = parse_websocket_url(websocket_url) if websocket_url else None
+        return cls(
+            kind="lab",
+            region=region,
+            table=DEFAULT_TABLE if table is None else table,
+            endpoints=endpoints,
+            credentials=Credentials(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY),
+            source=source,
+            websocket_url=websocket_url,
+            management_url=management_url,
+            api_id=api_id or (parsed[0] if parsed else None),
+            stage=stage or (parsed[2] if parsed else None),
+            index=index,
+            read_only=False,
+            provenance={
+                "region": "argument" if region != DEFAULT_LAB_REGION else "lab default",
+                "table": "default" if table is None else "argument",
+                "credentials": "lab dummy credentials (kit.lab.engines)",
+            },
+        )
+
+    @classmethod
+    def aws(
+        cls,
+        *,
+        profile: str | None = None,
+        region: str | None = None,
+        table: str | None = None,
+        env_file: str | os.PathLike[str] | None = None,
+        websocket_url: str | None = None,
+        allow_writes: bool = False,
+    ) -> Target:
+        """A real AWS account, resolved without calling AWS.
+
+        Region: ``region``, else the env file (``REGION_KEYS``), else ``AWS_REGION``/``AWS_DEFAULT_REGION``,
+        else the profile's configured region. Credentials: an explicit ``profile`` wins; else the env file's
+        ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and token), else the profile named in the env file
+        (``AWS_PROFILE``) or the default chain; they are only checked to exist, never used. Table:
+        ``table``, else the env file (``TABLE_KEYS``), else ``chatgenius-connections``. Anything missing is
+        a ``ConfigurationError`` naming every place looked in. The target is read-only unless
+        ``allow_writes``.
+        """
+        env = read_env_file(env_file) if env_file is not None else None
+        problems: list[str] = list(env.problems) if env else []
+        provenance: dict[str, str] = {}
+
+        profiles = _resolve_profile(profile, env, provenance)
+        api = _resolve_api(websocket_url, env)
+        region = _resolve_region(region, env, profiles, api, provenance)
+        # When both came from the env file, its own problem list already says so, with line numbers.
+        region_from_file = env is not None and provenance["region"].startswith(f"{env.path} (")
+        url_from_file = env is not None and not websocket_url and env.get(WEBSOCKET_URL_KEYS) is not None
+        if api.parsed and api.parsed[1] != region and not (region_from_file and url_from_file):
+            api_id, api_region, _ = api.parsed
+            problems.append(
+                f"The WebSocket API {api_id} is in {api_region} but the target region is {region} "
+                f"(from {provenance['region']}); unless the $connect Lambda sets its own region, it "
+                f"writes to the table in {api_region}."
+            )
+        credentials, session = _resolve_credentials(env, profiles, region, provenance, problems)
+        table = _resolve_table(table, env, provenance)
+
+        profile_used = profiles.explicit if credentials is None else None
+        source_parts = [f"file {env.path}"] if env else []
+        if profile_used:
+            source_parts.append(f"profile {profile_used}")
+        elif credentials is None:
+            source_parts.append(provenance["credentials"])
+        parsed = api.parsed
+        target = cls(
+            kind="aws",
+            region=region,
+            table=table,
+            endpoints={},
+            profile=profile_used,
+            credentials=credentials,
+            source=", ".join(source_parts),
+            websocket_url=api.websocket_url,
+            management_url=api.management_url,
+            api_id=parsed[0] if parsed else None,
+            stage=parsed[2] if parsed else None,
+            read_only=not allow_writes,
+            provenance=provenance,
+            problems=tuple(problems),
+        )
+        # Keep the session whose credentials were checked: resolving twice could prompt for MFA twice.
+        target._cache.session = session
+        log.debug("resolved AWS target: %s", target.describe())
+        return target
+
+    # ----------------------------------------------------------------------------------------------
+    # Clients
+
+    def session(self) -> Any:
+        """The boto3 session for this target, built once per target."""
+        with self._cache.lock:
+            if self._cache.session is None:
+                self._cache.session = self._new_session()
+            return self._cache.session
+
+    def _new_session(self) -> Any:
+        if self.credentials is not None:
+            token = self.credentials.session_token
+            return boto3.Session(
+                botocore_session=_isolated_botocore_session(hermetic=self.kind == "lab"),
+                aws_access_key_id=self.credentials.access_key_id,
+                aws_secret_access_key=self.credentials.secret_access_key.reveal(),
+                aws_session_token=token.reveal() if token else None,
+                region_name=self.region,
+            )
+        if self.kind == "lab":
+            return boto3.Session(
+                botocore_session=_isolated_botocore_session(hermetic=True),
+                aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+                aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+                region_name=self.region,
+            )
+        try:
+            return boto3.Session(profile_name=self.profile, region_name=self.region)
+        except ProfileNotFound as exc:
+            raise ConfigurationError(
+                f"AWS profile '{self.profile}' was not found in the AWS config files; check the name "
+                "with `aws configure list-profiles`."
+            ) from exc
+
+    def endpoint_for(self, service: str) -> str | None:
+        """The URL a client for ``service`` talks to; None means AWS's public endpoint for the region."""
+        name = canonical_service(service)
+        url = self.endpoints.get(name)
+        if url is None and name == MANAGEMENT_SERVICE:
+            url = self.management_url
+            if url is None and self.kind == "aws" and self.api_id and self.stage:
+                url = management_url_for(self.api_id, self.region, self.stage)
+            if url is None:
+                raise ConfigurationError(
+                    f"No management API URL for target {self.label}: set WEBSOCKET_API_ENDPOINT in the "
+                    "env file or give the WebSocket URL (--websocket-url) so it can be derived."
+                )
+        if url is None:
+            url = self.endpoints.get(ANY_SERVICE)
+        if url is None and self.kind == "lab":
+            # Never let a lab client fall through to a real AWS endpoint.
+            raise ConfigurationError(
+                f"The lab target has no endpoint for {name} (it has {', '.join(sorted(self.endpoints))}); "
+                "start the engine that serves it and pass its URL."
+            )
+        return url
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on this target, built once per target and service."""
+        name = canonical_service(service)
+        with self._cache.lock:
+            cached = self._cache.clients.get(name)
+            if cached is not None:
+                return cached
+            endpoint = self.endpoint_for(name)
+            try:
+                made = self.session().client(
+                    name,
+                    region_name=self.region,
+                    endpoint_url=endpoint,
+                    config=client_config(self.kind),
+                )
+            except UnknownServiceError as exc:
+                raise ConfigurationError(
+                    f"boto3 knows no service called {service!r}; use its boto3 name, e.g. 'dynamodb' "
+                    "or 'logs'."
+                ) from exc
+            log.debug("%s client for %s at %s", name, self.label, endpoint or "AWS")
+            self._cache.clients[name] = made
+            return made
+
+    # ----------------------------------------------------------------------------------------------
+    # Reporting and safety
+
+    @property
+    def label(self) -> str:
+        """A short name for messages: ``lab us-east-2`` or ``aws us-east-2 (profile dev)``."""
+        suffix = f" (profile {self.profile})" if self.profile else ""
+        return f"{self.kind} {self.region}{suffix}"
+
+    def describe(self) -> dict[str, str]:
+        """A printable summary for reports; redacted (the access key id is masked, secrets are absent)."""
+        summary = {
+            "kind": self.kind,
+            "region": self.region,
+            "table": self.table,
+            "index": self.index,
+            "source": self.source,
+            "endpoints": ", ".join(f"{k}={v}" for k, v in sorted(self.endpoints.items())) or "AWS",
+            "profile": self.profile or "",
+            "access_key_id": self.credentials.masked_access_key_id if self.credentials else "",
+            "credential_source": self.provenance.get("credentials", ""),
+            "region_source": self.provenance.get("region", ""),
+            "table_source": self.provenance.get("table", ""),
+            "websocket_url": _public_url(self.websocket_url) if self.websocket_url else "",
+            "management_url": _public_url(self.management_url) if self.management_url else "",
+            "api_id": self.api_id or "",
+            "stage": self.stage or "",
+            "read_only": "yes" if self.read_only else "no",
+            "problems": str(len(self.problems)),
+        }
+        return summary
+
+    def require_writes(self, action: str) -> None:
+        """Raise unless this target may be changed; call before anything that writes."""
+        if not self.read_only:
+            return
+        where = "a real AWS account" if self.kind == "aws" else "the lab"
+        raise ConfigurationError(
+            f"Cannot {action}: target {self.label} is read-only against {where}; pass --allow-writes "
+            "to let the kit change it."
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Resolving an AWS target, one setting at a time. Each records where its answer came from in
+# ``provenance``; none calls AWS.
+
+
+@dataclass(frozen=True)
+class _Profile:
+    explicit: str | None  # named by --profile or the env file; None leaves the choice to botocore
+    name: str  # the profile botocore will use, for messages ("default" when none is named)
+    from_argument: bool
+    session: Any  # a botocore session for that profile
+    scoped_config: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _Api:
+    websocket_url: str | None
+    management_url: str | None
+    parsed: tuple[str, str, str] | None  # (api_id, region, stage)
+
+
+def _resolve_profile(profile: str | None, env: EnvFile | None, provenance: dict[str, str]) -> _Profile:
+    from_argument = bool(profile)
+    if profile:
+        provenance["profile"] = "--profile"
+    elif env and (hit := env.first(PROFILE_KEYS)):
+        profile = hit[1]
+        provenance["profile"] = f"{env.path} ({hit[0]})"
+    # A profile named only by AWS_PROFILE is left to botocore, which then still lets AWS_ACCESS_KEY_ID
+    # win, as every AWS SDK does; naming it explicitly would change that order.
+    environ_profile = _env_first("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+    if profile is None and environ_profile:
+        provenance["profile"] = "environment (AWS_PROFILE)"
+    session = botocore.session.Session(profile=profile)
+    name = profile or environ_profile or "default"
+    try:
+        scoped_config = session.get_scoped_config()
+    except ProfileNotFound as exc:
+        raise ConfigurationError(
+            f"AWS profile '{name}' (from {provenance.get('profile', 'the default')}) was not found in "
+            f"{_aws_config_files(session)}; check the name with `aws configure list-profiles` or pass "
+            "another --profile."
+        ) from exc
+    except BotoCoreError as exc:
+        raise ConfigurationError(
+            f"The AWS config files ({_aws_config_files(session)}) could not be read "
+            f"({type(exc).__name__}); fix them or point AWS_CONFIG_FILE elsewhere."
+        ) from exc
+    return _Profile(profile, name, from_argument, session, scoped_config)
+
+
+def _resolve_api(websocket_url: str | None, env: EnvFile | None) -> _Api:
+    websocket = websocket_url or (env.get(WEBSOCKET_URL_KEYS) if env else None)
+    management = env.get(MANAGEMENT_URL_KEYS) if env else None
+    parsed = parse_websocket_url(websocket) if websocket else None
+    if parsed is None and management:
+        parsed = parse_websocket_url(management)
+    if management and urlsplit(management).scheme.lower() in {"wss", "ws"}:
+        # The app's value is wrong (already an env-file problem); the kit still reaches it over https.
+        management = urlunsplit(urlsplit(management)._replace(scheme="https"))
+    if management is None and parsed:
+        management = management_url_for(*parsed)
+    return _Api(websocket, management, parsed)
+
+
+def _resolve_region(
+    region: str | None,
+    env: EnvFile | None,
+    profile: _Profile,
+    api: _Api,
+    provenance: dict[str, str],
+) -> str:
+    found: tuple[str, str] | None = None
+    if region:
+        found = ("--region", region)
+    elif env and (hit := env.first(REGION_KEYS)):
+        found = (f"{env.path} ({hit[0]})", hit[1])
+    elif environ_key := _env_first_key("AWS_REGION", "AWS_DEFAULT_REGION"):
+        found = (f"environment ({environ_key})", os.environ[environ_key])
+    elif profile.scoped_config.get("region"):
+        found = (f"profile {profile.name}", str(profile.scoped_config["region"]))
+    if found is None:
+        in_file = (
+            f"not in {env.path} (looked for {', '.join(REGION_KEYS)})" if env else "no env file was given"
+        )
+        hint = f"{api.parsed[1]} (the WebSocket API's region)" if api.parsed else "us-east-2"
+        raise ConfigurationError(
+            f"No AWS region: not given with --region, {in_file}, not in AWS_REGION/AWS_DEFAULT_REGION, "
+            f"and profile '{profile.name}' has none; pass --region {hint}."
+        )
+    provenance["region"], value = found
+    value = value.strip()
+    if not _REGION.match(value):
+        raise ConfigurationError(
+            f"The region {value!r} from {provenance['region']} is not an AWS region name; fix it or "
+            "pass --region us-east-2."
+        )
+    return value
+
+
+def _resolve_credentials(
+    env: EnvFile | None,
+    profile: _Profile,
+    region: str,
+    provenance: dict[str, str],
+    problems: list[str],
+) -> tuple[Credentials | None, Any]:
+    """The env file's static credentials (and a session on them), or None and the profile's session."""
+    from_file = _credentials_from_env(env) if env else None
+    if env and from_file and not profile.from_argument:
+        credentials, key = from_file
+        provenance["credentials"] = f"{env.path} ({key})"
+        token = credentials.session_token
+        session = boto3.Session(
+            botocore_session=_isolated_botocore_session(hermetic=False),
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key.reveal(),
+            aws_session_token=token.reveal() if token else None,
+            region_name=region,
+        )
+        return credentials, session
+    if env and from_file:
+        problems.append(
+            f"{env.path} holds credentials, but --profile {profile.name} was given, so the profile's "
+            "are used."
+        )
+    try:
+        found = profile.session.get_credentials()
+    except BotoCoreError as exc:
+        raise ConfigurationError(
+            f"The credentials of AWS profile '{profile.name}' could not be loaded "
+            f"({type(exc).__name__}); run `aws sso login --profile {profile.name}` or `aws configure`, "
+            "or pass another --profile."
+        ) from exc
+    if found is None:
+        in_file = (
+            f"not in {env.path} (looked for {', '.join(ACCESS_KEY_ID_KEYS)} with "
+            f"{', '.join(SECRET_ACCESS_KEY_KEYS)})"
+            if env
+            else "no env file was given"
+        )
+        raise ConfigurationError(
+            f"No AWS credentials: {in_file}, not in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, not in "
+            f"profile '{profile.name}' of {_aws_config_files(profile.session)}, and no SSO, container "
+            "or instance role is configured; run `aws configure` or `aws sso login`, or pass --profile."
+        )
+    method = getattr(found, "method", "unknown")
+    provenance["credentials"] = (
+        "environment (AWS_ACCESS_KEY_ID)" if method == "env" else f"profile {profile.name} ({method})"
+    )
+    return None, boto3.Session(botocore_session=profile.session, region_name=region)
+
+
+def _resolve_table(table: str | None, env: EnvFile | None, provenance: dict[str, str]) -> str:
+    found: tuple[str, str]
+    if table is not None:
+        found = ("--table", table)
+    elif env and (hit := env.first(TABLE_KEYS)):
+        found = (f"{env.path} ({hit[0]})", hit[1])
+    else:
+        found = ("default", DEFAULT_TABLE)
+    provenance["table"], value = found
+    if not _TABLE_NAME.match(value):
+        raise ConfigurationError(
+            f"No usable table name: {value!r} from {provenance['table']} is not a valid DynamoDB table "
+            "name (3-255 letters, digits, '_', '-' or '.'); pass the table the $connect handler writes "
+            "to with --table."
+        )
+    return value
+
+
+def _env_first_key(*names: str) -> str | None:
+    return next((name for name in names if os.environ.get(name, "").strip()), None)
+
+
+def _env_first(*names: str) -> str | None:
+    key = _env_first_key(*names)
+    return os.environ[key].strip() if key else None
+
+
+def _credentials_from_env(env: EnvFile) -> tuple[Credentials, str] | None:
+    """Static credentials the env file sets, with the key the access key id came from; None when it sets none.
+
+    Half a pair is a ``ConfigurationError``: silently falling back to a profile would investigate another
+    identity than the app's.
+    """
+    key_id = env.first(ACCESS_KEY_ID_KEYS)
+    secret = env.first(SECRET_ACCESS_KEY_KEYS)
+    token = env.first(SESSION_TOKEN_KEYS)
+    if key_id is None and secret is None:
+        if token is not None:
+            raise ConfigurationError(
+                f"{env.path} sets {token[0]} but no {ACCESS_KEY_ID_KEYS[0]} or "
+                f"{SECRET_ACCESS_KEY_KEYS[0]}; add the pair or remove the token."
+            )
+        return None
+    if key_id is None or secret is None:
+        have, missing = (key_id, SECRET_ACCESS_KEY_KEYS) if secret is None else (secret, ACCESS_KEY_ID_KEYS)
+        assert have is not None
+        raise ConfigurationError(
+            f"{env.path} sets {have[0]} but none of {', '.join(missing)}; credentials need both, so add "
+            "the missing one or remove both and use --profile."
+        )
+    return Credentials(key_id[1], secret[1], token[1] if token else None), key_id[0]
