@@ -41,9 +41,43 @@ def _cmd_engine(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_lab(args: argparse.Namespace) -> int:
+    """``kit lab up`` (foreground until Ctrl-C/SIGTERM) and ``kit lab scenarios``."""
+    from kit.lab import scenarios
+
+    if args.action == "scenarios":
+        width = max(len(name) for name in scenarios.SCENARIOS)
+        for scenario in scenarios.SCENARIOS.values():
+            print(f"{scenario.name:{width}}  {scenario.summary}")
+        return EXIT_OK
+    from kit.lab.lab import Lab, lab_file
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Lab(args.scenario, dynamodb=args.dynamodb, region=args.region) as lab:
+        assert lab.info is not None
+        print(json.dumps({**lab.info.as_dict(), "lab_file": str(lab_file())}, indent=2), flush=True)
+        print(
+            f"lab up (scenario {lab.info.scenario}); connect to {lab.info.websocket_url}; Ctrl-C to stop.",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    print("lab stopped", file=sys.stderr)
+    return EXIT_OK
+
+
 def _target_from_args(args: argparse.Namespace) -> Any:
     from kit.target import Target
 
+    if getattr(args, "target", None) == "lab":
+        from kit.lab.lab import lab_target
+
+        return lab_target()
     if args.endpoint:
         return Target.local({"dynamodb": args.endpoint}, region=args.region or "us-east-2", table=args.table)
     return Target.aws(profile=args.profile, region=args.region, table=args.table, env_file=args.env_file)
@@ -95,7 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--dynamodb", choices=["auto", "dynamodb-local", "moto"], default="auto")
     engine.set_defaults(run=_cmd_engine)
 
+    lab = sub.add_parser("lab", help="the local lab: `kit lab up [--scenario NAME]`, `kit lab scenarios`")
+    lab.add_argument("action", choices=["up", "scenarios"])
+    lab.add_argument("--scenario", default="healthy", help="see `kit lab scenarios` (default: healthy)")
+    lab.add_argument("--dynamodb", choices=["auto", "dynamodb-local", "moto"], default="auto")
+    lab.add_argument("--region", default="us-east-2")
+    lab.set_defaults(run=_cmd_lab)
+
     table = sub.add_parser("table", help="check the connections table against the expected schema")
+    table.add_argument("--target", choices=["lab", "aws"], default="aws", help="lab reads .kit/lab.json")
     table.add_argument("action", choices=["diff", "create"], nargs="?", default="diff")
     table.add_argument("--endpoint", help="a local DynamoDB endpoint URL (DynamoDB Local or moto)")
     table.add_argument("--profile", help="AWS profile for a real account")
@@ -105,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--json", action="store_true", help="print the differences as JSON")
     table.set_defaults(run=_cmd_table)
 
-    for name in ("lab", "probe", "logs", "iam", "config", "diagnose", "report"):
+    for name in ("probe", "logs", "iam", "config", "diagnose", "report"):
         stub = sub.add_parser(name, help="(not built yet)")
         stub.add_argument("rest", nargs=argparse.REMAINDER)
         stub.set_defaults(run=_not_built(name))

@@ -263,9 +263,10 @@ class ChangeCountingApp:
 def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     """Start moto's server in this process (a thread) on a free loopback port and wait until it answers.
 
-    moto keeps state in module globals, so all moto servers in one process share it, and starting one resets
-    it: run one per process (the lab does). The returned engine's ``generation()`` counts configuration changes made through IAM, Lambda and
-    API Gateway, for caches that must follow live configuration.
+    moto keeps state in module globals, so all moto servers in one process share it, and starting one
+    resets it: run one per process (the lab does). The returned engine's ``generation()`` counts
+    configuration changes made through IAM, Lambda and API Gateway, for caches that must follow live
+    configuration.
     """
     try:
         from moto.moto_server.werkzeug_app import (
@@ -294,8 +295,8 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     while time.monotonic() < deadline:
         if _answers(url + "/moto-api/"):
             # moto keeps its state in module globals, shared by every server in this process: start clean.
-            reset = urllib.request.Request(url + "/moto-api/reset", method="POST", data=b"")
-            with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 - loopback URL we built
+            reset = urllib.request.Request(url + "/moto-api/reset", method="POST", data=b"")  # noqa: S310
+            with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 - the loopback URL built above
                 pass
             return engine
         time.sleep(0.05)

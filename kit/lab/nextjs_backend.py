@@ -74,6 +74,7 @@ def serve() -> None:
     server = ThreadingHTTPServer((LOOPBACK, 0), Route)
     server.daemon_threads = True
     print(f"http://{LOOPBACK}:{server.server_port}/api/websocket", flush=True)
+
     # Stop when the parent closes our stdin (or dies): no orphan backend.
     def stop_when_stdin_closes() -> None:
         sys.stdin.read()

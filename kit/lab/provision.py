@@ -150,7 +150,7 @@ def provision(
         Handler=handler,
         Code={"ZipFile": handler_zip()},
         Timeout=6,
-        MemorySize=128,
+        MemorySize=256,
         Environment={"Variables": {"TABLE_NAME": table, "AUTH_MODE": "email"}},
         Description="WebSocket $connect/$disconnect/message handler (kit lab)",
     )

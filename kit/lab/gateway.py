@@ -1,0 +1,649 @@
+"""The lab's API Gateway WebSocket endpoint: a thin asyncio shell on ``websockets`` around the pure core.
+
+Every decision (which route, which event, which status, close code or error frame, what @connections
+answers, what the logs say) is made in :mod:`kit.lab.gateway_core` and :mod:`kit.lab.gateway_logs`. This
+module only does the I/O: it accepts sockets on 127.0.0.1, reads the API's live configuration through
+:class:`kit.lab.live.LiveConfig` when it acts, invokes integrations (Lambda through the lab's runtime,
+HTTP_PROXY over HTTP), sends frames, serves ``/{stage}/@connections/{id}`` on a second loopback port, and
+hands log lines to the log writer.
+
+It must not decide anything the core can decide, and it must not know about scenarios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+
+from kit import policy
+from kit.errors import KitError
+from kit.lab import gateway_core as core
+from kit.lab import gateway_logs
+from kit.lab.cloudwatch import LogWriter
+from kit.lab.dynamodb_front import parse_scope
+from kit.lab.engines import LOCAL_ACCESS_KEY_ID, LOOPBACK
+from kit.lab.live import CredentialIssuer, LiveConfig
+from kit.lab.runtime import LambdaCredentials, LambdaRuntime, function_config_from_answer
+
+log = logging.getLogger("kit.lab")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class GatewaySettings:
+    api_id: str
+    stage: str
+    region: str
+    account_id: str
+    code_dir: str
+    idle: core.IdlePolicy = field(default_factory=core.IdlePolicy)
+    # Environment every function gets on top of its configuration: AWS_ENDPOINT_URL[_<SERVICE>] pointing
+    # at the lab (filled in by the lab), as Lambda adds its reserved variables.
+    function_env: dict[str, str] = field(default_factory=dict)
+
+
+class GatewayConnection(ServerConnection):
+    """A server connection that applies API Gateway's frame limits before websockets reassembles."""
+
+    kit_connection: core.Connection | None = None
+    kit_close: core.CloseDecision | None = None
+    kit_subprotocol: str | None = None
+    _message_len = 0
+    _message_binary = False
+
+    def process_event(self, event: Any) -> None:
+        if isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            if self.kit_close is not None:
+                return  # already closing: drop the rest, as the gateway would
+            if event.opcode is Opcode.CONT:
+                self._message_len += len(event.data)
+            else:
+                self._message_len = len(event.data)
+                self._message_binary = event.opcode is Opcode.BINARY
+            decision = core.check_inbound(
+                is_binary=self._message_binary, frame_len=len(event.data), message_len=self._message_len
+            )
+            if decision is not None:
+                self.kit_close = decision
+                self.loop.create_task(self.close(decision.code, decision.reason))
+                return
+        super().process_event(event)
+
+
+class Gateway:
+    """The WebSocket endpoint and the @connections API of one API stage, on loopback."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        live: LiveConfig,
+        runtime: LambdaRuntime,
+        issuer: CredentialIssuer,
+        logs: LogWriter,
+    ) -> None:
+        self.settings = settings
+        self.live = live
+        self.runtime = runtime
+        self.issuer = issuer
+        self.logs = logs
+        self.registry = core.ConnectionRegistry()
+        self._sockets: dict[str, GatewayConnection] = {}
+        self._rng = random.Random(secrets.randbits(64))
+        self._execution_stream = secrets.token_hex(16)
+        self._access_stream = secrets.token_hex(16)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ws_server: Server | None = None
+        self._mgmt_server: asyncio.Server | None = None
+        self._ready = threading.Event()
+        self._stopping: asyncio.Event | None = None
+        self._startup_error: BaseException | None = None
+        self._credentials: dict[str, LambdaCredentials] = {}
+        self.ws_port = 0
+        self.management_port = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    @property
+    def websocket_url(self) -> str:
+        return f"ws://{LOOPBACK}:{self.ws_port}/{self.settings.stage}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.management_port}/{self.settings.stage}"
+
+    def start(self) -> Gateway:
+        self._thread = threading.Thread(target=self._run_loop, name="kit-gateway", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=30)
+        if self._startup_error is not None:
+            raise KitError(f"the lab gateway could not start: {self._startup_error}") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+    def _run_loop(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # surfaced to start() or logged; the lab must not die silently
+            self._startup_error = exc
+            self._ready.set()
+            log.exception("lab gateway stopped with an error")
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._ws_server = await serve(
+            self._serve_connection,
+            LOOPBACK,
+            0,
+            create_connection=GatewayConnection,
+            process_request=self._process_request,
+            process_response=self._process_response,
+            compression=None,
+            max_size=None,  # the core enforces API Gateway's 32 KB frame / 128 KB message limits
+            ping_interval=None,
+            server_header=None,
+        )
+        self.ws_port = self._ws_server.sockets[0].getsockname()[1]
+        self._mgmt_server = await asyncio.start_server(self._serve_management, LOOPBACK, 0)
+        self.management_port = self._mgmt_server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stopping.wait()
+        # Going away: clients see 1001, as when API Gateway drops connections.
+        for connection in list(self._sockets.values()):
+            with contextlib.suppress(Exception):
+                await connection.close(1001, "Going away")
+        self._ws_server.close()
+        self._mgmt_server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._ws_server.wait_closed(), 5)
+
+    # -- configuration -------------------------------------------------------------------------------------
+
+    def _api(self) -> core.ApiConfig | None:
+        answers = self.live.api(self.settings.api_id, self.settings.stage)
+        if answers is None:
+            return None
+        return core.api_config_from_answers(*answers)
+
+    # -- integrations --------------------------------------------------------------------------------------
+
+    async def _invoke(
+        self, api: core.ApiConfig, decision: core.RouteDecision, event: dict[str, Any]
+    ) -> core.IntegrationResult:
+        integration = decision.integration
+        if decision.kind != "integration" or integration is None:
+            return core.NOT_INVOKED
+        started = time.monotonic()
+        if integration.integration_type == "AWS_PROXY":
+            return await self._invoke_lambda(
+                api, integration, event, decision.route_key or "$default", started
+            )
+        if integration.integration_type in ("HTTP_PROXY", "HTTP"):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, self._invoke_http, integration, event, started)
+        return core.IntegrationResult(
+            "invoke-error", error_message=f"integration type {integration.integration_type} is not supported"
+        )
+
+    def _invoke_permitted(self, function_name: str, route_key: str) -> bool:
+        """Whether the function's resource policy lets API Gateway invoke it for this route."""
+        document = self.live.function_policy(function_name)
+        if not document:
+            return False
+        settings = self.settings
+        source = (
+            f"arn:aws:execute-api:{settings.region}:{settings.account_id}:{settings.api_id}/"
+            f"{settings.stage}/{route_key}"
+        )
+        for statement in document.get("Statement", []):
+            principal = statement.get("Principal", {})
+            service = principal.get("Service") if isinstance(principal, dict) else principal
+            actions = statement.get("Action", [])
+            actions = [actions] if isinstance(actions, str) else actions
+            if statement.get("Effect") != "Allow" or service != "apigateway.amazonaws.com":
+                continue
+            if not any(policy.action_matches(a, "lambda:InvokeFunction") for a in actions):
+                continue
+            arn_like = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
+            if arn_like is None or policy.resource_matches(str(arn_like), source):
+                return True
+        return False
+
+    async def _invoke_lambda(
+        self,
+        api: core.ApiConfig,
+        integration: core.IntegrationConfig,
+        event: dict[str, Any],
+        route_key: str,
+        started: float,
+    ) -> core.IntegrationResult:
+        function_arn = core.lambda_function_arn(integration.uri) or ""
+        function_name = function_arn.rsplit(":", 1)[-1]
+        answer = self.live.function_configuration(function_name)
+        if answer is None:
+            return core.IntegrationResult("invoke-error", error_message=f"Function not found: {function_arn}")
+        if not self._invoke_permitted(function_name, route_key):
+            return core.IntegrationResult(
+                "invoke-error", error_message="Invalid permissions on Lambda function"
+            )
+        config = function_config_from_answer(answer, self.settings.region, code_path=self.settings.code_dir)
+        credentials = self._credentials_for(config.role_arn, config.function_name)
+        extra_env = dict(self.settings.function_env)
+        extra_env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = self.management_url
+        try:
+            result = await self.runtime.ainvoke(config, event, credentials=credentials, extra_env=extra_env)
+        except KitError as exc:
+            return core.IntegrationResult("invoke-error", error_message=str(exc))
+        latency = int((time.monotonic() - started) * 1000)
+        if result.kind == "response":
+            return core.lambda_proxy_result(
+                result.payload, integration_request_id=result.request_id, latency_ms=latency
+            )
+        if result.kind == "timeout":
+            return core.IntegrationResult(
+                "timeout", integration_request_id=result.request_id, latency_ms=latency
+            )
+        return core.IntegrationResult(
+            "function-error",
+            error_message=result.error_message or result.error_type or "function error",
+            integration_request_id=result.request_id,
+            latency_ms=latency,
+        )
+
+    def _credentials_for(self, role_arn: str, function_name: str) -> LambdaCredentials:
+        """The role's temporary credentials, issued once per (role, function) as Lambda caches them."""
+        key = f"{role_arn}|{function_name}"
+        if key not in self._credentials:
+            issued = self.issuer.issue(role_arn, function_name)
+            self._credentials[key] = LambdaCredentials(
+                issued.access_key_id, issued.secret_access_key, issued.session_token
+            )
+        return self._credentials[key]
+
+    def _invoke_http(
+        self, integration: core.IntegrationConfig, event: dict[str, Any], started: float
+    ) -> core.IntegrationResult:
+        spec = core.http_integration_request(integration, event)
+        if not spec.url.startswith(("http://", "https://")):
+            return core.IntegrationResult(
+                "invoke-error", error_message=f"Invalid endpoint address: {spec.url}"
+            )
+        request = urllib.request.Request(  # noqa: S310 - scheme checked just above
+            spec.url,
+            data=spec.body.encode() if spec.body else b"",
+            method=spec.method,
+            headers=dict(spec.headers),
+        )
+        timeout = integration.timeout_ms / 1000
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the integration's URI
+                body = response.read().decode(errors="replace")
+                status, headers = response.status, dict(response.headers.items())
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")
+            status, headers = exc.code, dict(exc.headers.items())
+        except TimeoutError:
+            return core.IntegrationResult("timeout")
+        except (urllib.error.URLError, OSError) as exc:
+            return core.IntegrationResult("invoke-error", error_message=f"Execution failed: {exc}")
+        latency = int((time.monotonic() - started) * 1000)
+        return core.IntegrationResult(
+            "response", status=status, headers=headers, body=body, latency_ms=latency
+        )
+
+    # -- logs ----------------------------------------------------------------------------------------------
+
+    def _write_logs(
+        self,
+        api: core.ApiConfig | None,
+        context: dict[str, object],
+        *,
+        decision: core.RouteDecision | None,
+        result: core.IntegrationResult | None,
+        close: core.CloseDecision | None = None,
+        request_body: str | None = None,
+        response_body: str | None = None,
+    ) -> None:
+        if api is None:
+            return
+        now = _now_ms()
+        stage = api.stage
+        lines = gateway_logs.execution_log_lines(
+            context,
+            decision=decision,
+            result=result,
+            close=close,
+            logging_level=stage.logging_level,
+            data_trace=stage.data_trace,
+            request_body=request_body,
+            response_body=response_body,
+        )
+        if lines:
+            group = f"API-Gateway-Execution-Logs_{api.api_id}/{stage.name}"
+            self.logs.write(group, self._execution_stream, [(now, line) for line in lines])
+        if stage.access_log_destination_arn and stage.access_log_format:
+            group = stage.access_log_destination_arn.split(":log-group:", 1)[-1].removesuffix(":*")
+            line = gateway_logs.access_log_line(stage.access_log_format, context)
+            self.logs.write(group, self._access_stream, [(now, line)])
+
+    # -- the handshake -------------------------------------------------------------------------------------
+
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        assert isinstance(connection, GatewayConnection)
+        path = request.path.split("?", 1)[0].rstrip("/")
+        raw_query = request.path.split("?", 1)[1] if "?" in request.path else None
+        api = self._api()
+        if api is None or path != f"/{self.settings.stage}":
+            return connection.respond(HTTPStatus.FORBIDDEN, '{"message":"Forbidden"}')
+        now = _now_ms()
+        remote = connection.remote_address
+        source_ip = str(remote[0]) if remote else LOOPBACK
+        client_headers = list(request.headers.raw_items())
+        kit_connection = core.Connection(
+            connection_id=core.new_connection_id(self._rng),
+            connected_at_ms=now,
+            source_ip=source_ip,
+            user_agent=request.headers.get("User-Agent"),
+            api_id=api.api_id,
+            domain_name=f"{api.api_id}.execute-api.{self.settings.region}.amazonaws.com",
+            stage=self.settings.stage,
+        )
+        connection.kit_connection = kit_connection
+        self.registry.register_pending(kit_connection)
+        request_id = core.new_request_id(self._rng, like=kit_connection.connection_id)
+        headers = core.forwarded_connect_headers(
+            client_headers, source_ip=source_ip, trace_id=core.new_trace_id(self._rng, now)
+        )
+        event = core.connect_event(
+            kit_connection, request_id=request_id, request_time_ms=now, headers=headers, raw_query=raw_query
+        )
+        decision = core.route_for_key(api, "$connect")
+        try:
+            result = await self._invoke(api, decision, event)
+        except Exception as exc:  # an unexpected lab failure answers as an integration failure would
+            log.exception("$connect integration failed in the lab")
+            result = core.IntegrationResult("invoke-error", error_message=str(exc))
+        outcome = core.connect_outcome(result)
+        context = gateway_logs.build_log_context(
+            kit_connection,
+            event_type="CONNECT",
+            route_key="$connect",
+            request_id=request_id,
+            request_time_ms=now,
+            status=outcome.context_status,
+            integration=decision.integration,
+            result=result,
+            error_message=outcome.error_message,
+            response_type=outcome.response_type,
+        )
+        self._write_logs(api, context, decision=decision, result=result, request_body=json.dumps(event))
+        if outcome.accept:
+            self.registry.mark_open(kit_connection.connection_id)
+            self._sockets[kit_connection.connection_id] = connection
+            connection.kit_subprotocol = outcome.subprotocol
+            return None
+        self.registry.forget(kit_connection.connection_id)
+        response = connection.respond(outcome.status, outcome.body)
+        for name, value in outcome.headers:
+            response.headers[name] = value
+        return response
+
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response | None:
+        subprotocol = connection.kit_subprotocol if isinstance(connection, GatewayConnection) else None
+        if subprotocol and response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
+            response.headers["Sec-WebSocket-Protocol"] = subprotocol
+        return None
+
+    # -- an open connection --------------------------------------------------------------------------------
+
+    async def _serve_connection(self, connection: ServerConnection) -> None:
+        assert isinstance(connection, GatewayConnection)
+        kit_connection = connection.kit_connection
+        if kit_connection is None:
+            return
+        connection_id = kit_connection.connection_id
+        timers = asyncio.create_task(self._watch_timers(connection, kit_connection))
+        try:
+            async for message in connection:
+                if isinstance(message, bytes):  # binary frames are closed by the core's check; be safe
+                    continue
+                self.registry.touch(connection_id, _now_ms())
+                await self._on_message(connection, kit_connection, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            timers.cancel()
+            self._sockets.pop(connection_id, None)
+            await self._on_close(connection, kit_connection)
+
+    async def _watch_timers(self, connection: GatewayConnection, kit_connection: core.Connection) -> None:
+        while True:
+            record = self.registry.get(kit_connection.connection_id)
+            if record is None or record.state != "open":
+                return
+            now = _now_ms()
+            decision = core.timer_decision(
+                now, kit_connection.connected_at_ms, record.last_active_at_ms, self.settings.idle
+            )
+            if decision is not None:
+                connection.kit_close = decision
+                await connection.close(decision.code, decision.reason)
+                return
+            deadline = core.next_timer_deadline_ms(
+                kit_connection.connected_at_ms, record.last_active_at_ms, self.settings.idle
+            )
+            await asyncio.sleep(max(0.05, (deadline - now) / 1000))
+
+    async def _on_message(
+        self, connection: GatewayConnection, kit_connection: core.Connection, body: str
+    ) -> None:
+        api = self._api()
+        if api is None:
+            return
+        now = _now_ms()
+        request_id = core.new_request_id(self._rng)
+        message_id = core.new_request_id(self._rng)
+        decision = core.select_route(api, body)
+        event = core.message_event(
+            kit_connection,
+            route_key=decision.route_key or "$default",
+            request_id=request_id,
+            message_id=message_id,
+            request_time_ms=now,
+            body=body,
+        )
+        result = core.NOT_INVOKED
+        if decision.kind == "integration":
+            try:
+                result = await self._invoke(api, decision, event)
+            except Exception as exc:
+                log.exception("message integration failed in the lab")
+                result = core.IntegrationResult("invoke-error", error_message=str(exc))
+        outcome = core.message_outcome(
+            decision, result, connection_id=kit_connection.connection_id, request_id=request_id
+        )
+        context = gateway_logs.build_log_context(
+            kit_connection,
+            event_type="MESSAGE",
+            route_key=decision.route_key,
+            request_id=request_id,
+            request_time_ms=now,
+            status=outcome.context_status,
+            message_id=message_id,
+            integration=decision.integration,
+            result=result,
+            error_message=outcome.error_message,
+            response_type=outcome.response_type,
+        )
+        self._write_logs(api, context, decision=decision, result=result, request_body=body)
+        for frame in outcome.frames:
+            with contextlib.suppress(ConnectionClosed):
+                await connection.send(frame)
+
+    async def _on_close(self, connection: GatewayConnection, kit_connection: core.Connection) -> None:
+        if connection.kit_close is not None:
+            close = connection.kit_close
+        else:
+            received = connection.protocol.close_rcvd
+            close = core.client_close(
+                received.code if received else None,
+                received.reason if received else "",
+                close_frame_received=received is not None,
+            )
+        if not self.registry.mark_closed(kit_connection.connection_id, close.code, close.reason):
+            return
+        api = self._api()
+        if api is None:
+            return
+        now = _now_ms()
+        request_id = core.new_request_id(self._rng)
+        event = core.disconnect_event(
+            kit_connection,
+            request_id=request_id,
+            request_time_ms=now,
+            status_code=close.code,
+            reason=close.reason,
+        )
+        decision = core.route_for_key(api, "$disconnect")
+        try:
+            result = await self._invoke(api, decision, event)
+        except Exception as exc:  # best-effort, as on AWS; the failure is logged
+            log.exception("$disconnect integration failed in the lab")
+            result = core.IntegrationResult("invoke-error", error_message=str(exc))
+        outcome = core.disconnect_outcome(result)
+        context = gateway_logs.build_log_context(
+            kit_connection,
+            event_type="DISCONNECT",
+            route_key="$disconnect",
+            request_id=request_id,
+            request_time_ms=now,
+            status=outcome.context_status,
+            integration=decision.integration,
+            result=result,
+            error_message=outcome.error_message,
+            response_type=outcome.response_type,
+        )
+        self._write_logs(
+            api, context, decision=decision, result=result, close=close, request_body=json.dumps(event)
+        )
+        self.registry.forget(kit_connection.connection_id)
+
+    # -- @connections --------------------------------------------------------------------------------------
+
+    def _authorize_management(
+        self, headers: dict[str, str], method: str, connection_id: str
+    ) -> core.ManagementDecision | None:
+        scope = parse_scope(headers.get("authorization", ""))
+        if scope is None:
+            return core.management_error(403, "ForbiddenException", "Missing Authentication Token")
+        if scope.access_key_id == LOCAL_ACCESS_KEY_ID:
+            return None
+        try:
+            principal = self.issuer.lookup(scope.access_key_id)
+        except KeyError:
+            return core.management_error(
+                403, "ForbiddenException", "The security token included in the request is invalid"
+            )
+        resource = policy.execute_api_connections_arn(
+            self.settings.region,
+            self.settings.account_id,
+            self.settings.api_id,
+            self.settings.stage,
+            method,
+            connection_id,
+        )
+        decision = policy.evaluate(
+            self.live.role_policies(principal.role_arn), "execute-api:ManageConnections", resource
+        )
+        if decision.allowed:
+            return None
+        return core.management_error(
+            403, "ForbiddenException", policy.decision_for_denial_message(decision, principal.arn)
+        )
+
+    async def _management_answer(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> core.ManagementDecision:
+        parsed = core.parse_management_path(path, self.settings.stage)
+        if isinstance(parsed, core.ManagementDecision):
+            return parsed
+        connection_id = parsed
+        if method.upper() in ("POST", "GET", "DELETE"):
+            denied = self._authorize_management(headers, method.upper(), connection_id)
+            if denied is not None:
+                return denied
+        decision = core.management_decision(method, connection_id, len(body), self.registry)
+        socket = self._sockets.get(connection_id)
+        if decision.action == "send" and socket is not None:
+            try:
+                text = body.decode()
+            except UnicodeDecodeError:
+                text = None
+            try:
+                await socket.send(text if text is not None else body)
+            except ConnectionClosed:
+                return core.GONE
+            self.registry.touch(connection_id, _now_ms())
+        elif decision.action == "close" and socket is not None and decision.close is not None:
+            socket.kit_close = decision.close
+            await socket.close(decision.close.code, decision.close.reason)
+        return decision
+
+    async def _serve_management(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A minimal HTTP/1.1 server (keep-alive, Content-Length bodies) for the @connections API."""
+        try:
+            while True:
+                request_line = await reader.readline()
+                if not request_line:
+                    return
+                method, target, _version = request_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+                headers: dict[str, str] = {}
+                while True:
+                    line = await reader.readline()
+                    if line in (b"\r\n", b"\n", b""):
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length") or 0)
+                body = await reader.readexactly(length) if length else b""
+                decision = await self._management_answer(method, target, headers, body)
+                payload = decision.body.encode()
+                reason = HTTPStatus(decision.status).phrase
+                head = [f"HTTP/1.1 {decision.status} {reason}", f"Content-Length: {len(payload)}"]
+                head += [f"{name}: {value}" for name, value in decision.headers]
+                head.append(f"x-amzn-RequestId: {secrets.token_hex(16)}")
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+                await writer.drain()
+                if headers.get("connection", "").lower() == "close":
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            return
+        finally:
+            writer.close()

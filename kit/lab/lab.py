@@ -1,0 +1,329 @@
+"""The lab: the whole stack of the seed's app on one machine, with no AWS account.
+
+``Lab`` starts DynamoDB Local (moto's DynamoDB as the announced fallback) and a moto server, provisions the
+seed's infrastructure through AWS APIs (:mod:`kit.lab.provision`), applies a scenario through the same APIs
+(:mod:`kit.lab.scenarios`), and starts the parts no open tool provides: the DynamoDB front door that enforces
+execution roles, the Lambda runtime, the Next.js stand-in, and the API Gateway WebSocket endpoint. While it is
+up it writes ``.kit/lab.json`` so other processes (``kit ... --target lab``, notebooks) can reach it; the file
+is removed when the lab stops. Use it as a context manager; ``kit lab up`` runs one in the foreground.
+
+Stopping is idempotent and leaves no process or port behind: every child is also started with a parent-death
+signal, so even a SIGKILL of the lab's process takes the JVM, the workers and the backend with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from kit.errors import EngineError
+from kit.lab import engines, provision, scenarios
+from kit.lab.cloudwatch import LogWriter
+from kit.lab.dynamodb_front import DynamoDBFront
+from kit.lab.gateway import Gateway, GatewaySettings
+from kit.lab.gateway_core import IdlePolicy
+from kit.lab.live import CredentialIssuer, LiveConfig, authorizer
+from kit.lab.runtime import LambdaRuntime
+from kit.target import Target
+
+log = logging.getLogger("kit.lab")
+
+DEFAULT_REGION = "us-east-2"
+STATE_DIR_ENV = "KIT_STATE_DIR"
+CONTROL_SERVICES = ("iam", "lambda", "apigatewayv2", "logs", "sts")
+
+
+def state_dir() -> Path:
+    """Where the lab keeps its files (``.kit/`` at the project root unless ``$KIT_STATE_DIR`` says else)."""
+    return Path(os.environ.get(STATE_DIR_ENV) or engines.PROJECT_ROOT / ".kit")
+
+
+def lab_file() -> Path:
+    return state_dir() / "lab.json"
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    """What ``.kit/lab.json`` holds; everything a client needs to reach the lab through AWS APIs."""
+
+    region: str
+    websocket_url: str
+    management_url: str
+    endpoints: dict[str, str]
+    credentials: dict[str, str]
+    table: str
+    api_id: str
+    stage: str
+    functions: dict[str, str]
+    role: str
+    dynamodb_engine: str
+    scenario: str
+    pid: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Lab:
+    """The local stack: started by ``__enter__`` or ``start()``, stopped by ``__exit__`` or ``stop()``."""
+
+    def __init__(
+        self,
+        scenario: str = "healthy",
+        *,
+        dynamodb: Literal["auto", "dynamodb-local", "moto"] = "auto",
+        region: str = DEFAULT_REGION,
+        write_lab_file: bool = True,
+        idle_timeout_s: int = 600,
+        max_duration_s: int = 7200,
+    ) -> None:
+        self.scenario = scenarios.get(scenario)
+        self.dynamodb_choice = dynamodb
+        self.region = region
+        self.write_lab_file = write_lab_file
+        self.idle_timeout_s = idle_timeout_s
+        self.max_duration_s = max_duration_s
+        self._stack = contextlib.ExitStack()
+        self.info: LabInfo | None = None
+        self.resources: provision.LabResources | None = None
+        self.gateway: Gateway | None = None
+        self.runtime: LambdaRuntime | None = None
+        self.logs: LogWriter | None = None
+        self.dynamodb_engine: engines.Engine | None = None
+        self.moto_engine: engines.Engine | None = None
+        self._admin: Target | None = None
+
+    # -- public --------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def target(self, region: str | None = None) -> Target:
+        """A lab target (the kit's own view, with the lab's administrator credentials) in ``region``."""
+        if self.info is None or self.dynamodb_engine is None or self.moto_engine is None:
+            raise EngineError("the lab is not running; use `with Lab() as lab:` or `kit lab up`.")
+        return Target.local(
+            self.info.endpoints,
+            region=region or self.region,
+            table=self.info.table,
+            websocket_url=self.info.websocket_url,
+            management_url=self.info.management_url,
+            api_id=self.info.api_id,
+            stage=self.info.stage,
+            source="lab",
+        )
+
+    def flush_logs(self, timeout: float = 10.0) -> bool:
+        """Wait until every log line produced so far is in CloudWatch Logs."""
+        return self.logs.flush(timeout) if self.logs else True
+
+    def start(self) -> Lab:
+        started = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("lab up in %.1f s: %s", time.monotonic() - started, self.info)
+        return self
+
+    def stop(self) -> None:
+        if self.write_lab_file and self.info is not None:
+            with contextlib.suppress(FileNotFoundError):
+                current = json.loads(lab_file().read_text())
+                if (
+                    current.get("pid") == os.getpid()
+                    and current.get("websocket_url") == self.info.websocket_url
+                ):
+                    lab_file().unlink()
+        self._stack.close()
+        self.info = None
+
+    # -- start-up ------------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        stack = self._stack
+        dynamodb = engines.start_dynamodb(self.dynamodb_choice)
+        stack.callback(dynamodb.stop)
+        self.dynamodb_engine = dynamodb
+        # moto keeps one state per process: when it also stands in for DynamoDB, one server serves both.
+        moto = dynamodb if dynamodb.name == "moto" else engines.start_moto()
+        if moto is not dynamodb:
+            stack.callback(moto.stop)
+        self.moto_engine = moto
+
+        endpoints = {"dynamodb": dynamodb.endpoint_url} | dict.fromkeys(CONTROL_SERVICES, moto.endpoint_url)
+        admin = Target.local(endpoints | {"*": moto.endpoint_url}, region=self.region, source="lab")
+        self._admin = admin
+
+        logs = LogWriter(admin.client("logs"))
+        stack.callback(logs.close)
+        self.logs = logs
+
+        work = Path(tempfile.mkdtemp(prefix="kit-lab-"))
+        stack.callback(shutil.rmtree, work, True)
+        resources = provision.provision(admin, region=self.region, code_dir=work / "task")
+        self.resources = resources
+
+        live = LiveConfig(admin, moto.generation)
+        issuer = CredentialIssuer(resources.account_id)
+        front = DynamoDBFront(dynamodb.endpoint_url, authorizer(issuer, live), resources.account_id).start()
+        stack.callback(front.stop)
+
+        runtime = LambdaRuntime(logs.write)
+        stack.callback(runtime.close)
+        self.runtime = runtime
+
+        backend_url = self._start_backend(front.url, resources.table)
+
+        settings = GatewaySettings(
+            api_id=resources.api_id,
+            stage=resources.stage,
+            region=self.region,
+            account_id=resources.account_id,
+            code_dir=resources.code_dir,
+            idle=IdlePolicy(self.idle_timeout_s, self.max_duration_s),
+            function_env={
+                # Every AWS call of a function goes to the lab: DynamoDB through the front door (IAM
+                # enforced), anything else to moto; never to a real endpoint.
+                "AWS_ENDPOINT_URL": moto.endpoint_url,
+                "AWS_ENDPOINT_URL_DYNAMODB": front.url,
+            },
+        )
+        gateway = Gateway(settings, live, runtime, issuer, logs).start()
+        stack.callback(gateway.stop)
+        self.gateway = gateway
+
+        context = scenarios.LabContext(
+            aws=admin,
+            resources=resources,
+            http_backend_url=backend_url,
+            aws_in_region=lambda region: Target.local(endpoints | {"*": moto.endpoint_url}, region=region),
+        )
+        self.scenario.apply(context)
+
+        self.info = LabInfo(
+            region=self.region,
+            websocket_url=gateway.websocket_url,
+            management_url=gateway.management_url,
+            endpoints=endpoints,
+            credentials={
+                "aws_access_key_id": engines.LOCAL_ACCESS_KEY_ID,
+                "aws_secret_access_key": engines.LOCAL_SECRET_ACCESS_KEY,
+            },
+            table=resources.table,
+            api_id=resources.api_id,
+            stage=resources.stage,
+            functions=dict(resources.functions),
+            role=resources.role_arn,
+            dynamodb_engine=dynamodb.name,
+            scenario=self.scenario.name,
+            pid=os.getpid(),
+        )
+        if self.write_lab_file:
+            path = lab_file()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".json.tmp")
+            temporary.write_text(json.dumps(self.info.as_dict(), indent=2) + "\n")
+            temporary.replace(path)
+
+    def _start_backend(self, dynamodb_url: str, table: str) -> str:
+        """Start the Next.js stand-in (its own process, the app's environment) and return its URL."""
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(engines.PROJECT_ROOT),
+            "TABLE_NAME": table,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": engines.LOCAL_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": engines.LOCAL_SECRET_ACCESS_KEY,
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kit.lab.nextjs_backend"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+            preexec_fn=engines._die_with_parent,  # noqa: PLW1509 - only prctl
+        )
+
+        def stop() -> None:
+            if process.stdin:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+            if process.stdout:
+                process.stdout.close()
+
+        self._stack.callback(stop)
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise EngineError(
+                "the lab's Next.js stand-in did not start; run `python -m kit.lab.nextjs_backend`."
+            )
+        return url
+
+
+def read_lab_file(path: Path | None = None) -> dict[str, Any]:
+    """The running lab's description, or a clear error when no lab is up."""
+    from kit.errors import ConfigurationError
+
+    path = path or lab_file()
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"no lab is running ({path} not found); start one with `kit lab up` in another terminal."
+        ) from None
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{path} is not valid JSON ({exc}); stop the lab and start it again."
+        ) from exc
+    pid = info.get("pid")
+    if isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise ConfigurationError(
+                f"{path} names a lab (pid {pid}) that is no longer running; start one with `kit lab up`."
+            ) from None
+        except PermissionError:
+            pass
+    return dict(info)
+
+
+def lab_target(path: Path | None = None) -> Target:
+    """The target for ``--target lab``: reads ``.kit/lab.json`` (never the scenario)."""
+    info = read_lab_file(path)
+    endpoints = dict(info["endpoints"])
+    return Target.local(
+        endpoints | {"*": endpoints.get("iam", "")},
+        region=info["region"],
+        table=info["table"],
+        websocket_url=info["websocket_url"],
+        management_url=info["management_url"],
+        api_id=info["api_id"],
+        stage=info["stage"],
+        source=f"lab file {path or lab_file()}",
+    )

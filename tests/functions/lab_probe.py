@@ -1,0 +1,85 @@
+"""Tiny handlers the runtime tests invoke in a lab worker (code_path = this folder, handler "lab_probe.<name>").
+
+Module state (``STATE``) lives as long as the worker, so a warm start sees the previous count.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+STATE = {"invocations": 0}
+IMPORTED_AT = time.time()
+
+logger = logging.getLogger("probe")  # no level of its own: the root logger's level decides
+print("module imported")  # printed during init: lands before the first START
+
+
+def counter(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    STATE["invocations"] += 1
+    return {"invocations": STATE["invocations"], "pid": os.getpid(), "imported_at": IMPORTED_AT}
+
+
+def environment(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"environ": dict(os.environ), "cwd": os.getcwd(), "path0": sys.path[0]}
+
+
+def context_fields(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    first = context.get_remaining_time_in_millis()
+    time.sleep(event.get("sleep", 0.2))
+    second = context.get_remaining_time_in_millis()
+    return {
+        "remaining": [first, second],
+        "aws_request_id": context.aws_request_id,
+        "function_name": context.function_name,
+        "function_version": context.function_version,
+        "invoked_function_arn": context.invoked_function_arn,
+        "memory_limit_in_mb": context.memory_limit_in_mb,
+        "log_group_name": context.log_group_name,
+        "log_stream_name": context.log_stream_name,
+    }
+
+
+def logs(event: dict[str, Any], context: Any) -> str:
+    logger.debug("debug record")
+    logger.info("info record")
+    logger.warning("warning record")
+    logging.getLogger().error("error record\nsecond line of the same record")
+    print("printed line")
+    print("two\nlines")
+    print(event.get("json_line", '{"level": "debug", "message": "json debug line"}'))
+    sys.stderr.write("to stderr\n")
+    os.write(1, b"straight to fd 1\n")
+    return "logged"
+
+
+def fail(event: dict[str, Any], context: Any) -> None:
+    print("about to fail")
+    raise ValueError(event.get("message", "boom"))
+
+
+def sleep(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    print("going to sleep")
+    time.sleep(float(event["seconds"]))
+    return {"slept": event["seconds"], "pid": os.getpid()}
+
+
+def exit_process(event: dict[str, Any], context: Any) -> None:
+    sys.stdout.write("exiting now\n")
+    os._exit(3)
+
+
+def unserialisable(event: dict[str, Any], context: Any) -> set[int]:
+    return {1, 2}
+
+
+def decimals(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from decimal import Decimal
+
+    return {"price": Decimal("1.10"), "count": Decimal(3)}
+
+
+NOT_CALLABLE = "a module attribute that is not a function"
