@@ -87,8 +87,13 @@ def _broadcast(event: dict[str, Any], route_key: str, connection_id: Any) -> dic
         KeyConditionExpression="workspaceId = :w",
         ExpressionAttributeValues={":w": workspace_id},
     )
+    # MANAGEMENT_ENDPOINT, else the event's domain. The one departure from the seed's route: when botocore's
+    # own AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI is set (the lab sets it), no endpoint_url is passed, so
+    # botocore uses that variable instead of a real execute-api host.
     endpoint_url = os.environ.get("MANAGEMENT_ENDPOINT") or (
-        f"https://{request_context.get('domainName')}/{request_context.get('stage')}"
+        None
+        if os.environ.get("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI")
+        else f"https://{request_context.get('domainName')}/{request_context.get('stage')}"
     )
     management = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url)
     payload = json.dumps({"type": route_key, "from": sender.get("userId"), **body}).encode()

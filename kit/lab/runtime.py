@@ -779,6 +779,11 @@ class LambdaRuntime:
         # PR_SET_PDEATHSIG fires when the *thread* that forked the worker ends, so every worker is started
         # from this one long-lived thread rather than from whichever executor thread called invoke().
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kit-lambda-spawner")
+        # ainvoke's own threads: the event loop's default pool (CPUs + 4 threads) would cap concurrent
+        # invocations below the worker cap; each thread only waits on a worker's pipes.
+        self._invokers = ThreadPoolExecutor(
+            max_workers=max(32, 4 * self._cap), thread_name_prefix="kit-invoke"
+        )
 
     # -- public API ----------------------------------------------------------------------------------------
 
@@ -824,7 +829,7 @@ class LambdaRuntime:
         """``invoke`` on the event loop's default executor."""
         loop = asyncio.get_running_loop()
         call = functools.partial(self.invoke, config, event, credentials=credentials, extra_env=extra_env)
-        return await loop.run_in_executor(None, call)
+        return await loop.run_in_executor(self._invokers, call)
 
     def worker_pids(self, function_name: str | None = None) -> list[int]:
         """Pids of live worker processes (all functions, or one)."""
@@ -849,6 +854,7 @@ class LambdaRuntime:
             # Its request sees the process die (Runtime.ExitError) and that thread closes the pipes.
             worker.terminate()
         self._spawner.shutdown(wait=True)
+        self._invokers.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> LambdaRuntime:
         return self

@@ -38,6 +38,7 @@ import logging
 import math
 import os
 import resource
+import socket
 import sys
 import threading
 import time
@@ -416,6 +417,29 @@ class Runtime:
         return 0
 
 
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def confine_to_loopback() -> None:
+    """Make every name lookup outside loopback fail, as on a machine with no network.
+
+    Functions run with ``AWS_ENDPOINT_URL`` pointing at the lab, but code may still build a real endpoint
+    itself (the seed's handler posts to ``https://{domainName}/{stage}``). That must fail here, quickly and
+    visibly, and never send a packet anywhere but 127.0.0.1.
+    """
+    real_getaddrinfo = socket.getaddrinfo
+
+    def loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and name not in _LOOPBACK_NAMES and not str(name).startswith("127."):
+            raise socket.gaierror(
+                socket.EAI_NONAME, f"{name} is outside the kit lab (only 127.0.0.1 answers)"
+            )
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    socket.getaddrinfo = loopback_only
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kit.lab.runtime_worker")
     parser.add_argument("--requests", type=int, required=True, help="fd of the request pipe")
@@ -425,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     # The lab set PR_SET_PDEATHSIG before exec; if it died before that, we were already re-parented.
     if os.getppid() != args.parent_pid:
         return 1
+    confine_to_loopback()
     return Runtime(args.requests, args.events).run()
 
 

@@ -1,0 +1,99 @@
+"""How big a bench run is: sizes read from the environment, with one scale knob for quick runs.
+
+``KIT_BENCH_SCALE`` (default 1) multiplies the connection counts and the hold time, so
+``KIT_BENCH_SCALE=0.1 make bench`` is a quick run of the same measurements. Each size can also be set on its
+own; an explicit size wins over the scale. Pure: reads a mapping, never ``os.environ`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kit.errors import ConfigurationError
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
+
+
+@dataclass(frozen=True)
+class Size:
+    variable: str
+    default: float
+    scaled: bool  # multiplied by KIT_BENCH_SCALE unless set explicitly
+    minimum: float
+    help: str
+
+
+SIZES: dict[str, Size] = {
+    "connects": Size("KIT_BENCH_CONNECTS", 300, True, 2, "connections opened for the $connect/s figure"),
+    "concurrency": Size("KIT_BENCH_CONCURRENCY", 16, False, 1, "handshakes in flight (and baseline threads)"),
+    "held": Size(
+        "KIT_BENCH_HELD", 1000, True, 2, "connections held at once in one workspace (the fan-out's)"
+    ),
+    "hold_s": Size("KIT_BENCH_HOLD_S", 5.0, True, 0.5, "seconds held before they are checked"),
+    "repeats": Size("KIT_BENCH_REPEATS", 3, False, 1, "timed broadcasts; rounds of $connect/s"),
+    "start_runs": Size("KIT_BENCH_START_RUNS", 3, False, 1, "lab starts (and engine starts) timed"),
+}
+SCALE_ENV = "KIT_BENCH_SCALE"
+OUTPUT_ENV = "KIT_BENCH_OUTPUT"
+# Below this scale one start of each is timed instead of three: each lab start costs seconds.
+FULL_START_RUNS_SCALE = 0.5
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    scale: float = 1.0
+    connects: int = 300
+    concurrency: int = 16
+    held: int = 1000
+    hold_s: float = 5.0
+    repeats: int = 3
+    start_runs: int = 3
+    output: Path = DEFAULT_OUTPUT
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> BenchSettings:
+        """Sizes from ``environ``: explicit ``KIT_BENCH_<SIZE>`` values, else the defaults times the scale."""
+        scale = _number(environ, SCALE_ENV, 1.0)
+        if not 0 < scale <= 10:
+            raise ConfigurationError(f"{SCALE_ENV}={scale} is out of range; use a value in (0, 10].")
+
+        def size(name: str) -> float:
+            spec = SIZES[name]
+            if spec.variable in environ:
+                value = _number(environ, spec.variable, spec.default)
+                if value < spec.minimum:
+                    raise ConfigurationError(
+                        f"{spec.variable}={value:g} is too small; use at least {spec.minimum:g}."
+                    )
+                return value
+            return max(spec.minimum, spec.default * scale if spec.scaled else spec.default)
+
+        start_runs = size("start_runs")
+        if SIZES["start_runs"].variable not in environ and scale < FULL_START_RUNS_SCALE:
+            start_runs = 1
+        output = environ.get(OUTPUT_ENV)
+        return cls(
+            scale=scale,
+            connects=round(size("connects")),
+            concurrency=round(size("concurrency")),
+            held=round(size("held")),  # at least 2: a broadcast needs a sender and a receiver
+            hold_s=float(size("hold_s")),
+            repeats=round(size("repeats")),
+            start_runs=round(start_runs),
+            output=Path(output) if output else DEFAULT_OUTPUT,
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: str(value) if isinstance(value, Path) else value for name, value in vars(self).items()}
+
+
+def _number(environ: Mapping[str, str], variable: str, default: float) -> float:
+    raw = environ.get(variable)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{variable}={raw!r} is not a number.") from None
