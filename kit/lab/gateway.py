@@ -22,13 +22,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 
 from kit import policy
@@ -46,6 +47,16 @@ log = logging.getLogger("kit.lab")
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# The event loop keeps only weak references to tasks: background closes are kept here until done.
+_background_tasks: set[asyncio.Task[None]] = set()
+
+
+def _in_background(coroutine: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _background_tasks.add(task)
+    task.add_done_callback(_background_tasks.discard)
 
 
 @dataclass
@@ -84,7 +95,7 @@ class GatewayConnection(ServerConnection):
             )
             if decision is not None:
                 self.kit_close = decision
-                self.loop.create_task(self.close(decision.code, decision.reason))
+                _in_background(self.close(decision.code, decision.reason))
                 return
         super().process_event(event)
 
@@ -264,7 +275,10 @@ class Gateway:
             return core.lambda_proxy_result(
                 result.payload, integration_request_id=result.request_id, latency_ms=latency
             )
-        if result.kind == "timeout":
+        if result.kind == "timeout" and config.timeout_s * 1000 >= integration.timeout_ms:
+            # Only a function allowed to outlive the integration timeout (29 s at most) makes API Gateway
+            # give up first (504). A function ended by its own, shorter timeout is, for API Gateway, a
+            # function error ("Task timed out after N seconds"): 502, as every other failed invocation.
             return core.IntegrationResult(
                 "timeout", integration_request_id=result.request_id, latency_ms=latency
             )
@@ -512,9 +526,12 @@ class Gateway:
             close = connection.kit_close
         else:
             received = connection.protocol.close_rcvd
+            # websockets reads an empty close frame as code 1005 (NO_STATUS_RCVD); the core wants None for
+            # "no status", so that $disconnect carries AWS's reason for it. 1005 never appears on the wire.
+            has_status = received is not None and received.code != CloseCode.NO_STATUS_RCVD
             close = core.client_close(
-                received.code if received else None,
-                received.reason if received else "",
+                received.code if received is not None and has_status else None,
+                received.reason if received is not None else "",
                 close_frame_received=received is not None,
             )
         if not self.registry.mark_closed(kit_connection.connection_id, close.code, close.reason):
@@ -613,7 +630,10 @@ class Gateway:
             self.registry.touch(connection_id, _now_ms())
         elif decision.action == "close" and socket is not None and decision.close is not None:
             socket.kit_close = decision.close
-            await socket.close(decision.close.code, decision.close.reason)
+            # Answer 204 without waiting for the client's half of the closing handshake (up to the close
+            # timeout): the caller is often the only one who could make the client read the close frame.
+            _in_background(socket.close(decision.close.code, decision.close.reason))
+            await asyncio.sleep(0)  # let the close frame go out before the 204
         return decision
 
     async def _serve_management(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -644,6 +664,10 @@ class Gateway:
                 if headers.get("connection", "").lower() == "close":
                     return
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            return
+        except asyncio.CancelledError:
+            # The lab is stopping with a kept-alive client connected. Ending quietly: Python 3.11's
+            # start_server callback calls task.exception() on a cancelled task and prints a traceback.
             return
         finally:
             writer.close()

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,14 @@ class LabInfo:
 
 
 class Lab:
-    """The local stack: started by ``__enter__`` or ``start()``, stopped by ``__exit__`` or ``stop()``."""
+    """The local stack: started by ``__enter__`` or ``start()``, stopped by ``__exit__`` or ``stop()``.
+
+    One lab per process at a time: moto keeps its state in module globals and a starting moto server
+    resets it, so a second lab would silently wipe the first one's API, function and role.
+    """
+
+    _running: Lab | None = None
+    _running_lock = threading.Lock()
 
     def __init__(
         self,
@@ -130,8 +138,49 @@ class Lab:
         """Wait until every log line produced so far is in CloudWatch Logs."""
         return self.logs.flush(timeout) if self.logs else True
 
+    def restart_dynamodb(self, timeout: float = 60.0) -> engines.Engine:
+        """Stop the DynamoDB engine if it still runs (or was killed) and start a new one on the same port.
+
+        For failure drills: the front door and every function keep their endpoint, so requests reach the new
+        engine as soon as it answers. DynamoDB Local keeps its data in memory, so the new engine is empty;
+        recreate the table (``kit.schema.create_table`` through ``lab.target()``) as after a real data loss.
+        Only DynamoDB Local can be restarted: when moto stands in for DynamoDB it also holds the lab's IAM,
+        Lambda and API Gateway configuration.
+        """
+        old = self.dynamodb_engine
+        if old is None or self.info is None:
+            raise EngineError("the lab is not running; use `with Lab() as lab:` or `kit lab up`.")
+        if old.name != "dynamodb-local":
+            raise EngineError(
+                f"the lab's DynamoDB is {old.name}, which also holds the lab's configuration; only "
+                "DynamoDB Local can be restarted (start the lab with dynamodb='dynamodb-local')."
+            )
+        old.stop()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                engine = engines.start_dynamodb_local(port=old.port, timeout=timeout)
+                break
+            except EngineError as exc:
+                # The old JVM's socket may hold the port for a moment after it died.
+                if "Address already in use" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        self._stack.callback(engine.stop)
+        self.dynamodb_engine = engine
+        log.info("DynamoDB Local restarted at %s (pid %s)", engine.endpoint_url, engine.pid)
+        return engine
+
     def start(self) -> Lab:
         started = time.monotonic()
+        with Lab._running_lock:
+            running = Lab._running
+            if running is not None and running is not self:
+                raise EngineError(
+                    f"another lab (scenario {running.scenario.name}) is already running in this process; "
+                    "moto keeps one state per process, so stop that lab before starting this one."
+                )
+            Lab._running = self
         try:
             self._start()
         except BaseException:
@@ -151,6 +200,9 @@ class Lab:
                     lab_file().unlink()
         self._stack.close()
         self.info = None
+        with Lab._running_lock:
+            if Lab._running is self:
+                Lab._running = None
 
     # -- start-up ------------------------------------------------------------------------------------------
 

@@ -1,0 +1,811 @@
+"""The deployed configuration as frames: routes and integrations, functions, the stage, and .env.local.
+
+Causes 2 and 3 of the ranked list (the write goes to another table or region; ``$connect`` is not wired, or
+an HTTP integration never passes the connection id) are visible in configuration alone. This module reads it
+and lays it out one row per thing, with a ``problem`` column that says, in a sentence, what is wrong.
+
+Fetch and shape are separate: ``fetch_api``, ``fetch_functions``, ``functions_for_api`` and ``fetch_tables``
+call AWS through the target; ``routes_frame``, ``function_frame`` and ``stage_frame`` are pure and take the
+answers as AWS gives them (tests feed recorded ones). ``env_file_check`` reads the app's ``.env.local`` with
+:func:`kit.target.read_env_file` and compares it with the rest.
+
+What this module must not do: write to AWS (it only calls Get*/List* operations), create boto3 clients
+(``Target.client`` does), or show a secret: environment values whose names look secret are masked as
+``***``, and the env-file check quotes only region, table and URL values, never credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kit.errors import AwsError, ConfigurationError
+from kit.target import (
+    ACCESS_KEY_ID_KEYS,
+    DEFAULT_TABLE,
+    MANAGEMENT_URL_KEYS,
+    REGION_KEYS,
+    TABLE_KEYS,
+    WEBSOCKET_URL_KEYS,
+    EnvFile,
+    mask_access_key_id,
+    parse_websocket_url,
+    read_env_file,
+)
+
+if TYPE_CHECKING:
+    from kit.target import Target
+
+log = logging.getLogger("kit.config")
+
+# The routes the seed's API has (websocket-debugging.md); a missing one is a finding.
+EXPECTED_ROUTE_KEYS: Final[tuple[str, ...]] = ("$connect", "$disconnect", "message", "presence", "typing")
+MASK: Final = "***"
+# Environment variable names whose values are never shown. KEY counts unless it is part of KEY_ID.
+SECRET_NAME: Final = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|KEY(?!_ID)", re.IGNORECASE)
+UTC_DTYPE: Final = "datetime64[ns, UTC]"
+
+# One row per route, plus one per expected route that is missing.
+ROUTES_COLUMNS: Final[dict[str, str]] = {
+    "route_key": "string",
+    "route_id": "string",  # NA for a missing route
+    "target": "string",  # as written: integrations/<id>
+    "integration_id": "string",
+    "integration_type": "string",  # AWS_PROXY | HTTP_PROXY | HTTP | MOCK | AWS
+    "integration_method": "string",
+    "integration_uri": "string",
+    "function_name": "string",  # from a Lambda integration URI
+    "function_arn": "string",
+    "request_parameters": "string",  # the integration's RequestParameters as JSON text; NA when none
+    "connection_id_mapped": "boolean",  # HTTP integrations: is context.connectionId mapped? NA otherwise
+    "ok": "boolean",
+    "problem": "string",  # every fault of the row, as sentences; NA when ok
+}
+
+# One row per function.
+FUNCTION_COLUMNS: Final[dict[str, str]] = {
+    "function_name": "string",
+    "function_arn": "string",
+    "region": "string",  # from the ARN: where the function runs
+    "runtime": "string",
+    "handler": "string",
+    "role": "string",
+    "timeout_s": "Int64",
+    "memory_mb": "Int64",
+    "state": "string",
+    "last_update_status": "string",
+    "log_format": "string",  # Text | JSON
+    "log_level": "string",  # the application log level in effect
+    "log_level_source": "string",  # where log_level comes from
+    "log_group": "string",
+    "table_name": "string",  # TABLE_NAME; NA when unset
+    "table_region": "string",  # TABLE_REGION; NA when unset
+    "environment": "string",  # all variables as JSON text, secret-looking values masked
+    "last_modified": UTC_DTYPE,
+    "problem": "string",
+}
+
+# One row per stage.
+STAGE_COLUMNS: Final[dict[str, str]] = {
+    "stage_name": "string",
+    "deployment_id": "string",
+    "auto_deploy": "boolean",
+    "logging_level": "string",  # execution logs of the default route settings: OFF | ERROR | INFO
+    "connect_logging_level": "string",  # the $connect route's own setting, else the default
+    "data_trace": "boolean",
+    "detailed_metrics": "boolean",
+    "access_log_destination": "string",
+    "access_log_format_present": "boolean",
+    "access_log_connection_id": "boolean",  # does the format hold $context.connectionId?
+    "access_log_status": "boolean",  # $context.status
+    "access_log_integration_status": "boolean",  # $context.integration.status (or integrationStatus)
+    "access_log_error": "boolean",  # $context.error.message
+    "access_log_variables": "string",  # every $context variable in the format, comma-separated
+    "last_updated": UTC_DTYPE,
+    "problem": "string",
+}
+
+ENV_CHECK_COLUMNS: Final[dict[str, str]] = {
+    "check": "string",
+    "ok": "boolean",
+    "detail": "string",  # never a secret value
+}
+
+_LAMBDA_PATH_URI = re.compile(
+    r"^arn:[\w-]+:apigateway:[\w-]+:lambda:path/[^/]+/functions/(?P<arn>arn:[^/]+)/invocations$"
+)
+_LAMBDA_ARN = re.compile(
+    r"^arn:[\w-]+:lambda:(?P<region>[\w-]+):\d{12}:function:(?P<name>[\w-]+)(?::[\w$-]+)?$"
+)
+_CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")
+
+
+def _frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
+    """Rows (dicts) as a frame with exactly ``columns``; datetimes are converted to UTC."""
+    if not rows:
+        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+    data: dict[str, Any] = {}
+    for name, dtype in columns.items():
+        values = [row.get(name) for row in rows]
+        if dtype == UTC_DTYPE:
+            data[name] = pd.Series([_utc(v) for v in values], dtype=UTC_DTYPE)
+        else:
+            data[name] = pd.Series(values, dtype=object).astype(dtype)
+    return pd.DataFrame(data)
+
+
+def _utc(value: object) -> pd.Timestamp | None:
+    """A UTC timestamp from a datetime (naive means UTC) or an ISO 8601 string (Lambda's +0000 form too)."""
+    try:
+        if isinstance(value, datetime):
+            stamp = pd.Timestamp(value)
+        elif isinstance(value, str) and value.strip():
+            stamp = pd.Timestamp(value.strip())
+        else:
+            return None
+    except (ValueError, TypeError):
+        return None
+    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+
+
+def _strip_metadata(answer: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in answer.items() if key != "ResponseMetadata"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Routes and integrations
+
+
+def function_of_uri(uri: str) -> tuple[str, str] | None:
+    """``(function name, function ARN)`` of a Lambda integration URI (either form), else None."""
+    match = _LAMBDA_PATH_URI.match(uri)
+    arn = match["arn"] if match else uri
+    function = _LAMBDA_ARN.match(arn)
+    if function is None:
+        return None
+    return function["name"], arn
+
+
+def _maps_connection_id(parameters: Mapping[str, Any]) -> bool:
+    return any(
+        isinstance(source, str) and source.strip().lstrip("$").lower() == "context.connectionid"
+        for source in parameters.values()
+    )
+
+
+_MISSING_ROUTE: Final[dict[str, str]] = {
+    "$connect": (
+        "The API has no $connect route: API Gateway accepts every connection without invoking anything, "
+        "so no connection is ever stored."
+    ),
+    "$disconnect": (
+        "The API has no $disconnect route: closed connections are never deleted, so the table fills with "
+        "stale rows."
+    ),
+}
+
+
+def routes_frame(
+    routes: Iterable[Mapping[str, Any]], integrations: Iterable[Mapping[str, Any]]
+) -> pd.DataFrame:
+    """One row per route with its integration, plus one per expected route that is missing (pure).
+
+    ``routes`` and ``integrations`` are the ``Items`` of every page of ``get_routes`` and
+    ``get_integrations``. ``problem`` names: a missing expected route, a route without a target, a target
+    that is not ``integrations/<id>``, a dangling integration id, a Lambda integration whose URI names no
+    function, an HTTP integration that does not map ``context.connectionId``. :data:`ROUTES_COLUMNS`.
+    """
+    by_id: dict[str, Mapping[str, Any]] = {}
+    for integration in integrations:
+        if isinstance(integration, Mapping) and integration.get("IntegrationId"):
+            by_id[str(integration["IntegrationId"])] = integration
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for route in routes:
+        if not isinstance(route, Mapping):
+            rows.append(
+                {"problem": f"A get_routes item is a {type(route).__name__}, not an object.", "ok": False}
+            )
+            continue
+        row = _route_row(route, by_id)
+        seen.add(str(row.get("route_key")))
+        rows.append(row)
+    for route_key in EXPECTED_ROUTE_KEYS:
+        if route_key not in seen:
+            problem = _MISSING_ROUTE.get(
+                route_key,
+                f"The API has no {route_key} route: frames with action {route_key!r} go to $default, or are "
+                "answered Forbidden when there is none.",
+            )
+            rows.append({"route_key": route_key, "ok": False, "problem": problem})
+    order = {key: position for position, key in enumerate(EXPECTED_ROUTE_KEYS)}
+    rows.sort(key=lambda r: (order.get(str(r.get("route_key")), len(order)), str(r.get("route_key") or "")))
+    return _frame(rows, ROUTES_COLUMNS)
+
+
+def _route_row(route: Mapping[str, Any], integrations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    route_key = str(route.get("RouteKey") or "")
+    target = route.get("Target")
+    row: dict[str, Any] = {"route_key": route_key or None, "route_id": route.get("RouteId"), "target": target}
+    problems: list[str] = []
+    invokes = "no connection is stored" if route_key == "$connect" else "nothing is invoked"
+    if not route_key:
+        problems.append("A route has no RouteKey.")
+    if not target:
+        problems.append(
+            f"Route {route_key} has no integration target, so API Gateway invokes nothing ({invokes})."
+        )
+    else:
+        prefix, _, integration_id = str(target).partition("/")
+        if prefix != "integrations" or not integration_id:
+            problems.append(
+                f"Route {route_key} has target {target!r}, which is not 'integrations/<IntegrationId>'."
+            )
+        else:
+            row["integration_id"] = integration_id
+            integration = integrations.get(integration_id)
+            if integration is None:
+                problems.append(
+                    f"Route {route_key} targets integration {integration_id}, which get_integrations does "
+                    f"not list (deleted, or another API's), so {invokes}."
+                )
+            else:
+                problems.extend(_integration_facts(route_key, integration, row))
+    row["ok"] = not problems
+    row["problem"] = " ".join(problems) or None
+    return row
+
+
+def _integration_facts(route_key: str, integration: Mapping[str, Any], row: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    kind = str(integration.get("IntegrationType") or "")
+    uri = str(integration.get("IntegrationUri") or "")
+    parameters = integration.get("RequestParameters")
+    row |= {
+        "integration_type": kind or None,
+        "integration_method": integration.get("IntegrationMethod"),
+        "integration_uri": uri or None,
+    }
+    if isinstance(parameters, Mapping) and parameters:
+        row["request_parameters"] = json.dumps(dict(parameters), sort_keys=True)
+    elif parameters is not None and not isinstance(parameters, Mapping):
+        problems.append(
+            f"Integration {integration.get('IntegrationId')} has RequestParameters that are not a map."
+        )
+    function = function_of_uri(uri)
+    if function is not None:
+        row["function_name"], row["function_arn"] = function
+    elif kind == "AWS_PROXY" and "${stageVariables." not in uri:
+        problems.append(
+            f"Route {route_key} uses an AWS_PROXY integration whose URI names no Lambda function."
+        )
+    if kind in ("HTTP", "HTTP_PROXY"):
+        mapped = isinstance(parameters, Mapping) and _maps_connection_id(parameters)
+        row["connection_id_mapped"] = mapped
+        if not mapped:
+            problems.append(
+                f"Route {route_key} goes to an {kind} integration ({uri or 'no URI'}) whose "
+                "RequestParameters do not map context.connectionId (e.g. "
+                "integration.request.header.connectionId), so the backend never learns the connection id "
+                "and cannot store the connection or post to it."
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class ApiAnswers:
+    """What ``fetch_api`` read: ``get_api`` and every page of routes, integrations and stages."""
+
+    api: Mapping[str, Any]
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    integrations: list[dict[str, Any]] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+    def stage(self, name: str | None) -> dict[str, Any] | None:
+        """The stage called ``name``, or None."""
+        return next((s for s in self.stages if s.get("StageName") == name), None)
+
+
+def _api_error(exc: Exception, operation: str, api_id: str, target: Target) -> AwsError:
+    code = (
+        str(exc.response.get("Error", {}).get("Code", "Unknown"))
+        if isinstance(exc, ClientError)
+        else type(exc).__name__
+    )
+    hint = (
+        f"check the API id (from the WebSocket URL) and that it lives in {target.region}"
+        if code == "NotFoundException"
+        else "check the credentials (apigateway:GET is needed) and the network"
+    )
+    return AwsError(
+        f"API Gateway {operation} for API {api_id} in {target.region} failed with {code}; {hint}.",
+        service="apigatewayv2",
+        operation=operation,
+        code=code,
+        resource=api_id,
+    )
+
+
+def fetch_api(target: Target, api_id: str | None = None) -> ApiAnswers:
+    """``get_api``, then every page of ``get_routes``, ``get_integrations`` and ``get_stages``."""
+    api_id = api_id or target.api_id
+    if not api_id:
+        raise ConfigurationError(
+            f"Target {target.label} has no API id; give the WebSocket URL (--websocket-url or "
+            "NEXT_PUBLIC_WEBSOCKET_URL in the env file) so the kit knows which API to read."
+        )
+    client = target.client("apigatewayv2")
+    operation = "GetApi"
+    try:
+        api = _strip_metadata(client.get_api(ApiId=api_id))
+        collected: dict[str, list[dict[str, Any]]] = {}
+        for name, step in (
+            ("get_routes", "GetRoutes"),
+            ("get_integrations", "GetIntegrations"),
+            ("get_stages", "GetStages"),
+        ):
+            operation = step
+            collected[name] = [
+                dict(item)
+                for page in client.get_paginator(name).paginate(ApiId=api_id)
+                for item in page.get("Items", [])
+            ]
+    except (ClientError, BotoCoreError) as exc:
+        raise _api_error(exc, operation, api_id, target) from exc
+    return ApiAnswers(api, collected["get_routes"], collected["get_integrations"], collected["get_stages"])
+
+
+def functions_for_api(target: Target, answers: ApiAnswers | None = None) -> list[str]:
+    """The names of the Lambda functions the API's routes invoke, in route order, each once."""
+    answers = answers or fetch_api(target)
+    frame = routes_frame(answers.routes, answers.integrations)
+    return list(dict.fromkeys(str(name) for name in frame["function_name"].dropna()))
+
+
+# --------------------------------------------------------------------------------------------------
+# Functions
+
+
+def mask_environment(variables: Mapping[str, Any]) -> dict[str, str]:
+    """The variables, each secret-looking value (by name: :data:`SECRET_NAME`) replaced by ``***``."""
+    return {str(k): MASK if SECRET_NAME.search(str(k)) else str(v) for k, v in sorted(variables.items())}
+
+
+def _log_level(answer: Mapping[str, Any], variables: Mapping[str, Any]) -> tuple[str, str, str | None]:
+    """(log format, log level in effect, where it comes from)."""
+    logging_config = answer.get("LoggingConfig")
+    config = logging_config if isinstance(logging_config, Mapping) else {}
+    log_format = str(config.get("LogFormat") or "Text")
+    if log_format == "JSON":
+        level = config.get("ApplicationLogLevel")
+        if level:
+            return log_format, str(level), "LoggingConfig.ApplicationLogLevel"
+        return log_format, "INFO", "JSON log format default"
+    if variables.get("AWS_LAMBDA_LOG_LEVEL"):
+        return log_format, str(variables["AWS_LAMBDA_LOG_LEVEL"]).upper(), "AWS_LAMBDA_LOG_LEVEL"
+    if str(answer.get("Runtime") or "").startswith("python"):
+        # The Python runtime leaves the root logger at WARNING: logger.info lines never reach CloudWatch.
+        return log_format, "WARNING", "Python runtime default (root logger)"
+    return log_format, "", None
+
+
+def function_frame(answer: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per ``get_function_configuration`` answer (one answer or several), secrets masked (pure).
+
+    An answer that is an error record (``{"FunctionName": …, "Error": {"Code": …}}``, as
+    :func:`fetch_functions` keeps it) gives a row with only the name and ``problem``.
+    :data:`FUNCTION_COLUMNS`.
+    """
+    answers = [answer] if isinstance(answer, Mapping) else list(answer)
+    rows: list[dict[str, Any]] = []
+    for item in answers:
+        if not isinstance(item, Mapping):
+            rows.append({"problem": f"A function answer is a {type(item).__name__}, not an object."})
+            continue
+        rows.append(_function_row(item))
+    return _frame(rows, FUNCTION_COLUMNS)
+
+
+def _function_row(answer: Mapping[str, Any]) -> dict[str, Any]:
+    name = answer.get("FunctionName")
+    error = answer.get("Error")
+    if isinstance(error, Mapping):
+        code = error.get("Code", "Unknown")
+        message = str(error.get("Message") or "").rstrip(".")
+        return {
+            "function_name": name,
+            "problem": f"GetFunctionConfiguration failed with {code}{': ' + message if message else ''}.",
+        }
+    problems: list[str] = []
+    environment = answer.get("Environment")
+    raw_variables = environment.get("Variables") if isinstance(environment, Mapping) else None
+    if raw_variables is not None and not isinstance(raw_variables, Mapping):
+        problems.append("Environment.Variables is not a map.")
+    variables: Mapping[str, Any] = raw_variables if isinstance(raw_variables, Mapping) else {}
+    if isinstance(environment, Mapping) and environment.get("Error"):
+        problems.append("Lambda could not decrypt or apply the environment (Environment.Error).")
+    arn = str(answer.get("FunctionArn") or "")
+    arn_parts = arn.split(":")
+    region = arn_parts[3] if arn.startswith("arn:") and len(arn_parts) > 3 else None
+    log_format, log_level, source = _log_level(answer, variables)
+    logging_config = answer.get("LoggingConfig")
+    log_group = logging_config.get("LogGroup") if isinstance(logging_config, Mapping) else None
+    if not name:
+        problems.append("The answer has no FunctionName.")
+    if variables.get("TABLE_NAME") in (None, ""):
+        problems.append(f"TABLE_NAME is not set; the seed's handler then writes to {DEFAULT_TABLE}.")
+    state = answer.get("State")
+    if state not in (None, "Active"):
+        problems.append(
+            f"The function is {state}, not Active"
+            + (f": {answer['StateReason']}." if answer.get("StateReason") else ".")
+        )
+    return {
+        "function_name": name,
+        "function_arn": arn or None,
+        "region": region,
+        "runtime": answer.get("Runtime"),
+        "handler": answer.get("Handler"),
+        "role": answer.get("Role"),
+        "timeout_s": _int_or_none(answer.get("Timeout")),
+        "memory_mb": _int_or_none(answer.get("MemorySize")),
+        "state": state,
+        "last_update_status": answer.get("LastUpdateStatus"),
+        "log_format": log_format,
+        "log_level": log_level or None,
+        "log_level_source": source,
+        "log_group": log_group or (f"/aws/lambda/{name}" if name else None),
+        "table_name": variables.get("TABLE_NAME") or None,
+        "table_region": variables.get("TABLE_REGION") or None,
+        "environment": json.dumps(mask_environment(variables), sort_keys=True),
+        "last_modified": answer.get("LastModified"),
+        "problem": " ".join(problems) or None,
+    }
+
+
+def _int_or_none(value: object) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def fetch_functions(target: Target, function_names: Iterable[str]) -> list[dict[str, Any]]:
+    """``get_function_configuration`` for each name or ARN; a failure is kept as an error record."""
+    client = target.client("lambda")
+    answers: list[dict[str, Any]] = []
+    for name in dict.fromkeys(function_names):
+        try:
+            answers.append(_strip_metadata(client.get_function_configuration(FunctionName=name)))
+        except ClientError as exc:
+            answers.append({"FunctionName": name, "Error": dict(exc.response.get("Error", {}))})
+        except BotoCoreError as exc:
+            answers.append({"FunctionName": name, "Error": {"Code": type(exc).__name__, "Message": str(exc)}})
+    return answers
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage
+
+
+def access_log_variables(log_format: str) -> list[str]:
+    """The ``$context`` variables an access-log format uses, in order, each once."""
+    return list(dict.fromkeys(m.rstrip(".") for m in _CONTEXT_VARIABLE.findall(log_format)))
+
+
+def stage_frame(stage: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per ``get_stage`` answer (one, or the ``Items`` of ``get_stages``); pure.
+
+    :data:`STAGE_COLUMNS`; ``problem`` names missing access logging, a format without the variables that
+    tell the causes apart, and execution logging that is OFF for ``$connect``.
+    """
+    stages = [stage] if isinstance(stage, Mapping) else list(stage)
+    rows = [
+        _stage_row(item) if isinstance(item, Mapping) else {"problem": "A stage answer is not an object."}
+        for item in stages
+    ]
+    return _frame(rows, STAGE_COLUMNS)
+
+
+def _stage_row(stage: Mapping[str, Any]) -> dict[str, Any]:
+    defaults = stage.get("DefaultRouteSettings")
+    defaults = defaults if isinstance(defaults, Mapping) else {}
+    route_settings = stage.get("RouteSettings")
+    connect = route_settings.get("$connect") if isinstance(route_settings, Mapping) else None
+    level = str(defaults.get("LoggingLevel") or "OFF")
+    connect_level = (
+        str(connect.get("LoggingLevel"))
+        if isinstance(connect, Mapping) and connect.get("LoggingLevel")
+        else level
+    )
+    access = stage.get("AccessLogSettings")
+    access = access if isinstance(access, Mapping) else {}
+    log_format = str(access.get("Format") or "")
+    variables = access_log_variables(log_format)
+    has = set(variables)
+    problems: list[str] = []
+    destination = access.get("DestinationArn")
+    if not destination:
+        problems.append("No access logging: nothing records each connection's status and integration status.")
+    elif not log_format:
+        problems.append("Access logging has a destination but no format.")
+    else:
+        missing = [
+            name
+            for name, present in (
+                ("$context.connectionId", "connectionId" in has),
+                ("$context.status", "status" in has),
+                (
+                    "$context.integration.status",
+                    bool(has & {"integration.status", "integrationStatus", "integration.integrationStatus"}),
+                ),
+            )
+            if not present
+        ]
+        if missing:
+            problems.append(f"The access-log format lacks {', '.join(missing)}.")
+    if connect_level == "OFF":
+        problems.append(
+            "Execution logging is OFF for $connect: there is no 'Received response. Status' line to compare "
+            "with the Lambda's log."
+        )
+    return {
+        "stage_name": stage.get("StageName"),
+        "deployment_id": stage.get("DeploymentId"),
+        "auto_deploy": stage.get("AutoDeploy") if isinstance(stage.get("AutoDeploy"), bool) else None,
+        "logging_level": level,
+        "connect_logging_level": connect_level,
+        "data_trace": bool(defaults.get("DataTraceEnabled", False)),
+        "detailed_metrics": bool(defaults.get("DetailedMetricsEnabled", False)),
+        "access_log_destination": destination,
+        "access_log_format_present": bool(log_format),
+        "access_log_connection_id": "connectionId" in has,
+        "access_log_status": "status" in has,
+        "access_log_integration_status": bool(
+            has & {"integration.status", "integrationStatus", "integration.integrationStatus"}
+        ),
+        "access_log_error": "error.message" in has or "error.messageString" in has,
+        "access_log_variables": ", ".join(variables) or None,
+        "last_updated": stage.get("LastUpdatedDate"),
+        "problem": " ".join(problems) or None,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# The app's .env.local against the rest
+
+
+def fetch_tables(target: Target, regions: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """The table names in each region (``list_tables``, every page); default: the target's region."""
+    found: dict[str, list[str]] = {}
+    for region in dict.fromkeys(regions or [target.region]):
+        regional = target if region == target.region else replace(target, region=region)
+        try:
+            pages = regional.client("dynamodb").get_paginator("list_tables").paginate()
+            found[region] = [str(name) for page in pages for name in page.get("TableNames", [])]
+        except (ClientError, BotoCoreError) as exc:
+            code = (
+                str(exc.response.get("Error", {}).get("Code", "Unknown"))
+                if isinstance(exc, ClientError)
+                else type(exc).__name__
+            )
+            raise AwsError(
+                f"DynamoDB ListTables in {region} failed with {code}; the kit's identity needs "
+                "dynamodb:ListTables (read-only) to say whether the app's table exists.",
+                service="dynamodb",
+                operation="ListTables",
+                code=code,
+            ) from exc
+    return found
+
+
+def _function_rows(functions: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    frame = functions if isinstance(functions, pd.DataFrame) else function_frame(list(functions))
+    return [
+        {key: (None if value is pd.NA or value is None else value) for key, value in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+@dataclass
+class _Checks:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, check: str, ok: bool, detail: str) -> None:
+        self.rows.append({"check": check, "ok": ok, "detail": detail})
+
+
+def env_file_check(
+    env_file_path: str | os.PathLike[str],
+    target: Target,
+    functions: pd.DataFrame | Iterable[Mapping[str, Any]] = (),
+    tables: Mapping[str, Iterable[str]] | Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Check the app's ``.env.local`` against the WebSocket URL, the target, the tables and the functions.
+
+    ``functions``: :func:`function_frame` output or ``get_function_configuration`` answers. ``tables``: table
+    names per region (:func:`fetch_tables`), or names in the WebSocket URL's region (else the target's).
+    One row per check (:data:`ENV_CHECK_COLUMNS`); ``detail`` quotes regions, table names and public URLs
+    only, never a credential. A missing or unreadable file is one failed row.
+    """
+    checks = _Checks()
+    try:
+        env = read_env_file(env_file_path)
+    except ConfigurationError as exc:
+        checks.add("env file readable", False, str(exc))
+        return _frame(checks.rows, ENV_CHECK_COLUMNS)
+    checks.add(
+        "env file parsed",
+        not env.problems,
+        f"{env.path}: {len(env.values)} variables, "
+        + (f"{len(env.problems)} problems (listed below)." if env.problems else "no problems."),
+    )
+    for problem in env.problems:
+        checks.add("env file problem", False, problem)
+
+    url_region, api = _check_urls(env, checks)
+    env_region = env.first(REGION_KEYS)
+    reference_region = url_region or (env_region[1] if env_region else target.region)
+    if env_region and url_region:
+        checks.add(
+            "env region matches WebSocket URL",
+            env_region[1] == url_region,
+            f"{env_region[0]} is {env_region[1]}; the WebSocket API is in {url_region}.",
+        )
+    elif not env_region:
+        checks.add(
+            "env region set",
+            False,
+            f"None of {', '.join(REGION_KEYS)} is set; the app's SDK falls back to its host's region"
+            + (f" (the API is in {url_region})." if url_region else "."),
+        )
+    checks.add(
+        "target region matches WebSocket URL" if url_region else "target region matches env file",
+        target.region == reference_region,
+        f"The kit's target reads {target.region}; the "
+        + ("WebSocket API is" if url_region else "env file says")
+        + f" {reference_region}.",
+    )
+
+    known = _tables_by_region(tables, reference_region)
+    env_table = env.first(TABLE_KEYS)
+    app_table = env_table[1] if env_table else DEFAULT_TABLE
+    checks.add(
+        "env table name set",
+        env_table is not None,
+        f"{env_table[0]} is {env_table[1]}."
+        if env_table
+        else f"None of {', '.join(TABLE_KEYS)} is set; the app falls back to {DEFAULT_TABLE}.",
+    )
+    _check_table_exists(checks, "app table exists", app_table, reference_region, known)
+    checks.add(
+        "target table matches env file",
+        target.table == app_table,
+        f"The kit's target reads table {target.table}; the app uses {app_table}.",
+    )
+    for function in _function_rows(functions):
+        _check_function(checks, function, app_table, reference_region, known)
+    if api is not None:
+        checks.add("credentials in env file", True, _credential_detail(env))
+    return _frame(checks.rows, ENV_CHECK_COLUMNS)
+
+
+def _check_urls(env: EnvFile, checks: _Checks) -> tuple[str | None, tuple[str, str, str] | None]:
+    websocket = env.first(WEBSOCKET_URL_KEYS)
+    parsed = parse_websocket_url(websocket[1]) if websocket else None
+    if websocket is None:
+        checks.add(
+            "WebSocket URL set",
+            False,
+            f"None of {', '.join(WEBSOCKET_URL_KEYS)} is set; the region cannot be checked.",
+        )
+    elif parsed is None:
+        checks.add(
+            "WebSocket URL is an execute-api URL",
+            False,
+            f"{websocket[0]} is not wss://{{api}}.execute-api.{{region}}.amazonaws.com/{{stage}} (a custom "
+            "domain hides the API id, region and stage).",
+        )
+    else:
+        api_id, region, stage = parsed
+        checks.add(
+            "WebSocket URL is an execute-api URL",
+            True,
+            f"{websocket[0]} names API {api_id} in {region}, stage {stage}.",
+        )
+    management = env.first(MANAGEMENT_URL_KEYS)
+    if management is not None:
+        managed = parse_websocket_url(management[1])
+        scheme = management[1].split("://", 1)[0].lower() if "://" in management[1] else ""
+        same = managed is not None and parsed is not None and managed == parsed
+        detail = (
+            f"{management[0]} names API {managed[0]} in {managed[1]}, stage {managed[2]}"
+            if managed
+            else f"{management[0]} is not an execute-api URL"
+        )
+        if scheme in ("ws", "wss"):
+            detail += f"; it uses {scheme}://, but @connections is reached over https://"
+        checks.add(
+            "management URL matches WebSocket URL",
+            same and scheme not in ("ws", "wss"),
+            detail + ".",
+        )
+    return (parsed[1] if parsed else None), parsed
+
+
+def _tables_by_region(
+    tables: Mapping[str, Iterable[str]] | Iterable[str] | None, default_region: str
+) -> dict[str, set[str]]:
+    if tables is None:
+        return {}
+    if isinstance(tables, Mapping):
+        return {str(region): {str(t) for t in names} for region, names in tables.items()}
+    return {default_region: {str(t) for t in tables}}
+
+
+def _check_table_exists(
+    checks: _Checks, check: str, table: str, region: str, known: Mapping[str, set[str]]
+) -> None:
+    if region not in known:
+        return
+    present = table in known[region]
+    others = sorted(known[region])
+    near = [t for t in others if t.lower().rstrip("s") == table.lower().rstrip("s") and t != table]
+    detail = f"Table {table} {'exists' if present else 'does not exist'} in {region}"
+    if not present:
+        detail += f" (tables there: {', '.join(others) or 'none'})"
+        if near:
+            detail += f"; did you mean {near[0]}?"
+    checks.add(check, present, detail + ("." if not detail.endswith("?") else ""))
+
+
+def _check_function(
+    checks: _Checks,
+    function: Mapping[str, Any],
+    app_table: str,
+    url_region: str,
+    known: Mapping[str, set[str]],
+) -> None:
+    name = function.get("function_name") or "(unnamed)"
+    if function.get("function_arn") is None and function.get("problem"):
+        checks.add(f"function {name} readable", False, str(function["problem"]))
+        return
+    table = function.get("table_name")
+    effective_table = table or DEFAULT_TABLE
+    checks.add(
+        f"function {name} TABLE_NAME",
+        effective_table == app_table,
+        (
+            f"TABLE_NAME is {table}"
+            if table
+            else f"TABLE_NAME is not set, so the seed's handler uses {DEFAULT_TABLE}"
+        )
+        + f"; the app uses {app_table}.",
+    )
+    table_region = function.get("table_region")
+    runs_in = function.get("region")
+    writes_to = table_region or runs_in or url_region
+    checks.add(
+        f"function {name} TABLE_REGION",
+        writes_to == url_region,
+        (
+            f"TABLE_REGION is {table_region}"
+            if table_region
+            else f"TABLE_REGION is not set, so it writes to the region it runs in ({runs_in or 'unknown'})"
+        )
+        + f"; the WebSocket API and the app are in {url_region}.",
+    )
+    _check_table_exists(checks, f"function {name} table exists", effective_table, writes_to, known)
+
+
+def _credential_detail(env: EnvFile) -> str:
+    key = env.first(ACCESS_KEY_ID_KEYS)
+    if key is None:
+        return "The env file sets no access key; the app uses its host's credentials (role or profile)."
+    return f"{key[0]} is {mask_access_key_id(key[1])} (the secret key is never shown)."

@@ -1,0 +1,201 @@
+"""The lab under load and under failure: the table always matches the live connections.
+
+A thousand clients connect and disconnect in random order (at most 50 at once); while a hundred of them
+stay connected the table holds exactly those hundred, and once they leave it is empty: no orphans, none
+missing. Then DynamoDB Local is killed in the middle of a run of connections: every handshake either
+stored its item or failed with a 5xx (never a silent 101 with nothing stored), and the lab recovers once
+the engine is back on the same port and the table is recreated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from kit import schema
+from kit.handler.app import user_hash
+from kit.lab.lab import Lab
+
+from .labclient import (
+    INTERNAL_ERROR_FRAME,
+    access_log,
+    close_quietly,
+    connect_user,
+    info,
+    items_of,
+    lambda_lines,
+    management_client,
+    now_ms,
+    query,
+    recv_text,
+    table_items,
+    unique_user,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+CLIENTS = 1000
+STAYING = 100
+CONCURRENCY = 50
+SEED = 20261125
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with Lab("healthy", dynamodb="dynamodb-local", write_lab_file=False) as running:
+        yield running
+
+
+async def _open(lab: Lab, user: str, workspace_id: str) -> ClientConnection:
+    url = f"{info(lab).websocket_url}?{query(user, workspace_id)}"
+    return await connect(url, proxy=None, open_timeout=60, close_timeout=10, ping_interval=None)
+
+
+def _stored_users(lab: Lab) -> dict[str, str]:
+    """userId -> connectionId of every stored connection (a user twice would be an orphan)."""
+    stored: dict[str, str] = {}
+    for item in table_items(lab):
+        assert item["userId"] not in stored, f"two stored connections for {item['userId']}"
+        stored[item["userId"]] = item["connectionId"]
+    return stored
+
+
+def test_1000_clients_in_random_order_leave_the_table_equal_to_the_live_connections(lab: Lab) -> None:
+    rng = random.Random(SEED)
+    users = [f"client-{index:04d}@example.com" for index in range(CLIENTS)]
+    staying = set(rng.sample(users, STAYING))
+    rng.shuffle(users)
+    delays = {user: rng.random() * 0.05 for user in users}
+    workspaces = {user: f"ws-{rng.randrange(17)}" for user in users}
+    started = now_ms()
+
+    async def scenario() -> None:
+        slots = asyncio.Semaphore(CONCURRENCY)
+        live: dict[str, ClientConnection] = {}
+
+        async def client(user: str) -> None:
+            async with slots:
+                ws = await _open(lab, user, workspaces[user])
+                if user in staying:
+                    live[user] = ws
+                    return
+                await asyncio.sleep(delays[user])
+                await ws.close()
+
+        await asyncio.gather(*(client(user) for user in users))
+        assert set(live) == staying
+
+        # Mid-run snapshot: $disconnect is asynchronous, so wait for the leavers' deletes to land.
+        def settled() -> dict[str, str] | None:
+            stored = _stored_users(lab)
+            return stored if len(stored) <= STAYING else None
+
+        stored = await asyncio.to_thread(wait_until, settled, 120, 0.2)
+        assert set(stored) == staying, (
+            f"orphans: {sorted(set(stored) - staying)[:5]}, missing: {sorted(staying - set(stored))[:5]}"
+        )
+        management = management_client(lab)
+        for connection_id in stored.values():  # every stored id is a live connection
+            answer = await asyncio.to_thread(management.get_connection, ConnectionId=connection_id)
+            assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+        order = list(live)
+        rng.shuffle(order)
+
+        async def leave(user: str) -> None:
+            async with slots:
+                await live[user].close()
+
+        await asyncio.gather(*(leave(user) for user in order))
+
+    asyncio.run(scenario())
+    wait_until(lambda: table_items(lab) == [], timeout=60, interval=0.2)
+    # The gateway saw every one of them come and go: one CONNECT and one DISCONNECT each, all 200.
+    events = [(line["eventType"], line["status"]) for line in access_log(lab, started)]
+    assert events.count(("CONNECT", "200")) == CLIENTS
+    assert events.count(("DISCONNECT", "200")) == CLIENTS
+
+
+@dataclass
+class Attempt:
+    user: str
+    status: int  # 101 or the handshake's HTTP status
+    ws: ClientConnection | None = None
+
+
+def test_dynamodb_killed_mid_run_fails_handshakes_loudly_and_the_lab_recovers(lab: Lab) -> None:
+    engine = lab.dynamodb_engine
+    assert engine is not None and engine.name == "dynamodb-local" and engine.pid is not None
+    pid = engine.pid
+    port = engine.port
+    started = now_ms()
+    before_kill = connect_user(lab, unique_user("before"))
+    users = [f"drill-{index:03d}@example.com" for index in range(60)]
+    attempts: list[Attempt] = []
+
+    async def run() -> None:
+        slots = asyncio.Semaphore(5)
+        killed = asyncio.Event()
+
+        async def attempt(user: str) -> None:
+            async with slots:
+                try:
+                    ws = await _open(lab, user, "ws-drill")
+                except InvalidStatus as exc:
+                    attempts.append(Attempt(user, exc.response.status_code))
+                    return
+                attempts.append(Attempt(user, 101, ws))
+                if len(attempts) == 20 and not killed.is_set():
+                    killed.set()
+                    os.kill(pid, signal.SIGKILL)  # a crash, not a clean shutdown
+
+        await asyncio.gather(*(attempt(user) for user in users))
+        for done in attempts:
+            if done.ws is not None:
+                await done.ws.close()
+
+    try:
+        asyncio.run(run())
+        wait_until(lambda: not engine.alive(), timeout=10)
+        accepted = [a.user for a in attempts if a.status == 101]
+        rejected = [a for a in attempts if a.status != 101]
+        assert len(attempts) == len(users)
+        assert rejected, "after the kill, handshakes must fail"
+        assert all(500 <= a.status < 600 for a in rejected), [a.status for a in rejected]
+        # No silent 101: every accepted handshake is one whose $connect stored the item.
+        lines = lambda_lines(lab, started)
+        stored_hashes = {
+            json.loads(line.split("\t", 3)[3])["user_hash"]
+            for line in lines
+            if '"route": "$connect"' in line and '"outcome": "stored"' in line
+        }
+        assert {user_hash(user) for user in accepted} <= stored_hashes
+        # A client connected before the crash gets the Internal server error frame for its message.
+        before_kill.send(json.dumps({"action": "message", "message": "still there?"}))
+        frame = recv_text(before_kill, timeout=20)
+        assert frame is not None
+        assert re.fullmatch(INTERNAL_ERROR_FRAME, frame), frame
+
+        restarted = lab.restart_dynamodb()
+        assert restarted.port == port and restarted.pid != pid
+        schema.create_table(lab.target().client("dynamodb"), name=info(lab).table)
+        after = unique_user("after")
+        recovered = connect_user(lab, after)
+        try:
+            assert items_of(lab, after), "connections are stored again"
+        finally:
+            recovered.close()
+        wait_until(lambda: not items_of(lab, after))
+    finally:
+        close_quietly(before_kill)
