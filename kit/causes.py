@@ -1,0 +1,90 @@
+"""The root causes the diagnosis can name, as data: id, summary, rank, and the next step for each.
+
+The ids are part of the kit's contract (reports, ``kit diagnose --json``, tests): keep them stable. The rank
+orders causes when several checks fail at once: a cause that explains the others comes first (a missing
+``$connect`` route makes every storage check moot; a denied PutItem explains an empty table better than an
+idle-timeout disconnect does). Nothing here knows about the lab or its scenarios.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Cause:
+    id: str
+    rank: int  # lower comes first
+    summary: str
+    next_step: str
+
+
+CAUSES: tuple[Cause, ...] = (
+    Cause(
+        "connect-route-missing",
+        10,
+        "The $connect route has no integration, so connections are accepted and nothing runs to store them.",
+        "Add a $connect route whose target is the connect integration (and redeploy the stage on AWS).",
+    ),
+    Cause(
+        "connection-id-not-mapped",
+        15,
+        "$connect reaches an HTTP backend without the connectionId mapping, so the handler cannot know which "
+        "connection to store.",
+        "Map integration.request.header.ConnectionId to context.connectionId on the $connect integration.",
+    ),
+    Cause(
+        "handler-crash",
+        20,
+        "The $connect handler fails before answering (an unhandled error), so API Gateway rejects the "
+        "handshake.",
+        "Read the [ERROR] line of the function's log and fix the handler or its Handler setting.",
+    ),
+    Cause(
+        "put-access-denied",
+        30,
+        "The execution role is not allowed dynamodb:PutItem on the connections table, so every write fails.",
+        "Allow dynamodb:PutItem on the table ARN in the execution role's policy (see iam-policies.json).",
+    ),
+    Cause(
+        "table-not-found",
+        35,
+        "The handler writes to a table that does not exist (TABLE_NAME does not name the connections table).",
+        "Set the function's TABLE_NAME to the connections table's exact name.",
+    ),
+    Cause(
+        "wrong-region",
+        40,
+        "The handler writes to a same-named table in another region, so the table you read stays empty.",
+        "Remove TABLE_REGION (or the hard-coded region) so the handler writes in the table's region.",
+    ),
+    Cause(
+        "workspace-id-missing",
+        50,
+        "Connections are stored without workspaceId, so the workspaceIndex GSI never sees them and "
+        "broadcasts "
+        "find nobody.",
+        "Send workspaceId in the connection URL's query string and reject $connect without it (answer 400).",
+    ),
+    Cause(
+        "index-access-denied",
+        55,
+        "The execution role may use the table but not its index (table/<name>/index/*), so broadcasts fail "
+        "on Query.",
+        "Add the index ARN (arn:aws:dynamodb:<region>:<account>:table/<name>/index/*) to the role's policy.",
+    ),
+    Cause(
+        "early-disconnect",
+        60,
+        "Connections are stored and then removed almost at once by $disconnect (the client closes right "
+        "away).",
+        "Fix the client's reconnect loop or double mount, and check its disconnect codes (1001/1005/1009).",
+    ),
+    Cause("none", 1000, "No failing check: connections are stored and reachable.", "Nothing to fix."),
+)
+
+BY_ID: dict[str, Cause] = {cause.id: cause for cause in CAUSES}
+
+
+def cause(cause_id: str) -> Cause:
+    return BY_ID[cause_id]

@@ -1,0 +1,165 @@
+"""CloudWatch Logs events into the raw event frame (:data:`RAW_EVENT_COLUMNS`), from what is at hand.
+
+Three ways in, none of which touches the network or the disk: boto3's event dicts
+(``filter_log_events`` / ``get_log_events`` pages), the text of an ``aws logs filter-log-events`` JSON
+export, and a file of raw log lines already read into a string. Malformed input raises
+:class:`~kit.errors.ConfigurationError` with a one-line message, never a traceback from deep inside.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from kit.errors import ConfigurationError
+from kit.logparse.columns import RAW_EVENT_COLUMNS, conform, empty_frame
+
+_KEYS = {
+    "log_group": ("logGroupName", "log_group"),
+    "log_stream": ("logStreamName", "log_stream"),
+    "event_id": ("eventId", "event_id"),
+    "timestamp": ("timestamp",),
+    "ingestion_time": ("ingestionTime", "ingestion_time"),
+    "message": ("message",),
+}
+
+
+def _first(event: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if key in event:
+            return event[key]
+    return None
+
+
+def _epoch_ms(value: Any, what: str, index: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(
+            f"Log event {index} has a {what} of type {type(value).__name__}; "
+            "expected epoch milliseconds as a number."
+        )
+    return int(value)
+
+
+def events_frame(events: Iterable[Mapping[str, Any]], log_group: str | None = None) -> pd.DataFrame:
+    """One row per event (:data:`RAW_EVENT_COLUMNS`), in the order given.
+
+    ``events`` are boto3 event dicts (``logStreamName``, ``timestamp``, ``message``, ``ingestionTime``,
+    ``eventId``; an event's own ``logGroupName`` wins over ``log_group``) or rows already in this frame's
+    snake_case names. A missing key is a null; a message that is not text is an error.
+    """
+    columns: dict[str, list[Any]] = {name: [] for name in RAW_EVENT_COLUMNS}
+    for index, event in enumerate(events):
+        if not isinstance(event, Mapping):
+            raise ConfigurationError(
+                f"Log event {index} is a {type(event).__name__}, "
+                "not an object with a message and a timestamp."
+            )
+        message = _first(event, _KEYS["message"])
+        if message is not None and not isinstance(message, str):
+            raise ConfigurationError(
+                f"Log event {index} has a message of type {type(message).__name__}; expected text."
+            )
+        group = _first(event, _KEYS["log_group"])
+        columns["log_group"].append(group if group is not None else log_group)
+        columns["log_stream"].append(_first(event, _KEYS["log_stream"]))
+        event_id = _first(event, _KEYS["event_id"])
+        columns["event_id"].append(None if event_id is None else str(event_id))
+        columns["timestamp"].append(_epoch_ms(_first(event, _KEYS["timestamp"]), "timestamp", index))
+        columns["ingestion_time"].append(
+            _epoch_ms(_first(event, _KEYS["ingestion_time"]), "ingestionTime", index)
+        )
+        columns["message"].append(message)
+    if not columns["message"]:
+        return empty_frame(RAW_EVENT_COLUMNS)
+    frame = pd.DataFrame(
+        {
+            name: pd.array(values, dtype=RAW_EVENT_COLUMNS[name])
+            if RAW_EVENT_COLUMNS[name] == "Int64"
+            else pd.Series(values, dtype=object).astype("string")
+            for name, values in columns.items()
+        }
+    )
+    return conform(frame, RAW_EVENT_COLUMNS)
+
+
+def read_export(json_text: str | bytes, log_group: str | None = None) -> pd.DataFrame:
+    """The events of an ``aws logs filter-log-events`` (or ``get-log-events``) JSON export.
+
+    Accepts ``{"events": [...]}`` or a bare list of events. Anything else raises ConfigurationError.
+    """
+    try:
+        document = json.loads(json_text)
+    except (ValueError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigurationError(
+            f"The log export is not JSON ({reason}); expected the output of `aws logs filter-log-events`."
+        ) from exc
+    if isinstance(document, dict):
+        if "events" not in document:
+            keys = ", ".join(sorted(map(str, document))[:5]) or "none"
+            raise ConfigurationError(
+                f'The log export has no "events" list (keys: {keys}); expected the output of '
+                "`aws logs filter-log-events`."
+            )
+        events = document["events"]
+        group = document.get("logGroupName") if isinstance(document.get("logGroupName"), str) else None
+        log_group = log_group or group
+    else:
+        events = document
+    if not isinstance(events, list):
+        raise ConfigurationError(
+            f'The log export\'s "events" is a {type(events).__name__}, not a list of events.'
+        )
+    for index, event in enumerate(events):
+        if isinstance(event, dict) and "message" not in event:
+            raise ConfigurationError(f'Log event {index} of the export has no "message".')
+    return events_frame(events, log_group=log_group)
+
+
+def read_raw_lines(
+    text: str | bytes, log_group: str | None = None, log_stream: str | None = None
+) -> pd.DataFrame:
+    """One event per line of ``text`` (a saved log file), without timestamps (ts will be NaT).
+
+    Lines are split on ``\\n`` only: a ``\\r`` inside a line is part of it (the Python runtime joins a
+    traceback's lines with ``\\r`` on stdout), while a ``\\r\\n`` line end is dropped. Bytes are decoded
+    as UTF-8, undecodable bytes becoming U+FFFD. Pass ``log_group`` (e.g. ``/aws/lambda/<function>``)
+    when the file came from one group, so plain ``print`` lines are recognised as Lambda output.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        raise ConfigurationError(f"Raw log lines must be text, not {type(text).__name__}.")
+    if not text:
+        return empty_frame(RAW_EVENT_COLUMNS)
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    events = [
+        {"message": line.removesuffix("\r"), "logStreamName": log_stream, "logGroupName": log_group}
+        for line in lines
+    ]
+    return events_frame(events)
+
+
+def ensure_events(events: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """``events`` as the raw event frame: a frame is checked and completed, anything else goes through
+    :func:`events_frame`. A frame whose ``timestamp`` is already datetime is converted back to ms."""
+    if not isinstance(events, pd.DataFrame):
+        return events_frame(events)
+    if "message" not in events.columns:
+        raise ConfigurationError(
+            "The events frame has no 'message' column; build it with kit.logparse.events_frame()."
+        )
+    frame = events.copy()
+    for name in ("timestamp", "ingestion_time"):
+        if name in frame.columns and pd.api.types.is_datetime64_any_dtype(frame[name]):
+            stamps = pd.to_datetime(frame[name], utc=True)
+            millis = (stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+            frame[name] = millis.astype("Int64")
+    return conform(frame, RAW_EVENT_COLUMNS)

@@ -1,0 +1,651 @@
+"""The vectorised parser: the raw event frame in, the normalised log frame (:data:`LOG_COLUMNS`) out.
+
+How a line is read, in passes over whole columns rather than a call per line:
+
+1. the first characters of every line (at most :data:`~kit.logparse.patterns.PREFIX_WINDOW`) become a
+   NumPy code-point matrix, and array comparisons sort lines into categories (START, REPORT, a Python
+   runtime line, JSON...), the job :data:`~kit.logparse.patterns.LINE_PREFIX` does for one line;
+2. each category's subset is read with its own pattern through ``Series.str.extract``/``str.match``;
+   JSON is decoded only for the lines (or message parts) that start with ``{``;
+3. the source of each line follows from its log group or, when the group does not say, from its shape
+   and its stream; execution-log lines are read rule by rule (a cheap literal test, then the pattern);
+4. Lambda lines are scanned for botocore's ``An error occurred (Code)`` text and the seed's wording;
+5. lines without a request id take the one of the START before them in their stream.
+
+Every row comes out, in input order; what could not be read is said in ``parse_error``.
+:mod:`kit.logparse.slow` does the same one line at a time and is the oracle of the tests.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kit.logparse import patterns as p
+from kit.logparse.columns import LOG_COLUMNS, MAX_EXACT_INT, UTC_TIME, empty_frame
+from kit.logparse.events import ensure_events
+
+_RAW = ("log_group", "log_stream", "event_id", "message")
+_TIMES = ("ts", "ingest_ts", "lag_ms")
+_CODED = ("kind", "source")
+_NUMBER_COLUMNS = tuple(name for name in LOG_COLUMNS if name in p.NUMERIC_FIELDS)
+_TEXT_COLUMNS = tuple(
+    name
+    for name in LOG_COLUMNS
+    if name not in _RAW and name not in _TIMES and name not in _CODED and name not in p.NUMERIC_FIELDS
+)
+
+# Kinds and sources are held as small integers while parsing: comparing ints is what makes the masks cheap.
+_KIND = {name: code for code, name in enumerate(p.KINDS)}
+_SOURCE = {name: code for code, name in enumerate(p.SOURCES)}
+_UNSET = -1
+_LAMBDA = _SOURCE["lambda"]
+_EXEC = _SOURCE["apigw_exec"]
+_ACCESS = _SOURCE["apigw_access"]
+
+Positions = np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Columns under construction
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _Columns:
+    """The parsed columns being filled; a value, once set, is kept (the first reading wins)."""
+
+    def __init__(self, size: int) -> None:
+        self.text = {name: np.full(size, pd.NA, dtype=object) for name in _TEXT_COLUMNS}
+        self.numbers = {name: np.full(size, np.nan) for name in _NUMBER_COLUMNS}
+        self.kind = np.full(size, _UNSET, dtype=np.int8)
+        self.source = np.full(size, _UNSET, dtype=np.int8)
+        self.filled: set[str] = set()  # text columns that hold at least one value
+
+    def put(self, column: str, positions: Positions, values: Any) -> None:
+        if len(positions) == 0:
+            return
+        if column in self.numbers:
+            target = self.numbers[column]
+            numbers = _as_float(values)
+            keep = np.isnan(target[positions]) & ~np.isnan(numbers)
+            target[positions[keep]] = numbers[keep]
+        elif column == "kind":
+            self._put_code(self.kind, _KIND, positions, values)
+        else:
+            text_target = self.text[column]
+            texts = _as_object(values)
+            kept = np.flatnonzero(pd.isna(text_target[positions]) & pd.notna(texts))
+            kept = kept[texts[kept] != ""]  # an empty capture is no value
+            if len(kept):
+                text_target[positions[kept]] = texts[kept]
+                self.filled.add(column)
+
+    @staticmethod
+    def _put_code(target: np.ndarray, codes: Mapping[str, int], positions: Positions, values: Any) -> None:
+        names = _as_object(values)
+        mapped = np.array([codes.get(name, _UNSET) if isinstance(name, str) else _UNSET for name in names])
+        keep = (target[positions] == _UNSET) & (mapped != _UNSET)
+        target[positions[keep]] = mapped[keep]
+
+    def put_constant(self, column: str, positions: Positions, value: object) -> None:
+        self.put(column, positions, np.full(len(positions), value, dtype=object))
+
+    def put_records(self, positions: Positions, records: Sequence[Mapping[str, object]]) -> None:
+        """Fill from one field dict per position (the JSON lines)."""
+        if len(positions) == 0:
+            return
+        names: set[str] = set().union(*records)
+        for name in names:
+            if name in self.text or name in self.numbers or name == "kind":
+                self.put(name, positions, [record.get(name) for record in records])
+
+    def missing(self, column: str, positions: Positions) -> Positions:
+        if column in self.numbers:
+            empty = np.isnan(self.numbers[column][positions])
+        else:
+            empty = np.asarray(pd.isna(self.text[column][positions]), dtype=bool)
+        return np.compress(empty, positions)
+
+
+def _as_object(values: Any) -> np.ndarray:
+    if isinstance(values, pd.Series):
+        return np.asarray(values.to_numpy(dtype=object, na_value=pd.NA))
+    if isinstance(values, np.ndarray):
+        return values.astype(object)
+    array = np.empty(len(values), dtype=object)
+    array[:] = list(values)
+    return array
+
+
+def _as_float(values: Any) -> np.ndarray:
+    objects = values.to_numpy(dtype=object, na_value=None) if isinstance(values, pd.Series) else values
+    try:
+        # C-level float() over the captures; None becomes NaN.
+        return np.array(objects, dtype=np.float64)
+    except (TypeError, ValueError):
+        series = pd.Series(_as_object(objects), dtype=object)
+        return np.asarray(pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
+
+
+def _positions(series: pd.Series) -> Positions:
+    return np.asarray(series.index.to_numpy())
+
+
+def _extract(texts: pd.Series, pattern: re.Pattern[str]) -> pd.DataFrame:
+    return texts.str.extract(pattern, expand=True)
+
+
+def _fill(out: _Columns, positions: Positions, found: pd.DataFrame, fields: Iterable[str | None]) -> None:
+    for index, column in enumerate(fields):
+        if column is not None:
+            out.put(column, positions, found[index])
+
+
+def _null_request_ids(values: pd.Series) -> pd.Series:
+    return values.where(~values.isin(p.NULL_REQUEST_IDS))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Line prefixes, all lines at once
+# ---------------------------------------------------------------------------------------------------------
+
+_TAB, _SPACE = ord("\t"), ord(" ")
+_DIGIT_AT = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)
+_CHAR_AT = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"))
+_MAX_FRACTION = 9
+
+
+def _code_points(texts: np.ndarray) -> np.ndarray:
+    """The first :data:`PREFIX_WINDOW` code points of each text as a (rows, window) uint32 matrix, 0-padded.
+
+    One C-level conversion (NumPy truncates to the fixed width); every prefix test after it is an array
+    comparison.
+    """
+    window = p.PREFIX_WINDOW
+    fixed = texts.astype(f"<U{window}")
+    return fixed.view(np.uint32).reshape(len(texts), window)
+
+
+def _is_digit(codes: np.ndarray) -> np.ndarray:
+    return (codes >= ord("0")) & (codes <= ord("9"))
+
+
+def _iso_separator(codes: np.ndarray) -> np.ndarray:
+    """The character after a leading ``YYYY-MM-DDTHH:MM:SS[.fraction]Z`` (0 when there is none)."""
+    separator = np.zeros(len(codes), dtype=np.uint32)
+    rows = np.flatnonzero((codes[:, 10] == ord("T")) & (codes[:, 4] == ord("-")))
+    if len(rows) == 0:
+        return separator
+    head = codes[rows]
+    shape = _is_digit(head[:, list(_DIGIT_AT)]).all(axis=1)
+    for position, char in _CHAR_AT:
+        shape &= head[:, position] == ord(char)
+    plain = shape & (head[:, 19] == ord("Z"))
+    separator[rows[plain]] = head[plain, 20]
+    fractional = np.flatnonzero(shape & (head[:, 19] == ord(".")))
+    if len(fractional):
+        digits = _is_digit(head[fractional, 20 : 20 + _MAX_FRACTION + 1])
+        run = np.where(digits.all(axis=1), _MAX_FRACTION + 1, np.argmin(digits, axis=1))
+        valid = (run >= 1) & (run <= _MAX_FRACTION)
+        kept, run = fractional[valid], run[valid]
+        zulu = head[kept, 20 + run] == ord("Z")
+        separator[rows[kept[zulu]]] = head[kept[zulu], 21 + run[zulu]]
+    separator[(separator != _TAB) & (separator != _SPACE)] = 0
+    return separator
+
+
+def _tokens_by_first_char() -> dict[int, list[tuple[str, np.ndarray]]]:
+    table: dict[int, list[tuple[str, np.ndarray]]] = {}
+    for token in p.PREFIX_TOKENS:
+        expected = np.array([ord(char) for char in token], dtype=np.uint32)
+        table.setdefault(ord(token[0]), []).append((token, expected))
+    return table
+
+
+_TOKENS_BY_FIRST_CHAR = _tokens_by_first_char()
+
+
+def _prefix_categories(texts: np.ndarray) -> np.ndarray:
+    """What :data:`~kit.logparse.patterns.LINE_PREFIX` and ``PREFIX_CATEGORY`` give, for all lines at once."""
+    codes = _code_points(texts)
+    categories = np.full(len(texts), None, dtype=object)
+    separator = _iso_separator(codes)
+    categories[separator == _TAB] = p.PREFIX_CATEGORY["\t"]
+    categories[separator == _SPACE] = p.PREFIX_CATEGORY[" "]
+    undecided = separator == 0
+    first = codes[:, 0]
+    for first_char, tokens in _TOKENS_BY_FIRST_CHAR.items():
+        rows = np.flatnonzero(undecided & (first == first_char))
+        for token, expected in tokens:  # in PREFIX_TOKENS order, as the regex alternation tries them
+            if len(rows) == 0:
+                break
+            hit = (codes[rows, : len(token)] == expected).all(axis=1)
+            categories[rows[hit]] = p.PREFIX_CATEGORY[token]
+            rows = rows[~hit]
+    return categories
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The parse
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _Parser:
+    """One parse: the frame's arrays and the columns being filled."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.size = len(frame)
+        # Missing messages stay NA: every pass below treats NA as "no match", and the fallback as empty.
+        self.text: pd.Series = frame["message"]
+        self.out = _Columns(self.size)
+        self.kind = self.out.kind
+        self.source = self.out.source
+        self.evidence = np.zeros(self.size, dtype=bool)  # the line's own shape says Lambda
+        self.json_role = np.full(self.size, None, dtype=object)
+        self.bad_json = np.zeros(self.size, dtype=bool)
+        self.paren = np.zeros(self.size, dtype=bool)
+        self.plain_json: tuple[Positions, list[dict[str, object]]] | None = None
+
+        group_codes, groups = pd.factorize(frame["log_group"].to_numpy(dtype=object, na_value=None))
+        sources = np.array([p.group_source(group) for group in groups] + [None], dtype=object)
+        group_source = sources[group_codes]
+        self.lambda_group = group_source == "lambda"
+        self.exec_group = group_source == "apigw_exec"
+        self.other_group = ~(self.lambda_group | self.exec_group)
+        stream_codes, _ = pd.factorize(frame["log_stream"].to_numpy(dtype=object, na_value=None))
+        combined = group_codes.astype(np.int64) * (int(stream_codes.max(initial=0)) + 2) + stream_codes
+        self.stream = pd.factorize(combined)[0]
+
+    # --- categories of Lambda-shaped lines ---------------------------------------------------------------
+
+    def categorise(self) -> None:
+        candidates = self.text[~self.exec_group]
+        categories = _prefix_categories(candidates.to_numpy(dtype=object))
+        codes, names = pd.factorize(categories)
+        positions = _positions(candidates)
+        handlers: Mapping[str, Callable[[Positions], None]] = {
+            "start": lambda rows: self._start_end(rows, "start"),
+            "end": lambda rows: self._start_end(rows, "end"),
+            "report": self._report,
+            "init_start": lambda rows: self._mark(rows, "init_start"),
+            "init_report": self._init_report,
+            "xray": lambda rows: self._mark(rows, "xray"),
+            "python": self._python,
+            "uncaught": self._uncaught,
+            "node": self._node,
+            "timeout": self._timeout,
+            "request_error": self._request_error,
+            "runtime_type": self._runtime_type,
+            "json": self._json,
+        }
+        for code, name in enumerate(names):
+            rows = positions[codes == code]
+            if name == "paren":
+                self.paren[rows] = True
+            elif name in handlers:
+                handlers[name](rows)
+
+    def _mark(self, rows: Positions, kind: str) -> None:
+        self.kind[rows] = _KIND[kind]
+        self.evidence[rows] = True
+
+    def _start_end(self, rows: Positions, kind: str) -> None:
+        texts = self.text.iloc[rows]
+        request_ids = texts.str.extract(p.START if kind == "start" else p.END, expand=False)
+        self._mark(rows, kind)
+        self.out.put("request_id", rows, request_ids)
+        self.out.put_constant("parse_error", rows[request_ids.isna().to_numpy()], p.MISSING_REQUEST_ID[kind])
+
+    def _report(self, rows: Positions) -> None:
+        """Complete lines through ``REPORT_CORE`` (and ``REPORT_TAIL`` only where a tail field follows);
+        cut lines through the all-optional ``REPORT``, slower, which keeps what is there."""
+        self._mark(rows, "report")
+        texts = self.text.iloc[rows]
+        core = _extract(texts, p.REPORT_CORE)
+        complete = core[0].notna().to_numpy()
+        whole_rows = rows[complete]
+        _fill(self.out, whole_rows, core[complete], p.REPORT_FIELDS[:5])
+        rest = core[5][complete]
+        has_tail = rest.str.match(p.REPORT_TAIL_START).to_numpy(dtype=bool, na_value=False)
+        if has_tail.any():
+            tail = _extract(rest[has_tail], p.REPORT_TAIL)
+            _fill(self.out, whole_rows[has_tail], tail, p.REPORT_FIELDS[5:])
+        if not complete.all():
+            cut_rows = rows[~complete]
+            found = _extract(texts[~complete], p.REPORT)
+            _fill(self.out, cut_rows, found, p.REPORT_FIELDS)
+            self.out.put_constant("parse_error", cut_rows, p.INCOMPLETE_REPORT)
+
+    def _init_report(self, rows: Positions) -> None:
+        found = _extract(self.text.iloc[rows], p.INIT_REPORT)
+        self._mark(rows, "init_report")
+        _fill(self.out, rows, found, p.INIT_REPORT_FIELDS)
+
+    def _python(self, rows: Positions) -> None:
+        found = _extract(self.text.iloc[rows], p.PYTHON_LINE)
+        self._mark(rows, "app")
+        self.out.put("level", rows, found[0])
+        self.out.put("request_id", rows, _null_request_ids(found[1]))
+        cut = found[2].isna().to_numpy()
+        self.out.put_constant("parse_error", rows[cut], p.INCOMPLETE_PYTHON_LINE)
+        self._message_json(rows[~cut], found[2][~cut])
+
+    def _message_json(self, rows: Positions, messages: pd.Series) -> None:
+        """App fields from a line's message part when it is a JSON object (the handler's log line)."""
+        is_json = messages.str.match(p.JSON_START).to_numpy(dtype=bool, na_value=False)
+        records = []
+        for message in messages[is_json]:
+            document = p.decode_object(message)
+            records.append(p.app_fields(document) if document is not None else {})
+        self.out.put_records(rows[is_json], records)
+
+    def _uncaught(self, rows: Positions) -> None:
+        texts = self.text.iloc[rows]
+        found = _extract(texts, p.UNCAUGHT)
+        self._mark(rows, "error")
+        self.out.put_constant("level", rows, "ERROR")
+        self.out.put("error_type", rows, found[0])
+        self.out.put("error_message", rows, found[1])
+        untyped = found[0].isna().to_numpy()
+        if untyped.any():
+            loose = texts[untyped].str.extract(p.UNCAUGHT_LOOSE, expand=False)
+            self.out.put("error_message", rows[untyped], loose)
+
+    def _node(self, rows: Positions) -> None:
+        found = _extract(self.text.iloc[rows], p.NODE_LINE)
+        matched = found[0].notna().to_numpy()
+        rows, found = rows[matched], found[matched]
+        self._mark(rows, "app")
+        self.out.put("level", rows, found[2])
+        self.out.put("request_id", rows, _null_request_ids(found[1]))
+        errors = found[3].str.extract(p.NODE_ERROR)
+        is_error = errors[0].notna().to_numpy()
+        error_rows = rows[is_error]
+        self.kind[error_rows] = _KIND["error"]
+        records: list[dict[str, object]] = []
+        for rest in errors[1][is_error]:
+            document = p.decode_object(rest)
+            if document is not None:
+                records.append(p.error_document_fields(document))
+            else:
+                records.append({"error_message": rest.splitlines()[0] if rest.strip() else None})
+        self.out.put_records(error_rows, records)
+        self._message_json(rows[~is_error], found[3][~is_error])
+
+    def _timeout(self, rows: Positions) -> None:
+        found = _extract(self.text.iloc[rows], p.TIMEOUT)
+        matched = found[0].notna().to_numpy()
+        rows, found = rows[matched], found[matched]
+        self._timed_out(rows)
+        self.out.put("request_id", rows, found[0])
+        self.out.put("error_message", rows, found[1])
+
+    def _timed_out(self, rows: Positions) -> None:
+        self._mark(rows, "timeout")
+        self.out.put_constant("status", rows, "timeout")
+        self.out.put_constant("error_type", rows, p.TIMEOUT_ERROR_TYPE)
+
+    def _request_error(self, rows: Positions) -> None:
+        found = _extract(self.text.iloc[rows], p.REQUEST_ERROR)
+        matched = found[0].notna().to_numpy()
+        rows, found = rows[matched], found[matched]
+        timed_out = found[1].str.startswith("Task timed out").to_numpy(dtype=bool, na_value=False)
+        self._timed_out(rows[timed_out])
+        self._mark(rows[~timed_out], "runtime_exit")
+        self.out.put("request_id", rows, found[0])
+        self.out.put("error_message", rows, found[1])
+
+    def _runtime_type(self, rows: Positions) -> None:
+        found = self.text.iloc[rows].str.extract(p.RUNTIME_TYPE, expand=False)
+        matched = found.notna().to_numpy()
+        self._mark(rows[matched], "runtime_exit")
+        self.out.put("error_type", rows[matched], found[matched])
+
+    def _json(self, rows: Positions) -> None:
+        """Whole-event JSON: Lambda's JSON format, an access-log line, or a JSON print."""
+        documents = [p.decode_object(text) for text in self.text.iloc[rows]]
+        roles = np.array([None if d is None else p.json_role(d) for d in documents], dtype=object)
+        self.bad_json[rows[pd.isna(roles)]] = True
+        self.json_role[rows] = roles
+        lambda_group = self.lambda_group[rows]
+        by_role: dict[str, tuple[list[int], list[dict[str, object]]]] = {}
+        for index, (document, found_role) in enumerate(zip(documents, roles, strict=True)):
+            if document is None:
+                continue
+            role = found_role
+            if role == "platform":
+                fields = p.platform_fields(document)
+            elif role == "lambda_error":
+                fields = {"kind": "error", **p.error_document_fields(document)}
+                fields.setdefault("level", "ERROR")
+            elif role == "lambda_app":
+                fields = {"kind": "app", **p.app_fields(document)}
+            elif role == "access" and not lambda_group[index]:
+                fields = {"kind": "access", **p.access_fields(document)}
+            else:
+                role = "plain"
+                fields = p.app_fields(document)
+            bucket = by_role.setdefault(role, ([], []))
+            bucket[0].append(index)
+            bucket[1].append(fields)
+        for role, (indexes, records) in by_role.items():
+            role_rows = rows[np.asarray(indexes, dtype=np.int64)]
+            if role == "plain":
+                self.plain_json = (role_rows, records)  # their fields count only for Lambda lines
+                continue
+            self.out.put_records(role_rows, records)
+            if role != "access":
+                self.evidence[role_rows] = True
+
+    # --- sources, fallbacks, execution lines ------------------------------------------------------------
+
+    def resolve(self) -> None:
+        """Each line's source: its group's, else its own shape's, else its stream's; then fallbacks."""
+        stream_evidence = np.bincount(self.stream, weights=self.evidence, minlength=1) > 0
+        stream_lambda = stream_evidence[self.stream]
+        source = self.source
+        source[self.lambda_group] = _LAMBDA
+        source[self.exec_group] = _EXEC
+        other = self.other_group
+        access = other & (self.json_role == "access")
+        source[access] = _ACCESS
+        source[other & ~access & self.evidence] = _LAMBDA
+        self._exec(np.flatnonzero(self.exec_group | (other & self.paren & ~self.evidence)))
+        source[(source == _UNSET) & stream_lambda] = _LAMBDA
+        source[source == _UNSET] = _SOURCE["unknown"]
+        if self.plain_json is not None:
+            rows, records = self.plain_json
+            keep = source[rows] == _LAMBDA
+            self.out.put_records(rows[keep], [r for r, k in zip(records, keep, strict=True) if k])
+        self._fallbacks()
+
+    def _exec(self, rows: Positions) -> None:
+        found = _extract(self.text.iloc[rows], p.EXEC_LINE)
+        matched = found[0].notna().to_numpy()
+        exec_rows = rows[matched]
+        self.source[exec_rows] = _EXEC
+        self.kind[exec_rows] = _KIND["exec_line"]
+        self.out.put("apigw_request_id", exec_rows, found[0][matched])
+        bodies = found[1][matched].str.removesuffix(p.TRUNCATED_SUFFIX)
+        for rule in p.EXEC_RULES:
+            has_mark = bodies.str.contains(rule.mark, regex=False).to_numpy(dtype=bool, na_value=False)
+            if not has_mark.any():
+                continue
+            rule_found = _extract(bodies[has_mark], rule.pattern)
+            hit = rule_found[0].notna().to_numpy()
+            rule_rows = exec_rows[has_mark][hit]
+            _fill(self.out, rule_rows, rule_found[hit], rule.fields)
+            for column, value in rule.constants.items():
+                self.out.put_constant(column, rule_rows, value)
+        self._event_scan(exec_rows, bodies)
+
+    def _fallbacks(self) -> None:
+        """Lines no pattern claimed: plain output of a Lambda function, or unknown with the reason."""
+        unset = np.flatnonzero(self.kind == _UNSET)
+        if len(unset) == 0:
+            return
+        texts = self.text.iloc[unset]
+        empty = (texts.str.strip() == "").to_numpy(dtype=bool, na_value=True)
+        binary = texts.str.contains(p.BINARY).to_numpy(dtype=bool, na_value=False) & ~empty
+        is_lambda = self.source[unset] == _LAMBDA
+        app = is_lambda & ~empty & ~binary
+        self.kind[unset[app]] = _KIND["app"]
+        self.kind[unset[~app]] = _KIND["unknown"]
+        reasons = np.select(
+            [
+                empty,
+                binary,
+                self.bad_json[unset],
+                is_lambda,
+                self.source[unset] == _EXEC,
+                self.json_role[unset] == "plain",
+            ],
+            [p.EMPTY_MESSAGE, p.BINARY_MESSAGE, p.BAD_JSON, "", p.NO_EXEC_PREFIX, p.UNKNOWN_JSON],
+            default=p.UNKNOWN_LINE,
+        )
+        self.out.put("parse_error", unset, reasons)
+
+    # --- scans of Lambda lines' text, event types, request ids ------------------------------------------
+
+    def scan(self) -> None:
+        wanted = (self.source == _LAMBDA) & ((self.kind == _KIND["app"]) | (self.kind == _KIND["error"]))
+        rows = np.flatnonzero(wanted)
+        texts = self.text.iloc[rows]
+        self._scan(
+            texts, p.CLIENT_ERROR_MARK, p.CLIENT_ERROR, ("error_message", "app_error_code", "aws_operation")
+        )
+        self._scan(texts, p.IAM_DENIED_MARK, p.IAM_DENIED, ("aws_operation",))
+        seed_error = texts.str.contains(p.SEED_ERROR_MARK, regex=False).to_numpy(dtype=bool, na_value=False)
+        self.out.put_constant("app_outcome", rows[seed_error], "error")
+        stored = self._scan(texts, p.SEED_STORED_MARK, p.SEED_STORED, ("connection_id",))
+        self.out.put_constant("app_outcome", stored, "stored")
+        self._scan(texts, p.SEED_ATTEMPT_MARK, p.SEED_ATTEMPT, ("connection_id",))
+        self._event_scan(rows, texts)
+
+    def _scan(
+        self, texts: pd.Series, mark: str, pattern: re.Pattern[str], fields: tuple[str | None, ...]
+    ) -> Positions:
+        has_mark = texts.str.contains(mark, regex=False).to_numpy(dtype=bool, na_value=False)
+        if not has_mark.any():
+            return np.empty(0, dtype=np.int64)
+        found = _extract(texts[has_mark], pattern)
+        hit = found[0].notna().to_numpy()
+        rows: Positions = _positions(texts)[has_mark][hit]
+        _fill(self.out, rows, found[hit], fields)
+        return rows
+
+    def _event_scan(self, rows: Positions, texts: pd.Series) -> None:
+        """An API Gateway event (or its repr) inside a line: its connectionId, routeKey, eventType."""
+        has_key = texts.str.contains(p.EVENT_KEY_MARK, regex=False).to_numpy(dtype=bool, na_value=False)
+        if not has_key.any():
+            return
+        candidates = texts[has_key]
+        for pattern, column in (
+            (p.EVENT_CONNECTION_ID, "connection_id"),
+            (p.EVENT_ROUTE_KEY, "route_key"),
+            (p.EVENT_TYPE, "event_type"),
+        ):
+            self.out.put(column, rows[has_key], candidates.str.extract(pattern, expand=False))
+
+    def event_types(self) -> None:
+        routes = self.out.text["route_key"]
+        rows = self.out.missing("event_type", np.flatnonzero(pd.notna(routes)))
+        values = routes[rows]
+        types = np.where(
+            values == "$connect", "CONNECT", np.where(values == "$disconnect", "DISCONNECT", "MESSAGE")
+        )
+        self.out.put("event_type", rows, types)
+
+    def carry_request_ids(self) -> None:
+        """Lambda lines without a request id take the one of the START before them in their stream.
+
+        The window closes at END, REPORT and INIT_START, so a line after END is not pinned on the
+        invocation that ended. Rows are ordered by timestamp inside each stream (stable, so equal or
+        missing timestamps keep their input order).
+        """
+        is_lambda = self.source == _LAMBDA
+        kind = self.kind
+        request_id = self.out.text["request_id"]
+        marker = np.full(self.size, None, dtype=object)
+        opens = np.flatnonzero(is_lambda & (kind == _KIND["start"]))
+        marker[opens] = np.where(pd.isna(request_id[opens]), "", request_id[opens])
+        closes = (kind == _KIND["end"]) | (kind == _KIND["report"]) | (kind == _KIND["init_start"])
+        marker[is_lambda & closes] = ""
+        stamps = self.frame["timestamp"].to_numpy(dtype="float64", na_value=-1.0)
+        order = np.lexsort((stamps, self.stream))
+        carried = np.empty(self.size, dtype=object)
+        carried[order] = _ffill_within(marker[order], self.stream[order])
+        rows = np.flatnonzero(is_lambda & pd.isna(request_id))
+        self.out.put("request_id", rows, carried[rows])  # "" (a closed window) is no value
+
+    # --- the frame ---------------------------------------------------------------------------------------
+
+    def result(self) -> pd.DataFrame:
+        frame = self.frame
+        columns: dict[str, Any] = {name: frame[name] for name in _RAW}
+        columns["ts"] = _utc(frame["timestamp"])
+        columns["ingest_ts"] = _utc(frame["ingestion_time"])
+        columns["lag_ms"] = (frame["ingestion_time"] - frame["timestamp"]).astype("Int64")
+        columns["kind"] = _decode(self.kind, p.KINDS)
+        columns["source"] = _decode(self.source, p.SOURCES)
+        empty = pd.arrays.StringArray(np.full(self.size, pd.NA, dtype=object))
+        for name, values in self.out.text.items():
+            # Validating a column of strings costs a pass; a column nothing was put in needs none.
+            columns[name] = pd.arrays.StringArray(values) if name in self.out.filled else empty.copy()
+        for name, numbers in self.out.numbers.items():
+            columns[name] = _numbers(numbers, LOG_COLUMNS[name])
+        return pd.DataFrame({name: columns[name] for name in LOG_COLUMNS}, copy=False)
+
+
+def _decode(codes: np.ndarray, names: Sequence[str]) -> Any:
+    return pd.arrays.StringArray(np.array([*names, pd.NA], dtype=object)[codes])
+
+
+def _ffill_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Forward-fill None in ``values`` without crossing a change of ``groups`` (rows sorted by group)."""
+    size = len(values)
+    index = np.arange(size)
+    present = ~pd.isna(values)
+    group_start = np.ones(size, dtype=bool)
+    group_start[1:] = groups[1:] != groups[:-1]
+    # The last row at or before i that has a value or starts i's group; its value if it has one.
+    source = np.maximum.accumulate(np.where(present | group_start, index, 0))
+    filled: np.ndarray = np.where(present[source], values[source], np.array(None, dtype=object))
+    return filled
+
+
+def _utc(millis: pd.Series) -> pd.Series:
+    return pd.to_datetime(millis, unit="ms", utc=True).astype(UTC_TIME)
+
+
+def _numbers(values: np.ndarray, dtype: str) -> Any:
+    missing = np.isnan(values)
+    if dtype == "Int64":
+        missing = missing | ~(np.abs(np.nan_to_num(values)) < MAX_EXACT_INT)
+        return pd.arrays.IntegerArray(np.where(missing, 0, np.round(values)).astype(np.int64), missing)
+    return pd.arrays.FloatingArray(np.where(missing, 0.0, values), missing)
+
+
+def parse(events: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The normalised log frame (:data:`LOG_COLUMNS`): one row per event, in input order, never fewer.
+
+    ``events`` is the raw event frame (:func:`~kit.logparse.events_frame`,
+    :func:`~kit.logparse.read_export`, :func:`~kit.logparse.read_raw_lines`) or boto3 event dicts.
+    """
+    frame = ensure_events(events)
+    if len(frame) == 0:
+        return empty_frame(LOG_COLUMNS)
+    parser = _Parser(frame)
+    parser.categorise()
+    parser.resolve()
+    parser.scan()
+    parser.event_types()
+    parser.carry_request_ids()
+    return parser.result()
