@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -74,13 +75,149 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 def _target_from_args(args: argparse.Namespace) -> Any:
     from kit.target import Target
 
-    if getattr(args, "target", None) == "lab":
+    if getattr(args, "endpoint", None):
+        return Target.local({"dynamodb": args.endpoint}, region=args.region or "us-east-2", table=args.table)
+    if getattr(args, "target", "lab") == "lab":
         from kit.lab.lab import lab_target
 
         return lab_target()
-    if args.endpoint:
-        return Target.local({"dynamodb": args.endpoint}, region=args.region or "us-east-2", table=args.table)
-    return Target.aws(profile=args.profile, region=args.region, table=args.table, env_file=args.env_file)
+    return Target.aws(
+        profile=args.profile,
+        region=args.region,
+        table=args.table,
+        env_file=args.env_file,
+        websocket_url=args.websocket_url,
+        allow_writes=getattr(args, "allow_writes", False),
+    )
+
+
+def _print_frame(frame: Any, args: argparse.Namespace) -> None:
+    """A DataFrame as a readable table, JSON records (--json) or CSV (--csv)."""
+    if getattr(args, "json", False):
+        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        print(json.dumps(records, indent=2, default=str))
+    elif getattr(args, "csv", False):
+        print(frame.to_csv(index=False), end="")
+    elif frame.empty:
+        print("(nothing)")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_colwidth", 80, "display.width", 200):
+            print(frame.to_string(index=False))
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    """Gather the evidence, run the checks, print the ranked root cause. Exit 0 none, 1 a cause, 2 failed."""
+    from kit import diagnose
+
+    target = _target_from_args(args)
+    plan = None
+    if args.probe_clients:
+        from kit.probe import ProbePlan
+
+        plan = ProbePlan(clients=args.probe_clients)
+    evidence = diagnose.gather(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
+    result = diagnose.diagnose(evidence)
+    print(diagnose.to_json(result) if args.json else diagnose.summary_text(result))
+    return EXIT_OK if result.root_cause["id"] == "none" else EXIT_FINDING
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from kit import probe
+
+    target = _target_from_args(args)
+    plan = probe.ProbePlan(clients=args.clients, include_workspace_id=not args.no_workspace_id)
+    frame = probe.run_probe(target, plan, allow_aws=args.allow_aws_probe)
+    _print_frame(frame if args.rows else probe.summarise(frame), args)
+    failed = frame["ok"].eq(False).fillna(False).any()
+    return EXIT_FINDING if failed else EXIT_OK
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from kit import config, logparse, logs
+
+    if args.action == "parse":
+        if not args.file:
+            raise KitError(
+                "kit logs parse needs a FILE (raw log lines or an `aws logs filter-log-events` export)."
+            )
+        path = Path(args.file)
+        try:
+            text = path.read_text(errors="replace")
+        except OSError as exc:
+            raise KitError(f"cannot read {path}: {exc.strerror}.") from exc
+        try:
+            whole_json = json.loads(text) is not None
+        except ValueError:
+            whole_json = False  # not one JSON document: raw lines (JSON access-log lines included)
+        raw = logparse.read_export(text) if whole_json else logparse.read_raw_lines(text)
+        frame = logparse.parse(raw)
+    else:
+        target = _target_from_args(args)
+        answers = config.fetch_api(target)
+        functions = config.fetch_functions(target, config.functions_for_api(target, answers))
+        groups = logs.log_groups_frame(functions, target.api_id, answers.stage(target.stage))
+        start = datetime.now(UTC) - timedelta(minutes=args.minutes)
+        fetched = logs.fetch_events(target.client("logs"), groups["log_group"].tolist(), start=start)
+        parsed = logparse.parse(fetched.events)
+        views = {
+            "events": parsed,
+            "invocations": logparse.invocations(parsed),
+            "connections": logparse.connection_lifecycle(parsed),
+            "groups": fetched.report,
+        }
+        frame = views[args.action]
+    _print_frame(frame, args)
+    return EXIT_OK
+
+
+def _cmd_iam(args: argparse.Namespace) -> int:
+    from kit import iam, policy
+
+    if args.policy_file:
+        policies = iam.policies_from_file(args.policy_file)
+        target = _target_from_args(args) if args.target == "lab" and not args.offline else None
+        region = target.region if target else (args.region or "us-east-2")
+        checks = policy.required_checks(
+            region,
+            "123456789012",
+            args.table or "chatgenius-connections",
+            "workspaceIndex",
+            (target.api_id if target else None) or "*",
+            (target.stage if target else None) or "prod",
+            args.function,
+        )
+        frame = iam.permission_frame(policies, checks)
+    else:
+        frame = iam.role_permissions(_target_from_args(args), args.function)
+    _print_frame(frame, args)
+    return EXIT_FINDING if not frame["allowed"].fillna(False).all() else EXIT_OK
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from kit import config
+
+    target = _target_from_args(args)
+    answers = config.fetch_api(target)
+    if args.action == "routes":
+        frame = config.routes_frame(answers.routes, answers.integrations)
+    elif args.action == "functions":
+        frame = config.function_frame(
+            config.fetch_functions(target, config.functions_for_api(target, answers))
+        )
+    elif args.action == "stage":
+        frame = config.stage_frame(answers.stages)
+    else:
+        if not args.env_file:
+            raise KitError("kit config env needs --env-file PATH (your .env.local).")
+        functions = config.fetch_functions(target, config.functions_for_api(target, answers))
+        frame = config.env_file_check(args.env_file, target, config.function_frame(functions))
+    _print_frame(frame, args)
+    return EXIT_OK
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
@@ -117,7 +254,7 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place that lists every command
     parser = argparse.ArgumentParser(
         prog="kit",
         description="Investigate WebSocket connections that open but are never stored in DynamoDB.",
@@ -137,20 +274,80 @@ def build_parser() -> argparse.ArgumentParser:
     lab.set_defaults(run=_cmd_lab)
 
     table = sub.add_parser("table", help="check the connections table against the expected schema")
-    table.add_argument("--target", choices=["lab", "aws"], default="aws", help="lab reads .kit/lab.json")
+    table.add_argument("--target", choices=["lab", "aws"], default="lab", help="lab reads .kit/lab.json")
     table.add_argument("action", choices=["diff", "create"], nargs="?", default="diff")
     table.add_argument("--endpoint", help="a local DynamoDB endpoint URL (DynamoDB Local or moto)")
     table.add_argument("--profile", help="AWS profile for a real account")
     table.add_argument("--region", help="AWS region (default: from the env file, AWS_REGION, the profile)")
     table.add_argument("--table", help="table name (default: chatgenius-connections or the env file's)")
     table.add_argument("--env-file", help="an .env.local-style file with region, table and credentials")
+    table.add_argument("--websocket-url", help="wss://<api>.execute-api.<region>.amazonaws.com/<stage>")
     table.add_argument("--json", action="store_true", help="print the differences as JSON")
     table.set_defaults(run=_cmd_table)
 
-    for name in ("probe", "logs", "iam", "config", "diagnose", "report"):
-        stub = sub.add_parser(name, help="(not built yet)")
-        stub.add_argument("rest", nargs=argparse.REMAINDER)
-        stub.set_defaults(run=_not_built(name))
+    def with_target(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument(
+            "--target", choices=["lab", "aws"], default="lab", help="lab reads .kit/lab.json"
+        )
+        command.add_argument("--profile", help="AWS profile (--target aws)")
+        command.add_argument(
+            "--region", help="AWS region (default: the env file's, AWS_REGION, the profile's)"
+        )
+        command.add_argument("--table", help="connections table (default: chatgenius-connections)")
+        command.add_argument("--env-file", help="an .env.local-style file (region, table, credentials, URLs)")
+        command.add_argument("--websocket-url", help="wss://<api>.execute-api.<region>.amazonaws.com/<stage>")
+        command.add_argument("--json", action="store_true", help="JSON output")
+        command.add_argument("--csv", action="store_true", help="CSV output")
+        return command
+
+    diagnose = with_target(
+        sub.add_parser("diagnose", help="rank the root cause (exit 0 none, 1 cause, 2 failed)")
+    )
+    diagnose.add_argument("--probe-clients", type=int, default=0, help="also run a probe with N clients")
+    diagnose.add_argument(
+        "--allow-aws-probe", action="store_true", help="let the probe connect to a real API"
+    )
+    diagnose.set_defaults(run=_cmd_diagnose)
+
+    probe_cmd = with_target(
+        sub.add_parser("probe", help="connect like the browser does and watch the backend")
+    )
+    probe_cmd.add_argument("--clients", type=int, default=2)
+    probe_cmd.add_argument("--no-workspace-id", action="store_true", help="connect without workspaceId")
+    probe_cmd.add_argument("--rows", action="store_true", help="one row per client per step, not a summary")
+    probe_cmd.add_argument("--allow-aws-probe", action="store_true", help="required with --target aws")
+    probe_cmd.set_defaults(run=_cmd_probe)
+
+    logs_cmd = with_target(sub.add_parser("logs", help="CloudWatch logs as tables; `kit logs parse FILE`"))
+    logs_cmd.add_argument(
+        "action",
+        choices=["invocations", "connections", "events", "groups", "parse"],
+        default="invocations",
+        nargs="?",
+    )
+    logs_cmd.add_argument("file", nargs="?", help="for `parse`: raw lines or a filter-log-events JSON export")
+    logs_cmd.add_argument("--minutes", type=int, default=60, help="how far back to read (default 60)")
+    logs_cmd.set_defaults(run=_cmd_logs)
+
+    iam_cmd = with_target(sub.add_parser("iam", help="what the execution role may do, action by action"))
+    iam_cmd.add_argument("--function", default="chatgenius-websocket", help="the $connect function")
+    iam_cmd.add_argument(
+        "--policy-file", help="evaluate a policy file (e.g. iam-policies.json) instead of IAM"
+    )
+    iam_cmd.add_argument("--offline", action="store_true", help="with --policy-file: do not read the lab")
+    iam_cmd.set_defaults(run=_cmd_iam)
+
+    config_cmd = with_target(
+        sub.add_parser("config", help="routes, functions, stage, and an .env.local check")
+    )
+    config_cmd.add_argument(
+        "action", choices=["routes", "functions", "stage", "env"], nargs="?", default="routes"
+    )
+    config_cmd.set_defaults(run=_cmd_config)
+
+    report = sub.add_parser("report", help="(not built yet)")
+    report.add_argument("rest", nargs=argparse.REMAINDER)
+    report.set_defaults(run=_not_built("report"))
     return parser
 
 
@@ -160,6 +357,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except KitError as exc:
         print(f"kit: {exc}", file=sys.stderr)
+        return EXIT_KIT_FAILED
+    except Exception as exc:  # the kit itself failed: one line, and the traceback only on request
+        if os.environ.get("KIT_DEBUG"):
+            raise
+        print(
+            f"kit: unexpected {type(exc).__name__}: {exc} (set KIT_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_KIT_FAILED
 
 
