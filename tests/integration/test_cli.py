@@ -1,0 +1,113 @@
+"""The `kit` command end to end: a lab in the foreground, commands against it, exit codes, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kit import logparse
+from kit.lab import scenarios
+
+ROOT = Path(__file__).resolve().parents[2]
+KIT = [sys.executable, "-m", "kit.cli"]
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        KIT + args, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT, check=False
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "KIT_STATE_DIR": str(tmp_path / "state")}
+
+
+def test_scenarios_are_listed(env: dict[str, str]) -> None:
+    out = _run(["lab", "scenarios"], env)
+    assert out.returncode == 0
+    listed = [line.split()[0] for line in out.stdout.splitlines()]
+    assert listed == list(scenarios.SCENARIOS)
+
+
+@pytest.mark.parametrize("command", [["diagnose"], ["probe"], ["logs"], ["config"], ["table"]])
+def test_no_lab_is_one_line_and_exit_2(env: dict[str, str], command: list[str]) -> None:
+    out = _run(command, env)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "kit lab up" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("name", ["python-text.log", "access.log", "scenario-access.json", "odd.log"])
+def test_logs_parse_reads_raw_lines_and_exports(env: dict[str, str], name: str) -> None:
+    out = _run(["logs", "parse", str(ROOT / "tests/data/logs" / name), "--csv"], env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].split(",") == list(logparse.LOG_COLUMNS)
+
+
+def test_logs_parse_of_a_missing_file_is_one_line(env: dict[str, str]) -> None:
+    out = _run(["logs", "parse", "/nonexistent/file.log"], env)
+    assert out.returncode == 2 and out.stderr.startswith("kit: cannot read")
+
+
+@pytest.fixture
+def lab_up(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    process = subprocess.Popen(
+        [*KIT, "lab", "up", "--scenario", "no-connect-integration"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    lab_file = Path(env["KIT_STATE_DIR"]) / "lab.json"
+    deadline = time.monotonic() + 90
+    while not lab_file.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lab_file.exists(), process.stderr.read() if process.poll() is not None else "lab did not start"
+    try:
+        yield env
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert process.returncode == 0
+    assert not lab_file.exists(), "the lab file must go when the lab stops"
+    children = subprocess.run(
+        ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
+    ).stdout
+    assert children.strip() == "", f"processes left behind: {children}"
+
+
+def test_commands_against_a_running_lab(lab_up: dict[str, str]) -> None:
+    env = lab_up
+    info = json.loads((Path(env["KIT_STATE_DIR"]) / "lab.json").read_text())
+    assert info["scenario"] == "no-connect-integration"
+    assert info["websocket_url"].startswith("ws://127.0.0.1:") and info["management_url"].startswith(
+        "http://127.0.0.1:"
+    )
+    assert set(info["endpoints"]) == {"dynamodb", "iam", "lambda", "apigatewayv2", "logs", "sts"}
+
+    diagnosis = _run(["diagnose", "--json", "--probe-clients", "1"], env)
+    assert diagnosis.returncode == 1, diagnosis.stderr
+    result = json.loads(diagnosis.stdout)
+    assert result["root_cause"]["id"] == "connect-route-missing"
+    assert {f["check"] for f in result["findings"]} >= {"connect-route", "iam-put", "table-structure"}
+
+    routes = json.loads(_run(["config", "routes", "--json"], env).stdout)
+    connect = [r for r in routes if r["route_key"] == "$connect"]
+    assert connect and connect[0]["ok"] is False
+
+    table = _run(["table"], env)
+    assert table.returncode == 0 and "matches the expected schema" in table.stdout
+
+    iam = _run(["iam", "--json"], env)
+    assert iam.returncode == 0, iam.stderr
+    assert all(row["allowed"] for row in json.loads(iam.stdout))
