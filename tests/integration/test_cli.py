@@ -76,14 +76,35 @@ def lab_up(env: dict[str, str]) -> Iterator[dict[str, str]]:
     try:
         yield env
     finally:
+        descendants = _descendants(process.pid)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     assert process.returncode == 0
     assert not lab_file.exists(), "the lab file must go when the lab stops"
-    children = subprocess.run(
-        ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
-    ).stdout
-    assert children.strip() == "", f"processes left behind: {children}"
+    assert descendants, "the lab should have started child processes (DynamoDB Local, workers)"
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in descendants) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in descendants if _alive(pid)], "processes left behind after the lab stopped"
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        out = subprocess.run(["pgrep", "-P", str(queue.pop())], capture_output=True, text=True, check=False)
+        children = [int(line) for line in out.stdout.split()]
+        found += children
+        queue += children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split()[2] != "Z"
+    except OSError:
+        return False
 
 
 def test_commands_against_a_running_lab(lab_up: dict[str, str]) -> None:
