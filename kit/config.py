@@ -20,14 +20,14 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
+from kit import frames
 from kit.errors import AwsError, ConfigurationError
 from kit.target import (
     ACCESS_KEY_ID_KEYS,
@@ -52,7 +52,7 @@ EXPECTED_ROUTE_KEYS: Final[tuple[str, ...]] = ("$connect", "$disconnect", "messa
 MASK: Final = "***"
 # Environment variable names whose values are never shown. KEY counts unless it is part of KEY_ID.
 SECRET_NAME: Final = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|KEY(?!_ID)", re.IGNORECASE)
-UTC_DTYPE: Final = "datetime64[ns, UTC]"
+UTC_DTYPE: Final = frames.UTC_DTYPE
 
 # One row per route, plus one per expected route that is missing.
 ROUTES_COLUMNS: Final[dict[str, str]] = {
@@ -129,32 +129,8 @@ _LAMBDA_ARN = re.compile(
 _CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")
 
 
-def _frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    """Rows (dicts) as a frame with exactly ``columns``; datetimes are converted to UTC."""
-    if not rows:
-        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
-    data: dict[str, Any] = {}
-    for name, dtype in columns.items():
-        values = [row.get(name) for row in rows]
-        if dtype == UTC_DTYPE:
-            data[name] = pd.Series([_utc(v) for v in values], dtype=UTC_DTYPE)
-        else:
-            data[name] = pd.Series(values, dtype=object).astype(dtype)
-    return pd.DataFrame(data)
-
-
-def _utc(value: object) -> pd.Timestamp | None:
-    """A UTC timestamp from a datetime (naive means UTC) or an ISO 8601 string (Lambda's +0000 form too)."""
-    try:
-        if isinstance(value, datetime):
-            stamp = pd.Timestamp(value)
-        elif isinstance(value, str) and value.strip():
-            stamp = pd.Timestamp(value.strip())
-        else:
-            return None
-    except (ValueError, TypeError):
-        return None
-    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+_frame = frames.from_rows
+_utc = frames.utc
 
 
 def _strip_metadata(answer: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from kit import causes, config, dynamo, iam, logparse, logs
+from kit import causes, config, dynamo, frames, iam, logparse, logs
 from kit.errors import KitError
 from kit.target import Target
 
@@ -38,8 +38,7 @@ CONNECT = "$connect"
 EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-def _empty(columns: dict[str, str]) -> pd.DataFrame:
-    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+_empty = frames.empty
 
 
 @dataclass

@@ -29,10 +29,9 @@ import logging
 import math
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -41,7 +40,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
-from kit import schema
+from kit import frames, schema
 from kit.errors import AwsError
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ EXPECTED_FIELDS: Final[tuple[str, ...]] = tuple(name for name, _ in schema.EXPEC
 TYPE_SUFFIX: Final = "__type"  # "workspaceId__type": the DynamoDB type each item used ("S", "N", … or NA)
 PROBLEM_COLUMN: Final = "_problem"
 TIMESTAMP_UTC: Final = "timestamp_utc"
-UTC_DTYPE: Final = "datetime64[ns, UTC]"
+UTC_DTYPE: Final = frames.UTC_DTYPE
 
 # One row for the table and one per secondary index.
 DESCRIBE_COLUMNS: Final[dict[str, str]] = {
@@ -154,40 +153,9 @@ _INT64_LIMIT: Final = 2**63
 # Small frame helpers
 
 
-def _empty(columns: Mapping[str, str]) -> pd.DataFrame:
-    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
-
-
-def _frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    """Rows (dicts) as a frame with exactly ``columns``; datetimes are converted to UTC."""
-    if not rows:
-        return _empty(columns)
-    data: dict[str, Any] = {}
-    for name, dtype in columns.items():
-        values = [row.get(name) for row in rows]
-        if dtype == UTC_DTYPE:
-            data[name] = pd.Series([_utc(v) for v in values], dtype=UTC_DTYPE)
-        else:
-            data[name] = pd.Series(values, dtype=object).astype(dtype)
-    return pd.DataFrame(data)
-
-
-def _utc(value: object) -> pd.Timestamp | None:
-    """A UTC timestamp from a datetime (naive means UTC), an ISO 8601 string or epoch seconds; else None."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    try:
-        if isinstance(value, datetime):
-            stamp = pd.Timestamp(value)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            stamp = pd.Timestamp(value, unit="s")
-        elif isinstance(value, str) and value.strip():
-            stamp = pd.Timestamp(value.strip())
-        else:
-            return None
-    except (ValueError, TypeError, OverflowError):
-        return None
-    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+_empty = frames.empty
+_frame = frames.from_rows
+_utc = frames.utc
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -31,7 +31,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from kit import policy
+from kit import frames, policy
 from kit.errors import AwsError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -322,15 +322,7 @@ def simulate_checks(
 # The frame
 
 
-def _frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    if not rows:
-        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
-    return pd.DataFrame(
-        {
-            name: pd.Series([row.get(name) for row in rows], dtype=object).astype(dtype)
-            for name, dtype in columns.items()
-        }
-    )
+_frame = frames.from_rows
 
 
 def permission_frame(

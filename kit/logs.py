@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
+from kit import frames
 from kit.errors import AwsError, KitError
 
 log = logging.getLogger("kit.logs")
@@ -63,14 +64,11 @@ FETCH_REPORT_COLUMNS: dict[str, str] = {
 
 
 def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
-    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+    return frames.empty(columns)
 
 
 def typed_frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
-    if not rows:
-        return empty_frame(columns)
-    frame = pd.DataFrame(rows, columns=list(columns))
-    return frame.astype(columns)
+    return frames.from_rows(rows, columns)
 
 
 # --------------------------------------------------------------------------------------------------------
