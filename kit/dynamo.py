@@ -41,7 +41,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
 from kit import frames, schema
-from kit.errors import AwsError
+from kit.errors import AwsError, error_facts
 
 if TYPE_CHECKING:
     from kit.target import Target
@@ -724,12 +724,7 @@ def _plain_column(name: str, cells: pd.Series, kinds: pd.Series) -> Any:
 
 
 def _scan_error(exc: Exception, target: Target, operation: str, resource: str) -> AwsError:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        detail = str(error.get("Message", "")).rstrip(".")
-    else:
-        code, detail = type(exc).__name__, str(exc).rstrip(".")
+    code, detail = error_facts(exc)
     next_step = {
         "ResourceNotFoundException": (
             f"check the table name and the region (the target is {target.region}); the $connect Lambda "

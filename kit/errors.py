@@ -42,3 +42,15 @@ class AwsError(KitError):
         self.operation = operation
         self.code = code
         self.resource = resource
+
+
+def error_facts(exc: BaseException) -> tuple[str, str]:
+    """(AWS error code, message without a trailing period) of a botocore error; else (class name, text).
+
+    Duck-typed on ``exc.response`` so this module needs no botocore import.
+    """
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        return str(error.get("Code", "Unknown")), str(error.get("Message", "")).rstrip(".")
+    return type(exc).__name__, str(exc).rstrip(".")

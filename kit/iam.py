@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from kit import frames, policy
-from kit.errors import AwsError, ConfigurationError
+from kit.errors import AwsError, ConfigurationError, error_facts
 
 if TYPE_CHECKING:
     from kit.target import Target
@@ -147,12 +147,7 @@ def role_name(role_name_or_arn: str) -> str:
 
 
 def _iam_error(exc: Exception, operation: str, resource: str) -> AwsError:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        detail = str(error.get("Message", "")).rstrip(".")
-    else:
-        code, detail = type(exc).__name__, str(exc).rstrip(".")
+    code, detail = error_facts(exc)
     next_step = {
         "NoSuchEntity": (
             "check the role name against the function's configuration (Role), and that the kit reads the "

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from kit.errors import AwsError
+from kit.errors import AwsError, error_facts
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -559,12 +559,7 @@ def _region(client: Any) -> str:
 
 def _aws_error(exc: Exception, operation: str, table_name: str, client: Any) -> AwsError:
     region = _region(client)
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        detail = str(error.get("Message", "")).rstrip(".")
-    else:
-        code, detail = type(exc).__name__, str(exc).rstrip(".")
+    code, detail = error_facts(exc)
     action = operation[0].lower() + operation[1:]
     next_step = {
         "AccessDeniedException": (
