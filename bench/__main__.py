@@ -1,4 +1,9 @@
-"""``python -m bench`` (``make bench``): run the lab benchmarks, print a table, write ``bench/results.json``.
+"""``python -m bench`` (``make bench``): run the benchmarks, print a table, write ``bench/results.json``.
+
+Two parts, both run by default: ``lab`` (:mod:`bench.lab`: lab start, ``$connect``/s, held connections,
+fan-out) and ``evidence`` (:mod:`bench.evidence`: log parsing, DynamoDB pages, peak memory). Name parts as
+arguments (``python -m bench evidence``, under a minute and a half) to run only those; the results file then
+holds only their figures, and its ``settings.parts`` says which ran.
 
 Sizes come from the environment (see :mod:`bench.settings`; ``KIT_BENCH_SCALE=0.1`` for a quick run) and
 the results file goes to ``$KIT_BENCH_OUTPUT`` when set. Progress goes to stderr, the table to stdout. The
@@ -14,32 +19,50 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench.figures import render_table, results_document
+from bench.evidence import run_evidence_benchmarks
+from bench.figures import Figure, render_table, results_document
 from bench.lab import run_lab_benchmarks
 from bench.machine import describe_machine
 from bench.settings import DEFAULT_OUTPUT, OUTPUT_ENV, SCALE_ENV, SIZES, BenchSettings
 from kit.errors import ConfigurationError
 
+PARTS = ("lab", "evidence")
+
+
+def run_part(part: str, settings: BenchSettings) -> tuple[list[Figure], list[str]]:
+    """The figures of one part, and the errors of what it could not measure."""
+    if part == "lab":
+        lab = run_lab_benchmarks(settings)
+        return lab.figures, lab.errors
+    evidence = run_evidence_benchmarks(settings)
+    return evidence.figures, evidence.errors
+
 
 def usage() -> str:
     lines = [
-        "python -m bench: run the lab benchmarks, print a table, write bench/results.json.",
+        "python -m bench [lab] [evidence]: run the benchmarks, print a table, write bench/results.json.",
+        "",
+        "Parts (default: both): lab = lab start, $connect/s, held connections, broadcast fan-out;",
+        "evidence = log lines/s against a per-line loop, DynamoDB pages against TypeDeserializer,",
+        "peak memory parsing 1M log lines.",
         "",
         "Environment:",
-        f"  {SCALE_ENV:<22} multiplies the connection counts and the hold time (default 1; 0.1 is quick)",
+        f"  {SCALE_ENV:<22} multiplies the sizes marked below (default 1; 0.1 is quick)",
     ]
     for spec in SIZES.values():
         scaled = ", times the scale" if spec.scaled else ""
-        lines.append(f"  {spec.variable:<22} {spec.help} (default {spec.default:g}{scaled})")
+        default = f"{spec.default:,.0f}" if spec.default == int(spec.default) else f"{spec.default:g}"
+        lines.append(f"  {spec.variable:<22} {spec.help} (default {default}{scaled})")
     lines.append(f"  {OUTPUT_ENV:<22} where the results go (default {DEFAULT_OUTPUT})")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
-    if arguments:
+    if any(argument not in PARTS for argument in arguments):
         print(usage(), file=sys.stdout if arguments[0] in ("-h", "--help") else sys.stderr)
         return 0 if arguments[0] in ("-h", "--help") else 2
+    parts = [part for part in PARTS if part in arguments] if arguments else list(PARTS)
     try:
         settings = BenchSettings.from_environment(os.environ)
     except ConfigurationError as exc:
@@ -48,29 +71,34 @@ def main(argv: list[str] | None = None) -> int:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     machine = describe_machine()
-    result = run_lab_benchmarks(settings)
+    figures: list[Figure] = []
+    errors: list[str] = []
+    for part in parts:
+        part_figures, part_errors = run_part(part, settings)
+        figures += part_figures
+        errors += part_errors
     machine["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     document = results_document(
-        result.figures,
+        figures,
         machine=machine,
-        settings=settings.as_dict(),
+        settings={**settings.as_dict(), "parts": parts},
         started_at=started_at,
         duration_s=time.monotonic() - started,
-        errors=result.errors,
+        errors=errors,
     )
     settings.output.parent.mkdir(parents=True, exist_ok=True)
     temporary = settings.output.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     temporary.replace(settings.output)
 
-    print(render_table(result.figures))
-    for error in result.errors:
+    print(render_table(figures))
+    for error in errors:
         print(f"\nERROR: {error}")
     cpus, memory, python = (machine.get(key) for key in ("cpus_usable", "memory_gb", "python"))
     load = f"{machine.get('load_average_1m_at_start')} -> {machine.get('load_average_1m_at_end')}"
     where = f"{cpus} CPU(s), {memory} GB, Python {python}, load average {load}"
     print(f"\n{where}; {document['duration_s']} s; results in {settings.output}")
-    return 1 if result.errors else 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Figures, their ratios and targets, and how they are shown: the pure core of the bench.
 
 A ``Figure`` is one measured value with the baseline it is compared with (measured in the same run), the
-ratio between them, and the target that ratio is held to. ``met`` is decided here, from the ratio only, so
-nothing in the bench compares a raw time with a fixed number. ``render_table`` and ``results_document`` turn a
-list of figures into what ``make bench`` prints and writes. No I/O, no clocks.
+ratio between them, and the target that ratio is held to. ``met`` is decided here, from the ratio, so
+nothing in the bench compares a raw time with a fixed number; the one exception is a budget the issue states
+as an absolute (lines/s, MB), whose figure says ``target_of="value"`` and still carries its baseline.
+``render_table`` and ``results_document`` turn a list of figures into what ``make bench`` prints and writes.
+No I/O, no clocks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Literal
 Better = Literal["higher", "lower"]
 RatioOf = Literal["value/baseline", "baseline/value"]
 TargetSource = Literal["issue", "bench"]
+TargetOf = Literal["ratio", "value"]
 Detail = float | int | str | bool | None
 
 
@@ -48,7 +51,7 @@ def ratio(value: float, baseline: float | None, ratio_of: RatioOf) -> float | No
 
 
 def target_met(measured_ratio: float | None, target: float, better: Better) -> bool:
-    """Whether the ratio reaches the target; a ratio that could not be computed never does."""
+    """Whether the ratio (or an absolute budget's value) reaches the target; a missing one never does."""
     if measured_ratio is None:
         return False
     return measured_ratio >= target if better == "higher" else measured_ratio <= target
@@ -72,10 +75,14 @@ class Figure:
     met: bool
     details: dict[str, Detail] = field(default_factory=dict)
     note: str = ""
+    target_of: TargetOf = "ratio"
 
     @property
     def target_text(self) -> str:
-        return f"{'≥' if self.better == 'higher' else '≤'} {self.target:g}"
+        sign = "≥" if self.better == "higher" else "≤"
+        if self.target_of == "value":
+            return f"{sign} {format_number(self.target)} {self.unit}"
+        return f"{sign} {self.target:g}"
 
     def as_dict(self) -> dict[str, object]:
         document = asdict(self)
@@ -97,8 +104,10 @@ def figure(
     target_source: TargetSource,
     details: Mapping[str, Detail] | None = None,
     note: str = "",
+    target_of: TargetOf = "ratio",
 ) -> Figure:
     measured = ratio(value, baseline, ratio_of)
+    held_to = measured if target_of == "ratio" else (value if math.isfinite(value) else None)
     return Figure(
         name=name,
         title=title,
@@ -111,9 +120,10 @@ def figure(
         target=target,
         better=better,
         target_source=target_source,
-        met=target_met(measured, target, better),
+        met=target_met(held_to, target, better),
         details=dict(details or {}),
         note=note,
+        target_of=target_of,
     )
 
 

@@ -1,6 +1,6 @@
 """How big a bench run is: sizes read from the environment, with one scale knob for quick runs.
 
-``KIT_BENCH_SCALE`` (default 1) multiplies the connection counts and the hold time, so
+``KIT_BENCH_SCALE`` (default 1) multiplies the connection counts, the hold time and the evidence inputs, so
 ``KIT_BENCH_SCALE=0.1 make bench`` is a quick run of the same measurements. Each size can also be set on its
 own; an explicit size wins over the scale. Pure: reads a mapping, never ``os.environ`` itself.
 """
@@ -32,8 +32,13 @@ SIZES: dict[str, Size] = {
         "KIT_BENCH_HELD", 1000, True, 2, "connections held at once in one workspace (the fan-out's)"
     ),
     "hold_s": Size("KIT_BENCH_HOLD_S", 5.0, True, 0.5, "seconds held before they are checked"),
-    "repeats": Size("KIT_BENCH_REPEATS", 3, False, 1, "timed broadcasts; rounds of $connect/s"),
+    "repeats": Size(
+        "KIT_BENCH_REPEATS", 3, False, 1, "timed broadcasts; rounds of $connect/s and of each evidence race"
+    ),
     "start_runs": Size("KIT_BENCH_START_RUNS", 3, False, 1, "lab starts (and engine starts) timed"),
+    "log_lines": Size("KIT_BENCH_LOG_LINES", 200_000, True, 100, "log lines parsed for lines/s"),
+    "dynamo_items": Size("KIT_BENCH_DYNAMO_ITEMS", 50_000, True, 10, "table items read from scan pages"),
+    "memory_lines": Size("KIT_BENCH_MEMORY_LINES", 1_000_000, True, 100, "log lines parsed for peak memory"),
 }
 SCALE_ENV = "KIT_BENCH_SCALE"
 OUTPUT_ENV = "KIT_BENCH_OUTPUT"
@@ -50,6 +55,9 @@ class BenchSettings:
     hold_s: float = 5.0
     repeats: int = 3
     start_runs: int = 3
+    log_lines: int = 200_000
+    dynamo_items: int = 50_000
+    memory_lines: int = 1_000_000
     output: Path = DEFAULT_OUTPUT
 
     @classmethod
@@ -82,6 +90,9 @@ class BenchSettings:
             hold_s=float(size("hold_s")),
             repeats=round(size("repeats")),
             start_runs=round(start_runs),
+            log_lines=round(size("log_lines")),
+            dynamo_items=round(size("dynamo_items")),
+            memory_lines=round(size("memory_lines")),
             output=Path(output) if output else DEFAULT_OUTPUT,
         )
 

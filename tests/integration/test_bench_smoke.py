@@ -22,11 +22,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.evidence import connection_pages, log_events  # noqa: E402
 from bench.figures import figure, percentile, target_met  # noqa: E402
 from bench.settings import BenchSettings  # noqa: E402
 
 pytestmark = pytest.mark.integration
-FIGURES = {
+LAB_FIGURES = {
     "lab_start",
     "connect_rate",
     "held_connections",
@@ -34,6 +35,13 @@ FIGURES = {
     "broadcast_fanout_p99",
     "broadcast_fanout_total",
 }
+EVIDENCE_FIGURES = {
+    "log_parse_speedup",
+    "log_parse_rate",
+    "dynamo_items_speedup",
+    "log_parse_peak_memory",
+}
+FIGURES = LAB_FIGURES | EVIDENCE_FIGURES
 
 
 def _is_number(value: object) -> bool:
@@ -88,9 +96,69 @@ def test_results_say_where_and_when(results) -> None:
     assert document["timestamp"].endswith("+00:00")
     assert document["machine"]["cpu_count"] >= 1
     assert document["settings"]["held"] == 20
+    assert document["settings"]["parts"] == ["lab", "evidence"]
     connect = next(entry for entry in document["figures"] if entry["name"] == "connect_rate")
     assert connect["details"]["stored"] == connect["details"]["connected"]
     assert connect["note"]
+
+
+def test_evidence_figures_compare_equal_work(results) -> None:
+    _run, document = results
+    figures = {entry["name"]: entry for entry in document["figures"]}
+    assert figures["log_parse_speedup"]["details"]["lines"] == 4000
+    assert figures["dynamo_items_speedup"]["details"]["items"] == 1000
+    assert figures["log_parse_peak_memory"]["details"]["lines"] == 20000
+    for name in ("log_parse_speedup", "dynamo_items_speedup"):
+        assert figures[name]["details"]["same_frame"] is True, name
+        assert figures[name]["target_of"] == "ratio", name
+    for name in ("log_parse_rate", "log_parse_peak_memory"):
+        assert figures[name]["target_of"] == "value", name
+    assert figures["log_parse_peak_memory"]["better"] == "lower"
+    assert all(figures[name]["note"] for name in EVIDENCE_FIGURES)
+
+
+def test_evidence_part_runs_alone(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    environment = dict(os.environ) | {"KIT_BENCH_SCALE": "0.005", "KIT_BENCH_REPEATS": "1"}
+    environment["KIT_BENCH_OUTPUT"] = str(output)
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "evidence"],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    document = json.loads(output.read_text())
+    assert document["settings"]["parts"] == ["evidence"]
+    assert {entry["name"] for entry in document["figures"]} == EVIDENCE_FIGURES
+
+
+def test_an_unknown_part_is_a_usage_error() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "evidense"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "python -m bench [lab] [evidence]" in run.stderr
+
+
+def test_synthetic_inputs_have_the_asked_sizes_and_shapes() -> None:
+    events = list(log_events(123))
+    assert len(events) == 123
+    assert {event["logGroupName"] for event in events} >= {"/aws/lambda/chatgenius-websocket"}
+    assert all(event["message"] for event in events)
+    pages = connection_pages(20_000)
+    assert sum(len(page["Items"]) for page in pages) == 20_000
+    assert len(pages) > 1 and "LastEvaluatedKey" not in pages[-1]
+    assert all("LastEvaluatedKey" in page for page in pages[:-1])
+    assert set(pages[0]["Items"][0]) == {"connectionId", "workspaceId", "userId", "timestamp", "status"}
 
 
 @pytest.mark.parametrize(
@@ -149,9 +217,37 @@ def test_ratio_follows_its_definition() -> None:
     assert unmeasured.ratio is None and unmeasured.as_dict()["value"] is None
 
 
+@pytest.mark.parametrize(
+    ("value", "better", "met"),
+    [
+        (1100.0, "lower", False),
+        (900.0, "lower", True),
+        (math.nan, "lower", False),
+        (600_000.0, "higher", True),
+    ],
+)
+def test_an_absolute_budget_is_held_to_the_value(value: float, better: str, met: bool) -> None:
+    budget = figure(
+        "b",
+        "b",
+        value=value,
+        unit="MB",
+        baseline=500.0,
+        baseline_title="input",
+        ratio_of="value/baseline",
+        target=1024.0 if better == "lower" else 500_000.0,
+        better=better,  # type: ignore[arg-type]
+        target_of="value",
+        target_source="issue",
+    )
+    assert budget.met is met
+    assert budget.target_text.endswith(" MB")
+
+
 def test_scale_shrinks_sizes_and_explicit_sizes_win() -> None:
     quick = BenchSettings.from_environment({"KIT_BENCH_SCALE": "0.1"})
     assert (quick.connects, quick.held, quick.start_runs) == (30, 100, 1)
     explicit = BenchSettings.from_environment({"KIT_BENCH_SCALE": "0.1", "KIT_BENCH_HELD": "1000"})
     assert explicit.held == 1000
     assert BenchSettings.from_environment({}).held == 1000
+    assert (quick.log_lines, quick.dynamo_items, quick.memory_lines) == (20_000, 5_000, 100_000)
