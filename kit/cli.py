@@ -254,6 +254,43 @@ def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _parameter(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` for -p: VALUE read as JSON when it is JSON (``5``, ``true``, ``"x"``), else a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Run the notebooks into a report folder; print the folder and the ranked cause. Exit 0/1/2."""
+    from pathlib import Path
+
+    from kit.report import run_report
+
+    result = run_report(
+        target=args.target,
+        scenario=args.scenario,
+        notebooks=args.notebooks,
+        parameters=dict(args.parameter or []),
+        env_file=args.env_file,
+        profile=args.profile,
+        region=args.region,
+        reports_dir=Path(args.reports_dir),
+        mask_emails=not args.no_mask_emails,
+    )
+    try:
+        shown = result.folder.relative_to(Path.cwd())
+    except ValueError:
+        shown = result.folder
+    print(shown)
+    print(result.cause_line())
+    return result.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place that lists every command
     parser = argparse.ArgumentParser(
         prog="kit",
@@ -345,9 +382,31 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
     )
     config_cmd.set_defaults(run=_cmd_config)
 
-    report = sub.add_parser("report", help="(not built yet)")
-    report.add_argument("rest", nargs=argparse.REMAINDER)
-    report.set_defaults(run=_not_built("report"))
+    report = sub.add_parser(
+        "report",
+        help="run the notebooks into reports/<stamp>-<target>[-<scenario>]/ (exit 0 none, 1 cause, 2 failed)",
+    )
+    report.add_argument("--target", choices=["lab", "aws"], default="lab", help="lab starts one if none runs")
+    report.add_argument("--scenario", help="the lab's scenario (default: the running lab's, else healthy)")
+    report.add_argument(
+        "--notebooks", nargs="+", metavar="NAME", help="e.g. 00_diagnose 03_logs (default: all of notebooks/)"
+    )
+    report.add_argument("--env-file", help="the app's .env.local (region, table, credentials, URLs)")
+    report.add_argument("--profile", help="AWS profile (--target aws)")
+    report.add_argument("--region", help="AWS region (default: the env file's, AWS_REGION, the profile's)")
+    report.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        type=_parameter,
+        metavar="NAME=VALUE",
+        help="another notebook parameter, e.g. -p since_minutes=180 (repeatable)",
+    )
+    report.add_argument("--reports-dir", default="reports", help="where run folders go (default: reports)")
+    report.add_argument(
+        "--no-mask-emails", action="store_true", help="keep e-mail addresses (secrets are always removed)"
+    )
+    report.set_defaults(run=_cmd_report)
     return parser
 
 

@@ -1,0 +1,725 @@
+"""Reports: the notebooks run by papermill against a target, redacted, rendered and indexed.
+
+``run_report`` makes one folder per run, ``reports/<UTC stamp>-<target>[-<scenario>]/``, holding for each
+notebook the executed ``.ipynb``, a full HTML and a code-hidden ``.report.html``, plus ``summary.json`` (the
+ranked root cause, the findings, the target, the parameters, each notebook's status, versions, timings), and
+rebuilds ``reports/index.html`` from every run's ``summary.json``. With ``target="lab"`` and no lab running it
+starts one (``kit.lab.lab.Lab``) for the duration of the run.
+
+Exit codes (``ReportResult.exit_code``): 0 the diagnosis found no cause, 1 it ranked a cause, 2 the kit failed
+(the lab could not start, or the notebook that writes the diagnosis failed before writing it).
+
+What this module must not do: write anything under ``reports/`` that has not passed the ``Redactor``
+(papermill executes into a private folder under ``.kit/``, removed when the run ends), write under ``$HOME``
+(the kernels' IPython, matplotlib and Jupyter folders live under ``.kit/jupyter/``), or need the network to
+be read (figures are embedded, no CDN script is referenced).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import importlib
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from kit import __version__
+from kit.errors import ConfigurationError, KitError
+from kit.lab.engines import PROJECT_ROOT
+from kit.redact import Redactor
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+KERNEL_NAME = "python3"
+DEFAULT_CELL_TIMEOUT_S = 1800  # a hung cell must not hang a cron job forever; probes take under a minute
+SUMMARY_NAME = "summary.json"
+INDEX_NAME = "index.html"
+# Where each tool would otherwise write under $HOME (IPython profile and history, matplotlib's font cache,
+# kernel connection files): a folder under .kit/jupyter/ each.
+KERNEL_DIRS = {
+    "IPYTHONDIR": "ipython",
+    "MPLCONFIGDIR": "matplotlib",
+    "JUPYTER_RUNTIME_DIR": "runtime",
+    "JUPYTER_DATA_DIR": "data",
+    "JUPYTER_CONFIG_DIR": "config",
+}
+VERSIONED_PACKAGES = ("boto3", "pandas", "papermill", "nbconvert", "nbclient", "ipykernel", "matplotlib")
+
+Progress = Callable[[str], None]
+NotebookStatus = Literal["ok", "failed"]
+
+
+def _stderr(line: str) -> None:
+    print(f"kit report: {line}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One notebook of a run: how it ended and where its files are (names inside the run folder)."""
+
+    name: str
+    status: NotebookStatus
+    execute_s: float
+    render_s: float
+    files: dict[str, str]
+    ename: str | None = None
+    evalue: str | None = None
+    cell: int | None = None  # the failing cell's execution count (papermill's "In [N]")
+    cell_index: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "ename": self.ename,
+            "evalue": self.evalue,
+            "cell": self.cell,
+            "cell_index": self.cell_index,
+            "execute_s": round(self.execute_s, 3),
+            "render_s": round(self.render_s, 3),
+            "files": dict(self.files),
+        }
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What a run produced. ``status`` is ``ok``, ``partial`` (a notebook failed, the diagnosis stands) or
+    ``failed`` (the kit failed; ``exit_code`` 2)."""
+
+    folder: Path
+    exit_code: int
+    status: str
+    root_cause: dict[str, Any] | None
+    notebooks: tuple[NotebookRun, ...]
+    errors: tuple[str, ...]
+    summary: dict[str, Any] = field(repr=False)
+
+    @property
+    def summary_path(self) -> Path:
+        return self.folder / SUMMARY_NAME
+
+    def cause_line(self) -> str:
+        """One line for the terminal: the ranked cause, or why there is none."""
+        if self.root_cause is not None:
+            return f"root cause: {self.root_cause.get('id')} — {self.root_cause.get('summary', '')}"
+        if self.errors:
+            return f"no diagnosis: {self.errors[0]}"
+        return "no diagnosis in this run (no notebook writes one)"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Notebooks
+
+
+def discover_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The report's notebooks: ``NN_name.ipynb`` under ``notebooks_dir``, in name order."""
+    return sorted(notebooks_dir.glob(NOTEBOOK_GLOB))
+
+
+def resolve_notebooks(names: Sequence[str | Path] | None, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """Paths for ``names``: a path to an ``.ipynb``, a name (``00_diagnose``) or a prefix (``00``) under
+    ``notebooks_dir``; None means every notebook there. Anything not found is a ``ConfigurationError``."""
+    if not names:
+        found = discover_notebooks(notebooks_dir)
+        if not found:
+            raise ConfigurationError(
+                f"no notebooks to run: {notebooks_dir} holds no {NOTEBOOK_GLOB} files; pass --notebooks "
+                "with paths, or restore notebooks/ from git."
+            )
+        return found
+    paths: list[Path] = []
+    available = discover_notebooks(notebooks_dir)
+    for name in names:
+        candidate = Path(name)
+        if candidate.suffix == ".ipynb" and candidate.is_file():
+            paths.append(candidate.resolve())
+            continue
+        stem = candidate.name.removesuffix(".ipynb")
+        matches = [p for p in available if p.stem == stem] or [
+            p for p in available if p.stem.startswith(f"{stem}_")
+        ]
+        if len(matches) != 1:
+            known = ", ".join(p.stem for p in available) or "none"
+            raise ConfigurationError(
+                f"notebook {str(name)!r} is not one of the notebooks in {notebooks_dir} ({known}); pass a "
+                "name from that list or a path to an .ipynb file."
+            )
+        paths.append(matches[0].resolve())
+    return paths
+
+
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """The parameters a notebook's ``parameters`` cell declares (papermill's reading of it)."""
+    import papermill
+
+    return dict(papermill.inspect_notebook(str(path)))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Rendering
+
+
+_EMPTY_SCRIPT = re.compile(r"<script src=\"\">\s*</script>\s*")
+_EXTERNAL_SCRIPT = re.compile(
+    r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>.*?</script>\s*", re.IGNORECASE | re.DOTALL
+)
+
+
+@cache
+def _exporter(code: bool) -> Any:
+    """An HTMLExporter that needs no network: no require.js, MathJax, mermaid or jQuery from a CDN.
+
+    MathJax is off on purpose too: notebook prose is full of ``$connect``/``$disconnect``, which it would
+    typeset as formulas.
+    """
+    nbconvert: Any = importlib.import_module("nbconvert")
+    hidden = (
+        {} if code else {"exclude_input": True, "exclude_input_prompt": True, "exclude_output_prompt": True}
+    )
+    return nbconvert.HTMLExporter(
+        require_js_url="",
+        mathjax_url="",
+        mermaid_js_url="",
+        mermaid_layout_elk_js_url="",
+        jquery_url="",
+        embed_images=True,
+        **hidden,
+    )
+
+
+def render_html(nb: Any, *, title: str, code: bool = True) -> str:
+    """A self-contained HTML page for a (redacted) notebook; ``code=False`` hides inputs and prompts."""
+    body, _ = _exporter(code).from_notebook_node(nb, resources={"metadata": {"name": title}})
+    body = _EMPTY_SCRIPT.sub("", body)
+    return _EXTERNAL_SCRIPT.sub("", body)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class _Run:
+    """The state of one run, so the steps stay small functions."""
+
+    folder: Path
+    work: Path
+    redactor: Redactor
+    progress: Progress
+    started: datetime
+    target: str
+    scenario: str | None
+    parameters: dict[str, Any]
+    timings: dict[str, Any] = field(default_factory=lambda: {"notebooks": {}})
+    target_description: dict[str, Any] = field(default_factory=dict)
+    lab: Any = None
+    errors: list[str] = field(default_factory=list)
+    notebooks: list[NotebookRun] = field(default_factory=list)
+    diagnosis: dict[str, Any] | None = None
+    diagnosis_expected: bool = False
+    diagnosis_from: str | None = None
+
+
+def run_report(
+    *,
+    target: str = "lab",
+    scenario: str | None = None,
+    notebooks: Sequence[str | Path] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+    region: str | None = None,
+    reports_dir: Path = Path("reports"),
+    mask_emails: bool = True,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    cell_timeout_s: int | None = DEFAULT_CELL_TIMEOUT_S,
+    progress: Progress | None = None,
+) -> ReportResult:
+    """Run ``notebooks`` (default: every ``notebooks/NN_*.ipynb``) against ``target`` into a report folder.
+
+    ``parameters`` adds or overrides notebook parameters (each notebook gets those it declares). Raises
+    ``ConfigurationError`` before anything is written for a bad request (unknown target, notebook or
+    scenario, a scenario for ``aws``, a scenario other than the running lab's, a missing env file); every
+    later failure is recorded in the run's ``summary.json`` and in ``exit_code`` 2.
+    """
+    from kit.lab.lab import state_dir
+
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    if target not in ("lab", "aws"):
+        raise ConfigurationError(f"unknown target {target!r}; use 'lab' or 'aws'.")
+    if scenario is not None and target != "lab":
+        raise ConfigurationError(
+            f"--scenario {scenario} only applies to the lab; drop it for --target {target}."
+        )
+    paths = resolve_notebooks(notebooks, notebooks_dir)
+    env_path = str(Path(env_file).resolve()) if env_file is not None else None
+    redactor = Redactor.from_environment(env_file=env_path, mask_emails=mask_emails)
+    lab_needed, scenario = _lab_plan(target, scenario)
+
+    reports_root = reports_dir.resolve()
+    work_root = state_dir() / "report-work"
+    _remove_stale_work(work_root)
+    work_root.mkdir(parents=True, exist_ok=True)
+    run = _Run(
+        folder=_new_run_folder(reports_root, started, target, scenario),
+        work=Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=work_root)),
+        redactor=redactor,
+        progress=progress or _stderr,
+        started=started,
+        target=target,
+        scenario=scenario,
+        parameters=_common_parameters(
+            target=target,
+            profile=profile,
+            region=region,
+            env_file=env_path,
+            mask_emails=mask_emails,
+            extra=parameters or {},
+        ),
+    )
+    run.progress(f"writing {_display(run.folder)}")
+    try:
+        if lab_needed:
+            lab_clock = time.monotonic()
+            run.lab = _start_lab(scenario or "healthy", run)
+            run.timings["lab_start_s"] = round(time.monotonic() - lab_clock, 3)
+        if not run.errors:
+            run.target_description, extra_secrets = _describe_target(target, profile, region, env_path)
+            if "error" in run.target_description:  # every notebook would fail the same way
+                run.errors.append(f"the target could not be resolved: {run.target_description['error']}")
+            if extra_secrets:
+                run.redactor = Redactor.from_environment(
+                    env_file=env_path, mask_emails=mask_emails, extra=extra_secrets
+                )
+        if not run.errors:
+            with kernel_environment(state_dir() / "jupyter"):
+                for path in paths:
+                    run.notebooks.append(_run_notebook(path, run, cell_timeout_s))
+        run.timings["total_s"] = round(time.monotonic() - clock, 3)
+        result = _finish(run)
+        build_index(reports_root)
+    finally:
+        shutil.rmtree(run.work, ignore_errors=True)
+        if run.lab is not None:
+            run.progress("stopping the lab")
+            run.lab.stop()
+    return result
+
+
+def _finish(run: _Run) -> ReportResult:
+    """Decide the outcome and write ``summary.json``."""
+    if run.diagnosis_expected and run.diagnosis is None and not run.errors:
+        failed = [n for n in run.notebooks if n.status == "failed"]
+        why = f"{failed[0].name} failed ({failed[0].ename})" if failed else "its notebook wrote none"
+        run.errors.append(f"the diagnosis is missing: {why}.")
+    exit_code, status = _outcome(run)
+    summary = _summary(run, exit_code=exit_code, status=status)
+    _write_text(run.folder / SUMMARY_NAME, json.dumps(summary, indent=2, default=str) + "\n")
+    run.progress(f"{status} in {run.timings['total_s']:.1f} s (exit {exit_code})")
+    return ReportResult(
+        folder=run.folder,
+        exit_code=exit_code,
+        status=status,
+        root_cause=summary["root_cause"],
+        notebooks=tuple(run.notebooks),
+        errors=tuple(summary["errors"]),
+        summary=summary,
+    )
+
+
+def _lab_plan(target: str, scenario: str | None) -> tuple[bool, str | None]:
+    """Whether the run must start a lab, and the scenario the report is about."""
+    if target != "lab":
+        return False, None
+    from kit.lab import scenarios
+    from kit.lab.lab import read_lab_file
+
+    if scenario is not None:
+        scenarios.get(scenario)  # an unknown name is a ConfigurationError listing the known ones
+    try:
+        info = read_lab_file()
+    except ConfigurationError:
+        return True, scenario or "healthy"
+    running = str(info.get("scenario", ""))
+    if scenario is not None and scenario != running:
+        raise ConfigurationError(
+            f"a lab is already running with scenario {running} (pid {info.get('pid')}); report on it "
+            f"without --scenario (make report SCENARIO=), or stop it before asking for {scenario}."
+        )
+    return False, running or None
+
+
+def _start_lab(scenario: str, run: _Run) -> Any:
+    from kit.lab.lab import Lab
+
+    run.progress(f"starting the lab (scenario {scenario})")
+    lab = Lab(scenario, write_lab_file=True)
+    try:
+        lab.start()
+    except Exception as exc:  # the report records why, so a cron run leaves a trace in the index
+        message = f"the lab could not start: {type(exc).__name__}: {exc}"
+        run.errors.append(run.redactor.redact_text(message))
+        run.progress(message)
+        return None
+    run.progress("lab up")
+    return lab
+
+
+def _describe_target(
+    target: str, profile: str | None, region: str | None, env_file: str | None
+) -> tuple[dict[str, Any], list[str]]:
+    """``Target.describe()`` (or why the target could not be resolved) and the session's own secrets."""
+    from kit.target import Target
+
+    try:
+        if target == "lab":
+            from kit.lab.lab import lab_target
+
+            resolved = lab_target()
+        else:
+            resolved = Target.aws(profile=profile, region=region, env_file=env_file)
+    except KitError as exc:
+        return {"kind": target, "error": str(exc)}, []
+    description: dict[str, Any] = dict(resolved.describe())
+    return description, _session_secrets(resolved) if target == "aws" else []
+
+
+def _session_secrets(target: Any) -> list[str]:
+    """Static credentials the target's session holds (a profile's keys), so they are redacted too.
+
+    Refreshable credentials (SSO, assumed roles) are left alone: reading them would call AWS.
+    """
+    try:
+        from botocore.credentials import RefreshableCredentials
+
+        credentials = target.session().get_credentials()
+        if credentials is None or isinstance(credentials, RefreshableCredentials):
+            return []
+        return [value for value in (credentials.secret_key, credentials.token) if value]
+    except Exception:  # best effort: the environment and the env file are already covered
+        return []
+
+
+def _common_parameters(
+    *,
+    target: str,
+    profile: str | None,
+    region: str | None,
+    env_file: str | None,
+    mask_emails: bool,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    common: dict[str, Any] = {"target": target, "mask_emails": mask_emails}
+    for name, value in (("profile", profile), ("region", region), ("env_file", env_file)):
+        if value is not None:
+            common[name] = value
+    common.update({name: value for name, value in extra.items() if value is not None})
+    return common
+
+
+@contextlib.contextmanager
+def kernel_environment(root: Path) -> Iterator[dict[str, str]]:
+    """Point IPython, matplotlib and Jupyter at folders under ``root`` while the kernels run.
+
+    Kernels inherit this process's environment, so setting it here keeps them (and nbconvert) out of
+    ``$HOME``; the previous values come back afterwards.
+    """
+    folders = {name: str(root / sub) for name, sub in KERNEL_DIRS.items()}
+    for folder in folders.values():
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    saved = {name: os.environ.get(name) for name in folders}
+    os.environ.update(folders)
+    try:
+        yield folders
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_notebook(path: Path, run: _Run, cell_timeout_s: int | None) -> NotebookRun:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    nbformat: Any = importlib.import_module("nbformat")
+
+    name = path.stem
+    declared = declared_parameters(path)
+    parameters = dict(run.parameters)
+    diagnosis_file: Path | None = None
+    if "summary_path" in declared:
+        run.diagnosis_expected = True
+        diagnosis_file = run.work / f"{name}.diagnosis.json"
+        parameters["summary_path"] = str(diagnosis_file)
+    if declared:  # papermill warns about every parameter a notebook does not declare
+        parameters = {key: value for key, value in parameters.items() if key in declared}
+    executed = run.work / f"{name}.ipynb"
+    failure: dict[str, Any] = {}
+    run.progress(f"{name}: running")
+    clock = time.monotonic()
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(executed),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            progress_bar=False,
+            cwd=str(path.parent),
+            execution_timeout=cell_timeout_s,
+        )
+    except PapermillExecutionError as exc:
+        failure = {
+            "ename": exc.ename,
+            "evalue": exc.evalue,
+            "cell": exc.exec_count,
+            "cell_index": exc.cell_index,
+        }
+    except Exception as exc:  # a timeout, a dead kernel, a kernel that never started
+        failure = {"ename": type(exc).__name__, "evalue": str(exc)}
+    execute_s = time.monotonic() - clock
+
+    if executed.is_file():
+        nb = nbformat.read(str(executed), as_version=4)
+    else:
+        nb = nbformat.read(str(path), as_version=4)
+        banner = f"**This notebook could not be run:** {failure.get('ename')}: {failure.get('evalue')}"
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(banner))
+    nb.metadata.setdefault("papermill", {})["output_path"] = str(run.folder / f"{name}.ipynb")
+
+    clock = time.monotonic()
+    redacted = run.redactor.redact_notebook(nb)
+    files = {"ipynb": f"{name}.ipynb", "html": f"{name}.html", "report_html": f"{name}.report.html"}
+    _write_text(run.folder / files["ipynb"], nbformat.writes(redacted))
+    for key, code in (("html", True), ("report_html", False)):
+        page = run.redactor.redact_markup(render_html(redacted, title=name, code=code))
+        _write_text(run.folder / files[key], page)
+    render_s = time.monotonic() - clock
+
+    if diagnosis_file is not None and run.diagnosis is None and diagnosis_file.is_file():
+        diagnosis = _read_diagnosis(diagnosis_file, name, run)
+        if diagnosis is not None:
+            run.diagnosis, run.diagnosis_from = diagnosis, name
+
+    status: NotebookStatus = "failed" if failure else "ok"
+    run.timings["notebooks"][name] = {"execute_s": round(execute_s, 3), "render_s": round(render_s, 3)}
+    detail = f" ({failure['ename']}: {failure['evalue']})" if failure else ""
+    run.progress(
+        run.redactor.redact_text(
+            f"{name}: {status} in {execute_s:.1f} s, rendered in {render_s:.1f} s{detail}"
+        )
+    )
+    return NotebookRun(
+        name=name,
+        status=status,
+        execute_s=execute_s,
+        render_s=render_s,
+        files=files,
+        ename=failure.get("ename"),
+        evalue=run.redactor.redact_text(str(failure["evalue"])) if failure else None,
+        cell=failure.get("cell"),
+        cell_index=failure.get("cell_index"),
+    )
+
+
+def _read_diagnosis(path: Path, name: str, run: _Run) -> dict[str, Any] | None:
+    try:
+        diagnosis = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        run.errors.append(f"{name} wrote a diagnosis that is not JSON ({type(exc).__name__}).")
+        return None
+    cause = diagnosis.get("root_cause") if isinstance(diagnosis, dict) else None
+    if not isinstance(cause, dict) or "id" not in cause:
+        run.errors.append(f"{name} wrote a diagnosis without root_cause.id.")
+        return None
+    return dict(diagnosis)
+
+
+def _outcome(run: _Run) -> tuple[int, str]:
+    """(exit code, status): 2/failed when the kit failed, else 0 or 1 by the root cause."""
+    any_failed = any(n.status == "failed" for n in run.notebooks)
+    if run.errors or (run.diagnosis is None and (run.diagnosis_expected or any_failed)):
+        return 2, "failed"
+    status = "partial" if any_failed else "ok"
+    if run.diagnosis is None:
+        return 0, status
+    return (0 if run.diagnosis["root_cause"].get("id") == "none" else 1), status
+
+
+def _versions() -> dict[str, str]:
+    versions = {"kit": __version__, "python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = ""
+    return versions
+
+
+def _summary(run: _Run, *, exit_code: int, status: str) -> dict[str, Any]:
+    diagnosis = run.diagnosis or {}
+    redact = run.redactor.redact_value
+    return {
+        "run": run.folder.name,
+        "status": status,
+        "exit_code": exit_code,
+        "root_cause": redact(diagnosis.get("root_cause")),
+        "findings": redact(diagnosis.get("findings", [])),
+        "diagnosis_from": run.diagnosis_from,
+        "target": redact({**run.target_description, "kind": run.target}),
+        "scenario": run.scenario,
+        "lab_started_by_report": run.lab is not None,
+        "parameters": redact(run.parameters),
+        "notebooks": [n.as_dict() for n in run.notebooks],
+        "errors": redact(list(run.errors)),
+        "redaction": {
+            "secrets": run.redactor.secret_count,
+            "too_short_to_redact": list(run.redactor.skipped),
+            "mask_emails": run.redactor.mask_emails,
+        },
+        "versions": _versions(),
+        "timings": run.timings,
+        "started": run.started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# Files and folders
+
+
+def run_folder_name(started: datetime, target: str, scenario: str | None) -> str:
+    """``20261125T192933Z-lab-seed-logs-dropped``: sorts by time, says what was looked at."""
+    stamp = started.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{target}" + (f"-{scenario}" if scenario else "")
+
+
+def _new_run_folder(root: Path, started: datetime, target: str, scenario: str | None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    base = run_folder_name(started, target, scenario)
+    for attempt in range(1, 100):
+        folder = root / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise ConfigurationError(f"could not make a new run folder for {base} in {root}; remove old runs.")
+
+
+def _remove_stale_work(root: Path) -> None:
+    """Private work folders left by runs that were killed (``<pid>-...`` with no such process)."""
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        pid = entry.name.split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write atomically: a reader (or the index) never sees half a file."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The index
+
+
+_INDEX_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.4em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+.ok { color: #1a7f37; } .partial { color: #9a6700; } .failed, .incomplete { color: #cf222e; }
+code { font-size: 0.95em; }
+"""
+
+
+def _index_row(folder: Path) -> tuple[str, str]:
+    """(sort key, table row) for one run folder; folder names start with the UTC stamp, so they sort."""
+    esc = html.escape
+    try:
+        summary = json.loads((folder / SUMMARY_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    name = folder.name
+    if not isinstance(summary, dict):
+        row = (
+            f'<tr><td><a href="{esc(name)}/">{esc(name)}</a></td><td colspan="5" class="incomplete">'
+            "incomplete (running, or stopped before it wrote summary.json)</td></tr>"
+        )
+        return name, row
+    cause = summary.get("root_cause") or {}
+    cause_text = (
+        f"<code>{esc(str(cause.get('id')))}</code><br>{esc(str(cause.get('summary', '')))}"
+        if cause
+        else esc("; ".join(map(str, summary.get("errors") or [])) or "no diagnosis")
+    )
+    links = [f'<a href="{esc(name)}/{SUMMARY_NAME}">summary.json</a>']
+    for notebook in summary.get("notebooks", []):
+        files = notebook.get("files", {})
+        mark = "" if notebook.get("status") == "ok" else " ✗"
+        links.append(
+            f"{esc(str(notebook.get('name')))}{mark}: "
+            f'<a href="{esc(name)}/{esc(files.get("report_html", ""))}">report</a> · '
+            f'<a href="{esc(name)}/{esc(files.get("html", ""))}">with code</a> · '
+            f'<a href="{esc(name)}/{esc(files.get("ipynb", ""))}">ipynb</a>'
+        )
+    status = str(summary.get("status", ""))
+    row = (
+        f"<tr><td>{esc(str(summary.get('started', name)))}<br><small>{esc(name)}</small></td>"
+        f"<td>{esc(str(summary.get('target', {}).get('kind', '')))}</td>"
+        f"<td>{esc(str(summary.get('scenario') or ''))}</td>"
+        f'<td class="{esc(status)}">{esc(status)} (exit {esc(str(summary.get("exit_code")))})</td>'
+        f"<td>{cause_text}</td><td>{'<br>'.join(links)}</td></tr>"
+    )
+    return name, row
+
+
+def build_index(reports_dir: Path) -> Path:
+    """Rewrite ``index.html`` in ``reports_dir`` from every run folder's ``summary.json``, newest first."""
+    rows = [_index_row(folder) for folder in reports_dir.iterdir() if folder.is_dir()]
+    rows.sort(key=lambda pair: pair[0], reverse=True)
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>kit reports</title>'
+        f"<style>{_INDEX_STYLE}</style></head><body>\n<h1>kit reports</h1>\n"
+        f"<p>{len(rows)} run(s), newest first. Each run folder holds the executed notebooks, their HTML "
+        "(with and without code) and summary.json.</p>\n"
+        "<table><tr><th>started (UTC)</th><th>target</th><th>scenario</th><th>status</th>"
+        "<th>root cause</th><th>files</th></tr>\n" + "\n".join(row for _, row in rows) + "\n</table>\n"
+        "</body></html>\n"
+    )
+    path = reports_dir / INDEX_NAME
+    _write_text(path, page)
+    return path
