@@ -234,7 +234,7 @@ def check_connect_route(e: Evidence) -> list[Finding]:
 def check_connection_id_mapping(e: Evidence) -> list[Finding]:
     question = "Does the $connect integration receive the connection id?"
     connect = e.routes[e.routes["route_key"] == CONNECT]
-    if connect.empty:
+    if connect.empty or connect["integration_type"].isna().all():
         return _skip("connection-id-mapping", question, "no $connect route")
     row = connect.iloc[0]
     if str(row["integration_type"]) in ("HTTP_PROXY", "HTTP") and not _true(row["connection_id_mapped"]):
@@ -362,7 +362,7 @@ def check_put_permission(e: Evidence) -> list[Finding]:
     row = _permission(e, "dynamodb:PutItem")
     if row is None:
         return _skip("iam-put", question, e.problems.get("iam", "no execution role could be read"))
-    if bool(row["allowed"]):
+    if _true(row["allowed"]):
         return [Finding("iam-put", question, "pass", None, str(row["reason"]))]
     return [
         Finding(
@@ -381,7 +381,7 @@ def check_index_permission(e: Evidence) -> list[Finding]:
     row = _permission(e, "dynamodb:Query", "/index/")
     if row is None:
         return _skip("iam-index-query", question, e.problems.get("iam", "no execution role could be read"))
-    if bool(row["allowed"]):
+    if _true(row["allowed"]):
         return [Finding("iam-index-query", question, "pass", None, str(row["reason"]))]
     return [
         Finding(

@@ -288,7 +288,7 @@ def run_report(
             region=region,
             env_file=env_path,
             mask_emails=mask_emails,
-            extra=parameters or {},
+            extra={**_scenario_client(target, scenario), **(parameters or {})},
         ),
     )
     run.progress(f"writing {_display(run.folder)}")
@@ -339,6 +339,23 @@ def _finish(run: _Run) -> ReportResult:
         errors=tuple(summary["errors"]),
         summary=summary,
     )
+
+
+def _scenario_client(target: str, scenario: str | None) -> dict[str, Any]:
+    """How the probe connects when reproducing ``scenario`` in the lab: the scenario's client side.
+
+    A scenario is configuration plus how the browser connects; the probe plays the browser. The diagnosis
+    still never sees the scenario, only what the probe's connections leave in the logs and the table.
+    """
+    if target != "lab" or scenario is None:
+        return {}
+    from kit.lab import scenarios
+
+    client = scenarios.get(scenario).client
+    return {
+        "probe_workspace_id": client.include_workspace_id,
+        "probe_close_at_once": client.close_after_connect,
+    }
 
 
 def _lab_plan(target: str, scenario: str | None) -> tuple[bool, str | None]:

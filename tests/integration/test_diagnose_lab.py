@@ -1,0 +1,255 @@
+"""The diagnosis against the lab: each scenario's root cause is found, and so are faults made with boto3.
+
+``gather`` reads the lab through its AWS APIs and runs the probe, which connects the way the scenario's
+client does (the browser hook's part: that is the one thing a scenario hands the kit). What the scenario
+changed on the server side, the diagnosis has to find by itself; the last test of the first part checks that
+it cannot peek. The second part breaks one running healthy lab the way someone with a console would (IAM,
+Lambda, API Gateway calls), diagnoses only what happened since, and puts the configuration back.
+
+Only one lab runs per process: each scenario test starts and stops its own, and the fault tests share one
+class-scoped lab that is stopped before anything else starts.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from kit import diagnose
+from kit.lab.lab import Lab
+from kit.lab.provision import POLICY_NAME, ROLE_NAME, load_policy
+from kit.lab.scenarios import SCENARIOS, ClientPlan
+from kit.probe import ProbePlan, ProbeTimeouts
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUTS = ProbeTimeouts(handshake_s=5, item_wait_s=2, delivery_wait_s=2)
+DIAGNOSIS_MODULES = ("diagnose.py", "causes.py", "probe.py", "logs.py", "dynamo.py", "iam.py", "config.py")
+EXTRA_DENY_POLICY = "kit-test-deny-put"
+TYPO_TABLE = "chatgenius-connection"
+
+
+def probe_plan(client: ClientPlan) -> ProbePlan:
+    return ProbePlan.from_client_plan(client, clients=2, timeouts=TIMEOUTS)
+
+
+def run_diagnosis(lab: Lab, client: ClientPlan | None, since: datetime | None = None) -> diagnose.Diagnosis:
+    """Gather (with a probe playing ``client``, if any) and diagnose; every section must have been read."""
+    plan = probe_plan(client) if client is not None else None
+    evidence = diagnose.gather(lab.target(), since=since, probe_plan=plan)
+    assert evidence.problems == {}, evidence.problems
+    diagnosis = diagnose.diagnose(evidence)
+    broken = diagnosis.findings[diagnosis.findings["evidence"].str.contains("the check itself failed")]
+    assert broken.empty, diagnose.summary_text(diagnosis)
+    return diagnosis
+
+
+def finding(diagnosis: diagnose.Diagnosis, check: str) -> pd.Series:
+    rows = diagnosis.findings[diagnosis.findings["check"] == check]
+    assert len(rows) == 1, diagnose.summary_text(diagnosis)
+    return rows.iloc[0]
+
+
+# --------------------------------------------------------------------------------------------------------
+# (a) Every scenario: the root cause it reproduces is the one the diagnosis ranks first
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_diagnosis_names_the_scenarios_root_cause(name: str) -> None:
+    scenario = SCENARIOS[name]
+    with Lab(name, write_lab_file=False) as lab:
+        diagnosis = run_diagnosis(lab, scenario.client)
+    summary = diagnose.summary_text(diagnosis)
+    assert diagnosis.root_cause["id"] == scenario.reproduces, summary
+    if scenario.reproduces == "none":
+        assert "fail" not in set(diagnosis.findings["verdict"]), summary
+        assert diagnosis.root_cause["evidence"] == []
+    else:
+        assert diagnosis.root_cause["evidence"], summary
+        assert json.loads(diagnose.to_json(diagnosis))["root_cause"]["id"] == scenario.reproduces
+
+
+def _scenario_uses(path: Path) -> list[str]:
+    """The code in ``path`` (not its docstrings or comments) that imports the scenarios or reads one."""
+    uses = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        modules: list[str] = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        uses += [
+            f"line {node.lineno}: imports {module}"
+            for module in modules
+            if module in ("kit.lab.scenarios", "kit.lab.lab") or "scenario" in module
+        ]
+        if isinstance(node, ast.Attribute) and "scenario" in node.attr.lower():
+            uses.append(f"line {node.lineno}: reads .{node.attr}")
+        if isinstance(node, ast.Name) and "scenario" in node.id.lower():
+            uses.append(f"line {node.lineno}: uses {node.id}")
+        if isinstance(node, ast.Constant) and node.value in ("scenario", "lab.json"):
+            uses.append(f"line {node.lineno}: the key {node.value!r}")
+    return uses
+
+
+@pytest.mark.parametrize("module", DIAGNOSIS_MODULES)
+def test_the_diagnosis_does_not_read_the_scenario(module: str) -> None:
+    path = ROOT / "kit" / module
+    mentions = [line for line in path.read_text().splitlines() if "scenario" in line.lower()]
+    assert _scenario_uses(path) == [], mentions
+
+
+def test_the_scenario_finder_would_see_a_peek(tmp_path: Path) -> None:
+    peek = tmp_path / "peek.py"
+    peek.write_text(
+        "from kit.lab import scenarios\n"
+        "import kit.lab.scenarios\n"
+        "from kit.lab.lab import read_lab_file\n"
+        "expected = read_lab_file()['scenario']\n"
+        "name = lab.scenario.name\n"
+    )
+    assert _scenario_uses(peek) == [
+        "line 1: imports kit.lab.scenarios",
+        "line 2: imports kit.lab.scenarios",
+        "line 3: imports kit.lab.lab",
+        "line 4: the key 'scenario'",
+        "line 5: reads .scenario",
+    ]
+
+
+# --------------------------------------------------------------------------------------------------------
+# (b) Faults injected with boto3 into one running healthy lab, each diagnosed and then undone
+# --------------------------------------------------------------------------------------------------------
+
+
+def _policy_without(action: str) -> str:
+    document = json.loads(load_policy())
+    edited = copy.deepcopy(document)
+    for statement in edited["Statement"]:
+        actions = statement.get("Action")
+        if isinstance(actions, list) and action in actions:
+            actions.remove(action)
+    assert edited != document, f"{action} is not in iam-policies.json"
+    return json.dumps(edited)
+
+
+def _route(lab: Lab, route_key: str) -> dict[str, Any] | None:
+    apigw = lab.target().client("apigatewayv2")
+    assert lab.resources is not None
+    for route in apigw.get_routes(ApiId=lab.resources.api_id)["Items"]:
+        if route["RouteKey"] == route_key:
+            return dict(route)
+    return None
+
+
+@pytest.fixture(scope="class")
+def lab() -> Iterator[Lab]:
+    """One healthy lab for the fault tests, stopped when the class is done."""
+    with Lab("healthy", write_lab_file=False) as running:
+        yield running
+
+
+class TestFaultsMadeThroughAws:
+    """Each test breaks one thing, diagnoses what happened since, and restores it in ``finally``."""
+
+    def test_put_item_removed_from_the_role_policy(self, lab: Lab) -> None:
+        iam = lab.target().client("iam")
+        since = datetime.now(UTC)
+        iam.put_role_policy(
+            RoleName=ROLE_NAME, PolicyName=POLICY_NAME, PolicyDocument=_policy_without("dynamodb:PutItem")
+        )
+        try:
+            diagnosis = run_diagnosis(lab, ClientPlan(), since)
+        finally:
+            iam.put_role_policy(RoleName=ROLE_NAME, PolicyName=POLICY_NAME, PolicyDocument=load_policy())
+        assert diagnosis.root_cause["id"] == "put-access-denied", diagnose.summary_text(diagnosis)
+        assert "implicit" in finding(diagnosis, "iam-put")["evidence"]
+
+    def test_explicit_deny_in_a_second_inline_policy(self, lab: Lab) -> None:
+        iam = lab.target().client("iam")
+        deny = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "NoWrites", "Effect": "Deny", "Action": "dynamodb:PutItem", "Resource": "*"}
+            ],
+        }
+        since = datetime.now(UTC)
+        iam.put_role_policy(RoleName=ROLE_NAME, PolicyName=EXTRA_DENY_POLICY, PolicyDocument=json.dumps(deny))
+        try:
+            diagnosis = run_diagnosis(lab, ClientPlan(), since)
+        finally:
+            iam.delete_role_policy(RoleName=ROLE_NAME, PolicyName=EXTRA_DENY_POLICY)
+        assert diagnosis.root_cause["id"] == "put-access-denied", diagnose.summary_text(diagnosis)
+        put = finding(diagnosis, "iam-put")
+        assert "explicit" in put["evidence"]
+        assert EXTRA_DENY_POLICY in put["evidence"]
+        assert any("explicit" in text for text in diagnosis.root_cause["evidence"])
+
+    def test_table_name_typo_in_the_environment(self, lab: Lab) -> None:
+        assert lab.resources is not None
+        function = lab.resources.function_name
+        lambda_client = lab.target().client("lambda")
+        before = lambda_client.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+        assert before["TABLE_NAME"] != TYPO_TABLE
+        since = datetime.now(UTC)
+        lambda_client.update_function_configuration(
+            FunctionName=function, Environment={"Variables": before | {"TABLE_NAME": TYPO_TABLE}}
+        )
+        try:
+            diagnosis = run_diagnosis(lab, ClientPlan(), since)
+        finally:
+            lambda_client.update_function_configuration(
+                FunctionName=function, Environment={"Variables": before}
+            )
+        assert diagnosis.root_cause["id"] == "table-not-found", diagnose.summary_text(diagnosis)
+        assert f"TABLE_NAME={TYPO_TABLE}" in finding(diagnosis, "env-table")["evidence"]
+        # The role is fine for the real table: the typo is the name's fault, not IAM's.
+        assert finding(diagnosis, "iam-put")["verdict"] == "pass"
+        after = lambda_client.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+        assert after == before
+
+    def test_connect_route_deleted(self, lab: Lab) -> None:
+        assert lab.resources is not None
+        apigw = lab.target().client("apigatewayv2")
+        connect = _route(lab, "$connect")
+        assert connect is not None
+        since = datetime.now(UTC)
+        apigw.delete_route(ApiId=lab.resources.api_id, RouteId=connect["RouteId"])
+        try:
+            diagnosis = run_diagnosis(lab, ClientPlan(), since)
+        finally:
+            apigw.create_route(ApiId=lab.resources.api_id, RouteKey="$connect", Target=connect["Target"])
+        summary = diagnose.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "connect-route-missing", summary
+        assert finding(diagnosis, "connect-route")["verdict"] == "fail"
+        assert finding(diagnosis, "connection-id-mapping")["verdict"] == "skip"
+        # The probe's connections were accepted and nothing ran: the logs say so too.
+        assert finding(diagnosis, "connect-invoked")["verdict"] == "warn", summary
+        restored = _route(lab, "$connect")
+        assert restored is not None
+        assert restored["Target"] == connect["Target"]
+        # Without ``since`` the last hour's logs still hold those connections (the next test starts after).
+        unbounded = run_diagnosis(lab, None)
+        assert unbounded.root_cause["id"] == "none", diagnose.summary_text(unbounded)
+        assert finding(unbounded, "connect-invoked")["verdict"] == "warn", diagnose.summary_text(unbounded)
+
+    def test_the_restored_lab_is_healthy_again(self, lab: Lab) -> None:
+        since = datetime.now(UTC)
+        diagnosis = run_diagnosis(lab, ClientPlan(), since)
+        summary = diagnose.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "none", summary
+        assert "fail" not in set(diagnosis.findings["verdict"]), summary
+        assert finding(diagnosis, "probe")["verdict"] == "pass", summary
+        # Only the traffic since the restore counts: earlier faults' connections do not mix in.
+        assert finding(diagnosis, "connect-invoked")["verdict"] == "pass", summary
+        assert finding(diagnosis, "handler-crash")["verdict"] == "pass", summary
