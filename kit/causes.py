@@ -59,6 +59,14 @@ CAUSES: tuple[Cause, ...] = (
         "Remove TABLE_REGION (or the hard-coded region) so the handler writes in the table's region.",
     ),
     Cause(
+        "table-schema-mismatch",
+        45,
+        "The connections table's key or its workspaceIndex GSI differs from what the handler writes and "
+        "queries, so writes or broadcasts fail.",
+        "Recreate the table as kit.schema.EXPECTED describes it (key connectionId S; GSI workspaceIndex on "
+        "workspaceId S, projection ALL).",
+    ),
+    Cause(
         "workspace-id-missing",
         50,
         "Connections are stored without workspaceId, so the workspaceIndex GSI never sees them and "

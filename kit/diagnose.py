@@ -207,8 +207,18 @@ def check_connect_route(e: Evidence) -> list[Finding]:
     if "api" in e.problems:
         return _skip("connect-route", question, f"the API could not be read: {e.problems['api']}")
     connect = e.routes[e.routes["route_key"] == CONNECT]
-    if connect.empty or connect["integration_id"].isna().all():
-        detail = "get_routes has no $connect route" if connect.empty else "the $connect route has no target"
+    # routes_frame adds a placeholder row (no route id) for an expected route that does not exist.
+    missing = connect.empty or connect["route_id"].isna().all()
+    dangling = not missing and connect["integration_type"].isna().all()
+    if missing or dangling or connect["integration_id"].isna().all():
+        if missing:
+            detail = "get_routes has no $connect route"
+        elif connect["integration_id"].isna().all():
+            detail = "the $connect route has no target"
+        else:
+            detail = (
+                f"the $connect route targets {_first(connect, 'target')}, an integration that does not exist"
+            )
         return [
             Finding(
                 "connect-route",
@@ -233,6 +243,8 @@ def check_connect_route(e: Evidence) -> list[Finding]:
 
 def check_connection_id_mapping(e: Evidence) -> list[Finding]:
     question = "Does the $connect integration receive the connection id?"
+    if "api" in e.problems:
+        return _skip("connection-id-mapping", question, f"the API could not be read: {e.problems['api']}")
     connect = e.routes[e.routes["route_key"] == CONNECT]
     if connect.empty or connect["integration_type"].isna().all():
         return _skip("connection-id-mapping", question, "no $connect route")
@@ -272,7 +284,7 @@ def check_table(e: Evidence) -> list[Finding]:
             Finding("table-structure", question, "pass", None, "describe_table matches the expected schema")
         ]
     missing = errors[errors["kind"] == "table-missing"]
-    cause = "table-not-found" if not missing.empty else None
+    cause = "table-not-found" if not missing.empty else "table-schema-mismatch"
     return [
         Finding(
             "table-structure",
@@ -293,9 +305,21 @@ def check_function_table(e: Evidence) -> list[Finding]:
     for _, row in e.functions.iterrows():
         name = str(row["function_name"])
         table = row["table_name"] if pd.notna(row["table_name"]) else None
-        region = str(row["table_region"]) if pd.notna(row["table_region"]) else str(row["region"] or e.region)
+        home = str(row["region"]) if pd.notna(row["region"]) and str(row["region"]) else e.region
+        region = str(row["table_region"]) if pd.notna(row["table_region"]) else home
         where = e.tables.get(region)
-        if table is None:
+        if pd.notna(row["problem"]) and pd.isna(row["handler"]):
+            findings.append(
+                Finding(
+                    "env-table",
+                    question,
+                    "warn",
+                    None,
+                    f"{name}: its configuration could not be read ({row['problem']})",
+                    "Check that the function exists and that the kit may read its configuration.",
+                )
+            )
+        elif table is None:
             findings.append(
                 Finding(
                     "env-table",
@@ -421,10 +445,11 @@ def check_other_permissions(e: Evidence) -> list[Finding]:
 def check_handshakes(e: Evidence) -> list[Finding]:
     """Crashes (502) on $connect, from the logs or the probe."""
     question = "Does the $connect handler answer without crashing?"
+    # The logs see every handshake, the probe's included; the probe's own view counts only without logs.
     statuses: list[int] = []
     if e.lifecycle is not None and not e.lifecycle.empty:
         statuses += [int(s) for s in e.lifecycle["connect_status"].dropna().tolist()]
-    if e.probe is not None and not e.probe.empty:
+    if not statuses and e.probe is not None and not e.probe.empty:
         connects = e.probe[e.probe["step"] == "connect"]
         statuses += [int(s) for s in connects["http_status"].dropna().tolist()]
     if not statuses:
@@ -596,7 +621,7 @@ def check_early_disconnect(e: Evidence) -> list[Finding]:
         messages = e.log_lines[e.log_lines["event_type"] == "MESSAGE"]
         talked = {str(c) for c in messages["connection_id"].dropna().tolist()}
     short = closed[(closed["lifetime_ms"] < 2_000) & ~closed["connection_id"].isin(talked)]
-    if len(short) >= max(1, len(closed) // 2):
+    if 2 * len(short) > len(closed):  # most stored connections, not one unlucky client
         codes = {int(code): int(n) for code, n in short["disconnect_code"].value_counts().items()}
         return [
             Finding(
@@ -646,6 +671,11 @@ def check_connect_invocations(e: Evidence) -> list[Finding]:
 
 def check_email_token(e: Evidence) -> list[Finding]:
     question = "Is the auth token something other than the user's e-mail?"
+    if e.items is None and e.functions.empty:
+        why = (
+            e.problems.get("items") or e.problems.get("functions") or "neither items nor functions were read"
+        )
+        return _skip("email-as-token", question, why)
     emails = 0
     if e.items is not None and "userId" in e.items:
         emails = int(e.items["userId"].astype("string").str.match(EMAIL_LIKE).fillna(False).sum())

@@ -308,11 +308,6 @@ SWALLOWED = {"app_outcome": "error", "item_written": False, "why": "the $connect
 NO_HANDSHAKE = "no $connect seen in the logs or by a probe"
 
 
-def bug(reason: str, raises: type[Exception] | None = None) -> Any:
-    """A case kit/diagnose.py gets wrong today (reported); strict, so a fix shows up as XPASS."""
-    return pytest.mark.xfail(strict=True, raises=raises, reason=f"kit/diagnose.py: {reason}")
-
-
 CASES: list[Case] = [
     # connect-route
     Case("connect-route pass", diagnose.check_connect_route, {}, [("pass", None)], "AWS_PROXY"),
@@ -342,14 +337,12 @@ CASES: list[Case] = [
         {"routes": ROUTE_DELETED},
         [("fail", "connect-route-missing")],
         "no $connect route",
-        marks=(bug("a deleted $connect route is reported as a route with no target"),),
     ),
     Case(
         "connect-route targets a deleted integration",
         diagnose.check_connect_route,
         {"routes": ROUTE_DANGLING},
         [("fail", "connect-route-missing")],
-        marks=(bug("a $connect route whose integration is gone passes"),),
     ),
     _skip_case("connect-route skip", diagnose.check_connect_route, "api", routes=routes(route("x"))),
     # connection-id-mapping
@@ -408,7 +401,6 @@ CASES: list[Case] = [
         [("skip", None)],
         PROBLEM.format("api"),
         {"api": PROBLEM.format("api")},
-        marks=(bug("the skip says 'no $connect route', not why the API was unreadable"),),
     ),
     # table-structure
     Case("table pass", diagnose.check_table, {}, [("pass", None)], "matches"),
@@ -426,10 +418,10 @@ CASES: list[Case] = [
         "does not exist",
     ),
     Case(
-        "table without its index fails with no root-cause id",
+        "table without its index is a schema mismatch",
         diagnose.check_table,
         {"schema_differences": differences(MISSING_INDEX, BILLING)},
-        [("fail", None)],
+        [("fail", "table-schema-mismatch")],
         "has no GSI",
     ),
     _skip_case("table skip", diagnose.check_table, "table", schema_differences=None),
@@ -497,7 +489,6 @@ CASES: list[Case] = [
             )
         },
         [("pass", None), ("warn", None)],
-        marks=(bug("check_function_table: `row['region'] or e.region` raises on NA", TypeError),),
     ),
     _skip_case("env skip", diagnose.check_function_table, "functions", functions=functions().iloc[0:0]),
     # iam-put
@@ -545,7 +536,7 @@ CASES: list[Case] = [
     ),
     _skip_case("other skip", diagnose.check_other_permissions, "iam", permissions=None),
     # handler-crash
-    Case("crash pass", diagnose.check_handshakes, {}, [("pass", None)], "[101, 200]"),
+    Case("crash pass", diagnose.check_handshakes, {}, [("pass", None)], "[200]"),
     Case(
         "crash from the logs",
         diagnose.check_handshakes,
@@ -753,7 +744,6 @@ CASES: list[Case] = [
         [("skip", None)],
         PROBLEM.format("items"),
         {"items": PROBLEM.format("items")},
-        marks=(bug("email-as-token passes on no evidence"),),
     ),
     # apigw-logs
     Case("apigw logs pass", diagnose.check_logging_config, {}, [("pass", None)], "execution logs INFO"),
@@ -798,8 +788,7 @@ def test_every_check_has_a_pass_a_finding_and_a_skip_case() -> None:
         for name, seen in verdicts.items()
         if "pass" not in seen or not seen & {"fail", "warn"} or "skip" not in seen
     }
-    # email-as-token cannot skip today (see the xfail case above).
-    assert lacking == {"check_email_token": {"pass", "warn"}}
+    assert lacking == {}
 
 
 def test_a_skip_from_a_problem_also_reports_the_unread_section() -> None:
