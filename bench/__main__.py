@@ -1,9 +1,10 @@
 """``python -m bench`` (``make bench``): run the benchmarks, print a table, write ``bench/results.json``.
 
-Two parts, both run by default: ``lab`` (:mod:`bench.lab`: lab start, ``$connect``/s, held connections,
-fan-out) and ``evidence`` (:mod:`bench.evidence`: log parsing, DynamoDB pages, peak memory). Name parts as
-arguments (``python -m bench evidence``, under a minute and a half) to run only those; the results file then
-holds only their figures, and its ``settings.parts`` says which ran.
+Three parts, all run by default: ``lab`` (:mod:`bench.lab`: lab start, ``$connect``/s, held connections,
+fan-out), ``evidence`` (:mod:`bench.evidence`: log parsing, DynamoDB pages, peak memory) and ``report``
+(:mod:`bench.report`: a warm ``kit report`` of the diagnosis notebook against papermill's floor). Name parts
+as arguments (``python -m bench evidence``, under a minute and a half) to run only those; the results file
+then holds only their figures, and its ``settings.parts`` says which ran.
 
 Sizes come from the environment (see :mod:`bench.settings`; ``KIT_BENCH_SCALE=0.1`` for a quick run) and
 the results file goes to ``$KIT_BENCH_OUTPUT`` when set. Progress goes to stderr, the table to stdout. The
@@ -23,10 +24,11 @@ from bench.evidence import run_evidence_benchmarks
 from bench.figures import Figure, render_table, results_document
 from bench.lab import run_lab_benchmarks
 from bench.machine import describe_machine
+from bench.report import run_report_benchmarks
 from bench.settings import DEFAULT_OUTPUT, OUTPUT_ENV, SCALE_ENV, SIZES, BenchSettings
 from kit.errors import ConfigurationError
 
-PARTS = ("lab", "evidence")
+PARTS = ("lab", "evidence", "report")
 
 
 def run_part(part: str, settings: BenchSettings) -> tuple[list[Figure], list[str]]:
@@ -34,17 +36,22 @@ def run_part(part: str, settings: BenchSettings) -> tuple[list[Figure], list[str
     if part == "lab":
         lab = run_lab_benchmarks(settings)
         return lab.figures, lab.errors
+    if part == "report":
+        report = run_report_benchmarks(settings)
+        return report.figures, report.errors
     evidence = run_evidence_benchmarks(settings)
     return evidence.figures, evidence.errors
 
 
 def usage() -> str:
     lines = [
-        "python -m bench [lab] [evidence]: run the benchmarks, print a table, write bench/results.json.",
+        "python -m bench [lab] [evidence] [report]: run the benchmarks, print a table,",
+        "write bench/results.json.",
         "",
-        "Parts (default: both): lab = lab start, $connect/s, held connections, broadcast fan-out;",
+        "Parts (default: all three): lab = lab start, $connect/s, held connections, broadcast fan-out;",
         "evidence = log lines/s against a per-line loop, DynamoDB pages against TypeDeserializer,",
-        "peak memory parsing 1M log lines.",
+        "peak memory parsing 1M log lines; report = a warm report of 00_diagnose against papermill of an",
+        "empty notebook plus HTML export (target: at most twice that floor plus a lab start).",
         "",
         "Environment:",
         f"  {SCALE_ENV:<22} multiplies the sizes marked below (default 1; 0.1 is quick)",

@@ -39,10 +39,12 @@ SIZES: dict[str, Size] = {
     "log_lines": Size("KIT_BENCH_LOG_LINES", 200_000, True, 100, "log lines parsed for lines/s"),
     "dynamo_items": Size("KIT_BENCH_DYNAMO_ITEMS", 50_000, True, 10, "table items read from scan pages"),
     "memory_lines": Size("KIT_BENCH_MEMORY_LINES", 1_000_000, True, 100, "log lines parsed for peak memory"),
+    "report_runs": Size("KIT_BENCH_REPORT_RUNS", 3, False, 1, "warm reports (and floor runs) timed"),
 }
 SCALE_ENV = "KIT_BENCH_SCALE"
 OUTPUT_ENV = "KIT_BENCH_OUTPUT"
-# Below this scale one start of each is timed instead of three: each lab start costs seconds.
+# Below this scale one start of each (and one warm report and floor) is timed instead of three: each costs
+# seconds.
 FULL_START_RUNS_SCALE = 0.5
 
 
@@ -58,6 +60,7 @@ class BenchSettings:
     log_lines: int = 200_000
     dynamo_items: int = 50_000
     memory_lines: int = 1_000_000
+    report_runs: int = 3
     output: Path = DEFAULT_OUTPUT
 
     @classmethod
@@ -81,6 +84,9 @@ class BenchSettings:
         start_runs = size("start_runs")
         if SIZES["start_runs"].variable not in environ and scale < FULL_START_RUNS_SCALE:
             start_runs = 1
+        report_runs = size("report_runs")
+        if SIZES["report_runs"].variable not in environ and scale < FULL_START_RUNS_SCALE:
+            report_runs = 1
         output = environ.get(OUTPUT_ENV)
         return cls(
             scale=scale,
@@ -93,6 +99,7 @@ class BenchSettings:
             log_lines=round(size("log_lines")),
             dynamo_items=round(size("dynamo_items")),
             memory_lines=round(size("memory_lines")),
+            report_runs=round(report_runs),
             output=Path(output) if output else DEFAULT_OUTPUT,
         )
 

@@ -41,7 +41,8 @@ EVIDENCE_FIGURES = {
     "dynamo_items_speedup",
     "log_parse_peak_memory",
 }
-FIGURES = LAB_FIGURES | EVIDENCE_FIGURES
+REPORT_FIGURES = {"report_warm"}
+FIGURES = LAB_FIGURES | EVIDENCE_FIGURES | REPORT_FIGURES
 
 
 def _is_number(value: object) -> bool:
@@ -56,6 +57,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comple
         "KIT_BENCH_SCALE": "0.02",
         "KIT_BENCH_REPEATS": "1",
         "KIT_BENCH_START_RUNS": "1",
+        "KIT_BENCH_REPORT_RUNS": "1",
         "KIT_BENCH_OUTPUT": str(output),
     }
     run = subprocess.run(
@@ -64,7 +66,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comple
         env=environment,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=360,
         check=False,
     )
     assert output.exists(), f"no results file; stderr:\n{run.stderr[-3000:]}"
@@ -96,7 +98,7 @@ def test_results_say_where_and_when(results) -> None:
     assert document["timestamp"].endswith("+00:00")
     assert document["machine"]["cpu_count"] >= 1
     assert document["settings"]["held"] == 20
-    assert document["settings"]["parts"] == ["lab", "evidence"]
+    assert document["settings"]["parts"] == ["lab", "evidence", "report"]
     connect = next(entry for entry in document["figures"] if entry["name"] == "connect_rate")
     assert connect["details"]["stored"] == connect["details"]["connected"]
     assert connect["note"]
@@ -115,6 +117,21 @@ def test_evidence_figures_compare_equal_work(results) -> None:
         assert figures[name]["target_of"] == "value", name
     assert figures["log_parse_peak_memory"]["better"] == "lower"
     assert all(figures[name]["note"] for name in EVIDENCE_FIGURES)
+
+
+def test_report_figure_holds_the_floor_and_the_allowance(results) -> None:
+    _run, document = results
+    report = next(entry for entry in document["figures"] if entry["name"] == "report_warm")
+    details = report["details"]
+    assert details["runs"] == 1
+    assert len(details["report_s_each"].split(", ")) == len(details["floor_s_each"].split(", ")) == 1
+    for key in ("lab_start_s", "allowed_s"):
+        assert _is_number(details[key]), f"report_warm.details.{key} is {details[key]!r}"
+    assert details["allowed_s"] == pytest.approx(2 * report["baseline"] + details["lab_start_s"], abs=0.01)
+    assert report["target"] == pytest.approx(details["allowed_s"], abs=0.01)
+    assert report["target_of"] == "value" and report["better"] == "lower" and report["unit"] == "s"
+    assert report["met"] is (report["value"] <= report["target"])
+    assert "lab start" in report["note"] and "allowed" in report["note"]
 
 
 def test_evidence_part_runs_alone(tmp_path: Path) -> None:
@@ -251,3 +268,4 @@ def test_scale_shrinks_sizes_and_explicit_sizes_win() -> None:
     assert explicit.held == 1000
     assert BenchSettings.from_environment({}).held == 1000
     assert (quick.log_lines, quick.dynamo_items, quick.memory_lines) == (20_000, 5_000, 100_000)
+    assert quick.report_runs == 1 and BenchSettings.from_environment({}).report_runs == 3
