@@ -135,7 +135,13 @@ def test_a_report_against_a_lab_it_starts(
     assert summary["findings"] and {"check", "verdict"} <= set(summary["findings"][0])
     assert summary["target"]["kind"] == "lab" and summary["target"]["table"] == "chatgenius-connections"
     assert summary["scenario"] == SCENARIO and summary["lab_started_by_report"] is True
-    assert summary["parameters"] == {"target": "lab", "mask_emails": True}
+    # The scenario's client side (how the browser connects) is passed to the probe; nothing else is.
+    assert summary["parameters"] == {
+        "target": "lab",
+        "mask_emails": True,
+        "probe_workspace_id": True,
+        "probe_close_at_once": False,
+    }
     assert summary["notebooks"] == [
         {
             "name": "00_check",
