@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kit import __version__
@@ -241,17 +241,6 @@ def _cmd_table(args: argparse.Namespace) -> int:
         for difference in differences:
             print(f"{difference.severity:7} {difference.kind:18} {difference.message}")
     return EXIT_FINDING if any(d.severity == "error" for d in differences) else EXIT_OK
-
-
-def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        print(
-            f"kit {name}: not built yet (see the open issues); `make test` and `kit table` work today.",
-            file=sys.stderr,
-        )
-        return EXIT_KIT_FAILED
-
-    return run
 
 
 def _parameter(text: str) -> tuple[str, Any]:
