@@ -381,42 +381,31 @@ def _permission(e: Evidence, action: str, resource_part: str | None = None) -> p
     return rows.iloc[0] if not rows.empty else None
 
 
+def _permission_check(
+    e: Evidence, check: str, question: str, *, action: str, resource_part: str | None, cause_id: str
+) -> list[Finding]:
+    """One required permission of the execution role: pass when allowed, else fail with ``cause_id``."""
+    row = _permission(e, action, resource_part)
+    if row is None:
+        return _skip(check, question, e.problems.get("iam", "no execution role could be read"))
+    if _true(row["allowed"]):
+        return [Finding(check, question, "pass", None, str(row["reason"]))]
+    evidence = f"{row['decision']}: {row['reason']}"
+    return [Finding(check, question, "fail", cause_id, evidence, causes.cause(cause_id).next_step)]
+
+
 def check_put_permission(e: Evidence) -> list[Finding]:
     question = "May the execution role put items in the table (dynamodb:PutItem)?"
-    row = _permission(e, "dynamodb:PutItem")
-    if row is None:
-        return _skip("iam-put", question, e.problems.get("iam", "no execution role could be read"))
-    if _true(row["allowed"]):
-        return [Finding("iam-put", question, "pass", None, str(row["reason"]))]
-    return [
-        Finding(
-            "iam-put",
-            question,
-            "fail",
-            "put-access-denied",
-            f"{row['decision']}: {row['reason']}",
-            causes.cause("put-access-denied").next_step,
-        )
-    ]
+    return _permission_check(
+        e, "iam-put", question, action="dynamodb:PutItem", resource_part=None, cause_id="put-access-denied"
+    )
 
 
 def check_index_permission(e: Evidence) -> list[Finding]:
     question = "May the execution role query the workspaceIndex GSI (dynamodb:Query on table/<name>/index/*)?"
-    row = _permission(e, "dynamodb:Query", "/index/")
-    if row is None:
-        return _skip("iam-index-query", question, e.problems.get("iam", "no execution role could be read"))
-    if _true(row["allowed"]):
-        return [Finding("iam-index-query", question, "pass", None, str(row["reason"]))]
-    return [
-        Finding(
-            "iam-index-query",
-            question,
-            "fail",
-            "index-access-denied",
-            f"{row['decision']}: {row['reason']}",
-            causes.cause("index-access-denied").next_step,
-        )
-    ]
+    return _permission_check(
+        e, "iam-index-query", question, "dynamodb:Query", "/index/", "index-access-denied"
+    )
 
 
 def check_other_permissions(e: Evidence) -> list[Finding]:
