@@ -404,7 +404,12 @@ def check_put_permission(e: Evidence) -> list[Finding]:
 def check_index_permission(e: Evidence) -> list[Finding]:
     question = "May the execution role query the workspaceIndex GSI (dynamodb:Query on table/<name>/index/*)?"
     return _permission_check(
-        e, "iam-index-query", question, "dynamodb:Query", "/index/", "index-access-denied"
+        e,
+        "iam-index-query",
+        question,
+        action="dynamodb:Query",
+        resource_part="/index/",
+        cause_id="index-access-denied",
     )
 
 
