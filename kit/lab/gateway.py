@@ -206,6 +206,16 @@ class Gateway:
     async def _invoke(
         self, api: core.ApiConfig, decision: core.RouteDecision, event: dict[str, Any]
     ) -> core.IntegrationResult:
+        """Run the route's integration; an unexpected lab failure answers as a failed integration would."""
+        try:
+            return await self._run_integration(api, decision, event)
+        except Exception as exc:  # logged with its traceback: a lab bug must be visible, not silent
+            log.exception("%s integration failed in the lab", decision.route_key)
+            return core.IntegrationResult("invoke-error", error_message=str(exc))
+
+    async def _run_integration(
+        self, api: core.ApiConfig, decision: core.RouteDecision, event: dict[str, Any]
+    ) -> core.IntegrationResult:
         integration = decision.integration
         if decision.kind != "integration" or integration is None:
             return core.NOT_INVOKED
@@ -397,11 +407,7 @@ class Gateway:
             kit_connection, request_id=request_id, request_time_ms=now, headers=headers, raw_query=raw_query
         )
         decision = core.route_for_key(api, "$connect")
-        try:
-            result = await self._invoke(api, decision, event)
-        except Exception as exc:  # an unexpected lab failure answers as an integration failure would
-            log.exception("$connect integration failed in the lab")
-            result = core.IntegrationResult("invoke-error", error_message=str(exc))
+        result = await self._invoke(api, decision, event)
         outcome = core.connect_outcome(result)
         context = gateway_logs.build_log_context(
             kit_connection,
@@ -493,13 +499,7 @@ class Gateway:
             request_time_ms=now,
             body=body,
         )
-        result = core.NOT_INVOKED
-        if decision.kind == "integration":
-            try:
-                result = await self._invoke(api, decision, event)
-            except Exception as exc:
-                log.exception("message integration failed in the lab")
-                result = core.IntegrationResult("invoke-error", error_message=str(exc))
+        result = await self._invoke(api, decision, event)  # NOT_INVOKED when no integration matched
         outcome = core.message_outcome(
             decision, result, connection_id=kit_connection.connection_id, request_id=request_id
         )
@@ -549,11 +549,7 @@ class Gateway:
             reason=close.reason,
         )
         decision = core.route_for_key(api, "$disconnect")
-        try:
-            result = await self._invoke(api, decision, event)
-        except Exception as exc:  # best-effort, as on AWS; the failure is logged
-            log.exception("$disconnect integration failed in the lab")
-            result = core.IntegrationResult("invoke-error", error_message=str(exc))
+        result = await self._invoke(api, decision, event)
         outcome = core.disconnect_outcome(result)
         context = gateway_logs.build_log_context(
             kit_connection,
