@@ -7,6 +7,7 @@ whole numbers ``Int64``, decimals ``Float64``, flags ``boolean`` and times UTC-a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -134,4 +135,17 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
     if dtype == "Int64" and not pd.api.types.is_integer_dtype(series.dtype):
         numbers = pd.to_numeric(series, errors="coerce").astype("Float64").round()
         return numbers.where(numbers.abs() < MAX_EXACT_INT).astype("Int64")
+    if dtype == "string":
+        try:
+            return series.astype(dtype)
+        except UnicodeEncodeError:  # a lone surrogate (from a JSON "\\ud800" escape) has no UTF-8 form
+            return series.map(_without_surrogates, na_action="ignore").astype(dtype)
     return series.astype(dtype)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: object) -> object:
+    """Lone surrogates replaced by U+FFFD, which the parser marks as undecodable; the rest kept as it is."""
+    return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value

@@ -80,7 +80,7 @@ def events_frame(events: Iterable[Mapping[str, Any]], log_group: str | None = No
         {
             name: pd.array(values, dtype=RAW_EVENT_COLUMNS[name])
             if RAW_EVENT_COLUMNS[name] == "Int64"
-            else pd.Series(values, dtype=object).astype("string")
+            else pd.Series(values, dtype=object)
             for name, values in columns.items()
         }
     )

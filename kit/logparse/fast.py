@@ -2,10 +2,11 @@
 
 How a line is read, in passes over whole columns rather than a call per line:
 
-1. the first characters of every line (at most :data:`~kit.logparse.patterns.PREFIX_WINDOW`) become a
-   NumPy code-point matrix, and array comparisons sort lines into categories (START, REPORT, a Python
+1. the first bytes of every line (at most :data:`~kit.logparse.patterns.PREFIX_WINDOW`) become a
+   NumPy byte matrix, and array comparisons sort lines into categories (START, REPORT, a Python
    runtime line, JSON...), the job :data:`~kit.logparse.patterns.LINE_PREFIX` does for one line;
-2. each category's subset is read with its own pattern through ``Series.str.extract``/``str.match``;
+2. each category's subset is read with its own pattern through ``pyarrow.compute.extract_regex`` (RE2, as
+   :mod:`kit.logparse.re2` translates it); JSON messages as one block (:mod:`kit.logparse.jsonblock`);
    JSON is decoded only for the lines (or message parts) that start with ``{``;
 3. the source of each line follows from its log group or, when the group does not say, from its shape
    and its stream; execution-log lines are read rule by rule (a cheap literal test, then the pattern);
@@ -26,7 +27,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from kit.logparse import jsonblock, re2
 from kit.logparse import patterns as p
 from kit.logparse.columns import LOG_COLUMNS, MAX_EXACT_INT, UTC_TIME, empty_frame
 from kit.logparse.events import ensure_events
@@ -50,6 +54,7 @@ _EXEC = _SOURCE["apigw_exec"]
 _ACCESS = _SOURCE["apigw_access"]
 
 Positions = np.ndarray
+_STRING = pd.StringDtype("pyarrow")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -138,7 +143,65 @@ def _positions(series: pd.Series) -> Positions:
 
 
 def _extract(texts: pd.Series, pattern: re.Pattern[str]) -> pd.DataFrame:
-    return texts.str.extract(pattern, expand=True)
+    """``texts.str.extract(pattern)``, run by RE2 over the whole column where the pattern translates.
+
+    Columns ``0..n-1`` as ``string``; NA where the row did not match. Unlike pandas, a group that did not
+    take part in a match is ``""``, not NA (see :mod:`kit.logparse.re2`): callers test a match on a group
+    that cannot be empty, and ``""`` is never a value (:meth:`_Columns.put`).
+    """
+    translated = re2.translate(pattern)
+    if translated is None or len(texts) == 0:
+        return texts.str.extract(pattern, expand=True)
+    source, groups = translated
+    found = pc.extract_regex(_arrow(texts), source)
+    if isinstance(found, pa.ChunkedArray):
+        found = found.combine_chunks()
+    children = found.flatten()  # each group with the match's nulls (a row that did not match is NA)
+    return pd.DataFrame(
+        {
+            group: pd.Series(_strings(children[group]), index=texts.index, copy=False)
+            for group in range(groups)
+        }
+    )
+
+
+def _extract_one(texts: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
+    """The first group of :func:`_extract`, as ``str.extract(..., expand=False)`` gives it."""
+    found: pd.Series = _extract(texts, pattern)[0]
+    return found
+
+
+_SCAN_MARKS = (
+    p.CLIENT_ERROR_MARK,
+    p.IAM_DENIED_MARK,
+    p.SEED_ERROR_MARK,
+    p.SEED_STORED_MARK,
+    p.SEED_ATTEMPT_MARK,
+    p.EVENT_KEY_MARK,
+)
+_ANY_SCAN_MARK = re2.literals(_SCAN_MARKS)
+_JSON_START = re2.anchored(p.JSON_START)
+
+
+def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An Arrow boolean array as a NumPy mask; null is False."""
+    return np.asarray(values.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _strings(values: pa.Array | pa.ChunkedArray) -> Any:
+    """An Arrow string array as a pandas ``string`` array (no copy of the text)."""
+    return pd.array(values, dtype=_STRING)
+
+
+def _arrow(texts: pd.Series) -> pa.Array:
+    values = pa.array(texts.array) if isinstance(texts.dtype, pd.StringDtype) else pa.array(texts.tolist())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return (
+        values
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+        else values.cast(pa.large_string())
+    )
 
 
 def _fill(out: _Columns, positions: Positions, found: pd.DataFrame, fields: Iterable[str | None]) -> None:
@@ -161,15 +224,23 @@ _CHAR_AT = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"))
 _MAX_FRACTION = 9
 
 
-def _code_points(texts: np.ndarray) -> np.ndarray:
-    """The first :data:`PREFIX_WINDOW` code points of each text as a (rows, window) uint32 matrix, 0-padded.
+def _prefix_bytes(values: pa.Array) -> np.ndarray:
+    """The first :data:`PREFIX_WINDOW` bytes (UTF-8) of each text as a (rows, window) uint8 matrix, 0-padded.
 
-    One C-level conversion (NumPy truncates to the fixed width); every prefix test after it is an array
-    comparison.
+    Three Arrow kernels and no Python string; every prefix test after it is an array comparison. Bytes
+    stand in for characters because every token and the ISO time are ASCII: up to the first non-ASCII
+    character, byte and character positions agree, and a byte of a multi-byte character (0x80 and up)
+    equals no ASCII token byte.
     """
     window = p.PREFIX_WINDOW
-    fixed = texts.astype(f"<U{window}")
-    return fixed.view(np.uint32).reshape(len(texts), window)
+    head = pc.binary_slice(values.cast(pa.large_binary()), 0, window).fill_null(b"")
+    padding = pa.scalar(b"\0" * window, pa.large_binary())
+    padded = pc.binary_join_element_wise(head, padding, pa.scalar(b"", pa.large_binary()))
+    fixed = pc.binary_slice(padded, 0, window).cast(pa.binary(window))
+    data = fixed.buffers()[1]
+    assert data is not None  # a fixed-size binary array always has its data buffer
+    matrix = np.frombuffer(data, dtype=np.uint8, count=len(fixed) * window, offset=fixed.offset * window)
+    return matrix.reshape(len(fixed), window)
 
 
 def _is_digit(codes: np.ndarray) -> np.ndarray:
@@ -178,7 +249,7 @@ def _is_digit(codes: np.ndarray) -> np.ndarray:
 
 def _iso_separator(codes: np.ndarray) -> np.ndarray:
     """The character after a leading ``YYYY-MM-DDTHH:MM:SS[.fraction]Z`` (0 when there is none)."""
-    separator = np.zeros(len(codes), dtype=np.uint32)
+    separator = np.zeros(len(codes), dtype=np.uint8)
     rows = np.flatnonzero((codes[:, 10] == ord("T")) & (codes[:, 4] == ord("-")))
     if len(rows) == 0:
         return separator
@@ -203,7 +274,7 @@ def _iso_separator(codes: np.ndarray) -> np.ndarray:
 def _tokens_by_first_char() -> dict[int, list[tuple[str, np.ndarray]]]:
     table: dict[int, list[tuple[str, np.ndarray]]] = {}
     for token in p.PREFIX_TOKENS:
-        expected = np.array([ord(char) for char in token], dtype=np.uint32)
+        expected = np.frombuffer(token.encode("ascii"), dtype=np.uint8)
         table.setdefault(ord(token[0]), []).append((token, expected))
     return table
 
@@ -211,10 +282,10 @@ def _tokens_by_first_char() -> dict[int, list[tuple[str, np.ndarray]]]:
 _TOKENS_BY_FIRST_CHAR = _tokens_by_first_char()
 
 
-def _prefix_categories(texts: np.ndarray) -> np.ndarray:
+def _prefix_categories(values: pa.Array) -> np.ndarray:
     """What :data:`~kit.logparse.patterns.LINE_PREFIX` and ``PREFIX_CATEGORY`` give, for all lines at once."""
-    codes = _code_points(texts)
-    categories = np.full(len(texts), None, dtype=object)
+    codes = _prefix_bytes(values)
+    categories = np.full(len(values), None, dtype=object)
     separator = _iso_separator(codes)
     categories[separator == _TAB] = p.PREFIX_CATEGORY["\t"]
     categories[separator == _SPACE] = p.PREFIX_CATEGORY[" "]
@@ -267,7 +338,7 @@ class _Parser:
 
     def categorise(self) -> None:
         candidates = self.text[~self.exec_group]
-        categories = _prefix_categories(candidates.to_numpy(dtype=object))
+        categories = _prefix_categories(_arrow(candidates))
         codes, names = pd.factorize(categories)
         positions = _positions(candidates)
         handlers: Mapping[str, Callable[[Positions], None]] = {
@@ -298,7 +369,7 @@ class _Parser:
 
     def _start_end(self, rows: Positions, kind: str) -> None:
         texts = self.text.iloc[rows]
-        request_ids = texts.str.extract(p.START if kind == "start" else p.END, expand=False)
+        request_ids = _extract_one(texts, p.START if kind == "start" else p.END)
         self._mark(rows, kind)
         self.out.put("request_id", rows, request_ids)
         self.out.put_constant("parse_error", rows[request_ids.isna().to_numpy()], p.MISSING_REQUEST_ID[kind])
@@ -329,22 +400,43 @@ class _Parser:
         _fill(self.out, rows, found, p.INIT_REPORT_FIELDS)
 
     def _python(self, rows: Positions) -> None:
-        found = _extract(self.text.iloc[rows], p.PYTHON_LINE)
+        """:data:`~kit.logparse.patterns.PYTHON_LINE`, read by splitting at the first three tabs where a line
+        has them (the category says it starts ``[LEVEL]\\t``); a cut line goes through the pattern."""
         self._mark(rows, "app")
-        self.out.put("level", rows, found[0])
-        self.out.put("request_id", rows, _null_request_ids(found[1]))
-        cut = found[2].isna().to_numpy()
-        self.out.put_constant("parse_error", rows[cut], p.INCOMPLETE_PYTHON_LINE)
-        self._message_json(rows[~cut], found[2][~cut])
+        texts = self.text.iloc[rows]
+        values = _arrow(texts)
+        whole = _mask(pc.greater_equal(pc.count_substring(values, "\t"), 3))
+        if whole.any():
+            parts = pc.split_pattern(values.filter(pa.array(whole)), "\t", max_splits=3)
+            whole_rows = rows[whole]
+            self.out.put(
+                "level", whole_rows, _strings(pc.utf8_slice_codeunits(pc.list_element(parts, 0), 1, -1))
+            )
+            request_ids = pd.Series(_strings(pc.list_element(parts, 2)), dtype=_STRING)
+            self.out.put("request_id", whole_rows, _null_request_ids(request_ids))
+            messages = pd.Series(_strings(pc.list_element(parts, 3)), index=texts.index[whole], dtype=_STRING)
+            self._message_json(whole_rows, messages)
+        if not whole.all():
+            cut_rows = rows[~whole]
+            found = _extract(texts[~whole], p.PYTHON_LINE)
+            self.out.put("level", cut_rows, found[0])
+            self.out.put("request_id", cut_rows, _null_request_ids(found[1]))
+            self.out.put_constant("parse_error", cut_rows, p.INCOMPLETE_PYTHON_LINE)
 
     def _message_json(self, rows: Positions, messages: pd.Series) -> None:
         """App fields from a line's message part when it is a JSON object (the handler's log line)."""
-        is_json = messages.str.match(p.JSON_START).to_numpy(dtype=bool, na_value=False)
+        values = _arrow(messages)
+        is_json = _mask(pc.match_substring_regex(values, _JSON_START))
+        json_rows = rows[is_json]
+        block = jsonblock.read_app_fields(values.filter(pa.array(is_json)))
+        whole = ~block.one_by_one
+        for name, found in (*block.text.items(), *block.numbers.items()):
+            self.out.put(name, json_rows[whole], found[whole])
         records = []
-        for message in messages[is_json]:
+        for message in messages[is_json][block.one_by_one]:
             document = p.decode_object(message)
             records.append(p.app_fields(document) if document is not None else {})
-        self.out.put_records(rows[is_json], records)
+        self.out.put_records(json_rows[block.one_by_one], records)
 
     def _uncaught(self, rows: Positions) -> None:
         texts = self.text.iloc[rows]
@@ -355,7 +447,7 @@ class _Parser:
         self.out.put("error_message", rows, found[1])
         untyped = found[0].isna().to_numpy()
         if untyped.any():
-            loose = texts[untyped].str.extract(p.UNCAUGHT_LOOSE, expand=False)
+            loose = _extract_one(texts[untyped], p.UNCAUGHT_LOOSE)
             self.out.put("error_message", rows[untyped], loose)
 
     def _node(self, rows: Positions) -> None:
@@ -365,7 +457,7 @@ class _Parser:
         self._mark(rows, "app")
         self.out.put("level", rows, found[2])
         self.out.put("request_id", rows, _null_request_ids(found[1]))
-        errors = found[3].str.extract(p.NODE_ERROR)
+        errors = _extract(found[3], p.NODE_ERROR)
         is_error = errors[0].notna().to_numpy()
         error_rows = rows[is_error]
         self.kind[error_rows] = _KIND["error"]
@@ -403,7 +495,7 @@ class _Parser:
         self.out.put("error_message", rows, found[1])
 
     def _runtime_type(self, rows: Positions) -> None:
-        found = self.text.iloc[rows].str.extract(p.RUNTIME_TYPE, expand=False)
+        found = _extract_one(self.text.iloc[rows], p.RUNTIME_TYPE)
         matched = found.notna().to_numpy()
         self._mark(rows[matched], "runtime_exit")
         self.out.put("error_type", rows[matched], found[matched])
@@ -518,6 +610,9 @@ class _Parser:
         wanted = (self.source == _LAMBDA) & ((self.kind == _KIND["app"]) | (self.kind == _KIND["error"]))
         rows = np.flatnonzero(wanted)
         texts = self.text.iloc[rows]
+        # One pass for all the marks; each scan below then reads only the few lines that have one.
+        marked = _mask(pc.match_substring_regex(_arrow(texts), _ANY_SCAN_MARK))
+        rows, texts = rows[marked], texts[marked]
         self._scan(
             texts, p.CLIENT_ERROR_MARK, p.CLIENT_ERROR, ("error_message", "app_error_code", "aws_operation")
         )
@@ -552,7 +647,7 @@ class _Parser:
             (p.EVENT_ROUTE_KEY, "route_key"),
             (p.EVENT_TYPE, "event_type"),
         ):
-            self.out.put(column, rows[has_key], candidates.str.extract(pattern, expand=False))
+            self.out.put(column, rows[has_key], _extract_one(candidates, pattern))
 
     def event_types(self) -> None:
         routes = self.out.text["route_key"]
@@ -595,17 +690,23 @@ class _Parser:
         columns["lag_ms"] = (frame["ingestion_time"] - frame["timestamp"]).astype("Int64")
         columns["kind"] = _decode(self.kind, p.KINDS)
         columns["source"] = _decode(self.source, p.SOURCES)
-        empty = pd.arrays.StringArray(np.full(self.size, pd.NA, dtype=object))
         for name, values in self.out.text.items():
-            # Validating a column of strings costs a pass; a column nothing was put in needs none.
-            columns[name] = pd.arrays.StringArray(values) if name in self.out.filled else empty.copy()
+            # Converting a column of strings costs a pass; a column nothing was put in needs none.
+            filled = name in self.out.filled
+            columns[name] = _strings(
+                pa.array(values, type=pa.large_string(), from_pandas=True)
+                if filled
+                else pa.nulls(self.size, pa.large_string())
+            )
         for name, numbers in self.out.numbers.items():
             columns[name] = _numbers(numbers, LOG_COLUMNS[name])
         return pd.DataFrame({name: columns[name] for name in LOG_COLUMNS}, copy=False)
 
 
 def _decode(codes: np.ndarray, names: Sequence[str]) -> Any:
-    return pd.arrays.StringArray(np.array([*names, pd.NA], dtype=object)[codes])
+    """Small-integer codes (-1: unset) as the names they stand for (NA for -1)."""
+    indexes = np.where(codes < 0, len(names), codes)
+    return _strings(pa.array([*names, None], type=pa.large_string()).take(pa.array(indexes)))
 
 
 def _ffill_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:

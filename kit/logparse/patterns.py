@@ -143,7 +143,7 @@ _REPORT_TAIL: Final = (
     r"(?:\s+Init Duration: ([0-9.]+) ms)?"
     r"(?:\s+Restore Duration: ([0-9.]+) ms)?"
     r"(?:\s+Billed Restore Duration: ([0-9.]+) ms)?"
-    r"(?:\s+Status: (\w+))?"
+    r"(?:\s+Status: ([A-Za-z0-9_]+))?"
     r"(?:\s+Error Type: ([^\s]+))?"
 )
 # The Datadog production regex from the research notes, every part after the request id optional so a
@@ -181,8 +181,8 @@ INIT_REPORT: Final = re.compile(
     r"^(?:INIT|RESTORE)_REPORT"
     r"(?:\s+Init Duration: ([0-9.]+) ms)?"
     r"(?:\s+Restore Duration: ([0-9.]+) ms)?"
-    r"(?:\s+Phase: (\w+))?"
-    r"(?:\s+Status: (\w+))?"
+    r"(?:\s+Phase: ([A-Za-z0-9_]+))?"
+    r"(?:\s+Status: ([A-Za-z0-9_]+))?"
     r"(?:\s+Error Type: ([^\s]+))?"
 )
 INIT_REPORT_FIELDS: Final = ("init_ms", "restore_ms", None, "status", "error_type")
@@ -193,7 +193,7 @@ PYTHON_LINE: Final = re.compile(
 """``[LEVEL]\\t<iso>Z\\t<request id>\\t<message>``: groups level, request id, message."""
 JSON_START: Final = re.compile(r"\s*\{")
 
-UNCAUGHT: Final = re.compile(r"^\[ERROR\] ([A-Za-z_][\w.]*)(?::[ \t]?([^\r\n]*))?[ \t]*(?:[\r\n]|$)")
+UNCAUGHT: Final = re.compile(r"^\[ERROR\] ([A-Za-z_][A-Za-z0-9_.]*)(?::[ \t]?([^\r\n]*))?[ \t]*(?:[\r\n]|$)")
 """The runtime's uncaught-error event: ``[ERROR] Type: message`` then the traceback after ``\\n``/``\\r``."""
 UNCAUGHT_LOOSE: Final = re.compile(r"^\[ERROR\][ \t]*([^\r\n]*)")
 
@@ -218,13 +218,13 @@ NULL_REQUEST_IDS: Final = frozenset({"", "undefined", "null", "-"})
 
 CLIENT_ERROR_MARK: Final = "An error occurred ("
 CLIENT_ERROR: Final = re.compile(
-    r"(An error occurred \(([^)\s]+)\) when calling the (\w+) operation"
+    r"(An error occurred \(([^)\s]+)\) when calling the ([A-Za-z0-9_]+) operation"
     r"(?: \(reached max retries: [0-9]+\))?(?::[ \t]?[^\r\n]*)?)"
 )
 """botocore's ClientError text: groups whole text, error code, operation."""
 
 IAM_DENIED_MARK: Final = "not authorized to perform: "
-IAM_DENIED: Final = re.compile(r"not authorized to perform: [a-z0-9-]+:(\w+)")
+IAM_DENIED: Final = re.compile(r"not authorized to perform: [a-z0-9-]+:([A-Za-z0-9_]+)")
 
 # The seed handler's INFO wording (kit.handler.seed); visible only when its level is lowered to INFO.
 SEED_ERROR_MARK: Final = "Error handling WebSocket event: "
@@ -318,7 +318,7 @@ EXEC_RULES: Final = (
     ExecRule(
         "Lambda execution failed with status ",
         r"Lambda execution failed with status ([0-9]+) due to customer function error: (.*?)"
-        r"(?:\. Lambda request id: ([\w-]+))?\s*$",
+        r"(?:\. Lambda request id: ([A-Za-z0-9_-]+))?\s*$",
         ("integration_status", "error_message", "integration_request_id"),
         {"level": "ERROR"},
     ),
@@ -426,7 +426,7 @@ def _text(value: object) -> str | None:
     return None
 
 
-def _number(value: object) -> float | None:
+def number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
@@ -437,7 +437,7 @@ def _number(value: object) -> float | None:
 
 
 def _put(fields: dict[str, object], column: str, value: object) -> None:
-    converted = _number(value) if column in NUMERIC_FIELDS else _text(value)
+    converted = number(value) if column in NUMERIC_FIELDS else _text(value)
     if converted is not None and column not in fields:
         fields[column] = converted
 
@@ -466,7 +466,7 @@ def _read_keys(
         column, rank = entry
         if column in fields:
             continue
-        converted = _number(value) if column in NUMERIC_FIELDS else _text(value)
+        converted = number(value) if column in NUMERIC_FIELDS else _text(value)
         if converted is None:
             continue
         held = best.get(column)
@@ -499,7 +499,7 @@ def platform_fields(document: Mapping[str, Any]) -> dict[str, object]:
     return fields
 
 
-_APP_KEYS: Final = _key_table(
+APP_KEYS: Final = _key_table(
     (
         ("request_id", ("requestId", "request_id", "aws_request_id", "function_request_id")),
         ("level", ("level", "log_level")),
@@ -517,7 +517,7 @@ _APP_KEYS: Final = _key_table(
         ("disconnect_reason", ("disconnect_reason", "disconnectReason")),
     )
 )
-_EVENT_CONTEXT_KEYS: Final = _key_table(
+EVENT_CONTEXT_KEYS: Final = _key_table(
     (
         ("connection_id", ("connectionId",)),
         ("route_key", ("routeKey",)),
@@ -546,10 +546,10 @@ def app_fields(document: Mapping[str, Any]) -> dict[str, object]:
             documents.append(inner)
     documents.append(document)
     for source in documents:
-        _read_keys(source, _APP_KEYS, fields)
+        _read_keys(source, APP_KEYS, fields)
         context = source.get("requestContext")
         if isinstance(context, dict):
-            _read_keys(context, _EVENT_CONTEXT_KEYS, fields)
+            _read_keys(context, EVENT_CONTEXT_KEYS, fields)
     level = fields.get("level")
     if isinstance(level, str):
         fields["level"] = level.upper()
