@@ -123,7 +123,7 @@ def conform(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
             result[name] = _cast(frame[name], dtype)
         else:
             result[name] = pd.Series(pd.NA, index=frame.index, dtype=dtype)
-    return pd.DataFrame(result).reset_index(drop=True)
+    return pd.DataFrame(result, copy=False).reset_index(drop=True)
 
 
 def _cast(series: pd.Series, dtype: str) -> pd.Series:

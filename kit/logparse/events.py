@@ -156,7 +156,7 @@ def ensure_events(events: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.Data
         raise ConfigurationError(
             "The events frame has no 'message' column; build it with kit.logparse.events_frame()."
         )
-    frame = events.copy()
+    frame = events.copy(deep=False)  # columns are replaced, never written into: the caller's frame is safe
     for name in ("timestamp", "ingestion_time"):
         if name in frame.columns and pd.api.types.is_datetime64_any_dtype(frame[name]):
             stamps = pd.to_datetime(frame[name], utc=True)

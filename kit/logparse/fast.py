@@ -62,15 +62,58 @@ _STRING = pd.StringDtype("pyarrow")
 # ---------------------------------------------------------------------------------------------------------
 
 
+class _TextColumn:
+    """A text column filled piece by piece, held as Arrow: the pieces put, and for each row where its
+    value is among them (-1: none yet). No Python str per value; nothing at all until the first put."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pieces: list[pa.Array] = []
+        self.count = 0
+        self._where: np.ndarray | None = None
+
+    @property
+    def where(self) -> np.ndarray:
+        if self._where is None:
+            self._where = np.full(self.size, -1, dtype=np.int64)
+        return self._where
+
+    def missing(self, positions: Positions) -> np.ndarray:
+        if self._where is None:
+            return np.ones(len(positions), dtype=bool)
+        return np.asarray(self._where[positions] < 0)
+
+    def put(self, positions: Positions, values: Any) -> None:
+        texts = _as_arrow_text(values)
+        keep = self.missing(positions) & _mask(pc.not_equal(texts, ""))  # an empty capture is no value
+        if not keep.any():
+            return
+        piece = texts.filter(pa.array(keep))
+        self.where[positions[keep]] = np.arange(self.count, self.count + len(piece))
+        self.pieces.append(piece)
+        self.count += len(piece)
+
+    def values(self, positions: Positions) -> np.ndarray:
+        """The values at ``positions`` as Python objects (None where there is none)."""
+        return np.asarray(self.array(positions).to_numpy(zero_copy_only=False), dtype=object)
+
+    def array(self, positions: Positions | None = None) -> pa.Array:
+        where = self.where if positions is None else self.where[positions]
+        if self.count == 0:
+            return pa.nulls(len(where), pa.large_string())
+        taken = pa.concat_arrays(self.pieces) if len(self.pieces) > 1 else self.pieces[0]
+        self.pieces = [taken]
+        return taken.take(pa.array(where, mask=where < 0))
+
+
 class _Columns:
     """The parsed columns being filled; a value, once set, is kept (the first reading wins)."""
 
     def __init__(self, size: int) -> None:
-        self.text = {name: np.full(size, pd.NA, dtype=object) for name in _TEXT_COLUMNS}
+        self.text = {name: _TextColumn(size) for name in _TEXT_COLUMNS}
         self.numbers = {name: np.full(size, np.nan) for name in _NUMBER_COLUMNS}
         self.kind = np.full(size, _UNSET, dtype=np.int8)
         self.source = np.full(size, _UNSET, dtype=np.int8)
-        self.filled: set[str] = set()  # text columns that hold at least one value
 
     def put(self, column: str, positions: Positions, values: Any) -> None:
         if len(positions) == 0:
@@ -83,13 +126,7 @@ class _Columns:
         elif column == "kind":
             self._put_code(self.kind, _KIND, positions, values)
         else:
-            text_target = self.text[column]
-            texts = _as_object(values)
-            kept = np.flatnonzero(pd.isna(text_target[positions]) & pd.notna(texts))
-            kept = kept[texts[kept] != ""]  # an empty capture is no value
-            if len(kept):
-                text_target[positions[kept]] = texts[kept]
-                self.filled.add(column)
+            self.text[column].put(positions, values)
 
     @staticmethod
     def _put_code(target: np.ndarray, codes: Mapping[str, int], positions: Positions, values: Any) -> None:
@@ -114,8 +151,17 @@ class _Columns:
         if column in self.numbers:
             empty = np.isnan(self.numbers[column][positions])
         else:
-            empty = np.asarray(pd.isna(self.text[column][positions]), dtype=bool)
+            empty = self.text[column].missing(positions)
         return np.compress(empty, positions)
+
+
+def _as_arrow_text(values: Any) -> pa.Array:
+    if isinstance(values, pd.Series):
+        return _arrow(values)
+    if isinstance(values, pa.Array):
+        return values.cast(pa.large_string())
+    objects = values if isinstance(values, np.ndarray) else np.array(values, dtype=object)
+    return pa.array(objects, type=pa.large_string(), from_pandas=True)
 
 
 def _as_object(values: Any) -> np.ndarray:
@@ -181,6 +227,27 @@ _SCAN_MARKS = (
 )
 _ANY_SCAN_MARK = re2.literals(_SCAN_MARKS)
 _JSON_START = re2.anchored(p.JSON_START)
+
+
+CHUNK_ROWS = 1 << 17
+"""Lines read at a time by the line-by-line passes: what Arrow copies for a pass (the subset of messages, the
+pieces a pattern captures) is at most this many rows' worth, then given back, so a million lines do not
+hold several copies of their text at once."""
+
+
+def _in_chunks(rows: Positions, work: Callable[[Positions], None]) -> None:
+    for start in range(0, len(rows), CHUNK_ROWS):
+        work(rows[start : start + CHUNK_ROWS])
+        pa.default_memory_pool().release_unused()
+
+
+def _factorize(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    """Codes (-1 for NA) and the distinct values, by Arrow's dictionary encoding: no Python str per row."""
+    encoded = pc.dictionary_encode(_arrow(values))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return codes, encoded.dictionary.to_pylist()
 
 
 def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -322,22 +389,25 @@ class _Parser:
         self.json_role = np.full(self.size, None, dtype=object)
         self.bad_json = np.zeros(self.size, dtype=bool)
         self.paren = np.zeros(self.size, dtype=bool)
-        self.plain_json: tuple[Positions, list[dict[str, object]]] | None = None
+        self.plain_json: list[tuple[Positions, list[dict[str, object]]]] = []
 
-        group_codes, groups = pd.factorize(frame["log_group"].to_numpy(dtype=object, na_value=None))
+        group_codes, groups = _factorize(frame["log_group"])
         sources = np.array([p.group_source(group) for group in groups] + [None], dtype=object)
         group_source = sources[group_codes]
         self.lambda_group = group_source == "lambda"
         self.exec_group = group_source == "apigw_exec"
         self.other_group = ~(self.lambda_group | self.exec_group)
-        stream_codes, _ = pd.factorize(frame["log_stream"].to_numpy(dtype=object, na_value=None))
+        stream_codes, _ = _factorize(frame["log_stream"])
         combined = group_codes.astype(np.int64) * (int(stream_codes.max(initial=0)) + 2) + stream_codes
         self.stream = pd.factorize(combined)[0]
 
     # --- categories of Lambda-shaped lines ---------------------------------------------------------------
 
     def categorise(self) -> None:
-        candidates = self.text[~self.exec_group]
+        _in_chunks(np.flatnonzero(~self.exec_group), self._categorise)
+
+    def _categorise(self, rows: Positions) -> None:
+        candidates = self.text.iloc[rows]
         categories = _prefix_categories(_arrow(candidates))
         codes, names = pd.factorize(categories)
         positions = _positions(candidates)
@@ -530,7 +600,7 @@ class _Parser:
         for role, (indexes, records) in by_role.items():
             role_rows = rows[np.asarray(indexes, dtype=np.int64)]
             if role == "plain":
-                self.plain_json = (role_rows, records)  # their fields count only for Lambda lines
+                self.plain_json.append((role_rows, records))  # their fields count only for Lambda lines
                 continue
             self.out.put_records(role_rows, records)
             if role != "access":
@@ -549,11 +619,10 @@ class _Parser:
         access = other & (self.json_role == "access")
         source[access] = _ACCESS
         source[other & ~access & self.evidence] = _LAMBDA
-        self._exec(np.flatnonzero(self.exec_group | (other & self.paren & ~self.evidence)))
+        _in_chunks(np.flatnonzero(self.exec_group | (other & self.paren & ~self.evidence)), self._exec)
         source[(source == _UNSET) & stream_lambda] = _LAMBDA
         source[source == _UNSET] = _SOURCE["unknown"]
-        if self.plain_json is not None:
-            rows, records = self.plain_json
+        for rows, records in self.plain_json:
             keep = source[rows] == _LAMBDA
             self.out.put_records(rows[keep], [r for r, k in zip(records, keep, strict=True) if k])
         self._fallbacks()
@@ -608,7 +677,9 @@ class _Parser:
 
     def scan(self) -> None:
         wanted = (self.source == _LAMBDA) & ((self.kind == _KIND["app"]) | (self.kind == _KIND["error"]))
-        rows = np.flatnonzero(wanted)
+        _in_chunks(np.flatnonzero(wanted), self._scan_lines)
+
+    def _scan_lines(self, rows: Positions) -> None:
         texts = self.text.iloc[rows]
         # One pass for all the marks; each scan below then reads only the few lines that have one.
         marked = _mask(pc.match_substring_regex(_arrow(texts), _ANY_SCAN_MARK))
@@ -651,8 +722,8 @@ class _Parser:
 
     def event_types(self) -> None:
         routes = self.out.text["route_key"]
-        rows = self.out.missing("event_type", np.flatnonzero(pd.notna(routes)))
-        values = routes[rows]
+        rows = self.out.missing("event_type", np.flatnonzero(~routes.missing(np.arange(self.size))))
+        values = routes.values(rows)
         types = np.where(
             values == "$connect", "CONNECT", np.where(values == "$disconnect", "DISCONNECT", "MESSAGE")
         )
@@ -668,17 +739,20 @@ class _Parser:
         is_lambda = self.source == _LAMBDA
         kind = self.kind
         request_id = self.out.text["request_id"]
-        marker = np.full(self.size, None, dtype=object)
+        # Markers are numbers: the index of a START among ``opens``, _CLOSED where a window closes.
+        marker = np.full(self.size, _NO_MARKER, dtype=np.int64)
         opens = np.flatnonzero(is_lambda & (kind == _KIND["start"]))
-        marker[opens] = np.where(pd.isna(request_id[opens]), "", request_id[opens])
+        marker[opens] = np.arange(len(opens))
         closes = (kind == _KIND["end"]) | (kind == _KIND["report"]) | (kind == _KIND["init_start"])
-        marker[is_lambda & closes] = ""
+        marker[is_lambda & closes] = _CLOSED
         stamps = self.frame["timestamp"].to_numpy(dtype="float64", na_value=-1.0)
         order = np.lexsort((stamps, self.stream))
-        carried = np.empty(self.size, dtype=object)
+        carried = np.empty(self.size, dtype=np.int64)
         carried[order] = _ffill_within(marker[order], self.stream[order])
-        rows = np.flatnonzero(is_lambda & pd.isna(request_id))
-        self.out.put("request_id", rows, carried[rows])  # "" (a closed window) is no value
+        rows = np.flatnonzero(is_lambda & request_id.missing(np.arange(self.size)))
+        starts = carried[rows]
+        inside = starts >= 0  # a START's id, which is no value where that START had none
+        self.out.put("request_id", rows[inside], request_id.array(opens).take(pa.array(starts[inside])))
 
     # --- the frame ---------------------------------------------------------------------------------------
 
@@ -690,16 +764,12 @@ class _Parser:
         columns["lag_ms"] = (frame["ingestion_time"] - frame["timestamp"]).astype("Int64")
         columns["kind"] = _decode(self.kind, p.KINDS)
         columns["source"] = _decode(self.source, p.SOURCES)
-        for name, values in self.out.text.items():
-            # Converting a column of strings costs a pass; a column nothing was put in needs none.
-            filled = name in self.out.filled
-            columns[name] = _strings(
-                pa.array(values, type=pa.large_string(), from_pandas=True)
-                if filled
-                else pa.nulls(self.size, pa.large_string())
-            )
-        for name, numbers in self.out.numbers.items():
-            columns[name] = _numbers(numbers, LOG_COLUMNS[name])
+        # Each column's working copy is let go as soon as its frame column is made, so the two never all
+        # exist at once.
+        for name in list(self.out.text):
+            columns[name] = _strings(self.out.text.pop(name).array())
+        for name in list(self.out.numbers):
+            columns[name] = _numbers(self.out.numbers.pop(name), LOG_COLUMNS[name])
         return pd.DataFrame({name: columns[name] for name in LOG_COLUMNS}, copy=False)
 
 
@@ -709,16 +779,21 @@ def _decode(codes: np.ndarray, names: Sequence[str]) -> Any:
     return _strings(pa.array([*names, None], type=pa.large_string()).take(pa.array(indexes)))
 
 
+_NO_MARKER = -1
+_CLOSED = -2
+
+
 def _ffill_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Forward-fill None in ``values`` without crossing a change of ``groups`` (rows sorted by group)."""
+    """Forward-fill :data:`_NO_MARKER` in ``values`` without crossing a change of ``groups`` (rows sorted
+    by group); a row before any marker in its group stays :data:`_NO_MARKER`."""
     size = len(values)
     index = np.arange(size)
-    present = ~pd.isna(values)
+    present = values != _NO_MARKER
     group_start = np.ones(size, dtype=bool)
     group_start[1:] = groups[1:] != groups[:-1]
     # The last row at or before i that has a value or starts i's group; its value if it has one.
     source = np.maximum.accumulate(np.where(present | group_start, index, 0))
-    filled: np.ndarray = np.where(present[source], values[source], np.array(None, dtype=object))
+    filled: np.ndarray = np.where(present[source], values[source], _NO_MARKER)
     return filled
 
 
