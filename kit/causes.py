@@ -41,6 +41,24 @@ CAUSES: tuple[Cause, ...] = (
         "Read the [ERROR] line of the function's log and fix the handler or its Handler setting.",
     ),
     Cause(
+        "write-on-message",
+        25,
+        "The $connect handler writes nothing: the connection is stored only when the client later sends a "
+        'message (a "join" action), so a client that never sends one, or sends it too early, is never '
+        "stored.",
+        "Store the connection in the $connect handler (connectionId, workspaceId from the query string); a "
+        "client must not have to send a join message to be stored.",
+    ),
+    Cause(
+        "write-not-awaited",
+        27,
+        "The $connect handler starts the PutItem but returns before it completes (a promise not awaited, a "
+        "background thread), so Lambda freezes the environment mid-write: the write lands late, in another "
+        "invocation, or never, and its errors are lost.",
+        "Await the PutItem (await ddb.send(...) / no fire-and-forget thread) and answer only after it "
+        "succeeded; answer 500 when it fails.",
+    ),
+    Cause(
         "put-access-denied",
         30,
         "The execution role is not allowed dynamodb:PutItem on the connections table, so every write fails.",
@@ -65,6 +83,15 @@ CAUSES: tuple[Cause, ...] = (
         "queries, so writes or broadcasts fail.",
         "Recreate the table as kit.schema.EXPECTED describes it (key connectionId S; GSI workspaceIndex on "
         "workspaceId S, projection ALL).",
+    ),
+    Cause(
+        "table-write-denied",
+        47,
+        "The table refuses writes even from the kit's own credentials (AccessDenied or a KMS error on a "
+        "direct PutItem), so no execution role can store anything: a resource-based policy or the table's "
+        "KMS key denies it.",
+        "Read the table's resource-based policy (aws dynamodb get-resource-policy) and its KMS key policy, "
+        "and check that the kit's own identity may write; fix the Deny, then run the diagnosis again.",
     ),
     Cause(
         "workspace-id-missing",

@@ -309,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
     table.add_argument("--env-file", help="an .env.local-style file with region, table and credentials")
     table.add_argument("--websocket-url", help="wss://<api>.execute-api.<region>.amazonaws.com/<stage>")
     table.add_argument("--json", action="store_true", help="print the differences as JSON")
+    table.add_argument(
+        "--allow-writes", action="store_true", help="--target aws: let `create` make the table"
+    )
     table.set_defaults(run=_cmd_table)
 
     def with_target(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -332,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
     diagnose.add_argument("--probe-clients", type=int, default=0, help="also run a probe with N clients")
     diagnose.add_argument(
         "--allow-aws-probe", action="store_true", help="let the probe connect to a real API"
+    )
+    diagnose.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="--target aws: let the kit put, read back and delete one kit-probe-… item (storage test)",
     )
     diagnose.set_defaults(run=_cmd_diagnose)
 

@@ -33,7 +33,16 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUTS = ProbeTimeouts(handshake_s=5, item_wait_s=2, delivery_wait_s=2)
-DIAGNOSIS_MODULES = ("diagnose.py", "causes.py", "probe.py", "logs.py", "dynamo.py", "iam.py", "config.py")
+DIAGNOSIS_MODULES = (
+    "diagnose.py",
+    "causes.py",
+    "direct_write.py",
+    "probe.py",
+    "logs.py",
+    "dynamo.py",
+    "iam.py",
+    "config.py",
+)
 EXTRA_DENY_POLICY = "kit-test-deny-put"
 TYPO_TABLE = "chatgenius-connection"
 
@@ -253,3 +262,6 @@ class TestFaultsMadeThroughAws:
         # Only the traffic since the restore counts: earlier faults' connections do not mix in.
         assert finding(diagnosis, "connect-invoked")["verdict"] == "pass", summary
         assert finding(diagnosis, "handler-crash")["verdict"] == "pass", summary
+        # The fixed handler writes on $connect, inside the invocation; the kit's own write works too.
+        for check in ("write-on-connect", "write-awaited", "direct-write"):
+            assert finding(diagnosis, check)["verdict"] == "pass", summary

@@ -9,16 +9,19 @@ it is about. Nothing here touches the network, the lab or a clock that matters.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from random import Random
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from kit import causes, config, diagnose, dynamo, frames, iam, logparse, probe, schema
+from kit import causes, config, diagnose, direct_write, dynamo, frames, iam, logparse, probe, schema
 from kit.diagnose import CHECKS, FINDING_COLUMNS, Evidence, Finding
+from kit.lab import gateway_core
 
 REGION = "us-east-2"
 OTHER_REGION = "us-east-1"
@@ -204,6 +207,32 @@ def probe_rows(
     return frames.from_rows(rows, probe.PROBE_COLUMNS)
 
 
+PROBE_ITEM = "kit-probe-0123456789abcdef"
+
+
+def direct_write_steps(**steps: Mapping[str, Any]) -> pd.DataFrame:
+    """The storage test's four rows; every step worked by default, ``put={...}`` etc. override one step."""
+    rows = []
+    for step in direct_write.STEPS:
+        operation = direct_write.OPERATIONS[step]
+        default = {
+            "step": step,
+            "operation": operation,
+            "ok": True,
+            "attempts": 1,
+            "latency_ms": 4.0,
+            "connection_id": PROBE_ITEM,
+            "detail": f"{operation} of {PROBE_ITEM} worked",
+            "ts": NOW,
+        }
+        rows.append(default | dict(steps.get(step, {})))
+    return frames.from_rows(rows, direct_write.DIRECT_WRITE_COLUMNS)
+
+
+def failed_step(code: str | None, detail: str) -> dict[str, Any]:
+    return {"ok": False, "error_code": code, "detail": detail}
+
+
 def healthy() -> Evidence:
     """Evidence on which every check passes."""
     return Evidence(
@@ -224,6 +253,7 @@ def healthy() -> Evidence:
         invocations=invocations(),
         lifecycle=lifecycle(),
         probe=probe_rows(),
+        direct_write=direct_write_steps(),
     )
 
 
@@ -240,6 +270,7 @@ def test_builders_keep_the_declared_contracts() -> None:
         "invocations": (invocations(), logparse.INVOCATION_COLUMNS),
         "lifecycle": (lifecycle(), logparse.LIFECYCLE_COLUMNS),
         "probe": (probe_rows(), probe.PROBE_COLUMNS),
+        "direct_write": (direct_write_steps(), direct_write.DIRECT_WRITE_COLUMNS),
     }
     for name, (frame, columns) in built.items():
         assert {column: str(dtype) for column, dtype in frame.dtypes.items()} == dict(columns), name
@@ -306,6 +337,89 @@ ERROR_LINE = {"kind": "error", "level": "ERROR", "message": "[ERROR] PutItem fai
 PLATFORM_ONLY = log_lines({"kind": "start", "level": None, "message": "START RequestId: req-1"})
 SWALLOWED = {"app_outcome": "error", "item_written": False, "why": "the $connect invocation logged an error"}
 NO_HANDSHAKE = "no $connect seen in the logs or by a probe"
+
+CONN_B = "QrStUvWxYz01234="
+EMULATOR_ID = "3f2b6c1e-9a4d-4c1b-8e2f-6a7b8c9d0e1f"
+LATER = NOW + timedelta(seconds=5)
+NOT_A_WRITE = {"app_outcome": None, "message": '{"route": "$connect", "outcome": null}'}
+
+
+def gateway_line(request_id: str, route_key: str, event_type: str, **extra: Any) -> dict[str, Any]:
+    """An access-log line: API Gateway invoked Lambda request ``request_id`` for ``route_key``."""
+    return {
+        "log_group": "access",
+        "source": "apigw_access",
+        "kind": "access",
+        "request_id": None,
+        "level": None,
+        "integration_request_id": request_id,
+        "route_key": route_key,
+        "event_type": event_type,
+        "app_outcome": None,
+        "message": "{}",
+    } | extra
+
+
+# Writing from the wrong event: $connect (req-1) writes nothing; the client's "join" (req-2) stores it.
+JOIN_LINES = log_lines(
+    NOT_A_WRITE,
+    {"request_id": "req-2", "ts": LATER, "route_key": "join", "aws_operation": "PutItem", "message": "put"},
+)
+JOIN_CALLS = invocations(
+    {"app_outcome": None},
+    {"request_id": "req-2", "start_ts": LATER, "route_key": "join", "aws_operation": "PutItem"},
+)
+# The same with text lines that name no route: API Gateway's access log says which route each request was.
+JOIN_TEXT_LINES = log_lines(
+    {"route_key": None, "app_outcome": None, "message": f"Connection attempt {CONN} for workspace ws-1"},
+    {"request_id": "req-2", "ts": LATER, "route_key": None, "message": f"Stored connection {CONN}"},
+    gateway_line("req-1", "$connect", "CONNECT"),
+    gateway_line("req-2", "join", "MESSAGE", ts=LATER),
+)
+JOIN_TEXT_CALLS = invocations(
+    {"route_key": None, "app_outcome": None}, {"request_id": "req-2", "route_key": None}
+)
+# Not awaited: connection CONN's write (or its error) surfaces in CONN_B's $connect invocation (req-2).
+LATE_CALLS = invocations(
+    {"route_key": None, "app_outcome": None},
+    {"request_id": "req-2", "start_ts": LATER, "route_key": None, "connection_id": CONN_B},
+)
+LATE_LIFECYCLE = lifecycle(
+    {"app_outcome": None, "item_written": None},
+    {"connection_id": CONN_B, "connect_ts": LATER, "connect_lambda_request_id": "req-2"},
+)
+
+
+def late_lines(write: Mapping[str, Any]) -> pd.DataFrame:
+    return log_lines(
+        {"route_key": None, "app_outcome": None, "message": f"Connection attempt {CONN} for workspace ws-1"},
+        {"request_id": "req-2", "ts": LATER, "route_key": None} | dict(write),
+        {
+            "request_id": "req-2",
+            "ts": LATER,
+            "route_key": None,
+            "connection_id": CONN_B,
+            "app_outcome": None,
+            "message": f"Connection attempt {CONN_B} for workspace ws-1",
+        },
+    )
+
+
+STORED_LATE = {"message": f"Stored connection {CONN}"}
+PUT_DENIED_LATE = {
+    "app_outcome": "error",
+    "aws_operation": "PutItem",
+    "app_error_code": "AccessDeniedException",
+    "message": "An error occurred (AccessDeniedException) when calling the PutItem operation",
+}
+SILENT_B = {
+    "log_lines": log_lines(
+        {}, {"request_id": "req-2", "connection_id": CONN_B, "app_outcome": None, "message": "connecting"}
+    ),
+    "lifecycle": lifecycle({}, {"connection_id": CONN_B, "connect_lambda_request_id": "req-2"}),
+    "invocations": invocations({}, {"request_id": "req-2", "connection_id": CONN_B, "app_outcome": None}),
+}
+TALKED_FIRST = log_lines(NOT_A_WRITE, gateway_line("req-9", "join", "MESSAGE", ts=NOW + timedelta(seconds=4)))
 
 
 CASES: list[Case] = [
@@ -762,6 +876,243 @@ CASES: list[Case] = [
         "lacks $context.connectionId",
     ),
     _skip_case("apigw logs skip", diagnose.check_logging_config, "api", stage=stage().iloc[0:0]),
+    # direct-write
+    Case("direct write pass", diagnose.check_direct_write, {}, [("pass", None)], f"PutItem of {PROBE_ITEM}"),
+    Case(
+        "direct write denied points at the table",
+        diagnose.check_direct_write,
+        {
+            "direct_write": direct_write_steps(
+                put=failed_step("AccessDeniedException", "PutItem on t failed with AccessDeniedException"),
+                get={"ok": None},
+                query={"ok": None},
+                delete={"ok": None},
+            )
+        },
+        [("fail", "table-write-denied")],
+        "the execution role plays no part",
+    ),
+    Case(
+        "direct write to a missing table",
+        diagnose.check_direct_write,
+        {
+            "direct_write": direct_write_steps(
+                put=failed_step("ResourceNotFoundException", "PutItem failed with ResourceNotFoundException"),
+                get={"ok": None},
+                query={"ok": None},
+                delete={"ok": None},
+            )
+        },
+        [("fail", "table-not-found")],
+        "ResourceNotFoundException",
+    ),
+    Case(
+        "direct write query on a missing index",
+        diagnose.check_direct_write,
+        {"direct_write": direct_write_steps(query=failed_step("ValidationException", "no such index"))},
+        [("fail", "table-schema-mismatch")],
+        "no such index",
+    ),
+    Case(
+        "direct write query on a missing index, as moto answers it",
+        diagnose.check_direct_write,
+        {"direct_write": direct_write_steps(query=failed_step("ResourceNotFoundException", "no index"))},
+        [("fail", "table-schema-mismatch")],
+        "no index",
+    ),
+    Case(
+        "direct write another error names its code",
+        diagnose.check_direct_write,
+        {
+            "direct_write": direct_write_steps(
+                get=failed_step("ProvisionedThroughputExceededException", "GetItem throttled")
+            )
+        },
+        [("fail", None)],
+        "GetItem throttled",
+    ),
+    Case(
+        "direct write the index lags",
+        diagnose.check_direct_write,
+        {"direct_write": direct_write_steps(query=failed_step(None, "did not return it in 9 queries"))},
+        [("warn", None)],
+        "9 queries",
+    ),
+    Case(
+        "direct write left its item",
+        diagnose.check_direct_write,
+        {"direct_write": direct_write_steps(delete=failed_step("AccessDeniedException", "delete by hand"))},
+        [("warn", None)],
+        "delete by hand",
+    ),
+    Case(
+        "direct write failure and a leftover",
+        diagnose.check_direct_write,
+        {
+            "direct_write": direct_write_steps(
+                query=failed_step("ValidationException", "no such index"),
+                delete=failed_step("AccessDeniedException", "delete by hand"),
+            )
+        },
+        [("fail", "table-schema-mismatch"), ("warn", None)],
+    ),
+    Case(
+        "direct write skip read-only",
+        diagnose.check_direct_write,
+        {"direct_write": direct_write.not_run("target aws us-east-2 is read-only")},
+        [("skip", None)],
+        "is read-only",
+    ),
+    _skip_case("direct write skip", diagnose.check_direct_write, "direct-write", direct_write=None),
+    # write-on-connect
+    Case(
+        "write on connect pass",
+        diagnose.check_write_on_connect,
+        {},
+        [("pass", None)],
+        "1 write(s) in $connect",
+    ),
+    Case(
+        "write on a join message",
+        diagnose.check_write_on_connect,
+        {"log_lines": JOIN_LINES, "invocations": JOIN_CALLS},
+        [("fail", "write-on-message")],
+        "1 write(s) on routes {'join': 1} and none in the 1 $connect invocation(s)",
+    ),
+    Case(
+        "write on a join message, routes from API Gateway's log",
+        diagnose.check_write_on_connect,
+        {"log_lines": JOIN_TEXT_LINES, "invocations": JOIN_TEXT_CALLS},
+        [("fail", "write-on-message")],
+        "outcome 'stored' by request req-2 on join",
+    ),
+    Case(
+        "writes on $connect and on a message",
+        diagnose.check_write_on_connect,
+        {
+            "log_lines": log_lines(
+                {}, {"request_id": "req-2", "route_key": "join", "aws_operation": "PutItem"}
+            )
+        },
+        [("pass", None)],
+        "1 more on other routes",
+    ),
+    Case(
+        "write on connect: items stored only after a message",
+        diagnose.check_write_on_connect,
+        {"log_lines": TALKED_FIRST, "items": items({"timestamp_utc": LATER})},
+        [("warn", "write-on-message")],
+        "got its item only after sending a message",
+    ),
+    Case(
+        "write on connect skip: items stored at the handshake, no write logged",
+        diagnose.check_write_on_connect,
+        {"log_lines": TALKED_FIRST, "items": items({"timestamp_utc": NOW})},
+        [("skip", None)],
+        "no write",
+    ),
+    Case(
+        "write on connect skip: no route known",
+        diagnose.check_write_on_connect,
+        {"log_lines": log_lines({"route_key": None}), "invocations": invocations({"route_key": None})},
+        [("skip", None)],
+        "none with a known route",
+    ),
+    _skip_case(
+        "write on connect skip", diagnose.check_write_on_connect, "logs", log_lines=None, invocations=None
+    ),
+    # write-awaited
+    Case("awaited pass", diagnose.check_write_awaited, {}, [("pass", None)], "each inside its $connect"),
+    Case(
+        "not awaited: stored in the next invocation",
+        diagnose.check_write_awaited,
+        {"log_lines": late_lines(STORED_LATE), "invocations": LATE_CALLS, "lifecycle": LATE_LIFECYCLE},
+        [("fail", "write-not-awaited")],
+        f"outcome 'stored' for {CONN} logged by request req-2, not by its $connect invocation req-1; "
+        "2 $connect invocation(s) ended without",
+    ),
+    Case(
+        "not awaited: the PutItem error surfaces in the next invocation",
+        diagnose.check_write_awaited,
+        {"log_lines": late_lines(PUT_DENIED_LATE), "invocations": LATE_CALLS, "lifecycle": LATE_LIFECYCLE},
+        [("fail", "write-not-awaited")],
+        f"PutItem AccessDeniedException for {CONN} logged by request req-2",
+    ),
+    Case(
+        "not awaited: stored after the invocation's END",
+        diagnose.check_write_awaited,
+        {
+            "log_lines": log_lines({"ts": NOW + timedelta(milliseconds=50)}),
+            "invocations": invocations({"end_ts": NOW}),
+        },
+        [("fail", "write-not-awaited")],
+        "logged 50 ms after its $connect invocation req-1 ended",
+    ),
+    Case(
+        "a $connect invocation that logs nothing while others log their writes",
+        diagnose.check_write_awaited,
+        SILENT_B,
+        [("warn", "write-not-awaited")],
+        f"1 of 2 $connect invocations ended without a write or an error line, while the handler logs its "
+        f"writes elsewhere (e.g. request req-2 for {CONN_B})",
+    ),
+    Case(
+        "a crashed $connect invocation is not a silent one",
+        diagnose.check_write_awaited,
+        SILENT_B
+        | {
+            "invocations": invocations(
+                {}, {"request_id": "req-2", "connection_id": CONN_B, "app_outcome": None, "status": "error"}
+            )
+        },
+        [("pass", None)],
+    ),
+    Case(
+        "awaited skip: the writes are a join message's own",
+        diagnose.check_write_awaited,
+        {"log_lines": JOIN_LINES, "invocations": JOIN_CALLS},
+        [("skip", None)],
+        "no $connect write",
+    ),
+    _skip_case("awaited skip", diagnose.check_write_awaited, "logs", log_lines=None, invocations=None),
+    # connection-id-shape
+    Case("id shape pass", diagnose.check_connection_id_shape, {}, [("pass", None)], "1 connectionIds"),
+    Case(
+        "emulator ids",
+        diagnose.check_connection_id_shape,
+        {"items": items({}, {"connectionId": EMULATOR_ID})},
+        [("warn", "emulator-connection-ids")],
+        f"1 of 2 stored connectionIds are not of API Gateway's shape (15 of [A-Za-z0-9_-], then '='): "
+        f"'{EMULATOR_ID}'",
+    ),
+    Case(
+        "id shape ignores the kit's own items",
+        diagnose.check_connection_id_shape,
+        {
+            "items": items(
+                {},
+                {"connectionId": PROBE_ITEM, "workspaceId": PROBE_ITEM},
+                {"connectionId": "not-checked", "workspaceId": "kit-probe-1a2b3c4d"},
+            )
+        },
+        [("pass", None)],
+        "1 connectionIds",
+    ),
+    Case(
+        "id shape skip when only the kit's items are stored",
+        diagnose.check_connection_id_shape,
+        {"items": items({"connectionId": PROBE_ITEM, "workspaceId": PROBE_ITEM})},
+        [("skip", None)],
+        "only the kit's own items",
+    ),
+    Case(
+        "id shape skip empty table",
+        diagnose.check_connection_id_shape,
+        {"items": items().iloc[0:0]},
+        [("skip", None)],
+        "holds no item",
+    ),
+    _skip_case("id shape skip", diagnose.check_connection_id_shape, "items", items=None),
 ]
 
 
@@ -800,6 +1151,20 @@ def test_a_skip_from_a_problem_also_reports_the_unread_section() -> None:
     assert findings.loc["read-iam", "evidence"] == PROBLEM.format("iam")
 
 
+def test_the_lab_gateways_connection_ids_have_api_gateways_shape() -> None:
+    rng = Random(7)
+    ids = [gateway_core.new_connection_id(rng) for _ in range(500)]
+    assert all(re.fullmatch(diagnose.API_GATEWAY_CONNECTION_ID, value) for value in ids)
+    assert re.fullmatch(diagnose.API_GATEWAY_CONNECTION_ID, "L0SM9cOFvHcCIhw=")
+    evidence = replace(healthy(), items=items(*({"connectionId": value} for value in ids[:50])))
+    assert [f.verdict for f in diagnose.check_connection_id_shape(evidence)] == ["pass"]
+
+
+def test_the_kits_items_share_the_probes_prefix() -> None:
+    assert direct_write.ITEM_PREFIX == probe.WORKSPACE_PREFIX
+    assert direct_write.new_connection_id().startswith(probe.WORKSPACE_PREFIX)
+
+
 # --------------------------------------------------------------------------------------------------------
 # NA in boolean columns
 # --------------------------------------------------------------------------------------------------------
@@ -829,6 +1194,7 @@ def _all_booleans_na() -> Evidence:
             "log_lines",
             "invocations",
             "probe",
+            "direct_write",
         )
     }
     return replace(
@@ -937,6 +1303,35 @@ RANKING: list[tuple[str, list[tuple[str, str | None]], str]] = [
         "workspace-id-missing",
     ),
     ("index beats early", [fail("early-disconnect"), fail("index-access-denied")], "index-access-denied"),
+    (
+        "route beats write-on-message",
+        [fail("write-on-message"), fail("connect-route-missing")],
+        "connect-route-missing",
+    ),
+    ("crash beats write-on-message", [fail("write-on-message"), fail("handler-crash")], "handler-crash"),
+    ("write-on-message beats put", [fail("put-access-denied"), fail("write-on-message")], "write-on-message"),
+    (
+        "write-on-message beats not awaited",
+        [fail("write-not-awaited"), fail("write-on-message")],
+        "write-on-message",
+    ),
+    ("not awaited beats put", [fail("put-access-denied"), fail("write-not-awaited")], "write-not-awaited"),
+    (
+        "a missing table beats a denied direct write",
+        [fail("table-write-denied"), fail("table-not-found")],
+        "table-not-found",
+    ),
+    (
+        "schema beats a denied direct write",
+        [fail("table-write-denied"), fail("table-schema-mismatch")],
+        "table-schema-mismatch",
+    ),
+    (
+        "a denied direct write beats workspace",
+        [fail("workspace-id-missing"), fail("table-write-denied")],
+        "table-write-denied",
+    ),
+    ("a warn on write-on-message is not a root cause", [warn("write-on-message")], "none"),
     ("warn only", [warn("app-logs-missing"), warn("email-as-token"), warn(None)], "none"),
     ("a warn with a cause id is not a root cause", [warn("put-access-denied")], "none"),
     ("a skip is not a root cause", [("skip", None), ("skip", "put-access-denied")], "none"),
@@ -984,7 +1379,9 @@ def test_each_cause_alone_is_the_root_cause(cause: str) -> None:
 
 
 def test_contributing_ids_are_not_causes() -> None:
-    assert not {"error-swallowed", "app-logs-missing", "email-as-token"} & set(causes.BY_ID)
+    assert not {"error-swallowed", "app-logs-missing", "email-as-token", "emulator-connection-ids"} & set(
+        causes.BY_ID
+    )
     ranks = [cause.rank for cause in causes.CAUSES]
     assert len(set(ranks)) == len(ranks)
 
