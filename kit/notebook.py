@@ -89,12 +89,15 @@ def target_from_parameters(  # noqa: PLR0917 - the notebooks' parameters, in the
     table: str,
     env_file: str,
     websocket_url: str,
+    *,
+    allow_writes: bool = False,
 ) -> Target:
     """The target a notebook's parameters name: ``lab`` reads the running lab's file, ``aws`` an account.
 
     Papermill parameters cannot be None, so an empty string means "not given" (the env file, the environment
     and the defaults decide, as for ``kit --target aws``). The lab ignores the other parameters: the lab file
-    says everything.
+    says everything. ``allow_writes`` makes a real account writable (``kit --allow-writes``); read-only is
+    the default.
     """
     kind = target.strip().lower()
     if kind == "lab":
@@ -108,6 +111,7 @@ def target_from_parameters(  # noqa: PLR0917 - the notebooks' parameters, in the
             table=table or None,
             env_file=env_file or None,
             websocket_url=websocket_url or None,
+            allow_writes=allow_writes,
         )
     raise ConfigurationError(
         f"The target parameter is {target!r}; use 'lab' (a running `kit lab up`) or 'aws' (a real account)."

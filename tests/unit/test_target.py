@@ -622,3 +622,15 @@ def test_credentials_from_the_environment(aws_home: Path, monkeypatch: pytest.Mo
     assert target.source == "environment (AWS_ACCESS_KEY_ID)"
     assert target.credentials is None  # the session's chain holds them; the target does not copy them
     assert FIXTURE_SECRET not in repr(target) + str(target.describe())
+
+
+@pytest.mark.parametrize(("allow_writes", "read_only"), [(False, True), (True, False)])
+def test_notebook_parameters_make_an_account_writable_only_when_asked(
+    aws_home: Path, allow_writes: bool, read_only: bool
+) -> None:
+    from kit.notebook import target_from_parameters
+
+    target = target_from_parameters(
+        "aws", "", "us-east-2", "", str(env_path("good.env")), "", allow_writes=allow_writes
+    )
+    assert target.read_only is read_only
