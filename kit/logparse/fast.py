@@ -225,8 +225,15 @@ _SCAN_MARKS = (
     p.SEED_ATTEMPT_MARK,
     p.EVENT_KEY_MARK,
 )
-_ANY_SCAN_MARK = re2.literals(_SCAN_MARKS)
 _JSON_START = re2.anchored(p.JSON_START)
+_REPORT_AS_LAMBDA_WRITES = re2.anchored(p.REPORT_AS_LAMBDA_WRITES)
+_REPORT_FIELDS_AS_WRITTEN = (
+    ("duration_ms", "Duration: ", " ms"),
+    ("billed_ms", "Billed Duration: ", " ms"),
+    ("memory_mb", "Memory Size: ", " MB"),
+    ("max_mem_mb", "Max Memory Used: ", " MB"),
+)
+_INIT_LABEL = "Init Duration: "
 
 
 CHUNK_ROWS = 1 << 17
@@ -253,6 +260,50 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
 def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """An Arrow boolean array as a NumPy mask; null is False."""
     return np.asarray(values.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+class _Haystack:
+    """Which texts contain a literal, found by ``bytes.find`` over the texts' one UTF-8 buffer.
+
+    A literal's UTF-8 bytes occur inside a text's bytes exactly when the literal occurs in the text (UTF-8
+    never starts a character inside another), so this is ``str.contains(literal, regex=False)``; it runs
+    at memory speed with one ``find`` per text that has the literal, not one call per text.
+    """
+
+    def __init__(self, values: pa.Array) -> None:
+        texts = values.cast(pa.large_string())
+        self.size = len(texts)
+        offsets = texts.buffers()[1]
+        data = texts.buffers()[2]
+        bounds = np.frombuffer(offsets, dtype=np.int64)[texts.offset : texts.offset + self.size + 1]
+        self.base = int(bounds[0]) if self.size else 0
+        self.ends = bounds[1:] - self.base  # where each text ends in ``blob``
+        stop = int(bounds[-1]) if self.size else 0
+        self.blob = data.slice(self.base, stop - self.base).to_pybytes() if data is not None else b""
+        self.valid = _mask(pc.is_valid(texts))
+
+    def rows_with(self, literal: str) -> np.ndarray:
+        found = np.zeros(self.size, dtype=bool)
+        needle = literal.encode("utf-8")
+        position = self.blob.find(needle)
+        while position != -1:
+            row = int(np.searchsorted(self.ends, position, side="right"))
+            # Bytes that run on into the next text are no match (nor is any later start in this text).
+            found[row] = position + len(needle) <= self.ends[row]
+            position = self.blob.find(needle, int(self.ends[row]))  # on to the next text
+        result: np.ndarray = found & self.valid
+        return result
+
+    def rows_with_any(self, literals: Sequence[str]) -> np.ndarray:
+        found = np.zeros(self.size, dtype=bool)
+        for literal in literals:
+            found |= self.rows_with(literal)
+        return found
+
+
+def _floats(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Decimal texts (checked by the caller's pattern) as float64, as Python's float() reads them."""
+    return np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _strings(values: pa.Array | pa.ChunkedArray) -> Any:
@@ -349,10 +400,10 @@ def _tokens_by_first_char() -> dict[int, list[tuple[str, np.ndarray]]]:
 _TOKENS_BY_FIRST_CHAR = _tokens_by_first_char()
 
 
-def _prefix_categories(values: pa.Array) -> np.ndarray:
-    """What :data:`~kit.logparse.patterns.LINE_PREFIX` and ``PREFIX_CATEGORY`` give, for all lines at once."""
-    codes = _prefix_bytes(values)
-    categories = np.full(len(values), None, dtype=object)
+def _prefix_categories(codes: np.ndarray) -> np.ndarray:
+    """What :data:`~kit.logparse.patterns.LINE_PREFIX` and ``PREFIX_CATEGORY`` give, for all lines at once
+    (``codes``: their :func:`_prefix_bytes`)."""
+    categories = np.full(len(codes), None, dtype=object)
     separator = _iso_separator(codes)
     categories[separator == _TAB] = p.PREFIX_CATEGORY["\t"]
     categories[separator == _SPACE] = p.PREFIX_CATEGORY[" "]
@@ -382,6 +433,7 @@ class _Parser:
         self.size = len(frame)
         # Missing messages stay NA: every pass below treats NA as "no match", and the fallback as empty.
         self.text: pd.Series = frame["message"]
+        self.prefix = _prefix_bytes(_arrow(self.text))  # the first bytes of every line, copied once
         self.out = _Columns(self.size)
         self.kind = self.out.kind
         self.source = self.out.source
@@ -406,11 +458,9 @@ class _Parser:
     def categorise(self) -> None:
         _in_chunks(np.flatnonzero(~self.exec_group), self._categorise)
 
-    def _categorise(self, rows: Positions) -> None:
-        candidates = self.text.iloc[rows]
-        categories = _prefix_categories(_arrow(candidates))
+    def _categorise(self, positions: Positions) -> None:
+        categories = _prefix_categories(self.prefix[positions])
         codes, names = pd.factorize(categories)
-        positions = _positions(candidates)
         handlers: Mapping[str, Callable[[Positions], None]] = {
             "start": lambda rows: self._start_end(rows, "start"),
             "end": lambda rows: self._start_end(rows, "end"),
@@ -449,6 +499,12 @@ class _Parser:
         cut lines through the all-optional ``REPORT``, slower, which keeps what is there."""
         self._mark(rows, "report")
         texts = self.text.iloc[rows]
+        as_written = _mask(pc.match_substring_regex(_arrow(texts), _REPORT_AS_LAMBDA_WRITES))
+        if as_written.any():
+            self._report_as_written(rows[as_written], texts[as_written])
+            rows, texts = rows[~as_written], texts[~as_written]
+            if len(rows) == 0:
+                return
         core = _extract(texts, p.REPORT_CORE)
         complete = core[0].notna().to_numpy()
         whole_rows = rows[complete]
@@ -464,6 +520,25 @@ class _Parser:
             _fill(self.out, cut_rows, found, p.REPORT_FIELDS)
             self.out.put_constant("parse_error", cut_rows, p.INCOMPLETE_REPORT)
 
+    def _report_as_written(self, rows: Positions, texts: pd.Series) -> None:
+        """REPORT lines of :data:`~kit.logparse.patterns.REPORT_AS_LAMBDA_WRITES`' shape, split at tabs.
+
+        The shape fixes every field's place and wording, so each value is a slice of its field: what the
+        capture groups of ``REPORT_CORE`` (and ``REPORT_TAIL`` for Init Duration) would hold, without a
+        regex engine tracking groups through the line.
+        """
+        fields = pc.split_pattern(_arrow(texts), "\t")
+        request_ids = pc.utf8_slice_codeunits(pc.list_element(fields, 0), len("REPORT RequestId: "))
+        self.out.put("request_id", rows, _strings(request_ids))
+        for index, (column, label, unit) in enumerate(_REPORT_FIELDS_AS_WRITTEN, start=1):
+            value = pc.utf8_slice_codeunits(pc.list_element(fields, index), len(label), -len(unit))
+            self.out.put(column, rows, _floats(value))
+        init = pc.list_element(fields, 5)  # "" (or the final line break) when there is no Init Duration
+        cold = _mask(pc.starts_with(init, _INIT_LABEL))
+        if cold.any():
+            value = pc.utf8_slice_codeunits(init.filter(pa.array(cold)), len(_INIT_LABEL), -len(" ms"))
+            self.out.put("init_ms", rows[cold], _floats(value))
+
     def _init_report(self, rows: Positions) -> None:
         found = _extract(self.text.iloc[rows], p.INIT_REPORT)
         self._mark(rows, "init_report")
@@ -474,10 +549,11 @@ class _Parser:
         has them (the category says it starts ``[LEVEL]\\t``); a cut line goes through the pattern."""
         self._mark(rows, "app")
         texts = self.text.iloc[rows]
-        values = _arrow(texts)
-        whole = _mask(pc.greater_equal(pc.count_substring(values, "\t"), 3))
+        parts = pc.split_pattern(_arrow(texts), "\t", max_splits=3)
+        whole = _mask(pc.equal(pc.list_value_length(parts), 4))
         if whole.any():
-            parts = pc.split_pattern(values.filter(pa.array(whole)), "\t", max_splits=3)
+            if not whole.all():
+                parts = parts.filter(pa.array(whole))
             whole_rows = rows[whole]
             self.out.put(
                 "level", whole_rows, _strings(pc.utf8_slice_codeunits(pc.list_element(parts, 0), 1, -1))
@@ -498,7 +574,7 @@ class _Parser:
         values = _arrow(messages)
         is_json = _mask(pc.match_substring_regex(values, _JSON_START))
         json_rows = rows[is_json]
-        block = jsonblock.read_app_fields(values.filter(pa.array(is_json)))
+        block = jsonblock.read_app_fields(values if is_json.all() else values.filter(pa.array(is_json)))
         whole = ~block.one_by_one
         for name, found in (*block.text.items(), *block.numbers.items()):
             self.out.put(name, json_rows[whole], found[whole])
@@ -635,8 +711,9 @@ class _Parser:
         self.kind[exec_rows] = _KIND["exec_line"]
         self.out.put("apigw_request_id", exec_rows, found[0][matched])
         bodies = found[1][matched].str.removesuffix(p.TRUNCATED_SUFFIX)
+        haystack = _Haystack(_arrow(bodies))
         for rule in p.EXEC_RULES:
-            has_mark = bodies.str.contains(rule.mark, regex=False).to_numpy(dtype=bool, na_value=False)
+            has_mark = haystack.rows_with(rule.mark)
             if not has_mark.any():
                 continue
             rule_found = _extract(bodies[has_mark], rule.pattern)
@@ -681,8 +758,8 @@ class _Parser:
 
     def _scan_lines(self, rows: Positions) -> None:
         texts = self.text.iloc[rows]
-        # One pass for all the marks; each scan below then reads only the few lines that have one.
-        marked = _mask(pc.match_substring_regex(_arrow(texts), _ANY_SCAN_MARK))
+        # One look for all the marks; each scan below then reads only the few lines that have one.
+        marked = _Haystack(_arrow(texts)).rows_with_any(_SCAN_MARKS)
         rows, texts = rows[marked], texts[marked]
         self._scan(
             texts, p.CLIENT_ERROR_MARK, p.CLIENT_ERROR, ("error_message", "app_error_code", "aws_operation")

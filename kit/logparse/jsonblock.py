@@ -12,8 +12,8 @@ give the same answer; every other row is handed back to be read one at a time:
 * a block Arrow will not read (a duplicated key, a value whose type changes between rows, trailing text
   after the object, a number too large for a double, a lone surrogate escape) is halved until the pieces
   read, down to :data:`SMALLEST_BLOCK` rows, below which its rows go back;
-* a message with text after a line break (a trailing line break is fine), which would be two rows to a
-  newline-delimited reader;
+* a message with text after a line break (a trailing line break is fine), which is two rows (or an error)
+  to a newline-delimited reader, so its block reads the wrong number of rows and is halved;
 * a row whose ``message`` value is text containing ``{`` (the per-line rule may read an inner JSON
   document there);
 * a row whose text column would come from a JSON number Arrow read as a double (``1`` in a column that
@@ -42,8 +42,6 @@ SMALLEST_BLOCK: Final = 32
 """A failing block this small or smaller is read one line at a time rather than halved again."""
 
 _PARSE_OPTIONS: Final = pj.ParseOptions(newlines_in_values=False)
-_LINE_BREAK_THEN_TEXT: Final = r"[\n\r][ \t\n\r]*[^ \t\n\r]"
-"""A line break with more than JSON whitespace after it: the message would be two lines to the reader."""
 
 
 def _by_column(table: Mapping[str, tuple[str, int]]) -> dict[str, tuple[str, ...]]:
@@ -85,9 +83,9 @@ def read_app_fields(messages: pa.Array | Sequence[str]) -> Block:
     block = Block.empty(len(values))
     if len(values) == 0:
         return block
-    broken = _true(pc.match_substring_regex(values, _LINE_BREAK_THEN_TEXT))
-    block.one_by_one[broken] = True
-    for rows, table in _tables(values, np.flatnonzero(~broken), block.one_by_one):
+    # A message with more after a line break is two lines to the reader: it reads more rows than messages,
+    # or fails, and the halving below isolates it (each message starting with "{" gives a row or an error).
+    for rows, table in _tables(values, np.arange(len(values)), block.one_by_one):
         _fill_from(table, rows, block)
     return block
 
@@ -100,7 +98,8 @@ def _tables(values: pa.Array, rows: np.ndarray, one_by_one: np.ndarray) -> list[
         piece = pending.pop()
         if len(piece) == 0:
             continue
-        table = _read(values.take(pa.array(piece)))
+        whole = len(piece) == len(values)  # the first try, all rows in order: no copy
+        table = _read(values if whole else values.take(pa.array(piece)))
         if table is not None:
             pieces.append((piece, table))
         elif len(piece) <= SMALLEST_BLOCK:
@@ -112,12 +111,13 @@ def _tables(values: pa.Array, rows: np.ndarray, one_by_one: np.ndarray) -> list[
 
 
 def _read(texts: pa.Array) -> pa.Table | None:
-    """``texts`` as newline-delimited JSON: each text and a line break, end to end in one buffer."""
-    lines = pc.binary_join_element_wise(
-        texts.cast(pa.large_binary()),
-        pa.scalar(b"\n", pa.large_binary()),
-        pa.scalar(b"", pa.large_binary()),
-    )
+    """``texts`` as newline-delimited JSON: each text and a line break, end to end in one buffer (the
+    texts' own buffer when each already ends with a line break, as the Python runtime's lines do)."""
+    lines = texts.cast(pa.large_binary())
+    if not pc.all(pc.ends_with(texts, "\n")).as_py():
+        lines = pc.binary_join_element_wise(
+            lines, pa.scalar(b"\n", pa.large_binary()), pa.scalar(b"", pa.large_binary())
+        )
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
     offsets, data = np.frombuffer(lines.buffers()[1], dtype=np.int64), lines.buffers()[2]

@@ -126,18 +126,6 @@ def _escape(escaped: str, in_class: bool) -> str | None:
     return "\\" + escaped
 
 
-def literals(texts: tuple[str, ...]) -> str:
-    """An RE2 pattern that finds any of ``texts`` (each taken literally)."""
-    return "|".join(_literal(text) for text in texts)
-
-
-def _literal(text: str) -> str:
-    return "".join(f"\\{char}" if char in _RE2_SPECIAL else char for char in text)
-
-
-_RE2_SPECIAL: Final = frozenset("\\.+*?()|[]{}^$")
-
-
 def anchored(pattern: re.Pattern[str]) -> str:
     """The RE2 text of ``pattern`` anchored at the start, as ``pattern.match`` applies it."""
     translated = translate(pattern)
