@@ -226,6 +226,7 @@ _SCAN_MARKS = (
     p.EVENT_KEY_MARK,
 )
 _JSON_START = re2.anchored(p.JSON_START)
+_EXEC_SPACED = re2.anchored(p.EXEC_LINE_SPACED)
 _REPORT_AS_LAMBDA_WRITES = re2.anchored(p.REPORT_AS_LAMBDA_WRITES)
 _REPORT_FIELDS_AS_WRITTEN = (
     ("duration_ms", "Duration: ", " ms"),
@@ -285,12 +286,23 @@ class _Haystack:
     def rows_with(self, literal: str) -> np.ndarray:
         found = np.zeros(self.size, dtype=bool)
         needle = literal.encode("utf-8")
-        position = self.blob.find(needle)
-        while position != -1:
-            row = int(np.searchsorted(self.ends, position, side="right"))
-            # Bytes that run on into the next text are no match (nor is any later start in this text).
-            found[row] = position + len(needle) <= self.ends[row]
-            position = self.blob.find(needle, int(self.ends[row]))  # on to the next text
+        if not needle or not self.blob:
+            found[:] = bool(not needle)
+            empty: np.ndarray = found & self.valid
+            return empty
+        starts = np.fromiter(
+            (match.start() for match in re.finditer(re.escape(needle), self.blob)), dtype=np.int64
+        )
+        rows = np.searchsorted(self.ends, starts, side="right")
+        inside = starts + len(needle) <= self.ends[np.minimum(rows, self.size - 1)]
+        found[rows[inside]] = True
+        # finditer skips occurrences that overlap one it found; one found running on into the next text
+        # may hide one that starts in that text, so those few places are looked at byte by byte.
+        for start, row in zip(starts[~inside].tolist(), rows[~inside].tolist(), strict=True):
+            for candidate in range(int(self.ends[row]), start + len(needle)):
+                if self.blob.startswith(needle, candidate):
+                    hit = int(np.searchsorted(self.ends, candidate, side="right"))
+                    found[hit] |= candidate + len(needle) <= self.ends[hit]
         result: np.ndarray = found & self.valid
         return result
 
@@ -304,6 +316,11 @@ class _Haystack:
 def _floats(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Decimal texts (checked by the caller's pattern) as float64, as Python's float() reads them."""
     return np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _series(values: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """An Arrow string array as a ``string`` Series with a fresh 0..n-1 index."""
+    return pd.Series(_strings(values), copy=False)
 
 
 def _strings(values: pa.Array | pa.ChunkedArray) -> Any:
@@ -704,13 +721,24 @@ class _Parser:
         self._fallbacks()
 
     def _exec(self, rows: Positions) -> None:
-        found = _extract(self.text.iloc[rows], p.EXEC_LINE)
-        matched = found[0].notna().to_numpy()
-        exec_rows = rows[matched]
+        texts = self.text.iloc[rows]
+        # "(<id>) <text>", the usual shape, is split at its first ") "; anything else goes through EXEC_LINE.
+        spaced = _mask(pc.match_substring_regex(_arrow(texts), _EXEC_SPACED))
+        if spaced.any():
+            parts = pc.split_pattern(_arrow(texts[spaced]), ") ", max_splits=1)
+            ids = pc.utf8_slice_codeunits(pc.list_element(parts, 0), 1)
+            self._exec_lines(rows[spaced], _series(ids), _series(pc.list_element(parts, 1)))
+        if not spaced.all():
+            found = _extract(texts[~spaced], p.EXEC_LINE)
+            matched = found[0].notna().to_numpy()
+            self._exec_lines(rows[~spaced][matched], found[0][matched], found[1][matched])
+
+    def _exec_lines(self, exec_rows: Positions, ids: pd.Series, texts: pd.Series) -> None:
+        """Execution-log lines: their request id and, rule by rule, what their text says."""
         self.source[exec_rows] = _EXEC
         self.kind[exec_rows] = _KIND["exec_line"]
-        self.out.put("apigw_request_id", exec_rows, found[0][matched])
-        bodies = found[1][matched].str.removesuffix(p.TRUNCATED_SUFFIX)
+        self.out.put("apigw_request_id", exec_rows, ids)
+        bodies = texts.str.removesuffix(p.TRUNCATED_SUFFIX)
         haystack = _Haystack(_arrow(bodies))
         for rule in p.EXEC_RULES:
             has_mark = haystack.rows_with(rule.mark)
@@ -786,7 +814,7 @@ class _Parser:
 
     def _event_scan(self, rows: Positions, texts: pd.Series) -> None:
         """An API Gateway event (or its repr) inside a line: its connectionId, routeKey, eventType."""
-        has_key = texts.str.contains(p.EVENT_KEY_MARK, regex=False).to_numpy(dtype=bool, na_value=False)
+        has_key = _Haystack(_arrow(texts)).rows_with(p.EVENT_KEY_MARK)
         if not has_key.any():
             return
         candidates = texts[has_key]

@@ -260,6 +260,8 @@ BINARY: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
 
 EXEC_LINE: Final = re.compile(r"^\(([^)\s]+)\) ?(.*)", re.S)
 """``(<requestId>) <text>``."""
+EXEC_LINE_SPACED: Final = re.compile(r"^\([^)\s]+\) ")
+"""The usual :data:`EXEC_LINE`, a space after the id: id and text are the two sides of the first ``) ``."""
 
 
 class ExecRule:
