@@ -280,7 +280,10 @@ class _Haystack:
         self.base = int(bounds[0]) if self.size else 0
         self.ends = bounds[1:] - self.base  # where each text ends in ``blob``
         stop = int(bounds[-1]) if self.size else 0
-        self.blob = data.slice(self.base, stop - self.base).to_pybytes() if data is not None else b""
+        # A view of the texts' own buffer (no copy): re searches it in place.
+        self.blob = (
+            memoryview(data.slice(self.base, stop - self.base)) if data is not None else memoryview(b"")
+        )
         self.valid = _mask(pc.is_valid(texts))
 
     def rows_with(self, literal: str) -> np.ndarray:
@@ -300,7 +303,7 @@ class _Haystack:
         # may hide one that starts in that text, so those few places are looked at byte by byte.
         for start, row in zip(starts[~inside].tolist(), rows[~inside].tolist(), strict=True):
             for candidate in range(int(self.ends[row]), start + len(needle)):
-                if self.blob.startswith(needle, candidate):
+                if self.blob[candidate : candidate + len(needle)] == needle:
                     hit = int(np.searchsorted(self.ends, candidate, side="right"))
                     found[hit] |= candidate + len(needle) <= self.ends[hit]
         result: np.ndarray = found & self.valid
@@ -450,7 +453,7 @@ class _Parser:
         self.size = len(frame)
         # Missing messages stay NA: every pass below treats NA as "no match", and the fallback as empty.
         self.text: pd.Series = frame["message"]
-        self.prefix = _prefix_bytes(_arrow(self.text))  # the first bytes of every line, copied once
+        self.messages = _arrow(self.text)
         self.out = _Columns(self.size)
         self.kind = self.out.kind
         self.source = self.out.source
@@ -476,7 +479,11 @@ class _Parser:
         _in_chunks(np.flatnonzero(~self.exec_group), self._categorise)
 
     def _categorise(self, positions: Positions) -> None:
-        categories = _prefix_categories(self.prefix[positions])
+        # The first bytes of the lines from the chunk's first row to its last: a slice costs no copy, and
+        # only those bytes are copied, never the lines.
+        first, last = int(positions[0]), int(positions[-1])
+        prefix = _prefix_bytes(self.messages.slice(first, last - first + 1))
+        categories = _prefix_categories(prefix[positions - first])
         codes, names = pd.factorize(categories)
         handlers: Mapping[str, Callable[[Positions], None]] = {
             "start": lambda rows: self._start_end(rows, "start"),
