@@ -600,8 +600,11 @@ class _Parser:
         json_rows = rows[is_json]
         block = jsonblock.read_app_fields(values if is_json.all() else values.filter(pa.array(is_json)))
         whole = ~block.one_by_one
-        for name, found in (*block.text.items(), *block.numbers.items()):
-            self.out.put(name, json_rows[whole], found[whole])
+        read_rows = json_rows[whole]
+        for name, texts in block.text.items():
+            self.out.put(name, read_rows, texts if whole.all() else texts.filter(pa.array(whole)))
+        for name, numbers in block.numbers.items():
+            self.out.put(name, read_rows, numbers[whole])
         records = []
         for message in messages[is_json][block.one_by_one]:
             document = p.decode_object(message)

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -62,32 +61,56 @@ COLUMNS: Final = tuple(_APP)
 class Block:
     """What the block reading gave for ``size`` messages.
 
-    ``text`` columns hold ``str`` or None, ``numbers`` columns float or NaN; ``one_by_one`` marks the rows
-    that were not read here and must go through the per-line rule (their values here are empty).
+    ``text`` columns are Arrow strings (null: no value), ``numbers`` columns floats (NaN: no value);
+    ``one_by_one`` marks the rows that were not read here and must go through the per-line rule (their
+    values here are empty).
     """
 
-    text: dict[str, np.ndarray]
+    text: dict[str, pa.Array]
     numbers: dict[str, np.ndarray]
     one_by_one: np.ndarray
 
-    @classmethod
-    def empty(cls, size: int) -> Block:
-        text = {c: np.full(size, None, dtype=object) for c in COLUMNS if c not in p.NUMERIC_FIELDS}
-        numbers = {c: np.full(size, np.nan) for c in COLUMNS if c in p.NUMERIC_FIELDS}
-        return cls(text, numbers, np.zeros(size, dtype=bool))
+
+_TEXT_COLUMNS: Final = tuple(c for c in COLUMNS if c not in p.NUMERIC_FIELDS)
+_NUMBER_COLUMNS: Final = tuple(c for c in COLUMNS if c in p.NUMERIC_FIELDS)
+_TEXT: Final = pa.large_string()
 
 
 def read_app_fields(messages: pa.Array | Sequence[str]) -> Block:
     """The :func:`~kit.logparse.patterns.app_fields` columns of each message (each one JSON object text)."""
-    values = messages if isinstance(messages, pa.Array) else pa.array(list(messages), type=pa.large_string())
-    block = Block.empty(len(values))
-    if len(values) == 0:
-        return block
+    values = messages if isinstance(messages, pa.Array) else pa.array(list(messages), type=_TEXT)
+    size = len(values)
+    one_by_one = np.zeros(size, dtype=bool)
+    numbers = {column: np.full(size, np.nan) for column in _NUMBER_COLUMNS}
+    pieces: dict[str, list[tuple[int, pa.Array]]] = {column: [] for column in _TEXT_COLUMNS}
     # A message with more after a line break is two lines to the reader: it reads more rows than messages,
     # or fails, and the halving below isolates it (each message starting with "{" gives a row or an error).
-    for rows, table in _tables(values, np.arange(len(values)), block.one_by_one):
-        _fill_from(table, rows, block)
-    return block
+    # Halving a range gives ranges, so each readable piece is rows[start:stop].
+    for rows, table in _tables(values, np.arange(size), one_by_one):
+        start = int(rows[0]) if len(rows) else 0
+        text, piece_numbers, unsure = _read_piece(table)
+        one_by_one[rows[unsure]] = True
+        for column, found in piece_numbers.items():
+            found[unsure] = np.nan
+            numbers[column][rows] = found
+        blank = pa.array(unsure)
+        for column, found in text.items():
+            pieces[column].append((start, pc.if_else(blank, pa.scalar(None, _TEXT), found)))
+    return Block({column: _assemble(pieces[column], size) for column in _TEXT_COLUMNS}, numbers, one_by_one)
+
+
+def _assemble(pieces: list[tuple[int, pa.Array]], size: int) -> pa.Array:
+    """Pieces that start at the given rows, nulls between them, as one array of ``size`` rows."""
+    parts: list[pa.Array] = []
+    at = 0
+    for start, piece in sorted(pieces, key=lambda item: item[0]):
+        if start > at:
+            parts.append(pa.nulls(start - at, _TEXT))
+        parts.append(piece)
+        at = start + len(piece)
+    if at < size or not parts:
+        parts.append(pa.nulls(size - at, _TEXT))
+    return pa.concat_arrays(parts) if len(parts) != 1 else parts[0]
 
 
 def _tables(values: pa.Array, rows: np.ndarray, one_by_one: np.ndarray) -> list[tuple[np.ndarray, pa.Table]]:
@@ -129,81 +152,95 @@ def _read(texts: pa.Array) -> pa.Table | None:
     return table if table.num_rows == len(texts) else None
 
 
-def _fill_from(table: pa.Table, rows: np.ndarray, block: Block) -> None:
+def _read_piece(table: pa.Table) -> tuple[dict[str, pa.Array], dict[str, np.ndarray], np.ndarray]:
+    """One table's text and number columns, and the rows the per-line rule must read instead."""
+    size = table.num_rows
     fields = {name: table.column(name).combine_chunks() for name in table.column_names}
-    one_by_one = np.zeros(len(rows), dtype=bool)
+    unsure = np.zeros(size, dtype=bool)
     message = fields.get("message")
     if message is not None and pa.types.is_string(message.type):
-        one_by_one |= _true(pc.match_substring(message, "{"))
+        unsure |= _true(pc.match_substring(message, "{"))
     sources: list[tuple[dict[str, pa.Array], dict[str, tuple[str, ...]]]] = [(fields, _APP)]
     context = fields.get("requestContext")
     if context is not None and pa.types.is_struct(context.type):
         children = context.flatten()  # each child with the parent's nulls
         named = {context.type.field(i).name: child for i, child in enumerate(children)}
         sources.append((named, _CONTEXT))
+    text: dict[str, pa.Array] = {}
+    numbers: dict[str, np.ndarray] = {}
     for column in COLUMNS:
         numeric = column in p.NUMERIC_FIELDS
-        found: np.ndarray = np.full(len(rows), np.nan) if numeric else np.full(len(rows), None, dtype=object)
+        # The keys in order of preference, the message's own keys before its requestContext's: the first
+        # one with a value wins.
+        found_numbers = np.full(size, np.nan)
+        candidates: list[pa.Array] = []
         for source, keys_of in sources:
             for key in keys_of.get(column, ()):
                 values = source.get(key)
                 if values is None:
                     continue
-                converted, unsure = _convert(values, numeric)
-                one_by_one |= unsure
-                empty = np.isnan(found) if numeric else _missing(found)
-                take = empty & (~np.isnan(converted) if numeric else ~_missing(converted))
-                found[take] = converted[take]
-        if column == "level":
-            found = _upper(found)
-        target = block.numbers[column] if numeric else block.text[column]
-        target[rows] = found
-    block.one_by_one[rows[one_by_one]] = True
-    for values in (*block.text.values(), *block.numbers.values()):
-        values[rows[one_by_one]] = np.nan if values.dtype.kind == "f" else None
-
-
-def _missing(values: np.ndarray) -> np.ndarray:
-    return np.asarray(pd.isna(values), dtype=bool)
+                if numeric:
+                    converted, doubt = _as_number(values)
+                    empty = np.isnan(found_numbers)
+                    found_numbers[empty] = converted[empty]
+                else:
+                    texts, doubt = _as_text(values)
+                    candidates.append(texts)
+                unsure |= doubt
+        if numeric:
+            numbers[column] = found_numbers
+            continue
+        found = pc.coalesce(*candidates) if candidates else pa.nulls(size, _TEXT)
+        text[column] = _upper(found) if column == "level" else found
+    return text, numbers, unsure
 
 
 def _true(mask: pa.Array) -> np.ndarray:
     return np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _convert(values: pa.Array, numeric: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One key's values as the per-line rule converts them, and the rows where it might not agree."""
+_PLAIN_TYPES: Final = (
+    pa.types.is_boolean,
+    pa.types.is_null,
+    pa.types.is_struct,
+    pa.types.is_list,
+    pa.types.is_large_list,
+)
+"""JSON values that are no text and no number to the per-line rule: true/false, null, objects, arrays."""
+
+
+def _as_text(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """One key's values as the per-line rule reads them into a text column, and the rows it might not."""
+    kind = values.type
+    size = len(values)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        texts = values.cast(_TEXT)
+        return pc.if_else(pc.equal(texts, ""), pa.scalar(None, _TEXT), texts), np.zeros(size, dtype=bool)
+    if pa.types.is_integer(kind):
+        return pc.cast(values, _TEXT), np.zeros(size, dtype=bool)  # str(int), as Python writes it
+    if any(test(kind) for test in _PLAIN_TYPES):
+        return pa.nulls(size, _TEXT), np.zeros(size, dtype=bool)
+    # A double (str(float) of a JSON int such as 1 is "1" to Python, 1.0 to Arrow) or a type JSON has not
+    # got (a timestamp Arrow inferred): read per line.
+    return pa.nulls(size, _TEXT), _true(pc.is_valid(values))
+
+
+def _as_number(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """One key's values as the per-line rule reads them into a number column, and the rows it might not."""
     kind = values.type
     size = len(values)
     none = np.zeros(size, dtype=bool)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        objects = values.to_numpy(zero_copy_only=False)
-        if numeric:
-            return np.array([_number(v) for v in objects], dtype=np.float64), none
-        objects = objects.astype(object)
-        objects[objects == ""] = None
-        return objects, none
+        return np.array([_number(v) for v in values.to_pylist()], dtype=np.float64), none
     if pa.types.is_integer(kind):
-        if numeric:
-            return _floats(values), none
-        return pc.cast(values, pa.string()).to_numpy(zero_copy_only=False).astype(object), none
+        return _floats(values), none
     if pa.types.is_floating(kind):
-        if numeric:
-            floats = _floats(values)
-            floats[~np.isfinite(floats)] = np.nan
-            return floats, none
-        present = _true(pc.is_valid(values))
-        return np.full(size, None, dtype=object), present  # str(float) of a JSON int: read it per line
-    if (
-        pa.types.is_boolean(kind)
-        or pa.types.is_null(kind)
-        or pa.types.is_struct(kind)
-        or pa.types.is_list(kind)
-        or pa.types.is_large_list(kind)
-    ):
-        return (np.full(size, np.nan) if numeric else np.full(size, None, dtype=object)), none
-    present = _true(pc.is_valid(values))  # a type JSON has not got (a timestamp Arrow inferred)
-    return (np.full(size, np.nan) if numeric else np.full(size, None, dtype=object)), present
+        floats = _floats(values)
+        floats[~np.isfinite(floats)] = np.nan
+        return floats, none
+    if any(test(kind) for test in _PLAIN_TYPES):
+        return np.full(size, np.nan), none
+    return np.full(size, np.nan), _true(pc.is_valid(values))
 
 
 def _floats(values: pa.Array) -> np.ndarray:
@@ -216,9 +253,10 @@ def _number(value: Any) -> float:
     return math.nan if number is None else number
 
 
-def _upper(levels: np.ndarray) -> np.ndarray:
-    present = ~_missing(levels)
-    unique = {value: value.upper() for value in set(levels[present].tolist())}
-    result = levels.copy()
-    result[present] = [unique[value] for value in levels[present]]
-    return result
+def _upper(levels: pa.Array) -> pa.Array:
+    """Each level in capitals, by Python's str.upper (Arrow's differs on a few letters such as ß)."""
+    distinct = pc.unique(levels).drop_null()
+    if len(distinct) == 0:
+        return levels
+    upper = pa.array([value.upper() for value in distinct.to_pylist()], type=_TEXT)
+    return upper.take(pc.index_in(levels, value_set=distinct))

@@ -41,8 +41,9 @@ def _block_rows(block: jsonblock.Block, size: int) -> list[dict[str, object] | N
             continue
         fields: dict[str, object] = {}
         for name, values in block.text.items():
-            if values[index] is not None:
-                fields[name] = values[index]
+            value = values[index].as_py()
+            if value is not None:
+                fields[name] = value
         for name, numbers in block.numbers.items():
             if not math.isnan(numbers[index]):
                 fields[name] = float(numbers[index])
