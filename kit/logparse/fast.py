@@ -675,6 +675,22 @@ class _Parser:
 
     def _json(self, rows: Positions) -> None:
         """Whole-event JSON: Lambda's JSON format, an access-log line, or a JSON print."""
+        outside_lambda = ~self.lambda_group[rows]
+        if outside_lambda.any():
+            # Access-log lines (outside Lambda's groups) as one block; what it cannot be sure of, per line.
+            access_rows = rows[outside_lambda]
+            block = jsonblock.read_access_fields(_arrow(self.text.iloc[access_rows]))
+            read = ~block.one_by_one
+            read_rows = access_rows[read]
+            self.json_role[read_rows] = "access"
+            self.out.put_constant("kind", read_rows, "access")
+            for name, texts in block.text.items():
+                self.out.put(name, read_rows, texts.filter(pa.array(read)))
+            for name, numbers in block.numbers.items():
+                self.out.put(name, read_rows, numbers[read])
+            rows = np.sort(np.concatenate([rows[~outside_lambda], access_rows[~read]]))
+            if len(rows) == 0:
+                return
         documents = [p.decode_object(text) for text in self.text.iloc[rows]]
         roles = np.array([None if d is None else p.json_role(d) for d in documents], dtype=object)
         self.bad_json[rows[pd.isna(roles)]] = True

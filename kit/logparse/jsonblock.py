@@ -51,10 +51,26 @@ def _by_column(table: Mapping[str, tuple[str, int]]) -> dict[str, tuple[str, ...
     return {column: tuple(key for _, key in sorted(ranked)) for column, ranked in keys.items()}
 
 
-_APP: Final = _by_column(p.APP_KEYS)
-_CONTEXT: Final = _by_column(p.EVENT_CONTEXT_KEYS)
-COLUMNS: Final = tuple(_APP)
-"""The columns this module fills: those of :func:`kit.logparse.patterns.app_fields`."""
+@dataclass(frozen=True)
+class _Rules:
+    """How one kind of JSON line becomes columns, as its per-line function reads it."""
+
+    keys: dict[str, tuple[str, ...]]  # column -> keys, most preferred first
+    context: dict[str, tuple[str, ...]]  # the same for the keys of a requestContext object (none: empty)
+    inner_message: bool  # a "message" text may hold a JSON document of its own (read per line)
+    skip: str | None  # a text that means "no value" ("-" in access logs)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.keys)
+
+
+_APP_RULES: Final = _Rules(_by_column(p.APP_KEYS), _by_column(p.EVENT_CONTEXT_KEYS), True, None)
+_ACCESS_RULES: Final = _Rules(_by_column(p.ACCESS_FIELD_KEYS), {}, False, p.ACCESS_MISSING)
+COLUMNS: Final = _APP_RULES.columns
+"""The columns :func:`read_app_fields` fills: those of :func:`kit.logparse.patterns.app_fields`."""
+ACCESS_COLUMNS: Final = _ACCESS_RULES.columns
+"""The columns :func:`read_access_fields` fills: those of :func:`kit.logparse.patterns.access_fields`."""
 
 
 @dataclass
@@ -71,24 +87,37 @@ class Block:
     one_by_one: np.ndarray
 
 
-_TEXT_COLUMNS: Final = tuple(c for c in COLUMNS if c not in p.NUMERIC_FIELDS)
-_NUMBER_COLUMNS: Final = tuple(c for c in COLUMNS if c in p.NUMERIC_FIELDS)
 _TEXT: Final = pa.large_string()
 
 
 def read_app_fields(messages: pa.Array | Sequence[str]) -> Block:
     """The :func:`~kit.logparse.patterns.app_fields` columns of each message (each one JSON object text)."""
+    return _read_block(messages, _APP_RULES)
+
+
+def read_access_fields(messages: pa.Array | Sequence[str]) -> Block:
+    """The :func:`~kit.logparse.patterns.access_fields` columns of each whole-event JSON line that
+    :func:`~kit.logparse.patterns.json_role` certainly calls ``access``; every other row is one by one.
+
+    ``json_role`` asks whether keys are present, and Arrow reads an absent key and a null alike: a row is
+    certain only where no key it asks about is null.
+    """
+    return _read_block(messages, _ACCESS_RULES)
+
+
+def _read_block(messages: pa.Array | Sequence[str], rules: _Rules) -> Block:
     values = messages if isinstance(messages, pa.Array) else pa.array(list(messages), type=_TEXT)
     size = len(values)
+    text_columns = tuple(c for c in rules.columns if c not in p.NUMERIC_FIELDS)
     one_by_one = np.zeros(size, dtype=bool)
-    numbers = {column: np.full(size, np.nan) for column in _NUMBER_COLUMNS}
-    pieces: dict[str, list[tuple[int, pa.Array]]] = {column: [] for column in _TEXT_COLUMNS}
+    numbers = {column: np.full(size, np.nan) for column in rules.columns if column in p.NUMERIC_FIELDS}
+    pieces: dict[str, list[tuple[int, pa.Array]]] = {column: [] for column in text_columns}
     # A message with more after a line break is two lines to the reader: it reads more rows than messages,
     # or fails, and the halving below isolates it (each message starting with "{" gives a row or an error).
     # Halving a range gives ranges, so each readable piece is rows[start:stop].
     for rows, table in _tables(values, np.arange(size), one_by_one):
         start = int(rows[0]) if len(rows) else 0
-        text, piece_numbers, unsure = _read_piece(table)
+        text, piece_numbers, unsure = _read_piece(table, rules)
         one_by_one[rows[unsure]] = True
         for column, found in piece_numbers.items():
             found[unsure] = np.nan
@@ -96,7 +125,7 @@ def read_app_fields(messages: pa.Array | Sequence[str]) -> Block:
         blank = pa.array(unsure)
         for column, found in text.items():
             pieces[column].append((start, pc.if_else(blank, pa.scalar(None, _TEXT), found)))
-    return Block({column: _assemble(pieces[column], size) for column in _TEXT_COLUMNS}, numbers, one_by_one)
+    return Block({column: _assemble(pieces[column], size) for column in text_columns}, numbers, one_by_one)
 
 
 def _assemble(pieces: list[tuple[int, pa.Array]], size: int) -> pa.Array:
@@ -152,23 +181,27 @@ def _read(texts: pa.Array) -> pa.Table | None:
     return table if table.num_rows == len(texts) else None
 
 
-def _read_piece(table: pa.Table) -> tuple[dict[str, pa.Array], dict[str, np.ndarray], np.ndarray]:
+def _read_piece(
+    table: pa.Table, rules: _Rules
+) -> tuple[dict[str, pa.Array], dict[str, np.ndarray], np.ndarray]:
     """One table's text and number columns, and the rows the per-line rule must read instead."""
     size = table.num_rows
     fields = {name: table.column(name).combine_chunks() for name in table.column_names}
     unsure = np.zeros(size, dtype=bool)
     message = fields.get("message")
-    if message is not None and pa.types.is_string(message.type):
+    if rules.inner_message and message is not None and pa.types.is_string(message.type):
         unsure |= _true(pc.match_substring(message, "{"))
-    sources: list[tuple[dict[str, pa.Array], dict[str, tuple[str, ...]]]] = [(fields, _APP)]
+    if rules is _ACCESS_RULES:
+        unsure |= ~_certainly_access(fields, size)
+    sources: list[tuple[dict[str, pa.Array], dict[str, tuple[str, ...]]]] = [(fields, rules.keys)]
     context = fields.get("requestContext")
-    if context is not None and pa.types.is_struct(context.type):
+    if rules.context and context is not None and pa.types.is_struct(context.type):
         children = context.flatten()  # each child with the parent's nulls
         named = {context.type.field(i).name: child for i, child in enumerate(children)}
-        sources.append((named, _CONTEXT))
+        sources.append((named, rules.context))
     text: dict[str, pa.Array] = {}
     numbers: dict[str, np.ndarray] = {}
-    for column in COLUMNS:
+    for column in rules.columns:
         numeric = column in p.NUMERIC_FIELDS
         # The keys in order of preference, the message's own keys before its requestContext's: the first
         # one with a value wins.
@@ -184,7 +217,7 @@ def _read_piece(table: pa.Table) -> tuple[dict[str, pa.Array], dict[str, np.ndar
                     empty = np.isnan(found_numbers)
                     found_numbers[empty] = converted[empty]
                 else:
-                    texts, doubt = _as_text(values)
+                    texts, doubt = _as_text(values, rules.skip)
                     candidates.append(texts)
                 unsure |= doubt
         if numeric:
@@ -193,6 +226,29 @@ def _read_piece(table: pa.Table) -> tuple[dict[str, pa.Array], dict[str, np.ndar
         found = pc.coalesce(*candidates) if candidates else pa.nulls(size, _TEXT)
         text[column] = _upper(found) if column == "level" else found
     return text, numbers, unsure
+
+
+def _certainly_access(fields: dict[str, pa.Array], size: int) -> np.ndarray:
+    """Rows :func:`~kit.logparse.patterns.json_role` calls ``access`` whatever Arrow's nulls stand for.
+
+    ``json_role`` looks first for a ``type`` text starting ``platform.``, then for the presence of
+    ``log_level``, then of ``level``, then of any of :data:`~kit.logparse.patterns.ACCESS_KEYS`. Arrow reads a
+    key that is absent and a key that holds null alike (null), so: where ``log_level`` or ``level`` is a
+    column at all, no row is certain (present, the row is not access; null, it may or may not be); and a row
+    is certainly access only where one of the access keys holds a value.
+    """
+    if "log_level" in fields or "level" in fields:
+        return np.zeros(size, dtype=bool)
+    certain = np.zeros(size, dtype=bool)
+    for key in p.ACCESS_KEYS:
+        if key in fields:
+            certain |= _true(pc.is_valid(fields[key]))
+    record_type = fields.get("type")
+    if record_type is not None and (
+        pa.types.is_string(record_type.type) or pa.types.is_large_string(record_type.type)
+    ):
+        certain &= ~_true(pc.starts_with(record_type, "platform."))
+    return certain
 
 
 def _true(mask: pa.Array) -> np.ndarray:
@@ -209,13 +265,16 @@ _PLAIN_TYPES: Final = (
 """JSON values that are no text and no number to the per-line rule: true/false, null, objects, arrays."""
 
 
-def _as_text(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+def _as_text(values: pa.Array, skip: str | None) -> tuple[pa.Array, np.ndarray]:
     """One key's values as the per-line rule reads them into a text column, and the rows it might not."""
     kind = values.type
     size = len(values)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         texts = values.cast(_TEXT)
-        return pc.if_else(pc.equal(texts, ""), pa.scalar(None, _TEXT), texts), np.zeros(size, dtype=bool)
+        empty = pc.equal(texts, "")
+        if skip is not None:
+            empty = pc.or_(empty, pc.equal(texts, skip))
+        return pc.if_else(empty, pa.scalar(None, _TEXT), texts), np.zeros(size, dtype=bool)
     if pa.types.is_integer(kind):
         return pc.cast(values, _TEXT), np.zeros(size, dtype=bool)  # str(int), as Python writes it
     if any(test(kind) for test in _PLAIN_TYPES):

@@ -585,7 +585,7 @@ def error_document_fields(document: Mapping[str, Any]) -> dict[str, object]:
 
 
 ACCESS_MISSING: Final = "-"
-_ACCESS_KEYS: Final = _key_table(
+ACCESS_FIELD_KEYS: Final = _key_table(
     (
         ("apigw_request_id", ("requestId", "extendedRequestId")),
         ("connection_id", ("connectionId",)),
@@ -606,5 +606,5 @@ _ACCESS_KEYS: Final = _key_table(
 def access_fields(document: Mapping[str, Any]) -> dict[str, object]:
     """Columns of an access-log line (JSON of ``$context`` variables; ``-`` is how AWS writes a null)."""
     fields: dict[str, object] = {}
-    _read_keys(document, _ACCESS_KEYS, fields, skip=ACCESS_MISSING)
+    _read_keys(document, ACCESS_FIELD_KEYS, fields, skip=ACCESS_MISSING)
     return fields

@@ -131,3 +131,44 @@ def test_nothing_at_all() -> None:
     block = jsonblock.read_app_fields([])
     assert len(block.one_by_one) == 0
     assert set(block.text) | set(block.numbers) == set(jsonblock.COLUMNS)
+
+
+ACCESS = {
+    "requestId": "abc=",
+    "eventType": "CONNECT",
+    "connectionId": "L0SM9cOFvHcCIhw=",
+    "routeKey": "$connect",
+    "status": "200",
+    "integrationStatus": "-",
+    "error": "-",
+}
+
+ACCESS_CASES = {
+    "access lines": ([json.dumps(ACCESS), json.dumps(ACCESS | {"status": "403", "error": "Forbidden"})], []),
+    "'-' is no value": ([json.dumps(ACCESS | {"requestId": "-", "extendedRequestId": "ext="})], []),
+    "a level key makes no row certain": (
+        [json.dumps(ACCESS), json.dumps({"level": "INFO", "message": "x"})],
+        [0, 1],
+    ),
+    "an access key that is null may be absent or present": (
+        [json.dumps({"requestId": None, "eventType": None, "connectionId": None}), json.dumps(ACCESS)],
+        [0],
+    ),
+    "no access key at all is a plain JSON line": ([json.dumps({"hello": "world"}), json.dumps(ACCESS)], [0]),
+    "a platform record": (
+        [json.dumps({"type": "platform.start", "requestId": "r1"}), json.dumps(ACCESS | {"type": "x"})],
+        [0],
+    ),
+}
+
+
+@pytest.mark.parametrize(("messages", "handed_back"), ACCESS_CASES.values(), ids=ACCESS_CASES.keys())
+def test_access_lines_are_what_the_per_line_rule_gives(messages: list[str], handed_back: list[int]) -> None:
+    block = jsonblock.read_access_fields(messages)
+    rows = _block_rows(block, len(messages))
+    assert [index for index, row in enumerate(rows) if row is None] == handed_back
+    for message, row in zip(messages, rows, strict=True):
+        if row is not None:
+            document = p.decode_object(message)
+            assert document is not None and p.json_role(document) == "access"
+            assert row == p.access_fields(document), message
