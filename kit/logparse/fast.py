@@ -950,9 +950,8 @@ def parse(events: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     if len(frame) == 0:
         return empty_frame(LOG_COLUMNS)
     parser = _Parser(frame)
-    parser.categorise()
-    parser.resolve()
-    parser.scan()
-    parser.event_types()
-    parser.carry_request_ids()
+    stages = (parser.categorise, parser.resolve, parser.scan, parser.event_types, parser.carry_request_ids)
+    for stage in stages:
+        stage()
+        pa.default_memory_pool().release_unused()  # what a stage's Arrow copies held goes back at once
     return parser.result()
