@@ -888,6 +888,11 @@ class _Parser:
     # --- the frame ---------------------------------------------------------------------------------------
 
     def result(self) -> pd.DataFrame:
+        # The working arrays are let go before the frame is built: a parse is at its peak here.
+        gone = np.empty(0)
+        self.json_role = self.stream = self.evidence = self.bad_json = self.paren = gone
+        self.lambda_group = self.exec_group = self.other_group = gone
+        self.plain_json = []
         frame = self.frame
         columns: dict[str, Any] = {name: frame[name] for name in _RAW}
         columns["ts"] = _utc(frame["timestamp"])
