@@ -21,6 +21,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -264,15 +265,20 @@ def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 class _Haystack:
-    """Which texts contain a literal, found by ``bytes.find`` over the texts' one UTF-8 buffer.
+    """Which texts contain a literal, found by searching the texts' one UTF-8 buffer.
 
     A literal's UTF-8 bytes occur inside a text's bytes exactly when the literal occurs in the text (UTF-8
-    never starts a character inside another), so this is ``str.contains(literal, regex=False)``; it runs
-    at memory speed with one ``find`` per text that has the literal, not one call per text.
+    never starts a character inside another), so this is ``str.contains(literal, regex=False)``. A literal
+    that is rare (the usual case: an error wording) costs one pass at memory speed over the buffer and a
+    step per occurrence; one that is in many texts goes to Arrow's per-text search instead.
     """
+
+    FREQUENT = 0.05
+    """Occurrences per text beyond which Arrow's per-text search is cheaper than a step per occurrence."""
 
     def __init__(self, values: pa.Array) -> None:
         texts = values.cast(pa.large_string())
+        self.texts = texts
         self.size = len(texts)
         offsets = texts.buffers()[1]
         data = texts.buffers()[2]
@@ -293,9 +299,12 @@ class _Haystack:
             found[:] = bool(not needle)
             empty: np.ndarray = found & self.valid
             return empty
-        starts = np.fromiter(
-            (match.start() for match in re.finditer(re.escape(needle), self.blob)), dtype=np.int64
-        )
+        limit = int(self.FREQUENT * self.size) + 1
+        matches = re.finditer(re.escape(needle), self.blob)
+        first = [match.start() for match in itertools.islice(matches, limit)]
+        if len(first) == limit:  # frequent: Arrow's per-text search is cheaper than a step per occurrence
+            return _mask(pc.match_substring(self.texts, literal))
+        starts = np.array(first, dtype=np.int64)
         rows = np.searchsorted(self.ends, starts, side="right")
         inside = starts + len(needle) <= self.ends[np.minimum(rows, self.size - 1)]
         found[rows[inside]] = True

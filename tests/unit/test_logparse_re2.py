@@ -148,5 +148,10 @@ def test_the_haystack_finds_what_str_contains_finds(texts: list[str | None], lit
 
     values = pa.array(texts, type=pa.large_string())
     expected = [text is not None and literal in text for text in texts]
-    assert _Haystack(values).rows_with(literal).tolist() == expected
-    assert _Haystack(values.slice(1)).rows_with(literal).tolist() == expected[1:]
+    for frequent in (0.05, 1000.0):  # Arrow's per-text search, and the search of the whole buffer
+        haystack = _Haystack(values)
+        haystack.FREQUENT = frequent
+        assert haystack.rows_with(literal).tolist() == expected
+        sliced = _Haystack(values.slice(1))
+        sliced.FREQUENT = frequent
+        assert sliced.rows_with(literal).tolist() == expected[1:]
