@@ -240,14 +240,14 @@ _INIT_LABEL = "Init Duration: "
 
 CHUNK_ROWS = 1 << 17
 """Lines read at a time by the line-by-line passes: what Arrow copies for a pass (the subset of messages, the
-pieces a pattern captures) is at most this many rows' worth, then given back, so a million lines do not
-hold several copies of their text at once."""
+pieces a pattern captures) is at most this many rows' worth, and the next chunk reuses that memory, so a
+million lines do not hold several copies of their text at once. (The pool gives memory back to the system
+after each stage, not after each chunk: memory given back costs page faults when it is taken again.)"""
 
 
 def _in_chunks(rows: Positions, work: Callable[[Positions], None]) -> None:
     for start in range(0, len(rows), CHUNK_ROWS):
         work(rows[start : start + CHUNK_ROWS])
-        pa.default_memory_pool().release_unused()
 
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, list[Any]]:

@@ -164,11 +164,12 @@ REPORT_CORE: Final = re.compile(
 REPORT_TAIL: Final = re.compile("^" + _REPORT_TAIL, re.S)
 _DECIMAL: Final = r"[0-9]+(?:\.[0-9]+)?"
 REPORT_AS_LAMBDA_WRITES: Final = re.compile(
-    rf"^REPORT RequestId: [^\s]+\tDuration: {_DECIMAL} ms\tBilled Duration: {_DECIMAL} ms"
+    rf"^REPORT RequestId: [!-~]+\tDuration: {_DECIMAL} ms\tBilled Duration: {_DECIMAL} ms"
     rf"\tMemory Size: [0-9]+ MB\tMax Memory Used: [0-9]+ MB\t(?:Init Duration: {_DECIMAL} ms\t)?\n?$"
 )
-"""A REPORT exactly as Lambda writes it (every field followed by a tab; Init Duration on a cold start). It
-adds nothing to :data:`REPORT_CORE`: the vectorised parser reads lines of this shape by splitting at tabs,
+"""A REPORT exactly as Lambda writes it (every field followed by a tab; Init Duration on a cold start; a
+request id of printable ASCII, narrower than ``[^\\s]``, which a DFA checks faster). It adds nothing to
+:data:`REPORT_CORE`: the vectorised parser reads lines of this shape by splitting at tabs,
 which gives what ``REPORT_CORE`` and ``REPORT_TAIL`` give, and every other REPORT through those."""
 REPORT_TAIL_START: Final = re.compile(
     r"\s+(?:Init Duration|Restore Duration|Billed Restore Duration|Status|Error Type): "
@@ -260,8 +261,9 @@ BINARY: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
 
 EXEC_LINE: Final = re.compile(r"^\(([^)\s]+)\) ?(.*)", re.S)
 """``(<requestId>) <text>``."""
-EXEC_LINE_SPACED: Final = re.compile(r"^\([^)\s]+\) ")
-"""The usual :data:`EXEC_LINE`, a space after the id: id and text are the two sides of the first ``) ``."""
+EXEC_LINE_SPACED: Final = re.compile(r"^\([!-(*-~]+\) ")
+"""The usual :data:`EXEC_LINE` (an id of printable ASCII but ``)``, then a space): id and text are the two
+sides of the first ``) ``."""
 
 
 class ExecRule:
