@@ -1,10 +1,11 @@
-"""Application JSON lines read as one block by pyarrow's JSON reader, under the per-line rules.
+"""JSON lines read as one block by pyarrow's JSON reader, under the per-line rules.
 
 The handler writes one JSON object per event; in a busy log that is a fifth of the lines, and decoding
 them one at a time with :mod:`json` and walking their keys in Python was most of :func:`kit.logparse.parse`.
 Here the messages are joined into newline-delimited JSON and read by Arrow's C++ reader, then the columns
 :func:`kit.logparse.patterns.app_fields` would fill are taken whole from the table, key by key in the same
-order of preference.
+order of preference (:func:`read_app_fields`). Access-log lines go the same way under
+:func:`kit.logparse.patterns.access_fields`' rules (:func:`read_access_fields`).
 
 The per-line function stays the definition. A row is read here only where the block reading is known to
 give the same answer; every other row is handed back to be read one at a time:
@@ -16,6 +17,8 @@ give the same answer; every other row is handed back to be read one at a time:
   to a newline-delimited reader, so its block reads the wrong number of rows and is halved;
 * a row whose ``message`` value is text containing ``{`` (the per-line rule may read an inner JSON
   document there);
+* for access-log lines, a row :func:`~kit.logparse.patterns.json_role` might not call ``access`` (it asks
+  whether keys are present, and an Arrow null may be a key that is absent or one that holds null);
 * a row whose text column would come from a JSON number Arrow read as a double (``1`` in a column that
   also holds ``1.5`` is ``1.0`` to Arrow, ``"1"`` to the per-line rule), or from a type Arrow inferred
   that JSON does not have (timestamps, which Arrow infers from ISO-looking strings).
