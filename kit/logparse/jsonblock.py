@@ -72,8 +72,6 @@ _APP_RULES: Final = _Rules(_by_column(p.APP_KEYS), _by_column(p.EVENT_CONTEXT_KE
 _ACCESS_RULES: Final = _Rules(_by_column(p.ACCESS_FIELD_KEYS), {}, False, p.ACCESS_MISSING)
 COLUMNS: Final = _APP_RULES.columns
 """The columns :func:`read_app_fields` fills: those of :func:`kit.logparse.patterns.app_fields`."""
-ACCESS_COLUMNS: Final = _ACCESS_RULES.columns
-"""The columns :func:`read_access_fields` fills: those of :func:`kit.logparse.patterns.access_fields`."""
 
 
 @dataclass

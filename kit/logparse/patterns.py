@@ -200,11 +200,6 @@ PYTHON_LINE: Final = re.compile(
     r"^\[(TRACE|DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\]\t[^\t]*(?:\t([^\t]*)(?:\t(.*))?)?", re.S
 )
 """``[LEVEL]\\t<iso>Z\\t<request id>\\t<message>``: groups level, request id, message."""
-PYTHON_HEAD: Final = re.compile(
-    r"^\[(TRACE|DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\]\t[^\t]*\t([^\t]*)\t"
-)
-"""The part of a :data:`PYTHON_LINE` with all four fields before its message: level and request id; the
-message is the rest of the line."""
 JSON_START: Final = re.compile(r"\s*\{")
 
 UNCAUGHT: Final = re.compile(r"^\[ERROR\] ([A-Za-z_][A-Za-z0-9_.]*)(?::[ \t]?([^\r\n]*))?[ \t]*(?:[\r\n]|$)")
