@@ -28,7 +28,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kit import frames
-from kit.errors import AwsError, ConfigurationError
+from kit.errors import AwsError, ConfigurationError, error_facts
 from kit.target import (
     ACCESS_KEY_ID_KEYS,
     DEFAULT_TABLE,
@@ -292,11 +292,7 @@ class ApiAnswers:
 
 
 def _api_error(exc: Exception, operation: str, api_id: str, target: Target) -> AwsError:
-    code = (
-        str(exc.response.get("Error", {}).get("Code", "Unknown"))
-        if isinstance(exc, ClientError)
-        else type(exc).__name__
-    )
+    code = error_facts(exc)[0]
     hint = (
         f"check the API id (from the WebSocket URL) and that it lives in {target.region}"
         if code == "NotFoundException"
@@ -566,11 +562,7 @@ def fetch_tables(target: Target, regions: Iterable[str] | None = None) -> dict[s
             pages = regional.client("dynamodb").get_paginator("list_tables").paginate()
             found[region] = [str(name) for page in pages for name in page.get("TableNames", [])]
         except (ClientError, BotoCoreError) as exc:
-            code = (
-                str(exc.response.get("Error", {}).get("Code", "Unknown"))
-                if isinstance(exc, ClientError)
-                else type(exc).__name__
-            )
+            code = error_facts(exc)[0]
             raise AwsError(
                 f"DynamoDB ListTables in {region} failed with {code}; the kit's identity needs "
                 "dynamodb:ListTables (read-only) to say whether the app's table exists.",

@@ -200,7 +200,7 @@ def execution_role_of(target: Target, function_name: str) -> str:
     try:
         answer = target.client("lambda").get_function_configuration(FunctionName=function_name)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+        code = error_facts(exc)[0]
         raise AwsError(
             f"Lambda GetFunctionConfiguration for {function_name} in {target.region} failed with {code}; "
             "check the function name (the API's integrations name it) and the region.",
@@ -226,11 +226,7 @@ def account_id(target: Target) -> str:
     try:
         return str(target.client("sts").get_caller_identity()["Account"])
     except (ClientError, BotoCoreError) as exc:
-        code = (
-            str(exc.response.get("Error", {}).get("Code", "Unknown"))
-            if isinstance(exc, ClientError)
-            else type(exc).__name__
-        )
+        code = error_facts(exc)[0]
         raise AwsError(
             f"STS GetCallerIdentity for target {target.label} failed with {code}; the credentials are "
             "missing, expired or for another partition (run `aws sts get-caller-identity`).",
@@ -298,7 +294,7 @@ def simulate_checks(
                 )
             )
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+        code = error_facts(exc)[0]
         return Simulation(
             note=f"simulate_principal_policy failed with {code}; only the kit's verdict is shown."
         )

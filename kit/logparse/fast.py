@@ -536,9 +536,10 @@ class _Parser:
         cut lines through the all-optional ``REPORT``, slower, which keeps what is there."""
         self._mark(rows, "report")
         texts = self.text.iloc[rows]
-        as_written = _mask(pc.match_substring_regex(_arrow(texts), _REPORT_AS_LAMBDA_WRITES))
+        values = _arrow(texts)
+        as_written = _mask(pc.match_substring_regex(values, _REPORT_AS_LAMBDA_WRITES))
         if as_written.any():
-            self._report_as_written(rows[as_written], texts[as_written])
+            self._report_as_written(rows[as_written], values.filter(pa.array(as_written)))
             rows, texts = rows[~as_written], texts[~as_written]
             if len(rows) == 0:
                 return
@@ -557,14 +558,14 @@ class _Parser:
             _fill(self.out, cut_rows, found, p.REPORT_FIELDS)
             self.out.put_constant("parse_error", cut_rows, p.INCOMPLETE_REPORT)
 
-    def _report_as_written(self, rows: Positions, texts: pd.Series) -> None:
+    def _report_as_written(self, rows: Positions, texts: pa.Array) -> None:
         """REPORT lines of :data:`~kit.logparse.patterns.REPORT_AS_LAMBDA_WRITES`' shape, split at tabs.
 
         The shape fixes every field's place and wording, so each value is a slice of its field: what the
         capture groups of ``REPORT_CORE`` (and ``REPORT_TAIL`` for Init Duration) would hold, without a
         regex engine tracking groups through the line.
         """
-        fields = pc.split_pattern(_arrow(texts), "\t")
+        fields = pc.split_pattern(texts, "\t")
         request_ids = pc.utf8_slice_codeunits(pc.list_element(fields, 0), len("REPORT RequestId: "))
         self.out.put("request_id", rows, _strings(request_ids))
         for index, (column, label, unit) in enumerate(_REPORT_FIELDS_AS_WRITTEN, start=1):
@@ -762,9 +763,10 @@ class _Parser:
     def _exec(self, rows: Positions) -> None:
         texts = self.text.iloc[rows]
         # "(<id>) <text>", the usual shape, is split at its first ") "; anything else goes through EXEC_LINE.
-        spaced = _mask(pc.match_substring_regex(_arrow(texts), _EXEC_SPACED))
+        values = _arrow(texts)
+        spaced = _mask(pc.match_substring_regex(values, _EXEC_SPACED))
         if spaced.any():
-            parts = pc.split_pattern(_arrow(texts[spaced]), ") ", max_splits=1)
+            parts = pc.split_pattern(values.filter(pa.array(spaced)), ") ", max_splits=1)
             ids = pc.utf8_slice_codeunits(pc.list_element(parts, 0), 1)
             self._exec_lines(rows[spaced], _series(ids), _series(pc.list_element(parts, 1)))
         if not spaced.all():
