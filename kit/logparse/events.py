@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from kit.errors import ConfigurationError
 from kit.logparse.columns import RAW_EVENT_COLUMNS, conform, empty_frame
@@ -45,6 +46,12 @@ def _epoch_ms(value: Any, what: str, index: int) -> int | None:
     return int(value)
 
 
+EVENTS_CHUNK = 1 << 16
+"""Events turned into Arrow columns at a time by :func:`events_frame`: the Python objects of one chunk are all
+that is held as Python at once, so a million events never exist as a million Python strings, and what is
+freed after each chunk is reused by the next rather than left scattered across the interpreter's heap."""
+
+
 def events_frame(events: Iterable[Mapping[str, Any]], log_group: str | None = None) -> pd.DataFrame:
     """One row per event (:data:`RAW_EVENT_COLUMNS`), in the order given.
 
@@ -52,28 +59,53 @@ def events_frame(events: Iterable[Mapping[str, Any]], log_group: str | None = No
     ``eventId``; an event's own ``logGroupName`` wins over ``log_group``) or rows already in this frame's
     snake_case names. A missing key is a null; a message that is not text is an error.
     """
-    columns: dict[str, list[Any]] = {name: [] for name in RAW_EVENT_COLUMNS}
+    chunks: list[pd.DataFrame] = []
+    columns = _empty_columns()
     for index, event in enumerate(events):
-        if not isinstance(event, Mapping):
-            raise ConfigurationError(
-                f"Log event {index} is a {type(event).__name__}, "
-                "not an object with a message and a timestamp."
-            )
-        message = _first(event, _KEYS["message"])
-        if message is not None and not isinstance(message, str):
-            raise ConfigurationError(
-                f"Log event {index} has a message of type {type(message).__name__}; expected text."
-            )
-        group = _first(event, _KEYS["log_group"])
-        columns["log_group"].append(group if group is not None else log_group)
-        columns["log_stream"].append(_first(event, _KEYS["log_stream"]))
-        event_id = _first(event, _KEYS["event_id"])
-        columns["event_id"].append(None if event_id is None else str(event_id))
-        columns["timestamp"].append(_epoch_ms(_first(event, _KEYS["timestamp"]), "timestamp", index))
-        columns["ingestion_time"].append(
-            _epoch_ms(_first(event, _KEYS["ingestion_time"]), "ingestionTime", index)
+        _append(columns, event, index, log_group)
+        if len(columns["message"]) == EVENTS_CHUNK:
+            chunks.append(_chunk_frame(columns))
+            columns = _empty_columns()
+    if columns["message"] or not chunks:
+        chunks.append(_chunk_frame(columns))
+    if len(chunks) == 1:
+        return chunks[0]
+    frame = pd.concat(chunks, ignore_index=True)
+    chunks.clear()
+    # One Arrow chunk per column, as the parser reads a column's buffers whole.
+    whole = pd.DataFrame({name: _one_chunk(frame[name]) for name in RAW_EVENT_COLUMNS}, copy=False)
+    del frame
+    pa.default_memory_pool().release_unused()  # the chunks' memory goes back now, not when the pool decides
+    return whole
+
+
+def _empty_columns() -> dict[str, list[Any]]:
+    return {name: [] for name in RAW_EVENT_COLUMNS}
+
+
+def _append(columns: dict[str, list[Any]], event: object, index: int, log_group: str | None) -> None:
+    if not isinstance(event, Mapping):
+        raise ConfigurationError(
+            f"Log event {index} is a {type(event).__name__}, not an object with a message and a timestamp."
         )
-        columns["message"].append(message)
+    message = _first(event, _KEYS["message"])
+    if message is not None and not isinstance(message, str):
+        raise ConfigurationError(
+            f"Log event {index} has a message of type {type(message).__name__}; expected text."
+        )
+    group = _first(event, _KEYS["log_group"])
+    columns["log_group"].append(group if group is not None else log_group)
+    columns["log_stream"].append(_first(event, _KEYS["log_stream"]))
+    event_id = _first(event, _KEYS["event_id"])
+    columns["event_id"].append(None if event_id is None else str(event_id))
+    columns["timestamp"].append(_epoch_ms(_first(event, _KEYS["timestamp"]), "timestamp", index))
+    columns["ingestion_time"].append(
+        _epoch_ms(_first(event, _KEYS["ingestion_time"]), "ingestionTime", index)
+    )
+    columns["message"].append(message)
+
+
+def _chunk_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
     if not columns["message"]:
         return empty_frame(RAW_EVENT_COLUMNS)
     frame = pd.DataFrame(
@@ -85,6 +117,14 @@ def events_frame(events: Iterable[Mapping[str, Any]], log_group: str | None = No
         }
     )
     return conform(frame, RAW_EVENT_COLUMNS)
+
+
+def _one_chunk(column: pd.Series) -> pd.Series:
+    values = column.array
+    arrow = getattr(values, "_pa_array", None)
+    if isinstance(arrow, pa.ChunkedArray) and arrow.num_chunks > 1:
+        return pd.Series(pd.array(arrow.combine_chunks(), dtype=column.dtype), copy=False)
+    return column
 
 
 def read_export(json_text: str | bytes, log_group: str | None = None) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,10 @@ _TEXT_COLUMNS = tuple(
 _KIND = {name: code for code, name in enumerate(p.KINDS)}
 _SOURCE = {name: code for code, name in enumerate(p.SOURCES)}
 _UNSET = -1
+_ROLE = {
+    name: code for code, name in enumerate(("platform", "lambda_app", "lambda_error", "access", "plain"))
+}
+_NO_ROLE = -1
 _LAMBDA = _SOURCE["lambda"]
 _EXEC = _SOURCE["apigw_exec"]
 _ACCESS = _SOURCE["apigw_access"]
@@ -69,7 +73,8 @@ _STRING = pd.StringDtype("pyarrow")
 
 class _TextColumn:
     """A text column filled piece by piece, held as Arrow: the pieces put, and for each row where its
-    value is among them (-1: none yet). No Python str per value; nothing at all until the first put."""
+    value is among them (-1: none yet; 32 bits, as a frame has fewer than 2**31 rows). No Python str per
+    value; nothing at all until the first put."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -80,8 +85,14 @@ class _TextColumn:
     @property
     def where(self) -> np.ndarray:
         if self._where is None:
-            self._where = np.full(self.size, -1, dtype=np.int64)
+            self._where = np.full(self.size, -1, dtype=np.int32)
         return self._where
+
+    def missing_anywhere(self) -> np.ndarray:
+        """For every row, whether it has no value yet."""
+        if self._where is None:
+            return np.ones(self.size, dtype=bool)
+        return np.asarray(self._where < 0)
 
     def missing(self, positions: Positions) -> np.ndarray:
         if self._where is None:
@@ -94,7 +105,7 @@ class _TextColumn:
         if not keep.any():
             return
         piece = texts.filter(pa.array(keep))
-        self.where[positions[keep]] = np.arange(self.count, self.count + len(piece))
+        self.where[positions[keep]] = np.arange(self.count, self.count + len(piece), dtype=np.int32)
         self.pieces.append(piece)
         self.count += len(piece)
 
@@ -115,8 +126,9 @@ class _Columns:
     """The parsed columns being filled; a value, once set, is kept (the first reading wins)."""
 
     def __init__(self, size: int) -> None:
+        self.size = size
         self.text = {name: _TextColumn(size) for name in _TEXT_COLUMNS}
-        self.numbers = {name: np.full(size, np.nan) for name in _NUMBER_COLUMNS}
+        self.numbers: dict[str, np.ndarray | None] = dict.fromkeys(_NUMBER_COLUMNS)  # made at the first put
         self.kind = np.full(size, _UNSET, dtype=np.int8)
         self.source = np.full(size, _UNSET, dtype=np.int8)
 
@@ -124,9 +136,14 @@ class _Columns:
         if len(positions) == 0:
             return
         if column in self.numbers:
-            target = self.numbers[column]
             numbers = _as_float(values)
-            keep = np.isnan(target[positions]) & ~np.isnan(numbers)
+            found = ~np.isnan(numbers)
+            if not found.any():
+                return
+            target = self.numbers[column]
+            if target is None:
+                target = self.numbers[column] = np.full(self.size, np.nan)
+            keep = np.isnan(target[positions]) & found
             target[positions[keep]] = numbers[keep]
         elif column == "kind":
             self._put_code(self.kind, _KIND, positions, values)
@@ -154,7 +171,8 @@ class _Columns:
 
     def missing(self, column: str, positions: Positions) -> Positions:
         if column in self.numbers:
-            empty = np.isnan(self.numbers[column][positions])
+            target = self.numbers[column]
+            empty = np.ones(len(positions), dtype=bool) if target is None else np.isnan(target[positions])
         else:
             empty = self.text[column].missing(positions)
         return np.compress(empty, positions)
@@ -243,15 +261,37 @@ _INIT_LABEL = "Init Duration: "
 
 
 CHUNK_ROWS = 1 << 17
-"""Lines read at a time by the line-by-line passes: what Arrow copies for a pass (the subset of messages, the
-pieces a pattern captures) is at most this many rows' worth, and the next chunk reuses that memory, so a
-million lines do not hold several copies of their text at once. (The pool gives memory back to the system
-after each stage, not after each chunk: memory given back costs page faults when it is taken again.)"""
+CHUNK_BYTES = 1 << 24
+"""Lines read at a time by the line-by-line passes: at most :data:`CHUNK_ROWS` lines and :data:`CHUNK_BYTES`
+of their text (a single longer line is a chunk of its own). What Arrow copies for a pass (the subset of
+messages, the pieces a pattern captures) is at most that much, and the next chunk reuses that memory, so a
+million lines do not hold several copies of their text at once. (Arrow's take and filter can hold twice
+what they return while they build it.) The pool gives memory back to the system after each stage, not
+after each chunk: memory given back costs page faults when it is taken again."""
 
 
-def _in_chunks(rows: Positions, work: Callable[[Positions], None]) -> None:
-    for start in range(0, len(rows), CHUNK_ROWS):
-        work(rows[start : start + CHUNK_ROWS])
+def _chunks(rows: Positions, offsets: np.ndarray) -> Iterator[Positions]:
+    """``rows`` (ascending) a chunk at a time; ``offsets`` are the messages' UTF-8 offsets (n + 1)."""
+    if len(rows) == 0:
+        return
+    ends = np.cumsum(offsets[rows + 1] - offsets[rows])  # the text up to and with each row, in bytes
+    start = 0
+    while start < len(rows):
+        before = int(ends[start - 1]) if start else 0
+        stop = int(np.searchsorted(ends, before + CHUNK_BYTES, side="right"))
+        stop = min(max(stop, start + 1), start + CHUNK_ROWS)
+        yield rows[start:stop]
+        start = stop
+
+
+def _offsets(texts: pa.Array) -> np.ndarray:
+    """The UTF-8 offsets of a string array (n + 1 of them), as a view of its own buffer."""
+    width = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    buffer = texts.buffers()[1]
+    if buffer is None:  # no offsets buffer: every text is null
+        return np.zeros(len(texts) + 1, dtype=np.int64)
+    offsets = np.frombuffer(buffer, dtype=width)[texts.offset : texts.offset + len(texts) + 1]
+    return offsets.astype(np.int64, copy=False)
 
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
@@ -467,29 +507,30 @@ class _Parser:
         # Missing messages stay NA: every pass below treats NA as "no match", and the fallback as empty.
         self.text: pd.Series = frame["message"]
         self.messages = _arrow(self.text)
+        self.offsets = _offsets(self.messages)
         self.out = _Columns(self.size)
         self.kind = self.out.kind
         self.source = self.out.source
         self.evidence = np.zeros(self.size, dtype=bool)  # the line's own shape says Lambda
-        self.json_role = np.full(self.size, None, dtype=object)
+        self.json_role = np.full(self.size, _NO_ROLE, dtype=np.int8)  # codes of p.json_role's answers
         self.bad_json = np.zeros(self.size, dtype=bool)
         self.paren = np.zeros(self.size, dtype=bool)
         self.plain_json: list[tuple[Positions, list[dict[str, object]]]] = []
 
         group_codes, groups = _factorize(frame["log_group"])
-        sources = np.array([p.group_source(group) for group in groups] + [None], dtype=object)
-        group_source = sources[group_codes]
-        self.lambda_group = group_source == "lambda"
-        self.exec_group = group_source == "apigw_exec"
+        sources = [p.group_source(group) for group in groups] + [None]  # the last for a missing group
+        self.lambda_group = np.array([source == "lambda" for source in sources])[group_codes]
+        self.exec_group = np.array([source == "apigw_exec" for source in sources])[group_codes]
         self.other_group = ~(self.lambda_group | self.exec_group)
         stream_codes, _ = _factorize(frame["log_stream"])
         combined = group_codes.astype(np.int64) * (int(stream_codes.max(initial=0)) + 2) + stream_codes
-        self.stream = pd.factorize(combined)[0]
+        self.stream = pd.factorize(combined)[0].astype(np.int32)  # fewer streams than rows
 
     # --- categories of Lambda-shaped lines ---------------------------------------------------------------
 
     def categorise(self) -> None:
-        _in_chunks(np.flatnonzero(~self.exec_group), self._categorise)
+        for chunk in _chunks(np.flatnonzero(~self.exec_group), self.offsets):
+            self._categorise(chunk)
 
     def _categorise(self, positions: Positions) -> None:
         # The first bytes of the lines from the chunk's first row to its last: a slice costs no copy, and
@@ -696,7 +737,7 @@ class _Parser:
             block = jsonblock.read_access_fields(_arrow(self.text.iloc[access_rows]))
             read = ~block.one_by_one
             read_rows = access_rows[read]
-            self.json_role[read_rows] = "access"
+            self.json_role[read_rows] = _ROLE["access"]
             self.out.put_constant("kind", read_rows, "access")
             for name, texts in block.text.items():
                 self.out.put(name, read_rows, texts.filter(pa.array(read)))
@@ -706,9 +747,10 @@ class _Parser:
             if len(rows) == 0:
                 return
         documents = [p.decode_object(text) for text in self.text.iloc[rows]]
-        roles = np.array([None if d is None else p.json_role(d) for d in documents], dtype=object)
-        self.bad_json[rows[pd.isna(roles)]] = True
-        self.json_role[rows] = roles
+        roles = [None if d is None else p.json_role(d) for d in documents]
+        codes = np.array([_NO_ROLE if role is None else _ROLE[role] for role in roles], dtype=np.int8)
+        self.bad_json[rows[codes == _NO_ROLE]] = True
+        self.json_role[rows] = codes
         lambda_group = self.lambda_group[rows]
         by_role: dict[str, tuple[list[int], list[dict[str, object]]]] = {}
         for index, (document, found_role) in enumerate(zip(documents, roles, strict=True)):
@@ -749,10 +791,13 @@ class _Parser:
         source[self.lambda_group] = _LAMBDA
         source[self.exec_group] = _EXEC
         other = self.other_group
-        access = other & (self.json_role == "access")
+        access = other & (self.json_role == _ROLE["access"])
         source[access] = _ACCESS
         source[other & ~access & self.evidence] = _LAMBDA
-        _in_chunks(np.flatnonzero(self.exec_group | (other & self.paren & ~self.evidence)), self._exec)
+        for chunk in _chunks(
+            np.flatnonzero(self.exec_group | (other & self.paren & ~self.evidence)), self.offsets
+        ):
+            self._exec(chunk)
         source[(source == _UNSET) & stream_lambda] = _LAMBDA
         source[source == _UNSET] = _SOURCE["unknown"]
         for rows, records in self.plain_json:
@@ -812,7 +857,7 @@ class _Parser:
                 self.bad_json[unset],
                 is_lambda,
                 self.source[unset] == _EXEC,
-                self.json_role[unset] == "plain",
+                self.json_role[unset] == _ROLE["plain"],
             ],
             [p.EMPTY_MESSAGE, p.BINARY_MESSAGE, p.BAD_JSON, "", p.NO_EXEC_PREFIX, p.UNKNOWN_JSON],
             default=p.UNKNOWN_LINE,
@@ -823,7 +868,8 @@ class _Parser:
 
     def scan(self) -> None:
         wanted = (self.source == _LAMBDA) & ((self.kind == _KIND["app"]) | (self.kind == _KIND["error"]))
-        _in_chunks(np.flatnonzero(wanted), self._scan_lines)
+        for chunk in _chunks(np.flatnonzero(wanted), self.offsets):
+            self._scan_lines(chunk)
 
     def _scan_lines(self, rows: Positions) -> None:
         texts = self.text.iloc[rows]
@@ -868,12 +914,16 @@ class _Parser:
 
     def event_types(self) -> None:
         routes = self.out.text["route_key"]
-        rows = self.out.missing("event_type", np.flatnonzero(~routes.missing(np.arange(self.size))))
-        values = routes.values(rows)
-        types = np.where(
-            values == "$connect", "CONNECT", np.where(values == "$disconnect", "DISCONNECT", "MESSAGE")
+        rows = self.out.missing("event_type", np.flatnonzero(~routes.missing_anywhere()))
+        if len(rows) == 0:
+            return
+        values = routes.array(rows)
+        named = pc.if_else(
+            pc.equal(values, "$connect"),
+            "CONNECT",
+            pc.if_else(pc.equal(values, "$disconnect"), "DISCONNECT", "MESSAGE"),
         )
-        self.out.put("event_type", rows, types)
+        self.out.put("event_type", rows, named)
 
     def carry_request_ids(self) -> None:
         """Lambda lines without a request id take the one of the START before them in their stream.
@@ -886,16 +936,18 @@ class _Parser:
         kind = self.kind
         request_id = self.out.text["request_id"]
         # Markers are numbers: the index of a START among ``opens``, _CLOSED where a window closes.
-        marker = np.full(self.size, _NO_MARKER, dtype=np.int64)
+        marker = np.full(self.size, _NO_MARKER, dtype=np.int32)
         opens = np.flatnonzero(is_lambda & (kind == _KIND["start"]))
-        marker[opens] = np.arange(len(opens))
+        marker[opens] = np.arange(len(opens), dtype=np.int32)
         closes = (kind == _KIND["end"]) | (kind == _KIND["report"]) | (kind == _KIND["init_start"])
         marker[is_lambda & closes] = _CLOSED
         stamps = self.frame["timestamp"].to_numpy(dtype="float64", na_value=-1.0)
         order = np.lexsort((stamps, self.stream))
-        carried = np.empty(self.size, dtype=np.int64)
+        del stamps
+        carried = np.empty(self.size, dtype=np.int32)
         carried[order] = _ffill_within(marker[order], self.stream[order])
-        rows = np.flatnonzero(is_lambda & request_id.missing(np.arange(self.size)))
+        del order, marker
+        rows = np.flatnonzero(is_lambda & request_id.missing_anywhere())
         starts = carried[rows]
         inside = starts >= 0  # a START's id, which is no value where that START had none
         self.out.put("request_id", rows[inside], request_id.array(opens).take(pa.array(starts[inside])))
@@ -904,23 +956,30 @@ class _Parser:
 
     def result(self) -> pd.DataFrame:
         # The working arrays are let go before the frame is built: a parse is at its peak here.
-        gone = np.empty(0)
-        self.json_role = self.stream = self.evidence = self.bad_json = self.paren = gone
-        self.lambda_group = self.exec_group = self.other_group = gone
+        self.json_role = np.empty(0, dtype=np.int8)
+        self.stream = np.empty(0, dtype=np.int32)
+        gone = np.empty(0, dtype=bool)
+        self.evidence = self.bad_json = self.paren = self.lambda_group = self.exec_group = gone
+        self.other_group = gone
         self.plain_json = []
         frame = self.frame
         columns: dict[str, Any] = {name: frame[name] for name in _RAW}
+        # Each column's working copy is let go as soon as its frame column is made, so the two never all
+        # exist at once. Text first: what their working arrays free is then taken again by the number and
+        # time columns that follow, rather than by nothing.
+        nothing = pa.nulls(self.size, pa.large_string())  # shared by the columns no line gave a value
+        for name in list(self.out.text):
+            column = self.out.text.pop(name)
+            columns[name] = _strings(column.array() if column.count else nothing)
+            del column
+        pa.default_memory_pool().release_unused()  # the pieces the text columns were taken from
+        columns["kind"] = _decode(self.kind, p.KINDS)
+        columns["source"] = _decode(self.source, p.SOURCES)
+        for name in list(self.out.numbers):
+            columns[name] = _numbers(self.out.numbers.pop(name), LOG_COLUMNS[name], self.size)
         columns["ts"] = _utc(frame["timestamp"])
         columns["ingest_ts"] = _utc(frame["ingestion_time"])
         columns["lag_ms"] = (frame["ingestion_time"] - frame["timestamp"]).astype("Int64")
-        columns["kind"] = _decode(self.kind, p.KINDS)
-        columns["source"] = _decode(self.source, p.SOURCES)
-        # Each column's working copy is let go as soon as its frame column is made, so the two never all
-        # exist at once.
-        for name in list(self.out.text):
-            columns[name] = _strings(self.out.text.pop(name).array())
-        for name in list(self.out.numbers):
-            columns[name] = _numbers(self.out.numbers.pop(name), LOG_COLUMNS[name])
         return pd.DataFrame({name: columns[name] for name in LOG_COLUMNS}, copy=False)
 
 
@@ -938,7 +997,7 @@ def _ffill_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Forward-fill :data:`_NO_MARKER` in ``values`` without crossing a change of ``groups`` (rows sorted
     by group); a row before any marker in its group stays :data:`_NO_MARKER`."""
     size = len(values)
-    index = np.arange(size)
+    index = np.arange(size, dtype=np.int32 if size < 2**31 else np.int64)
     present = values != _NO_MARKER
     group_start = np.ones(size, dtype=bool)
     group_start[1:] = groups[1:] != groups[:-1]
@@ -952,12 +1011,26 @@ def _utc(millis: pd.Series) -> pd.Series:
     return pd.to_datetime(millis, unit="ms", utc=True).astype(UTC_TIME)
 
 
-def _numbers(values: np.ndarray, dtype: str) -> Any:
+def _numbers(values: np.ndarray | None, dtype: str, size: int) -> Any:
+    """A working number column (NaN: no value; None: no value in any row) as the frame's masked array.
+
+    The working array is consumed: its memory becomes the column's where the dtype allows.
+    """
+    if values is None:  # np.zeros takes pages the system has not handed out yet: nothing is written
+        zeros = np.zeros(size, dtype=np.int64 if dtype == "Int64" else np.float64)
+        everywhere = np.ones(size, dtype=bool)
+        if dtype == "Int64":
+            return pd.arrays.IntegerArray(zeros, everywhere)
+        return pd.arrays.FloatingArray(zeros, everywhere)
     missing = np.isnan(values)
     if dtype == "Int64":
-        missing = missing | ~(np.abs(np.nan_to_num(values)) < MAX_EXACT_INT)
-        return pd.arrays.IntegerArray(np.where(missing, 0, np.round(values)).astype(np.int64), missing)
-    return pd.arrays.FloatingArray(np.where(missing, 0.0, values), missing)
+        np.round(values, out=values)
+        with np.errstate(invalid="ignore"):
+            missing |= ~(np.abs(values) < MAX_EXACT_INT)  # NaN compares False: already missing
+        values[missing] = 0.0
+        return pd.arrays.IntegerArray(values.astype(np.int64), missing)
+    values[missing] = 0.0
+    return pd.arrays.FloatingArray(values, missing)
 
 
 def parse(events: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pytest
 
 from kit import logparse as lp
 from kit.errors import ConfigurationError
+from kit.logparse import events as events_module
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "logs"
 LAMBDA = "/aws/lambda/chatgenius-websocket"
@@ -54,6 +55,35 @@ def test_events_frame_empty() -> None:
     frame = lp.events_frame([])
     assert len(frame) == 0
     assert dict(frame.dtypes.astype(str)) == dict(lp.RAW_EVENT_COLUMNS)
+
+
+def test_events_frame_in_chunks_is_the_same_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = [
+        {
+            "logGroupName": LAMBDA if i % 3 else None,
+            "timestamp": i or None,
+            "message": f"line {i}",
+            "eventId": i,
+        }
+        for i in range(10)
+    ]
+    whole = lp.events_frame(events)
+    monkeypatch.setattr(events_module, "EVENTS_CHUNK", 3)
+    chunked = lp.events_frame(iter(events))  # consumed as it comes
+    pd.testing.assert_frame_equal(chunked, whole)
+    for name in lp.RAW_EVENT_COLUMNS:
+        arrow = getattr(chunked[name].array, "_pa_array", None)
+        assert arrow is None or arrow.num_chunks == 1, name  # the parser reads one buffer per column
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5])
+def test_events_frame_in_chunks_names_the_bad_event_by_its_place(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(events_module, "EVENTS_CHUNK", chunk)
+    events: list[Any] = [{"message": "m", "timestamp": 1}] * 6 + [{"message": 3}]
+    with pytest.raises(ConfigurationError, match=r"^Log event 6 has a message of type int"):
+        lp.events_frame(events)
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,12 @@ import json
 from typing import Any
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kit import logparse as lp
+from kit.logparse import fast as fast_parser
 
 GROUPS = [
     "/aws/lambda/chatgenius-websocket",
@@ -224,6 +226,17 @@ def test_vectorised_parser_agrees_with_the_reference(events: pd.DataFrame) -> No
     assert fast["event_id"].tolist() == events["event_id"].tolist()
     assert set(fast["kind"]) <= set(lp.KINDS)
     assert set(fast["source"]) <= set(lp.SOURCES)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_frames(), st.integers(1, 4), st.integers(1, 400))
+def test_chunk_boundaries_change_nothing(events: pd.DataFrame, rows: int, size: int) -> None:
+    """The line-by-line passes read a few lines (or bytes) at a time here: a chunk's edge is no line's edge."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast_parser, "CHUNK_ROWS", rows)
+        patch.setattr(fast_parser, "CHUNK_BYTES", size)
+        chunked = lp.parse(events)
+    pd.testing.assert_frame_equal(chunked, lp.parse_lines_slow(events))
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,0 +1,70 @@
+"""How the vectorised parser cuts its line-by-line passes into chunks, and builds number columns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from kit.logparse import fast
+
+
+def _offsets(lengths: list[int]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "rows", "max_rows", "max_bytes", "expected"),
+    [
+        pytest.param([5, 5, 5], [], 10, 100, [], id="no rows"),
+        pytest.param([5, 5, 5], [0, 1, 2], 10, 100, [[0, 1, 2]], id="all fit"),
+        pytest.param([5, 5, 5], [0, 1, 2], 2, 100, [[0, 1], [2]], id="row limit"),
+        pytest.param([5, 5, 5, 5], [0, 1, 2, 3], 10, 10, [[0, 1], [2, 3]], id="byte limit, exact"),
+        pytest.param([5, 5, 5], [0, 1, 2], 10, 9, [[0], [1], [2]], id="byte limit below two lines"),
+        pytest.param([50, 1, 1], [0, 1, 2], 10, 10, [[0], [1, 2]], id="a long line is a chunk alone"),
+        pytest.param([1, 50, 1], [0, 1, 2], 10, 10, [[0], [1], [2]], id="a long line in the middle"),
+        pytest.param([0, 0, 0], [0, 1, 2], 2, 10, [[0, 1], [2]], id="empty or null texts"),
+        pytest.param([9, 100, 9, 100, 9], [0, 2, 4], 10, 20, [[0, 2], [4]], id="rows left out weigh nothing"),
+    ],
+)
+def test_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+    lengths: list[int],
+    rows: list[int],
+    max_rows: int,
+    max_bytes: int,
+    expected: list[list[int]],
+) -> None:
+    monkeypatch.setattr(fast, "CHUNK_ROWS", max_rows)
+    monkeypatch.setattr(fast, "CHUNK_BYTES", max_bytes)
+    chunks = list(fast._chunks(np.array(rows, dtype=np.int64), _offsets(lengths)))
+    assert [chunk.tolist() for chunk in chunks] == expected
+
+
+@pytest.mark.parametrize("texts", [["ab", None, "c\u00e9"], [None, None], []])
+@pytest.mark.parametrize("large", [True, False])
+def test_offsets_are_the_arrays_own(texts: list[str | None], large: bool) -> None:
+    values = pa.array([*texts, "tail"], type=pa.large_string() if large else pa.string()).slice(0, len(texts))
+    offsets = fast._offsets(values)
+    lengths = [len((text or "").encode()) for text in texts]
+    assert np.diff(offsets).tolist() == lengths
+    assert offsets.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype", "expected"),
+    [
+        pytest.param(None, "Float64", [None, None, None], id="no value at all"),
+        pytest.param(None, "Int64", [None, None, None], id="no value at all, integers"),
+        pytest.param(np.array([1.5, np.nan, 2.0]), "Float64", [1.5, None, 2.0], id="floats"),
+        pytest.param(np.array([1.4, np.nan, 2.6]), "Int64", [1, None, 3], id="integers rounded"),
+        pytest.param(
+            np.array([2.0**60, np.inf, -1.0]), "Int64", [None, None, -1], id="beyond exact integers"
+        ),
+    ],
+)
+def test_number_columns(values: np.ndarray | None, dtype: str, expected: list[object]) -> None:
+    column = fast._numbers(None if values is None else values.copy(), dtype, 3)
+    assert str(column.dtype) == dtype
+    assert [None if value is pd.NA else value for value in column.tolist()] == expected
