@@ -25,7 +25,6 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -312,12 +311,14 @@ class _Haystack:
     """Which texts contain a literal, found by searching the texts' one UTF-8 buffer.
 
     A literal's UTF-8 bytes occur inside a text's bytes exactly when the literal occurs in the text (UTF-8
-    never starts a character inside another), so this is ``str.contains(literal, regex=False)``. A literal
-    that is rare (the usual case: an error wording) costs one pass at memory speed over the buffer and a
-    step per occurrence; one that is in many texts goes to Arrow's per-text search instead.
+    never starts a character inside another), so this is ``str.contains(literal, regex=False)``. The buffer
+    is copied once into ``bytes``, whose ``find`` skips ahead by the literal's length where it can: a rare
+    literal (the usual case: an error wording) costs one pass over the buffer, faster than copying it, and
+    a step per occurrence. Every occurrence is found, overlapping ones too; those that run from one text
+    into the next are no text's. A literal found in very many places goes to Arrow's per-text search.
     """
 
-    FREQUENT = 0.05
+    FREQUENT = 2.0
     """Occurrences per text beyond which Arrow's per-text search is cheaper than a step per occurrence."""
 
     def __init__(self, values: pa.Array) -> None:
@@ -327,13 +328,10 @@ class _Haystack:
         offsets = texts.buffers()[1]
         data = texts.buffers()[2]
         bounds = np.frombuffer(offsets, dtype=np.int64)[texts.offset : texts.offset + self.size + 1]
-        self.base = int(bounds[0]) if self.size else 0
-        self.ends = bounds[1:] - self.base  # where each text ends in ``blob``
+        base = int(bounds[0]) if self.size else 0
+        self.ends = bounds[1:] - base  # where each text ends in ``blob``
         stop = int(bounds[-1]) if self.size else 0
-        # A view of the texts' own buffer (no copy): re searches it in place.
-        self.blob = (
-            memoryview(data.slice(self.base, stop - self.base)) if data is not None else memoryview(b"")
-        )
+        self.blob = data.slice(base, stop - base).to_pybytes() if data is not None else b""
         self.valid = _mask(pc.is_valid(texts))
 
     def rows_with(self, literal: str) -> np.ndarray:
@@ -344,21 +342,20 @@ class _Haystack:
             empty: np.ndarray = found & self.valid
             return empty
         limit = int(self.FREQUENT * self.size) + 1
-        matches = re.finditer(re.escape(needle), self.blob)
-        first = [match.start() for match in itertools.islice(matches, limit)]
-        if len(first) == limit:  # frequent: Arrow's per-text search is cheaper than a step per occurrence
-            return _mask(pc.match_substring(self.texts, literal))
-        starts = np.array(first, dtype=np.int64)
-        rows = np.searchsorted(self.ends, starts, side="right")
-        inside = starts + len(needle) <= self.ends[np.minimum(rows, self.size - 1)]
+        find = self.blob.find
+        starts: list[int] = []
+        at = find(needle)
+        while at >= 0:
+            starts.append(at)
+            if len(starts) == limit:  # Arrow's per-text search is cheaper than a step per occurrence
+                return _mask(pc.match_substring(self.texts, literal))
+            at = find(needle, at + 1)
+        if not starts:
+            return found
+        places = np.array(starts, dtype=np.int64)
+        rows = np.searchsorted(self.ends, places, side="right")  # < size: every place is inside the blob
+        inside = places + len(needle) <= self.ends[rows]
         found[rows[inside]] = True
-        # finditer skips occurrences that overlap one it found; one found running on into the next text
-        # may hide one that starts in that text, so those few places are looked at byte by byte.
-        for start, row in zip(starts[~inside].tolist(), rows[~inside].tolist(), strict=True):
-            for candidate in range(int(self.ends[row]), start + len(needle)):
-                if self.blob[candidate : candidate + len(needle)] == needle:
-                    hit = int(np.searchsorted(self.ends, candidate, side="right"))
-                    found[hit] |= candidate + len(needle) <= self.ends[hit]
         result: np.ndarray = found & self.valid
         return result
 
@@ -367,6 +364,17 @@ class _Haystack:
         for literal in literals:
             found |= self.rows_with(literal)
         return found
+
+
+def _json_start(values: pa.Array) -> np.ndarray:
+    """Which texts :data:`~kit.logparse.patterns.JSON_START` matches: those starting ``{`` are found by a
+    one-byte comparison, and only the rest (whitespace first, or no JSON) go through the pattern."""
+    braced = _mask(pc.starts_with(values, "{"))
+    if braced.all():
+        return braced
+    others = np.flatnonzero(~braced)
+    braced[others] = _mask(pc.match_substring_regex(values.take(pa.array(others)), _JSON_START))
+    return braced
 
 
 def _floats(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -651,7 +659,7 @@ class _Parser:
     def _message_json(self, rows: Positions, messages: pd.Series) -> None:
         """App fields from a line's message part when it is a JSON object (the handler's log line)."""
         values = _arrow(messages)
-        is_json = _mask(pc.match_substring_regex(values, _JSON_START))
+        is_json = _json_start(values)
         json_rows = rows[is_json]
         block = jsonblock.read_app_fields(values if is_json.all() else values.filter(pa.array(is_json)))
         whole = ~block.one_by_one
