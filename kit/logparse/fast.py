@@ -423,23 +423,35 @@ _CHAR_AT = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"))
 _MAX_FRACTION = 9
 
 
-def _prefix_bytes(values: pa.Array) -> np.ndarray:
-    """The first :data:`PREFIX_WINDOW` bytes (UTF-8) of each text as a (rows, window) uint8 matrix, 0-padded.
+def _prefix_bytes(values: pa.Array, rows: Positions) -> np.ndarray:
+    """The first :data:`PREFIX_WINDOW` bytes (UTF-8) of the texts at ``rows`` as a (rows, window) uint8
+    matrix, 0-padded; a null text is all 0.
 
-    Three Arrow kernels and no Python string; every prefix test after it is an array comparison. Bytes
-    stand in for characters because every token and the ISO time are ASCII: up to the first non-ASCII
-    character, byte and character positions agree, and a byte of a multi-byte character (0x80 and up)
-    equals no ASCII token byte.
+    Read straight from the texts' buffer (each row a window of it: one copy of ``window`` bytes per row, no
+    Python string); every prefix test after it is an array comparison. Bytes stand in for characters
+    because every token and the ISO time are ASCII: up to the first non-ASCII character, byte and character
+    positions agree, and a byte of a multi-byte character (0x80 and up) equals no ASCII token byte.
     """
     window = p.PREFIX_WINDOW
-    head = pc.binary_slice(values.cast(pa.large_binary()), 0, window).fill_null(b"")
-    padding = pa.scalar(b"\0" * window, pa.large_binary())
-    padded = pc.binary_join_element_wise(head, padding, pa.scalar(b"", pa.large_binary()))
-    fixed = pc.binary_slice(padded, 0, window).cast(pa.binary(window))
-    data = fixed.buffers()[1]
-    assert data is not None  # a fixed-size binary array always has its data buffer
-    matrix = np.frombuffer(data, dtype=np.uint8, count=len(fixed) * window, offset=fixed.offset * window)
-    return matrix.reshape(len(fixed), window)
+    texts = values.cast(pa.large_string())
+    offsets = _offsets(texts)
+    starts = offsets[rows]
+    lengths = np.minimum(offsets[rows + 1] - starts, window)
+    if texts.null_count:
+        lengths[~_mask(pc.is_valid(texts))[rows]] = 0
+    matrix = np.zeros((len(rows), window), dtype=np.uint8)
+    buffer = texts.buffers()[2]
+    data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, dtype=np.uint8)
+    usable = starts <= len(data) - window  # a whole window of the buffer starts here
+    if usable.any():
+        matrix[usable] = np.lib.stride_tricks.sliding_window_view(data, window)[starts[usable]]
+    for row in np.flatnonzero(~usable & (lengths > 0)).tolist():  # the last few texts of the buffer
+        matrix[row, : lengths[row]] = data[starts[row] : starts[row] + lengths[row]]
+    short = np.flatnonzero(lengths < window)  # what the window took beyond the text is not the text's
+    if len(short):
+        beyond = np.arange(window) >= lengths[short, None]
+        matrix[short] = np.where(beyond, 0, matrix[short])
+    return matrix
 
 
 def _is_digit(codes: np.ndarray) -> np.ndarray:
@@ -481,13 +493,19 @@ def _tokens_by_first_char() -> dict[int, list[tuple[str, np.ndarray]]]:
 _TOKENS_BY_FIRST_CHAR = _tokens_by_first_char()
 
 
+_CATEGORIES = tuple(dict.fromkeys(p.PREFIX_CATEGORY.values()))
+_CATEGORY = {name: code for code, name in enumerate(_CATEGORIES)}
+_NO_CATEGORY = -1
+
+
 def _prefix_categories(codes: np.ndarray) -> np.ndarray:
     """What :data:`~kit.logparse.patterns.LINE_PREFIX` and ``PREFIX_CATEGORY`` give, for all lines at once
-    (``codes``: their :func:`_prefix_bytes`)."""
-    categories = np.full(len(codes), None, dtype=object)
+    (``codes``: their :func:`_prefix_bytes`), as the index of the category in :data:`_CATEGORIES`
+    (:data:`_NO_CATEGORY` for none)."""
+    categories = np.full(len(codes), _NO_CATEGORY, dtype=np.int8)
     separator = _iso_separator(codes)
-    categories[separator == _TAB] = p.PREFIX_CATEGORY["\t"]
-    categories[separator == _SPACE] = p.PREFIX_CATEGORY[" "]
+    categories[separator == _TAB] = _CATEGORY[p.PREFIX_CATEGORY["\t"]]
+    categories[separator == _SPACE] = _CATEGORY[p.PREFIX_CATEGORY[" "]]
     undecided = separator == 0
     first = codes[:, 0]
     for first_char, tokens in _TOKENS_BY_FIRST_CHAR.items():
@@ -496,7 +514,7 @@ def _prefix_categories(codes: np.ndarray) -> np.ndarray:
             if len(rows) == 0:
                 break
             hit = (codes[rows, : len(token)] == expected).all(axis=1)
-            categories[rows[hit]] = p.PREFIX_CATEGORY[token]
+            categories[rows[hit]] = _CATEGORY[p.PREFIX_CATEGORY[token]]
             rows = rows[~hit]
     return categories
 
@@ -541,12 +559,7 @@ class _Parser:
             self._categorise(chunk)
 
     def _categorise(self, positions: Positions) -> None:
-        # The first bytes of the lines from the chunk's first row to its last: a slice costs no copy, and
-        # only those bytes are copied, never the lines.
-        first, last = int(positions[0]), int(positions[-1])
-        prefix = _prefix_bytes(self.messages.slice(first, last - first + 1))
-        categories = _prefix_categories(prefix[positions - first])
-        codes, names = pd.factorize(categories)
+        categories = _prefix_categories(_prefix_bytes(self.messages, positions))
         handlers: Mapping[str, Callable[[Positions], None]] = {
             "start": lambda rows: self._start_end(rows, "start"),
             "end": lambda rows: self._start_end(rows, "end"),
@@ -562,8 +575,10 @@ class _Parser:
             "runtime_type": self._runtime_type,
             "json": self._json,
         }
-        for code, name in enumerate(names):
-            rows = positions[codes == code]
+        for code in np.unique(categories).tolist():
+            if code == _NO_CATEGORY:
+                continue
+            rows, name = positions[categories == code], _CATEGORIES[code]
             if name == "paren":
                 self.paren[rows] = True
             elif name in handlers:

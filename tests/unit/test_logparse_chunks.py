@@ -1,4 +1,4 @@
-"""How the vectorised parser cuts its line-by-line passes into chunks, and builds number columns."""
+"""The vectorised parser's building blocks: chunks of lines, line prefixes, number columns."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kit.logparse import fast
+from kit.logparse import fast, patterns
 
 
 def _offsets(lengths: list[int]) -> np.ndarray:
@@ -68,3 +70,22 @@ def test_number_columns(values: np.ndarray | None, dtype: str, expected: list[ob
     column = fast._numbers(None if values is None else values.copy(), dtype, 3)
     assert str(column.dtype) == dtype
     assert [None if value is pd.NA else value for value in column.tolist()] == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.none() | st.text(alphabet="aZ0 \t\u00e9\U0001f600", max_size=40), max_size=12),
+    st.integers(0, 3),
+    st.data(),
+)
+def test_prefix_bytes_are_each_texts_first_bytes(
+    texts: list[str | None], cut: int, data: st.DataObject
+) -> None:
+    values = pa.array(texts, type=pa.large_string()).slice(min(cut, len(texts)))
+    kept = texts[min(cut, len(texts)) :]
+    rows = sorted(data.draw(st.sets(st.integers(0, max(len(kept) - 1, 0)), max_size=len(kept))))
+    rows = [row for row in rows if row < len(kept)]
+    matrix = fast._prefix_bytes(values, np.array(rows, dtype=np.int64))
+    window = patterns.PREFIX_WINDOW
+    expected = [((kept[row] or "").encode()[:window]).ljust(window, b"\0") for row in rows]
+    assert [bytes(line) for line in matrix] == expected
