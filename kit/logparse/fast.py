@@ -293,6 +293,62 @@ def _offsets(texts: pa.Array) -> np.ndarray:
     return offsets.astype(np.int64, copy=False)
 
 
+def _nth_bytes(data: np.ndarray, starts: np.ndarray, stops: np.ndarray, byte: int, count: int) -> np.ndarray:
+    """The places of the first ``count`` occurrences of ``byte`` in ``data[start:stop]``, one row per range
+    (ranges ascending and not overlapping), -1 where a range has fewer."""
+    found = np.full((len(starts), count), -1, dtype=np.int64)
+    if len(starts) == 0:
+        return found
+    base = int(starts[0])
+    places = np.flatnonzero(data[base : int(stops.max())] == byte) + base
+    first = np.searchsorted(places, starts)
+    for nth in range(count):
+        at = first + nth
+        inside = at < len(places)
+        place = np.where(inside, places[np.minimum(at, len(places) - 1)], -1)
+        found[:, nth] = np.where(inside & (place < stops), place, -1)
+    return found
+
+
+def _bytes_at(data: np.ndarray, places: np.ndarray, width: int, lengths: np.ndarray) -> np.ndarray:
+    """``data[place : place + min(width, length)]`` for each place, 0-padded to ``width`` columns."""
+    matrix = np.zeros((len(places), width), dtype=np.uint8)
+    for column in range(width):
+        rows = np.flatnonzero(lengths > column)
+        if len(rows) == 0:
+            break
+        matrix[rows, column] = data[places[rows] + column]
+    return matrix
+
+
+_VIEW_LIMIT = 2**31 - 1  # a string view's offset into its buffer is a signed 32-bit number
+
+
+def _gather(buffer: pa.Buffer, data: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> pa.Array | None:
+    """The UTF-8 texts ``buffer[start:stop]`` as one ``large_string`` array, in one copy.
+
+    The ranges become a ``string_view`` array over ``buffer`` (no copy) that Arrow then casts; ``data`` is
+    ``buffer`` as bytes. Each range must hold whole UTF-8 characters. None where the buffer is beyond what a
+    view can reach, or this Arrow cannot cast views: the caller reads those rows another way.
+    """
+    if len(data) > _VIEW_LIMIT:
+        return None
+    lengths = (stops - starts).astype(np.int32)
+    views = np.zeros((len(starts), 16), dtype=np.uint8)  # Arrow's view layout, little-endian
+    views.view(np.int32)[:, 0] = lengths
+    inline = lengths <= 12  # short texts live in the view itself, the rest point into the buffer
+    if inline.any():
+        views[inline, 4:16] = _bytes_at(data, starts[inline], 12, lengths[inline])
+    if not inline.all():
+        views[~inline, 4:8] = _bytes_at(data, starts[~inline], 4, lengths[~inline])
+        views.view(np.int32)[~inline, 3] = starts[~inline]  # buffer index (column 2) stays 0
+    try:
+        array = pa.Array.from_buffers(pa.string_view(), len(starts), [None, pa.py_buffer(views), buffer])
+        return array.cast(pa.large_string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
 def _factorize(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
     """Codes (-1 for NA) and the distinct values, by Arrow's dictionary encoding: no Python str per row."""
     encoded = pc.dictionary_encode(_arrow(values))
@@ -648,8 +704,15 @@ class _Parser:
 
     def _python(self, rows: Positions) -> None:
         """:data:`~kit.logparse.patterns.PYTHON_LINE`, read by splitting at the first three tabs where a line
-        has them (the category says it starts ``[LEVEL]\\t``); a cut line goes through the pattern."""
+        has them (the category says it starts ``[LEVEL]\\t``); a cut line goes through the pattern.
+
+        Where the three tabs are near the start, as the runtime writes them (a time, then a request id),
+        they are found in the lines' buffer and the parts copied out of it once (:func:`_gather`).
+        """
         self._mark(rows, "app")
+        rows = self._python_as_written(rows)
+        if len(rows) == 0:
+            return
         texts = self.text.iloc[rows]
         parts = pc.split_pattern(_arrow(texts), "\t", max_splits=3)
         whole = _mask(pc.equal(pc.list_value_length(parts), 4))
@@ -662,8 +725,7 @@ class _Parser:
             )
             request_ids = pd.Series(_strings(pc.list_element(parts, 2)), dtype=_STRING)
             self.out.put("request_id", whole_rows, _null_request_ids(request_ids))
-            messages = pd.Series(_strings(pc.list_element(parts, 3)), index=texts.index[whole], dtype=_STRING)
-            self._message_json(whole_rows, messages)
+            self._message_json(whole_rows, pc.list_element(parts, 3))
         if not whole.all():
             cut_rows = rows[~whole]
             found = _extract(texts[~whole], p.PYTHON_LINE)
@@ -671,9 +733,35 @@ class _Parser:
             self.out.put("request_id", cut_rows, _null_request_ids(found[1]))
             self.out.put_constant("parse_error", cut_rows, p.INCOMPLETE_PYTHON_LINE)
 
-    def _message_json(self, rows: Positions, messages: pd.Series) -> None:
+    def _python_as_written(self, rows: Positions) -> Positions:
+        """Read the lines whose first three tabs are within reach of their start; the rest are returned."""
+        buffer = self.messages.buffers()[2]
+        if buffer is None:
+            return rows
+        data = np.frombuffer(buffer, dtype=np.uint8)
+        starts, stops = self.offsets[rows], self.offsets[rows + 1]
+        tabs = _nth_bytes(data, starts, stops, _TAB, 3)
+        level_end, time_end, id_end = tabs[:, 0], tabs[:, 1], tabs[:, 2]
+        near = id_end >= 0
+        if not near.any():
+            return rows
+        parts = [
+            _gather(buffer, data, first[near], last[near])
+            for first, last in ((starts + 1, level_end - 1), (time_end + 1, id_end), (id_end + 1, stops))
+        ]
+        if any(part is None for part in parts):
+            return rows
+        levels, request_ids, messages = parts
+        assert levels is not None and request_ids is not None and messages is not None
+        read = rows[near]
+        self.out.put("level", read, levels)
+        self.out.put("request_id", read, _null_request_ids(_series(request_ids)))
+        self._message_json(read, messages)
+        return rows[~near]
+
+    def _message_json(self, rows: Positions, values: pa.Array) -> None:
         """App fields from a line's message part when it is a JSON object (the handler's log line)."""
-        values = _arrow(messages)
+        values = values.cast(pa.large_string())
         is_json = _json_start(values)
         json_rows = rows[is_json]
         block = jsonblock.read_app_fields(values if is_json.all() else values.filter(pa.array(is_json)))
@@ -684,7 +772,7 @@ class _Parser:
         for name, numbers in block.numbers.items():
             self.out.put(name, read_rows, numbers[whole])
         records = []
-        for message in messages[is_json][block.one_by_one]:
+        for message in values.filter(pa.array(is_json)).filter(pa.array(block.one_by_one)).to_pylist():
             document = p.decode_object(message)
             records.append(p.app_fields(document) if document is not None else {})
         self.out.put_records(json_rows[block.one_by_one], records)
@@ -720,7 +808,7 @@ class _Parser:
             else:
                 records.append({"error_message": rest.splitlines()[0] if rest.strip() else None})
         self.out.put_records(error_rows, records)
-        self._message_json(rows[~is_error], found[3][~is_error])
+        self._message_json(rows[~is_error], _arrow(found[3][~is_error]))
 
     def _timeout(self, rows: Positions) -> None:
         found = _extract(self.text.iloc[rows], p.TIMEOUT)

@@ -123,9 +123,10 @@ def _read_block(messages: pa.Array | Sequence[str], rules: _Rules) -> Block:
         for column, found in piece_numbers.items():
             found[unsure] = np.nan
             numbers[column][rows] = found
-        blank = pa.array(unsure)
+        blank = pa.array(unsure) if unsure.any() else None
         for column, found in text.items():
-            pieces[column].append((start, pc.if_else(blank, pa.scalar(None, _TEXT), found)))
+            kept = found if blank is None else pc.if_else(blank, pa.scalar(None, _TEXT), found)
+            pieces[column].append((start, kept))
     return Block({column: _assemble(pieces[column], size) for column in text_columns}, numbers, one_by_one)
 
 
@@ -224,7 +225,10 @@ def _read_piece(
         if numeric:
             numbers[column] = found_numbers
             continue
-        found = pc.coalesce(*candidates) if candidates else pa.nulls(size, _TEXT)
+        if len(candidates) > 1:
+            found = pc.coalesce(*candidates)
+        else:
+            found = candidates[0] if candidates else pa.nulls(size, _TEXT)
         text[column] = _upper(found) if column == "level" else found
     return text, numbers, unsure
 
@@ -275,7 +279,9 @@ def _as_text(values: pa.Array, skip: str | None) -> tuple[pa.Array, np.ndarray]:
         empty = pc.equal(texts, "")
         if skip is not None:
             empty = pc.or_(empty, pc.equal(texts, skip))
-        return pc.if_else(empty, pa.scalar(None, _TEXT), texts), np.zeros(size, dtype=bool)
+        if pc.any(empty).as_py():
+            texts = pc.if_else(empty, pa.scalar(None, _TEXT), texts)
+        return texts, np.zeros(size, dtype=bool)
     if pa.types.is_integer(kind):
         return pc.cast(values, _TEXT), np.zeros(size, dtype=bool)  # str(int), as Python writes it
     if any(test(kind) for test in _PLAIN_TYPES):

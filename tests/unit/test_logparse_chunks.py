@@ -89,3 +89,47 @@ def test_prefix_bytes_are_each_texts_first_bytes(
     window = patterns.PREFIX_WINDOW
     expected = [((kept[row] or "").encode()[:window]).ljust(window, b"\0") for row in rows]
     assert [bytes(line) for line in matrix] == expected
+
+
+_TEXT = st.text(alphabet="ab\t{}\u00e9\U0001f600", max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_TEXT, min_size=1, max_size=10), st.data())
+def test_gather_copies_each_range_out_of_the_buffer(texts: list[str], data: st.DataObject) -> None:
+    """Ranges at character edges, short ones (kept in the view) and long ones (pointing into the buffer)."""
+    values = pa.array(texts, type=pa.large_string())
+    offsets = fast._offsets(values)
+    buffer = values.buffers()[2]
+    raw = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, dtype=np.uint8)
+    starts, stops, expected = [], [], []
+    for row, text in enumerate(texts):
+        cut = sorted(data.draw(st.lists(st.integers(0, len(text)), min_size=2, max_size=2)))
+        before = len(text[: cut[0]].encode())
+        starts.append(int(offsets[row]) + before)
+        stops.append(int(offsets[row]) + before + len(text[cut[0] : cut[1]].encode()))
+        expected.append(text[cut[0] : cut[1]])
+    if buffer is None:
+        return
+    gathered = fast._gather(buffer, raw, np.array(starts), np.array(stops))
+    assert gathered is not None
+    assert gathered.type == pa.large_string()
+    assert gathered.to_pylist() == expected
+
+
+@pytest.mark.parametrize(
+    ("texts", "count", "expected"),
+    [
+        pytest.param(["a\tb\tc", "\t\t"], 2, [[1, 3], [5, 6]], id="both rows have two"),
+        pytest.param(["a\tb", "c\td\te"], 2, [[1, -1], [4, 6]], id="a row with fewer"),
+        pytest.param(["abc", "\t"], 1, [[-1], [3]], id="none in a row, the next row's is not its"),
+        pytest.param(["", "\t"], 1, [[-1], [0]], id="an empty row"),
+    ],
+)
+def test_nth_bytes(texts: list[str], count: int, expected: list[list[int]]) -> None:
+    values = pa.array(texts, type=pa.large_string())
+    offsets = fast._offsets(values)
+    raw = np.frombuffer(values.buffers()[2], dtype=np.uint8)
+    rows = np.arange(len(texts))
+    found = fast._nth_bytes(raw, offsets[rows], offsets[rows + 1], ord("\t"), count)
+    assert found.tolist() == expected
