@@ -27,6 +27,7 @@ import base64
 import json
 import logging
 import math
+import operator
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
@@ -341,13 +343,42 @@ def items_frame(pages: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     for number, page in enumerate(pages, start=1):
         items.extend(_page_items(page, number, problems))
     row_problems: dict[int, list[str]] = {}
-    columns = _collect_well_formed(items)
+    columns = _collect_uniform(items)
+    if columns is None:
+        columns = _collect_well_formed(items)
     if columns is None:
         columns = _collect_carefully(items, row_problems)
     built: dict[str, tuple[Any, Any]] = {}
     for name, column in columns.items():
         built[str(name)] = _build_column(len(items), str(name), column, row_problems)
     return _assemble(len(items), built, row_problems, problems)
+
+
+def _collect_uniform(items: list[Any]) -> dict[Any, _Column] | None:
+    """:func:`_collect_well_formed` for the usual page, where every item has the same attributes and each
+    attribute one type in every item: column by column, through C-level maps rather than a Python step per
+    value. None when the items are not like that (the other collectors then read them).
+    """
+    if not items:
+        return None
+    try:
+        names = list(items[0])
+        if not names or sum(map(len, items)) != len(items) * len(names):
+            return None
+        everyone = list(range(len(items)))  # shared by the columns, which only read it
+        columns: dict[Any, _Column] = {}
+        for name in names:
+            # No tuple per item: what is made here is one list per column, not garbage for the collector
+            # to walk the pages for.
+            values = list(map(operator.itemgetter(name), items))  # KeyError: an item lacks it
+            if sum(map(len, values)) != len(values):  # each value a one-key map
+                return None
+            kind = next(iter(values[0]))
+            raw = list(map(operator.itemgetter(kind), values))  # KeyError: another type in some item
+            columns[name] = _Column(everyone, [kind] * len(values), raw)
+    except (AttributeError, TypeError, KeyError, IndexError, StopIteration):
+        return None
+    return columns
 
 
 def _collect_well_formed(items: list[Any]) -> dict[Any, _Column] | None:
@@ -411,8 +442,8 @@ def _scatter(n: int, rows: list[int], values: list[Any]) -> np.ndarray[Any, Any]
 
 def _build_column(n: int, name: str, column: _Column, row_problems: dict[int, list[str]]) -> tuple[Any, Any]:
     """The value array and the type array of one attribute."""
-    kinds = pd.array(_scatter(n, column.rows, column.kinds), dtype="string")
     present = set(column.kinds)
+    kinds = _kinds_array(n, column, present)
     if "?" in present:
         for at, kind in zip(column.rows, column.kinds, strict=True):
             if kind == "?":
@@ -450,6 +481,15 @@ def _build_column(n: int, name: str, column: _Column, row_problems: dict[int, li
                 row_problems.setdefault(at, []).append(f"attribute {name} has a malformed {kind} value")
             texts.append(json.dumps(raw, sort_keys=True, default=str, separators=(",", ":")))
     return pd.array(_scatter(n, column.rows, texts), dtype="string"), kinds
+
+
+def _kinds_array(n: int, column: _Column, present: set[str]) -> Any:
+    """The ``<name>__type`` array: one Arrow value repeated when every item has the attribute with one type
+    (the usual case), else each item's type (NA where it lacks the attribute)."""
+    if len(present) == 1 and len(column.rows) == n:
+        (kind,) = present
+        return pd.array(pa.repeat(pa.scalar(kind, pa.large_string()), n), dtype="string")
+    return pd.array(_scatter(n, column.rows, column.kinds), dtype="string")
 
 
 def _texts_of_mostly_strings(column: _Column) -> list[str | None] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -612,3 +612,44 @@ def test_fetch_connections_keeps_errors_as_answers() -> None:
     assert list(answers) == ["Nne9qPxHM0V0Yxk=", "Gone="]
     assert answers["Gone="]["Error"]["Code"] == "GoneException"
     assert answers["Gone="]["ResponseMetadata"]["HTTPStatusCode"] == 410
+
+
+def _uniform_items() -> list[dict[str, Any]]:
+    return [
+        {"connectionId": {"S": f"c{i}="}, "score": {"N": str(i)}, "flag": {"BOOL": i % 2 == 0}}
+        for i in range(4)
+    ]
+
+
+def _with(change: Callable[[list[Any]], None]) -> list[Any]:
+    items: list[Any] = _uniform_items()
+    change(items)
+    return items
+
+
+@pytest.mark.parametrize(
+    ("items", "uniform"),
+    [
+        pytest.param(_uniform_items(), True, id="same attributes and types"),
+        pytest.param(_with(lambda items: items[2].update(nothing={"NULL": True})), False, id="an extra one"),
+        pytest.param(_with(lambda items: items[1].pop("score")), False, id="one missing"),
+        pytest.param(
+            _with(lambda items: items[3].update(score=items[3].pop("flag"))),
+            False,
+            id="same count, other names",
+        ),
+        pytest.param(_with(lambda items: items[1].update(score={"S": "7"})), False, id="another type"),
+        pytest.param(_with(lambda items: items[0].update(score={"N": "1", "S": "1"})), False, id="two types"),
+        pytest.param(_with(lambda items: items[2].update(score="N")), False, id="not a map"),
+        pytest.param(_with(lambda items: items.append(["connectionId"])), False, id="an item not a map"),
+    ],
+)
+def test_items_frame_reads_uniform_pages_column_by_column(
+    monkeypatch: pytest.MonkeyPatch, items: list[Any], uniform: bool
+) -> None:
+    """The column-by-column path is taken only for pages it reads exactly as the value-by-value one does."""
+    page = {"Items": items}
+    assert (dynamo._collect_uniform(items) is not None) == uniform
+    fast = items_frame([page])
+    monkeypatch.setattr(dynamo, "_collect_uniform", lambda items: None)
+    pd.testing.assert_frame_equal(fast, items_frame([page]))
