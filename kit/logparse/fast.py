@@ -249,7 +249,6 @@ _SCAN_MARKS = (
 )
 _JSON_START = re2.anchored(p.JSON_START)
 _EXEC_SPACED = re2.anchored(p.EXEC_LINE_SPACED)
-_REPORT_AS_LAMBDA_WRITES = re2.anchored(p.REPORT_AS_LAMBDA_WRITES)
 _REPORT_FIELDS_AS_WRITTEN = (
     ("duration_ms", "Duration: ", " ms"),
     ("billed_ms", "Billed Duration: ", " ms"),
@@ -257,6 +256,16 @@ _REPORT_FIELDS_AS_WRITTEN = (
     ("max_mem_mb", "Max Memory Used: ", " MB"),
 )
 _INIT_LABEL = "Init Duration: "
+_REPORT_ID_LABEL = b"REPORT RequestId: "
+_REPORT_VALUE = {
+    "request_id": "^[!-~]+$",
+    "duration_ms": "^[0-9]+(?:\\.[0-9]+)?$",
+    "billed_ms": "^[0-9]+(?:\\.[0-9]+)?$",
+    "memory_mb": "^[0-9]+$",
+    "max_mem_mb": "^[0-9]+$",
+    "init_ms": "^[0-9]+(?:\\.[0-9]+)?$",
+}
+"""What each value of a REPORT as Lambda writes it must be (see ``REPORT_AS_LAMBDA_WRITES``): RE2, ASCII."""
 
 
 CHUNK_ROWS = 1 << 17
@@ -293,14 +302,12 @@ def _offsets(texts: pa.Array) -> np.ndarray:
     return offsets.astype(np.int64, copy=False)
 
 
-def _nth_bytes(data: np.ndarray, starts: np.ndarray, stops: np.ndarray, byte: int, count: int) -> np.ndarray:
-    """The places of the first ``count`` occurrences of ``byte`` in ``data[start:stop]``, one row per range
-    (ranges ascending and not overlapping), -1 where a range has fewer."""
+def _nth_places(places: np.ndarray, starts: np.ndarray, stops: np.ndarray, count: int) -> np.ndarray:
+    """The first ``count`` of ``places`` (ascending) inside each range ``[start, stop)``, one row per range;
+    -1 where a range holds fewer."""
     found = np.full((len(starts), count), -1, dtype=np.int64)
-    if len(starts) == 0:
+    if len(starts) == 0 or len(places) == 0:
         return found
-    base = int(starts[0])
-    places = np.flatnonzero(data[base : int(stops.max())] == byte) + base
     first = np.searchsorted(places, starts)
     for nth in range(count):
         at = first + nth
@@ -308,6 +315,32 @@ def _nth_bytes(data: np.ndarray, starts: np.ndarray, stops: np.ndarray, byte: in
         place = np.where(inside, places[np.minimum(at, len(places) - 1)], -1)
         found[:, nth] = np.where(inside & (place < stops), place, -1)
     return found
+
+
+def _equals_at(data: np.ndarray, words: np.ndarray, places: np.ndarray, literal: bytes) -> np.ndarray:
+    """Whether ``data[place : place + len(literal)] == literal`` for each place (the caller knows the range
+    is inside the buffer), compared eight bytes at a time through ``words``: the little-endian uint64 that
+    starts at each byte of ``data``."""
+    equal = np.ones(len(places), dtype=bool)
+    near_end = places > len(words) - 1 - len(literal)  # the last words of the buffer: byte by byte
+    far = np.flatnonzero(~near_end)
+    for step in range(0, len(literal), 8) if len(far) else ():
+        piece = literal[step : step + 8]
+        expected = np.uint64(int.from_bytes(piece, "little"))
+        got = words[places[far] + step]
+        if len(piece) < 8:
+            got = got & np.uint64((1 << (8 * len(piece))) - 1)
+        equal[far] &= got == expected
+    for row in np.flatnonzero(near_end).tolist():
+        place = int(places[row])
+        equal[row] = data[place : place + len(literal)].tobytes() == literal
+    return equal
+
+
+def _word_view(data: np.ndarray) -> np.ndarray:
+    """The little-endian uint64 starting at each byte of ``data`` (overlapping; a view, no copy)."""
+    count = max(len(data) - 7, 0)
+    return np.ndarray(shape=(count,), dtype="<u8", buffer=data, offset=0, strides=(1,))
 
 
 def _bytes_at(data: np.ndarray, places: np.ndarray, width: int, lengths: np.ndarray) -> np.ndarray:
@@ -590,6 +623,12 @@ class _Parser:
         self.text: pd.Series = frame["message"]
         self.messages = _arrow(self.text)
         self.offsets = _offsets(self.messages)
+        self.buffer = self.messages.buffers()[2]  # the messages' UTF-8 bytes (None: no text at all)
+        self.data = (
+            np.frombuffer(self.buffer, dtype=np.uint8) if self.buffer is not None else np.zeros(0, np.uint8)
+        )
+        self.words = _word_view(self.data)
+        self.tabs = np.empty(0, dtype=np.int64)  # the current chunk's tabs
         self.out = _Columns(self.size)
         self.kind = self.out.kind
         self.source = self.out.source
@@ -616,6 +655,9 @@ class _Parser:
 
     def _categorise(self, positions: Positions) -> None:
         categories = _prefix_categories(_prefix_bytes(self.messages, positions))
+        # Where the chunk's tabs are: the Python runtime's and REPORT lines are cut at them.
+        low, high = int(self.offsets[positions[0]]), int(self.offsets[positions[-1] + 1])
+        self.tabs = np.flatnonzero(self.data[low:high] == _TAB) + low
         handlers: Mapping[str, Callable[[Positions], None]] = {
             "start": lambda rows: self._start_end(rows, "start"),
             "end": lambda rows: self._start_end(rows, "end"),
@@ -645,9 +687,9 @@ class _Parser:
         self.evidence[rows] = True
 
     def _start_end(self, rows: Positions, kind: str) -> None:
+        self._mark(rows, kind)
         texts = self.text.iloc[rows]
         request_ids = _extract_one(texts, p.START if kind == "start" else p.END)
-        self._mark(rows, kind)
         self.out.put("request_id", rows, request_ids)
         self.out.put_constant("parse_error", rows[request_ids.isna().to_numpy()], p.MISSING_REQUEST_ID[kind])
 
@@ -655,14 +697,10 @@ class _Parser:
         """Complete lines through ``REPORT_CORE`` (and ``REPORT_TAIL`` only where a tail field follows);
         cut lines through the all-optional ``REPORT``, slower, which keeps what is there."""
         self._mark(rows, "report")
+        rows = self._report_as_written(rows)
+        if len(rows) == 0:
+            return
         texts = self.text.iloc[rows]
-        values = _arrow(texts)
-        as_written = _mask(pc.match_substring_regex(values, _REPORT_AS_LAMBDA_WRITES))
-        if as_written.any():
-            self._report_as_written(rows[as_written], values.filter(pa.array(as_written)))
-            rows, texts = rows[~as_written], texts[~as_written]
-            if len(rows) == 0:
-                return
         core = _extract(texts, p.REPORT_CORE)
         complete = core[0].notna().to_numpy()
         whole_rows = rows[complete]
@@ -678,24 +716,65 @@ class _Parser:
             _fill(self.out, cut_rows, found, p.REPORT_FIELDS)
             self.out.put_constant("parse_error", cut_rows, p.INCOMPLETE_REPORT)
 
-    def _report_as_written(self, rows: Positions, texts: pa.Array) -> None:
-        """REPORT lines of :data:`~kit.logparse.patterns.REPORT_AS_LAMBDA_WRITES`' shape, split at tabs.
+    def _report_as_written(self, rows: Positions) -> Positions:
+        """Read the REPORT lines of :data:`~kit.logparse.patterns.REPORT_AS_LAMBDA_WRITES`' shape; the rest
+        are returned for the patterns.
 
-        The shape fixes every field's place and wording, so each value is a slice of its field: what the
-        capture groups of ``REPORT_CORE`` (and ``REPORT_TAIL`` for Init Duration) would hold, without a
-        regex engine tracking groups through the line.
+        The shape is checked and read at the line's tabs, found in the messages' buffer: each field's label
+        and unit compared in place, each value (and the request id) copied out once (:func:`_gather`) and
+        checked by its own small pattern. Each value is what the capture groups of ``REPORT_CORE`` (and
+        ``REPORT_TAIL`` for Init Duration) would hold, without a regex engine tracking groups through the
+        line.
         """
-        fields = pc.split_pattern(texts, "\t")
-        request_ids = pc.utf8_slice_codeunits(pc.list_element(fields, 0), len("REPORT RequestId: "))
-        self.out.put("request_id", rows, _strings(request_ids))
-        for index, (column, label, unit) in enumerate(_REPORT_FIELDS_AS_WRITTEN, start=1):
-            value = pc.utf8_slice_codeunits(pc.list_element(fields, index), len(label), -len(unit))
-            self.out.put(column, rows, _floats(value))
-        init = pc.list_element(fields, 5)  # "" (or the final line break) when there is no Init Duration
-        cold = _mask(pc.starts_with(init, _INIT_LABEL))
-        if cold.any():
-            value = pc.utf8_slice_codeunits(init.filter(pa.array(cold)), len(_INIT_LABEL), -len(" ms"))
-            self.out.put("init_ms", rows[cold], _floats(value))
+        if self.buffer is None or len(self.data) > _VIEW_LIMIT:
+            return rows
+        data, words = self.data, self.words
+        starts, stops = self.offsets[rows], self.offsets[rows + 1]
+        tabs = _nth_places(self.tabs, starts, stops, 7)
+        cold = (tabs[:, 5] >= 0) & (tabs[:, 6] < 0)  # Init Duration: a sixth field
+        shaped = ((tabs[:, 4] >= 0) & (tabs[:, 5] < 0)) | cold
+        last = np.where(cold, tabs[:, 5], tabs[:, 4])
+        # After the last tab: nothing, or one or two line breaks.
+        after = stops - last - 1
+        shaped &= after <= 2
+        for extra in (1, 2):
+            has = shaped & (after >= extra)
+            shaped[has] &= data[last[has] + extra] == ord("\n")
+        # Labels and units in place, with room for a value between them.
+        label = _REPORT_ID_LABEL
+        shaped &= tabs[:, 0] - starts > len(label)
+        shaped[shaped] &= _equals_at(data, words, starts[shaped], label)
+        fields = [(index, *field) for index, field in enumerate(_REPORT_FIELDS_AS_WRITTEN, start=1)]
+        spans: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        for index, column, name, unit in [*fields, (5, "init_ms", _INIT_LABEL, " ms")]:
+            which = shaped & cold if column == "init_ms" else shaped
+            first, stop = tabs[:, index - 1] + 1, tabs[:, index]
+            begin, end = first + len(name), stop - len(unit)
+            which &= end > begin
+            which[which] &= _equals_at(data, words, first[which], name.encode())
+            which[which] &= _equals_at(data, words, end[which], unit.encode())
+            if column == "init_ms":
+                shaped &= ~cold | which
+            else:
+                shaped &= which
+            spans.append((column, which, begin, end))
+        # The values themselves: a decimal or an integer, and an id of printable ASCII.
+        values: dict[str, tuple[np.ndarray, pa.Array]] = {}
+        spans.insert(0, ("request_id", shaped, starts + len(label), tabs[:, 0]))
+        for column, candidates, begin, end in spans:
+            which = candidates & shaped
+            texts = _gather(self.buffer, data, begin[which], end[which])
+            if texts is None:
+                return rows
+            good = _mask(pc.match_substring_regex(texts, _REPORT_VALUE[column]))
+            shaped[np.flatnonzero(which)[~good]] = False
+            values[column] = (which, texts)
+        for column, (which, texts) in values.items():
+            keep = shaped[which]
+            read = rows[which & shaped]
+            kept = texts if keep.all() else texts.filter(pa.array(keep))
+            self.out.put(column, read, kept if column == "request_id" else _floats(kept))
+        return rows[~shaped]
 
     def _init_report(self, rows: Positions) -> None:
         found = _extract(self.text.iloc[rows], p.INIT_REPORT)
@@ -735,12 +814,11 @@ class _Parser:
 
     def _python_as_written(self, rows: Positions) -> Positions:
         """Read the lines whose first three tabs are within reach of their start; the rest are returned."""
-        buffer = self.messages.buffers()[2]
+        buffer, data = self.buffer, self.data
         if buffer is None:
             return rows
-        data = np.frombuffer(buffer, dtype=np.uint8)
         starts, stops = self.offsets[rows], self.offsets[rows + 1]
-        tabs = _nth_bytes(data, starts, stops, _TAB, 3)
+        tabs = _nth_places(self.tabs, starts, stops, 3)
         level_end, time_end, id_end = tabs[:, 0], tabs[:, 1], tabs[:, 2]
         near = id_end >= 0
         if not near.any():

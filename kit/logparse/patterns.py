@@ -168,9 +168,9 @@ REPORT_AS_LAMBDA_WRITES: Final = re.compile(
     rf"\tMemory Size: [0-9]+ MB\tMax Memory Used: [0-9]+ MB\t(?:Init Duration: {_DECIMAL} ms\t)?\n?$"
 )
 """A REPORT exactly as Lambda writes it (every field followed by a tab; Init Duration on a cold start; a
-request id of printable ASCII, narrower than ``[^\\s]``, which a DFA checks faster). It adds nothing to
-:data:`REPORT_CORE`: the vectorised parser reads lines of this shape by splitting at tabs,
-which gives what ``REPORT_CORE`` and ``REPORT_TAIL`` give, and every other REPORT through those."""
+request id of printable ASCII, narrower than ``[^\\s]``). It adds nothing to :data:`REPORT_CORE`: it is the
+shape the vectorised parser checks and reads at the line's tabs (a test holds the two to each other), which
+gives what ``REPORT_CORE`` and ``REPORT_TAIL`` give; every other REPORT goes through those."""
 REPORT_TAIL_START: Final = re.compile(
     r"\s+(?:Init Duration|Restore Duration|Billed Restore Duration|Status|Error Type): "
 )

@@ -126,10 +126,101 @@ def test_gather_copies_each_range_out_of_the_buffer(texts: list[str], data: st.D
         pytest.param(["", "\t"], 1, [[-1], [0]], id="an empty row"),
     ],
 )
-def test_nth_bytes(texts: list[str], count: int, expected: list[list[int]]) -> None:
+def test_nth_places(texts: list[str], count: int, expected: list[list[int]]) -> None:
     values = pa.array(texts, type=pa.large_string())
     offsets = fast._offsets(values)
     raw = np.frombuffer(values.buffers()[2], dtype=np.uint8)
     rows = np.arange(len(texts))
-    found = fast._nth_bytes(raw, offsets[rows], offsets[rows + 1], ord("\t"), count)
+    tabs = np.flatnonzero(raw == ord("\t"))
+    found = fast._nth_places(tabs, offsets[rows], offsets[rows + 1], count)
     assert found.tolist() == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=40), st.binary(min_size=1, max_size=20), st.data())
+def test_equals_at_compares_in_place(data: bytes, literal: bytes, draw: st.DataObject) -> None:
+    """Eight bytes at a time, and byte by byte in the buffer's last words."""
+    if len(data) < len(literal):
+        return
+    raw = np.frombuffer(data, dtype=np.uint8)
+    places = np.array(
+        draw.draw(st.lists(st.integers(0, len(data) - len(literal)), max_size=8)), dtype=np.int64
+    )
+    found = fast._equals_at(raw, fast._word_view(raw), places, literal)
+    assert found.tolist() == [data[at : at + len(literal)] == literal for at in places.tolist()]
+
+
+@st.composite
+def _report_lines(draw: st.DrawFn) -> str:
+    """A REPORT as Lambda writes it, or one changed in one place (so both sides of the shape are drawn)."""
+    good_number = st.sampled_from(["7", "7.95", "0.5", "1024"])
+    fields = [
+        f"REPORT RequestId: {draw(st.sampled_from(['8f507cfc-1a2b-4697-b07a-ac58fc914c95', 'r1', '~!']))}",
+        f"Duration: {draw(good_number)} ms",
+        f"Billed Duration: {draw(good_number)} ms",
+        f"Memory Size: {draw(st.sampled_from(['128', '3008']))} MB",
+        f"Max Memory Used: {draw(st.sampled_from(['78', '1']))} MB",
+    ]
+    if draw(st.booleans()):
+        fields.append(f"Init Duration: {draw(good_number)} ms")
+    tail = draw(st.sampled_from(["\t", "\t\n", "\t\n\n"]))
+    line = "\t".join(fields) + tail
+    change = draw(st.sampled_from(["none", "none", "field", "separator", "tail", "cut"]))
+    if change == "field":
+        index = draw(st.integers(0, len(fields) - 1))
+        old, new = draw(
+            st.sampled_from(
+                [
+                    ("RequestId: ", "RequestId:  "),
+                    ("RequestId: ", "RequestId:"),
+                    ("7", "12."),
+                    ("7", ".5"),
+                    ("7", "1e3"),
+                    ("7", "-1"),
+                    ("7", "\u0967"),
+                    ("7", ""),
+                    ("128", "1.5"),
+                    ("MB", "ms"),
+                    ("Init", "Restore"),
+                    ("r1", "a b"),
+                    ("r1", "\u00e9"),
+                    ("r1", ""),
+                ]
+            )
+        )
+        fields[index] = fields[index].replace(old, new, 1)
+        line = "\t".join(fields) + tail
+    elif change == "separator":
+        line = line.replace("\t", " ", 1)
+    elif change == "tail":
+        line = line.removesuffix(tail) + draw(
+            st.sampled_from(["", "\n", "\t\n\n\n", "\tStatus: timeout\t", "\t\r"])
+        )
+    elif change == "cut":
+        line = line[: draw(st.integers(0, len(line) - 1))]
+    return line
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_report_lines(), min_size=1, max_size=8))
+def test_report_lines_read_in_place_are_those_of_lambdas_shape(lines: list[str]) -> None:
+    """The fast path reads exactly the lines REPORT_AS_LAMBDA_WRITES matches, and reads them as it does."""
+    from kit import logparse as lp
+
+    events = lp.events_frame([{"message": line, "logGroupName": "/aws/lambda/f"} for line in lines])
+    parser = fast._Parser(events)
+    rows = np.arange(len(lines))
+    low, high = int(parser.offsets[0]), int(parser.offsets[-1])
+    parser.tabs = np.flatnonzero(parser.data[low:high] == ord("\t")) + low
+    left = parser._report_as_written(rows)
+    shaped = [patterns.REPORT_AS_LAMBDA_WRITES.match(line) is not None for line in lines]
+    assert [row not in left for row in rows.tolist()] == shaped
+    read = [row for row in rows.tolist() if shaped[row]]
+    for row in read:
+        core = patterns.REPORT_CORE.match(lines[row])
+        assert core is not None
+        assert parser.out.text["request_id"].values(np.array([row]))[0] == core.group(1)
+        assert parser.out.numbers["duration_ms"] is not None
+        assert parser.out.numbers["duration_ms"][row] == float(core.group(2))
+        assert parser.out.numbers["max_mem_mb"] is not None
+        assert parser.out.numbers["max_mem_mb"][row] == float(core.group(5))
