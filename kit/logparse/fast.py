@@ -7,14 +7,15 @@ How a line is read, in passes over whole columns rather than a call per line:
    runtime line, JSON...), the job :data:`~kit.logparse.patterns.LINE_PREFIX` does for one line;
 2. each category's subset is read with its own pattern through ``pyarrow.compute.extract_regex`` (RE2, as
    :mod:`kit.logparse.re2` translates it), or, for lines in the exact shape Lambda writes (REPORT, the
-   Python runtime's ``[LEVEL]\\t…``), split at their tabs; JSON messages and access-log lines are read as
-   blocks (:mod:`kit.logparse.jsonblock`), the rest one line at a time, and only lines (or message parts)
-   that start with ``{`` are decoded;
+   Python runtime's ``[LEVEL]\\t…``), at their tabs, found in the messages' one buffer: fields checked in
+   place and each value copied out once (through an Arrow ``string_view`` array); JSON messages and
+   access-log lines are read as blocks (:mod:`kit.logparse.jsonblock`), the rest one line at a time, and
+   only lines (or message parts) that start with ``{`` are decoded;
 3. the source of each line follows from its log group or, when the group does not say, from its shape
    and its stream; execution-log lines (split at their first ``) ``) are read rule by rule (a literal
    searched in the lines' one buffer, then the pattern);
 4. Lambda lines are scanned for botocore's ``An error occurred (Code)`` text and the seed's wording;
-   these passes run a chunk of :data:`CHUNK_ROWS` lines at a time;
+   these passes run a chunk of lines at a time (:data:`CHUNK_ROWS`, :data:`CHUNK_BYTES`);
 5. lines without a request id take the one of the START before them in their stream.
 
 Every row comes out, in input order; what could not be read is said in ``parse_error``.
