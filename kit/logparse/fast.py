@@ -15,7 +15,7 @@ How a line is read, in passes over whole columns rather than a call per line:
    and its stream; execution-log lines (split at their first ``) ``) are read rule by rule (a literal
    searched in the lines' one buffer, then the pattern);
 4. Lambda lines are scanned for botocore's ``An error occurred (Code)`` text and the seed's wording;
-   these passes run a chunk of lines at a time (:data:`CHUNK_ROWS`, :data:`CHUNK_BYTES`);
+   these passes run a chunk of lines at a time (:data:`~kit.logparse.textbuffer.CHUNK_ROWS`, ``CHUNK_BYTES``);
 5. lines without a request id take the one of the START before them in their stream.
 
 Every row comes out, in input order; what could not be read is said in ``parse_error``.
@@ -27,7 +27,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -35,176 +35,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kit.logparse import building as bd
 from kit.logparse import jsonblock, re2
 from kit.logparse import patterns as p
-from kit.logparse.columns import LOG_COLUMNS, MAX_EXACT_INT, UTC_TIME, empty_frame
+from kit.logparse import textbuffer as tb
+from kit.logparse.columns import LOG_COLUMNS, UTC_TIME, empty_frame
 from kit.logparse.events import ensure_events
 
-_RAW = ("log_group", "log_stream", "event_id", "message")
-_TIMES = ("ts", "ingest_ts", "lag_ms")
-_CODED = ("kind", "source")
-_NUMBER_COLUMNS = tuple(name for name in LOG_COLUMNS if name in p.NUMERIC_FIELDS)
-_TEXT_COLUMNS = tuple(
-    name
-    for name in LOG_COLUMNS
-    if name not in _RAW and name not in _TIMES and name not in _CODED and name not in p.NUMERIC_FIELDS
-)
-
-# Kinds and sources are held as small integers while parsing: comparing ints is what makes the masks cheap.
-_KIND = {name: code for code, name in enumerate(p.KINDS)}
-_SOURCE = {name: code for code, name in enumerate(p.SOURCES)}
-_UNSET = -1
 _ROLE = {
     name: code for code, name in enumerate(("platform", "lambda_app", "lambda_error", "access", "plain"))
 }
 _NO_ROLE = -1
-_LAMBDA = _SOURCE["lambda"]
-_EXEC = _SOURCE["apigw_exec"]
-_ACCESS = _SOURCE["apigw_access"]
+_LAMBDA = bd.SOURCE["lambda"]
+_EXEC = bd.SOURCE["apigw_exec"]
+_ACCESS = bd.SOURCE["apigw_access"]
 
 Positions = np.ndarray
 _STRING = pd.StringDtype("pyarrow")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Columns under construction
-# ---------------------------------------------------------------------------------------------------------
-
-
-class _TextColumn:
-    """A text column filled piece by piece, held as Arrow: the pieces put, and for each row where its
-    value is among them (-1: none yet; 32 bits, as a frame has fewer than 2**31 rows). No Python str per
-    value; nothing at all until the first put."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.pieces: list[pa.Array] = []
-        self.count = 0
-        self._where: np.ndarray | None = None
-
-    @property
-    def where(self) -> np.ndarray:
-        if self._where is None:
-            self._where = np.full(self.size, -1, dtype=np.int32)
-        return self._where
-
-    def missing_anywhere(self) -> np.ndarray:
-        """For every row, whether it has no value yet."""
-        if self._where is None:
-            return np.ones(self.size, dtype=bool)
-        return np.asarray(self._where < 0)
-
-    def missing(self, positions: Positions) -> np.ndarray:
-        if self._where is None:
-            return np.ones(len(positions), dtype=bool)
-        return np.asarray(self._where[positions] < 0)
-
-    def put(self, positions: Positions, values: Any) -> None:
-        texts = _as_arrow_text(values)
-        keep = self.missing(positions) & _mask(pc.not_equal(texts, ""))  # an empty capture is no value
-        if not keep.any():
-            return
-        piece = texts.filter(pa.array(keep))
-        self.where[positions[keep]] = np.arange(self.count, self.count + len(piece), dtype=np.int32)
-        self.pieces.append(piece)
-        self.count += len(piece)
-
-    def values(self, positions: Positions) -> np.ndarray:
-        """The values at ``positions`` as Python objects (None where there is none)."""
-        return np.asarray(self.array(positions).to_numpy(zero_copy_only=False), dtype=object)
-
-    def array(self, positions: Positions | None = None) -> pa.Array:
-        where = self.where if positions is None else self.where[positions]
-        if self.count == 0:
-            return pa.nulls(len(where), pa.large_string())
-        taken = pa.concat_arrays(self.pieces) if len(self.pieces) > 1 else self.pieces[0]
-        self.pieces = [taken]
-        return taken.take(pa.array(where, mask=where < 0))
-
-
-class _Columns:
-    """The parsed columns being filled; a value, once set, is kept (the first reading wins)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.text = {name: _TextColumn(size) for name in _TEXT_COLUMNS}
-        self.numbers: dict[str, np.ndarray | None] = dict.fromkeys(_NUMBER_COLUMNS)  # made at the first put
-        self.kind = np.full(size, _UNSET, dtype=np.int8)
-        self.source = np.full(size, _UNSET, dtype=np.int8)
-
-    def put(self, column: str, positions: Positions, values: Any) -> None:
-        if len(positions) == 0:
-            return
-        if column in self.numbers:
-            numbers = _as_float(values)
-            found = ~np.isnan(numbers)
-            if not found.any():
-                return
-            target = self.numbers[column]
-            if target is None:
-                target = self.numbers[column] = np.full(self.size, np.nan)
-            keep = np.isnan(target[positions]) & found
-            target[positions[keep]] = numbers[keep]
-        elif column == "kind":
-            self._put_code(self.kind, _KIND, positions, values)
-        else:
-            self.text[column].put(positions, values)
-
-    @staticmethod
-    def _put_code(target: np.ndarray, codes: Mapping[str, int], positions: Positions, values: Any) -> None:
-        names = _as_object(values)
-        mapped = np.array([codes.get(name, _UNSET) if isinstance(name, str) else _UNSET for name in names])
-        keep = (target[positions] == _UNSET) & (mapped != _UNSET)
-        target[positions[keep]] = mapped[keep]
-
-    def put_constant(self, column: str, positions: Positions, value: object) -> None:
-        self.put(column, positions, np.full(len(positions), value, dtype=object))
-
-    def put_records(self, positions: Positions, records: Sequence[Mapping[str, object]]) -> None:
-        """Fill from one field dict per position (the JSON lines)."""
-        if len(positions) == 0:
-            return
-        names: set[str] = set().union(*records)
-        for name in names:
-            if name in self.text or name in self.numbers or name == "kind":
-                self.put(name, positions, [record.get(name) for record in records])
-
-    def missing(self, column: str, positions: Positions) -> Positions:
-        if column in self.numbers:
-            target = self.numbers[column]
-            empty = np.ones(len(positions), dtype=bool) if target is None else np.isnan(target[positions])
-        else:
-            empty = self.text[column].missing(positions)
-        return np.compress(empty, positions)
-
-
-def _as_arrow_text(values: Any) -> pa.Array:
-    if isinstance(values, pd.Series):
-        return _arrow(values)
-    if isinstance(values, pa.Array):
-        return values.cast(pa.large_string())
-    objects = values if isinstance(values, np.ndarray) else np.array(values, dtype=object)
-    return pa.array(objects, type=pa.large_string(), from_pandas=True)
-
-
-def _as_object(values: Any) -> np.ndarray:
-    if isinstance(values, pd.Series):
-        return np.asarray(values.to_numpy(dtype=object, na_value=pd.NA))
-    if isinstance(values, np.ndarray):
-        return values.astype(object)
-    array = np.empty(len(values), dtype=object)
-    array[:] = list(values)
-    return array
-
-
-def _as_float(values: Any) -> np.ndarray:
-    objects = values.to_numpy(dtype=object, na_value=None) if isinstance(values, pd.Series) else values
-    try:
-        # C-level float() over the captures; None becomes NaN.
-        return np.array(objects, dtype=np.float64)
-    except (TypeError, ValueError):
-        series = pd.Series(_as_object(objects), dtype=object)
-        return np.asarray(pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
 
 
 def _positions(series: pd.Series) -> Positions:
@@ -216,13 +63,13 @@ def _extract(texts: pd.Series, pattern: re.Pattern[str]) -> pd.DataFrame:
 
     Columns ``0..n-1`` as ``string``; NA where the row did not match. Unlike pandas, a group that did not
     take part in a match is ``""``, not NA (see :mod:`kit.logparse.re2`): callers test a match on a group
-    that cannot be empty, and ``""`` is never a value (:meth:`_Columns.put`).
+    that cannot be empty, and ``""`` is never a value (:meth:`bd.Columns.put`).
     """
     translated = re2.translate(pattern)
     if translated is None or len(texts) == 0:
         return texts.str.extract(pattern, expand=True)
     source, groups = translated
-    found = pc.extract_regex(_arrow(texts), source)
+    found = pc.extract_regex(tb.arrow_text(texts), source)
     if isinstance(found, pa.ChunkedArray):
         found = found.combine_chunks()
     children = found.flatten()  # each group with the match's nulls (a row that did not match is NA)
@@ -269,201 +116,23 @@ _REPORT_VALUE = {
 """What each value of a REPORT as Lambda writes it must be (see ``REPORT_AS_LAMBDA_WRITES``): RE2, ASCII."""
 
 
-CHUNK_ROWS = 1 << 17
-CHUNK_BYTES = 1 << 24
-"""Lines read at a time by the line-by-line passes: at most :data:`CHUNK_ROWS` lines and :data:`CHUNK_BYTES`
-of their text (a single longer line is a chunk of its own). What Arrow copies for a pass (the subset of
-messages, the pieces a pattern captures) is at most that much, and the next chunk reuses that memory, so a
-million lines do not hold several copies of their text at once. (Arrow's take and filter can hold twice
-what they return while they build it.) The pool gives memory back to the system after each stage, not
-after each chunk: memory given back costs page faults when it is taken again."""
-
-
-def _chunks(rows: Positions, offsets: np.ndarray) -> Iterator[Positions]:
-    """``rows`` (ascending) a chunk at a time; ``offsets`` are the messages' UTF-8 offsets (n + 1)."""
-    if len(rows) == 0:
-        return
-    ends = np.cumsum(offsets[rows + 1] - offsets[rows])  # the text up to and with each row, in bytes
-    start = 0
-    while start < len(rows):
-        before = int(ends[start - 1]) if start else 0
-        stop = int(np.searchsorted(ends, before + CHUNK_BYTES, side="right"))
-        stop = min(max(stop, start + 1), start + CHUNK_ROWS)
-        yield rows[start:stop]
-        start = stop
-
-
-def _offsets(texts: pa.Array) -> np.ndarray:
-    """The UTF-8 offsets of a string array (n + 1 of them), as a view of its own buffer."""
-    width = np.int64 if pa.types.is_large_string(texts.type) else np.int32
-    buffer = texts.buffers()[1]
-    if buffer is None:  # no offsets buffer: every text is null
-        return np.zeros(len(texts) + 1, dtype=np.int64)
-    offsets = np.frombuffer(buffer, dtype=width)[texts.offset : texts.offset + len(texts) + 1]
-    return offsets.astype(np.int64, copy=False)
-
-
-def _nth_places(places: np.ndarray, starts: np.ndarray, stops: np.ndarray, count: int) -> np.ndarray:
-    """The first ``count`` of ``places`` (ascending) inside each range ``[start, stop)``, one row per range;
-    -1 where a range holds fewer."""
-    found = np.full((len(starts), count), -1, dtype=np.int64)
-    if len(starts) == 0 or len(places) == 0:
-        return found
-    first = np.searchsorted(places, starts)
-    for nth in range(count):
-        at = first + nth
-        inside = at < len(places)
-        place = np.where(inside, places[np.minimum(at, len(places) - 1)], -1)
-        found[:, nth] = np.where(inside & (place < stops), place, -1)
-    return found
-
-
-def _equals_at(data: np.ndarray, words: np.ndarray, places: np.ndarray, literal: bytes) -> np.ndarray:
-    """Whether ``data[place : place + len(literal)] == literal`` for each place (the caller knows the range
-    is inside the buffer), compared eight bytes at a time through ``words``: the little-endian uint64 that
-    starts at each byte of ``data``."""
-    equal = np.ones(len(places), dtype=bool)
-    near_end = places > len(words) - 1 - len(literal)  # the last words of the buffer: byte by byte
-    far = np.flatnonzero(~near_end)
-    for step in range(0, len(literal), 8) if len(far) else ():
-        piece = literal[step : step + 8]
-        expected = np.uint64(int.from_bytes(piece, "little"))
-        got = words[places[far] + step]
-        if len(piece) < 8:
-            got = got & np.uint64((1 << (8 * len(piece))) - 1)
-        equal[far] &= got == expected
-    for row in np.flatnonzero(near_end).tolist():
-        place = int(places[row])
-        equal[row] = data[place : place + len(literal)].tobytes() == literal
-    return equal
-
-
-def _word_view(data: np.ndarray) -> np.ndarray:
-    """The little-endian uint64 starting at each byte of ``data`` (overlapping; a view, no copy)."""
-    count = max(len(data) - 7, 0)
-    return np.ndarray(shape=(count,), dtype="<u8", buffer=data, offset=0, strides=(1,))
-
-
-def _bytes_at(data: np.ndarray, places: np.ndarray, width: int, lengths: np.ndarray) -> np.ndarray:
-    """``data[place : place + min(width, length)]`` for each place, 0-padded to ``width`` columns."""
-    matrix = np.zeros((len(places), width), dtype=np.uint8)
-    for column in range(width):
-        rows = np.flatnonzero(lengths > column)
-        if len(rows) == 0:
-            break
-        matrix[rows, column] = data[places[rows] + column]
-    return matrix
-
-
-_VIEW_LIMIT = 2**31 - 1  # a string view's offset into its buffer is a signed 32-bit number
-
-
-def _gather(buffer: pa.Buffer, data: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> pa.Array | None:
-    """The UTF-8 texts ``buffer[start:stop]`` as one ``large_string`` array, in one copy.
-
-    The ranges become a ``string_view`` array over ``buffer`` (no copy) that Arrow then casts; ``data`` is
-    ``buffer`` as bytes. Each range must hold whole UTF-8 characters. None where the buffer is beyond what a
-    view can reach, or this Arrow cannot cast views: the caller reads those rows another way.
-    """
-    if len(data) > _VIEW_LIMIT:
-        return None
-    lengths = (stops - starts).astype(np.int32)
-    views = np.zeros((len(starts), 16), dtype=np.uint8)  # Arrow's view layout, little-endian
-    views.view(np.int32)[:, 0] = lengths
-    inline = lengths <= 12  # short texts live in the view itself, the rest point into the buffer
-    if inline.any():
-        views[inline, 4:16] = _bytes_at(data, starts[inline], 12, lengths[inline])
-    if not inline.all():
-        views[~inline, 4:8] = _bytes_at(data, starts[~inline], 4, lengths[~inline])
-        views.view(np.int32)[~inline, 3] = starts[~inline]  # buffer index (column 2) stays 0
-    try:
-        array = pa.Array.from_buffers(pa.string_view(), len(starts), [None, pa.py_buffer(views), buffer])
-        return array.cast(pa.large_string())
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-
-
 def _factorize(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
     """Codes (-1 for NA) and the distinct values, by Arrow's dictionary encoding: no Python str per row."""
-    encoded = pc.dictionary_encode(_arrow(values))
+    encoded = pc.dictionary_encode(tb.arrow_text(values))
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
     return codes, encoded.dictionary.to_pylist()
 
 
-def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """An Arrow boolean array as a NumPy mask; null is False."""
-    return np.asarray(values.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-class _Haystack:
-    """Which texts contain a literal, found by searching the texts' one UTF-8 buffer.
-
-    A literal's UTF-8 bytes occur inside a text's bytes exactly when the literal occurs in the text (UTF-8
-    never starts a character inside another), so this is ``str.contains(literal, regex=False)``. The buffer
-    is copied once into ``bytes``, whose ``find`` skips ahead by the literal's length where it can: a rare
-    literal (the usual case: an error wording) costs one pass over the buffer, faster than copying it, and
-    a step per occurrence. Every occurrence is found, overlapping ones too; those that run from one text
-    into the next are no text's. A literal found in very many places goes to Arrow's per-text search.
-    """
-
-    FREQUENT = 2.0
-    """Occurrences per text beyond which Arrow's per-text search is cheaper than a step per occurrence."""
-
-    def __init__(self, values: pa.Array) -> None:
-        texts = values.cast(pa.large_string())
-        self.texts = texts
-        self.size = len(texts)
-        offsets = texts.buffers()[1]
-        data = texts.buffers()[2]
-        bounds = np.frombuffer(offsets, dtype=np.int64)[texts.offset : texts.offset + self.size + 1]
-        base = int(bounds[0]) if self.size else 0
-        self.ends = bounds[1:] - base  # where each text ends in ``blob``
-        stop = int(bounds[-1]) if self.size else 0
-        self.blob = data.slice(base, stop - base).to_pybytes() if data is not None else b""
-        self.valid = _mask(pc.is_valid(texts))
-
-    def rows_with(self, literal: str) -> np.ndarray:
-        found = np.zeros(self.size, dtype=bool)
-        needle = literal.encode("utf-8")
-        if not needle or not self.blob:
-            found[:] = bool(not needle)
-            empty: np.ndarray = found & self.valid
-            return empty
-        limit = int(self.FREQUENT * self.size) + 1
-        find = self.blob.find
-        starts: list[int] = []
-        at = find(needle)
-        while at >= 0:
-            starts.append(at)
-            if len(starts) == limit:  # Arrow's per-text search is cheaper than a step per occurrence
-                return _mask(pc.match_substring(self.texts, literal))
-            at = find(needle, at + 1)
-        if not starts:
-            return found
-        places = np.array(starts, dtype=np.int64)
-        rows = np.searchsorted(self.ends, places, side="right")  # < size: every place is inside the blob
-        inside = places + len(needle) <= self.ends[rows]
-        found[rows[inside]] = True
-        result: np.ndarray = found & self.valid
-        return result
-
-    def rows_with_any(self, literals: Sequence[str]) -> np.ndarray:
-        found = np.zeros(self.size, dtype=bool)
-        for literal in literals:
-            found |= self.rows_with(literal)
-        return found
-
-
 def _json_start(values: pa.Array) -> np.ndarray:
     """Which texts :data:`~kit.logparse.patterns.JSON_START` matches: those starting ``{`` are found by a
     one-byte comparison, and only the rest (whitespace first, or no JSON) go through the pattern."""
-    braced = _mask(pc.starts_with(values, "{"))
+    braced = tb.mask(pc.starts_with(values, "{"))
     if braced.all():
         return braced
     others = np.flatnonzero(~braced)
-    braced[others] = _mask(pc.match_substring_regex(values.take(pa.array(others)), _JSON_START))
+    braced[others] = tb.mask(pc.match_substring_regex(values.take(pa.array(others)), _JSON_START))
     return braced
 
 
@@ -482,18 +151,7 @@ def _strings(values: pa.Array | pa.ChunkedArray) -> Any:
     return pd.array(values, dtype=_STRING)
 
 
-def _arrow(texts: pd.Series) -> pa.Array:
-    values = pa.array(texts.array) if isinstance(texts.dtype, pd.StringDtype) else pa.array(texts.tolist())
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    return (
-        values
-        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
-        else values.cast(pa.large_string())
-    )
-
-
-def _fill(out: _Columns, positions: Positions, found: pd.DataFrame, fields: Iterable[str | None]) -> None:
+def _fill(out: bd.Columns, positions: Positions, found: pd.DataFrame, fields: Iterable[str | None]) -> None:
     for index, column in enumerate(fields):
         if column is not None:
             out.put(column, positions, found[index])
@@ -511,37 +169,6 @@ _TAB, _SPACE = ord("\t"), ord(" ")
 _DIGIT_AT = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)
 _CHAR_AT = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"))
 _MAX_FRACTION = 9
-
-
-def _prefix_bytes(values: pa.Array, rows: Positions) -> np.ndarray:
-    """The first :data:`PREFIX_WINDOW` bytes (UTF-8) of the texts at ``rows`` as a (rows, window) uint8
-    matrix, 0-padded; a null text is all 0.
-
-    Read straight from the texts' buffer (each row a window of it: one copy of ``window`` bytes per row, no
-    Python string); every prefix test after it is an array comparison. Bytes stand in for characters
-    because every token and the ISO time are ASCII: up to the first non-ASCII character, byte and character
-    positions agree, and a byte of a multi-byte character (0x80 and up) equals no ASCII token byte.
-    """
-    window = p.PREFIX_WINDOW
-    texts = values.cast(pa.large_string())
-    offsets = _offsets(texts)
-    starts = offsets[rows]
-    lengths = np.minimum(offsets[rows + 1] - starts, window)
-    if texts.null_count:
-        lengths[~_mask(pc.is_valid(texts))[rows]] = 0
-    matrix = np.zeros((len(rows), window), dtype=np.uint8)
-    buffer = texts.buffers()[2]
-    data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, dtype=np.uint8)
-    usable = starts <= len(data) - window  # a whole window of the buffer starts here
-    if usable.any():
-        matrix[usable] = np.lib.stride_tricks.sliding_window_view(data, window)[starts[usable]]
-    for row in np.flatnonzero(~usable & (lengths > 0)).tolist():  # the last few texts of the buffer
-        matrix[row, : lengths[row]] = data[starts[row] : starts[row] + lengths[row]]
-    short = np.flatnonzero(lengths < window)  # what the window took beyond the text is not the text's
-    if len(short):
-        beyond = np.arange(window) >= lengths[short, None]
-        matrix[short] = np.where(beyond, 0, matrix[short])
-    return matrix
 
 
 def _is_digit(codes: np.ndarray) -> np.ndarray:
@@ -590,8 +217,8 @@ _NO_CATEGORY = -1
 
 def _prefix_categories(codes: np.ndarray) -> np.ndarray:
     """What :data:`~kit.logparse.patterns.LINE_PREFIX` and ``PREFIX_CATEGORY`` give, for all lines at once
-    (``codes``: their :func:`_prefix_bytes`), as the index of the category in :data:`_CATEGORIES`
-    (:data:`_NO_CATEGORY` for none)."""
+    (``codes``: their :func:`~kit.logparse.textbuffer.prefix_bytes`), as the index of the category in
+    :data:`_CATEGORIES` (:data:`_NO_CATEGORY` for none)."""
     categories = np.full(len(codes), _NO_CATEGORY, dtype=np.int8)
     separator = _iso_separator(codes)
     categories[separator == _TAB] = _CATEGORY[p.PREFIX_CATEGORY["\t"]]
@@ -622,15 +249,15 @@ class _Parser:
         self.size = len(frame)
         # Missing messages stay NA: every pass below treats NA as "no match", and the fallback as empty.
         self.text: pd.Series = frame["message"]
-        self.messages = _arrow(self.text)
-        self.offsets = _offsets(self.messages)
+        self.messages = tb.arrow_text(self.text)
+        self.offsets = tb.utf8_offsets(self.messages)
         self.buffer = self.messages.buffers()[2]  # the messages' UTF-8 bytes (None: no text at all)
         self.data = (
             np.frombuffer(self.buffer, dtype=np.uint8) if self.buffer is not None else np.zeros(0, np.uint8)
         )
-        self.words = _word_view(self.data)
+        self.words = tb.word_view(self.data)
         self.tabs = np.empty(0, dtype=np.int64)  # the current chunk's tabs
-        self.out = _Columns(self.size)
+        self.out = bd.Columns(self.size)
         self.kind = self.out.kind
         self.source = self.out.source
         self.evidence = np.zeros(self.size, dtype=bool)  # the line's own shape says Lambda
@@ -651,11 +278,11 @@ class _Parser:
     # --- categories of Lambda-shaped lines ---------------------------------------------------------------
 
     def categorise(self) -> None:
-        for chunk in _chunks(np.flatnonzero(~self.exec_group), self.offsets):
+        for chunk in tb.chunks(np.flatnonzero(~self.exec_group), self.offsets):
             self._categorise(chunk)
 
     def _categorise(self, positions: Positions) -> None:
-        categories = _prefix_categories(_prefix_bytes(self.messages, positions))
+        categories = _prefix_categories(tb.prefix_bytes(self.messages, positions))
         # Where the chunk's tabs are: the Python runtime's and REPORT lines are cut at them.
         low, high = int(self.offsets[positions[0]]), int(self.offsets[positions[-1] + 1])
         self.tabs = np.flatnonzero(self.data[low:high] == _TAB) + low
@@ -684,7 +311,7 @@ class _Parser:
                 handlers[name](rows)
 
     def _mark(self, rows: Positions, kind: str) -> None:
-        self.kind[rows] = _KIND[kind]
+        self.kind[rows] = bd.KIND[kind]
         self.evidence[rows] = True
 
     def _start_end(self, rows: Positions, kind: str) -> None:
@@ -722,16 +349,16 @@ class _Parser:
         are returned for the patterns.
 
         The shape is checked and read at the line's tabs, found in the messages' buffer: each field's label
-        and unit compared in place, each value (and the request id) copied out once (:func:`_gather`) and
-        checked by its own small pattern. Each value is what the capture groups of ``REPORT_CORE`` (and
-        ``REPORT_TAIL`` for Init Duration) would hold, without a regex engine tracking groups through the
-        line.
+        and unit compared in place, each value (and the request id) copied out once
+        (:func:`~kit.logparse.textbuffer.gather`) and checked by its own small pattern. Each value is what
+        the capture groups of ``REPORT_CORE`` (and ``REPORT_TAIL`` for Init Duration) would hold, without a
+        regex engine tracking groups through the line.
         """
-        if self.buffer is None or len(self.data) > _VIEW_LIMIT:
+        if self.buffer is None or len(self.data) > tb.VIEW_LIMIT:
             return rows
         data, words = self.data, self.words
         starts, stops = self.offsets[rows], self.offsets[rows + 1]
-        tabs = _nth_places(self.tabs, starts, stops, 7)
+        tabs = tb.nth_places(self.tabs, starts, stops, 7)
         cold = (tabs[:, 5] >= 0) & (tabs[:, 6] < 0)  # Init Duration: a sixth field
         shaped = ((tabs[:, 4] >= 0) & (tabs[:, 5] < 0)) | cold
         last = np.where(cold, tabs[:, 5], tabs[:, 4])
@@ -744,7 +371,7 @@ class _Parser:
         # Labels and units in place, with room for a value between them.
         label = _REPORT_ID_LABEL
         shaped &= tabs[:, 0] - starts > len(label)
-        shaped[shaped] &= _equals_at(data, words, starts[shaped], label)
+        shaped[shaped] &= tb.equals_at(data, words, starts[shaped], label)
         fields = [(index, *field) for index, field in enumerate(_REPORT_FIELDS_AS_WRITTEN, start=1)]
         spans: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
         for index, column, name, unit in [*fields, (5, "init_ms", _INIT_LABEL, " ms")]:
@@ -752,8 +379,8 @@ class _Parser:
             first, stop = tabs[:, index - 1] + 1, tabs[:, index]
             begin, end = first + len(name), stop - len(unit)
             which &= end > begin
-            which[which] &= _equals_at(data, words, first[which], name.encode())
-            which[which] &= _equals_at(data, words, end[which], unit.encode())
+            which[which] &= tb.equals_at(data, words, first[which], name.encode())
+            which[which] &= tb.equals_at(data, words, end[which], unit.encode())
             if column == "init_ms":
                 shaped &= ~cold | which
             else:
@@ -764,10 +391,10 @@ class _Parser:
         spans.insert(0, ("request_id", shaped, starts + len(label), tabs[:, 0]))
         for column, candidates, begin, end in spans:
             which = candidates & shaped
-            texts = _gather(self.buffer, data, begin[which], end[which])
+            texts = tb.gather(self.buffer, data, begin[which], end[which])
             if texts is None:
                 return rows
-            good = _mask(pc.match_substring_regex(texts, _REPORT_VALUE[column]))
+            good = tb.mask(pc.match_substring_regex(texts, _REPORT_VALUE[column]))
             shaped[np.flatnonzero(which)[~good]] = False
             values[column] = (which, texts)
         for column, (which, texts) in values.items():
@@ -786,16 +413,16 @@ class _Parser:
         """:data:`~kit.logparse.patterns.PYTHON_LINE`, read by splitting at the first three tabs where a line
         has them (the category says it starts ``[LEVEL]\\t``); a cut line goes through the pattern.
 
-        Where the three tabs are near the start, as the runtime writes them (a time, then a request id),
-        they are found in the lines' buffer and the parts copied out of it once (:func:`_gather`).
+        The tabs are found in the messages' buffer and the parts copied out of it once
+        (:func:`~kit.logparse.textbuffer.gather`).
         """
         self._mark(rows, "app")
         rows = self._python_as_written(rows)
         if len(rows) == 0:
             return
         texts = self.text.iloc[rows]
-        parts = pc.split_pattern(_arrow(texts), "\t", max_splits=3)
-        whole = _mask(pc.equal(pc.list_value_length(parts), 4))
+        parts = pc.split_pattern(tb.arrow_text(texts), "\t", max_splits=3)
+        whole = tb.mask(pc.equal(pc.list_value_length(parts), 4))
         if whole.any():
             if not whole.all():
                 parts = parts.filter(pa.array(whole))
@@ -819,13 +446,13 @@ class _Parser:
         if buffer is None:
             return rows
         starts, stops = self.offsets[rows], self.offsets[rows + 1]
-        tabs = _nth_places(self.tabs, starts, stops, 3)
+        tabs = tb.nth_places(self.tabs, starts, stops, 3)
         level_end, time_end, id_end = tabs[:, 0], tabs[:, 1], tabs[:, 2]
         near = id_end >= 0
         if not near.any():
             return rows
         parts = [
-            _gather(buffer, data, first[near], last[near])
+            tb.gather(buffer, data, first[near], last[near])
             for first, last in ((starts + 1, level_end - 1), (time_end + 1, id_end), (id_end + 1, stops))
         ]
         if any(part is None for part in parts):
@@ -878,7 +505,7 @@ class _Parser:
         errors = _extract(found[3], p.NODE_ERROR)
         is_error = errors[0].notna().to_numpy()
         error_rows = rows[is_error]
-        self.kind[error_rows] = _KIND["error"]
+        self.kind[error_rows] = bd.KIND["error"]
         records: list[dict[str, object]] = []
         for rest in errors[1][is_error]:
             document = p.decode_object(rest)
@@ -887,7 +514,7 @@ class _Parser:
             else:
                 records.append({"error_message": rest.splitlines()[0] if rest.strip() else None})
         self.out.put_records(error_rows, records)
-        self._message_json(rows[~is_error], _arrow(found[3][~is_error]))
+        self._message_json(rows[~is_error], tb.arrow_text(found[3][~is_error]))
 
     def _timeout(self, rows: Positions) -> None:
         found = _extract(self.text.iloc[rows], p.TIMEOUT)
@@ -924,7 +551,7 @@ class _Parser:
         if outside_lambda.any():
             # Access-log lines (outside Lambda's groups) as one block; what it cannot be sure of, per line.
             access_rows = rows[outside_lambda]
-            block = jsonblock.read_access_fields(_arrow(self.text.iloc[access_rows]))
+            block = jsonblock.read_access_fields(tb.arrow_text(self.text.iloc[access_rows]))
             read = ~block.one_by_one
             read_rows = access_rows[read]
             self.json_role[read_rows] = _ROLE["access"]
@@ -984,12 +611,12 @@ class _Parser:
         access = other & (self.json_role == _ROLE["access"])
         source[access] = _ACCESS
         source[other & ~access & self.evidence] = _LAMBDA
-        for chunk in _chunks(
+        for chunk in tb.chunks(
             np.flatnonzero(self.exec_group | (other & self.paren & ~self.evidence)), self.offsets
         ):
             self._exec(chunk)
-        source[(source == _UNSET) & stream_lambda] = _LAMBDA
-        source[source == _UNSET] = _SOURCE["unknown"]
+        source[(source == bd.UNSET) & stream_lambda] = _LAMBDA
+        source[source == bd.UNSET] = bd.SOURCE["unknown"]
         for rows, records in self.plain_json:
             keep = source[rows] == _LAMBDA
             self.out.put_records(rows[keep], [r for r, k in zip(records, keep, strict=True) if k])
@@ -998,8 +625,8 @@ class _Parser:
     def _exec(self, rows: Positions) -> None:
         texts = self.text.iloc[rows]
         # "(<id>) <text>", the usual shape, is split at its first ") "; anything else goes through EXEC_LINE.
-        values = _arrow(texts)
-        spaced = _mask(pc.match_substring_regex(values, _EXEC_SPACED))
+        values = tb.arrow_text(texts)
+        spaced = tb.mask(pc.match_substring_regex(values, _EXEC_SPACED))
         if spaced.any():
             parts = pc.split_pattern(values.filter(pa.array(spaced)), ") ", max_splits=1)
             ids = pc.utf8_slice_codeunits(pc.list_element(parts, 0), 1)
@@ -1012,10 +639,10 @@ class _Parser:
     def _exec_lines(self, exec_rows: Positions, ids: pd.Series, texts: pd.Series) -> None:
         """Execution-log lines: their request id and, rule by rule, what their text says."""
         self.source[exec_rows] = _EXEC
-        self.kind[exec_rows] = _KIND["exec_line"]
+        self.kind[exec_rows] = bd.KIND["exec_line"]
         self.out.put("apigw_request_id", exec_rows, ids)
         bodies = texts.str.removesuffix(p.TRUNCATED_SUFFIX)
-        haystack = _Haystack(_arrow(bodies))
+        haystack = tb.Haystack(tb.arrow_text(bodies))
         for rule in p.EXEC_RULES:
             has_mark = haystack.rows_with(rule.mark)
             if not has_mark.any():
@@ -1030,7 +657,7 @@ class _Parser:
 
     def _fallbacks(self) -> None:
         """Lines no pattern claimed: plain output of a Lambda function, or unknown with the reason."""
-        unset = np.flatnonzero(self.kind == _UNSET)
+        unset = np.flatnonzero(self.kind == bd.UNSET)
         if len(unset) == 0:
             return
         texts = self.text.iloc[unset]
@@ -1038,8 +665,8 @@ class _Parser:
         binary = texts.str.contains(p.BINARY).to_numpy(dtype=bool, na_value=False) & ~empty
         is_lambda = self.source[unset] == _LAMBDA
         app = is_lambda & ~empty & ~binary
-        self.kind[unset[app]] = _KIND["app"]
-        self.kind[unset[~app]] = _KIND["unknown"]
+        self.kind[unset[app]] = bd.KIND["app"]
+        self.kind[unset[~app]] = bd.KIND["unknown"]
         reasons = np.select(
             [
                 empty,
@@ -1057,14 +684,14 @@ class _Parser:
     # --- scans of Lambda lines' text, event types, request ids ------------------------------------------
 
     def scan(self) -> None:
-        wanted = (self.source == _LAMBDA) & ((self.kind == _KIND["app"]) | (self.kind == _KIND["error"]))
-        for chunk in _chunks(np.flatnonzero(wanted), self.offsets):
+        wanted = (self.source == _LAMBDA) & ((self.kind == bd.KIND["app"]) | (self.kind == bd.KIND["error"]))
+        for chunk in tb.chunks(np.flatnonzero(wanted), self.offsets):
             self._scan_lines(chunk)
 
     def _scan_lines(self, rows: Positions) -> None:
         texts = self.text.iloc[rows]
         # One look for all the marks; each scan below then reads only the few lines that have one.
-        marked = _Haystack(_arrow(texts)).rows_with_any(_SCAN_MARKS)
+        marked = tb.Haystack(tb.arrow_text(texts)).rows_with_any(_SCAN_MARKS)
         rows, texts = rows[marked], texts[marked]
         self._scan(
             texts, p.CLIENT_ERROR_MARK, p.CLIENT_ERROR, ("error_message", "app_error_code", "aws_operation")
@@ -1091,7 +718,7 @@ class _Parser:
 
     def _event_scan(self, rows: Positions, texts: pd.Series) -> None:
         """An API Gateway event (or its repr) inside a line: its connectionId, routeKey, eventType."""
-        has_key = _Haystack(_arrow(texts)).rows_with(p.EVENT_KEY_MARK)
+        has_key = tb.Haystack(tb.arrow_text(texts)).rows_with(p.EVENT_KEY_MARK)
         if not has_key.any():
             return
         candidates = texts[has_key]
@@ -1127,9 +754,9 @@ class _Parser:
         request_id = self.out.text["request_id"]
         # Markers are numbers: the index of a START among ``opens``, _CLOSED where a window closes.
         marker = np.full(self.size, _NO_MARKER, dtype=np.int32)
-        opens = np.flatnonzero(is_lambda & (kind == _KIND["start"]))
+        opens = np.flatnonzero(is_lambda & (kind == bd.KIND["start"]))
         marker[opens] = np.arange(len(opens), dtype=np.int32)
-        closes = (kind == _KIND["end"]) | (kind == _KIND["report"]) | (kind == _KIND["init_start"])
+        closes = (kind == bd.KIND["end"]) | (kind == bd.KIND["report"]) | (kind == bd.KIND["init_start"])
         marker[is_lambda & closes] = _CLOSED
         stamps = self.frame["timestamp"].to_numpy(dtype="float64", na_value=-1.0)
         order = np.lexsort((stamps, self.stream))
@@ -1153,7 +780,7 @@ class _Parser:
         self.other_group = gone
         self.plain_json = []
         frame = self.frame
-        columns: dict[str, Any] = {name: frame[name] for name in _RAW}
+        columns: dict[str, Any] = {name: frame[name] for name in bd.RAW}
         # Each column's working copy is let go as soon as its frame column is made, so the two never all
         # exist at once. Text first: what their working arrays free is then taken again by the number and
         # time columns that follow, rather than by nothing.
@@ -1163,20 +790,14 @@ class _Parser:
             columns[name] = _strings(column.array() if column.count else nothing)
             del column
         pa.default_memory_pool().release_unused()  # the pieces the text columns were taken from
-        columns["kind"] = _decode(self.kind, p.KINDS)
-        columns["source"] = _decode(self.source, p.SOURCES)
+        columns["kind"] = bd.decode(self.kind, p.KINDS)
+        columns["source"] = bd.decode(self.source, p.SOURCES)
         for name in list(self.out.numbers):
-            columns[name] = _numbers(self.out.numbers.pop(name), LOG_COLUMNS[name], self.size)
+            columns[name] = bd.number_array(self.out.numbers.pop(name), LOG_COLUMNS[name], self.size)
         columns["ts"] = _utc(frame["timestamp"])
         columns["ingest_ts"] = _utc(frame["ingestion_time"])
         columns["lag_ms"] = (frame["ingestion_time"] - frame["timestamp"]).astype("Int64")
         return pd.DataFrame({name: columns[name] for name in LOG_COLUMNS}, copy=False)
-
-
-def _decode(codes: np.ndarray, names: Sequence[str]) -> Any:
-    """Small-integer codes (-1: unset) as the names they stand for (NA for -1)."""
-    indexes = np.where(codes < 0, len(names), codes)
-    return _strings(pa.array([*names, None], type=pa.large_string()).take(pa.array(indexes)))
 
 
 _NO_MARKER = -1
@@ -1199,28 +820,6 @@ def _ffill_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 def _utc(millis: pd.Series) -> pd.Series:
     return pd.to_datetime(millis, unit="ms", utc=True).astype(UTC_TIME)
-
-
-def _numbers(values: np.ndarray | None, dtype: str, size: int) -> Any:
-    """A working number column (NaN: no value; None: no value in any row) as the frame's masked array.
-
-    The working array is consumed: its memory becomes the column's where the dtype allows.
-    """
-    if values is None:  # np.zeros takes pages the system has not handed out yet: nothing is written
-        zeros = np.zeros(size, dtype=np.int64 if dtype == "Int64" else np.float64)
-        everywhere = np.ones(size, dtype=bool)
-        if dtype == "Int64":
-            return pd.arrays.IntegerArray(zeros, everywhere)
-        return pd.arrays.FloatingArray(zeros, everywhere)
-    missing = np.isnan(values)
-    if dtype == "Int64":
-        np.round(values, out=values)
-        with np.errstate(invalid="ignore"):
-            missing |= ~(np.abs(values) < MAX_EXACT_INT)  # NaN compares False: already missing
-        values[missing] = 0.0
-        return pd.arrays.IntegerArray(values.astype(np.int64), missing)
-    values[missing] = 0.0
-    return pd.arrays.FloatingArray(values, missing)
 
 
 def parse(events: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kit import logparse as lp
-from kit.logparse import fast as fast_parser
+from kit.logparse import textbuffer
 
 GROUPS = [
     "/aws/lambda/chatgenius-websocket",
@@ -233,8 +233,8 @@ def test_vectorised_parser_agrees_with_the_reference(events: pd.DataFrame) -> No
 def test_chunk_boundaries_change_nothing(events: pd.DataFrame, rows: int, size: int) -> None:
     """The line-by-line passes read a few lines (or bytes) at a time here: a chunk's edge is no line's edge."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fast_parser, "CHUNK_ROWS", rows)
-        patch.setattr(fast_parser, "CHUNK_BYTES", size)
+        patch.setattr(textbuffer, "CHUNK_ROWS", rows)
+        patch.setattr(textbuffer, "CHUNK_BYTES", size)
         chunked = lp.parse(events)
     pd.testing.assert_frame_equal(chunked, lp.parse_lines_slow(events))
 

@@ -144,14 +144,14 @@ def test_anchored() -> None:
     st.text(alphabet="ab\u00e9\u2003\U0001f600 \t", min_size=1, max_size=3),
 )
 def test_the_haystack_finds_what_str_contains_finds(texts: list[str | None], literal: str) -> None:
-    from kit.logparse.fast import _Haystack
+    from kit.logparse.textbuffer import Haystack
 
     values = pa.array(texts, type=pa.large_string())
     expected = [text is not None and literal in text for text in texts]
     for frequent in (0.05, 1000.0):  # Arrow's per-text search, and the search of the whole buffer
-        haystack = _Haystack(values)
+        haystack = Haystack(values)
         haystack.FREQUENT = frequent
         assert haystack.rows_with(literal).tolist() == expected
-        sliced = _Haystack(values.slice(1))
+        sliced = Haystack(values.slice(1))
         sliced.FREQUENT = frequent
         assert sliced.rows_with(literal).tolist() == expected[1:]

@@ -1,4 +1,5 @@
-"""The vectorised parser's building blocks: chunks of lines, line prefixes, number columns."""
+"""Reads of the messages' buffer (chunks, offsets, prefixes, places, in-place comparisons, gathers), number
+columns, and the REPORT lines read at their tabs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kit.logparse import fast, patterns
+from kit.logparse import building, fast, patterns, textbuffer
 
 
 def _offsets(lengths: list[int]) -> np.ndarray:
@@ -38,9 +39,9 @@ def test_chunks(
     max_bytes: int,
     expected: list[list[int]],
 ) -> None:
-    monkeypatch.setattr(fast, "CHUNK_ROWS", max_rows)
-    monkeypatch.setattr(fast, "CHUNK_BYTES", max_bytes)
-    chunks = list(fast._chunks(np.array(rows, dtype=np.int64), _offsets(lengths)))
+    monkeypatch.setattr(textbuffer, "CHUNK_ROWS", max_rows)
+    monkeypatch.setattr(textbuffer, "CHUNK_BYTES", max_bytes)
+    chunks = list(textbuffer.chunks(np.array(rows, dtype=np.int64), _offsets(lengths)))
     assert [chunk.tolist() for chunk in chunks] == expected
 
 
@@ -48,7 +49,7 @@ def test_chunks(
 @pytest.mark.parametrize("large", [True, False])
 def test_offsets_are_the_arrays_own(texts: list[str | None], large: bool) -> None:
     values = pa.array([*texts, "tail"], type=pa.large_string() if large else pa.string()).slice(0, len(texts))
-    offsets = fast._offsets(values)
+    offsets = textbuffer.utf8_offsets(values)
     lengths = [len((text or "").encode()) for text in texts]
     assert np.diff(offsets).tolist() == lengths
     assert offsets.dtype == np.int64
@@ -67,7 +68,7 @@ def test_offsets_are_the_arrays_own(texts: list[str | None], large: bool) -> Non
     ],
 )
 def test_number_columns(values: np.ndarray | None, dtype: str, expected: list[object]) -> None:
-    column = fast._numbers(None if values is None else values.copy(), dtype, 3)
+    column = building.number_array(None if values is None else values.copy(), dtype, 3)
     assert str(column.dtype) == dtype
     assert [None if value is pd.NA else value for value in column.tolist()] == expected
 
@@ -85,7 +86,7 @@ def test_prefix_bytes_are_each_texts_first_bytes(
     kept = texts[min(cut, len(texts)) :]
     rows = sorted(data.draw(st.sets(st.integers(0, max(len(kept) - 1, 0)), max_size=len(kept))))
     rows = [row for row in rows if row < len(kept)]
-    matrix = fast._prefix_bytes(values, np.array(rows, dtype=np.int64))
+    matrix = textbuffer.prefix_bytes(values, np.array(rows, dtype=np.int64))
     window = patterns.PREFIX_WINDOW
     expected = [((kept[row] or "").encode()[:window]).ljust(window, b"\0") for row in rows]
     assert [bytes(line) for line in matrix] == expected
@@ -99,7 +100,7 @@ _TEXT = st.text(alphabet="ab\t{}\u00e9\U0001f600", max_size=30)
 def test_gather_copies_each_range_out_of_the_buffer(texts: list[str], data: st.DataObject) -> None:
     """Ranges at character edges, short ones (kept in the view) and long ones (pointing into the buffer)."""
     values = pa.array(texts, type=pa.large_string())
-    offsets = fast._offsets(values)
+    offsets = textbuffer.utf8_offsets(values)
     buffer = values.buffers()[2]
     raw = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, dtype=np.uint8)
     starts, stops, expected = [], [], []
@@ -111,7 +112,7 @@ def test_gather_copies_each_range_out_of_the_buffer(texts: list[str], data: st.D
         expected.append(text[cut[0] : cut[1]])
     if buffer is None:
         return
-    gathered = fast._gather(buffer, raw, np.array(starts), np.array(stops))
+    gathered = textbuffer.gather(buffer, raw, np.array(starts), np.array(stops))
     assert gathered is not None
     assert gathered.type == pa.large_string()
     assert gathered.to_pylist() == expected
@@ -128,11 +129,11 @@ def test_gather_copies_each_range_out_of_the_buffer(texts: list[str], data: st.D
 )
 def test_nth_places(texts: list[str], count: int, expected: list[list[int]]) -> None:
     values = pa.array(texts, type=pa.large_string())
-    offsets = fast._offsets(values)
+    offsets = textbuffer.utf8_offsets(values)
     raw = np.frombuffer(values.buffers()[2], dtype=np.uint8)
     rows = np.arange(len(texts))
     tabs = np.flatnonzero(raw == ord("\t"))
-    found = fast._nth_places(tabs, offsets[rows], offsets[rows + 1], count)
+    found = textbuffer.nth_places(tabs, offsets[rows], offsets[rows + 1], count)
     assert found.tolist() == expected
 
 
@@ -146,7 +147,7 @@ def test_equals_at_compares_in_place(data: bytes, literal: bytes, draw: st.DataO
     places = np.array(
         draw.draw(st.lists(st.integers(0, len(data) - len(literal)), max_size=8)), dtype=np.int64
     )
-    found = fast._equals_at(raw, fast._word_view(raw), places, literal)
+    found = textbuffer.equals_at(raw, textbuffer.word_view(raw), places, literal)
     assert found.tolist() == [data[at : at + len(literal)] == literal for at in places.tolist()]
 
 
