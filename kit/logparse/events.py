@@ -120,8 +120,7 @@ def _chunk_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
 
 
 def _one_chunk(column: pd.Series) -> pd.Series:
-    values = column.array
-    arrow = getattr(values, "_pa_array", None)
+    arrow = pa.array(column.array)  # an Arrow-backed column gives its own chunks, without a copy
     if isinstance(arrow, pa.ChunkedArray) and arrow.num_chunks > 1:
         return pd.Series(pd.array(arrow.combine_chunks(), dtype=column.dtype), copy=False)
     return column

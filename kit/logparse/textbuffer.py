@@ -118,7 +118,7 @@ def gather(buffer: pa.Buffer, data: np.ndarray, starts: np.ndarray, stops: np.nd
     if len(data) > VIEW_LIMIT:
         return None
     lengths = (stops - starts).astype(np.int32)
-    views = np.zeros((len(starts), 16), dtype=np.uint8)  # Arrow's view layout, little-endian
+    views = np.zeros((len(starts), 16), dtype=np.uint8)  # Arrow's view layout, in native byte order
     views.view(np.int32)[:, 0] = lengths
     inline = lengths <= 12  # short texts live in the view itself, the rest point into the buffer
     if inline.any():
