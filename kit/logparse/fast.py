@@ -375,7 +375,7 @@ class _Parser:
         fields = [(index, *field) for index, field in enumerate(_REPORT_FIELDS_AS_WRITTEN, start=1)]
         spans: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
         for index, column, name, unit in [*fields, (5, "init_ms", _INIT_LABEL, " ms")]:
-            which = shaped & cold if column == "init_ms" else shaped
+            which = shaped & cold if column == "init_ms" else shaped.copy()
             first, stop = tabs[:, index - 1] + 1, tabs[:, index]
             begin, end = first + len(name), stop - len(unit)
             which &= end > begin
