@@ -37,10 +37,15 @@ SOURCE = {name: code for code, name in enumerate(p.SOURCES)}
 UNSET = -1
 
 
+def index_dtype(size: int) -> type[np.signedinteger[Any]]:
+    """The narrowest integer that holds a row index of a frame of ``size`` rows (32 bits in practice)."""
+    return np.int32 if size < 2**31 else np.int64
+
+
 class TextColumn:
     """A text column filled piece by piece, held as Arrow: the pieces put, and for each row where its
-    value is among them (-1: none yet; 32 bits, as a frame has fewer than 2**31 rows). No Python str per
-    value; nothing at all until the first put."""
+    value is among them (-1: none yet; :func:`index_dtype`). No Python str per value; nothing at all until
+    the first put."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -51,7 +56,7 @@ class TextColumn:
     @property
     def where(self) -> np.ndarray:
         if self._where is None:
-            self._where = np.full(self.size, -1, dtype=np.int32)
+            self._where = np.full(self.size, -1, dtype=index_dtype(self.size))
         return self._where
 
     def missing_anywhere(self) -> np.ndarray:
@@ -71,7 +76,7 @@ class TextColumn:
         if not keep.any():
             return
         piece = texts.filter(pa.array(keep))
-        self.where[positions[keep]] = np.arange(self.count, self.count + len(piece), dtype=np.int32)
+        self.where[positions[keep]] = np.arange(self.count, self.count + len(piece), dtype=self.where.dtype)
         self.pieces.append(piece)
         self.count += len(piece)
 

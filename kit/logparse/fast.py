@@ -273,7 +273,7 @@ class _Parser:
         self.other_group = ~(self.lambda_group | self.exec_group)
         stream_codes, _ = _factorize(frame["log_stream"])
         combined = group_codes.astype(np.int64) * (int(stream_codes.max(initial=0)) + 2) + stream_codes
-        self.stream = pd.factorize(combined)[0].astype(np.int32)  # fewer streams than rows
+        self.stream = pd.factorize(combined)[0].astype(bd.index_dtype(self.size))  # fewer streams than rows
 
     # --- categories of Lambda-shaped lines ---------------------------------------------------------------
 
@@ -753,15 +753,15 @@ class _Parser:
         kind = self.kind
         request_id = self.out.text["request_id"]
         # Markers are numbers: the index of a START among ``opens``, _CLOSED where a window closes.
-        marker = np.full(self.size, _NO_MARKER, dtype=np.int32)
+        marker = np.full(self.size, _NO_MARKER, dtype=bd.index_dtype(self.size))
         opens = np.flatnonzero(is_lambda & (kind == bd.KIND["start"]))
-        marker[opens] = np.arange(len(opens), dtype=np.int32)
+        marker[opens] = np.arange(len(opens), dtype=marker.dtype)
         closes = (kind == bd.KIND["end"]) | (kind == bd.KIND["report"]) | (kind == bd.KIND["init_start"])
         marker[is_lambda & closes] = _CLOSED
         stamps = self.frame["timestamp"].to_numpy(dtype="float64", na_value=-1.0)
         order = np.lexsort((stamps, self.stream))
         del stamps
-        carried = np.empty(self.size, dtype=np.int32)
+        carried = np.empty(self.size, dtype=marker.dtype)
         carried[order] = _ffill_within(marker[order], self.stream[order])
         del order, marker
         rows = np.flatnonzero(is_lambda & request_id.missing_anywhere())
@@ -808,7 +808,7 @@ def _ffill_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Forward-fill :data:`_NO_MARKER` in ``values`` without crossing a change of ``groups`` (rows sorted
     by group); a row before any marker in its group stays :data:`_NO_MARKER`."""
     size = len(values)
-    index = np.arange(size, dtype=np.int32 if size < 2**31 else np.int64)
+    index = np.arange(size, dtype=bd.index_dtype(size))
     present = values != _NO_MARKER
     group_start = np.ones(size, dtype=bool)
     group_start[1:] = groups[1:] != groups[:-1]
