@@ -441,14 +441,15 @@ class _Parser:
             self.out.put_constant("parse_error", cut_rows, p.INCOMPLETE_PYTHON_LINE)
 
     def _python_as_written(self, rows: Positions) -> Positions:
-        """Read the lines whose first three tabs are within reach of their start; the rest are returned."""
+        """Read the lines that have three tabs (level, time, request id, then the message); the rest (cut
+        lines, or all of them where the parts cannot be copied out as views) are returned."""
         buffer, data = self.buffer, self.data
         if buffer is None:
             return rows
         starts, stops = self.offsets[rows], self.offsets[rows + 1]
         tabs = tb.nth_places(self.tabs, starts, stops, 3)
         level_end, time_end, id_end = tabs[:, 0], tabs[:, 1], tabs[:, 2]
-        near = id_end >= 0
+        near = id_end >= 0  # the third tab, and so the first two, inside the line
         if not near.any():
             return rows
         parts = [
