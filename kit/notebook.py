@@ -53,7 +53,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from kit import config, diagnose, frames
-from kit.errors import ConfigurationError
+from kit.errors import ConfigurationError, error_facts
 from kit.handler import app, seed
 from kit.lab import gateway_core
 from kit.logparse import LOG_COLUMNS
@@ -891,9 +891,7 @@ def _stored_item(target: Target, connection_id: str) -> tuple[dict[str, Any] | N
             TableName=target.table, Key={"connectionId": {"S": connection_id}}, ConsistentRead=True
         )
     except (ClientError, BotoCoreError) as exc:
-        code = (
-            exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else type(exc).__name__
-        )
+        code, _ = error_facts(exc)
         return None, f"GetItem on {target.table} failed with {code}, so whether it was stored is unknown"
     item = answer.get("Item")
     return (dict(item) if isinstance(item, Mapping) else None), None

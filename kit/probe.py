@@ -55,7 +55,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
 from kit import __version__
-from kit.errors import ConfigurationError
+from kit.errors import ConfigurationError, error_facts
 from kit.target import Target
 
 log = logging.getLogger("kit.probe")
@@ -624,9 +624,7 @@ def _ms(seconds: float) -> float:
 
 
 def _error_code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or "ClientError")
-    return type(exc).__name__
+    return error_facts(exc)[0]
 
 
 def _plain(item: Mapping[str, Any]) -> dict[str, str]:
