@@ -15,6 +15,7 @@ import pytest
 from botocore.stub import Stubber
 
 from kit import dynamo
+from kit import items as items_module
 from kit.dynamo import (
     COVERAGE_COLUMNS,
     DESCRIBE_COLUMNS,
@@ -649,7 +650,7 @@ def test_items_frame_reads_uniform_pages_column_by_column(
 ) -> None:
     """The column-by-column path is taken only for pages it reads exactly as the value-by-value one does."""
     page = {"Items": items}
-    assert (dynamo._collect_uniform(items) is not None) == uniform
+    assert (items_module._collect_uniform(items) is not None) == uniform
     fast = items_frame([page])
-    monkeypatch.setattr(dynamo, "_collect_uniform", lambda items: None)
+    monkeypatch.setattr(items_module, "_collect_uniform", lambda items: None)
     pd.testing.assert_frame_equal(fast, items_frame([page]))
