@@ -1,0 +1,99 @@
+"""What the checks look at and what they say: the evidence, a finding, the diagnosis.
+
+:mod:`kit.diagnose` gathers the evidence and runs the checks; the checks themselves live there and in
+:mod:`kit.write_checks`. This module holds only the shapes they share and a few helpers, so the two can
+import it without importing each other. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from kit import config, frames
+
+Verdict = str  # pass | fail | warn | skip
+FINDING_COLUMNS: dict[str, str] = {
+    "check": "string",
+    "question": "string",
+    "verdict": "string",  # pass | fail | warn | skip
+    "cause": "string",  # the root-cause id a failure points to, or a contributing finding's id; NA on pass
+    "evidence": "string",  # the log line, API answer or item that decides it
+    "next_step": "string",
+}
+CONNECT = "$connect"
+EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# What API Gateway issues: 15 base64 characters and one "=" (e.g. L0SM9cOFvHcCIhw=). The shape is inferred
+# from published captures, not documented, so both base64 alphabets are accepted (+/ as well as -_): a false
+# warning on a real account would cost more than a missed near-miss. Emulators differ: serverless-offline
+# mints UUIDs, hand-made test ids have any shape.
+API_GATEWAY_CONNECTION_ID = r"[A-Za-z0-9+/_-]{15}="
+GATEWAY_SOURCES = ("apigw_access", "apigw_exec")
+
+
+_empty = frames.empty
+
+
+@dataclass
+class Evidence:
+    """Everything the checks look at. Frames are empty (with their columns) when there was nothing."""
+
+    target: str
+    region: str
+    table: str
+    index: str
+    routes: pd.DataFrame = field(default_factory=lambda: _empty(config.ROUTES_COLUMNS))
+    functions: pd.DataFrame = field(default_factory=lambda: _empty(config.FUNCTION_COLUMNS))
+    stage: pd.DataFrame = field(default_factory=lambda: _empty(config.STAGE_COLUMNS))
+    tables: dict[str, list[str]] = field(default_factory=dict)  # region -> table names
+    schema_differences: pd.DataFrame | None = None
+    items: pd.DataFrame | None = None
+    coverage: pd.DataFrame | None = None
+    permissions: pd.DataFrame | None = None
+    log_report: pd.DataFrame | None = None
+    log_lines: pd.DataFrame | None = None
+    invocations: pd.DataFrame | None = None
+    lifecycle: pd.DataFrame | None = None
+    probe: pd.DataFrame | None = None
+    direct_write: pd.DataFrame | None = None  # kit.direct_write.DIRECT_WRITE_COLUMNS; every step NA: not run
+    problems: dict[str, str] = field(default_factory=dict)  # section -> why it could not be read
+
+
+@dataclass
+class Diagnosis:
+    root_cause: dict[str, Any]
+    findings: pd.DataFrame
+
+    def as_dict(self) -> dict[str, Any]:
+        findings = self.findings.astype(object).where(self.findings.notna(), None)
+        return {"root_cause": self.root_cause, "findings": findings.to_dict(orient="records")}
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    question: str
+    verdict: Verdict
+    cause: str | None = None
+    evidence: str = ""
+    next_step: str = ""
+
+
+Check = Callable[[Evidence], list[Finding]]
+
+
+def skip(check: str, question: str, why: str) -> list[Finding]:
+    return [Finding(check, question, "skip", None, why, "")]
+
+
+def is_true(value: Any) -> bool:
+    """A pandas boolean cell as a plain bool: NA counts as False."""
+    return bool(pd.notna(value) and value)
+
+
+def first_text(frame: pd.DataFrame, column: str) -> str:
+    values = frame[column].dropna().tolist()
+    return str(values[0]) if values else ""
