@@ -239,6 +239,18 @@ def test_chunk_boundaries_change_nothing(events: pd.DataFrame, rows: int, size: 
     pd.testing.assert_frame_equal(chunked, lp.parse_lines_slow(events))
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_frames())
+def test_without_string_views_the_lines_are_read_the_other_way(events: pd.DataFrame) -> None:
+    """Where the parts cannot be copied out as views (an Arrow without the cast, a buffer past 2 GiB), the
+    split and pattern paths read the same lines to the same frame."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(textbuffer, "gather", lambda *args: None)
+        patch.setattr(textbuffer, "VIEW_LIMIT", -1)
+        without_views = lp.parse(events)
+    pd.testing.assert_frame_equal(without_views, lp.parse_lines_slow(events))
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.text(max_size=60), max_size=20), st.sampled_from(GROUPS))
 def test_any_text_at_all(messages: list[str], group: str | None) -> None:
