@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kit.direct_write")
 
-# The probe's prefix too (kit.probe.WORKSPACE_PREFIX): one prefix marks every item the kit itself causes.
+# One prefix marks every item the kit itself causes: kit.probe's workspaces use it too.
 ITEM_PREFIX: Final = "kit-probe-"
 STEPS: Final = ("put", "get", "query", "delete")
 OPERATIONS: Final[dict[str, str]] = {

@@ -54,7 +54,7 @@ import websocket
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
-from kit import __version__
+from kit import __version__, direct_write
 from kit.errors import ConfigurationError, error_facts
 from kit.target import Target
 
@@ -101,7 +101,7 @@ SUMMARY_COLUMNS: Final[Mapping[str, str]] = {
 }
 
 MAX_CLIENTS: Final = 500  # API Gateway accepts 500 new connections per second per account and region
-WORKSPACE_PREFIX: Final = "kit-probe-"
+WORKSPACE_PREFIX: Final = direct_write.ITEM_PREFIX  # one prefix marks every item the kit itself causes
 _WORKSPACE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what the fixed handler accepts
 OVERSIZE_FRAME_BYTES: Final = 33 * 1024  # API Gateway closes with 1009 above 32 KB
 ABNORMAL_CLOSURE: Final = 1006  # what a browser reports when the socket ends without a close frame

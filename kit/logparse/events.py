@@ -120,6 +120,8 @@ def _chunk_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
 
 
 def _one_chunk(column: pd.Series) -> pd.Series:
+    if not isinstance(column.dtype, pd.StringDtype):  # Int64: one NumPy array already
+        return column
     arrow = pa.array(column.array)  # an Arrow-backed column gives its own chunks, without a copy
     if isinstance(arrow, pa.ChunkedArray) and arrow.num_chunks > 1:
         return pd.Series(pd.array(arrow.combine_chunks(), dtype=column.dtype), copy=False)

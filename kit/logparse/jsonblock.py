@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from kit.logparse import patterns as p
+from kit.logparse.textbuffer import mask
 
 SMALLEST_BLOCK: Final = 32
 """A failing block this small or smaller is read one line at a time rather than halved again."""
@@ -62,14 +63,15 @@ class _Rules:
     context: dict[str, tuple[str, ...]]  # the same for the keys of a requestContext object (none: empty)
     inner_message: bool  # a "message" text may hold a JSON document of its own (read per line)
     skip: str | None  # a text that means "no value" ("-" in access logs)
+    role_asked: bool  # json_role must certainly call the line ``access`` (it asks which keys are present)
 
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(self.keys)
 
 
-_APP_RULES: Final = _Rules(_by_column(p.APP_KEYS), _by_column(p.EVENT_CONTEXT_KEYS), True, None)
-_ACCESS_RULES: Final = _Rules(_by_column(p.ACCESS_FIELD_KEYS), {}, False, p.ACCESS_MISSING)
+_APP_RULES: Final = _Rules(_by_column(p.APP_KEYS), _by_column(p.EVENT_CONTEXT_KEYS), True, None, False)
+_ACCESS_RULES: Final = _Rules(_by_column(p.ACCESS_FIELD_KEYS), {}, False, p.ACCESS_MISSING, True)
 COLUMNS: Final = _APP_RULES.columns
 """The columns :func:`read_app_fields` fills: those of :func:`kit.logparse.patterns.app_fields`."""
 
@@ -192,8 +194,8 @@ def _read_piece(
     unsure = np.zeros(size, dtype=bool)
     message = fields.get("message")
     if rules.inner_message and message is not None and pa.types.is_string(message.type):
-        unsure |= _true(pc.match_substring(message, "{"))
-    if rules is _ACCESS_RULES:
+        unsure |= mask(pc.match_substring(message, "{"))
+    if rules.role_asked:
         unsure |= ~_certainly_access(fields, size)
     sources: list[tuple[dict[str, pa.Array], dict[str, tuple[str, ...]]]] = [(fields, rules.keys)]
     context = fields.get("requestContext")
@@ -247,17 +249,13 @@ def _certainly_access(fields: dict[str, pa.Array], size: int) -> np.ndarray:
     certain = np.zeros(size, dtype=bool)
     for key in p.ACCESS_KEYS:
         if key in fields:
-            certain |= _true(pc.is_valid(fields[key]))
+            certain |= mask(pc.is_valid(fields[key]))
     record_type = fields.get("type")
     if record_type is not None and (
         pa.types.is_string(record_type.type) or pa.types.is_large_string(record_type.type)
     ):
-        certain &= ~_true(pc.starts_with(record_type, "platform."))
+        certain &= ~mask(pc.starts_with(record_type, "platform."))
     return certain
-
-
-def _true(mask: pa.Array) -> np.ndarray:
-    return np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 _PLAIN_TYPES: Final = (
@@ -288,7 +286,7 @@ def _as_text(values: pa.Array, skip: str | None) -> tuple[pa.Array, np.ndarray]:
         return pa.nulls(size, _TEXT), np.zeros(size, dtype=bool)
     # A double (str(float) of a JSON int such as 1 is "1" to Python, 1.0 to Arrow) or a type JSON has not
     # got (a timestamp Arrow inferred): read per line.
-    return pa.nulls(size, _TEXT), _true(pc.is_valid(values))
+    return pa.nulls(size, _TEXT), mask(pc.is_valid(values))
 
 
 def _as_number(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -306,7 +304,7 @@ def _as_number(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         return floats, none
     if any(test(kind) for test in _PLAIN_TYPES):
         return np.full(size, np.nan), none
-    return np.full(size, np.nan), _true(pc.is_valid(values))
+    return np.full(size, np.nan), mask(pc.is_valid(values))
 
 
 def _floats(values: pa.Array) -> np.ndarray:
