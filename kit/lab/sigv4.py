@@ -67,7 +67,8 @@ from botocore.credentials import Credentials
 ALGORITHM = "AWS4-HMAC-SHA256"
 TERMINATOR = "aws4_request"
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
-MAX_SKEW = timedelta(minutes=5)
+MAX_SKEW_MINUTES = 5
+MAX_SKEW = timedelta(minutes=MAX_SKEW_MINUTES)
 
 INVALID_SIGNATURE = "InvalidSignatureException"
 INCOMPLETE_SIGNATURE = "IncompleteSignatureException"
@@ -192,19 +193,11 @@ def verify(
             f"got '{credential}'",
         )
     access_key_id, scope_date, region, service, terminator = parts
-    if terminator != TERMINATOR:  # [unverified] text
-        return reject(
-            INVALID_SIGNATURE,
-            f"Credential should be scoped with a valid terminator: '{TERMINATOR}', not '{terminator}'. ",
-        )
-    if not _region_served(endpoint, region):
-        return reject(INVALID_SIGNATURE, f"Credential should be scoped to a valid region, not '{region}'. ")
-    if service != endpoint.service:
-        return reject(
-            INVALID_SIGNATURE, f"Credential should be scoped to correct service: '{endpoint.service}'. "
-        )
+    scope_problem = _scope_problem(endpoint, region, service, terminator)
+    if scope_problem is not None:
+        return reject(INVALID_SIGNATURE, scope_problem)
 
-    assert request_time is not None  # _parse_authorization asked for it
+    request_time = request_time or ""  # never empty here: _parse_authorization asked for a date header
     signed_at = _request_time(request_time, from_amz_date=_one(headers, "x-amz-date") is not None)
     if signed_at is None:  # [unverified] text
         return reject(INCOMPLETE_SIGNATURE, f"Date must be in ISO-8601 'basic format'. Got '{request_time}'.")
@@ -228,20 +221,9 @@ def verify(
     if secret is None or _one(headers, "x-amz-security-token") != secret.session_token:
         return reject(UNRECOGNIZED_CLIENT, INVALID_TOKEN_MESSAGE)
 
-    server_time = now.astimezone(UTC).replace(microsecond=0)  # AWS compares and writes whole seconds
-    earliest, latest = server_time - MAX_SKEW, server_time + MAX_SKEW
-    if signed_at < earliest:
-        return reject(
-            INVALID_SIGNATURE,
-            f"Signature expired: {amz_date} is now earlier than {_stamp(earliest)} "
-            f"({_stamp(server_time)} - 5 min.)",
-        )
-    if signed_at > latest:
-        return reject(
-            INVALID_SIGNATURE,
-            f"Signature not yet current: {amz_date} is still later than {_stamp(latest)} "
-            f"({_stamp(server_time)} + 5 min.)",
-        )
+    time_problem = _time_problem(signed_at, now)
+    if time_problem is not None:
+        return reject(INVALID_SIGNATURE, time_problem)
 
     canonical, string_to_sign, expected = _expected_signature(
         request,
@@ -265,8 +247,33 @@ def verify(
     return Signer(access_key_id, region, service)
 
 
-def _region_served(endpoint: Endpoint, region: str) -> bool:
-    return region == endpoint.region if endpoint.region is not None else region in aws_regions()
+def _scope_problem(endpoint: Endpoint, region: str, service: str, terminator: str) -> str | None:
+    """InvalidSignatureException's text for a credential scope ``endpoint`` does not serve, or None."""
+    if terminator != TERMINATOR:  # [unverified] text
+        return f"Credential should be scoped with a valid terminator: '{TERMINATOR}', not '{terminator}'. "
+    served = region == endpoint.region if endpoint.region is not None else region in aws_regions()
+    if not served:
+        return f"Credential should be scoped to a valid region, not '{region}'. "
+    if service != endpoint.service:
+        return f"Credential should be scoped to correct service: '{endpoint.service}'. "
+    return None
+
+
+def _time_problem(signed_at: datetime, now: datetime) -> str | None:
+    """InvalidSignatureException's text for a signing time more than 5 minutes from ``now``, or None."""
+    server_time = now.astimezone(UTC).replace(microsecond=0)  # AWS compares and writes whole seconds
+    earliest, latest = server_time - MAX_SKEW, server_time + MAX_SKEW
+    if signed_at < earliest:
+        return (
+            f"Signature expired: {_stamp(signed_at)} is now earlier than {_stamp(earliest)} "
+            f"({_stamp(server_time)} - {MAX_SKEW_MINUTES} min.)"
+        )
+    if signed_at > latest:
+        return (
+            f"Signature not yet current: {_stamp(signed_at)} is still later than {_stamp(latest)} "
+            f"({_stamp(server_time)} + {MAX_SKEW_MINUTES} min.)"
+        )
+    return None
 
 
 def _path_and_query(target: str) -> tuple[str, str]:
