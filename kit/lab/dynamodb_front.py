@@ -1,15 +1,19 @@
-"""The lab's DynamoDB front door: enforces the caller's IAM role, then forwards to DynamoDB Local.
+"""The lab's DynamoDB front door: checks the signature and the caller's IAM role, then forwards to DynamoDB.
 
 Lambda functions in the lab get their own credentials (as Lambda gets temporary credentials for the execution
-role) and ``AWS_ENDPOINT_URL_DYNAMODB`` pointing here. For each request this server finds the principal from
-the access key in the SigV4 credential scope, the action from ``X-Amz-Target`` and the resources from the
-body (table ARN, or ``table/<name>/index/<index>`` when ``IndexName`` is given), asks an authorizer, and
-either answers AWS's ``AccessDeniedException`` (HTTP 400, JSON protocol) or forwards the request unchanged
-but for the access key, so DynamoDB Local keeps the region apart as AWS does.
+role) and ``AWS_ENDPOINT_URL_DYNAMODB`` pointing here. For each request this server first verifies its SigV4
+signature with :mod:`kit.lab.sigv4` (the secret and session token the key was issued with, the scope's region
+and service, the time) and answers AWS's ``InvalidSignatureException``, ``UnrecognizedClientException`` or
+``IncompleteSignatureException`` when it fails. Then it finds the principal from the signing access key, the
+action from ``X-Amz-Target`` and the resources from the body (table ARN, or ``table/<name>/index/<index>``
+when ``IndexName`` is given), asks an authorizer, and either answers AWS's ``AccessDeniedException`` (HTTP
+400, JSON protocol) or forwards the request unchanged but for the access key, so DynamoDB Local keeps the
+region apart as AWS does.
 
-Requests signed with the lab's own key (the kit itself, the user's notebook) are forwarded without checks,
-as an administrator's would be. What decides a request is the authorizer's business; this module only parses,
-asks and forwards. It must not read configuration itself.
+Requests signed with the lab's own key (the kit itself, the user's notebook) are forwarded without IAM
+checks, as an administrator's would be (their signature is verified all the same). What decides a request is
+the authorizer's business; this module only parses, asks and forwards. It must not read configuration
+itself.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from kit.lab import sigv4
 from kit.lab.engines import LOCAL_ACCESS_KEY_ID, LOOPBACK
 
 log = logging.getLogger("kit.lab")
@@ -89,17 +95,27 @@ def requested_resources(operation: str, body: dict[str, Any], region: str, accou
 Authorizer = Callable[[str, str, str], str | None]
 
 
-def error_body(code: str, message: str) -> bytes:
-    return json.dumps({"__type": f"com.amazon.coral.service#{code}", "Message": message}).encode()
+def error_body(code: str, message: str, message_key: str = "Message") -> bytes:
+    """AWS's JSON error body; authentication errors spell the key ``message`` (see kit.lab.sigv4)."""
+    return json.dumps({"__type": f"com.amazon.coral.service#{code}", message_key: message}).encode()
 
 
 class DynamoDBFront:
     """A threaded HTTP server on loopback in front of one DynamoDB engine."""
 
-    def __init__(self, engine_url: str, authorize: Authorizer, account_id: str) -> None:
+    def __init__(
+        self,
+        engine_url: str,
+        authorize: Authorizer,
+        account_id: str,
+        secrets: sigv4.SecretLookup,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.engine_url = engine_url
         self.authorize = authorize
         self.account_id = account_id
+        self.secrets = secrets
+        self.clock = clock
         self._local = threading.local()
         front = self
 
@@ -112,7 +128,7 @@ class DynamoDBFront:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                status, headers, payload = front.handle(dict(self.headers.items()), body)
+                status, headers, payload = front.handle("POST", self.path, list(self.headers.items()), body)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -137,17 +153,17 @@ class DynamoDBFront:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        """Decide and forward one request; returns (status, headers, body) for the caller."""
+    def handle(
+        self, method: str, target: str, received: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Verify, decide and forward one request; returns (status, headers, body) for the caller."""
+        headers = dict(received)
         lower = {k.lower(): v for k, v in headers.items()}
         json_headers = {"Content-Type": JSON_CONTENT_TYPE}
-        scope = parse_scope(lower.get("authorization", ""))
-        if scope is None:
-            return (
-                400,
-                json_headers,
-                error_body("MissingAuthenticationTokenException", "Request is missing Authentication Token"),
-            )
+        received_request = sigv4.ReceivedRequest(method, target, received, body)
+        scope = sigv4.verify(received_request, sigv4.DYNAMODB, self.secrets, self.clock())
+        if isinstance(scope, sigv4.Rejection):
+            return scope.status, json_headers, error_body(scope.code, scope.message, "message")
         operation = lower.get("x-amz-target", "").rsplit(".", 1)[-1]
         if scope.access_key_id != LOCAL_ACCESS_KEY_ID:
             try:
@@ -160,14 +176,11 @@ class DynamoDBFront:
             ):
                 try:
                     denial = self.authorize(scope.access_key_id, action, resource)
-                except KeyError:
+                except KeyError:  # a key with a secret but no role: refused, as a stranger's
                     return (
                         400,
                         json_headers,
-                        error_body(
-                            "UnrecognizedClientException",
-                            "The security token included in the request is invalid.",
-                        ),
+                        error_body(sigv4.UNRECOGNIZED_CLIENT, sigv4.INVALID_TOKEN_MESSAGE, "message"),
                     )
                 if denial is not None:
                     return 400, json_headers, error_body("AccessDeniedException", denial)

@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -35,9 +36,8 @@ from websockets.http11 import Request, Response
 from kit import policy
 from kit.errors import KitError
 from kit.lab import gateway_core as core
-from kit.lab import gateway_logs
+from kit.lab import gateway_logs, sigv4
 from kit.lab.cloudwatch import LogWriter
-from kit.lab.dynamodb_front import parse_scope
 from kit.lab.engines import LOCAL_ACCESS_KEY_ID, LOOPBACK
 from kit.lab.live import CredentialIssuer, LiveConfig
 from kit.lab.runtime import LambdaCredentials, LambdaRuntime, function_config_from_answer
@@ -571,25 +571,25 @@ class Gateway:
     # -- @connections --------------------------------------------------------------------------------------
 
     def _authorize_management(
-        self, headers: dict[str, str], method: str, connection_id: str
+        self, request: sigv4.ReceivedRequest, connection_id: str
     ) -> core.ManagementDecision | None:
-        scope = parse_scope(headers.get("authorization", ""))
-        if scope is None:
-            return core.management_error(403, "ForbiddenException", "Missing Authentication Token")
+        # The signature first (AWS's 403s for a bad one), then the role's execute-api:ManageConnections.
+        endpoint = sigv4.execute_api(self.settings.region)  # the API's region: the endpoint's
+        scope = sigv4.verify(request, endpoint, self.issuer.signing_secret, datetime.now(UTC))
+        if isinstance(scope, sigv4.Rejection):
+            return core.management_error(scope.status, scope.code, scope.message)
         if scope.access_key_id == LOCAL_ACCESS_KEY_ID:
             return None
         try:
             principal = self.issuer.lookup(scope.access_key_id)
-        except KeyError:
-            return core.management_error(
-                403, "ForbiddenException", "The security token included in the request is invalid"
-            )
+        except KeyError:  # a key with a secret but no role: refused, as a stranger's
+            return core.management_error(403, sigv4.UNRECOGNIZED_CLIENT, sigv4.INVALID_TOKEN_MESSAGE)
         resource = policy.execute_api_connections_arn(
             self.settings.region,
             self.settings.account_id,
             self.settings.api_id,
             self.settings.stage,
-            method,
+            request.method.upper(),
             connection_id,
         )
         decision = policy.evaluate(
@@ -609,7 +609,8 @@ class Gateway:
             return parsed
         connection_id = parsed
         if method.upper() in ("POST", "GET", "DELETE"):
-            denied = self._authorize_management(headers, method.upper(), connection_id)
+            received = sigv4.ReceivedRequest(method, path, list(headers.items()), body)
+            denied = self._authorize_management(received, connection_id)
             if denied is not None:
                 return denied
         decision = core.management_decision(method, connection_id, len(body), self.registry)

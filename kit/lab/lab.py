@@ -232,7 +232,9 @@ class Lab:
 
         live = LiveConfig(admin, moto.generation)
         issuer = CredentialIssuer(resources.account_id)
-        front = DynamoDBFront(dynamodb.endpoint_url, authorizer(issuer, live), resources.account_id).start()
+        front = DynamoDBFront(
+            dynamodb.endpoint_url, authorizer(issuer, live), resources.account_id, issuer.signing_secret
+        ).start()
         stack.callback(front.stop)
 
         runtime = LambdaRuntime(logs.write)

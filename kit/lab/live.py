@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import string
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -24,7 +24,9 @@ from urllib.parse import unquote
 from botocore.exceptions import ClientError
 
 from kit import policy
+from kit.lab.engines import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from kit.lab.provision import ClientFactory
+from kit.lab.sigv4 import SigningSecret
 
 T = TypeVar("T")
 
@@ -157,19 +159,33 @@ class IssuedCredentials:
 
 
 class CredentialIssuer:
-    """The lab's STS: temporary credentials per (role, session), and who holds a given access key."""
+    """The lab's STS: temporary credentials per (role, session), who holds a given access key, and the
+    secret each key signs with (the lab's long-term administrator key included), to verify signatures."""
 
-    def __init__(self, account_id: str) -> None:
+    def __init__(
+        self,
+        account_id: str,
+        long_term_keys: Mapping[str, str] | None = None,
+    ) -> None:
         self.account_id = account_id
         self._by_key: dict[str, Principal] = {}
+        keys = {LOCAL_ACCESS_KEY_ID: LOCAL_SECRET_ACCESS_KEY} if long_term_keys is None else long_term_keys
+        self._secrets = {key: SigningSecret(secret) for key, secret in keys.items()}
         self._lock = threading.Lock()
 
     def issue(self, role_arn: str, session_name: str) -> IssuedCredentials:
         alphabet = string.ascii_uppercase + string.digits
         key = "ASIA" + "".join(secrets.choice(alphabet) for _ in range(16))
+        issued = IssuedCredentials(key, secrets.token_urlsafe(30), secrets.token_urlsafe(60))
         with self._lock:
             self._by_key[key] = Principal(role_arn, session_name, self.account_id)
-        return IssuedCredentials(key, secrets.token_urlsafe(30), secrets.token_urlsafe(60))
+            self._secrets[key] = SigningSecret(issued.secret_access_key, issued.session_token)
+        return issued
+
+    def signing_secret(self, access_key_id: str) -> SigningSecret | None:
+        """What ``access_key_id`` signs with (a :data:`kit.lab.sigv4.SecretLookup`); None for a stranger."""
+        with self._lock:
+            return self._secrets.get(access_key_id)
 
     def lookup(self, access_key_id: str) -> Principal:
         """The principal holding ``access_key_id``; KeyError for a key the lab never issued."""

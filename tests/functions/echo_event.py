@@ -14,6 +14,7 @@ from typing import Any
 
 EVENT_MARKER = "EVENT "
 POST_TO_SELF_MARKER = "POST_TO_SELF "
+POST_TO_SELF_MESSAGE_MARKER = "POST_TO_SELF_MESSAGE "
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -27,7 +28,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def post_to_self(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """On $connect, post to the connection being set up and print what @connections answered."""
+    """On $connect, post to the connection being set up and print what @connections answered.
+
+    ``SIGNING_REGION`` in the environment hard-wires the client's region, as a handler written for another
+    region would; without it the client signs for the function's region.
+    """
     import boto3
     from botocore.config import Config
     from botocore.exceptions import ClientError
@@ -37,7 +42,7 @@ def post_to_self(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # The lab sets AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI, as a real function would set its endpoint.
         client = boto3.client(
             "apigatewaymanagementapi",
-            region_name=os.environ.get("AWS_REGION"),
+            region_name=os.environ.get("SIGNING_REGION") or os.environ.get("AWS_REGION"),
             config=Config(retries={"mode": "standard", "max_attempts": 1}),
         )
         try:
@@ -45,6 +50,7 @@ def post_to_self(event: dict[str, Any], context: Any) -> dict[str, Any]:
             outcome = "200"
         except ClientError as exc:
             outcome = f"{exc.response['ResponseMetadata']['HTTPStatusCode']} {exc.response['Error']['Code']}"
+            print(POST_TO_SELF_MESSAGE_MARKER + json.dumps(exc.response["Error"]["Message"]))
         print(POST_TO_SELF_MARKER + outcome)
     return {"statusCode": 200}
 

@@ -190,14 +190,15 @@ def wait_for_no_items(lab: Lab, user: str, timeout: float = 15) -> None:
 # -- @connections ----------------------------------------------------------------------------------------------
 
 
-def management_client(lab: Lab) -> Any:
-    """A boto3 ``apigatewaymanagementapi`` client for the lab's stage, signed with the lab admin key."""
+def management_client(lab: Lab, region: str | None = None, secret: str | None = None) -> Any:
+    """A boto3 ``apigatewaymanagementapi`` client for the lab's stage, signed with the lab admin key (for the
+    lab's region and with the key's secret unless told otherwise)."""
     return boto3.client(
         "apigatewaymanagementapi",
         endpoint_url=info(lab).management_url,
-        region_name=info(lab).region,
+        region_name=region or info(lab).region,
         aws_access_key_id=engines.LOCAL_ACCESS_KEY_ID,
-        aws_secret_access_key=engines.LOCAL_SECRET_ACCESS_KEY,
+        aws_secret_access_key=secret or engines.LOCAL_SECRET_ACCESS_KEY,
         config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=10),
     )
 

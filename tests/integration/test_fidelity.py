@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import websocket
+from botocore.exceptions import ClientError
 
 from kit.lab.gateway_core import IdlePolicy
 from kit.lab.lab import Lab
@@ -539,6 +540,59 @@ def test_region_separation(lab: Lab) -> None:
         assert stored_here == [], "us-east-2's table did not"
     finally:
         other.delete_table(TableName=info(lab).table)
+
+
+def test_signing_for_another_region(lab: Lab) -> None:
+    """Row: a handler that signs for another region than its endpoint's."""
+    other = "us-east-1"
+    assert info(lab).region != other
+    wrong_region = f"Credential should be scoped to a valid region, not '{other}'. "
+    never_connected = "AAAAAAAAAAAAAAA="
+
+    # A handler whose @connections client has another region hard-wired (the endpoint is the API's).
+    started = now_ms()
+    with function_changed(lab, Handler=POST_TO_SELF_HANDLER), environment_changed(lab, SIGNING_REGION=other):
+        close_quietly(open_socket(lab, query(unique_user(), "ws-1")))
+    lines = lambda_lines(lab, started)
+    assert [line for line in lines if line.startswith("POST_TO_SELF ")] == [
+        "POST_TO_SELF 403 InvalidSignatureException"
+    ]
+    messages = [
+        line.removeprefix("POST_TO_SELF_MESSAGE ") for line in lines if "POST_TO_SELF_MESSAGE " in line
+    ]
+    assert [json.loads(message) for message in messages] == [wrong_region]
+
+    # The same from outside, and a wrong secret; signed right, the call gets past authentication (410).
+    with pytest.raises(ClientError) as refused:
+        management_client(lab, region=other).get_connection(ConnectionId=never_connected)
+    assert _error(refused.value) == (403, "InvalidSignatureException", wrong_region)
+    with pytest.raises(ClientError) as refused:
+        management_client(lab, secret="not-the-secret").get_connection(ConnectionId=never_connected)
+    status, code, message = _error(refused.value)
+    assert (status, code) == (403, "InvalidSignatureException")
+    assert message.startswith(
+        "The request signature we calculated does not match the signature you provided."
+    )
+    with pytest.raises(ClientError) as gone:
+        management_client(lab).get_connection(ConnectionId=never_connected)
+    assert _error(gone.value)[:2] == (410, "GoneException")
+
+    # DynamoDB: the front door serves every region, so only a region AWS does not have is refused.
+    started = now_ms()
+    with environment_changed(lab, TABLE_REGION="eu-east-2"):
+        assert handshake_status(lab, query(unique_user(), "ws-1")) == 500
+    assert any(
+        '"error_code": "InvalidSignatureException"' in line and '"region": "eu-east-2"' in line
+        for line in lambda_lines(lab, started)
+    )
+
+
+def _error(exc: ClientError) -> tuple[int, str, str]:
+    return (
+        exc.response["ResponseMetadata"]["HTTPStatusCode"],
+        exc.response["Error"]["Code"],
+        exc.response["Error"]["Message"],
+    )
 
 
 class _RecordingBackend:

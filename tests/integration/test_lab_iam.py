@@ -5,6 +5,7 @@ The policies live in moto's IAM and are changed with ordinary boto3 calls; the n
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,7 +55,9 @@ def lab(
     iam.put_role_policy(RoleName=ROLE, PolicyName="access", PolicyDocument=json.dumps(policy))
     live = LiveConfig(admin, moto_engine.generation)
     issuer = CredentialIssuer(ACCOUNT)
-    front = DynamoDBFront(dynamodb_engine.endpoint_url, authorizer(issuer, live), ACCOUNT).start()
+    front = DynamoDBFront(
+        dynamodb_engine.endpoint_url, authorizer(issuer, live), ACCOUNT, issuer.signing_secret
+    ).start()
     credentials = issuer.issue(role_arn, "chatgenius-websocket")
     function_client = boto3.client(
         "dynamodb",
@@ -72,6 +75,7 @@ def lab(
         "table": table_name,
         "front": front,
         "admin": admin,
+        "credentials": credentials,
     }
     front.stop()
 
@@ -161,14 +165,17 @@ def test_an_access_key_the_lab_never_issued_is_rejected(lab: dict[str, Any]) -> 
 
 
 def test_engine_down_is_a_loud_failure(lab: dict[str, Any], moto_engine: engines.Engine) -> None:
-    front = DynamoDBFront("http://127.0.0.1:9", lambda *_: None, ACCOUNT).start()
+    front = DynamoDBFront(
+        "http://127.0.0.1:9", lambda *_: None, ACCOUNT, CredentialIssuer(ACCOUNT).signing_secret
+    )
+    front.start()
     try:
         client = boto3.client(
             "dynamodb",
             endpoint_url=front.url,
             region_name=REGION,
             aws_access_key_id=engines.LOCAL_ACCESS_KEY_ID,
-            aws_secret_access_key="x",
+            aws_secret_access_key=engines.LOCAL_SECRET_ACCESS_KEY,
             config=Config(retries={"mode": "standard", "max_attempts": 1}),
         )
         with pytest.raises(ClientError) as failed:
@@ -176,3 +183,90 @@ def test_engine_down_is_a_loud_failure(lab: dict[str, Any], moto_engine: engines
         assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
     finally:
         front.stop()
+
+
+def test_bad_signatures_get_aws_errors_from_the_front_door(lab: dict[str, Any]) -> None:
+    """Real boto3 clients signing wrongly, and a raw request with a garbage header, get AWS's answers."""
+    issued = lab["credentials"]  # the function's own credentials; each case changes one part
+    cases = [
+        (
+            "a wrong secret",
+            {"aws_secret_access_key": "not-the-issued-secret"},
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided.",
+        ),
+        (
+            "a region AWS does not have",
+            {"region_name": "eu-east-2"},
+            "InvalidSignatureException",
+            "Credential should be scoped to a valid region, not 'eu-east-2'. ",
+        ),
+        (
+            "a wrong session token",
+            {"aws_session_token": "not-the-issued-token"},
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ),
+        (
+            "the admin key with a wrong secret",
+            {
+                "aws_access_key_id": engines.LOCAL_ACCESS_KEY_ID,
+                "aws_secret_access_key": "x",
+                "aws_session_token": None,
+            },
+            "InvalidSignatureException",
+            "The request signature we calculated does not match",
+        ),
+    ]
+    for name, change, code, message in cases:
+        settings = {
+            "region_name": REGION,
+            "aws_access_key_id": issued.access_key_id,
+            "aws_secret_access_key": issued.secret_access_key,
+            "aws_session_token": issued.session_token,
+        } | change
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=lab["front"].url,
+            config=Config(retries={"mode": "standard", "max_attempts": 1}),
+            **settings,
+        )
+        with pytest.raises(ClientError) as rejected:
+            _put_with(client, lab["table"])
+        error = rejected.value.response["Error"]
+        assert (error["Code"], rejected.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+            code,
+            400,
+        ), name
+        assert error["Message"].startswith(message), (name, error["Message"])
+    scan = lab["admin"].client("dynamodb").scan(TableName=lab["table"])
+    assert scan["Items"] == [], "a refused request wrote nothing"
+
+    host, port = lab["front"].url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.request(
+        "POST",
+        "/",
+        body=b"{}",
+        headers={
+            "Authorization": f"garbage Credential={issued.access_key_id}/a/b/c/d",
+            "X-Amz-Date": "20240101T000000Z",
+            "X-Amz-Target": "DynamoDB_20120810.ListTables",
+            "Content-Type": "application/x-amz-json-1.0",
+        },
+    )
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    assert response.status == 400
+    assert answer == {
+        "__type": "com.amazon.coral.service#IncompleteSignatureException",
+        "message": "Authorization header requires 'Signature' parameter. Authorization header requires "
+        f"'SignedHeaders' parameter. Authorization=garbage Credential={issued.access_key_id}/a/b/c/d",
+    }
+
+
+def _put_with(client: Any, table: str) -> None:
+    client.put_item(
+        TableName=table, Item={"connectionId": {"S": "AbCdEfGhIjKlMn0="}, "workspaceId": {"S": "w"}}
+    )
