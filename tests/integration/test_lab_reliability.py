@@ -257,10 +257,12 @@ def test_nothing_in_the_labs_process_tree_listens_beyond_loopback(lab: Lab) -> N
     engine = lab.dynamodb_engine
     assert engine is not None and engine.pid in tree
     assert len(tree) >= 3, tree  # this process, the JVM, the worker (and the Next.js stand-in)
-    ports = {listener.port for listener in found}
-    known = {int(url.rsplit(":", 1)[1].split("/", 1)[0]) for url in info(lab).endpoints.values()}
-    known |= {
-        int(str(url).rsplit(":", 1)[1].split("/", 1)[0])
-        for url in (info(lab).websocket_url, info(lab).management_url)
-    }
-    assert known <= ports, (known, ports)
+    assert lab.gateway is not None
+    urls = [
+        *info(lab).endpoints.values(),  # DynamoDB Local, moto
+        info(lab).websocket_url,
+        info(lab).management_url,  # @connections
+        lab.gateway.settings.function_env["AWS_ENDPOINT_URL_DYNAMODB"],  # the DynamoDB front door
+    ]
+    known = {int(url.rsplit(":", 1)[1].split("/", 1)[0]) for url in urls}
+    assert known <= {listener.port for listener in found}, (known, found)
