@@ -4,7 +4,8 @@ A thousand clients connect and disconnect in random order (at most 50 at once); 
 stay connected the table holds exactly those hundred, and once they leave it is empty: no orphans, none
 missing. Then DynamoDB Local is killed in the middle of a run of connections: every handshake either
 stored its item or failed with a 5xx (never a silent 101 with nothing stored), and the lab recovers once
-the engine is back on the same port and the table is recreated.
+the engine is back on the same port and the table is recreated. Killing the function's idle workers costs
+nothing but a cold start: the next connections are stored and no invocation fails.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .labclient import (
     recv_text,
     table_items,
     unique_user,
+    wait_for_no_items,
     wait_until,
 )
 
@@ -199,3 +201,38 @@ def test_dynamodb_killed_mid_run_fails_handshakes_loudly_and_the_lab_recovers(la
         wait_until(lambda: not items_of(lab, after))
     finally:
         close_quietly(before_kill)
+
+
+def test_idle_workers_killed_from_outside_cost_a_cold_start_and_no_error(lab: Lab) -> None:
+    runtime = lab.runtime
+    assert runtime is not None
+    function = info(lab).functions["$connect"]
+    warm = connect_user(lab, unique_user("warm"))  # at least one environment of the function is warm
+    users = [unique_user("after-kill") for _ in range(10)]
+    sockets = []
+    try:
+
+        def all_idle() -> list[int]:  # killing a busy worker would be another case: Runtime.ExitError
+            pids = runtime.worker_pids(function)
+            return pids if pids and runtime.worker_pids(function, idle_only=True) == pids else []
+
+        idle = wait_until(all_idle, timeout=30)
+        started = now_ms()
+        for pid in idle:
+            os.kill(pid, signal.SIGKILL)
+        for user in users:  # a 502 raises here
+            sockets.append(connect_user(lab, user))
+        stored = {item["userId"] for item in table_items(lab)}
+        assert set(users) <= stored
+    finally:
+        close_quietly(warm, *sockets)
+    for user in users:
+        wait_for_no_items(lab, user)
+
+    assert not set(idle) & set(runtime.worker_pids(function))
+    lines = lambda_lines(lab, started)
+    assert any(line.startswith("INIT_START Runtime Version: ") for line in lines)  # a fresh environment
+    assert [line for line in lines if "Runtime.ExitError" in line or "Runtime exited" in line] == []
+    statuses = [(line["eventType"], line["status"]) for line in access_log(lab, started)]
+    assert statuses.count(("CONNECT", "200")) == len(users)
+    assert [status for status in statuses if status[1] != "200"] == []
