@@ -411,13 +411,56 @@ def timeout_error(request_id: str, timeout_s: float) -> dict[str, str]:
     }
 
 
+# Go's names for Linux signals (its ``syscall`` signal table): Lambda's platform is written in Go and words a
+# runtime's death as Go's ``exec.ExitError`` does.
+GO_SIGNAL_NAMES: Final = {
+    1: "hangup",
+    2: "interrupt",
+    3: "quit",
+    4: "illegal instruction",
+    5: "trace/breakpoint trap",
+    6: "aborted",
+    7: "bus error",
+    8: "floating point exception",
+    9: "killed",
+    10: "user defined signal 1",
+    11: "segmentation fault",
+    12: "user defined signal 2",
+    13: "broken pipe",
+    14: "alarm clock",
+    15: "terminated",
+    16: "stack fault",
+    17: "child exited",
+    18: "continued",
+    19: "stopped (signal)",
+    20: "stopped",
+    21: "stopped (tty input)",
+    22: "stopped (tty output)",
+    23: "urgent I/O condition",
+    24: "CPU time limit exceeded",
+    25: "file size limit exceeded",
+    26: "virtual timer expired",
+    27: "profiling timer expired",
+    28: "window changed",
+    29: "I/O possible",
+    30: "power failure",
+    31: "bad system call",
+}
+
+
 def exit_reason(returncode: int | None) -> str:
-    """How Lambda words a runtime process's death: ``exit status 1``, ``signal: killed``."""
-    if returncode is None:
+    """How Lambda words a runtime process's death, from its exit status (``Popen.returncode``).
+
+    As Lambda's platform (the runtime API daemon) does: exit status 0 is ``Runtime exited without providing a
+    reason``; any other status ``Runtime exited with error: exit status N``; a signal ``… signal: killed``,
+    in Go's words, ``signal: signal N`` for a signal Go has no name for. None (the lab could not learn the
+    status) reads as no reason given.
+    """
+    if returncode is None or returncode == 0:
         return "Runtime exited without providing a reason"
     if returncode < 0:
-        names = {6: "aborted", 9: "killed", 11: "segmentation fault", 15: "terminated"}
-        return f"Runtime exited with error: signal: {names.get(-returncode, str(-returncode))}"
+        name = GO_SIGNAL_NAMES.get(-returncode, f"signal {-returncode}")
+        return f"Runtime exited with error: signal: {name}"
     return f"Runtime exited with error: exit status {returncode}"
 
 

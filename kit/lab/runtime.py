@@ -6,7 +6,9 @@ caller gives); it imports the handler once (a cold start, timed as Init Duration
 at a time, keeping module state warm. When every environment of a function is busy another is started (a new
 log stream), up to a cap, then requests queue. A request that outlives the function's timeout gets its
 environment killed, as Lambda does; so does any environment whose configuration ``revision`` is no longer the
-function's, so the next request after an update is a cold start.
+function's, so the next request after an update is a cold start. An environment that dies while idle (killed
+from outside) never had the request, so it is replaced by a cold start with no error; one that dies during a
+request is Lambda's ``Runtime.ExitError``, and the next request is a cold start too.
 
 Every line Lambda would write (platform lines, the runtime's log records, ``print`` output) is handed to the
 caller's sink as ``(log_group, log_stream, [(epoch_ms, message), ...])`` once per request, before ``invoke``
@@ -532,6 +534,10 @@ class _Worker:
                     self.max_rss_kb = max(self.max_rss_kb, int(line.split()[1]))
         return self.max_rss_kb
 
+    def exited(self) -> bool:
+        """True once the process has ended (and is reaped); an idle environment can be killed from outside."""
+        return self.proc.poll() is not None
+
     def returncode(self) -> int | None:
         """The exit status once the event pipe is at EOF (the process is ending); None if it lingers."""
         try:
@@ -577,6 +583,10 @@ class _Worker:
         come; once the awaited message is in, raw output already written is drained, so every line the
         function produced before answering lands before END.
         """
+        message = self._take_messages(until, on_log)  # read with the previous message, not yet taken
+        if message is not None:
+            self._drain_raw(on_log)
+            return _Message("message", message)
         pending = memoryview(outgoing)
         poller = select.poll()
         poller.register(self.events_fd, select.POLLIN)
@@ -613,6 +623,14 @@ class _Worker:
                     if message is not None:
                         self._drain_raw(on_log)
                         return _Message("message", message)
+
+    def leftovers(self, on_log: Callable[[float, str, str | None, str], None]) -> None:
+        """Hand ``on_log`` what an ended process left in its pipes; no waiting, it is all written already."""
+        while chunk := _read_some(self.events_fd):
+            self.events_buffer.extend(chunk)
+        self._take_messages(frozenset(), on_log)
+        self._drain_raw(on_log)
+        self.flush_raw(on_log)
 
     def _take_messages(
         self, until: frozenset[str], on_log: Callable[[float, str, str | None, str], None]
@@ -720,6 +738,7 @@ class _Ending:
 
 
 _INIT_ANSWERS = frozenset({"ready", "init-error"})
+_RECEIVED = frozenset({"received"})
 _REQUEST_ANSWERS = frozenset({"result", "error"})
 
 
@@ -810,7 +829,7 @@ class LambdaRuntime:
             extra_env=dict(extra_env or {}),
             log=_InvocationLog(config),
         )
-        worker = self._acquire(config, job.key)
+        worker = self._acquire(job)
         keep: _Worker | None = None
         try:
             result, keep = self._run(job, worker)
@@ -831,12 +850,11 @@ class LambdaRuntime:
         call = functools.partial(self.invoke, config, event, credentials=credentials, extra_env=extra_env)
         return await loop.run_in_executor(self._invokers, call)
 
-    def worker_pids(self, function_name: str | None = None) -> list[int]:
-        """Pids of live worker processes (all functions, or one)."""
+    def worker_pids(self, function_name: str | None = None, *, idle_only: bool = False) -> list[int]:
+        """Pids of live worker processes (all functions, or one); ``idle_only``: those between requests."""
         with self._lock:
-            return sorted(
-                w.pid for w in self._live if function_name is None or w.function_name == function_name
-            )
+            workers = [w for pool in self._pools.values() for w in pool.idle] if idle_only else self._live
+            return sorted(w.pid for w in workers if function_name is None or w.function_name == function_name)
 
     def close(self) -> None:
         """Kill every worker (idle or busy) and stop the spawner thread. Further invokes raise."""
@@ -864,10 +882,12 @@ class LambdaRuntime:
 
     # -- pool ----------------------------------------------------------------------------------------------
 
-    def _acquire(self, config: FunctionConfig, key: tuple[str, str]) -> _Worker | None:
-        """A warm worker for ``key``, or None: the caller holds a slot and must start one (cold start)."""
+    def _acquire(self, job: _Job) -> _Worker | None:
+        """A warm worker for ``job.key``, or None: the caller holds a slot and must start one (cold start)."""
+        config, key = job.config, job.key
         pool_key = (config.region, config.account_id, config.function_name)
         retired: list[_Worker] = []
+        dead: list[_Worker] = []
         try:
             with self._lock:
                 while True:
@@ -882,6 +902,11 @@ class LambdaRuntime:
                         retired.extend(w for w in pool.idle if w.key != key)
                         pool.idle = [w for w in pool.idle if w.key == key]
                         self._live.difference_update(retired)
+                    ended = [w for w in pool.idle if w.exited()]
+                    if ended:
+                        dead.extend(ended)
+                        pool.idle = [w for w in pool.idle if w not in ended]
+                        self._live.difference_update(ended)
                     if pool.idle:
                         pool.busy += 1
                         return pool.idle.pop()
@@ -892,6 +917,8 @@ class LambdaRuntime:
         finally:
             for worker in retired:
                 worker.kill()
+            for worker in dead:
+                self._bury(job, worker, _InvocationLog(config))
 
     def _release(self, config: FunctionConfig, used: _Worker | None, keep: _Worker | None) -> None:
         pool_key = (config.region, config.account_id, config.function_name)
@@ -917,14 +944,18 @@ class LambdaRuntime:
         if worker is not None:
             job.workers.append(worker)
         try:
-            init_ms: float | None = None
-            invoke_started: float | None = None
-            if worker is None:
-                cold = self._cold_start(job)
-                if isinstance(cold, InvokeResult):
-                    return cold, None
-                worker, init_ms, invoke_started = cold
-            return self._request(job, worker, init_ms=init_ms, invoke_started=invoke_started)
+            if worker is not None:
+                warm = self._request(job, worker, init_ms=None, invoke_started=None, reused=True)
+                if warm is not None:
+                    return warm
+                # It died while idle, before taking the request: nothing ran, a new environment takes it.
+            cold = self._cold_start(job)
+            if isinstance(cold, InvokeResult):
+                return cold, None
+            worker, init_ms, invoke_started = cold
+            result = self._request(job, worker, init_ms=init_ms, invoke_started=invoke_started)
+            assert result is not None  # only a reused environment can turn out dead before the request
+            return result
         except BaseException:
             # Whatever went wrong in the lab itself, no worker outlives it.
             for started in job.workers:
@@ -1093,13 +1124,30 @@ class LambdaRuntime:
         with self._lock:
             self._live.discard(worker)
 
+    def _bury(self, job: _Job, worker: _Worker, leftovers: _InvocationLog) -> None:
+        """Close an idle environment that ended; what it wrote since its last request goes to its stream."""
+        worker.leftovers(leftovers.application)
+        worker.kill()
+        self._forget(worker)
+        self._deliver(job.config, worker.log_stream, leftovers)
+
     def _request(
-        self, job: _Job, worker: _Worker, *, init_ms: float | None, invoke_started: float | None
-    ) -> tuple[InvokeResult, _Worker | None]:
-        """START, the handler's run on ``worker``, END and REPORT."""
+        self,
+        job: _Job,
+        worker: _Worker,
+        *,
+        init_ms: float | None,
+        invoke_started: float | None,
+        reused: bool = False,
+    ) -> tuple[InvokeResult, _Worker | None] | None:
+        """START, the handler's run on ``worker``, END and REPORT.
+
+        None when ``worker`` is a ``reused`` environment that ended before it took the request (killed while
+        idle): nothing ran and nothing is logged for the request; the caller starts a new environment.
+        """
         config = job.config
         request_id = str(uuid.uuid4())
-        job.log.start(_now(), request_id)
+        start_at = _now()
         started = invoke_started if invoke_started is not None else time.monotonic()
         deadline = started + config.timeout_s
         request = {
@@ -1110,7 +1158,18 @@ class LambdaRuntime:
         }
         # The event is spliced in as text: it was serialised once already, in invoke().
         line = json.dumps(request).replace('"__EVENT__"', job.event_json, 1) + "\n"
-        answer = worker.exchange(line.encode(), deadline, _REQUEST_ANSWERS, job.log.application)
+        # What arrives before the worker takes the request was written after its last one: it follows START
+        # (on Lambda, leaked work resumes in the next invocation), or, from a dead environment, goes to its
+        # own stream.
+        earlier = _InvocationLog(config)
+        answer = worker.exchange(line.encode(), deadline, _RECEIVED, earlier.application)
+        if answer.kind == "eof" and reused:
+            self._bury(job, worker, earlier)
+            return None
+        job.log.start(start_at, request_id)
+        job.log.events.extend(earlier.events)
+        if answer.kind == "message":
+            answer = worker.exchange(b"", deadline, _REQUEST_ANSWERS, job.log.application)
         worker.flush_raw(job.log.application)
         if answer.kind == "message":
             assert answer.body is not None

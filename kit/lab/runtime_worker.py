@@ -15,8 +15,10 @@ not stdin/stdout/stderr, so nothing the function prints can corrupt them):
   ``{"kind": "log", "ts_ms", "stream": "app"|"stdout"|"stderr", "level", "message"}`` for every log record,
   uncaught-error report and line of ``print`` output (``sys.stdout``/``sys.stderr`` are replaced by line
   writers that send here); ``{"kind": "ready"}`` or ``{"kind": "init-error", "error"}`` once; then per request
-  ``{"kind": "result", "request_id", "payload"|"payload_base64", …}`` or ``{"kind": "error", "request_id",
-  "error", …}``, both with ``duration_ms`` and ``max_rss_kb``.
+  ``{"kind": "received", "request_id"}`` as soon as the request is read, before the handler runs (so the lab
+  knows whether a process that died had started the request), then ``{"kind": "result", "request_id",
+  "payload"|"payload_base64", …}`` or ``{"kind": "error", "request_id", "error", …}``, both with
+  ``duration_ms`` and ``max_rss_kb``.
 
 The process's own descriptors 1 and 2 are a third pipe that the lab reads as raw output (C extensions,
 subprocesses, ``sys.__stdout__``). A timeout is enforced by the lab killing this process, not from inside.
@@ -413,7 +415,11 @@ class Runtime:
             return 1
         self._pipe.send({"kind": "ready", "max_rss_kb": _max_rss_kb()})
         for line in self._requests:
-            self._invoke(handler, json.loads(line))
+            request = json.loads(line)
+            # Lambda's runtime takes each invocation by asking for it (/runtime/invocation/next): an
+            # environment that died before asking never had it, and the lab gives it to a new one.
+            self._pipe.send({"kind": "received", "request_id": request["request_id"]})
+            self._invoke(handler, request)
         return 0
 
 

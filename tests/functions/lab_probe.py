@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -65,6 +66,35 @@ def sleep(event: dict[str, Any], context: Any) -> dict[str, Any]:
     print("going to sleep")
     time.sleep(float(event["seconds"]))
     return {"slept": event["seconds"], "pid": os.getpid()}
+
+
+def announce_and_sleep(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Write this worker's pid to ``event["announce"]`` once the handler runs, then sleep (to be killed)."""
+    _write_atomically(event["announce"], str(os.getpid()))
+    time.sleep(float(event["seconds"]))
+    return {"pid": os.getpid()}
+
+
+def print_after_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Return at once; a thread prints a line once ``event["go"]`` exists, then writes ``event["printed"]``.
+
+    The line is written after the invocation ended, so it waits in the worker's pipe for the next one.
+    """
+
+    def late() -> None:
+        while not os.path.exists(event["go"]):
+            time.sleep(0.01)
+        print("printed after the handler returned")
+        _write_atomically(event["printed"], "done")
+
+    threading.Thread(target=late, daemon=True).start()
+    return {"pid": os.getpid()}
+
+
+def _write_atomically(path: str, text: str) -> None:
+    with open(path + ".part", "w") as part:
+        part.write(text)
+    os.replace(path + ".part", path)
 
 
 def exit_process(event: dict[str, Any], context: Any) -> None:

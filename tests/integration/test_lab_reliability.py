@@ -5,7 +5,8 @@ stay connected the table holds exactly those hundred, and once they leave it is 
 missing. Then DynamoDB Local is killed in the middle of a run of connections: every handshake either
 stored its item or failed with a 5xx (never a silent 101 with nothing stored), and the lab says the engine
 died and its data is gone, restarts it on the same port with the table re-created, and recovers. Nothing in
-the lab's process tree listens beyond loopback, the restarted engine included.
+the lab's process tree listens beyond loopback, the restarted engine included. Killing the function's idle
+workers costs nothing but a cold start: the next connections are stored and no invocation fails.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .labclient import (
     recv_text,
     table_items,
     unique_user,
+    wait_for_no_items,
     wait_until,
 )
 
@@ -266,3 +268,38 @@ def test_nothing_in_the_labs_process_tree_listens_beyond_loopback(lab: Lab) -> N
     ]
     known = {int(url.rsplit(":", 1)[1].split("/", 1)[0]) for url in urls}
     assert known <= {listener.port for listener in found}, (known, found)
+
+
+def test_idle_workers_killed_from_outside_cost_a_cold_start_and_no_error(lab: Lab) -> None:
+    runtime = lab.runtime
+    assert runtime is not None
+    function = info(lab).functions["$connect"]
+    warm = connect_user(lab, unique_user("warm"))  # at least one environment of the function is warm
+    users = [unique_user("after-kill") for _ in range(10)]
+    opened = []
+    try:
+
+        def all_idle() -> list[int]:  # killing a busy worker would be another case: Runtime.ExitError
+            pids = runtime.worker_pids(function)
+            return pids if pids and runtime.worker_pids(function, idle_only=True) == pids else []
+
+        idle = wait_until(all_idle, timeout=30)
+        started = now_ms()
+        for pid in idle:
+            os.kill(pid, signal.SIGKILL)
+        for user in users:  # a 502 raises here
+            opened.append(connect_user(lab, user))
+        stored = {item["userId"] for item in table_items(lab)}
+        assert set(users) <= stored
+    finally:
+        close_quietly(warm, *opened)
+    for user in users:
+        wait_for_no_items(lab, user)
+
+    assert not set(idle) & set(runtime.worker_pids(function))
+    lines = lambda_lines(lab, started)
+    assert any(line.startswith("INIT_START Runtime Version: ") for line in lines)  # a fresh environment
+    assert [line for line in lines if "Runtime.ExitError" in line or "Runtime exited" in line] == []
+    statuses = [(line["eventType"], line["status"]) for line in access_log(lab, started)]
+    assert statuses.count(("CONNECT", "200")) == len(users)
+    assert [status for status in statuses if status[1] != "200"] == []

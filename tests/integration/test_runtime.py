@@ -24,6 +24,7 @@ import pytest
 
 from kit.errors import ConfigurationError, EngineError
 from kit.lab import lambda_logs
+from kit.lab import runtime as runtime_module
 from kit.lab.runtime import (
     FunctionConfig,
     InvokeResult,
@@ -33,6 +34,8 @@ from kit.lab.runtime import (
     iter_child_pids,
     worker_environment,
 )
+
+from .labclient import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +102,21 @@ def pid_alive(pid: int) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def invoke_at_once(
+    runtime: LambdaRuntime, config: FunctionConfig, event: Any, count: int
+) -> list[InvokeResult]:
+    """``count`` invocations from as many threads at once; their results in the order they finished."""
+    results: list[InvokeResult] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(runtime.invoke(config, event))) for _ in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def worker_children() -> list[int]:
@@ -520,6 +538,108 @@ def test_process_exit_is_a_runtime_exit_error(runtime: LambdaRuntime, sink: Reco
     assert runtime.worker_pids() == []
 
 
+# -- environments that die: while idle (nothing ran: a cold start) or during a request (Runtime.ExitError) ----
+
+
+@pytest.mark.parametrize("noticed", ["before the request", "at the handover"])
+def test_an_idle_environment_killed_from_outside_is_replaced_by_a_cold_start(
+    runtime: LambdaRuntime, sink: RecordingSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noticed: str
+) -> None:
+    if noticed == "at the handover":
+        # A death the pool's check cannot see yet (the kill lands after it looked): only the request's
+        # handover can tell that the environment never took the request.
+        monkeypatch.setattr(runtime_module._Worker, "exited", lambda self: False)
+    go, printed = tmp_path / "go", tmp_path / "printed"
+    config = probe("print_after_return")
+    first = runtime.invoke(config, {"go": str(go), "printed": str(printed)})
+    go.touch()
+    wait_until(printed.exists)  # the line is in the idle environment's pipe
+    os.kill(first.payload["pid"], signal.SIGKILL)
+    wait_until(lambda: not pid_alive(first.payload["pid"]))
+
+    second = runtime.invoke(config, {"go": str(go), "printed": str(tmp_path / "printed-again")})
+
+    assert second.kind == "response", second.payload
+    assert second.function_error is None
+    assert second.payload["pid"] != first.payload["pid"]
+    assert second.init_ms is not None  # a cold start, as Lambda gives after losing an environment
+    assert second.log_stream != first.log_stream
+    events = sink.for_request(second)
+    assert events[0].startswith("INIT_START Runtime Version: ")
+    assert events[1:3] == ["module imported\n", f"START RequestId: {second.request_id} Version: $LATEST\n"]
+    assert not any("Runtime.ExitError" in m or "Runtime exited" in m for m in sink.messages())
+    # What the dead environment wrote after its last request is kept, in its own stream.
+    assert sink.messages(first.log_stream)[-1] == "printed after the handler returned\n"
+    assert runtime.worker_pids("probe") == [second.payload["pid"]]
+
+
+def test_every_dead_idle_environment_is_forgotten(runtime: LambdaRuntime, sink: RecordingSink) -> None:
+    config = probe("sleep")
+    invoke_at_once(runtime, config, {"seconds": 0.3}, 3)
+    pids = runtime.worker_pids("probe")
+    assert len(pids) == 3
+    assert runtime.worker_pids("probe", idle_only=True) == pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not any(pid_alive(pid) for pid in pids))
+
+    after = [runtime.invoke(config, {"seconds": 0}) for _ in range(3)]
+
+    assert [r.kind for r in after] == ["response"] * 3
+    assert [r.init_ms is not None for r in after] == [True, False, False]  # one cold start, then warm
+    assert runtime.worker_pids("probe") == [after[0].payload["pid"]]
+    assert not any("Runtime.ExitError" in m for m in sink.messages())
+
+
+def test_an_environment_killed_during_a_request_is_a_runtime_exit_error(
+    runtime: LambdaRuntime, sink: RecordingSink, tmp_path: Path
+) -> None:
+    config = probe("announce_and_sleep", timeout_s=30)
+    announce = tmp_path / "pid"
+    warm = runtime.invoke(config, {"announce": str(tmp_path / "warm-pid"), "seconds": 0})
+    assert warm.kind == "response"
+    results: list[InvokeResult] = []
+    thread = threading.Thread(
+        target=lambda: results.append(runtime.invoke(config, {"announce": str(announce), "seconds": 60}))
+    )
+    thread.start()
+    pid = int(wait_until(lambda: announce.exists() and announce.read_text()))
+    assert pid == warm.payload["pid"]  # the warm environment took the request
+    assert runtime.worker_pids("probe") == [pid]
+    assert runtime.worker_pids("probe", idle_only=True) == []
+    os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+    (result,) = results
+    assert result.kind == "function-error"
+    assert result.function_error == "Unhandled"  # what the Invoke API's caller sees
+    reason = "Runtime exited with error: signal: killed"
+    assert result.payload == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {result.request_id} Error: {reason}",
+    }
+    assert (result.error_type, result.error_message) == ("Runtime.ExitError", result.payload["errorMessage"])
+    assert sink.for_request(result)[:4] == [
+        f"START RequestId: {result.request_id} Version: $LATEST\n",
+        f"RequestId: {result.request_id} Error: {reason}\n",
+        "Runtime.ExitError\n",
+        f"END RequestId: {result.request_id}\n",
+    ]
+    report = sink.for_request(result)[4]
+    assert report.startswith(f"REPORT RequestId: {result.request_id}\tDuration: ")
+    assert "Init Duration" not in report
+    assert report.endswith("\tStatus: error\tError Type: Runtime.ExitError\t\n")
+    assert runtime.worker_pids("probe") == []
+
+    # The environment is reset: the next request is a cold start in a new environment.
+    after = runtime.invoke(config, {"announce": str(tmp_path / "after-pid"), "seconds": 0})
+    assert after.kind == "response"
+    assert after.payload["pid"] != pid
+    assert after.init_ms is not None
+    assert after.log_stream not in (warm.log_stream, result.log_stream)
+
+
 def test_response_marshalling(runtime: LambdaRuntime) -> None:
     unserialisable = runtime.invoke(probe("unserialisable"), {})
     assert unserialisable.kind == "function-error"
@@ -640,15 +760,7 @@ def test_context_object(runtime: LambdaRuntime) -> None:
 
 def test_concurrent_invokes_use_separate_environments(runtime: LambdaRuntime, sink: RecordingSink) -> None:
     config = probe("sleep")
-    results: list[InvokeResult] = []
-    threads = [
-        threading.Thread(target=lambda: results.append(runtime.invoke(config, {"seconds": 0.5})))
-        for _ in range(3)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = invoke_at_once(runtime, config, {"seconds": 0.5}, 3)
 
     assert [r.kind for r in results] == ["response"] * 3
     assert len({r.payload["pid"] for r in results}) == 3
@@ -665,16 +777,8 @@ def test_requests_queue_at_the_cap(sink: RecordingSink) -> None:
     config = probe("sleep")
     with LambdaRuntime(sink, max_workers_per_function=1) as lab_runtime:
         lab_runtime.invoke(config, {"seconds": 0})  # warm it up
-        results: list[InvokeResult] = []
         started = time.monotonic()
-        threads = [
-            threading.Thread(target=lambda: results.append(lab_runtime.invoke(config, {"seconds": 0.3})))
-            for _ in range(2)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = invoke_at_once(lab_runtime, config, {"seconds": 0.3}, 2)
         elapsed = time.monotonic() - started
 
     assert len({r.payload["pid"] for r in results}) == 1
@@ -697,17 +801,16 @@ def test_close_leaves_no_worker_processes(sink: RecordingSink) -> None:
         lab_runtime.invoke(probe("counter"), {})
 
 
-def test_close_while_a_request_runs(sink: RecordingSink) -> None:
+def test_close_while_a_request_runs(sink: RecordingSink, tmp_path: Path) -> None:
     lab_runtime = LambdaRuntime(sink)
     results: list[InvokeResult] = []
+    announce = tmp_path / "pid"
+    event = {"announce": str(announce), "seconds": 30}
     thread = threading.Thread(
-        target=lambda: results.append(lab_runtime.invoke(probe("sleep"), {"seconds": 30}))
+        target=lambda: results.append(lab_runtime.invoke(probe("announce_and_sleep", timeout_s=60), event))
     )
     thread.start()
-    deadline = time.monotonic() + 5
-    while not lab_runtime.worker_pids() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)
+    wait_until(announce.exists, timeout=30)  # the handler runs (a close during init is another case)
     lab_runtime.close()
     thread.join(timeout=5)
 

@@ -182,8 +182,19 @@ def test_max_memory_used(rss_kb: int, mb: int) -> None:
     ("returncode", "reason"),
     [
         (1, "Runtime exited with error: exit status 1"),
-        (-9, "Runtime exited with error: signal: killed"),
+        (3, "Runtime exited with error: exit status 3"),
+        (255, "Runtime exited with error: exit status 255"),
+        (0, "Runtime exited without providing a reason"),  # a clean exit: no error to name
         (None, "Runtime exited without providing a reason"),
+        (-9, "Runtime exited with error: signal: killed"),  # SIGKILL: the OOM killer, or a kill from outside
+        (-15, "Runtime exited with error: signal: terminated"),
+        (-11, "Runtime exited with error: signal: segmentation fault"),
+        (-6, "Runtime exited with error: signal: aborted"),
+        (-7, "Runtime exited with error: signal: bus error"),
+        (-1, "Runtime exited with error: signal: hangup"),  # the first of Go's names
+        (-31, "Runtime exited with error: signal: bad system call"),  # the last
+        (-32, "Runtime exited with error: signal: signal 32"),  # past Go's table
+        (-34, "Runtime exited with error: signal: signal 34"),  # a real-time signal
     ],
 )
 def test_exit_reason(returncode: int | None, reason: str) -> None:
