@@ -218,7 +218,9 @@ class Gateway:
             create_connection=_connection_type(self.settings.header_timeout_s),
             process_request=self._process_request,
             process_response=self._process_response,
-            open_timeout=None,  # GatewayConnection times the request; $connect is bounded by its integration
+            # GatewayConnection times the request; $connect then takes as long as its function or HTTP
+            # integration is allowed to (their own timeouts end it), as API Gateway waits for it.
+            open_timeout=None,
             compression=None,
             max_size=None,  # the core enforces API Gateway's 32 KB frame / 128 KB message limits
             ping_interval=None,
@@ -463,6 +465,11 @@ class Gateway:
         decision = core.route_for_key(api, "$connect")
         result = await self._invoke(api, decision, event)
         outcome = core.connect_outcome(result)
+        if outcome.accept:
+            # $connect said yes (and may have stored the connection): from here on, however the
+            # connection ends, even before its 101 (or with this hook failing), $disconnect follows.
+            self.registry.mark_accepted(kit_connection.connection_id)
+            _in_background(self._disconnect_if_undelivered(connection, kit_connection))
         context = gateway_logs.build_log_context(
             kit_connection,
             event_type="CONNECT",
@@ -477,9 +484,7 @@ class Gateway:
         )
         self._write_logs(api, context, decision=decision, result=result, request_body=json.dumps(event))
         if outcome.accept:
-            self.registry.mark_accepted(kit_connection.connection_id)
             connection.kit_subprotocol = outcome.subprotocol
-            _in_background(self._disconnect_if_undelivered(connection, kit_connection))
             return None
         self.registry.forget(kit_connection.connection_id)
         return _http_response(connection, outcome.status, outcome.body, outcome.headers)
@@ -714,10 +719,10 @@ class Gateway:
         """
         settings = self.settings
         try:
-            started = b""
+            first_byte = b""
             while True:
                 async with asyncio.timeout(settings.header_timeout_s):
-                    request = await _read_management_request(reader, started)
+                    request = await _read_management_request(reader, first_byte)
                 if request is None:
                     return
                 method, target, headers, body = request
@@ -733,8 +738,8 @@ class Gateway:
                 if headers.get("connection", "").lower() == "close":
                     return
                 async with asyncio.timeout(settings.management_idle_timeout_s):
-                    started = await reader.read(1)
-                if not started:
+                    first_byte = await reader.read(1)
+                if not first_byte:
                     return
         except (ConnectionError, asyncio.IncompleteReadError, ValueError, TimeoutError):
             return
@@ -747,13 +752,13 @@ class Gateway:
 
 
 async def _read_management_request(
-    reader: asyncio.StreamReader, started: bytes
+    reader: asyncio.StreamReader, first_byte: bytes
 ) -> tuple[str, str, dict[str, str], bytes] | None:
     """Method, target, headers (lower-case names) and body of the next request; None at end of stream.
 
-    ``started`` is what was already read of the request (its first byte, read while the socket idled).
+    ``first_byte``: the request's first byte when it was already read (while the socket idled), else b"".
     """
-    request_line = started + await reader.readline()
+    request_line = first_byte + await reader.readline()
     if not request_line:
         return None
     method, target, _version = request_line.decode("latin-1").rstrip("\r\n").split(" ", 2)

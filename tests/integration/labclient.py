@@ -130,16 +130,27 @@ def upgrade_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def upgrade_status(lab: Lab, request: bytes) -> int:
-    """Send a raw upgrade request; the status of the answer (101 included: the socket is then dropped)."""
+async def upgrade_answer(lab: Lab, request: bytes) -> tuple[int, list[tuple[str, str]]]:
+    """Send a raw upgrade request; the answer's status and headers (a 101 included: the socket is then
+    dropped)."""
     reader, writer = await asyncio.open_connection(*websocket_address(lab))
     try:
         writer.write(request)
         await writer.drain()
         status_line = await asyncio.wait_for(reader.readline(), 60)
+        headers = []
+        while (line := await asyncio.wait_for(reader.readline(), 60)) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers.append((name.strip(), value.strip()))
     finally:
         writer.close()
-    return int(status_line.split()[1])
+    return int(status_line.split()[1]), headers
+
+
+async def upgrade_status(lab: Lab, request: bytes) -> int:
+    """Send a raw upgrade request; the status of the answer."""
+    status, _ = await upgrade_answer(lab, request)
+    return status
 
 
 async def drop_after_sending(lab: Lab, request: bytes, *, reset: bool = False) -> None:
