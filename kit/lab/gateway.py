@@ -36,7 +36,7 @@ from websockets.http11 import Request, Response
 from kit import policy
 from kit.errors import KitError
 from kit.lab import gateway_core as core
-from kit.lab import gateway_logs, sigv4
+from kit.lab import gateway_logs, handshake, sigv4
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.engines import LOCAL_ACCESS_KEY_ID, LOOPBACK
 from kit.lab.live import CredentialIssuer, LiveConfig
@@ -67,21 +67,43 @@ class GatewaySettings:
     account_id: str
     code_dir: str
     idle: core.IdlePolicy = field(default_factory=core.IdlePolicy)
+    # Sockets that send nothing, or too slowly, must not be held: on both ports a request (the upgrade
+    # request; an @connections request, head and body) must arrive within header_timeout_s, and a
+    # kept-alive @connections socket with no new request is closed after management_idle_timeout_s.
+    # 10 s is what websockets gives an opening handshake; neither value is documented for AWS.
+    header_timeout_s: float = 10
+    management_idle_timeout_s: float = 60
     # Environment every function gets on top of its configuration: AWS_ENDPOINT_URL[_<SERVICE>] pointing
     # at the lab (filled in by the lab), as Lambda adds its reserved variables.
     function_env: dict[str, str] = field(default_factory=dict)
 
 
 class GatewayConnection(ServerConnection):
-    """A server connection that applies API Gateway's frame limits before websockets reassembles."""
+    """A server connection that applies API Gateway's frame limits before websockets reassembles, and
+    drops a client whose upgrade request is not complete within the header timeout."""
 
     kit_connection: core.Connection | None = None
     kit_close: core.CloseDecision | None = None
     kit_subprotocol: str | None = None
+    kit_header_timeout_s: float | None = None  # set per gateway by _connection_type
+    _kit_header_timer: asyncio.TimerHandle | None = None
     _message_len = 0
     _message_binary = False
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Not websockets' open_timeout: that one also bounds process_request, which runs $connect, and
+        # cancelling $connect midway would leave whatever it stored with no $disconnect to follow.
+        if self.kit_header_timeout_s is not None:
+            self._kit_header_timer = self.loop.call_later(self.kit_header_timeout_s, self._header_timed_out)
+
+    def _header_timed_out(self) -> None:
+        if self.request is None:
+            self.transport.abort()  # websockets then ends the handshake: no request, nothing to answer
+
     def process_event(self, event: Any) -> None:
+        if self.request is None and self._kit_header_timer is not None:
+            self._kit_header_timer.cancel()  # the upgrade request is complete
         if isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             if self.kit_close is not None:
                 return  # already closing: drop the rest, as the gateway would
@@ -98,6 +120,28 @@ class GatewayConnection(ServerConnection):
                 _in_background(self.close(decision.code, decision.reason))
                 return
         super().process_event(event)
+
+
+def _connection_type(header_timeout_s: float) -> type[GatewayConnection]:
+    """GatewayConnection with this gateway's header timeout (websockets builds connections from a class)."""
+
+    class ConfiguredConnection(GatewayConnection):
+        kit_header_timeout_s = header_timeout_s
+
+    return ConfiguredConnection
+
+
+def _http_response(
+    connection: ServerConnection, status: int, body: str, headers: tuple[core.Header, ...]
+) -> Response:
+    """A plain HTTP answer to an upgrade request; ``headers`` replace websockets' defaults of that name."""
+    response = connection.respond(status, body)
+    for name, _ in headers:
+        if name in response.headers:
+            del response.headers[name]
+    for name, value in headers:
+        response.headers[name] = value
+    return response
 
 
 class Gateway:
@@ -171,9 +215,12 @@ class Gateway:
             self._serve_connection,
             LOOPBACK,
             0,
-            create_connection=GatewayConnection,
+            create_connection=_connection_type(self.settings.header_timeout_s),
             process_request=self._process_request,
             process_response=self._process_response,
+            # GatewayConnection times the request; $connect then takes as long as its function or HTTP
+            # integration is allowed to (their own timeouts end it), as API Gateway waits for it.
+            open_timeout=None,
             compression=None,
             max_size=None,  # the core enforces API Gateway's 32 KB frame / 128 KB message limits
             ping_interval=None,
@@ -384,6 +431,15 @@ class Gateway:
         api = self._api()
         if api is None or path != f"/{self.settings.stage}":
             return connection.respond(HTTPStatus.FORBIDDEN, '{"message":"Forbidden"}')
+        # API Gateway checks the upgrade before $connect: a refused handshake invokes nothing, stores nothing.
+        # (websockets < 14 refused other methods and protocols while parsing: its Request has neither.)
+        rejection = handshake.check_upgrade(
+            getattr(request, "method", "GET"),
+            getattr(request, "protocol", "HTTP/1.1"),
+            list(request.headers.raw_items()),
+        )
+        if rejection is not None:
+            return _http_response(connection, rejection.status, rejection.body, rejection.headers)
         now = _now_ms()
         remote = connection.remote_address
         source_ip = str(remote[0]) if remote else LOOPBACK
@@ -409,6 +465,11 @@ class Gateway:
         decision = core.route_for_key(api, "$connect")
         result = await self._invoke(api, decision, event)
         outcome = core.connect_outcome(result)
+        if outcome.accept:
+            # $connect said yes (and may have stored the connection): from here on, however the
+            # connection ends, even before its 101 (or with this hook failing), $disconnect follows.
+            self.registry.mark_accepted(kit_connection.connection_id)
+            _in_background(self._disconnect_if_undelivered(connection, kit_connection))
         context = gateway_logs.build_log_context(
             kit_connection,
             event_type="CONNECT",
@@ -423,15 +484,26 @@ class Gateway:
         )
         self._write_logs(api, context, decision=decision, result=result, request_body=json.dumps(event))
         if outcome.accept:
-            self.registry.mark_open(kit_connection.connection_id)
-            self._sockets[kit_connection.connection_id] = connection
             connection.kit_subprotocol = outcome.subprotocol
             return None
         self.registry.forget(kit_connection.connection_id)
-        response = connection.respond(outcome.status, outcome.body)
-        for name, value in outcome.headers:
-            response.headers[name] = value
-        return response
+        return _http_response(connection, outcome.status, outcome.body, outcome.headers)
+
+    async def _disconnect_if_undelivered(
+        self, connection: GatewayConnection, kit_connection: core.Connection
+    ) -> None:
+        """Run ``$disconnect`` for an accepted connection whose 101 never reached the client.
+
+        websockets starts the handler, which opens the connection in the registry, only when the 101 was
+        written to a connection still open. A client that dropped TCP while ``$connect`` ran, or a 101
+        that could not be sent, ends the connection with the handler never started and the record
+        still "accepted". ``$connect`` succeeded (and may have stored the connection), so, as on AWS,
+        ``$disconnect`` follows; it reports the drop as any TCP drop without a close frame.
+        """
+        await connection.wait_closed()
+        record = self.registry.get(kit_connection.connection_id)
+        if record is not None and record.state == "accepted":
+            await self._on_close(connection, kit_connection)
 
     def _process_response(
         self, connection: ServerConnection, request: Request, response: Response
@@ -449,6 +521,11 @@ class Gateway:
         if kit_connection is None:
             return
         connection_id = kit_connection.connection_id
+        record = self.registry.get(connection_id)
+        if record is None or record.state != "accepted":
+            return  # already closed: _disconnect_if_undelivered ran $disconnect
+        self.registry.mark_open(connection_id)  # the 101 is out: messages and @connections calls from now
+        self._sockets[connection_id] = connection
         timers = asyncio.create_task(self._watch_timers(connection, kit_connection))
         try:
             async for message in connection:
@@ -634,22 +711,22 @@ class Gateway:
         return decision
 
     async def _serve_management(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """A minimal HTTP/1.1 server (keep-alive, Content-Length bodies) for the @connections API."""
+        """A minimal HTTP/1.1 server (keep-alive, Content-Length bodies) for the @connections API.
+
+        Timeouts, so that silent or slow clients cannot hold sockets (and file descriptors) for ever:
+        each request, head and body, must arrive within the header timeout (counted from the accept for
+        the first request, from its first byte for the next ones) and its answer be taken within it too;
+        a kept-alive socket is closed when no next request starts within the idle timeout.
+        """
+        settings = self.settings
         try:
+            first_byte = b""
             while True:
-                request_line = await reader.readline()
-                if not request_line:
+                async with asyncio.timeout(settings.header_timeout_s):
+                    request = await _read_management_request(reader, first_byte)
+                if request is None:
                     return
-                method, target, _version = request_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-                headers: dict[str, str] = {}
-                while True:
-                    line = await reader.readline()
-                    if line in (b"\r\n", b"\n", b""):
-                        break
-                    name, _, value = line.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                length = int(headers.get("content-length") or 0)
-                body = await reader.readexactly(length) if length else b""
+                method, target, headers, body = request
                 decision = await self._management_answer(method, target, headers, body)
                 payload = decision.body.encode()
                 reason = HTTPStatus(decision.status).phrase
@@ -657,10 +734,15 @@ class Gateway:
                 head += [f"{name}: {value}" for name, value in decision.headers]
                 head.append(f"x-amzn-RequestId: {secrets.token_hex(16)}")
                 writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
-                await writer.drain()
+                async with asyncio.timeout(settings.header_timeout_s):
+                    await writer.drain()
                 if headers.get("connection", "").lower() == "close":
                     return
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+                async with asyncio.timeout(settings.management_idle_timeout_s):
+                    first_byte = await reader.read(1)
+                if not first_byte:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, TimeoutError):
             return
         except asyncio.CancelledError:
             # The lab is stopping with a kept-alive client connected. Ending quietly: Python 3.11's
@@ -668,3 +750,26 @@ class Gateway:
             return
         finally:
             writer.close()
+
+
+async def _read_management_request(
+    reader: asyncio.StreamReader, first_byte: bytes
+) -> tuple[str, str, dict[str, str], bytes] | None:
+    """Method, target, headers (lower-case names) and body of the next request; None at end of stream.
+
+    ``first_byte``: the request's first byte when it was already read (while the socket idled), else b"".
+    """
+    request_line = first_byte + await reader.readline()
+    if not request_line:
+        return None
+    method, target, _version = request_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    headers: dict[str, str] = {}
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length") or 0)
+    body = await reader.readexactly(length) if length else b""
+    return method, target, headers, body

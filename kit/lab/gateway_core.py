@@ -1047,7 +1047,7 @@ def next_timer_deadline_ms(connected_at_ms: int, last_active_at_ms: int, policy:
 # Connection registry
 # ---------------------------------------------------------------------------------------------
 
-ConnectionState = Literal["pending", "open", "closed"]
+ConnectionState = Literal["pending", "accepted", "open", "closed"]
 
 
 class ConnectionStateError(KitError):
@@ -1056,7 +1056,8 @@ class ConnectionStateError(KitError):
 
 @dataclass(frozen=True)
 class ConnectionRecord:
-    """One connection's place in its life: pending ($connect running), open, closed."""
+    """One connection's place in its life: pending ($connect running), accepted ($connect said yes, the
+    101 not yet delivered), open, closed."""
 
     connection: Connection
     state: ConnectionState
@@ -1105,28 +1106,38 @@ class ConnectionRegistry:
         self._records[connection.connection_id] = record
         return record
 
-    def mark_open(self, connection_id: str) -> ConnectionRecord:
-        """The 101 was sent: the connection now takes messages and @connections calls."""
+    def _advance(
+        self, connection_id: str, before: ConnectionState, after: ConnectionState
+    ) -> ConnectionRecord:
         record = self._require(connection_id)
-        if record.state != "pending":
+        if record.state != before:
             raise ConnectionStateError(
-                f"Connection {connection_id} is {record.state}; only a pending connection can be opened."
+                f"Connection {connection_id} is {record.state}; it must be {before} to become {after}."
             )
-        record = replace(record, state="open")
+        record = replace(record, state=after)
         self._records[connection_id] = record
         return record
 
+    def mark_accepted(self, connection_id: str) -> ConnectionRecord:
+        """``$connect`` accepted the upgrade; from now on a close is followed by ``$disconnect``."""
+        return self._advance(connection_id, "pending", "accepted")
+
+    def mark_open(self, connection_id: str) -> ConnectionRecord:
+        """The 101 was delivered: the connection now takes messages and @connections calls."""
+        return self._advance(connection_id, "accepted", "open")
+
     def mark_closed(self, connection_id: str, code: int, reason: str) -> bool:
-        """Close the connection; True when it was open, i.e. when ``$disconnect`` is due.
+        """Close the connection; True when ``$connect`` had accepted it, i.e. when ``$disconnect`` is due.
 
         A rejected handshake (pending to closed) gets no ``$disconnect`` (inferred: there was no
-        connection). Closing a closed connection changes nothing and returns False.
+        connection). An accepted one whose 101 never reached the client does, as on AWS, where
+        ``$connect`` succeeded. Closing a closed connection changes nothing and returns False.
         """
         record = self._require(connection_id)
         if record.state == "closed":
             return False
         self._records[connection_id] = replace(record, state="closed", close=CloseDecision(code, reason))
-        return record.state == "open"
+        return record.state in ("accepted", "open")
 
     def touch(self, connection_id: str, now_ms: int) -> None:
         """Count activity on an open connection (inbound data frame, successful POST)."""
@@ -1200,7 +1211,7 @@ def management_decision(
 
     Checks in order: method (other methods 403, inferred), id shape (400 BadRequestException
     ``Invalid connectionId: <id>``, not a modelled error), POST size (413 over 131072 bytes; checked
-    before the connection, inferred), connection open (pending, closed or unknown: 410 Gone).
+    before the connection, inferred), connection open (pending, accepted, closed or unknown: 410 Gone).
     Then POST 200 empty + send; GET 200 JSON; DELETE 204 + close 1000 "Connection Closed Normally".
     Pure: the shell calls ``registry.touch`` after a successful send and ``mark_closed`` on close.
     """

@@ -102,6 +102,8 @@ class Lab:
         write_lab_file: bool = True,
         idle_timeout_s: int = 600,
         max_duration_s: int = 7200,
+        header_timeout_s: int = 10,
+        management_idle_timeout_s: int = 60,
     ) -> None:
         self.scenario = scenarios.get(scenario)
         self.dynamodb_choice = dynamodb
@@ -109,6 +111,8 @@ class Lab:
         self.write_lab_file = write_lab_file
         self.idle_timeout_s = idle_timeout_s
         self.max_duration_s = max_duration_s
+        self.header_timeout_s = header_timeout_s
+        self.management_idle_timeout_s = management_idle_timeout_s
         self._stack = contextlib.ExitStack()
         self.info: LabInfo | None = None
         self.resources: provision.LabResources | None = None
@@ -232,6 +236,8 @@ class Lab:
             account_id=resources.account_id,
             code_dir=resources.code_dir,
             idle=IdlePolicy(self.idle_timeout_s, self.max_duration_s),
+            header_timeout_s=self.header_timeout_s,
+            management_idle_timeout_s=self.management_idle_timeout_s,
             function_env={
                 # Every AWS call of a function goes to the lab: DynamoDB through the front door (IAM
                 # enforced), anything else to moto; never to a real endpoint.

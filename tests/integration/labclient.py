@@ -7,12 +7,18 @@ from ``lab.target()``), as a user's notebook would; nothing reads the gateway's 
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import json
+import os
+import socket
+import struct
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
 import websocket
@@ -77,6 +83,119 @@ def handshake_status(lab: Lab, query_string: str | None) -> int:
         return int(exc.status_code)
     ws.close()
     return 101
+
+
+# -- raw upgrade requests: what a browser sends, or something broken ---------------------------------------------
+
+# Upgrade requests the gateway must refuse before $connect, and the status it answers each with.
+REFUSED_UPGRADES: dict[str, tuple[dict[str, str | None], int]] = {
+    "plain GET": ({"Upgrade": None, "Connection": None}, 426),
+    "no key": ({"Sec-WebSocket-Key": None}, 400),
+    "bad key": ({"Sec-WebSocket-Key": "not-sixteen-bytes"}, 400),
+    "version 8": ({"Sec-WebSocket-Version": "8"}, 400),
+}
+
+
+def websocket_address(lab: Lab) -> tuple[str, int]:
+    url = urlsplit(info(lab).websocket_url)
+    assert url.hostname is not None and url.port is not None
+    return url.hostname, url.port
+
+
+def management_address(lab: Lab) -> tuple[str, int]:
+    url = urlsplit(info(lab).management_url)
+    assert url.hostname is not None and url.port is not None
+    return url.hostname, url.port
+
+
+def upgrade_request(
+    lab: Lab, query_string: str | None = None, changes: Mapping[str, str | None] | None = None
+) -> bytes:
+    """The bytes of a browser's upgrade request to the stage, with ``changes`` (None: header left out)."""
+    host, port = websocket_address(lab)
+    headers: dict[str, str | None] = {
+        "Host": f"{host}:{port}",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+        "User-Agent": "kit-tests/raw",
+    }
+    headers.update(changes or {})
+    target = f"/{info(lab).stage}" + (f"?{query_string}" if query_string else "")
+    lines = [
+        f"GET {target} HTTP/1.1",
+        *(f"{name}: {value}" for name, value in headers.items() if value is not None),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def upgrade_answer(lab: Lab, request: bytes) -> tuple[int, list[tuple[str, str]]]:
+    """Send a raw upgrade request; the answer's status and headers (a 101 included: the socket is then
+    dropped)."""
+    reader, writer = await asyncio.open_connection(*websocket_address(lab))
+    try:
+        writer.write(request)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 60)
+        headers = []
+        while (line := await asyncio.wait_for(reader.readline(), 60)) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers.append((name.strip(), value.strip()))
+    finally:
+        writer.close()
+    return int(status_line.split()[1]), headers
+
+
+async def upgrade_status(lab: Lab, request: bytes) -> int:
+    """Send a raw upgrade request; the status of the answer."""
+    status, _ = await upgrade_answer(lab, request)
+    return status
+
+
+async def drop_after_sending(lab: Lab, request: bytes, *, reset: bool = False) -> None:
+    """Send an upgrade request and close the TCP connection at once, long before $connect can answer.
+
+    ``reset``: with a RST (SO_LINGER 0) rather than a FIN; the server may then lose the request unread.
+    """
+    _, writer = await asyncio.open_connection(*websocket_address(lab))
+    writer.write(request)
+    await writer.drain()
+    if reset:
+        writer.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+
+
+def held_until_closed(address: tuple[str, int], sends: list[bytes], every: float, limit: float) -> float:
+    """Seconds from connecting until the server closed the socket, sending ``sends`` meanwhile: the first at
+    once, each next after ``every`` s without an end of stream.
+
+    The wait ends when the server closes (end of stream or reset); ``limit`` only bounds a failure.
+    """
+    started = time.monotonic()
+    with socket.create_connection(address, timeout=limit) as sock:
+        pending = list(sends)
+        while True:
+            if pending:
+                try:
+                    sock.sendall(pending.pop(0))
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+            sock.settimeout(every if pending else max(0.01, limit - (time.monotonic() - started)))
+            try:
+                while sock.recv(65536):
+                    pass  # an answer: keep reading until the server closes
+                break
+            except TimeoutError:
+                if not pending:
+                    raise AssertionError(f"the server still held the socket after {limit} s") from None
+            except ConnectionResetError:
+                break
+    return time.monotonic() - started
 
 
 def read_close(ws: websocket.WebSocket, timeout: float = 10) -> tuple[int, str]:

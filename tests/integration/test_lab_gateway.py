@@ -9,6 +9,7 @@ second lab with short timeouts, started once the first has stopped (a process ho
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -27,22 +28,26 @@ from .labclient import (
     HANG_HANDLER,
     INTERNAL_ERROR_FRAME,
     POST_TO_SELF_HANDLER,
+    REFUSED_UPGRADES,
     access_log,
     close_quietly,
     connect_user,
     connection_id_of,
     drop_action,
+    drop_after_sending,
     echoed_events,
     environment_changed,
     execution_group,
     function_changed,
     get_item,
     handshake_status,
+    held_until_closed,
     info,
     invoke_permission_removed,
     items_of,
     lambda_lines,
     log_messages,
+    management_address,
     management_client,
     now_ms,
     open_socket,
@@ -56,9 +61,13 @@ from .labclient import (
     send_fragmented,
     starts,
     unique_user,
+    upgrade_answer,
+    upgrade_request,
+    upgrade_status,
     wait_for_count,
     wait_for_no_items,
     wait_until,
+    websocket_address,
 )
 
 pytestmark = pytest.mark.integration
@@ -101,8 +110,14 @@ def lab(labs: OneLabAtATime) -> Lab:
 
 @pytest.fixture
 def timer_lab(labs: OneLabAtATime) -> Lab:
-    """A lab whose connections idle out after 2 s and end after 4 s (AWS: 10 min and 2 h)."""
-    return labs.get(idle_timeout_s=2, max_duration_s=4)
+    """A lab whose connections idle out after 2 s and end after 4 s (AWS: 10 min and 2 h), whose requests
+    must arrive within 1 s and whose idle @connections sockets close after 1 s (lab: 10 s and 60 s).
+
+    A first connection starts the function's worker, so that the timer tests, which time from before the
+    handshake, measure the timers and not a cold start (seconds on a loaded machine)."""
+    lab = labs.get(idle_timeout_s=2, max_duration_s=4, header_timeout_s=1, management_idle_timeout_s=1)
+    assert handshake_status(lab, query(unique_user("warm-up"), "ws-1")) == 101
+    return lab
 
 
 # -- the handshake ----------------------------------------------------------------------------------------------
@@ -119,6 +134,45 @@ def test_connect_runs_before_the_101(lab: Lab) -> None:
     wait_for_no_items(lab, user)
 
 
+@pytest.mark.parametrize("kind", sorted(REFUSED_UPGRADES))
+def test_a_refused_upgrade_runs_no_connect_and_stores_nothing(lab: Lab, kind: str) -> None:
+    changes, status = REFUSED_UPGRADES[kind]
+    user = unique_user()
+    before = now_ms()
+    assert asyncio.run(upgrade_status(lab, upgrade_request(lab, query(user, "ws-1"), changes))) == status
+    # Had $connect run, it would have run before this answer: its item and log line would be there now.
+    assert not items_of(lab, user)
+    assert [line for line in access_log(lab, before) if line["eventType"] == "CONNECT"] == []
+    assert starts(lambda_lines(lab, before)) == []
+
+
+def test_a_client_that_drops_before_the_101_gets_disconnect_and_leaves_no_item(lab: Lab) -> None:
+    user = unique_user()
+    before = now_ms()
+    asyncio.run(drop_after_sending(lab, upgrade_request(lab, query(user, "ws-1"))))
+    (connect,) = wait_for_count(
+        lambda: [line for line in access_log(lab, before) if line["eventType"] == "CONNECT"], 1
+    )
+    assert connect["status"] == "200"  # $connect accepted (and stored) before the 101 could go out
+    connection_id = connect["connectionId"]
+    (disconnect,) = wait_for_count(
+        lambda: [
+            line for line in access_log(lab, before, connection_id) if line["eventType"] == "DISCONNECT"
+        ],
+        1,
+    )
+    assert disconnect["status"] == "200"
+    wait_for_no_items(lab, user)
+    # No close frame ever came: reported as any TCP drop.
+    assert any(
+        f"Client [Connection Id: {connection_id}] disconnected" in line
+        and line.endswith("Close reason: [1006: ]")
+        for line in log_messages(lab, execution_group(lab), before)
+    )
+    with pytest.raises(management_client(lab).exceptions.GoneException):
+        management_client(lab).get_connection(ConnectionId=connection_id)
+
+
 def test_a_non_2xx_connect_answer_becomes_the_handshake_status(lab: Lab) -> None:
     user = unique_user()
     with pytest.raises(websocket.WebSocketBadStatusException) as rejected:
@@ -131,7 +185,10 @@ def test_a_non_2xx_connect_answer_becomes_the_handshake_status(lab: Lab) -> None
 def test_an_unhandled_error_in_connect_is_502(lab: Lab) -> None:
     user = unique_user()
     with function_changed(lab, Handler="app.no_such_function"):
-        assert handshake_status(lab, query(user, "ws-1")) == 502
+        status, headers = asyncio.run(upgrade_answer(lab, upgrade_request(lab, query(user, "ws-1"))))
+    assert status == 502
+    # AWS's JSON error body, said once: the gateway's Content-Type replaces websockets' text/plain.
+    assert [value for name, value in headers if name.lower() == "content-type"] == ["application/json"]
     assert not items_of(lab, user)
 
 
@@ -621,3 +678,34 @@ def test_the_maximum_duration_closes_1001_even_when_active(timer_lab: Lab) -> No
     assert close == (1001, "Going away")
     assert 3.8 <= elapsed < 6, elapsed
     wait_for_no_items(timer_lab, user)
+
+
+SLOW_HEADERS = [f"X-Slow-{index}: {index}\r\n".encode() for index in range(8)]
+
+
+@pytest.mark.parametrize(
+    ("port", "sends"),
+    [
+        ("websocket", []),  # connects and says nothing
+        ("websocket", [b"GET /prod HTTP/1.1\r\n", *SLOW_HEADERS]),
+        ("management", []),
+        ("management", [b"GET /prod/@connections/AAAAAAAAAAAAAAA= HTTP/1.1\r\n", *SLOW_HEADERS]),
+        # The head in time, then a body that never comes.
+        ("management", [b"POST /prod/@connections/AAAAAAAAAAAAAAA= HTTP/1.1\r\nContent-Length: 10\r\n\r\n"]),
+    ],
+)
+def test_a_silent_or_slow_request_is_dropped_after_the_header_timeout(
+    timer_lab: Lab, port: str, sends: list[bytes]
+) -> None:
+    address = websocket_address(timer_lab) if port == "websocket" else management_address(timer_lab)
+    # A header line every 0.3 s would hold the socket for ever if each line restarted the clock.
+    held = held_until_closed(address, sends, every=0.3, limit=8)
+    assert 0.9 <= held < 2.5, held  # header timeout 1 s
+
+
+def test_an_idle_kept_alive_management_socket_is_closed_after_the_idle_timeout(timer_lab: Lab) -> None:
+    request = b"GET /prod/@connections/AAAAAAAAAAAAAAA= HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    # Three requests in time (each answered 403: unsigned), 0.6 s apart: longer together than the header
+    # timeout, each within the idle timeout. Then silence: closed 1 s after the last answer.
+    held = held_until_closed(management_address(timer_lab), [request] * 3, every=0.6, limit=8)
+    assert 2.1 <= held < 3.7, held

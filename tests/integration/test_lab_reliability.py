@@ -1,12 +1,15 @@
 """The lab under load and under failure: the table always matches the live connections.
 
-A thousand clients connect and disconnect in random order (at most 50 at once); while a hundred of them
+A thousand clients connect and disconnect in random order (at most 50 at once), mixed with hostile ones:
+upgrades the gateway must refuse (a plain GET, no key, a bad key, version 8), clients that drop TCP before
+the 101 (with a FIN or a RST, while $connect runs) and after it (no close frame). While a hundred clients
 stay connected the table holds exactly those hundred, and once they leave it is empty: no orphans, none
-missing. Then DynamoDB Local is killed in the middle of a run of connections: every handshake either
-stored its item or failed with a 5xx (never a silent 101 with nothing stored), and the lab says the engine
-died and its data is gone, restarts it on the same port with the table re-created, and recovers. Nothing in
-the lab's process tree listens beyond loopback, the restarted engine included. Killing the function's idle
-workers costs nothing but a cold start: the next connections are stored and no invocation fails.
+missing; every $connect that ran was followed by $disconnect, and no refused upgrade ran one. Then
+DynamoDB Local is killed in the middle of a run of connections: every handshake either stored its item or
+failed with a 5xx (never a silent 101 with nothing stored), and the lab says the engine died and its data is
+gone, restarts it on the same port with the table re-created, and recovers. Nothing in the lab's process
+tree listens beyond loopback, the restarted engine included. Killing the function's idle workers costs
+nothing but a cold start: the next connections are stored and no invocation fails.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -31,9 +35,11 @@ from kit.lab.lab import STATE_DIR_ENV, Lab, lab_file, read_lab_file
 
 from .labclient import (
     INTERNAL_ERROR_FRAME,
+    REFUSED_UPGRADES,
     access_log,
     close_quietly,
     connect_user,
+    drop_after_sending,
     info,
     items_of,
     lambda_lines,
@@ -43,6 +49,8 @@ from .labclient import (
     recv_text,
     table_items,
     unique_user,
+    upgrade_request,
+    upgrade_status,
     wait_for_no_items,
     wait_until,
 )
@@ -53,6 +61,9 @@ CLIENTS = 1000
 STAYING = 100
 CONCURRENCY = 50
 SEED = 20261125
+REFUSED_EACH = 25  # of each kind in REFUSED_UPGRADES
+DROPS_BEFORE_101 = 100  # half closed with a FIN, half with a RST
+DROPS_AFTER_101 = 100
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +89,33 @@ def _stored_users(lab: Lab) -> dict[str, str]:
     return stored
 
 
-def test_1000_clients_in_random_order_leave_the_table_equal_to_the_live_connections(lab: Lab) -> None:
+def _connect_hashes(lab: Lab, started: int) -> set[str]:
+    """The user hashes the handler logged for each $connect that stored its item since ``started``."""
+    return {
+        json.loads(line.split("\t", 3)[3])["user_hash"]
+        for line in lambda_lines(lab, started)
+        if '"route": "$connect"' in line and '"outcome": "stored"' in line
+    }
+
+
+def test_1000_clients_and_a_hostile_mix_leave_the_table_equal_to_the_live_connections(lab: Lab) -> None:
     rng = random.Random(SEED)
     users = [f"client-{index:04d}@example.com" for index in range(CLIENTS)]
     staying = set(rng.sample(users, STAYING))
-    rng.shuffle(users)
-    delays = {user: rng.random() * 0.05 for user in users}
-    workspaces = {user: f"ws-{rng.randrange(17)}" for user in users}
+    refused = {
+        f"refused-{kind.replace(' ', '-')}-{index:02d}@example.com": kind
+        for kind in REFUSED_UPGRADES
+        for index in range(REFUSED_EACH)
+    }
+    dropped_before = {
+        f"drop-before-{index:03d}@example.com": index % 2 == 1 for index in range(DROPS_BEFORE_101)
+    }
+    dropped_after = [f"drop-after-{index:03d}@example.com" for index in range(DROPS_AFTER_101)]
+    everyone = [*users, *refused, *dropped_before, *dropped_after]
+    rng.shuffle(everyone)
+    delays = {user: rng.random() * 0.05 for user in everyone}
+    workspaces = {user: f"ws-{rng.randrange(17)}" for user in everyone}
+    answers: dict[str, int] = {}
     started = now_ms()
 
     async def scenario() -> None:
@@ -93,15 +124,29 @@ def test_1000_clients_in_random_order_leave_the_table_equal_to_the_live_connecti
 
         async def client(user: str) -> None:
             async with slots:
+                if user in refused:
+                    changes, _ = REFUSED_UPGRADES[refused[user]]
+                    request = upgrade_request(lab, query(user, workspaces[user]), changes)
+                    answers[user] = await upgrade_status(lab, request)
+                    return
+                if user in dropped_before:  # gone while $connect runs: the 101 never reaches it
+                    request = upgrade_request(lab, query(user, workspaces[user]))
+                    await drop_after_sending(lab, request, reset=dropped_before[user])
+                    return
                 ws = await _open(lab, user, workspaces[user])
                 if user in staying:
                     live[user] = ws
                     return
                 await asyncio.sleep(delays[user])
-                await ws.close()
+                if user in dropped_after:
+                    ws.transport.abort()  # TCP gone, no close frame
+                    await ws.wait_closed()
+                else:
+                    await ws.close()
 
-        await asyncio.gather(*(client(user) for user in users))
+        await asyncio.gather(*(client(user) for user in everyone))
         assert set(live) == staying
+        assert answers == {user: REFUSED_UPGRADES[kind][1] for user, kind in refused.items()}
 
         # Mid-run snapshot: $disconnect is asynchronous, so wait for the leavers' deletes to land.
         def settled() -> dict[str, str] | None:
@@ -127,11 +172,30 @@ def test_1000_clients_in_random_order_leave_the_table_equal_to_the_live_connecti
         await asyncio.gather(*(leave(user) for user in order))
 
     asyncio.run(scenario())
-    wait_until(lambda: table_items(lab) == [], timeout=60, interval=0.2)
-    # The gateway saw every one of them come and go: one CONNECT and one DISCONNECT each, all 200.
-    events = [(line["eventType"], line["status"]) for line in access_log(lab, started)]
-    assert events.count(("CONNECT", "200")) == CLIENTS
-    assert events.count(("DISCONNECT", "200")) == CLIENTS
+    # Every $connect that ran is followed by one $disconnect, all 200: wait until the two counts meet.
+    accepted_at_least = CLIENTS + DROPS_AFTER_101 + sum(not reset for reset in dropped_before.values())
+
+    def lifecycles() -> list[dict[str, str]] | None:
+        lines = access_log(lab, started)
+        connects = [line for line in lines if line["eventType"] == "CONNECT"]
+        disconnects = [line for line in lines if line["eventType"] == "DISCONNECT"]
+        met = len(connects) == len(disconnects) >= accepted_at_least
+        return lines if met else None
+
+    lines = wait_until(lifecycles, timeout=60, interval=0.5)
+    assert table_items(lab) == []
+    by_connection: dict[str, list[Any]] = {}
+    for line in lines:
+        by_connection.setdefault(line["connectionId"], []).append((line["eventType"], line["status"]))
+    assert all(events == [("CONNECT", "200"), ("DISCONNECT", "200")] for events in by_connection.values())
+    # Who ran $connect: every client and post-101 drop, every pre-101 drop whose request the gateway read
+    # (all FIN drops; a RST may discard the request unread), and no refused upgrade.
+    connected = _connect_hashes(lab, started)
+    hashes = {user_hash(user): user for user in everyone}
+    connected_users = {hashes.get(h, h) for h in connected}
+    assert connected_users - set(dropped_before) == {*users, *dropped_after}
+    assert {user for user, reset in dropped_before.items() if not reset} <= connected_users
+    assert len(connected) == len(by_connection)
 
 
 @dataclass
@@ -192,13 +256,7 @@ def test_dynamodb_killed_mid_run_fails_handshakes_loudly_and_the_lab_says_it_and
         assert len(rejected) >= len(users) - 20 - 5, "after the kill, handshakes must fail"
         assert all(500 <= a.status < 600 for a in rejected), [a.status for a in rejected]
         # No silent 101: every accepted handshake is one whose $connect stored the item.
-        lines = lambda_lines(lab, started)
-        stored_hashes = {
-            json.loads(line.split("\t", 3)[3])["user_hash"]
-            for line in lines
-            if '"route": "$connect"' in line and '"outcome": "stored"' in line
-        }
-        assert {user_hash(user) for user in accepted} <= stored_hashes
+        assert {user_hash(user) for user in accepted} <= _connect_hashes(lab, started)
         # A client connected before the crash gets the Internal server error frame for its message.
         before_kill.send(json.dumps({"action": "message", "message": "still there?"}))
         frame = recv_text(before_kill, timeout=20)

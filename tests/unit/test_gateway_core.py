@@ -1129,6 +1129,9 @@ def test_registry_life_cycle() -> None:
     assert connection.connection_id in registry and len(registry) == 1
     assert registry.open_ids() == []
     registry.touch(connection.connection_id, CONNECTED_AT + 5)  # pending: not counted
+    assert registry.mark_accepted(connection.connection_id).state == "accepted"
+    assert registry.open_ids() == []  # the 101 is not delivered yet
+    registry.touch(connection.connection_id, CONNECTED_AT + 6)  # accepted: not counted either
     assert registry.get(connection.connection_id).last_active_at_ms == CONNECTED_AT  # type: ignore[union-attr]
     assert registry.mark_open(connection.connection_id).state == "open"
     assert registry.open_ids() == [connection.connection_id]
@@ -1153,13 +1156,26 @@ def test_rejected_handshake_gets_no_disconnect() -> None:
     assert registry.mark_closed("BFHPhfCWIAMCKlQ=", 1006, "") is False
 
 
+def test_an_accepted_connection_whose_101_was_not_delivered_gets_disconnect() -> None:
+    registry = gw.ConnectionRegistry()
+    registry.register_pending(make_connection())
+    registry.mark_accepted("BFHPhfCWIAMCKlQ=")
+    assert registry.mark_closed("BFHPhfCWIAMCKlQ=", 1006, "") is True
+    assert registry.mark_closed("BFHPhfCWIAMCKlQ=", 1006, "") is False
+
+
 @pytest.mark.parametrize(
     ("steps", "fragment"),
     [
         (["register", "register"], "already registered"),
         (["open"], "not in the lab gateway's registry"),
-        (["register", "open", "open"], "only a pending connection"),
-        (["register", "close", "open"], "is closed"),
+        (["accept"], "not in the lab gateway's registry"),
+        (["register", "open"], "is pending; it must be accepted to become open"),
+        (["register", "accept", "accept"], "is accepted; it must be pending to become accepted"),
+        (["register", "accept", "open", "open"], "is open; it must be accepted to become open"),
+        (["register", "accept", "open", "accept"], "is open; it must be pending to become accepted"),
+        (["register", "close", "accept"], "is closed"),
+        (["register", "accept", "close", "open"], "is closed"),
         (["close"], "not in the lab gateway's registry"),
     ],
 )
@@ -1170,6 +1186,8 @@ def test_registry_refuses_impossible_transitions(steps: list[str], fragment: str
         for step in steps:
             if step == "register":
                 registry.register_pending(connection)
+            elif step == "accept":
+                registry.mark_accepted(connection.connection_id)
             elif step == "open":
                 registry.mark_open(connection.connection_id)
             else:
@@ -1213,13 +1231,18 @@ def registry_with_states() -> gw.ConnectionRegistry:
     registry = gw.ConnectionRegistry()
     open_connection = make_connection("wscat/5", "OPENaaaaaaaaaaa=")
     registry.register_pending(open_connection)
+    registry.mark_accepted(open_connection.connection_id)
     registry.mark_open(open_connection.connection_id)
     registry.touch(open_connection.connection_id, CONNECTED_AT + 61_000)
     registry.register_pending(make_connection(None, "PENDaaaaaaaaaaa="))
+    registry.register_pending(make_connection(None, "ACCPaaaaaaaaaaa="))
+    registry.mark_accepted("ACCPaaaaaaaaaaa=")
     registry.register_pending(make_connection(None, "CLOSaaaaaaaaaaa="))
+    registry.mark_accepted("CLOSaaaaaaaaaaa=")
     registry.mark_open("CLOSaaaaaaaaaaa=")
     registry.mark_closed("CLOSaaaaaaaaaaa=", 1001, "Going away")
     registry.register_pending(make_connection(None, "NOUAaaaaaaaaaaa="))
+    registry.mark_accepted("NOUAaaaaaaaaaaa=")
     registry.mark_open("NOUAaaaaaaaaaaa=")
     return registry
 
@@ -1235,6 +1258,10 @@ def registry_with_states() -> gw.ConnectionRegistry:
         ("DELETE", "OPENaaaaaaaaaaa=", 0, 204, None, "", "close"),
         ("POST", "PENDaaaaaaaaaaa=", 5, 410, "GoneException", "", "none"),
         ("GET", "PENDaaaaaaaaaaa=", 0, 410, "GoneException", "", "none"),
+        # $connect accepted but the 101 not delivered: not a connection yet (AWS: 410 until the 101).
+        ("GET", "ACCPaaaaaaaaaaa=", 0, 410, "GoneException", "", "none"),
+        ("POST", "ACCPaaaaaaaaaaa=", 5, 410, "GoneException", "", "none"),
+        ("DELETE", "ACCPaaaaaaaaaaa=", 0, 410, "GoneException", "", "none"),
         ("DELETE", "CLOSaaaaaaaaaaa=", 0, 410, "GoneException", "", "none"),
         ("POST", "UNKNaaaaaaaaaaa=", 5, 410, "GoneException", "", "none"),
         (
