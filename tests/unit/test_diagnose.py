@@ -780,6 +780,16 @@ CASES: list[Case] = [
         "HTTP 502 ×1",
     ),
     Case(
+        "handshake refused with 400, and the logs say why",
+        diagnose.check_handshake_refusals,
+        {
+            "probe": probe_rows(http_status=400, stored=None, visible=None, detail="HTTP 400"),
+            "lifecycle": lifecycle({"connect_status": 400, "why": "the handler answered 400"}),
+        },
+        [("fail", "handshake-refused")],
+        "1 of 1 probe handshakes refused (HTTP 400 ×1): HTTP 400; the logs say: the handler answered 400",
+    ),
+    Case(
         "handshake refused in the logs without a probe",
         diagnose.check_handshake_refusals,
         {"probe": None, "lifecycle": lifecycle({"connect_status": 503}, {"connect_status": 200})},
