@@ -4,11 +4,23 @@ The ids are part of the kit's contract (reports, ``kit diagnose --json``, tests)
 orders causes when several checks fail at once: a cause that explains the others comes first (a missing
 ``$connect`` route makes every storage check moot; a denied PutItem explains an empty table better than an
 idle-timeout disconnect does). Nothing here knows about the lab or its scenarios.
+
+Each cause has a ``kind``: ``cause`` (a check found why), ``symptom`` (what the probe or the logs saw fail
+while no check knows why: it ranks after every cause, so a known reason always wins, and before ``none``, so
+what was seen is never overruled by an all-clear), ``inconclusive`` (evidence was not read, so nothing can be
+cleared) and ``none``. The kind decides the exit code (:func:`exit_code`): 0 only for ``none``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final, Literal
+
+CauseKind = Literal["cause", "symptom", "inconclusive", "none"]
+
+# The CLI contract (README): 0 nothing wrong, 1 something was found, 2 the kit could not do its work, which
+# includes evidence it could not read: an inconclusive verdict never exits 0.
+EXIT_CODES: Final[dict[CauseKind, int]] = {"none": 0, "cause": 1, "symptom": 1, "inconclusive": 2}
 
 
 @dataclass(frozen=True)
@@ -17,6 +29,7 @@ class Cause:
     rank: int  # lower comes first
     summary: str
     next_step: str
+    kind: CauseKind = "cause"
 
 
 CAUSES: tuple[Cause, ...] = (
@@ -115,7 +128,56 @@ CAUSES: tuple[Cause, ...] = (
         "away).",
         "Fix the client's reconnect loop or double mount, and check its disconnect codes (1001/1005/1009).",
     ),
-    Cause("none", 1000, "No failing check: connections are stored and reachable.", "Nothing to fix."),
+    Cause(
+        "target-unreachable",
+        70,
+        "An endpoint the kit reads (or the WebSocket URL the probe connects to) did not answer: connection "
+        "refused, a timeout or a service unavailable. What lies behind it was not read, so the diagnosis is "
+        "inconclusive; the app's own calls to it fail the same way if it is the app's endpoint too.",
+        "Check that the endpoint named in the evidence is up and reachable (the lab: its engines; a real "
+        "account: the network, the region, any endpoint override), then run the diagnosis again.",
+        "inconclusive",
+    ),
+    Cause(
+        "handshake-refused",
+        80,
+        "WebSocket handshakes are refused (no 101), so no connection opens and nothing is stored; no check "
+        "knows why yet.",
+        "Read API Gateway's execution log for those $connect requests: 'Execution failed due to "
+        "configuration error' means API Gateway could not invoke the integration (the function's resource "
+        "policy must let apigateway.amazonaws.com invoke it); a status the handler answered is in the "
+        "function's log.",
+        "symptom",
+    ),
+    Cause(
+        "not-stored",
+        85,
+        "Connections open but their items never reach the table; no check knows why yet.",
+        "Read the function's log for the $connect invocations of those connections (did it run, did it call "
+        "PutItem, what did DynamoDB answer?) and API Gateway's execution log (was the integration invoked?).",
+        "symptom",
+    ),
+    Cause(
+        "not-delivered",
+        90,
+        "Messages sent on an open connection do not reach the other clients of the workspace (the seed's "
+        "fourth symptom); no check knows why yet.",
+        "An error frame 'Forbidden' means no route took the message: compare the API's route selection "
+        "expression with the frame's fields and the route keys (and, on AWS, redeploy the stage). 'Internal "
+        "server error' means the route's integration failed: read the function's log. No frame at all: read "
+        "the message route's log for the index Query and the PostToConnection calls.",
+        "symptom",
+    ),
+    Cause(
+        "evidence-unread",
+        95,
+        "Some evidence could not be read (the kit's identity was refused, or the read failed), so the "
+        "diagnosis is inconclusive: no check can clear what it did not see.",
+        "Fix what the read-* findings name (a read permission for the kit's identity, a parameter), then "
+        "run the diagnosis again.",
+        "inconclusive",
+    ),
+    Cause("none", 1000, "No failing check: connections are stored and reachable.", "Nothing to fix.", "none"),
 )
 
 BY_ID: dict[str, Cause] = {cause.id: cause for cause in CAUSES}
@@ -123,3 +185,9 @@ BY_ID: dict[str, Cause] = {cause.id: cause for cause in CAUSES}
 
 def cause(cause_id: str) -> Cause:
     return BY_ID[cause_id]
+
+
+def exit_code(cause_id: str) -> int:
+    """The CLI's exit code for a root cause: :data:`EXIT_CODES` by its kind (an unknown id is a cause)."""
+    chosen = BY_ID.get(cause_id)
+    return EXIT_CODES[chosen.kind] if chosen is not None else EXIT_CODES["cause"]

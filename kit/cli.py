@@ -111,8 +111,11 @@ def _print_frame(frame: Any, args: argparse.Namespace) -> None:
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    """Gather the evidence, run the checks, print the ranked root cause. Exit 0 none, 1 a cause, 2 failed."""
-    from kit import diagnose
+    """Gather the evidence, run the checks, print the ranked root cause.
+
+    Exit 0 none, 1 a cause or a symptom, 2 failed or inconclusive (``kit.causes.exit_code``).
+    """
+    from kit import causes, diagnose
 
     target = _target_from_args(args)
     plan = None
@@ -123,7 +126,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     evidence = diagnose.gather(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
     result = diagnose.diagnose(evidence)
     print(diagnose.to_json(result) if args.json else diagnose.summary_text(result))
-    return EXIT_OK if result.root_cause["id"] == "none" else EXIT_FINDING
+    return causes.exit_code(str(result.root_cause["id"]))
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
@@ -333,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
         return command
 
     diagnose = with_target(
-        sub.add_parser("diagnose", help="rank the root cause (exit 0 none, 1 cause, 2 failed)")
+        sub.add_parser(
+            "diagnose", help="rank the root cause (exit 0 none, 1 cause, 2 failed or inconclusive)"
+        )
     )
     diagnose.add_argument("--probe-clients", type=int, default=0, help="also run a probe with N clients")
     diagnose.add_argument(

@@ -28,7 +28,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kit import frames
-from kit.errors import AwsError, ConfigurationError, error_facts
+from kit.errors import UNREACHABLE_NEXT_STEP, AwsError, ConfigurationError, error_facts, failure_kind
 from kit.target import (
     ACCESS_KEY_ID_KEYS,
     DEFAULT_TABLE,
@@ -563,9 +563,15 @@ def fetch_tables(target: Target, regions: Iterable[str] | None = None) -> dict[s
             found[region] = [str(name) for page in pages for name in page.get("TableNames", [])]
         except (ClientError, BotoCoreError) as exc:
             code = error_facts(exc)[0]
+            # Only a refusal is about the kit's permission; an endpoint that did not answer is not.
+            next_step = (
+                UNREACHABLE_NEXT_STEP
+                if failure_kind(code) == "unreachable"
+                else "the kit's identity needs dynamodb:ListTables (read-only) to say whether the app's "
+                "table exists"
+            )
             raise AwsError(
-                f"DynamoDB ListTables in {region} failed with {code}; the kit's identity needs "
-                "dynamodb:ListTables (read-only) to say whether the app's table exists.",
+                f"DynamoDB ListTables in {region} failed with {code}; {next_step}.",
                 service="dynamodb",
                 operation="ListTables",
                 code=code,

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from kit import causes, config, direct_write, dynamo, frames, iam, logparse, logs
-from kit.errors import KitError
+from kit.errors import KitError, failure_kind
 from kit.findings import (
     API_GATEWAY_CONNECTION_ID,
     CONNECT,
@@ -39,6 +39,7 @@ from kit.findings import (
     is_true,
     skip,
 )
+from kit.symptom_checks import check_delivery, check_handshake_refusals, read_findings
 from kit.target import Target
 from kit.write_checks import (
     check_connection_id_shape,
@@ -67,10 +68,12 @@ __all__ = [
     "check_connect_route",
     "check_connection_id_mapping",
     "check_connection_id_shape",
+    "check_delivery",
     "check_direct_write",
     "check_early_disconnect",
     "check_email_token",
     "check_function_table",
+    "check_handshake_refusals",
     "check_handshakes",
     "check_index_permission",
     "check_items_and_index",
@@ -102,6 +105,7 @@ def _section(evidence: Evidence, name: str, read: Callable[[], Any]) -> Any:
         return read()
     except KitError as exc:
         evidence.problems[name] = str(exc)
+        evidence.problem_kinds[name] = failure_kind(exc)
         log.warning("could not read %s: %s", name, exc)
         return None
 
@@ -465,7 +469,13 @@ def check_handshakes(e: Evidence) -> list[Finding]:
             )
         ]
     return [
-        Finding("handler-crash", question, "pass", None, f"handshake statuses seen: {sorted(set(statuses))}")
+        Finding(
+            "handler-crash",
+            question,
+            "pass",
+            None,
+            f"no handshake answered 502 (statuses seen: {sorted(set(statuses))})",
+        )
     ]
 
 
@@ -563,20 +573,23 @@ def check_probe_parameters(e: Evidence) -> list[Finding]:
     question = "Do probe connections get stored and become visible in the index?"
     if e.probe is None or e.probe.empty:
         return skip("probe", question, e.problems.get("probe", "no probe was run (read-only)"))
-    stored = e.probe[e.probe["step"] == "item-stored"]
+    # Only the rows that ran count: a step skipped (its connection never opened) was not looked for.
+    stored = e.probe[(e.probe["step"] == "item-stored") & e.probe["ok"].notna()]
     visible = e.probe[e.probe["step"] == "index-visible"]
     not_stored = stored[stored["ok"].eq(False).fillna(False)]
     not_visible = visible[visible["ok"].eq(False).fillna(False)]
+    if stored.empty:
+        return skip("probe", question, "no probe connection opened, so no item was looked for")
     if not not_stored.empty:
         return [
             Finding(
                 "probe",
                 question,
-                "warn",
-                None,
+                "fail",
+                "not-stored",
                 f"{len(not_stored)} of {len(stored)} probe connections were never stored: "
                 f"{first_text(not_stored, 'detail')}",
-                "See the checks above for why the write did not happen.",
+                causes.cause("not-stored").next_step,
             )
         ]
     if not not_visible.empty:
@@ -642,13 +655,15 @@ def check_connect_invocations(e: Evidence) -> list[Finding]:
         return skip("connect-invoked", question, reason)
     not_invoked = e.lifecycle[e.lifecycle["connect_invoked"] == False]  # noqa: E712
     if not not_invoked.empty:
+        opened = int((not_invoked["connect_status"] < 400).fillna(True).sum())
         return [
             Finding(
                 "connect-invoked",
                 question,
                 "warn",
                 None,
-                f"{len(not_invoked)} connections opened with no integration invoked",
+                f"{len(not_invoked)} connections with no integration invoked: {opened} opened, "
+                f"{len(not_invoked) - opened} refused",
                 "See the connect-route check.",
             )
         ]
@@ -736,6 +751,7 @@ CHECKS: tuple[Check, ...] = (
     check_index_permission,
     check_other_permissions,
     check_handshakes,
+    check_handshake_refusals,
     check_swallowed_errors,
     check_write_on_connect,
     check_write_awaited,
@@ -743,6 +759,7 @@ CHECKS: tuple[Check, ...] = (
     check_items_and_index,
     check_connection_id_shape,
     check_probe_parameters,
+    check_delivery,
     check_early_disconnect,
     check_connect_invocations,
     check_email_token,
@@ -768,23 +785,17 @@ def run_checks(evidence: Evidence, checks: tuple[Check, ...] = CHECKS) -> pd.Dat
                 )
             ]
         rows.extend(f.__dict__ for f in found)
-    for section, problem in evidence.problems.items():
-        rows.append(
-            {
-                "check": f"read-{section}",
-                "question": f"Could the kit read the {section}?",
-                "verdict": "warn",
-                "cause": None,
-                "evidence": problem,
-                "next_step": "Fix access to it and run again.",
-            }
-        )
+    rows.extend(f.__dict__ for f in read_findings(evidence))
     frame = pd.DataFrame(rows, columns=list(FINDING_COLUMNS)) if rows else _empty(FINDING_COLUMNS)
     return frame.astype(FINDING_COLUMNS)
 
 
 def rank(findings: pd.DataFrame) -> dict[str, Any]:
-    """The root cause: the failing finding whose cause ranks first; ``none`` when nothing fails."""
+    """The root cause: the failing finding whose cause ranks first; ``none`` when nothing fails.
+
+    What the probe saw fail and evidence that was not read are failing findings too (kit.symptom_checks),
+    so ``none`` means every check that could fail looked and found nothing.
+    """
     failing = findings[(findings["verdict"] == "fail") & findings["cause"].isin(list(causes.BY_ID))]
     if failing.empty:
         chosen = causes.cause("none")

@@ -60,6 +60,8 @@ class Evidence:
     probe: pd.DataFrame | None = None
     direct_write: pd.DataFrame | None = None  # kit.direct_write.DIRECT_WRITE_COLUMNS; every step NA: not run
     problems: dict[str, str] = field(default_factory=dict)  # section -> why it could not be read
+    # section -> kit.errors.FailureKind of its problem (unreachable | denied | failed); absent: failed
+    problem_kinds: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -6,8 +6,9 @@ ranked root cause, the findings, the target, the parameters, each notebook's sta
 rebuilds ``reports/index.html`` from every run's ``summary.json``. With ``target="lab"`` and no lab running it
 starts one (``kit.lab.lab.Lab``) for the duration of the run.
 
-Exit codes (``ReportResult.exit_code``): 0 the diagnosis found no cause, 1 it ranked a cause, 2 the kit failed
-(the lab could not start, or the notebook that writes the diagnosis failed before writing it).
+Exit codes (``ReportResult.exit_code``): 0 the diagnosis found no cause, 1 it ranked a cause or a symptom,
+2 the kit failed (the lab could not start, or the notebook that writes the diagnosis failed before writing
+it) or the diagnosis was inconclusive (evidence it needed could not be read; ``kit.causes.exit_code``).
 
 What this module must not do: write anything under ``reports/`` that has not passed the ``Redactor``
 (papermill executes into a private folder under ``.kit/``, removed when the run ends), write under ``$HOME``
@@ -36,7 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from kit import __version__
+from kit import __version__, causes
 from kit.errors import ConfigurationError, KitError
 from kit.lab.engines import PROJECT_ROOT
 from kit.redact import Redactor
@@ -568,14 +569,14 @@ def _read_diagnosis(path: Path, name: str, run: _Run) -> dict[str, Any] | None:
 
 
 def _outcome(run: _Run) -> tuple[int, str]:
-    """(exit code, status): 2/failed when the kit failed, else 0 or 1 by the root cause."""
+    """(exit code, status): 2/failed when the kit failed, else the root cause's (``kit.causes.exit_code``)."""
     any_failed = any(n.status == "failed" for n in run.notebooks)
     if run.errors or (run.diagnosis is None and (run.diagnosis_expected or any_failed)):
         return 2, "failed"
     status = "partial" if any_failed else "ok"
     if run.diagnosis is None:
         return 0, status
-    return (0 if run.diagnosis["root_cause"].get("id") == "none" else 1), status
+    return causes.exit_code(str(run.diagnosis["root_cause"].get("id"))), status
 
 
 def _versions() -> dict[str, str]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from kit.errors import AwsError, error_facts
+from kit.errors import UNREACHABLE_NEXT_STEP, AwsError, error_facts, failure_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -568,7 +568,12 @@ def _aws_error(exc: Exception, operation: str, table_name: str, client: Any) -> 
         ),
         "UnrecognizedClientException": "check that the credentials belong to this account",
         "ExpiredTokenException": "refresh the session credentials (aws sso login) and retry",
-    }.get(code, f"check the table name, the region and the caller's dynamodb:{operation} permission")
+    }.get(
+        code,
+        UNREACHABLE_NEXT_STEP
+        if failure_kind(code) == "unreachable"
+        else f"check the table name, the region and the caller's dynamodb:{operation} permission",
+    )
     return AwsError(
         f"DynamoDB {action} for table {table_name} in {region} failed with {code}"
         f"{': ' + detail if detail else ''}; {next_step}.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from kit import causes, direct_write, dynamo, frames, logparse
+from kit.errors import failure_kind
 from kit.findings import (
     API_GATEWAY_CONNECTION_ID,
     CONNECT,
@@ -331,7 +332,10 @@ _DIRECT_WRITE_CAUSES: dict[str, str] = {
 }
 
 
-def _direct_write_cause(code: str, step: str) -> str | None:
+def _direct_write_cause(code: str, step: str) -> str:
+    kind = failure_kind(code)
+    if kind == "unreachable":
+        return "target-unreachable"  # no answer: nothing is known about the table
     if code == "ResourceNotFoundException" and step == "query":
         return (
             "table-schema-mismatch"  # the put found the table, so what is missing is the index (moto says so)
@@ -340,7 +344,11 @@ def _direct_write_cause(code: str, step: str) -> str | None:
         return _DIRECT_WRITE_CAUSES[code]
     if "AccessDenied" in code or code.startswith("KMS"):
         return "table-write-denied"
-    return None
+    # An error no cause explains is never an all-clear: a put that did not land is an item not stored; a
+    # read-back that failed (or credentials refused) leaves the test's evidence unread.
+    if step == "put" and kind != "denied":
+        return "not-stored"
+    return "evidence-unread"
 
 
 def check_direct_write(e: Evidence) -> list[Finding]:
@@ -366,12 +374,7 @@ def check_direct_write(e: Evidence) -> list[Finding]:
                 " (with the kit's own credentials: the table's resource policy or KMS key, or the kit's "
                 "identity, refuses it; the execution role plays no part here)"
             )
-        next_step = (
-            causes.cause(cause_id).next_step
-            if cause_id is not None
-            else "Retry; if it persists, check the kit's credentials, the endpoint and the network."
-        )
-        findings.append(Finding(check, question, "fail", cause_id, detail, next_step))
+        findings.append(Finding(check, question, "fail", cause_id, detail, causes.cause(cause_id).next_step))
     elif not blocking.empty:
         row = blocking.iloc[0]
         findings.append(

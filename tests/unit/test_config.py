@@ -304,6 +304,43 @@ def test_fetch_api_errors_name_the_api() -> None:
         config.fetch_api(target)  # type: ignore[arg-type]
 
 
+def _dynamodb(endpoint_url: str | None = None) -> Any:
+    from botocore.config import Config
+
+    return boto3.client(
+        "dynamodb",
+        region_name="us-east-2",
+        endpoint_url=endpoint_url,
+        aws_access_key_id="AKIAFIXTURE00000XYZ1",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2),
+    )
+
+
+def test_fetch_tables_blames_no_permission_on_an_endpoint_that_does_not_answer() -> None:
+    import socket
+
+    # Bound but not listening: a connection to it is refused at once, and no other process can take the port.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        with pytest.raises(AwsError) as raised:
+            config.fetch_tables(FakeTarget(dynamodb=_dynamodb(url)))  # type: ignore[arg-type]
+    assert raised.value.code == "EndpointConnectionError"
+    assert "ListTables in us-east-2 failed with EndpointConnectionError" in str(raised.value)
+    assert "did not answer" in str(raised.value)
+    assert "dynamodb:ListTables" not in str(raised.value)
+
+
+def test_fetch_tables_names_the_permission_when_it_is_refused() -> None:
+    client = _dynamodb()
+    with Stubber(client) as stubber:
+        stubber.add_client_error("list_tables", "AccessDeniedException", "not authorized", 400)
+        with pytest.raises(AwsError, match="needs dynamodb:ListTables") as raised:
+            config.fetch_tables(FakeTarget(dynamodb=client))  # type: ignore[arg-type]
+    assert raised.value.code == "AccessDeniedException"
+
+
 # --------------------------------------------------------------------------------------------------
 # function_frame
 

@@ -21,6 +21,7 @@ import pytest
 
 from kit import causes, config, diagnose, direct_write, dynamo, frames, iam, logparse, probe, schema
 from kit.diagnose import CHECKS, FINDING_COLUMNS, Evidence, Finding
+from kit.errors import AwsError, ConfigurationError, EngineError
 from kit.lab import gateway_core
 
 REGION = "us-east-2"
@@ -193,16 +194,27 @@ def closed(connection_id: str, lifetime_ms: int, code: int = 1001) -> dict[str, 
 
 
 def probe_rows(
-    *, http_status: int = 101, stored: bool | None = True, visible: bool | None = True, clients: int = 1
+    *,
+    http_status: int | None = 101,
+    stored: bool | None = True,
+    visible: bool | None = True,
+    sent: bool | None = True,
+    delivered: bool | None = True,
+    clients: int = 1,
+    detail: str = "",
 ) -> pd.DataFrame:
-    """The probe's connect, item-stored and index-visible rows per client (ok NA: skipped)."""
+    """The probe's connect, item-stored, index-visible, send-message and deliver-message rows per client (ok
+    NA: skipped); ``http_status`` None is a handshake that got no answer. ``detail`` goes on every row."""
     rows = []
     for client in range(clients):
-        common = {"client": client, "user_hash": "4cdc5b1b155f", "ts": NOW}
+        common = {"client": client, "user_hash": "4cdc5b1b155f", "ts": NOW, "connection_id": f"conn-{client}"}
         rows += [
-            common | {"step": "connect", "ok": http_status == 101, "http_status": http_status},
-            common | {"step": "item-stored", "ok": stored, "detail": f"item-stored {stored}"},
+            common
+            | {"step": "connect", "ok": http_status == 101, "http_status": http_status, "detail": detail},
+            common | {"step": "item-stored", "ok": stored, "detail": f"item-stored {stored} {detail}"},
             common | {"step": "index-visible", "ok": visible, "detail": f"index-visible {visible}"},
+            common | {"step": "send-message", "ok": sent, "detail": f"send-message {sent} {detail}"},
+            common | {"step": "deliver-message", "ok": delivered, "detail": f"deliver-message {delivered}"},
         ]
     return frames.from_rows(rows, probe.PROBE_COLUMNS)
 
@@ -231,6 +243,13 @@ def direct_write_steps(**steps: Mapping[str, Any]) -> pd.DataFrame:
 
 def failed_step(code: str | None, detail: str) -> dict[str, Any]:
     return {"ok": False, "error_code": code, "detail": detail}
+
+
+def put_failed(code: str | None, detail: str) -> pd.DataFrame:
+    """The storage test stopped at its PutItem: the other steps never ran."""
+    return direct_write_steps(
+        put=failed_step(code, detail), get={"ok": None}, query={"ok": None}, delete={"ok": None}
+    )
 
 
 def healthy() -> Evidence:
@@ -358,6 +377,48 @@ def gateway_line(request_id: str, route_key: str, event_type: str, **extra: Any)
         "app_outcome": None,
         "message": "{}",
     } | extra
+
+
+def gateway_request(
+    request_id: str, connection_id: str, event_type: str, status: int, error: str
+) -> list[dict[str, Any]]:
+    """One API Gateway request, as its execution log writes it: a line naming the client (and the status it
+    got), and the ERROR line that says why, which names no client (it shares only the request id)."""
+    common = {
+        "log_group": "API-Gateway-Execution-Logs_abc123/prod",
+        "source": "apigw_exec",
+        "kind": "exec_line",
+        "request_id": None,
+        "apigw_request_id": request_id,
+        "route_key": None,
+        "app_outcome": None,
+        "level": "ERROR",
+    }
+    return [
+        common | {"connection_id": None, "error_message": error, "message": f"({request_id}) {error}"},
+        common
+        | {
+            "connection_id": connection_id,
+            "event_type": event_type,
+            "http_status": status,
+            "error_message": f"client [Connection Id: {connection_id}] rejected with status code [{status}]",
+            "message": f"({request_id}) rejected",
+        },
+    ]
+
+
+NO_INVOKE_PERMISSION = "configuration error: Invalid permissions on Lambda function"
+NO_ROUTE = "no route matches route selection value [] and the API has no $default route"
+REFUSED_500 = lifecycle(
+    {
+        "connect_status": 500,
+        "connect_invoked": False,
+        "app_outcome": None,
+        "item_written": False,
+        "why": "none ran",
+    }
+)
+FORBIDDEN_FRAME = '{"message": "Forbidden", "connectionId":"conn-0", "requestId":"r-9"}'
 
 
 # Writing from the wrong event: $connect (req-1) writes nothing; the client's "join" (req-2) stores it.
@@ -679,6 +740,179 @@ CASES: list[Case] = [
         NO_HANDSHAKE,
         {"logs": PROBLEM.format("logs")},
     ),
+    # handshake (what the probe and the logs saw refused, whatever the reason)
+    Case(
+        "handshake pass",
+        diagnose.check_handshake_refusals,
+        {},
+        [("pass", None)],
+        "1 probe handshakes accepted",
+    ),
+    Case(
+        "handshake refused, with the gateway's own words",
+        diagnose.check_handshake_refusals,
+        {
+            "probe": probe_rows(
+                http_status=500, stored=None, visible=None, sent=None, delivered=None, detail="HTTP 500"
+            ),
+            "lifecycle": REFUSED_500,
+            "log_lines": log_lines(*gateway_request("g-1", CONN, "CONNECT", 500, NO_INVOKE_PERMISSION)),
+        },
+        [("fail", "handshake-refused")],
+        "1 of 1 probe handshakes refused (HTTP 500 ×1): HTTP 500; 1 $connect requests in the logs answered "
+        f"HTTP 500 ×1; the logs say: none ran; API Gateway's execution log: {NO_INVOKE_PERMISSION}",
+    ),
+    Case(
+        "handshake refused by the handler, seen by the probe alone",
+        diagnose.check_handshake_refusals,
+        {
+            "probe": probe_rows(http_status=400, stored=None, visible=None, detail="HTTP 400"),
+            "lifecycle": None,
+        },
+        [("fail", "handshake-refused")],
+        "1 of 1 probe handshakes refused (HTTP 400 ×1): HTTP 400",
+    ),
+    Case(
+        "handshake refused, the probe's 502 too (handler-crash ranks first)",
+        diagnose.check_handshake_refusals,
+        {"probe": probe_rows(http_status=502, stored=None, visible=None), "lifecycle": None},
+        [("fail", "handshake-refused")],
+        "HTTP 502 ×1",
+    ),
+    Case(
+        "handshake refused with 400, and the logs say why",
+        diagnose.check_handshake_refusals,
+        {
+            "probe": probe_rows(http_status=400, stored=None, visible=None, detail="HTTP 400"),
+            "lifecycle": lifecycle({"connect_status": 400, "why": "the handler answered 400"}),
+        },
+        [("fail", "handshake-refused")],
+        "1 of 1 probe handshakes refused (HTTP 400 ×1): HTTP 400; the logs say: the handler answered 400",
+    ),
+    Case(
+        "handshake refused in the logs without a probe",
+        diagnose.check_handshake_refusals,
+        {"probe": None, "lifecycle": lifecycle({"connect_status": 503}, {"connect_status": 200})},
+        [("fail", "handshake-refused")],
+        "1 $connect requests in the logs answered HTTP 503 ×1",
+    ),
+    Case(
+        "handshake a 502 in the logs is the crash check's",
+        diagnose.check_handshake_refusals,
+        {"probe": None, "lifecycle": lifecycle({"connect_status": 502})},
+        [("pass", None)],
+        "statuses in the logs: [502]",
+    ),
+    Case(
+        "handshake a 4xx in the logs may be a bad client",
+        diagnose.check_handshake_refusals,
+        {"probe": None, "lifecycle": lifecycle({"connect_status": 499}, {"connect_status": 401})},
+        [("pass", None)],
+        "statuses in the logs: [401, 499]",
+    ),
+    Case(
+        "handshake no answer at all is an unreachable target",
+        diagnose.check_handshake_refusals,
+        {
+            "probe": probe_rows(
+                http_status=None, stored=None, visible=None, detail="connection refused by ws://x"
+            )
+        },
+        [("fail", "target-unreachable")],
+        "1 of 1 probe connections got no answer to the handshake: connection refused by ws://x",
+    ),
+    Case(
+        "handshake some unanswered, some refused",
+        diagnose.check_handshake_refusals,
+        {
+            "probe": pd.concat(
+                [probe_rows(http_status=None), probe_rows(http_status=500).assign(client=1)],
+                ignore_index=True,
+            ),
+            "lifecycle": None,
+        },
+        [("fail", "target-unreachable"), ("fail", "handshake-refused")],
+        "1 of 2 probe connections got no answer",
+    ),
+    Case(
+        "handshake skip",
+        diagnose.check_handshake_refusals,
+        {"probe": None, "lifecycle": None},
+        [("skip", None)],
+        PROBLEM.format("probe"),
+        {"probe": PROBLEM.format("probe")},
+    ),
+    # delivery (the probe's send and deliver steps)
+    Case("delivery pass", diagnose.check_delivery, {}, [("pass", None)], "1 broadcasts reached every other"),
+    Case(
+        "delivery refused by the gateway, with its own words",
+        diagnose.check_delivery,
+        {
+            "probe": probe_rows(sent=False, delivered=False, detail=FORBIDDEN_FRAME),
+            "log_lines": log_lines(*gateway_request("g-2", "conn-0", "MESSAGE", 403, NO_ROUTE)),
+        },
+        [("fail", "not-delivered")],
+        f"send-message (client 0): send-message False {FORBIDDEN_FRAME}; deliver-message (client 0): "
+        f"deliver-message False; API Gateway's execution log: {NO_ROUTE}",
+    ),
+    Case(
+        "delivery sent but never received",
+        diagnose.check_delivery,
+        {"probe": probe_rows(delivered=False, clients=2)},
+        [("fail", "not-delivered")],
+        "deliver-message (client 0): deliver-message False; deliver-message (client 1): deliver-message False",
+    ),
+    Case(
+        "delivery three failed steps quote two",
+        diagnose.check_delivery,
+        {"probe": probe_rows(sent=False, delivered=False, clients=2)},
+        [("fail", "not-delivered")],
+        "and 2 more failed steps",
+    ),
+    Case(
+        "delivery a lone client's refused frame",
+        diagnose.check_delivery,
+        {"probe": probe_rows(sent=False, delivered=None)},
+        [("fail", "not-delivered")],
+        "send-message (client 0)",
+    ),
+    Case(
+        "delivery a lone client with nobody to deliver to",
+        diagnose.check_delivery,
+        {"probe": probe_rows(delivered=None)},
+        [("pass", None)],
+        "1 frames sent without an error frame; no other client",
+    ),
+    Case(
+        "delivery an oversize frame closed is not a delivery",
+        diagnose.check_delivery,
+        {
+            "probe": pd.concat(
+                [
+                    probe_rows(),
+                    frames.from_rows(
+                        [{"client": 0, "step": "send-oversize", "ok": False, "detail": "closed 1009"}],
+                        probe.PROBE_COLUMNS,
+                    ),
+                ],
+                ignore_index=True,
+            )
+        },
+        [("pass", None)],
+        "1 broadcasts",
+    ),
+    Case(
+        "delivery skip when nothing was exchanged",
+        diagnose.check_delivery,
+        {
+            "probe": probe_rows(
+                http_status=500, stored=None, visible=None, sent=None, delivered=None, detail="x"
+            )
+        },
+        [("skip", None)],
+        "no message was exchanged: send-message None x",
+    ),
+    _skip_case("delivery skip", diagnose.check_delivery, "probe", probe=None),
     # error-handling
     Case("swallowed pass", diagnose.check_swallowed_errors, {}, [("pass", None)], "no $connect answered 200"),
     Case(
@@ -771,7 +1005,7 @@ CASES: list[Case] = [
         "probe never stored",
         diagnose.check_probe_parameters,
         {"probe": probe_rows(stored=False, visible=None, clients=2)},
-        [("warn", None)],
+        [("fail", "not-stored")],
         "2 of 2 probe connections were never stored",
     ),
     Case(
@@ -782,10 +1016,18 @@ CASES: list[Case] = [
         "index-visible False",
     ),
     Case(
-        "probe skipped steps are not failures",
+        "probe skipped steps are neither failures nor passes",
         diagnose.check_probe_parameters,
-        {"probe": probe_rows(stored=None, visible=None)},
-        [("pass", None)],
+        {"probe": probe_rows(http_status=500, stored=None, visible=None)},
+        [("skip", None)],
+        "no probe connection opened",
+    ),
+    Case(
+        "probe one of two stored is still a symptom",
+        diagnose.check_probe_parameters,
+        {"probe": pd.concat([probe_rows(), probe_rows(stored=False, visible=None).assign(client=1)])},
+        [("fail", "not-stored")],
+        "1 of 2 probe connections",
     ),
     _skip_case("probe skip", diagnose.check_probe_parameters, "probe", probe=None),
     Case(
@@ -832,7 +1074,14 @@ CASES: list[Case] = [
         diagnose.check_connect_invocations,
         {"lifecycle": lifecycle({"connect_invoked": False})},
         [("warn", None)],
-        "1 connections opened with no integration invoked",
+        "1 connections with no integration invoked: 1 opened, 0 refused",
+    ),
+    Case(
+        "not invoked and refused",
+        diagnose.check_connect_invocations,
+        {"lifecycle": lifecycle({"connect_invoked": False, "connect_status": 500}, {"connect_status": 400})},
+        [("warn", None)],
+        "1 connections with no integration invoked: 0 opened, 1 refused",
     ),
     _skip_case("invoked skip", diagnose.check_connect_invocations, "logs", lifecycle=None),
     # email-as-token
@@ -882,11 +1131,8 @@ CASES: list[Case] = [
         "direct write denied points at the table",
         diagnose.check_direct_write,
         {
-            "direct_write": direct_write_steps(
-                put=failed_step("AccessDeniedException", "PutItem on t failed with AccessDeniedException"),
-                get={"ok": None},
-                query={"ok": None},
-                delete={"ok": None},
+            "direct_write": put_failed(
+                "AccessDeniedException", "PutItem on t failed with AccessDeniedException"
             )
         },
         [("fail", "table-write-denied")],
@@ -896,11 +1142,8 @@ CASES: list[Case] = [
         "direct write to a missing table",
         diagnose.check_direct_write,
         {
-            "direct_write": direct_write_steps(
-                put=failed_step("ResourceNotFoundException", "PutItem failed with ResourceNotFoundException"),
-                get={"ok": None},
-                query={"ok": None},
-                delete={"ok": None},
+            "direct_write": put_failed(
+                "ResourceNotFoundException", "PutItem failed with ResourceNotFoundException"
             )
         },
         [("fail", "table-not-found")],
@@ -928,8 +1171,29 @@ CASES: list[Case] = [
                 get=failed_step("ProvisionedThroughputExceededException", "GetItem throttled")
             )
         },
-        [("fail", None)],
+        [("fail", "evidence-unread")],
         "GetItem throttled",
+    ),
+    Case(
+        "direct write a put refused with another error is an item not stored",
+        diagnose.check_direct_write,
+        {"direct_write": put_failed("InternalServerError", "PutItem failed with InternalServerError")},
+        [("fail", "not-stored")],
+        "InternalServerError",
+    ),
+    Case(
+        "direct write with the kit's credentials refused",
+        diagnose.check_direct_write,
+        {"direct_write": direct_write_steps(put=failed_step("ExpiredTokenException", "token expired"))},
+        [("fail", "evidence-unread")],
+        "token expired",
+    ),
+    Case(
+        "direct write to an endpoint that does not answer",
+        diagnose.check_direct_write,
+        {"direct_write": put_failed("EndpointConnectionError", "Could not connect to the endpoint URL")},
+        [("fail", "target-unreachable")],
+        "Could not connect",
     ),
     Case(
         "direct write the index lags",
@@ -1147,7 +1411,8 @@ def test_a_skip_from_a_problem_also_reports_the_unread_section() -> None:
     findings = diagnose.run_checks(evidence).set_index("check")
     assert findings.loc["iam-put", "verdict"] == "skip"
     assert findings.loc["iam-put", "evidence"] == PROBLEM.format("iam")
-    assert findings.loc["read-iam", "verdict"] == "warn"
+    assert findings.loc["read-iam", "verdict"] == "fail"
+    assert findings.loc["read-iam", "cause"] == "evidence-unread"
     assert findings.loc["read-iam", "evidence"] == PROBLEM.format("iam")
 
 
@@ -1350,6 +1615,41 @@ RANKING: list[tuple[str, list[tuple[str, str | None]], str]] = [
         ],
         "put-access-denied",
     ),
+    # What was seen ranks after every cause that explains it, before none; reads that failed rank around it.
+    (
+        "a cause beats an unreachable target",
+        [fail("target-unreachable"), fail("early-disconnect")],
+        "early-disconnect",
+    ),
+    (
+        "an unreachable target beats a refused handshake",
+        [fail("handshake-refused"), fail("target-unreachable")],
+        "target-unreachable",
+    ),
+    (
+        "a crash beats a refused handshake",
+        [fail("handshake-refused"), fail("handler-crash")],
+        "handler-crash",
+    ),
+    (
+        "a refused handshake beats not stored",
+        [fail("not-stored"), fail("handshake-refused")],
+        "handshake-refused",
+    ),
+    ("a denied put beats not stored", [fail("not-stored"), fail("put-access-denied")], "put-access-denied"),
+    ("not stored beats not delivered", [fail("not-delivered"), fail("not-stored")], "not-stored"),
+    (
+        "a denied index beats not delivered",
+        [fail("not-delivered"), fail("index-access-denied")],
+        "index-access-denied",
+    ),
+    (
+        "not delivered beats evidence unread",
+        [fail("evidence-unread"), fail("not-delivered")],
+        "not-delivered",
+    ),
+    ("evidence unread beats none", [("pass", None), fail("evidence-unread")], "evidence-unread"),
+    ("a symptom as a warn is not a root cause", [warn("not-delivered"), warn("handshake-refused")], "none"),
     ("a fail without a cause id", [fail(None)], "none"),
     ("an unknown cause id", [fail("gremlins")], "none"),
     (
@@ -1432,7 +1732,7 @@ def test_to_json_parses_with_the_root_cause_and_the_findings() -> None:
     assert by_check["iam-put"]["cause"] == "put-access-denied"
     assert by_check["error-handling"]["cause"] == "error-swallowed"
     assert by_check["connect-route"]["cause"] is None
-    assert by_check["read-probe"]["verdict"] == "warn"
+    assert (by_check["read-probe"]["verdict"], by_check["read-probe"]["cause"]) == ("fail", "evidence-unread")
 
 
 def test_to_json_of_a_healthy_diagnosis() -> None:
@@ -1460,7 +1760,132 @@ def test_summary_text_names_the_root_cause_and_tags_each_finding() -> None:
     assert "FAIL iam-put [put-access-denied]: implicit-deny" in text
     assert "FAIL error-handling [error-swallowed]" in text
     assert "ok   connect-route: $connect → AWS_PROXY" in text
-    assert "warn read-probe: the probe was not allowed" in text
+    assert "FAIL read-probe [evidence-unread]: the probe was not allowed" in text
     assert len([line for line in lines if line[:4] in ("ok  ", "FAIL", "warn", "skip")]) == len(
         diagnosis.findings
     )
+
+
+# --------------------------------------------------------------------------------------------------------
+# What was seen is never overruled by an all-clear; evidence not read is never an all-clear
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seen", "expected"),
+    [
+        (
+            {"http_status": 500, "stored": None, "visible": None, "sent": None, "delivered": None},
+            "handshake-refused",
+        ),
+        (
+            {"http_status": 403, "stored": None, "visible": None, "sent": None, "delivered": None},
+            "handshake-refused",
+        ),
+        (
+            {"http_status": None, "stored": None, "visible": None, "sent": None, "delivered": None},
+            "target-unreachable",
+        ),
+        ({"stored": False, "visible": None}, "not-stored"),
+        ({"sent": False, "delivered": False}, "not-delivered"),
+        ({"delivered": False}, "not-delivered"),
+    ],
+    ids=["refused 500", "refused 403", "no answer", "not stored", "error frame", "not received"],
+)
+def test_what_the_probe_saw_fail_is_never_none(seen: dict[str, Any], expected: str) -> None:
+    # Everything else healthy: the logs, the table, the role; only the probe saw it.
+    diagnosis = diagnose.diagnose(replace(healthy(), probe=probe_rows(**seen)))
+    assert diagnosis.root_cause["id"] == expected, diagnose.summary_text(diagnosis)
+    assert diagnosis.root_cause["evidence"]
+    assert causes.exit_code(diagnosis.root_cause["id"]) != 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "cause", "step_has"),
+    [
+        ("unreachable", "target-unreachable", "did not answer"),
+        ("denied", "evidence-unread", "Grant the kit's identity"),
+        ("failed", "evidence-unread", "Fix what the message names"),
+        (None, "evidence-unread", "Fix what the message names"),  # a problem recorded without its kind
+    ],
+)
+def test_a_section_not_read_is_inconclusive_by_its_kind(kind: str | None, cause: str, step_has: str) -> None:
+    kinds = {"logs": kind} if kind is not None else {}
+    evidence = replace(healthy(), problems={"logs": "FilterLogEvents failed"}, problem_kinds=kinds)
+    diagnosis = diagnose.diagnose(evidence)
+    read = diagnosis.findings.set_index("check").loc["read-logs"]
+    assert (read["verdict"], read["cause"], read["evidence"]) == ("fail", cause, "FilterLogEvents failed")
+    assert step_has in read["next_step"]
+    assert diagnosis.root_cause["id"] == cause
+    assert causes.cause(cause).kind == "inconclusive"
+    assert causes.exit_code(cause) == 2
+
+
+def test_gather_records_what_kind_of_failure_each_unread_section_was() -> None:
+    evidence = Evidence("t", REGION, TABLE, INDEX)
+    failures = {
+        "tables": AwsError(
+            "no answer", service="dynamodb", operation="ListTables", code="EndpointConnectionError"
+        ),
+        "iam": AwsError("refused", service="iam", operation="GetRole", code="AccessDenied"),
+        "api": ConfigurationError("no API id"),
+        "probe": EngineError("the engine stopped"),
+    }
+    for section, error in failures.items():
+
+        def read(error: Exception = error) -> None:
+            raise error
+
+        assert diagnose._section(evidence, section, read) is None
+    assert evidence.problems == {section: str(error) for section, error in failures.items()}
+    assert evidence.problem_kinds == {
+        "tables": "unreachable",
+        "iam": "denied",
+        "api": "failed",
+        "probe": "unreachable",
+    }
+
+
+EXIT_CASES = [
+    (cause.id, {"none": 0, "cause": 1, "symptom": 1, "inconclusive": 2}[cause.kind])
+    for cause in causes.CAUSES
+]
+
+
+@pytest.mark.parametrize(
+    ("cause", "code"), [*EXIT_CASES, ("gremlins", 1)], ids=[c for c, _ in EXIT_CASES] + ["unknown"]
+)
+def test_exit_codes_follow_the_cli_contract(cause: str, code: int) -> None:
+    assert causes.exit_code(cause) == code
+
+
+def test_the_kinds_of_the_new_verdicts() -> None:
+    kinds = {cause.id: cause.kind for cause in causes.CAUSES}
+    assert {c for c, k in kinds.items() if k == "symptom"} == {
+        "handshake-refused",
+        "not-stored",
+        "not-delivered",
+    }
+    assert {c for c, k in kinds.items() if k == "inconclusive"} == {"target-unreachable", "evidence-unread"}
+    assert {c for c, k in kinds.items() if k == "none"} == {"none"}
+
+
+@pytest.mark.parametrize(
+    ("problem_kinds", "expected"),
+    [({}, 0), ({"logs": "unreachable"}, 2), ({"logs": "denied"}, 2)],
+    ids=["all read", "unreachable", "denied"],
+)
+def test_kit_diagnose_exits_by_the_verdict(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    problem_kinds: dict[str, str],
+    expected: int,
+) -> None:
+    from kit import cli
+
+    problems = {section: f"{section} not read" for section in problem_kinds}
+    evidence = replace(healthy(), problems=problems, problem_kinds=problem_kinds)
+    monkeypatch.setattr(cli, "_target_from_args", lambda args: None)
+    monkeypatch.setattr(diagnose, "gather", lambda target, **options: evidence)
+    assert cli.main(["diagnose"]) == expected
+    assert capsys.readouterr().out.startswith("Root cause: ")

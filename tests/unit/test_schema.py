@@ -375,3 +375,33 @@ def test_create_table_request() -> None:
         ],
     }
     assert create_table_request()["TableName"] == "chatgenius-connections"
+
+
+@pytest.mark.parametrize(
+    ("code", "says", "never_says"),
+    [
+        ("EndpointConnectionError", "the endpoint did not answer", "permission"),
+        ("ReadTimeoutError", "the endpoint did not answer", "permission"),
+        ("ThrottlingException", "the caller's dynamodb:DescribeTable permission", "did not answer"),
+        ("AccessDeniedException", "grant dynamodb:DescribeTable", "did not answer"),
+    ],
+)
+def test_describe_errors_blame_a_permission_only_when_there_was_an_answer(
+    code: str, says: str, never_says: str
+) -> None:
+    from types import SimpleNamespace
+
+    from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+
+    from kit import schema
+
+    errors: dict[str, Exception] = {
+        "EndpointConnectionError": EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+        "ReadTimeoutError": ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
+    }
+    exc = errors.get(code) or ClientError({"Error": {"Code": code, "Message": "m"}}, "DescribeTable")
+    client = SimpleNamespace(meta=SimpleNamespace(region_name="us-east-2"))
+    error = schema._aws_error(exc, "DescribeTable", "chatgenius-connections", client)
+    assert error.code == code
+    assert says in str(error)
+    assert never_says not in str(error)
