@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import matplotlib
 import pandas as pd
@@ -506,3 +507,20 @@ def test_the_export_sanitises_markup_the_notebook_did_not_escape(code: bool) -> 
     text = "".join(body.text)
     for payload in PAYLOADS[:2]:
         assert payload in text
+
+
+INDEX_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "p", "table", "tr", "th", "td", "a"}
+
+
+@pytest.mark.parametrize("folder", ["javascript:alert(1)", "<img src=x onerror=alert(1)>", "a#b?c"])
+def test_index_links_stay_relative_and_inert(tmp_path: Path, folder: str) -> None:
+    from kit.report import build_index
+
+    (tmp_path / folder).mkdir()  # a run folder without summary.json: listed as incomplete, with its link
+    parsed = _parse(build_index(tmp_path).read_text())
+    hrefs = [attributes["href"] for tag, attributes in parsed.tags if tag == "a"]
+    assert hrefs and all(href.startswith("./") and "#" not in href and "?" not in href for href in hrefs), (
+        hrefs
+    )
+    assert {tag for tag, _ in parsed.tags} <= INDEX_TAGS
+    assert folder in "".join(parsed.text)
