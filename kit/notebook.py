@@ -34,7 +34,7 @@ import re
 import secrets
 import time
 import types
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
@@ -57,6 +57,7 @@ from kit.errors import ConfigurationError, error_facts
 from kit.handler import app, seed
 from kit.lab import gateway_core
 from kit.logparse import LOG_COLUMNS
+from kit.markup import figure_text, markdown_code, markdown_text
 from kit.probe import STEPS
 from kit.target import Target
 
@@ -166,25 +167,38 @@ def hide_emails(frame: pd.DataFrame | None, enabled: bool = True) -> pd.DataFram
     return masked
 
 
+def _shown(hide: bool) -> Callable[[object], str]:
+    """How a notebook shows a value in Markdown: e-mail addresses masked (unless ``hide`` is False), then
+    escaped, because summaries, evidence and next steps quote the system under investigation."""
+    if hide:
+        return lambda value: markdown_text(mask_text(str(value)))
+    return markdown_text
+
+
 def root_cause_markdown(diagnosis: diagnose.Diagnosis, *, hide: bool = True) -> str:
-    """The ranked root cause as Markdown: id, summary, the evidence that decided it, the next step."""
+    """The ranked root cause as Markdown: id, summary, the evidence that decided it, the next step.
+
+    Every piece is text, never markup: a connection id ``<img src=x onerror=…>`` in the evidence shows as
+    those characters.
+    """
     cause = diagnosis.root_cause
-    shown = mask_text if hide else str
+    shown = _shown(hide)
     if cause["id"] == "none":
         return (
-            f"### No root cause found\n\n{shown(str(cause['summary']))}\n\n"
-            f"**Next step:** {shown(str(cause['next_step']))}"
+            f"### No root cause found\n\n{shown(cause['summary'])}\n\n"
+            f"**Next step:** {shown(cause['next_step'])}"
         )
-    evidence = "\n".join(f"- {shown(str(item))}" for item in cause["evidence"]) or "- (none recorded)"
+    evidence = "\n".join(f"- {shown(item)}" for item in cause["evidence"]) or "- (none recorded)"
     return (
-        f"### Root cause: `{cause['id']}`\n\n{shown(str(cause['summary']))}\n\n"
-        f"**Evidence**\n\n{evidence}\n\n**Next step:** {shown(str(cause['next_step']))}"
+        f"### Root cause: {markdown_code(cause['id'])}\n\n{shown(cause['summary'])}\n\n"
+        f"**Evidence**\n\n{evidence}\n\n**Next step:** {shown(cause['next_step'])}"
     )
 
 
 def next_steps_markdown(diagnosis: diagnose.Diagnosis, *, hide: bool = True) -> str:
-    """Every distinct next step of the failing, then the warning, findings, as a Markdown list."""
-    shown = mask_text if hide else str
+    """Every distinct next step of the failing, then the warning, findings, as a Markdown list (escaped as
+    :func:`root_cause_markdown`)."""
+    shown = _shown(hide)
     findings = diagnosis.findings
     lines: list[str] = []
     seen: set[str] = set()
@@ -195,7 +209,7 @@ def next_steps_markdown(diagnosis: diagnose.Diagnosis, *, hide: bool = True) -> 
             if step in seen:
                 continue
             seen.add(step)
-            lines.append(f"- **{row['check']}** ({verdict}): {shown(step)}")
+            lines.append(f"- **{markdown_text(row['check'])}** ({verdict}): {shown(step)}")
     if not lines:
         return "Nothing to do: no check failed or warned."
     return "\n".join(lines)
@@ -355,7 +369,7 @@ def connection_timeline(lifecycle: pd.DataFrame | None, probe: pd.DataFrame | No
             fontsize=8,
             color="white" if written is not None else "black",
         )
-    axes.set_yticks(range(len(rows)), [str(v) for v in rows["connection_id"]], fontsize=8)
+    axes.set_yticks(range(len(rows)), [figure_text(v) for v in rows["connection_id"]], fontsize=8)
     axes.invert_yaxis()
     axes.xaxis_date()
     _date_axis(axes)
@@ -416,7 +430,7 @@ def latency_plot(probe_frame: pd.DataFrame | None) -> Figure:
     positive = latencies[latencies > 0]
     if not positive.empty and float(positive.max()) / float(positive.min()) > 100:
         axes.set_xscale("log")
-    axes.set_yticks(range(len(steps)), steps)
+    axes.set_yticks(range(len(steps)), [figure_text(step) for step in steps])
     axes.invert_yaxis()
     axes.set_xlabel("latency (ms)")
     axes.legend(
@@ -486,12 +500,12 @@ def routes_over_time(invocations: pd.DataFrame | None) -> Figure:
             [t.to_pydatetime() for t in times[chosen]],
             [position[str(r)] for r in routes[chosen]],
             color=_status_colour(status),
-            label=status,
+            label=figure_text(status),
             s=30,
             alpha=0.8,
             edgecolors="none",
         )
-    axes.set_yticks(range(len(order)), order)
+    axes.set_yticks(range(len(order)), [figure_text(route) for route in order])
     axes.invert_yaxis()
     axes.set_ylim(len(order) - 0.5, -0.5)
     _date_axis(axes)
@@ -536,7 +550,9 @@ def durations_plot(invocations: pd.DataFrame | None) -> Figure:
     axes.axhline(float(durations.median()), color="0.4", linestyle="--", linewidth=1, label="median")
     _date_axis(axes)
     axes.set_ylabel("duration (ms)")
-    handles = [Patch(color=_status_colour(s), label=s) for s in sorted(set(statuses.astype(str)))]
+    handles = [
+        Patch(color=_status_colour(s), label=figure_text(s)) for s in sorted(set(statuses.astype(str)))
+    ]
     existing, _ = axes.get_legend_handles_labels()
     axes.legend(handles=handles + existing, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return figure
@@ -587,7 +603,7 @@ def permission_heatmap(permission_frame: pd.DataFrame | None) -> Figure:
         axes.text(
             column,
             index,
-            _decider(statement, decision),
+            figure_text(_decider(statement, decision)),
             ha="center",
             va="center",
             fontsize=8,
@@ -602,7 +618,7 @@ def permission_heatmap(permission_frame: pd.DataFrame | None) -> Figure:
         interpolation="nearest",
     )
     labels = [
-        f"{action}  {_resource_tail(resource)}"
+        figure_text(f"{action}  {_resource_tail(resource)}")
         for action, resource in zip(frame["action"], frame["resource"], strict=True)
     ]
     axes.set_yticks(range(len(frame)), labels, fontsize=8)
@@ -636,7 +652,7 @@ def index_coverage_plot(coverage: pd.DataFrame | None) -> Figure:
     ]
     bars = axes.barh(range(len(labels)), values, color=colours)
     axes.bar_label(bars, padding=3)
-    axes.set_yticks(range(len(labels)), labels)
+    axes.set_yticks(range(len(labels)), [figure_text(label) for label in labels])
     axes.invert_yaxis()
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel(f"items (of {len(coverage)})")

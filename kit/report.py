@@ -36,10 +36,12 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from kit import __version__, causes
 from kit.errors import ConfigurationError, KitError
 from kit.lab.engines import PROJECT_ROOT
+from kit.markup import markdown_text, sanitize_html
 from kit.redact import Redactor
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -181,10 +183,14 @@ _EXTERNAL_SCRIPT = re.compile(
 
 @cache
 def _exporter(code: bool) -> Any:
-    """An HTMLExporter that needs no network: no require.js, MathJax, mermaid or jQuery from a CDN.
+    """An HTMLExporter that needs no network (no require.js, MathJax, mermaid or jQuery from a CDN) and
+    sanitises what the notebook holds.
 
     MathJax is off on purpose too: notebook prose is full of ``$connect``/``$disconnect``, which it would
-    typeset as formulas.
+    typeset as formulas. ``sanitize_html`` makes nbconvert pass every Markdown cell, HTML and Markdown output
+    and highlighted input through its ``clean_html`` filter, here :func:`kit.markup.sanitize_html`, and drop
+    JavaScript outputs: the notebooks escape what the system under investigation says, and this is the
+    second line of defence should one of them forget.
     """
     nbconvert: Any = importlib.import_module("nbconvert")
     hidden = (
@@ -197,6 +203,8 @@ def _exporter(code: bool) -> Any:
         mermaid_layout_elk_js_url="",
         jquery_url="",
         embed_images=True,
+        sanitize_html=True,
+        filters={"clean_html": sanitize_html},
         **hidden,
     )
 
@@ -516,7 +524,9 @@ def _run_notebook(path: Path, run: _Run, cell_timeout_s: int | None) -> Notebook
         nb = nbformat.read(str(executed), as_version=4)
     else:
         nb = nbformat.read(str(path), as_version=4)
-        banner = f"**This notebook could not be run:** {failure.get('ename')}: {failure.get('evalue')}"
+        banner = "**This notebook could not be run:** " + markdown_text(
+            f"{failure.get('ename')}: {failure.get('evalue')}"
+        )
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(banner))
     nb.metadata.setdefault("papermill", {})["output_path"] = str(run.folder / f"{name}.ipynb")
 
@@ -684,6 +694,12 @@ code { font-size: 0.95em; }
 """
 
 
+def _href(folder: str, file: object) -> str:
+    """A link to ``folder/file`` that is always relative: percent-encoded, and starting with ``./`` so a
+    folder named ``javascript:…`` is a path, not a scheme."""
+    return html.escape(f"./{quote(folder, safe='')}/{quote(str(file), safe='')}")
+
+
 def _index_row(folder: Path) -> tuple[str, str]:
     """(sort key, table row) for one run folder; folder names start with the UTC stamp, so they sort."""
     esc = html.escape
@@ -694,7 +710,7 @@ def _index_row(folder: Path) -> tuple[str, str]:
     name = folder.name
     if not isinstance(summary, dict):
         row = (
-            f'<tr><td><a href="{esc(name)}/">{esc(name)}</a></td><td colspan="5" class="incomplete">'
+            f'<tr><td><a href="{_href(name, "")}">{esc(name)}</a></td><td colspan="5" class="incomplete">'
             "incomplete (running, or stopped before it wrote summary.json)</td></tr>"
         )
         return name, row
@@ -704,15 +720,15 @@ def _index_row(folder: Path) -> tuple[str, str]:
         if cause
         else esc("; ".join(map(str, summary.get("errors") or [])) or "no diagnosis")
     )
-    links = [f'<a href="{esc(name)}/{SUMMARY_NAME}">summary.json</a>']
+    links = [f'<a href="{_href(name, SUMMARY_NAME)}">summary.json</a>']
     for notebook in summary.get("notebooks", []):
         files = notebook.get("files", {})
         mark = "" if notebook.get("status") == "ok" else " ✗"
         links.append(
             f"{esc(str(notebook.get('name')))}{mark}: "
-            f'<a href="{esc(name)}/{esc(files.get("report_html", ""))}">report</a> · '
-            f'<a href="{esc(name)}/{esc(files.get("html", ""))}">with code</a> · '
-            f'<a href="{esc(name)}/{esc(files.get("ipynb", ""))}">ipynb</a>'
+            f'<a href="{_href(name, files.get("report_html", ""))}">report</a> · '
+            f'<a href="{_href(name, files.get("html", ""))}">with code</a> · '
+            f'<a href="{_href(name, files.get("ipynb", ""))}">ipynb</a>'
         )
     status = str(summary.get("status", ""))
     row = (

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,12 @@ import pytest
 from kit.errors import ConfigurationError
 from kit.handler.app import sign_token
 from kit.lab.lab import Lab
+from kit.markup import SAFE_TAGS
 from kit.redact import FRAGMENT_LENGTH
 from kit.report import run_report
+
+from . import labclient
+from .browser import chromium, open_page
 
 pytestmark = pytest.mark.integration
 
@@ -516,14 +521,151 @@ def test_the_kit_report_command_prints_the_folder_and_the_cause(tmp_path: Path) 
 
 
 # --------------------------------------------------------------------------------------------------------
-# The real notebooks, once they exist
+# The real notebooks, rendered once with hostile evidence planted in every place they read from
 
 
-def test_the_real_notebooks_render(shared_lab: Lab, tmp_path: Path, isolated: Path) -> None:
+def payloads(base: int) -> list[str]:
+    """Strings that run ``alert(base + n)`` if any page ever treats them as markup; the last one is TeX that
+    mathtext cannot parse, so a figure that reads labels as mathtext fails to draw."""
+    return [
+        f"<img src=x onerror=alert({base + 1})>",
+        f"<script>alert({base + 2})</script>",
+        f"[click](javascript:alert({base + 3}))",
+        f'"><svg onload=alert({base + 4})>',
+        f"![x](x onerror=alert({base + 5}))",
+        f"`</code><img src=x onerror=alert({base + 6})>`",
+        f"<a href=javascript:alert({base + 7})>link</a>",
+        f"<details open ontoggle=alert({base + 8})>",
+        f"$\\frac{{<img src=x onerror=alert({base + 9})>$",
+    ]
+
+
+# Connection ids and item values in the connections table.
+TABLE_PAYLOADS = payloads(100)
+# Log lines: the function's, and API Gateway's access log (connection ids, route keys).
+LOG_PAYLOADS = payloads(200)
+# The execution role's policy: Sids and resources of statements that nearly allow PutItem.
+POLICY_PAYLOADS = payloads(300)
+# The app's .env.local, read as a real account's target.
+ENV_PAYLOADS = payloads(400)
+
+
+def _plant_table(lab: Lab) -> None:
+    client = lab.target().client("dynamodb")
+    for payload in TABLE_PAYLOADS:
+        client.put_item(
+            TableName=labclient.info(lab).table,
+            Item={
+                "connectionId": {"S": payload},
+                "workspaceId": {"S": payload},
+                "userId": {"S": "planted"},
+                "status": {"S": payload},
+            },
+        )
+
+
+def _plant_logs(lab: Lab) -> None:
+    logs = lab.target().client("logs")
+    now = int(time.time() * 1000)
+    stream = f"planted-{now}"
+    for group, lines in (
+        (labclient.lambda_group(lab), [f"[ERROR] connect failed: {payload}" for payload in LOG_PAYLOADS]),
+        (
+            labclient.ACCESS_GROUP,
+            [
+                json.dumps(
+                    {
+                        "requestId": f"planted-{index}",
+                        "connectionId": payload,
+                        "eventType": "CONNECT",
+                        "routeKey": payload,
+                        "status": "200",
+                        "requestTimeEpoch": str(now),
+                    }
+                )
+                for index, payload in enumerate(LOG_PAYLOADS)
+            ],
+        ),
+    ):
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": now + index, "message": line} for index, line in enumerate(lines)],
+        )
+
+
+def _near_misses(document: dict[str, Any]) -> None:
+    """Statements that allow PutItem on another table, each named and aimed by a payload: the diagnosis quotes
+    every near miss of the denied PutItem in its evidence."""
+    document["Statement"] += [
+        {
+            "Sid": payload,
+            "Effect": "Allow",
+            "Action": "dynamodb:PutItem",
+            "Resource": f"arn:aws:dynamodb:us-east-2:123456789012:table/{payload}",
+        }
+        for payload in POLICY_PAYLOADS
+    ]
+
+
+@dataclass
+class PlantedReport:
+    reports: Path
+    lab_run: Any
+    env_run: Any
+    home: Path
+
+
+@pytest.fixture(scope="module")
+def planted_report(shared_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlantedReport]:
+    """The real notebooks against the lab, and the first cells of 00_diagnose against an account resolved from
+    a hostile .env.local, rendered into one reports folder."""
     real = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if not any(p.name == "00_diagnose.ipynb" for p in real):
         pytest.skip("notebooks/00_diagnose.ipynb does not exist yet; this runs once the notebooks land")
-    result = run_report(reports_dir=tmp_path / "reports", progress=lambda line: print(line, file=sys.stderr))
+    root = tmp_path_factory.mktemp("planted")
+    home = root / "home"
+    home.mkdir()
+    # The target's description shows where the file is and the URLs it holds (a table name must be valid).
+    env_file = root / ENV_PAYLOADS[0] / ".env.local"
+    env_file.parent.mkdir()
+    env_file.write_text(
+        f"AWS_REGION=us-east-2\nAWS_ACCESS_KEY_ID={FILE_ACCESS_KEY_ID}\nAWS_SECRET_ACCESS_KEY={FILE_SECRET_KEY}\n"
+        f"NEXT_PUBLIC_WEBSOCKET_URL={json.dumps('wss://chat.example.com/' + ENV_PAYLOADS[1])}\n"
+        f"WEBSOCKET_API_ENDPOINT={json.dumps('https://chat.example.com/' + ENV_PAYLOADS[2])}\n"
+    )
+    # The first cells of the diagnosis notebook, up to the table describing the target; without the diagnosis
+    # they do not promise one (summary_path).
+    diagnose = nbformat.read(str(ROOT / "notebooks" / "00_diagnose.ipynb"), as_version=4)
+    (cut,) = [i for i, cell in enumerate(diagnose.cells) if "kit_target.describe()" in cell.source]
+    diagnose.cells = diagnose.cells[: cut + 1]
+    (parameters,) = [cell for cell in diagnose.cells if "parameters" in cell.metadata.get("tags", [])]
+    parameters.source = "\n".join(
+        line for line in parameters.source.splitlines() if "summary_path" not in line
+    )
+    env_notebook = root / "nb" / "00_diagnose.ipynb"
+    env_notebook.parent.mkdir()
+    nbformat.write(diagnose, str(env_notebook))
+
+    reports = root / "reports"
+    _plant_table(shared_lab)
+    _plant_logs(shared_lab)
+    with pytest.MonkeyPatch.context() as patch, labclient.role_policy_changed(shared_lab, _near_misses):
+        patch.setenv("HOME", str(home))
+        patch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+        patch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+        progress = lambda line: print(line, file=sys.stderr)  # noqa: E731
+        lab_run = run_report(reports_dir=reports, env_file=env_file, progress=progress)
+        env_run = run_report(
+            target="aws", notebooks=[env_notebook], env_file=env_file, reports_dir=reports, progress=progress
+        )
+    yield PlantedReport(reports=reports, lab_run=lab_run, env_run=env_run, home=home)
+
+
+def test_the_real_notebooks_render(planted_report: PlantedReport) -> None:
+    real = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    result = planted_report.lab_run
     statuses: dict[str, Any] = {n.name: (n.status, n.ename, n.evalue) for n in result.notebooks}
     assert [n.name for n in result.notebooks] == [p.stem for p in real]
     for name in statuses:
@@ -532,4 +674,45 @@ def test_the_real_notebooks_render(shared_lab: Lab, tmp_path: Path, isolated: Pa
     assert result.exit_code == 1, (statuses, result.errors)
     assert result.root_cause is not None and result.root_cause["id"] == "put-access-denied"
     assert all(status == "ok" for status, _, _ in statuses.values()), statuses
-    assert files_under(isolated) == []
+    env_run = planted_report.env_run
+    assert env_run.exit_code == 0 and env_run.status == "ok", (env_run.errors, env_run.notebooks)
+    assert files_under(planted_report.home) == []
+
+
+def test_no_planted_payload_executes_in_chromium(planted_report: PlantedReport) -> None:
+    """Every page of both runs, opened in Chromium: no payload ran, none left a live element, handler or
+    script link, and each source's payloads are there as text."""
+    pages = sorted(planted_report.reports.rglob("*.html"))
+    assert len(pages) == 2 * 6 + 2 + 1, [p.name for p in pages]  # six notebooks, one, index.html
+    with chromium() as browser:
+        opened = [open_page(browser, path) for path in pages]
+
+    for page in opened:
+        where = page.path.relative_to(planted_report.reports)
+        assert page.ran == [] and page.dialogs == [], (where, page.ran, page.dialogs)
+        assert page.requests == [] and page.errors == [], (where, page.requests, page.errors)
+        assert page.handlers == [] and page.script_links == [], (where, page.handlers, page.script_links)
+        assert not set(page.tags) & {"svg", "iframe", "details", "object", "embed", "form", "math"}, (
+            where,
+            page.tags,
+        )
+        assert all(image.startswith("data:image/png;base64,") for image in page.images), (where, page.images)
+        assert all("alert(" not in script for script in page.scripts), (where, page.scripts)
+        assert set(page.output_tags) <= SAFE_TAGS | {"img"}, (where, set(page.output_tags) - SAFE_TAGS)
+
+    # Each source's payloads reached the pages, as text: the checks above looked at something.
+    lab_page = {
+        page.path.name: page.text for page in opened if page.path.parent == planted_report.lab_run.folder
+    }
+    env_page = {
+        page.path.name: page.text for page in opened if page.path.parent == planted_report.env_run.folder
+    }
+    for source, planted, text in (
+        ("table", TABLE_PAYLOADS, lab_page["04_dynamodb.report.html"]),
+        ("logs", LOG_PAYLOADS, lab_page["03_logs.report.html"]),
+        ("policy (the root cause's evidence)", POLICY_PAYLOADS, lab_page["00_diagnose.report.html"]),
+        ("policy (the role's decisions)", POLICY_PAYLOADS[:1], lab_page["05_iam.report.html"]),
+        (".env.local (its folder, two URLs)", ENV_PAYLOADS[:3], env_page["00_diagnose.report.html"]),
+    ):
+        for payload in planted:
+            assert payload in text, f"the {source} payload {payload!r} is not shown as text"
