@@ -5,15 +5,15 @@ by then a frame is only text: ``password`` in a header and ``hunter2`` three lin
 together. So the kernels ``kit.report`` starts load this module as an IPython extension (through
 ``ipython_kernel_config.py`` in the run's own ``IPYTHONDIR``, see :func:`kernel_settings`), and it registers
 display formatters that pass each frame through :meth:`kit.redact.Redactor.redact_frame` before pandas renders
-it: as text, as HTML, as LaTeX and as a table schema. A notebook can load it itself with
-``%load_ext kit.redact_display``.
+it: as text (``print(frame)`` too), as HTML, as LaTeX and as a table schema. A notebook can load it itself
+with ``%load_ext kit.redact_display``.
 
 The kernel's redactor is built from the environment the report sets (:data:`ENV_FILE_VARIABLE`,
 :data:`MASK_EMAILS_VARIABLE`, :data:`SALT_VARIABLE`), so a kernel knows the same secrets as the report and
 masks an address with the same hash; without them (a notebook opened by hand) it reads the process
 environment only, with a salt of its own.
 
-What this module must not do: change a frame a notebook holds (formatters render a redacted copy), or let a
+What this module must not do: change a frame a notebook holds (what is shown is a redacted copy), or let a
 display fail silently (a formatter that raises shows IPython's error in place of that output, never the raw
 frame).
 """
@@ -81,19 +81,43 @@ def _table_schema(frame: Any) -> Any:
     return method() if method is not None else None
 
 
-def _plain(frame: Any, printer: Any, cycle: bool) -> None:
-    printer.text(repr(_frame(frame)))
+def _redacting(method: Any) -> Any:
+    """``method`` (a ``__repr__``) applied to the redacted copy; marked so that it is wrapped only once."""
+    if getattr(method, "redacting", False):
+        return method
+
+    @functools.wraps(method)
+    def shown(frame: Any) -> Any:
+        return method(_frame(frame))
+
+    shown.redacting = True  # type: ignore[attr-defined]
+    return shown
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the redacting formatters for DataFrames and Series (IPython calls this on ``%load_ext``)."""
+    """Redact every DataFrame and Series the kernel shows (IPython calls this on ``%load_ext``).
+
+    ``__repr__`` is wrapped, so ``print(frame)``, an f-string and IPython's plain-text display all show the
+    redacted copy; HTML, LaTeX and table-schema displays get formatters of their own.
+    """
     formatters = ipython.display_formatter.formatters
     for kind in (pd.DataFrame, pd.Series):
-        formatters["text/plain"].for_type(kind, _plain)
+        kind.__repr__ = _redacting(kind.__repr__)
         formatters["text/html"].for_type(kind, _html)
         formatters["text/latex"].for_type(kind, _latex)
         if "application/vnd.dataresource+json" in formatters:
             formatters["application/vnd.dataresource+json"].for_type(kind, _table_schema)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Show frames as pandas does again (IPython calls this on ``%unload_ext``)."""
+    formatters = ipython.display_formatter.formatters
+    for kind in (pd.DataFrame, pd.Series):
+        if getattr(kind.__repr__, "redacting", False):
+            kind.__repr__ = kind.__repr__.__wrapped__
+        for mime in ("text/html", "text/latex", "application/vnd.dataresource+json"):
+            if mime in formatters:
+                formatters[mime].pop(kind, None)
 
 
 def kernel_settings(ipython_dir: Path, redactor: Redactor, env_file: str | None) -> dict[str, str]:

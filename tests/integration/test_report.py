@@ -332,6 +332,7 @@ flat = pd.DataFrame([{k: next(iter(v.values())) for k, v in i.items()} for i in 
 display(HTML(flat.to_html()))
 long = flat.melt(id_vars=["connectionId"], var_name="attribute", value_name="value")
 display(long)
+print(long)
 print(long.to_dict("records"))""",
     """print({k: v for k, v in os.environ.items() if k.startswith(("AWS_", "AUTH_"))})
 pd.Series({k: v for k, v in os.environ.items() if k.startswith(("AWS_", "AUTH_"))})""",

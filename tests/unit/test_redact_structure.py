@@ -3,6 +3,7 @@ table cells), and every frame a kernel displays redacted before pandas renders i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -234,10 +235,14 @@ def test_markup_and_notebook_html_outputs_get_the_table_rule() -> None:
 
 
 @pytest.fixture
-def shell() -> InteractiveShell:
+def shell() -> Iterator[InteractiveShell]:
     shell = InteractiveShell.instance()
     redact_display.load_ipython_extension(shell)
-    return shell
+    try:
+        yield shell
+    finally:  # pandas' own __repr__ again, for the tests that follow in this process
+        redact_display.unload_ipython_extension(shell)
+    assert "pw-unknown-1" in str(pd.DataFrame({"secret": ["pw-unknown-1"]}))
 
 
 def test_every_displayed_frame_is_redacted_as_text_and_html(shell: InteractiveShell) -> None:
@@ -247,6 +252,8 @@ def test_every_displayed_frame_is_redacted_as_text_and_html(shell: InteractiveSh
         for mime, text in data.items():
             assert "pw-unknown-1" not in text and "ada@example.com" not in text, mime
             assert "***" in text
+    assert "pw-unknown-1" not in str(frame)  # print(frame)
+    assert "pw-unknown-1" not in f"{frame.set_index('attribute')['value']}"
     assert frame.loc[0, "value"] == "pw-unknown-1", "the notebook's own frame is not changed"
 
 
