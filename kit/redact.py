@@ -508,8 +508,8 @@ def _redact_keyed(text: str, *, code: bool) -> str:
         if name_end - key_start > MAX_KEY_LENGTH or not is_secret_name(text[key_start:name_end]):
             continue
         match = _SEPARATOR.match(text, name_end) or _paired_value(text, key_start, name_end)
-        if match is None:
-            continue
+        if match is None or (text[key_start - 1 : key_start] in (":", "/") and ":" in match.group(0)):
+            continue  # a segment of an ARN or a URL's host (arn:aws:secretsmanager:us-east-2:...), not a key
         if match.group("open") is None and text[match.end() : match.end() + 1] in ("{", "["):
             end = _nested_end(text, match.end())
             pieces += [text[last : match.end()], _mask_scalars(text[match.end() : end])]

@@ -49,6 +49,8 @@ def redactor() -> Redactor:
         ("login failed, password: pw-7Qx retry 1", "login failed, password: *** retry 1", "password reset: done"),
         ("AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI/K7MDENG", "AWS_SECRET_ACCESS_KEY: ***", "AWS_REGION: us-east-2"),
         ("apiKey:k-5Hn8", "apiKey:***", "token: str | None"),  # an annotation in a traceback
+        ("Token: abc", "Token: ***", "arn:aws:secretsmanager:us-east-2:123456789012:secret:db-AbC1"),
+        ("x-auth-token:t-1", "x-auth-token:***", "https://token.actions.example.com:443/x"),
         # key=value
         ("db.password=hunter2hunter2", "db.password=***", "max_token_length=2048"),
         ("?token=opaque-1&workspaceId=w-1", "?token=***&workspaceId=w-1", "?token_kind=email&workspaceId=w-1"),
