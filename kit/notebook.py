@@ -5,7 +5,7 @@ This module holds the small pieces that would otherwise be written inside them:
 
     target_from_parameters(...)          the notebooks' parameters → a ``Target`` (the lab or a real account)
     connect_function(target)             the Lambda function the ``$connect`` route invokes
-    hide_emails(frame)                   a copy of a frame with e-mail addresses masked, for display
+    hide_emails(frame)                   a copy of a frame with e-mail addresses and secrets masked
     root_cause_markdown / next_steps_markdown / write_summary     the diagnosis, for a reader and a machine
     log_errors(parsed)                   the log lines that report a failure
     connection_timeline, latency_plot, routes_over_time, durations_plot, permission_heatmap,
@@ -52,7 +52,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from kit import config, diagnose, frames
+from kit import config, diagnose, frames, redact_display
 from kit.errors import ConfigurationError, error_facts
 from kit.handler import app, seed
 from kit.lab import gateway_core
@@ -74,9 +74,6 @@ WARN: Final = "#ef6c00"
 UNKNOWN: Final = "#9e9e9e"
 OTHER: Final = "#1565c0"
 SLOW: Final = "#6a1b9a"
-
-# An address, also percent-encoded as in a query string (``ada%40example.com``).
-EMAIL: Final = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@|%40)([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,32 +134,28 @@ def connect_function(target: Target) -> str:
 # Presenting the diagnosis
 
 
-def _mask_match(match: re.Match[str]) -> str:
-    return f"{match.group(1)}***{match.group(2)}{match.group(3)}"
-
-
 def mask_text(text: str) -> str:
-    """``ada@example.com`` → ``a***@example.com`` wherever an address appears in ``text`` (or ``%40``)."""
-    return EMAIL.sub(_mask_match, text)
+    """``text`` as a report shows it: ``ada@example.com`` → ``a***@***#3f9a1c`` in every spelling (``%40``,
+    ``\\u0040``, ...), and secrets masked (:func:`kit.redact_display.kernel_redactor`)."""
+    return redact_display.kernel_redactor().redact_text(text)
 
 
 def hide_emails(frame: pd.DataFrame | None, enabled: bool = True) -> pd.DataFrame:
-    """A copy of ``frame`` whose text cells have e-mail addresses masked (the seed's tokens are e-mails).
+    """A copy of ``frame`` as a report shows it: e-mail addresses (the seed's tokens) and secrets masked, by
+    shape in every text cell and by structure (a ``password`` column, a name/value pair naming a secret).
 
     ``enabled`` False returns the frame unchanged, so a notebook passes its ``mask_emails`` parameter through.
-    None gives an empty frame. Column dtypes and ``attrs`` are kept.
+    None gives an empty frame. Column dtypes (but a masked column's) and ``attrs`` are kept. For display:
+    the text of a long frame is redacted in the rows a display shows (:func:`kit.redact_display.shown_rows`),
+    which keeps a frame of a million log lines as quick to show as before.
     """
     if frame is None:
         return pd.DataFrame()
     if not enabled or frame.empty:
         return frame
-    masked = frame.copy()
-    for column in masked.columns:
-        series = masked[column]
-        if isinstance(series.dtype, pd.StringDtype):
-            masked[column] = series.str.replace(EMAIL, _mask_match, regex=True)
-        elif series.dtype == object:
-            masked[column] = series.map(lambda value: mask_text(value) if isinstance(value, str) else value)
+    masked: pd.DataFrame = redact_display.kernel_redactor().redact_frame(
+        frame, rows=redact_display.shown_rows()
+    )
     masked.attrs = dict(frame.attrs)
     return masked
 

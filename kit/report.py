@@ -43,6 +43,7 @@ from kit.errors import ConfigurationError, KitError
 from kit.lab.engines import PROJECT_ROOT
 from kit.markup import markdown_text, sanitize_html
 from kit.redact import Redactor
+from kit.redact_display import kernel_settings
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -315,7 +316,9 @@ def run_report(
                     env_file=env_path, mask_emails=mask_emails, extra=extra_secrets
                 )
         if not run.errors:
-            with kernel_environment(state_dir() / "jupyter"):
+            jupyter = state_dir() / "jupyter"
+            redaction = kernel_settings(jupyter / KERNEL_DIRS["IPYTHONDIR"], run.redactor, env_path)
+            with kernel_environment(jupyter, redaction):
                 for path in paths:
                     run.notebooks.append(_run_notebook(path, run, cell_timeout_s))
         run.timings["total_s"] = round(time.monotonic() - clock, 3)
@@ -458,17 +461,19 @@ def _common_parameters(
 
 
 @contextlib.contextmanager
-def kernel_environment(root: Path) -> Iterator[dict[str, str]]:
+def kernel_environment(root: Path, extra: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
     """Point IPython, matplotlib and Jupyter at folders under ``root`` while the kernels run.
 
     Kernels inherit this process's environment, so setting it here keeps them (and nbconvert) out of
-    ``$HOME``; the previous values come back afterwards.
+    ``$HOME``; ``extra`` variables are set for them too (:func:`kit.redact_display.kernel_settings`). The
+    previous values come back afterwards.
     """
     folders = {name: str(root / sub) for name, sub in KERNEL_DIRS.items()}
     for folder in folders.values():
         Path(folder).mkdir(parents=True, exist_ok=True)
-    saved = {name: os.environ.get(name) for name in folders}
-    os.environ.update(folders)
+    variables = {**folders, **(extra or {})}
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
     try:
         yield folders
     finally:

@@ -11,6 +11,8 @@ a module fixture (one lab per process).
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import os
 import re
@@ -21,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import nbformat
 import pytest
@@ -29,7 +32,7 @@ from kit.errors import ConfigurationError
 from kit.handler.app import sign_token
 from kit.lab.lab import Lab
 from kit.markup import SAFE_TAGS
-from kit.redact import FRAGMENT_LENGTH
+from kit.redact import FRAGMENT_LENGTH, MIN_SECRET_LENGTH
 from kit.report import run_report
 
 from . import labclient
@@ -40,6 +43,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = "seed-put-denied"  # the IAM evidence alone ranks put-access-denied: no probe needed
 RUN_FOLDER = re.compile(r"^\d{8}T\d{6}Z-lab-seed-put-denied$")
+SUFFIXES = (".ipynb", ".html", ".report.html")
 EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//", re.IGNORECASE)
 
 PARAMETERS = """target: str = "lab"  # lab or aws
@@ -267,6 +271,54 @@ FILE_ACCESS_KEY_ID = "AKIACANARYENVFILE001"
 FILE_PASSWORD = "canary-db-password-6f1c2e"
 CANARY_EMAIL = "canary.person@acme-widgets.io"
 
+# Secrets nobody told the kit about, planted as people write them: one log line each (as a Python runtime's
+# uncaught error, so 03_logs lists it), the values the report must not show in any encoding.
+STS_AGOJ = "AgoJb3JpZ2luX2VjEJb//////////wEaCXVzLWVhc3QtMSJGMEQCIB8jwf5cYf/RJHd+8uk+ymkn" + "Q2FuYXJ5" * 8
+STS_FWOG = "FwoGZXIvYXdzEBgaDBZPB84oOIykxfggFSLVAbCctxjnDE9/NQx8U7wAWdrZlaK5XY8Ikh" + "RndvZ0Nhbg" * 8
+BASIC_PASSWORD = "basic-pass-3Vt9"
+PLANTED_LINES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "password, unquoted": ("db login failed, password: pw-unquoted-Q7x2m retry 1", ("pw-unquoted-Q7x2m",)),
+    "SecretAccessKey, unquoted": (
+        "assumed role, SecretAccessKey: sak/Unquoted+9Zr4Lp ok",
+        ("sak/Unquoted+9Zr4Lp",),
+    ),
+    "password, quoted with spaces": ('body {"password": "correct horse battery staple"}', ("horse battery",)),
+    "Bearer": ("GET /me Authorization: Bearer opaqueBearer4Kd2xYw", ("opaqueBearer4Kd2xYw",)),
+    "x-api-key": ("upstream call x-api-key: apikey-5Hn8Wq3zLm", ("apikey-5Hn8Wq3zLm",)),
+    "Basic user:password": (
+        "Authorization: Basic " + base64.b64encode(f"svc-user:{BASIC_PASSWORD}".encode()).decode(),
+        (BASIC_PASSWORD, base64.b64encode(f"svc-user:{BASIC_PASSWORD}".encode()).decode()),
+    ),
+    "Basic holding a known secret": (
+        "Proxy-Authorization: Basic " + base64.b64encode(f"admin:{CANARY_AUTH_SECRET}".encode()).decode(),
+        (base64.b64encode(f"admin:{CANARY_AUTH_SECRET}".encode()).decode(),),
+    ),
+    "known secret in base64 JSON": (
+        "payload=" + base64.b64encode(json.dumps({"key": CANARY_SECRET_KEY}).encode()).decode(),
+        (base64.b64encode(json.dumps({"key": CANARY_SECRET_KEY}).encode()).decode(),),
+    ),
+    "URL password": ("dsn https://svc:url-pass-8Jd3Qx@db.internal.example/x", ("url-pass-8Jd3Qx",)),
+    "STS token AgoJ": (f"cached credentials {STS_AGOJ} for later", (STS_AGOJ,)),
+    "STS token FwoG": (f"cached credentials {STS_FWOG} for later", (STS_FWOG,)),
+    "e-mail %2540": ("user pct.person%2540double-enc-domain.io joined", ("pct.person", "double-enc-domain")),
+    "e-mail \\u0040": (
+        "user json.person\\u0040json-esc-domain.io joined",
+        ("json.person", "json-esc-domain"),
+    ),
+    "e-mail, IDN domain": (
+        "user idn.person@bücher-canary.de joined",
+        ("idn.person", "bücher-canary", "bcher-canary"),
+    ),
+    "e-mail, Unicode local part": ("user jösé.canary@例え-canary.jp joined", ("jösé", "例え-canary")),
+}
+# An item whose attributes say what their values are; the values sit in other cells than their names.
+ITEM_SECRETS = {"password": "item-pw-K3v9", "secret": "item-secret-T5q1", "token": "item-token-W8r2"}
+ITEM_NESTED_SECRET = "item-nested-sak-Z4m7"
+# A Markdown table in a notebook's own text: the name in one cell, the value in the next.
+MARKDOWN_TABLE = (
+    "# Settings\n\n| name | value |\n|---|---|\n| DB_PASSWORD | md-table-pw-Y6k2 |\n| REGION | us-east-2 |"
+)
+
 CANARY_CELLS = (
     DIAGNOSE,
     """import os, json
@@ -281,7 +333,12 @@ display(Markdown(canary[0]["message"]))
 pd.DataFrame(canary)""",
     """items = t.client("dynamodb").scan(TableName=t.table)["Items"]
 print(items)
-display(HTML(pd.DataFrame([{k: next(iter(v.values())) for k, v in i.items()} for i in items]).to_html()))""",
+flat = pd.DataFrame([{k: next(iter(v.values())) for k, v in i.items()} for i in items])
+display(HTML(flat.to_html()))
+long = flat.melt(id_vars=["connectionId"], var_name="attribute", value_name="value")
+display(long)
+print(long)
+print(long.to_dict("records"))""",
     """print({k: v for k, v in os.environ.items() if k.startswith(("AWS_", "AUTH_"))})
 pd.Series({k: v for k, v in os.environ.items() if k.startswith(("AWS_", "AUTH_"))})""",
     """print(open(env_file).read())""",
@@ -290,35 +347,46 @@ pd.Series({k: v for k, v in os.environ.items() if k.startswith(("AWS_", "AUTH_")
 )
 
 
-def test_c_no_canary_reaches_any_output_file(
-    shared_lab: Lab, tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY_SECRET_KEY)
-    monkeypatch.setenv("AWS_SESSION_TOKEN", CANARY_SESSION_TOKEN)
-    monkeypatch.setenv("AUTH_SECRET", CANARY_AUTH_SECRET)
-    env_file = tmp_path / ".env.local"
-    env_file.write_text(
-        f"AWS_REGION=us-east-2\nAWS_ACCESS_KEY_ID={FILE_ACCESS_KEY_ID}\n"
-        f"AWS_SECRET_ACCESS_KEY={FILE_SECRET_KEY}\nDATABASE_PASSWORD={FILE_PASSWORD}\n"
-        "TABLE_NAME=chatgenius-connections\n"
-    )
+def encodings(value: str) -> set[str]:
+    """The spellings a value takes in a report's files: plain, URL-, JSON-, HTML-escaped and base64."""
+    raw = value.encode()
+    return {
+        value,
+        quote(value, safe=""),
+        quote_plus(value),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    }
+
+
+def base64_inside(value: str) -> set[str]:
+    """What the base64 of a longer text holding ``value`` contains, at each of the three offsets."""
+    return {base64.b64encode(pad + value.encode()).decode()[4:-4] for pad in (b"", b"a", b"ab")}
+
+
+@pytest.fixture(scope="module")
+def planted(shared_lab: Lab) -> str:
+    """The secrets planted once in the shared lab's logs and table; the signed token planted with them."""
     signed = sign_token(CANARY_EMAIL, CANARY_AUTH_SECRET, int(time.time()) + 3600)
     admin = shared_lab.target()
     logs = admin.client("logs")
     logs.create_log_stream(logGroupName="/aws/lambda/chatgenius-websocket", logStreamName="canary-stream")
+    first = (
+        f"[ERROR] connect failed for {CANARY_EMAIL} GET /prod?token={signed}&workspaceId=w-1 "
+        f"AWS_SECRET_ACCESS_KEY={CANARY_SECRET_KEY} X-Amz-Security-Token={CANARY_SESSION_TOKEN} "
+        f"key {FILE_ACCESS_KEY_ID}"
+    )
+    lines = [
+        f"[ERROR] CanaryError: canary-{n:02d} {line}" for n, (line, _) in enumerate(PLANTED_LINES.values())
+    ]
+    now = int(time.time() * 1000)
     logs.put_log_events(
         logGroupName="/aws/lambda/chatgenius-websocket",
         logStreamName="canary-stream",
-        logEvents=[
-            {
-                "timestamp": int(time.time() * 1000),
-                "message": (
-                    f"[ERROR] connect failed for {CANARY_EMAIL} GET /prod?token={signed}&workspaceId=w-1 "
-                    f"AWS_SECRET_ACCESS_KEY={CANARY_SECRET_KEY} X-Amz-Security-Token={CANARY_SESSION_TOKEN} "
-                    f"key {FILE_ACCESS_KEY_ID}"
-                ),
-            }
-        ],
+        logEvents=[{"timestamp": now + n, "message": m} for n, m in enumerate([first, *lines])],
     )
     admin.client("dynamodb").put_item(
         TableName=admin.table,
@@ -328,25 +396,29 @@ def test_c_no_canary_reaches_any_output_file(
             "userId": {"S": CANARY_EMAIL},
             "timestamp": {"S": "2026-11-25T00:00:00Z"},
             "status": {"S": "online"},
+            **{name: {"S": value} for name, value in ITEM_SECRETS.items()},
+            "credentials": {"M": {"SecretAccessKey": {"S": ITEM_NESTED_SECRET}}},
         },
     )
-    cells = (f"canary_user = {CANARY_EMAIL!r}", *CANARY_CELLS)  # an e-mail in a cell source too
-    notebook = contract_notebook(tmp_path / "nb" / "00_canary.ipynb", *cells)
-    reports = tmp_path / "reports"
-    lines: list[str] = []
+    return signed
 
-    result = run_report(notebooks=[notebook], env_file=env_file, reports_dir=reports, progress=lines.append)
 
-    assert result.exit_code == 1 and result.status == "partial", (result.errors, lines)
-    assert result.notebooks[0].ename == "RuntimeError"
-    written = files_under(reports)
-    assert {p.name for p in written} >= {
-        "00_canary.ipynb",
-        "00_canary.html",
-        "00_canary.report.html",
-        "summary.json",
-        "index.html",
-    }
+def canary_environment(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
+    """Known secrets in the environment and in an env file (returned) for the report to redact."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY_SECRET_KEY)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", CANARY_SESSION_TOKEN)
+    monkeypatch.setenv("AUTH_SECRET", CANARY_AUTH_SECRET)
+    env_file = folder / ".env.local"
+    env_file.write_text(
+        f"AWS_REGION=us-east-2\nAWS_ACCESS_KEY_ID={FILE_ACCESS_KEY_ID}\n"
+        f"AWS_SECRET_ACCESS_KEY={FILE_SECRET_KEY}\nDATABASE_PASSWORD={FILE_PASSWORD}\n"
+        "TABLE_NAME=chatgenius-connections\n"
+    )
+    return env_file
+
+
+def leaks(texts: dict[str, str], signed: str) -> list[str]:
+    """Every planted secret found in any text, in any encoding, whole, in pieces or inside base64."""
     canaries = {
         "AWS_SECRET_ACCESS_KEY (environment)": CANARY_SECRET_KEY,
         "AWS_SESSION_TOKEN (environment)": CANARY_SESSION_TOKEN,
@@ -356,22 +428,54 @@ def test_c_no_canary_reaches_any_output_file(
         "DATABASE_PASSWORD (.env.local)": FILE_PASSWORD,
         "signed token (log line)": signed,
         "e-mail (log line, item, source)": CANARY_EMAIL,
-        "e-mail, URL-encoded": CANARY_EMAIL.replace("@", "%40"),
         "e-mail local part": "canary.person",
+        **{f"{kind} (log line)": value for kind, (_, values) in PLANTED_LINES.items() for value in values},
+        **{f"item attribute {name}": value for name, value in ITEM_SECRETS.items()},
+        "item attribute credentials.SecretAccessKey": ITEM_NESTED_SECRET,
+        "Markdown table cell": "md-table-pw-Y6k2",
     }
-    texts = {path.name: path.read_text() for path in written} | {"progress": "\n".join(lines)}
+    found: list[str] = []
     for name, text in texts.items():
         for kind, canary in canaries.items():
-            assert canary not in text, f"{kind} leaked into {name}"
+            found += [f"{kind} in {name} as {s!r}" for s in encodings(canary) if s in text]
             if len(canary) >= 16:
                 pieces = [canary[i : i + FRAGMENT_LENGTH] for i in range(len(canary) - FRAGMENT_LENGTH + 1)]
-                leaked = [piece for piece in pieces if piece in text]
-                assert not leaked, f"part of {kind} leaked into {name}: {leaked[:3]}"
+                found += [f"part of {kind} in {name}: {piece!r}" for piece in pieces if piece in text][:1]
+            if len(canary) >= MIN_SECRET_LENGTH:
+                found += [
+                    f"{kind} in {name} inside base64" for core in base64_inside(canary) if core in text
+                ][:1]
+    return found
+
+
+def test_c_no_canary_reaches_any_output_file(
+    planted: str, tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = canary_environment(monkeypatch, tmp_path)
+    cells = (f"canary_user = {CANARY_EMAIL!r}", *CANARY_CELLS)  # an e-mail in a cell source too
+    notebook = contract_notebook(tmp_path / "nb" / "00_canary.ipynb", *cells, markdown=MARKDOWN_TABLE)
+    reports = tmp_path / "reports"
+    lines: list[str] = []
+
+    result = run_report(notebooks=[notebook], env_file=env_file, reports_dir=reports, progress=lines.append)
+
+    assert result.exit_code == 1 and result.status == "partial", (result.errors, lines)
+    assert result.notebooks[0].ename == "RuntimeError"
+    written = files_under(reports)
+    assert {p.name for p in written} >= {
+        *(f"00_canary{suffix}" for suffix in SUFFIXES),
+        "summary.json",
+        "index.html",
+    }
+    texts = {path.name: path.read_text() for path in written} | {"progress": "\n".join(lines)}
+    found = leaks(texts, planted)
+    assert not found, f"{len(found)} leaks:\n" + "\n".join(found)
 
     # The report still says what matters.
     page = texts["00_canary.report.html"]
     assert "chatgenius-connections" in page and "canary-connection" in page and "AKIA…E001" in page
     assert "c***@***#" in page, "the e-mail is masked, not dropped"
+    assert "DB_PASSWORD" in page and "us-east-2" in page
     assert re.search(r'<img[^>]+src="data:image/png;base64,', page)
     summary = json.loads(texts["summary.json"])
     assert summary["redaction"]["secrets"] >= 5 and summary["root_cause"]["id"] == "put-access-denied"
@@ -615,12 +719,16 @@ class PlantedReport:
     lab_run: Any
     env_run: Any
     home: Path
+    signed: str  # the signed token planted with the secrets
 
 
 @pytest.fixture(scope="module")
-def planted_report(shared_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlantedReport]:
+def planted_report(
+    shared_lab: Lab, planted: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PlantedReport]:
     """The real notebooks against the lab, and the first cells of 00_diagnose against an account resolved from
-    a hostile .env.local, rendered into one reports folder."""
+    a hostile .env.local, rendered into one reports folder; known secrets in the environment and in the lab
+    run's env file, secrets as people write them in the lab's logs and table (``planted``)."""
     real = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if not any(p.name == "00_diagnose.ipynb" for p in real):
         pytest.skip("notebooks/00_diagnose.ipynb does not exist yet; this runs once the notebooks land")
@@ -655,12 +763,14 @@ def planted_report(shared_lab: Lab, tmp_path_factory: pytest.TempPathFactory) ->
         patch.setenv("HOME", str(home))
         patch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
         patch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+        (root / "canary").mkdir()
+        canary_env_file = canary_environment(patch, root / "canary")
         progress = lambda line: print(line, file=sys.stderr)  # noqa: E731
-        lab_run = run_report(reports_dir=reports, env_file=env_file, progress=progress)
+        lab_run = run_report(reports_dir=reports, env_file=canary_env_file, progress=progress)
         env_run = run_report(
             target="aws", notebooks=[env_notebook], env_file=env_file, reports_dir=reports, progress=progress
         )
-    yield PlantedReport(reports=reports, lab_run=lab_run, env_run=env_run, home=home)
+    yield PlantedReport(reports=reports, lab_run=lab_run, env_run=env_run, home=home, signed=planted)
 
 
 def test_the_real_notebooks_render(planted_report: PlantedReport) -> None:
@@ -669,7 +779,7 @@ def test_the_real_notebooks_render(planted_report: PlantedReport) -> None:
     statuses: dict[str, Any] = {n.name: (n.status, n.ename, n.evalue) for n in result.notebooks}
     assert [n.name for n in result.notebooks] == [p.stem for p in real]
     for name in statuses:
-        for suffix in (".ipynb", ".html", ".report.html"):
+        for suffix in SUFFIXES:
             assert (result.folder / f"{name}{suffix}").is_file()
     assert result.exit_code == 1, (statuses, result.errors)
     assert result.root_cause is not None and result.root_cause["id"] == "put-access-denied"
@@ -677,6 +787,22 @@ def test_the_real_notebooks_render(planted_report: PlantedReport) -> None:
     env_run = planted_report.env_run
     assert env_run.exit_code == 0 and env_run.status == "ok", (env_run.errors, env_run.notebooks)
     assert files_under(planted_report.home) == []
+
+    # The secrets planted in the logs and the table, as people write them, are in no file of either run
+    # (03_logs and 04_dynamodb show those logs and items), and what they hid is still shown, masked.
+    everything = {
+        str(path.relative_to(planted_report.reports)): path.read_text()
+        for path in files_under(planted_report.reports)
+    }
+    found = leaks(everything, planted_report.signed)
+    assert not found, f"{len(found)} leaks:\n" + "\n".join(found)
+    texts = {path.name: path.read_text() for path in files_under(result.folder)}
+    logs_page = texts["03_logs.report.html"]
+    for n, kind in enumerate(PLANTED_LINES):
+        assert f"canary-{n:02d}" in logs_page, f"the line with {kind} is shown (redacted), not dropped"
+    assert "Authorization: Bearer ***" in logs_page and "x-api-key: ***" in logs_page
+    items_page = texts["04_dynamodb.report.html"]
+    assert "canary-connection" in items_page and "<th>password</th>" in items_page
 
 
 def test_no_planted_payload_executes_in_chromium(planted_report: PlantedReport) -> None:

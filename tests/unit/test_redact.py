@@ -99,7 +99,7 @@ def test_each_kind_of_secret_is_replaced(redactor: Redactor, text: str, expected
         "the $connect route invokes chatgenius-websocket in us-east-2",
         "arn:aws:lambda:us-east-2:123456789012:function:chatgenius-websocket",
         "commit 1bc3df5a63f91c7bb5e13e44df293c3a4a2030a5",  # 40 hex characters, not a key
-        "AUTH_SECRET: required when AUTH_MODE=signed",  # prose, not a value
+        "AUTH_SECRET is required when AUTH_MODE=signed",  # prose, not a value
         "table chatgenius-connections, index workspaceIndex, 3 items",
         "token=*** already redacted",
         'token = query.get("token")  # source code shown as output',
