@@ -172,16 +172,16 @@ def _parse_log_file(path: Any, form: Any) -> int:
     """
     from kit import output
     from kit.logparse import reading, streaming
+    from kit.logparse.columns import LOG_COLUMNS, empty_frame
 
     try:
-        with path.open("rb"):
-            pass
+        opened = [path.open("rb")]  # the first pass's; a pipe can be opened only once
     except OSError as exc:
         raise KitError(f"cannot read {path}: {exc.strerror}.") from exc
 
     def blocks() -> Iterator[bytes]:
         try:
-            with path.open("rb") as file:
+            with opened.pop() if opened else path.open("rb") as file:
                 while block := file.read(READ_BLOCK):
                     yield block
         except OSError as exc:
@@ -193,11 +193,16 @@ def _parse_log_file(path: Any, form: Any) -> int:
         for part in parts:
             writer.write(part)
     except KitError as exc:
+        if not writer.rows:
+            writer.write(empty_frame(LOG_COLUMNS))  # a CSV header, at least
         writer.close()
         raise KitError(f"{exc} Output stops there ({writer.rows:,} events written).") from exc
     except BrokenPipeError:  # the reader went away (`| head`): stop reading, quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return EXIT_OK
+    finally:
+        for file in opened:
+            file.close()
     writer.close()
     if parts.out_of_order:
         print(

@@ -8,7 +8,7 @@ same text as writing it whole:
   characters wide) under its own header, a blank line between blocks; ``(nothing)`` when there are no
   rows. A frame of at most that many rows prints as one table, as it always has. (A stream cannot be
   aligned as a whole: its widths are not known until its end.)
-* ``csv``: the header once, then the rows.
+* ``csv``: the header once, then the rows; each time at the precision it needs (:func:`time_texts`).
 * ``json``: one array of records written a record at a time, the text ``json.dumps(records, indent=2,
   default=str)`` gives (missing values are ``null``, times their ``str``); values are encoded a column at a
   time, so a big frame costs a few microseconds a row, not the encoder's tens.
@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, Final, Literal, TextIO
 
+import numpy as np
 import pandas as pd
 
 Format = Literal["table", "csv", "json"]
@@ -53,9 +54,8 @@ class FrameWriter:
     def write(self, frame: pd.DataFrame) -> None:
         if self.form == "csv":
             for start in range(0, max(len(frame), 1), WRITE_ROWS):
-                self.out.write(
-                    frame.iloc[start : start + WRITE_ROWS].to_csv(index=False, header=not self._started)
-                )
+                rows = _times_as_text(frame.iloc[start : start + WRITE_ROWS])
+                self.out.write(rows.to_csv(index=False, header=not self._started))
                 self._started = True
         elif self.form == "json":
             for start in range(0, len(frame), WRITE_ROWS):
@@ -100,6 +100,51 @@ def print_frame(frame: pd.DataFrame, form: Format, out: TextIO) -> None:
     writer = FrameWriter(form, out)
     writer.write(frame)
     writer.close()
+
+
+def _times_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its time columns as text, each time at its own precision (see :func:`time_texts`)."""
+    times = [index for index, dtype in enumerate(frame.dtypes) if pd.api.types.is_datetime64_any_dtype(dtype)]
+    if not times:
+        return frame
+    frame = frame.copy(deep=False)
+    for index in times:
+        frame.isetitem(index, time_texts(frame.iloc[:, index]))
+    return frame
+
+
+_FRACTIONS: Final[tuple[tuple[int, Literal["s", "ms", "us", "ns"]], ...]] = (
+    (1_000_000_000, "s"),
+    (1_000_000, "ms"),
+    (1_000, "us"),
+    (1, "ns"),
+)
+
+
+def time_texts(column: pd.Series) -> pd.Series:
+    """Times as CSV writes them (``2025-08-31 12:34:56.789+00:00``), each at the precision it needs: whole
+    seconds, milliseconds, microseconds or nanoseconds; missing ones empty.
+
+    pandas picks one precision for a whole column, from all its values, so a column written a part at a
+    time would change its look from part to part (``12:34:56+00:00`` in one part, ``12:34:56.000+00:00``
+    in the next). A column whose times all need the same precision reads as pandas writes it.
+    """
+    utc = str(getattr(column.dtype, "tz", None)) == "UTC"
+    stamps = column.to_numpy(dtype="datetime64[ns]")  # UTC (or naive) wall times
+    texts = np.full(len(stamps), None, dtype=object)
+    fraction = stamps.view(np.int64) % 1_000_000_000
+    left = ~np.isnat(stamps)
+    for step, unit in _FRACTIONS:
+        these = left & (fraction % step == 0)
+        if not these.any():
+            continue
+        left &= ~these
+        if utc:  # the kit's own times: formatted by NumPy, as pandas would, at a tenth of its cost
+            written = np.char.replace(np.datetime_as_string(stamps[these], unit=unit), "T", " ")
+            texts[these] = np.char.add(written, "+00:00")
+        else:  # naive or another zone: pandas formats the times that need this precision
+            texts[these] = column[these].astype(str).to_numpy(dtype=object)
+    return pd.Series(texts, index=column.index, dtype=object)
 
 
 def json_records(frame: pd.DataFrame) -> Iterator[str]:

@@ -29,15 +29,14 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 
 from kit.errors import ConfigurationError
 from kit.logparse.events import EventRows, read_raw_lines
-from kit.logparse.textbuffer import arrow_text
 
 PART_SIZE: Final = 8 << 20
 """Bytes of raw lines (characters of an export) per part. Parsing a part costs about ten times its size at
@@ -68,12 +67,13 @@ _SPACE = re.compile(r"[ \t\r\n]*")
 _DECODER = json.JSONDecoder()
 
 
-def file_parts(blocks: Iterable[bytes], name: str, part_size: int = PART_SIZE) -> Iterator[pd.DataFrame]:
+def file_parts(blocks: Iterable[bytes], name: str, part_size: int | None = None) -> Iterator[pd.DataFrame]:
     """The file's events as raw event frames, a part at a time (see the module's docstring).
 
-    ``name`` is how errors name the file. Raises :class:`~kit.errors.ConfigurationError` at the first
-    broken event, after yielding every event before it.
+    ``name`` is how errors name the file; ``part_size`` defaults to :data:`PART_SIZE`. Raises
+    :class:`~kit.errors.ConfigurationError` at the first broken event, after yielding every event before it.
     """
+    part_size = PART_SIZE if part_size is None else part_size
     source = iter(blocks)
     head = b""
     while len(head) < _HEAD:
@@ -109,47 +109,52 @@ def read_before(count: int) -> str:
 
 
 def _raw_parts(source: Iterator[bytes], head: bytes, name: str, part_size: int) -> Iterator[pd.DataFrame]:
-    pieces, size = [head], len(head)
+    """Parts that end at the first line end at or after ``part_size`` bytes (or the end of the file)."""
+    pending = bytearray(head)
     lines = 0  # lines yielded so far
-    done = False
-    while not done:
-        block = next(source, None)
-        if block is not None:
-            pieces.append(block)
-            size += len(block)
-            if size < part_size:
-                continue
-        done = block is None
-        data = b"".join(pieces)
-        cut = len(data) if done else data.rfind(b"\n") + 1
+    ended = False
+    while not ended or pending:
+        cut = pending.find(b"\n", max(part_size, 1) - 1) + 1
+        last = pending.rfind(b"\n") + 1
+        if not cut and not ended and len(pending) - last <= MAX_EVENT_SIZE:
+            block = next(source, None)
+            ended = block is None
+            pending += block or b""
+            continue
+        if not cut:  # the end of the file, or an unfinished line already over the bound
+            cut = len(pending) if ended else last
+        long_line = _first_long_line(pending, cut)
+        if long_line is None and cut < len(pending) and len(pending) - last > MAX_EVENT_SIZE:
+            long_line = last  # the unfinished line after the part
+        if long_line is not None:
+            cut = long_line
         if cut:
-            frame = yield from _lines(data[:cut], name, lines)
-            lines += len(frame)
-        if len(data) - cut > MAX_EVENT_SIZE:  # what follows the last line break, with more to come
-            raise _too_long(name, f"line {lines + 1:,}", lines)
-        pieces = [data[cut:]]
-        size = len(pieces[0])
+            lines += len(frame := read_raw_lines(_text(pending, cut)))
+            del pending[:cut]
+            yield frame
+        if long_line is not None:
+            raise ConfigurationError(
+                f"{name}: line {lines + 1:,} is longer than {MAX_EVENT_SIZE >> 20} MiB without ending; a log "
+                f"event is at most 1 MB, so this is not a log file ({read_before(lines)})."
+            )
 
 
-def _lines(data: bytes, name: str, before: int) -> Generator[pd.DataFrame, None, pd.DataFrame]:
-    """The lines of ``data`` as one frame (yielded; also returned), refusing a line over the bound."""
-    frame = read_raw_lines(data)
-    if len(frame):
-        lengths = pc.binary_length(arrow_text(frame["message"])).to_numpy(zero_copy_only=False)
-        over = (lengths > MAX_EVENT_SIZE).nonzero()[0]
-        if len(over):
-            first = int(over[0])
-            yield frame.iloc[:first].reset_index(drop=True)
-            raise _too_long(name, f"line {before + first + 1:,}", before + first)
-        yield frame
-    return frame
+def _first_long_line(data: bytearray, stop: int) -> int | None:
+    """Where the first line of ``data[:stop]`` longer than :data:`MAX_EVENT_SIZE` bytes starts, if one is."""
+    if stop <= MAX_EVENT_SIZE:
+        return None
+    codes = np.frombuffer(data, dtype=np.uint8, count=stop)
+    ends = np.append(np.flatnonzero(codes == ord("\n")), stop)
+    del codes  # releases the bytearray, which is resized next
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    over = np.flatnonzero(ends - starts > MAX_EVENT_SIZE)
+    return int(starts[over[0]]) if len(over) else None
 
 
-def _too_long(name: str, what: str, before: int) -> ConfigurationError:
-    return ConfigurationError(
-        f"{name}: {what} is longer than {MAX_EVENT_SIZE >> 20} MiB without ending; a log event is at most "
-        f"1 MB, so this is not a log file ({read_before(before)})."
-    )
+def _text(data: bytearray, stop: int) -> str:
+    """``data[:stop]`` decoded as UTF-8 (undecodable bytes become U+FFFD), without a copy of the bytes."""
+    with memoryview(data) as whole, whole[:stop] as piece:
+        return str(piece, "utf-8", "replace")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -259,17 +264,20 @@ class _ExportReader:
             else:
                 numeric = isinstance(found, int | float) and not isinstance(found, bool)
                 if end < len(self.text) or not numeric or self.ended:  # a number may go on in the next block
+                    if end - self.pos > MAX_EVENT_SIZE:
+                        break
                     self.pos = end
                     return found
                 failure = None
-            if len(self.text) - self.pos > MAX_EVENT_SIZE:
-                raise _Broken(self.pos, f"{inside} is longer than {MAX_EVENT_SIZE >> 20} MiB")
+            if len(self.text) - self.pos > MAX_EVENT_SIZE:  # not whole in the window: longer still
+                break
             if not self.more():
                 if failure is None:
                     continue  # the number was whole after all
                 if failure.pos >= len(self.text.rstrip()) or failure.msg.startswith("Unterminated string"):
-                    raise _Broken(failure.pos, f"the file ends inside {inside}") from None
+                    raise _Broken(len(self.text), f"the file ends inside {inside}") from None
                 raise _Broken(failure.pos, f"{inside} is not JSON ({failure.msg})") from None
+        raise _Broken(self.pos, f"{inside} is longer than {MAX_EVENT_SIZE >> 20} MiB")
 
     # --- the documents ----------------------------------------------------------------------------------
 
@@ -318,6 +326,7 @@ class _ExportReader:
                 self.pos += 1
                 break
             key = self.value("the export's keys")
+            key_place = _Place(self, self.started)
             if not isinstance(key, str):
                 raise _Broken(self.pos, "expected a key in the export")
             self.expect(":", "the export's keys")
@@ -326,14 +335,13 @@ class _ExportReader:
                 self.expect("[", 'the export\'s "events"')
                 yield from self._list(group)
             else:
+                if key == "logGroupName" and "events" in keys:
+                    raise ConfigurationError(
+                        f'The export\'s "logGroupName" comes after its "events"{key_place}; put it first, or '
+                        "give each event its own logGroupName."
+                    )
                 value = self.value(f'the export\'s "{key}"')
                 if key == "logGroupName" and isinstance(value, str):
-                    if "events" in keys:
-                        place = self.where(self.pos)
-                        raise ConfigurationError(
-                            f'The export\'s "logGroupName" comes after its "events" ({place}); put it first, '
-                            "or give each event its own logGroupName."
-                        )
                     group = value
         if "events" not in keys:
             shown = ", ".join(sorted(keys)[:5]) or "none"
