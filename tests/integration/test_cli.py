@@ -121,7 +121,7 @@ def test_logs_parse_into_a_closed_pipe_stops_quietly(env: dict[str, str], tmp_pa
     lines = tmp_path / "lines.log"
     lines.write_bytes((ROOT / "tests/data/logs/python-text.log").read_bytes() * 2000)
     command = " ".join(
-        [sys.executable, "-m", "kit.cli", "logs", "parse", str(lines), "--csv", "| head -c 100"]
+        [sys.executable, "-m", "kit.cli", "logs", "parse", str(lines), "--json", "| head -c 100"]
     )
     out = subprocess.run(
         ["bash", "-o", "pipefail", "-c", command],
@@ -133,7 +133,7 @@ def test_logs_parse_into_a_closed_pipe_stops_quietly(env: dict[str, str], tmp_pa
         timeout=120,
     )
     assert (out.returncode, out.stderr) == (0, "")
-    assert out.stdout.startswith("log_group,log_stream,")
+    assert out.stdout.startswith('[\n  {\n    "log_group": null,')
 
 
 @pytest.fixture
