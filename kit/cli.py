@@ -13,10 +13,14 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from kit import __version__
 from kit.errors import KitError
+
+if TYPE_CHECKING:
+    from kit.output import Format
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -91,7 +95,7 @@ def _target_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def _output_format(args: argparse.Namespace) -> Any:
+def _output_format(args: argparse.Namespace) -> Format:
     if getattr(args, "json", False):
         return "json"
     return "csv" if getattr(args, "csv", False) else "table"
@@ -133,7 +137,6 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 def _cmd_logs(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
-    from pathlib import Path
 
     from kit import config, logparse, logs
 
@@ -163,7 +166,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 READ_BLOCK = 1 << 20  # bytes read from a log file at a time
 
 
-def _parse_log_file(path: Any, form: Any) -> int:
+def _parse_log_file(path: Path, form: Format) -> int:
     """``kit logs parse FILE``: the file read, parsed and written a part at a time (kit.logparse.reading,
     kit.logparse.streaming, kit.output), so memory stays near one part's whatever the file's size.
 

@@ -123,8 +123,8 @@ def test_a_file_that_never_ends_a_line_is_refused_after_the_bound(capsys: pytest
     code, out, err = _kit(capsys, "/dev/zero", "--csv")
     assert code == 2
     assert err == (
-        "kit: /dev/zero: line 1 is longer than 8 MiB without ending; a log event is at most 1 MB, so this is "
-        "not a log file (no events were read before it). Output stops there (0 events written).\n"
+        "kit: /dev/zero: line 1 is longer than 8 MiB; a log event is at most 1 MB, so this is not a file of "
+        "log lines (no events were read before it). Output stops there (0 events written).\n"
     )
     assert out.splitlines() == [",".join(lp.LOG_COLUMNS)]
 

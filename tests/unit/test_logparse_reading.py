@@ -258,7 +258,7 @@ def test_a_raw_line_may_be_as_long_as_the_bound_and_not_longer(monkeypatch: pyte
     for block, part in ((3, 4), (100, 100)):  # cut across parts, or whole inside one part
         kept, error = _broken(b"a\n" + b"x" * 11 + b"\nb\n", block, part)
         assert kept == ["a"]
-        assert error.startswith("f.log: line 2 is longer than 0 MiB without ending")
+        assert error.startswith("f.log: line 2 is longer than 10 bytes; a log event is at most 1 MB")
         assert error.endswith("(1 event was read before it).")
 
 
@@ -268,7 +268,7 @@ def test_an_export_value_may_be_as_long_as_the_bound_and_not_longer(monkeypatch:
     assert len(event) == 22
     kept, error = _broken(f'[{{"message": "a"}}, {event}]'.encode(), block=4)
     assert kept == ["a"]
-    assert "log event 1 is longer than 0 MiB" in error
+    assert "log event 1 is longer than 20 bytes" in error
     short = '{"message": "' + "x" * 5 + '"}'
     assert (
         _joined(_read(f'[{{"message": "a"}}, {short}]'.encode(), block=4))["message"].tolist()[1] == "x" * 5
@@ -282,8 +282,8 @@ def test_a_file_that_never_ends_a_line_is_refused() -> None:
             for _ in reading.file_parts(blocks, "/dev/zero"):
                 pass
     assert str(caught.value) == (
-        "/dev/zero: line 1 is longer than 8 MiB without ending; a log event is at most 1 MB, so this is not "
-        "a log file (no events were read before it)."
+        "/dev/zero: line 1 is longer than 8 MiB; a log event is at most 1 MB, so this is not a file of log "
+        "lines (no events were read before it)."
     )
 
 
