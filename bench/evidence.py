@@ -10,7 +10,9 @@ Each figure has a baseline measured in the same run on the same input:
   ``dynamo_items`` connections-table items in 1 MB scan pages; the issue asks for at least 5 times;
 * peak memory: ``parse`` of ``memory_lines`` events in a child process (so nothing the bench holds counts),
   its peak resident set during the parse against its resident set with the input frame built; the issue's
-  budget is 1 GB.
+  budget is 1 GB;
+* a log file: ``kit logs parse`` of ``file_mb`` MB of raw lines in a child (:mod:`bench.logfile`), its peak
+  resident set against the file's size; the issue's budget is three times.
 
 The log lines are the lab's own: ``START``/``END``/``REPORT`` (``INIT_START`` and ``Init Duration`` on a
 cold start) from :mod:`kit.lab.lambda_logs`, the fixed handler's JSON line through the Python runtime's
@@ -586,12 +588,15 @@ class EvidenceBench:
 
 def run_evidence_benchmarks(settings: BenchSettings, progress: Progress | None = None) -> EvidenceBench:
     """Every evidence figure; a measurement that fails is an error in the result, not an exception."""
+    from bench.logfile import measure_file_memory  # it uses log_events, defined here
+
     say = progress or (lambda message: print(f"bench: {message}", file=sys.stderr, flush=True))
     result = EvidenceBench()
     measurements: list[tuple[str, Callable[[], list[Figure]]]] = [
         ("log parsing", lambda: measure_log_parse(settings, say)),
         ("DynamoDB items", lambda: [measure_dynamo(settings, say)]),
         ("peak memory", lambda: [measure_memory(settings, say)]),
+        ("a log file's parse", lambda: [measure_file_memory(settings, say)]),
     ]
     for what, measure in measurements:
         try:

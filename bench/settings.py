@@ -39,6 +39,9 @@ SIZES: dict[str, Size] = {
     "log_lines": Size("KIT_BENCH_LOG_LINES", 200_000, True, 100, "log lines parsed for lines/s"),
     "dynamo_items": Size("KIT_BENCH_DYNAMO_ITEMS", 50_000, True, 10, "table items read from scan pages"),
     "memory_lines": Size("KIT_BENCH_MEMORY_LINES", 1_000_000, True, 100, "log lines parsed for peak memory"),
+    "file_mb": Size(
+        "KIT_BENCH_FILE_MB", 200, True, 1, "MB of raw log lines `kit logs parse` reads from a file"
+    ),
     "report_runs": Size("KIT_BENCH_REPORT_RUNS", 3, False, 1, "warm reports (and floor runs) timed"),
 }
 SCALE_ENV = "KIT_BENCH_SCALE"
@@ -60,6 +63,7 @@ class BenchSettings:
     log_lines: int = 200_000
     dynamo_items: int = 50_000
     memory_lines: int = 1_000_000
+    file_mb: float = 200.0
     report_runs: int = 3
     output: Path = DEFAULT_OUTPUT
 
@@ -99,6 +103,7 @@ class BenchSettings:
             log_lines=round(size("log_lines")),
             dynamo_items=round(size("dynamo_items")),
             memory_lines=round(size("memory_lines")),
+            file_mb=float(size("file_mb")),
             report_runs=round(report_runs),
             output=Path(output) if output else DEFAULT_OUTPUT,
         )

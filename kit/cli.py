@@ -12,11 +12,15 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from kit import __version__
 from kit.errors import KitError
+
+if TYPE_CHECKING:
+    from kit.output import Format
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -94,20 +98,17 @@ def _target_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def _print_frame(frame: Any, args: argparse.Namespace) -> None:
-    """A DataFrame as a readable table, JSON records (--json) or CSV (--csv)."""
+def _output_format(args: argparse.Namespace) -> Format:
     if getattr(args, "json", False):
-        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-        print(json.dumps(records, indent=2, default=str))
-    elif getattr(args, "csv", False):
-        print(frame.to_csv(index=False), end="")
-    elif frame.empty:
-        print("(nothing)")
-    else:
-        import pandas as pd
+        return "json"
+    return "csv" if getattr(args, "csv", False) else "table"
 
-        with pd.option_context("display.max_colwidth", 80, "display.width", 200):
-            print(frame.to_string(index=False))
+
+def _print_frame(frame: Any, args: argparse.Namespace) -> None:
+    """A DataFrame as a readable table, JSON records (--json) or CSV (--csv): see kit.output."""
+    from kit import output
+
+    output.print_frame(frame, _output_format(args), sys.stdout)
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
@@ -142,7 +143,6 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 def _cmd_logs(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
-    from pathlib import Path
 
     from kit import config, logparse, logs
 
@@ -151,34 +151,100 @@ def _cmd_logs(args: argparse.Namespace) -> int:
             raise KitError(
                 "kit logs parse needs a FILE (raw log lines or an `aws logs filter-log-events` export)."
             )
-        path = Path(args.file)
+        return _parse_log_file(Path(args.file), _output_format(args))
+    target = _target_from_args(args)
+    answers = config.fetch_api(target)
+    functions = config.fetch_functions(target, config.functions_for_api(target, answers))
+    groups = logs.log_groups_frame(functions, target.api_id, answers.stage(target.stage))
+    start = datetime.now(UTC) - timedelta(minutes=args.minutes)
+    fetched = logs.fetch_events(target.client("logs"), groups["log_group"].tolist(), start=start)
+    parsed = logparse.parse(fetched.events)
+    views = {
+        "events": parsed,
+        "invocations": logparse.invocations(parsed),
+        "connections": logparse.connection_lifecycle(parsed),
+        "groups": fetched.report,
+    }
+    _print_frame(views[args.action], args)
+    return EXIT_OK
+
+
+READ_BLOCK = 1 << 20  # bytes read from a log file at a time
+
+
+def _parse_log_file(path: Path, form: Format) -> int:
+    """``kit logs parse FILE``: the file read, parsed and written a part at a time (kit.logparse.reading,
+    kit.logparse.streaming, kit.output), so memory stays near one part's whatever the file's size.
+
+    Broken input (an export cut short, a bad timestamp, a line that never ends): the events before it are
+    written, the output is closed (a --json array stays valid), and the error says where; exit 2.
+    """
+    from kit import output
+    from kit.logparse import reading, streaming
+    from kit.logparse.columns import LOG_COLUMNS, empty_frame
+
+    try:
+        opened = [path.open("rb")]  # the first pass's; a pipe can be opened only once
+    except OSError as exc:
+        raise KitError(f"cannot read {path}: {exc.strerror}.") from exc
+
+    def blocks() -> Iterator[bytes]:
         try:
-            text = path.read_text(errors="replace")
+            with opened.pop() if opened else path.open("rb") as file:
+                while block := file.read(READ_BLOCK):
+                    yield block
         except OSError as exc:
             raise KitError(f"cannot read {path}: {exc.strerror}.") from exc
-        try:
-            whole_json = json.loads(text) is not None
-        except ValueError:
-            whole_json = False  # not one JSON document: raw lines (JSON access-log lines included)
-        raw = logparse.read_export(text) if whole_json else logparse.read_raw_lines(text)
-        frame = logparse.parse(raw)
-    else:
-        target = _target_from_args(args)
-        answers = config.fetch_api(target)
-        functions = config.fetch_functions(target, config.functions_for_api(target, answers))
-        groups = logs.log_groups_frame(functions, target.api_id, answers.stage(target.stage))
-        start = datetime.now(UTC) - timedelta(minutes=args.minutes)
-        fetched = logs.fetch_events(target.client("logs"), groups["log_group"].tolist(), start=start)
-        parsed = logparse.parse(fetched.events)
-        views = {
-            "events": parsed,
-            "invocations": logparse.invocations(parsed),
-            "connections": logparse.connection_lifecycle(parsed),
-            "groups": fetched.report,
-        }
-        frame = views[args.action]
-    _print_frame(frame, args)
+
+    parts = streaming.PartsParse(lambda: reading.file_parts(blocks(), str(path)), can_reread=path.is_file())
+    writer = output.FrameWriter(form, sys.stdout)
+    try:
+        for part in parts:
+            writer.write(part)
+    except KitError as exc:
+        if not writer.rows:
+            writer.write(empty_frame(LOG_COLUMNS))  # a CSV header, at least
+        writer.close()
+        raise KitError(f"{exc} Output stops there ({writer.rows:,} events written).") from exc
+    except BrokenPipeError:  # the reader went away (`| head`): stop reading, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return EXIT_OK
+    finally:
+        for file in opened:
+            file.close()
+    writer.close()
+    if parts.out_of_order:
+        print(
+            f"kit: note: {parts.out_of_order:,} Lambda lines of {path} are older than lines of their stream "
+            "in an earlier part of the file (it is not in time order), so request ids were carried to them "
+            "in file order.",
+            file=sys.stderr,
+        )
+    if parts.unsettled:
+        print(
+            f"kit: note: {parts.unsettled:,} lines of {path} were written as unknown before their stream's "
+            "Lambda lines were seen (a pipe cannot be read twice); parse a file to have them read as Lambda "
+            "output.",
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def _minutes(text: str) -> int:
+    """``--minutes``: a whole number of minutes from 1 to :data:`MAX_MINUTES` (a window must hold time)."""
+    try:
+        minutes = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of minutes, got {text!r}") from None
+    if not 1 <= minutes <= MAX_MINUTES:
+        raise argparse.ArgumentTypeError(
+            f"{minutes} is outside 1 to {MAX_MINUTES:,} (20 years): the window reaches back that many "
+            "minutes from now"
+        )
+    return minutes
+
+
+MAX_MINUTES = 60 * 24 * 7305  # 20 years, longer than CloudWatch Logs has existed
 
 
 def _cmd_iam(args: argparse.Namespace) -> int:
@@ -368,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
         nargs="?",
     )
     logs_cmd.add_argument("file", nargs="?", help="for `parse`: raw lines or a filter-log-events JSON export")
-    logs_cmd.add_argument("--minutes", type=int, default=60, help="how far back to read (default 60)")
+    logs_cmd.add_argument(
+        "--minutes", type=_minutes, default=60, help="how far back to read, 1 or more (default 60)"
+    )
     logs_cmd.set_defaults(run=_cmd_logs)
 
     iam_cmd = with_target(sub.add_parser("iam", help="what the execution role may do, action by action"))

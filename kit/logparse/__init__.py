@@ -13,6 +13,11 @@ clock; callers pass text or event dicts in and get frames back.
     connection_lifecycle(parsed)             parsed      -> LIFECYCLE_COLUMNS: one row per connection id
     parse_lines_slow(lines, ...)             the per-line reference implementation of parse()
 
+A file too big to hold (``kit logs parse``) is read and parsed a part at a time: ``reading.file_parts``
+(blocks of a file's bytes -> raw event frames, raw lines or an export walked an event at a time; broken
+input named by line and column) and ``streaming.PartsParse`` (those parts -> LOG_COLUMNS frames equal,
+together, to ``parse`` of the whole file: what a line's stream says is carried across the cuts).
+
 ``parse`` keeps every row (row count in == row count out) and says in ``parse_error`` why a line could not
 be read. ``source`` comes from the log group's name (``/aws/lambda/*``, ``API-Gateway-Execution-Logs_*``)
 or, for other groups, from the line itself (access-log JSON, a Lambda line shape) and its stream.

@@ -146,6 +146,10 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _without_surrogates(value: object) -> object:
+def without_surrogates(text: str) -> str:
     """Lone surrogates replaced by U+FFFD, which the parser marks as undecodable; the rest kept as it is."""
-    return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _without_surrogates(value: object) -> object:
+    return without_surrogates(value) if isinstance(value, str) else value

@@ -9,14 +9,16 @@ export, and a file of raw log lines already read into a string. Malformed input 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kit.errors import ConfigurationError
-from kit.logparse.columns import RAW_EVENT_COLUMNS, conform, empty_frame
+from kit.logparse.columns import RAW_EVENT_COLUMNS, conform, empty_frame, without_surrogates
 
 _KEYS = {
     "log_group": ("logGroupName", "log_group"),
@@ -35,16 +37,31 @@ def _first(event: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
-def _epoch_ms(value: Any, what: str, index: int) -> int | None:
+MIN_EPOCH_MS = -9_223_372_036_854
+MAX_EPOCH_MS = 9_223_372_036_854
+"""The epoch milliseconds a timestamp may have: those the frames' nanosecond times can hold (1677-09-21 to
+2262-04-11). Beyond them pandas raises deep inside the parse, or (at -2**63) silently makes NaT."""
+
+
+def _epoch_ms(value: Any, what: str, index: int, where: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigurationError(
-            f"Log event {index} has a {what} of type {type(value).__name__}; "
+            f"Log event {index}{where} has a {what} of type {type(value).__name__}; "
             "expected epoch milliseconds as a number."
         )
-    return int(value)
+    whole = None if isinstance(value, float) and not math.isfinite(value) else int(value)
+    if whole is None or not MIN_EPOCH_MS <= whole <= MAX_EPOCH_MS:
+        shown = repr(value) if len(repr(value)) <= _SHOWN else f"{repr(value)[:_SHOWN]}…"
+        raise ConfigurationError(
+            f"Log event {index}{where} has a {what} of {shown}; expected epoch milliseconds from "
+            f"{MIN_EPOCH_MS} to {MAX_EPOCH_MS} (the years 1677 to 2262)."
+        )
+    return whole
 
+
+_SHOWN = 24  # characters of a bad value shown in an error (a 300-digit number is not read by anyone)
 
 EVENTS_CHUNK = 1 << 16
 """Events turned into Arrow columns at a time by :func:`events_frame`: the Python objects of one chunk are all
@@ -52,22 +69,47 @@ that is held as Python at once, so a million events never exist as a million Pyt
 freed after each chunk is reused by the next rather than left scattered across the interpreter's heap."""
 
 
+class EventRows:
+    """Event dicts taken one at a time (checked as they come) and handed out as raw event frames.
+
+    :func:`events_frame` fills one of these a chunk at a time; a reader of a file fills one as it decodes
+    the file, so that a bad event is named where the reader still knows where it is (``where``).
+    """
+
+    def __init__(self, log_group: str | None = None) -> None:
+        self.log_group = log_group
+        self._columns = _empty_columns()
+
+    def __len__(self) -> int:
+        return len(self._columns["message"])
+
+    def add(self, event: object, index: int, where: object = "") -> None:
+        """One event; ``index`` and ``where`` (e.g. " (line 3, column 5)", formatted only when the event is
+        refused) name it in an error."""
+        _append(self._columns, event, index, where, self.log_group)
+
+    def take(self) -> pd.DataFrame:
+        """The events added since the last take, as a raw event frame (:data:`RAW_EVENT_COLUMNS`)."""
+        columns, self._columns = self._columns, _empty_columns()
+        return _chunk_frame(columns)
+
+
 def events_frame(events: Iterable[Mapping[str, Any]], log_group: str | None = None) -> pd.DataFrame:
     """One row per event (:data:`RAW_EVENT_COLUMNS`), in the order given.
 
     ``events`` are boto3 event dicts (``logStreamName``, ``timestamp``, ``message``, ``ingestionTime``,
     ``eventId``; an event's own ``logGroupName`` wins over ``log_group``) or rows already in this frame's
-    snake_case names. A missing key is a null; a message that is not text is an error.
+    snake_case names. A missing key is a null; a message that is not text, or a time that is not a number
+    of milliseconds in :data:`MIN_EPOCH_MS`..:data:`MAX_EPOCH_MS`, is an error naming the event.
     """
     chunks: list[pd.DataFrame] = []
-    columns = _empty_columns()
+    rows = EventRows(log_group)
     for index, event in enumerate(events):
-        _append(columns, event, index, log_group)
-        if len(columns["message"]) == EVENTS_CHUNK:
-            chunks.append(_chunk_frame(columns))
-            columns = _empty_columns()
-    if columns["message"] or not chunks:
-        chunks.append(_chunk_frame(columns))
+        rows.add(event, index)
+        if len(rows) == EVENTS_CHUNK:
+            chunks.append(rows.take())
+    if len(rows) or not chunks:
+        chunks.append(rows.take())
     if len(chunks) == 1:
         return chunks[0]
     frame = pd.concat(chunks, ignore_index=True)
@@ -83,25 +125,28 @@ def _empty_columns() -> dict[str, list[Any]]:
     return {name: [] for name in RAW_EVENT_COLUMNS}
 
 
-def _append(columns: dict[str, list[Any]], event: object, index: int, log_group: str | None) -> None:
+def _append(
+    columns: dict[str, list[Any]], event: object, index: int, where: object, log_group: str | None
+) -> None:
     if not isinstance(event, Mapping):
         raise ConfigurationError(
-            f"Log event {index} is a {type(event).__name__}, not an object with a message and a timestamp."
+            f"Log event {index}{where} is a {type(event).__name__}, not an object with a message and a "
+            "timestamp."
         )
     message = _first(event, _KEYS["message"])
     if message is not None and not isinstance(message, str):
         raise ConfigurationError(
-            f"Log event {index} has a message of type {type(message).__name__}; expected text."
+            f"Log event {index}{where} has a message of type {type(message).__name__}; expected text."
         )
+    timestamp = _epoch_ms(_first(event, _KEYS["timestamp"]), "timestamp", index, where)
+    ingestion_time = _epoch_ms(_first(event, _KEYS["ingestion_time"]), "ingestionTime", index, where)
     group = _first(event, _KEYS["log_group"])
     columns["log_group"].append(group if group is not None else log_group)
     columns["log_stream"].append(_first(event, _KEYS["log_stream"]))
     event_id = _first(event, _KEYS["event_id"])
     columns["event_id"].append(None if event_id is None else str(event_id))
-    columns["timestamp"].append(_epoch_ms(_first(event, _KEYS["timestamp"]), "timestamp", index))
-    columns["ingestion_time"].append(
-        _epoch_ms(_first(event, _KEYS["ingestion_time"]), "ingestionTime", index)
-    )
+    columns["timestamp"].append(timestamp)
+    columns["ingestion_time"].append(ingestion_time)
     columns["message"].append(message)
 
 
@@ -178,14 +223,28 @@ def read_raw_lines(
         raise ConfigurationError(f"Raw log lines must be text, not {type(text).__name__}.")
     if not text:
         return empty_frame(RAW_EVENT_COLUMNS)
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    events = [
-        {"message": line.removesuffix("\r"), "logStreamName": log_stream, "logGroupName": log_group}
-        for line in lines
-    ]
-    return events_frame(events)
+    # Split by Arrow into one array of lines: no Python string (or dict) per line, which for a file of
+    # short lines costs several times the file's size.
+    try:
+        whole = pa.array([text], pa.large_string())
+    except UnicodeEncodeError:  # a lone surrogate (a str from elsewhere) has no UTF-8 form
+        whole = pa.array([without_surrogates(text)], pa.large_string())
+    messages = pc.list_flatten(pc.split_pattern(whole, "\n"))
+    del whole
+    if text.endswith("\n"):
+        messages = messages.slice(0, len(messages) - 1)
+    if "\r" in text:
+        messages = pc.replace_substring_regex(messages, "\r$", "")  # one \r before the line's end, as RE2's $
+    count = len(messages)
+    frame = pd.DataFrame(
+        {
+            "log_group": pd.Series(log_group, index=range(count), dtype="string"),
+            "log_stream": pd.Series(log_stream, index=range(count), dtype="string"),
+            "message": pd.Series(pd.array(messages, dtype="string"), copy=False),
+        },
+        copy=False,
+    )
+    return conform(frame, RAW_EVENT_COLUMNS)
 
 
 def ensure_events(events: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:

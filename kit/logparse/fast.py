@@ -244,9 +244,15 @@ def _prefix_categories(codes: np.ndarray) -> np.ndarray:
 class _Parser:
     """One parse: the frame's arrays and the columns being filled."""
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, lambda_elsewhere: np.ndarray | None = None) -> None:
         self.frame = frame
         self.size = len(frame)
+        # Rows whose stream has Lambda-shaped lines outside this frame (a reader of a file in chunks knows).
+        self.lambda_elsewhere = (
+            np.zeros(self.size, dtype=bool)
+            if lambda_elsewhere is None
+            else np.asarray(lambda_elsewhere, bool)
+        )
         # Missing messages stay NA: every pass below treats NA as "no match", and the fallback as empty.
         self.text: pd.Series = frame["message"]
         self.messages = tb.arrow_text(self.text)
@@ -603,7 +609,9 @@ class _Parser:
 
     def resolve(self) -> None:
         """Each line's source: its group's, else its own shape's, else its stream's; then fallbacks."""
-        stream_evidence = np.bincount(self.stream, weights=self.evidence, minlength=1) > 0
+        stream_evidence = (
+            np.bincount(self.stream, weights=self.evidence | self.lambda_elsewhere, minlength=1) > 0
+        )
         stream_lambda = stream_evidence[self.stream]
         source = self.source
         source[self.lambda_group] = _LAMBDA
@@ -778,6 +786,7 @@ class _Parser:
         self.stream = np.empty(0, dtype=np.int32)
         gone = np.empty(0, dtype=bool)
         self.evidence = self.bad_json = self.paren = self.lambda_group = self.exec_group = gone
+        self.lambda_elsewhere = gone
         self.other_group = gone
         self.plain_json = []
         frame = self.frame
@@ -829,12 +838,31 @@ def parse(events: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     ``events`` is the raw event frame (:func:`~kit.logparse.events_frame`,
     :func:`~kit.logparse.read_export`, :func:`~kit.logparse.read_raw_lines`) or boto3 event dicts.
     """
-    frame = ensure_events(events)
+    return parse_part(ensure_events(events))
+
+
+def parse_part(frame: pd.DataFrame, lambda_elsewhere: np.ndarray | None = None) -> pd.DataFrame:
+    """:func:`parse` of a raw event frame that is one part of a larger input (:mod:`kit.logparse.streaming`).
+
+    ``lambda_elsewhere`` (one flag per row) says which rows' streams have Lambda-shaped lines in other parts:
+    a line no pattern claims is then Lambda output, as :func:`parse` of the whole input would say.
+    """
     if len(frame) == 0:
         return empty_frame(LOG_COLUMNS)
-    parser = _Parser(frame)
+    parser = _Parser(frame, lambda_elsewhere)
     stages = (parser.categorise, parser.resolve, parser.scan, parser.event_types, parser.carry_request_ids)
     for stage in stages:
         stage()
         pa.default_memory_pool().release_unused()  # what a stage's Arrow copies held goes back at once
     return parser.result()
+
+
+def lambda_shaped(frame: pd.DataFrame) -> np.ndarray:
+    """Which rows of a raw event frame are Lambda lines by their own shape (what makes a stream Lambda's in
+    :meth:`_Parser.resolve`), without the rest of the parse."""
+    if len(frame) == 0:
+        return np.zeros(0, dtype=bool)
+    parser = _Parser(frame)
+    parser.categorise()
+    shaped: np.ndarray = parser.evidence
+    return shaped

@@ -40,6 +40,7 @@ EVIDENCE_FIGURES = {
     "log_parse_rate",
     "dynamo_items_speedup",
     "log_parse_peak_memory",
+    "log_file_parse_peak_memory",
 }
 REPORT_FIGURES = {"report_warm"}
 FIGURES = LAB_FIGURES | EVIDENCE_FIGURES | REPORT_FIGURES
@@ -110,6 +111,8 @@ def test_evidence_figures_compare_equal_work(results) -> None:
     assert figures["log_parse_speedup"]["details"]["lines"] == 4000
     assert figures["dynamo_items_speedup"]["details"]["items"] == 1000
     assert figures["log_parse_peak_memory"]["details"]["lines"] == 20000
+    assert figures["log_file_parse_peak_memory"]["details"]["file_mb"] == pytest.approx(4.0, abs=0.01)
+    assert figures["log_file_parse_peak_memory"]["target_of"] == "ratio"
     for name in ("log_parse_speedup", "dynamo_items_speedup"):
         assert figures[name]["details"]["same_frame"] is True, name
         assert figures[name]["target_of"] == "ratio", name
@@ -268,4 +271,5 @@ def test_scale_shrinks_sizes_and_explicit_sizes_win() -> None:
     assert explicit.held == 1000
     assert BenchSettings.from_environment({}).held == 1000
     assert (quick.log_lines, quick.dynamo_items, quick.memory_lines) == (20_000, 5_000, 100_000)
+    assert (quick.file_mb, BenchSettings.from_environment({}).file_mb) == (20.0, 200.0)
     assert quick.report_runs == 1 and BenchSettings.from_environment({}).report_runs == 3

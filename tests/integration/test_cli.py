@@ -17,6 +17,11 @@ from kit import logparse
 from kit.lab import scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # bench/ sits beside kit/; its generator writes the lab's own log lines
+    sys.path.insert(0, str(ROOT))
+
+from bench.evidence import log_events  # noqa: E402
+
 KIT = [sys.executable, "-m", "kit.cli"]
 
 
@@ -56,6 +61,79 @@ def test_logs_parse_reads_raw_lines_and_exports(env: dict[str, str], name: str) 
 def test_logs_parse_of_a_missing_file_is_one_line(env: dict[str, str]) -> None:
     out = _run(["logs", "parse", "/nonexistent/file.log"], env)
     assert out.returncode == 2 and out.stderr.startswith("kit: cannot read")
+
+
+# `kit logs parse` with the reading module's part size set first (where there is one: the code before
+# parts ignores it and reads the file whole, which is what the memory test below must catch).
+PARSE_IN_PARTS = (
+    "import sys\n"
+    "try:\n"
+    "    import kit.logparse.reading as reading\n"
+    "    reading.PART_SIZE = int(sys.argv[1])\n"
+    "except ImportError:\n"
+    "    pass\n"
+    "from kit.cli import main\n"
+    "sys.exit(main(sys.argv[2:]))\n"
+)
+
+
+def _peak_rss_mb(args: list[str], env: dict[str, str], tmp_path: Path) -> float:
+    """Run `kit` with ``args`` (output thrown away) and return its own peak resident set, from wait4."""
+    with (tmp_path / "stderr.txt").open("w+") as errors:
+        child = subprocess.Popen(
+            [sys.executable, "-c", PARSE_IN_PARTS, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            env=env,
+            cwd=ROOT,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        assert child.returncode == 0, errors.read()
+    return usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def test_logs_parse_of_a_big_file_stays_within_three_times_its_size(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The issue's 200 MB file took 15.1 GB because the whole frame and its text were built; a part at a time,
+    the memory a file adds over a file of a few lines is what a part costs, not what the file does. Parts of
+    1 MiB here (the default is 8) keep a 24 MB file quick while its growth would show any whole-file copy:
+    the parse costs ten times its input, so one whole-file frame alone would be about 200 MB."""
+    block = b"".join(event["message"].rstrip("\n").encode() + b"\n" for event in log_events(20_000))
+    big = tmp_path / "big.log"
+    with big.open("wb") as file:
+        while file.tell() < 24 << 20:
+            file.write(block)
+    size_mb = big.stat().st_size / (1 << 20)
+    part = str(1 << 20)
+    floor = _peak_rss_mb(
+        [part, "logs", "parse", str(ROOT / "tests/data/logs/python-text.log"), "--csv"], env, tmp_path
+    )
+    peak = _peak_rss_mb([part, "logs", "parse", str(big), "--csv"], env, tmp_path)
+    assert peak - floor <= 3 * size_mb, (
+        f"{peak:.0f} MB at peak, {floor:.0f} MB for a small file, {size_mb:.0f} MB file"
+    )
+
+
+def test_logs_parse_into_a_closed_pipe_stops_quietly(env: dict[str, str], tmp_path: Path) -> None:
+    lines = tmp_path / "lines.log"
+    lines.write_bytes((ROOT / "tests/data/logs/python-text.log").read_bytes() * 2000)
+    command = " ".join(
+        [sys.executable, "-m", "kit.cli", "logs", "parse", str(lines), "--json", "| head -c 100"]
+    )
+    out = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout.startswith('[\n  {\n    "log_group": null,')
 
 
 @pytest.fixture

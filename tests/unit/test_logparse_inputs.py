@@ -197,3 +197,35 @@ def test_fixture_files_parse_with_every_row_kept(name: str, group: str, rows: in
     pd.testing.assert_frame_equal(parsed, lp.parse_lines_slow(frame))
     expected = json.loads((DATA / "expected-kinds.json").read_text())[name]
     assert parsed["kind"].tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+        1e30,
+        -1e30,
+        1e300,
+        2**63,
+        -(2**63),
+        9223372036855,
+        -9223372036855,
+    ],
+)
+def test_events_frame_refuses_a_time_no_frame_can_hold(stamp: float) -> None:
+    """Beyond the nanosecond range pandas raised deep inside the parse (OverflowError, OutOfBoundsDatetime),
+    and -2**63 became NaT without a word."""
+    with pytest.raises(
+        ConfigurationError, match=r"^Log event 1 has a timestamp of .*; expected epoch milliseconds from"
+    ) as caught:
+        lp.events_frame([{"message": "ok", "timestamp": 1}, {"message": "m", "timestamp": stamp}])
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("stamp", [-9223372036854, 9223372036854])
+def test_events_frame_keeps_the_first_and_last_time_a_frame_can_hold(stamp: int) -> None:
+    parsed = lp.parse(lp.events_frame([{"message": "m", "timestamp": stamp, "ingestionTime": stamp}]))
+    assert parsed["ts"].iloc[0] == pd.Timestamp(stamp, unit="ms", tz="UTC")
+    assert parsed["lag_ms"].iloc[0] == 0
