@@ -1,5 +1,5 @@
-// Starts DynamoDB Local with its HTTP listener bound to 127.0.0.1 only (kit.lab.engines runs this file in
-// Java's source-file mode, with DynamoDBLocal.jar on the class path).
+// Starts DynamoDB Local with its HTTP listener bound to 127.0.0.1 only (kit.lab.engines compiles this file
+// once with the JDK's javac against DynamoDBLocal.jar, caches the class under .kit/cache, and runs it).
 //
 // Why: DynamoDB Local has no host option (its -help lists -port, -inMemory, -sharedDb, -dbPath, -cors,
 // -delayTransientStatuses, -disableTelemetry, -optimizeDbBeforeStartup, -version), and its server is Jetty's
