@@ -575,17 +575,22 @@ class _Worker:
         deadline: float,
         until: frozenset[str],
         on_log: Callable[[float, str, str | None, str], None],
+        *,
+        drain: bool = True,
     ) -> _Message:
         """Send ``outgoing``, then read events until one of kind ``until`` arrives, EOF, or ``deadline``.
 
         A single poll loop over the request pipe (write side), the event pipe and the raw-output pipe, so
         nothing blocks on a full pipe in either direction. Log events and raw lines go to ``on_log`` as they
-        come; once the awaited message is in, raw output already written is drained, so every line the
-        function produced before answering lands before END.
+        come; once the awaited message is in, raw output already written is drained (unless ``drain`` is
+        False), so every line the function produced before answering lands before END. A message that only
+        says the handler is about to run must not drain: the handler may already be writing to its raw
+        output, and those lines belong after the log records still queued behind that message.
         """
         message = self._take_messages(until, on_log)  # read with the previous message, not yet taken
         if message is not None:
-            self._drain_raw(on_log)
+            if drain:
+                self._drain_raw(on_log)
             return _Message("message", message)
         pending = memoryview(outgoing)
         poller = select.poll()
@@ -621,7 +626,8 @@ class _Worker:
                     self.events_buffer.extend(chunk)
                     message = self._take_messages(until, on_log)
                     if message is not None:
-                        self._drain_raw(on_log)
+                        if drain:
+                            self._drain_raw(on_log)
                         return _Message("message", message)
 
     def leftovers(self, on_log: Callable[[float, str, str | None, str], None]) -> None:
@@ -1162,7 +1168,7 @@ class LambdaRuntime:
         # (on Lambda, leaked work resumes in the next invocation), or, from a dead environment, goes to its
         # own stream.
         earlier = _InvocationLog(config)
-        answer = worker.exchange(line.encode(), deadline, _RECEIVED, earlier.application)
+        answer = worker.exchange(line.encode(), deadline, _RECEIVED, earlier.application, drain=False)
         if answer.kind == "eof" and reused:
             self._bury(job, worker, earlier)
             return None

@@ -15,6 +15,9 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import os
+import signal
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,11 +26,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kit import causes, diagnose, schema
+from kit import causes, diagnose
+from kit.lab import engines
 from kit.lab.lab import Lab
 from kit.lab.provision import POLICY_NAME, ROLE_NAME, load_policy
 from kit.lab.scenarios import SCENARIOS, ClientPlan
 from kit.probe import ProbePlan, ProbeTimeouts
+
+from .labclient import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -315,19 +321,33 @@ class TestFaultsMadeThroughAws:
             assert finding(diagnosis, check)["verdict"] == "pass", summary
         assert apigw.get_api(ApiId=api_id)["RouteSelectionExpression"] == before
 
-    def test_dynamodb_engine_killed(self, lab: Lab) -> None:
+    def test_dynamodb_engine_killed(self, lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
         """Issue 10 item 9: an engine that does not answer is a target problem, never a missing permission."""
-        assert lab.resources is not None and lab.dynamodb_engine is not None
-        if lab.dynamodb_engine.name != "dynamodb-local":
-            pytest.skip("only DynamoDB Local can be stopped and restarted under a running lab")
+        engine = lab.dynamodb_engine
+        assert lab.resources is not None and engine is not None
+        if engine.name != "dynamodb-local" or engine.pid is None:
+            pytest.skip("only DynamoDB Local runs in a process of its own that can be killed")
+        # The lab restarts a dead engine by itself; the restart is held until the evidence has been gathered,
+        # as if the engine took that long to come back, so the diagnosis certainly ran during the outage.
+        gathered = threading.Event()
+        real_restart = engines.restart_dynamodb_local
+
+        def held_restart(dead: engines.Engine, timeout: float = 60.0) -> engines.Engine:
+            assert gathered.wait(180), "the test never ended the outage"
+            return real_restart(dead, timeout)
+
+        monkeypatch.setattr(engines, "restart_dynamodb_local", held_restart)
         since = datetime.now(UTC)
-        lab.dynamodb_engine.stop()
+        os.kill(engine.pid, signal.SIGKILL)
         try:
+            # The lab has seen the death (and holds its restart) before the evidence is gathered.
+            wait_until(lambda: lab.info is not None and lab.info.dynamodb_status == "restarting")
             plan = probe_plan(ClientPlan(), actions=("message",))
             evidence = diagnose.gather(lab.target(), since=since, probe_plan=plan)
         finally:
-            lab.restart_dynamodb()
-            schema.create_table(lab.target().client("dynamodb"), name=lab.resources.table)
+            gathered.set()
+            # The lab re-creates its table with the engine; later tests need it back.
+            wait_until(lambda: lab.info is not None and lab.info.dynamodb_status == "up", timeout=120)
         diagnosis = diagnose.diagnose(evidence)
         summary = diagnose.summary_text(diagnosis)
         assert diagnosis.root_cause["id"] == "target-unreachable", summary
