@@ -773,15 +773,17 @@ def run_checks(evidence: Evidence, checks: tuple[Check, ...] = CHECKS) -> pd.Dat
         try:
             found = check(evidence)
         except Exception as exc:  # a check that breaks is a finding too, never a lost diagnosis
+            # What it would have looked at was not judged, so it can never read as an all-clear.
             log.exception("check %s failed", check.__name__)
             found = [
                 Finding(
                     check.__name__.removeprefix("check_"),
                     "",
-                    "skip",
-                    None,
+                    "fail",
+                    "evidence-unread",
                     f"the check itself failed: {exc}",
-                    "",
+                    "This is a defect of the kit: report it with the log line 'check ... failed' (its "
+                    "traceback is in the kit's log); the other findings still stand.",
                 )
             ]
         rows.extend(f.__dict__ for f in found)

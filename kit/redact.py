@@ -528,7 +528,14 @@ def _redact_keyed(text: str, *, code: bool) -> str:
         elif _SCHEME_PREFIX.match(text, start):
             continue  # `Authorization: Bearer ***`: the credential was _authorization's; the scheme stays
         value = text[start:end]
-        called = text[end : end + 1] == "("  # `token = query.get("token")`
+        # `token = query.get("token")` (code, even shown in a log) calls a method and names no secret; a bare
+        # word before "(" may be the value itself: `password: Summer(2024)` is a password.
+        called = text[end : end + 1] == "(" and "." in value
+        if not (quoted or called or code) and text[end : end + 1] == "(":
+            closing = text.find(")", end, text.find("\n", end) % (len(text) + 1))
+            if closing >= 0:  # the parenthesised part is the value's too: `Summer(2024)` goes whole
+                end = closing + 1
+                value = text[start:end]
         if (
             value.strip("*") == ""
             or (not quoted and value in _TYPE_WORDS)

@@ -1494,23 +1494,24 @@ def check_that_breaks(evidence: Evidence) -> list[Finding]:
     raise KeyError("a column this check expected")
 
 
-def test_a_check_that_raises_becomes_a_skip_finding() -> None:
+def test_a_check_that_raises_is_inconclusive_never_an_all_clear() -> None:
     findings = diagnose.run_checks(
         healthy(), checks=(diagnose.check_connect_route, check_that_breaks, diagnose.check_put_permission)
     )
     assert findings["check"].tolist() == ["connect-route", "that_breaks", "iam-put"]
     broken = findings.iloc[1]
-    assert broken["verdict"] == "skip"
-    assert pd.isna(broken["cause"])
+    assert broken["verdict"] == "fail"
+    assert broken["cause"] == "evidence-unread"
     assert "the check itself failed" in broken["evidence"]
     assert "a column this check expected" in broken["evidence"]
-    assert diagnose.rank(findings)["id"] == "none"
+    assert diagnose.rank(findings)["id"] == "evidence-unread"
+    assert causes.exit_code(diagnose.rank(findings)["id"]) == 2
 
 
 def test_a_check_that_raises_does_not_hide_a_root_cause() -> None:
     evidence = replace(healthy(), permissions=permissions(put="implicit-deny"))
     findings = diagnose.run_checks(evidence, checks=(check_that_breaks, diagnose.check_put_permission))
-    assert findings["verdict"].tolist() == ["skip", "fail"]
+    assert findings["verdict"].tolist() == ["fail", "fail"]
     assert diagnose.rank(findings)["id"] == "put-access-denied"
 
 

@@ -47,6 +47,8 @@ def redactor() -> Redactor:
         ("password: x", "password: ***", "password_length: 12"),
         ("SecretAccessKey: v", "SecretAccessKey: ***", "credential_source: env-file"),
         ("login failed, password: pw-7Qx retry 1", "login failed, password: *** retry 1", "password reset: done"),
+        # a word before "(" is a value, a dotted call (code shown in a log) is not
+        ("password: Summer(2024) ok", "password: *** ok", 'token = query.get("token")'),
         ("AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI/K7MDENG", "AWS_SECRET_ACCESS_KEY: ***", "AWS_REGION: us-east-2"),
         ("apiKey:k-5Hn8", "apiKey:***", "token: str | None"),  # an annotation in a traceback
         ("Token: abc", "Token: ***", "arn:aws:secretsmanager:us-east-2:123456789012:secret:db-AbC1"),
