@@ -294,7 +294,11 @@ class Redactor:
             for name, value in source.items():
                 if name in ACCESS_KEY_ID_NAMES:
                     key_ids.append(value)
-                elif SECRET_NAME.search(name) and value and not name.upper().endswith(REFERENCE_SUFFIXES):
+                elif (
+                    (SECRET_NAME.search(name) or is_secret_name(name))  # DB_PWD, SIGNING_KEY, ... too
+                    and value
+                    and not name.upper().endswith(REFERENCE_SUFFIXES)
+                ):
                     if len(value) < MIN_SECRET_LENGTH:
                         skipped.append(name)
                     else:

@@ -220,6 +220,7 @@ def test_from_environment_reads_secret_named_variables_and_the_env_file(tmp_path
         "AWS_SECRET_ACCESS_KEY=env-file-secret-key-0000000000000000000\n"
         'NEXTAUTH_SECRET="nextauth secret with spaces"\n'
         "TABLE_NAME=chatgenius-connections\n"
+        "DB_PWD=db-pwd-by-its-short-name-0004\n"
     )
     environ = {
         "AWS_SESSION_TOKEN": "process-session-token-0001",
@@ -232,11 +233,12 @@ def test_from_environment_reads_secret_named_variables_and_the_env_file(tmp_path
     redactor = Redactor.from_environment(environ, env_file, extra=[Secret("extra-secret-0003")])
     text = (
         "process-session-token-0001 ghp_processtoken0002 env-file-secret-key-0000000000000000000 "
-        "nextauth secret with spaces extra-secret-0003 AKIAENVFILE000000001 us-east-2 "
+        "nextauth secret with spaces extra-secret-0003 db-pwd-by-its-short-name-0004 AKIAENVFILE000000001 "
+        "us-east-2 "
         "chatgenius-connections /usr/bin:/bin false https://dynamodb.us-east-2.amazonaws.com"
     )
     assert redactor.redact_text(text) == (
-        "*** *** *** *** *** AKIA…0001 us-east-2 chatgenius-connections /usr/bin:/bin false "
+        "*** *** *** *** *** *** AKIA…0001 us-east-2 chatgenius-connections /usr/bin:/bin false "
         "https://dynamodb.us-east-2.amazonaws.com"
     )
     assert redactor.skipped == ("DB_PASSWORD", "TOKENIZERS_PARALLELISM")  # too short to replace safely
