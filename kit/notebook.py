@@ -165,7 +165,10 @@ def _shown(hide: bool) -> Callable[[object], str]:
     escaped, because summaries, evidence and next steps quote the system under investigation."""
     if hide:
         return lambda value: markdown_text(mask_text(str(value)))
-    return markdown_text
+    # Secrets are masked before escaping either way: escaped first, a secret with Markdown's characters
+    # ($, *, (, ...) would be spelled otherwise in the notebook and slip past the report's redactor.
+    keeping = redact_display.kernel_redactor(keep_emails=True)
+    return lambda value: markdown_text(keeping.redact_text(str(value)))
 
 
 def root_cause_markdown(diagnosis: diagnose.Diagnosis, *, hide: bool = True) -> str:

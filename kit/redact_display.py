@@ -41,12 +41,15 @@ CONFIG_TEXT: Final = (
 
 
 @functools.cache
-def kernel_redactor() -> Redactor:
-    """This kernel's redactor (built once): the report's secrets, e-mail setting and salt when it set them."""
+def kernel_redactor(*, keep_emails: bool = False) -> Redactor:
+    """This kernel's redactor (built once): the report's secrets, e-mail setting and salt when it set them.
+
+    ``keep_emails``: the same secrets, e-mail addresses left as they are (a notebook asked to show them).
+    """
     env_file = os.environ.get(ENV_FILE_VARIABLE) or None
     return Redactor.from_environment(
         env_file=env_file,
-        mask_emails=os.environ.get(MASK_EMAILS_VARIABLE, "1") != "0",
+        mask_emails=not keep_emails and os.environ.get(MASK_EMAILS_VARIABLE, "1") != "0",
         email_salt=os.environ.get(SALT_VARIABLE) or None,
     )
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-from kit import notebook
+from kit import notebook, redact_display
 from kit.findings import FINDING_COLUMNS, Diagnosis
 from kit.markup import figure_text, markdown_code, markdown_text, sanitize_html
 
@@ -526,3 +526,18 @@ def test_index_links_stay_relative_and_inert(tmp_path: Path, folder: str) -> Non
     )
     assert {tag for tag, _ in parsed.tags} <= INDEX_TAGS
     assert folder in "".join(parsed.text)
+
+
+def test_secrets_are_masked_before_escaping_even_when_emails_are_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "Tr0ub4dor$$(x)&3*zz_9"  # Markdown's characters: escaped first, it would be spelled otherwise
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    redact_display.kernel_redactor.cache_clear()
+    try:
+        diagnosis = _diagnosis([f"key {secret} for ada_l@example.com"], check="iam-put", step="rotate it")
+        shown = notebook.root_cause_markdown(diagnosis, hide=False)
+    finally:
+        redact_display.kernel_redactor.cache_clear()
+    assert "ada_l@example.com" in shown  # asked to show e-mails
+    assert "Tr0ub4dor" not in shown and "key \\*\\*\\* for" in shown, shown
