@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -489,3 +490,19 @@ def close_quietly(*sockets: websocket.WebSocket | None) -> None:
             with contextlib.suppress(Exception):
                 ws.close(timeout=2)
             ws.shutdown()  # type: ignore[no-untyped-call]  # close() is a no-op once a close frame was received; see read_close
+
+
+def hold_engine_restart(monkeypatch: Any, timeout: float = 180) -> threading.Event:
+    """Hold the lab's own restart of a dead DynamoDB Local until the returned event is set, as if the engine
+    took that long to come back, so what a test sees during the outage is certain."""
+    from kit.lab import engines
+
+    release = threading.Event()
+    real_restart = engines.restart_dynamodb_local
+
+    def held_restart(dead: engines.Engine, start_timeout: float = 60.0) -> engines.Engine:
+        assert release.wait(timeout), "the test never ended the outage"
+        return real_restart(dead, start_timeout)
+
+    monkeypatch.setattr(engines, "restart_dynamodb_local", held_restart)
+    return release

@@ -17,7 +17,6 @@ import copy
 import json
 import os
 import signal
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,13 +26,12 @@ import pandas as pd
 import pytest
 
 from kit import causes, diagnose
-from kit.lab import engines
 from kit.lab.lab import Lab
 from kit.lab.provision import POLICY_NAME, ROLE_NAME, load_policy
 from kit.lab.scenarios import SCENARIOS, ClientPlan
 from kit.probe import ProbePlan, ProbeTimeouts
 
-from .labclient import wait_until
+from .labclient import hold_engine_restart, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -329,14 +327,7 @@ class TestFaultsMadeThroughAws:
             pytest.skip("only DynamoDB Local runs in a process of its own that can be killed")
         # The lab restarts a dead engine by itself; the restart is held until the evidence has been gathered,
         # as if the engine took that long to come back, so the diagnosis certainly ran during the outage.
-        gathered = threading.Event()
-        real_restart = engines.restart_dynamodb_local
-
-        def held_restart(dead: engines.Engine, timeout: float = 60.0) -> engines.Engine:
-            assert gathered.wait(180), "the test never ended the outage"
-            return real_restart(dead, timeout)
-
-        monkeypatch.setattr(engines, "restart_dynamodb_local", held_restart)
+        gathered = hold_engine_restart(monkeypatch)
         since = datetime.now(UTC)
         os.kill(engine.pid, signal.SIGKILL)
         try:
