@@ -20,7 +20,6 @@ import os
 import random
 import re
 import signal
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from kit.handler.app import user_hash
-from kit.lab import engines, sockets
+from kit.lab import sockets
 from kit.lab.lab import STATE_DIR_ENV, Lab, lab_file, read_lab_file
 
 from .labclient import (
@@ -40,6 +39,7 @@ from .labclient import (
     close_quietly,
     connect_user,
     drop_after_sending,
+    hold_engine_restart,
     info,
     items_of,
     lambda_lines,
@@ -214,14 +214,7 @@ def test_dynamodb_killed_mid_run_fails_handshakes_loudly_and_the_lab_says_it_and
     port = engine.port
     # The lab restarts its engine by itself; the test holds that restart until it has seen the outage,
     # as if the engine took that long to come back, so what it sees during the outage is certain.
-    outage_seen = threading.Event()
-    real_restart = engines.restart_dynamodb_local
-
-    def slow_restart(dead: engines.Engine, timeout: float = 60.0) -> engines.Engine:
-        assert outage_seen.wait(120), "the test never ended the outage"
-        return real_restart(dead, timeout)
-
-    monkeypatch.setattr(engines, "restart_dynamodb_local", slow_restart)
+    outage_seen = hold_engine_restart(monkeypatch, timeout=120)
     started = now_ms()
     before_kill = connect_user(lab, unique_user("before"))
     users = [f"drill-{index:03d}@example.com" for index in range(60)]
