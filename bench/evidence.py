@@ -44,8 +44,8 @@ import pandas as pd
 
 from bench.figures import Detail, Figure, figure, median
 from bench.settings import BenchSettings
-from kit import dynamo
 from kit import logparse as lp
+from kit.dynamo import table as dynamo
 from kit.handler.app import user_hash, utc_timestamp
 from kit.lab import gateway_core as gateway
 from kit.lab import gateway_logs as gl

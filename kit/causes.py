@@ -94,8 +94,8 @@ CAUSES: tuple[Cause, ...] = (
         45,
         "The connections table's key or its workspaceIndex GSI differs from what the handler writes and "
         "queries, so writes or broadcasts fail.",
-        "Recreate the table as kit.schema.EXPECTED describes it (key connectionId S; GSI workspaceIndex on "
-        "workspaceId S, projection ALL).",
+        "Recreate the table as kit.dynamo.schema.EXPECTED describes it (key connectionId S; GSI "
+        "workspaceIndex on workspaceId S, projection ALL).",
     ),
     Cause(
         "table-write-denied",

@@ -294,7 +294,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 def _cmd_table(args: argparse.Namespace) -> int:
     """Compare the connections table with the expected schema (or create it locally)."""
-    from kit import schema
+    from kit.dynamo import schema
 
     target = _target_from_args(args)
     client = target.client("dynamodb")

@@ -2,7 +2,7 @@
 
 ``gather`` reads the evidence through :mod:`kit.target` (configuration, table, IAM, logs, and optionally a
 probe; on a writable target it also tests the table in isolation with an item of its own, see
-:mod:`kit.direct_write`) and never raises for one missing piece: a section that could not be read is
+:mod:`kit.dynamo.direct_write`) and never raises for one missing piece: a section that could not be read is
 recorded, and the checks that need it say ``skip`` with the reason. ``run_checks`` is pure: each check looks
 at the evidence frames only. ``rank`` picks the root cause among the failing checks by :mod:`kit.causes` rank.
 
@@ -23,7 +23,9 @@ from typing import Any
 
 import pandas as pd
 
-from kit import causes, config, direct_write, dynamo, frames, iam, logparse, logs
+from kit import causes, config, frames, iam, logparse, logs
+from kit.dynamo import direct_write
+from kit.dynamo import table as dynamo
 from kit.errors import KitError, failure_kind
 from kit.findings import (
     API_GATEWAY_CONNECTION_ID,

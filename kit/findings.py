@@ -58,7 +58,7 @@ class Evidence:
     invocations: pd.DataFrame | None = None
     lifecycle: pd.DataFrame | None = None
     probe: pd.DataFrame | None = None
-    direct_write: pd.DataFrame | None = None  # kit.direct_write.DIRECT_WRITE_COLUMNS; every step NA: not run
+    direct_write: pd.DataFrame | None = None  # dynamo.direct_write.DIRECT_WRITE_COLUMNS; all NA: not run
     problems: dict[str, str] = field(default_factory=dict)  # section -> why it could not be read
     # section -> kit.errors.FailureKind of its problem (unreachable | denied | failed); absent: failed
     problem_kinds: dict[str, str] = field(default_factory=dict)

@@ -54,7 +54,8 @@ import websocket
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
-from kit import __version__, direct_write
+from kit import __version__
+from kit.dynamo import direct_write
 from kit.errors import ConfigurationError, error_facts
 from kit.target import Target
 

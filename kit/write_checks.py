@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kit import causes, direct_write, dynamo, frames, logparse
+from kit import causes, frames, logparse
+from kit.dynamo import direct_write
+from kit.dynamo import table as dynamo
 from kit.errors import failure_kind
 from kit.findings import (
     API_GATEWAY_CONNECTION_ID,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from kit import schema
+from kit.dynamo import schema
 from kit.errors import ConfigurationError, EngineError
 from kit.lab import engines, provision, scenarios
 from kit.lab.cloudwatch import LogWriter

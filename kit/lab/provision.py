@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from kit import schema
+from kit.dynamo import schema
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 FUNCTION_NAME = "chatgenius-websocket"

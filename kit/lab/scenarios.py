@@ -140,7 +140,7 @@ def _seed_wrong_table(ctx: LabContext) -> None:
 
 
 def _wrong_region(ctx: LabContext) -> None:
-    from kit import schema
+    from kit.dynamo import schema
 
     other = "us-east-1"
     schema.create_table(ctx.aws_in_region(other).client("dynamodb"), name=ctx.resources.table)

@@ -1,4 +1,4 @@
-"""kit.direct_write against a real DynamoDB engine: the storage test on a good table, a missing one, no index.
+"""kit.dynamo.direct_write against a real DynamoDB engine: the storage test on a good table, a missing one, no index.
 
 Each test gets a table of its own on the session's engine (DynamoDB Local, or moto as the announced
 fallback), reached through a lab ``Target`` as the diagnosis reaches it.
@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kit import direct_write, schema
+from kit.dynamo import direct_write, schema
 from kit.lab import engines
 from kit.target import Target
 

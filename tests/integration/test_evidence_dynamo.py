@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import websocket
 
-from kit import dynamo
+from kit.dynamo import table as dynamo
 from kit.lab.lab import Lab
 
 pytestmark = pytest.mark.integration

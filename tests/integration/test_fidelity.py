@@ -522,7 +522,7 @@ def test_iam_enforcement_including_the_index_arn(lab: Lab) -> None:
 
 def test_region_separation(lab: Lab) -> None:
     """Row: region separation."""
-    from kit import schema
+    from kit.dynamo import schema
 
     user = unique_user()
     other = lab.target("us-east-1").client("dynamodb")

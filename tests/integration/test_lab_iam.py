@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from kit import schema
+from kit.dynamo import schema
 from kit.lab import engines
 from kit.lab.dynamodb_front import DynamoDBFront
 from kit.lab.live import CredentialIssuer, LiveConfig, authorizer

@@ -1,4 +1,4 @@
-"""kit.schema against the session's DynamoDB engine: the expected table round-trips, wrong shapes are caught."""
+"""kit.dynamo.schema against the session's DynamoDB engine: the expected table round-trips, wrong shapes are caught."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from kit.dynamo.schema import EXPECTED, IndexSchema, create_table, describe, diff_table
 from kit.errors import AwsError
 from kit.lab.engines import Engine
-from kit.schema import EXPECTED, IndexSchema, create_table, describe, diff_table
 from kit.target import Target
 
 pytestmark = pytest.mark.integration

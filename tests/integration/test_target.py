@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from kit.dynamo.schema import create_table, describe
 from kit.lab.engines import Engine
-from kit.schema import create_table, describe
 from kit.target import Target
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kit import causes, config, diagnose, direct_write, dynamo, frames, iam, logparse, probe, schema
+from kit import causes, config, diagnose, frames, iam, logparse, probe
 from kit.diagnose import CHECKS, FINDING_COLUMNS, Evidence, Finding
+from kit.dynamo import direct_write, schema
+from kit.dynamo import table as dynamo
 from kit.errors import AwsError, ConfigurationError, EngineError
 from kit.lab import gateway_core
 

@@ -1,4 +1,4 @@
-"""kit.direct_write offline: the four calls against a stubbed client, the frame's contract, read-only targets.
+"""kit.dynamo.direct_write offline: the four calls against a stubbed client, the frame's contract, read-only targets.
 
 The client is the target's own (``Target.local`` on a loopback port nothing listens on), wrapped in botocore's
 ``Stubber``, so every request is checked against the recorded answer and nothing leaves the process.
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from botocore.stub import ANY, Stubber
 
-from kit import direct_write
-from kit.direct_write import DIRECT_WRITE_COLUMNS, STEPS, StepAnswer
+from kit.dynamo import direct_write
+from kit.dynamo.direct_write import DIRECT_WRITE_COLUMNS, STEPS, StepAnswer
 from kit.errors import ConfigurationError
 from kit.target import Target
 

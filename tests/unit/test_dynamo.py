@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from botocore.stub import Stubber
 
-from kit import dynamo
-from kit import items as items_module
-from kit.dynamo import (
+from kit.dynamo import items as items_module
+from kit.dynamo import table as dynamo
+from kit.dynamo.table import (
     COVERAGE_COLUMNS,
     DESCRIBE_COLUMNS,
     ITEMS_COLUMNS,

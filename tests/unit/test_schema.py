@@ -1,4 +1,4 @@
-"""kit.schema offline: diff_table over hand-built describe_table answers, check_item, the frame, the request."""
+"""kit.dynamo.schema offline: diff_table over hand-built describe_table answers, check_item, the frame, the request."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kit.schema import (
+from kit.dynamo.schema import (
     DIFFERENCE_COLUMNS,
     EXPECTED,
     IndexSchema,
@@ -393,7 +393,7 @@ def test_describe_errors_blame_a_permission_only_when_there_was_an_answer(
 
     from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-    from kit import schema
+    from kit.dynamo import schema
 
     errors: dict[str, Exception] = {
         "EndpointConnectionError": EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),

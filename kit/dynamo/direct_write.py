@@ -38,7 +38,7 @@ from kit.errors import error_facts
 if TYPE_CHECKING:
     from kit.target import Target
 
-log = logging.getLogger("kit.direct_write")
+log = logging.getLogger("kit.dynamo.direct_write")
 
 # One prefix marks every item the kit itself causes: kit.probe's workspaces use it too.
 ITEM_PREFIX: Final = "kit-probe-"

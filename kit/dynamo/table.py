@@ -11,7 +11,7 @@ Timestamps are UTC-aware. Bad input (a page without ``Items``, an item that is n
 a DynamoDB AttributeValue) does not stop the shaping: the row says what was wrong in ``_problem`` and
 page-level faults are listed in ``frame.attrs["problems"]``.
 
-``items_frame`` and ``items_frame_slow`` live in :mod:`kit.items` (pure) and are re-exported here.
+``items_frame`` and ``items_frame_slow`` live in :mod:`kit.dynamo.items` (pure) and are re-exported here.
 
 What this module must not do: write to AWS. It only describes, scans, queries and GETs ``@connections`` (never
 POST or DELETE), so it is safe against a production account with a read-only target. It creates no boto3
@@ -33,9 +33,9 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
-from kit import frames, schema
-from kit.errors import AwsError, error_facts
-from kit.items import (
+from kit import frames
+from kit.dynamo import schema
+from kit.dynamo.items import (
     EXPECTED_FIELDS,
     ITEMS_COLUMNS,
     PROBLEM_COLUMN,
@@ -46,13 +46,14 @@ from kit.items import (
     items_frame,
     items_frame_slow,
 )
+from kit.errors import AwsError, error_facts
 
 if TYPE_CHECKING:
     from kit.target import Target
 
-log = logging.getLogger("kit.dynamo")
+log = logging.getLogger("kit.dynamo.table")
 
-# The items frame lives in kit.items; its names are this module's too.
+# The items frame lives in kit.dynamo.items; its names are this module's too.
 __all__ = [
     "COVERAGE_COLUMNS",
     "DESCRIBE_COLUMNS",
@@ -304,7 +305,7 @@ def expected_schema(target: Target) -> schema.TableSchema:
 
 
 def schema_diff_frame(target: Target) -> pd.DataFrame:
-    """How the target's table differs from the seed's schema (``kit.schema.DIFFERENCE_COLUMNS``)."""
+    """How the target's table differs from the seed's schema (``kit.dynamo.schema.DIFFERENCE_COLUMNS``)."""
     description = fetch_description(target)
     return schema.differences_frame(schema.diff_table(description, expected_schema(target)))
 

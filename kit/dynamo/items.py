@@ -8,8 +8,8 @@ string, boolean and nullable-integer arrays). Numbers never become ``Decimal``.
 
 Bad input (a page without ``Items``, an item that is not a map, a value that is not a DynamoDB
 AttributeValue) does not stop the shaping: the row says what was wrong in ``_problem`` and page-level faults
-are listed in ``frame.attrs["problems"]``. :mod:`kit.dynamo` fetches the pages and re-exports this module's
-public names.
+are listed in ``frame.attrs["problems"]``. :mod:`kit.dynamo.table` fetches the
+pages.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from kit import frames, schema
+from kit import frames
+from kit.dynamo import schema
 
-log = logging.getLogger("kit.items")
+log = logging.getLogger("kit.dynamo.items")
 
 # The fields the $connect handler writes; their value columns are always strings, whatever type an item used.
 EXPECTED_FIELDS: Final[tuple[str, ...]] = tuple(name for name, _ in schema.EXPECTED.required_fields)
