@@ -112,11 +112,11 @@ def _print_frame(frame: Any, args: argparse.Namespace) -> None:
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    """Gather the evidence, run the checks, print the ranked root cause.
+    """Read the evidence, run the checks, print the ranked root cause.
 
-    Exit 0 none, 1 a cause or a symptom, 2 failed or inconclusive (``kit.causes.exit_code``).
+    Exit 0 none, 1 a cause or a symptom, 2 failed or inconclusive (``kit.diagnose.causes.exit_code``).
     """
-    from kit import causes, diagnose
+    from kit.diagnose import causes, ranking, reading
 
     target = _target_from_args(args)
     plan = None
@@ -124,9 +124,9 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         from kit.probe import ProbePlan
 
         plan = ProbePlan(clients=args.probe_clients)
-    evidence = diagnose.gather(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
-    result = diagnose.diagnose(evidence)
-    print(diagnose.to_json(result) if args.json else diagnose.summary_text(result))
+    evidence = reading.read_evidence(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
+    result = ranking.diagnose(evidence)
+    print(ranking.to_json(result) if args.json else ranking.summary_text(result))
     return causes.exit_code(str(result.root_cause["id"]))
 
 
