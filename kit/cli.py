@@ -179,9 +179,9 @@ def _parse_log_file(path: Path, form: Format) -> int:
     Broken input (an export cut short, a bad timestamp, a line that never ends): the events before it are
     written, the output is closed (a --json array stays valid), and the error says where; exit 2.
     """
-    from kit import output
+    from kit import frames, output
     from kit.logparse import reading, streaming
-    from kit.logparse.columns import LOG_COLUMNS, empty_frame
+    from kit.logparse.columns import LOG_COLUMNS
 
     try:
         opened = [path.open("rb")]  # the first pass's; a pipe can be opened only once
@@ -203,7 +203,7 @@ def _parse_log_file(path: Path, form: Format) -> int:
             writer.write(part)
     except KitError as exc:
         if not writer.rows:
-            writer.write(empty_frame(LOG_COLUMNS))  # a CSV header, at least
+            writer.write(frames.empty(LOG_COLUMNS))  # a CSV header, at least
         writer.close()
         raise KitError(f"{exc} Output stops there ({writer.rows:,} events written).") from exc
     except BrokenPipeError:  # the reader went away (`| head`): stop reading, quietly
