@@ -2,7 +2,7 @@
 
 :mod:`kit.diagnose.reading` fills the evidence, the ``*_checks`` modules turn it into findings and
 :mod:`kit.diagnose.ranking` ranks them into a diagnosis. This module holds only the shapes they share and a
-few helpers, so the checks can import it without importing each other or anything that does I/O. Pure.
+few helpers, so the checks can import it without importing each other or the reading. Pure: no I/O.
 """
 
 from __future__ import annotations
