@@ -112,11 +112,11 @@ def _print_frame(frame: Any, args: argparse.Namespace) -> None:
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    """Gather the evidence, run the checks, print the ranked root cause.
+    """Read the evidence, run the checks, print the ranked root cause.
 
-    Exit 0 none, 1 a cause or a symptom, 2 failed or inconclusive (``kit.causes.exit_code``).
+    Exit 0 none, 1 a cause or a symptom, 2 failed or inconclusive (``kit.diagnose.causes.exit_code``).
     """
-    from kit import causes, diagnose
+    from kit.diagnose import causes, ranking, reading
 
     target = _target_from_args(args)
     plan = None
@@ -124,9 +124,9 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         from kit.probe import ProbePlan
 
         plan = ProbePlan(clients=args.probe_clients)
-    evidence = diagnose.gather(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
-    result = diagnose.diagnose(evidence)
-    print(diagnose.to_json(result) if args.json else diagnose.summary_text(result))
+    evidence = reading.read_evidence(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
+    result = ranking.diagnose(evidence)
+    print(ranking.to_json(result) if args.json else ranking.summary_text(result))
     return causes.exit_code(str(result.root_cause["id"]))
 
 
@@ -179,9 +179,9 @@ def _parse_log_file(path: Path, form: Format) -> int:
     Broken input (an export cut short, a bad timestamp, a line that never ends): the events before it are
     written, the output is closed (a --json array stays valid), and the error says where; exit 2.
     """
-    from kit import output
+    from kit import frames, output
     from kit.logparse import reading, streaming
-    from kit.logparse.columns import LOG_COLUMNS, empty_frame
+    from kit.logparse.columns import LOG_COLUMNS
 
     try:
         opened = [path.open("rb")]  # the first pass's; a pipe can be opened only once
@@ -203,7 +203,7 @@ def _parse_log_file(path: Path, form: Format) -> int:
             writer.write(part)
     except KitError as exc:
         if not writer.rows:
-            writer.write(empty_frame(LOG_COLUMNS))  # a CSV header, at least
+            writer.write(frames.empty(LOG_COLUMNS))  # a CSV header, at least
         writer.close()
         raise KitError(f"{exc} Output stops there ({writer.rows:,} events written).") from exc
     except BrokenPipeError:  # the reader went away (`| head`): stop reading, quietly

@@ -63,10 +63,6 @@ FETCH_REPORT_COLUMNS: dict[str, str] = {
 }
 
 
-def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
-    return frames.empty(columns)
-
-
 def typed_frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
     return frames.from_rows(rows, columns)
 

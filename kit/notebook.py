@@ -52,7 +52,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from kit import config, diagnose, frames, redact_display
+from kit import config, frames, redact_display
+from kit.diagnose import ranking
+from kit.diagnose.findings import Diagnosis
 from kit.errors import ConfigurationError, error_facts
 from kit.handler import app, seed
 from kit.lab import gateway_core
@@ -171,7 +173,7 @@ def _shown(hide: bool) -> Callable[[object], str]:
     return lambda value: markdown_text(keeping.redact_text(str(value)))
 
 
-def root_cause_markdown(diagnosis: diagnose.Diagnosis, *, hide: bool = True) -> str:
+def root_cause_markdown(diagnosis: Diagnosis, *, hide: bool = True) -> str:
     """The ranked root cause as Markdown: id, summary, the evidence that decided it, the next step.
 
     Every piece is text, never markup: a connection id ``<img src=x onerror=…>`` in the evidence shows as
@@ -191,7 +193,7 @@ def root_cause_markdown(diagnosis: diagnose.Diagnosis, *, hide: bool = True) -> 
     )
 
 
-def next_steps_markdown(diagnosis: diagnose.Diagnosis, *, hide: bool = True) -> str:
+def next_steps_markdown(diagnosis: Diagnosis, *, hide: bool = True) -> str:
     """Every distinct next step of the failing, then the warning, findings, as a Markdown list (escaped as
     :func:`root_cause_markdown`)."""
     shown = _shown(hide)
@@ -211,13 +213,13 @@ def next_steps_markdown(diagnosis: diagnose.Diagnosis, *, hide: bool = True) -> 
     return "\n".join(lines)
 
 
-def write_summary(diagnosis: diagnose.Diagnosis, path: str | os.PathLike[str]) -> Path | None:
+def write_summary(diagnosis: Diagnosis, path: str | os.PathLike[str]) -> Path | None:
     """Write the diagnosis (``root_cause`` and ``findings``) as JSON to ``path``; empty writes nothing."""
     if not str(path):
         return None
     destination = Path(path)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.write_text(diagnose.to_json(diagnosis) + "\n", encoding="utf-8")
+    destination.write_text(ranking.to_json(diagnosis) + "\n", encoding="utf-8")
     return destination
 
 

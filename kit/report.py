@@ -8,7 +8,8 @@ starts one (``kit.lab.lab.Lab``) for the duration of the run.
 
 Exit codes (``ReportResult.exit_code``): 0 the diagnosis found no cause, 1 it ranked a cause or a symptom,
 2 the kit failed (the lab could not start, or the notebook that writes the diagnosis failed before writing
-it) or the diagnosis was inconclusive (evidence it needed could not be read; ``kit.causes.exit_code``).
+it) or the diagnosis was inconclusive (evidence it needed could not be read;
+``kit.diagnose.causes.exit_code``).
 
 What this module must not do: write anything under ``reports/`` that has not passed the ``Redactor``
 (papermill executes into a private folder under ``.kit/``, removed when the run ends), write under ``$HOME``
@@ -38,7 +39,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from kit import __version__, causes
+from kit import __version__
+from kit.diagnose import causes
 from kit.errors import ConfigurationError, KitError
 from kit.lab.engines import PROJECT_ROOT
 from kit.markup import markdown_text, sanitize_html
@@ -584,7 +586,7 @@ def _read_diagnosis(path: Path, name: str, run: _Run) -> dict[str, Any] | None:
 
 
 def _outcome(run: _Run) -> tuple[int, str]:
-    """(exit code, status): 2/failed when the kit failed, else the root cause's (``kit.causes.exit_code``)."""
+    """(exit code, status): 2/failed when the kit failed, else the root cause's (``causes.exit_code``)."""
     any_failed = any(n.status == "failed" for n in run.notebooks)
     if run.errors or (run.diagnosis is None and (run.diagnosis_expected or any_failed)):
         return 2, "failed"

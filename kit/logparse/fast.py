@@ -35,11 +35,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kit import frames
 from kit.logparse import building as bd
 from kit.logparse import jsonblock, re2
 from kit.logparse import patterns as p
 from kit.logparse import textbuffer as tb
-from kit.logparse.columns import LOG_COLUMNS, UTC_TIME, empty_frame
+from kit.logparse.columns import LOG_COLUMNS, UTC_TIME
 from kit.logparse.events import ensure_events
 
 _ROLE = {
@@ -848,7 +849,7 @@ def parse_part(frame: pd.DataFrame, lambda_elsewhere: np.ndarray | None = None) 
     a line no pattern claims is then Lambda output, as :func:`parse` of the whole input would say.
     """
     if len(frame) == 0:
-        return empty_frame(LOG_COLUMNS)
+        return frames.empty(LOG_COLUMNS)
     parser = _Parser(frame, lambda_elsewhere)
     stages = (parser.categorise, parser.resolve, parser.scan, parser.event_types, parser.carry_request_ids)
     for stage in stages:

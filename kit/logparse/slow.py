@@ -16,8 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from kit import frames
 from kit.logparse import patterns as p
-from kit.logparse.columns import LOG_COLUMNS, conform, empty_frame
+from kit.logparse.columns import LOG_COLUMNS, conform
 from kit.logparse.events import ensure_events, events_frame
 
 
@@ -408,5 +409,5 @@ def parse_lines_slow(
         else:
             frame = ensure_events(items)
     if len(frame) == 0:
-        return empty_frame(LOG_COLUMNS)
+        return frames.empty(LOG_COLUMNS)
     return _parse_frame(frame)

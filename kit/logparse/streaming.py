@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from kit import frames
 from kit.errors import ConfigurationError
 from kit.logparse import fast
 from kit.logparse import patterns as p
-from kit.logparse.columns import LOG_COLUMNS, empty_frame
+from kit.logparse.columns import LOG_COLUMNS
 
 Read = Callable[[], Iterator[pd.DataFrame]]
 """A fresh pass over the input: its raw event frames, in order, the same each time."""
@@ -104,7 +105,7 @@ class PartsParse:
             given = True
             yield parsed
         if not given:
-            yield empty_frame(LOG_COLUMNS)
+            yield frames.empty(LOG_COLUMNS)
 
     def _parse(self, index: int, frame: pd.DataFrame) -> pd.DataFrame:
         streams = _Streams.of(frame)

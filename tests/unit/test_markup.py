@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
 from kit import notebook, redact_display
-from kit.findings import FINDING_COLUMNS, Diagnosis
+from kit.diagnose.findings import FINDING_COLUMNS, Diagnosis
 from kit.markup import figure_text, markdown_code, markdown_text, sanitize_html
 
 matplotlib.use("Agg")
