@@ -24,9 +24,9 @@ from urllib.parse import unquote
 from botocore.exceptions import ClientError
 
 from kit import policy
-from kit.lab.engines import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from kit.lab.provision import ClientFactory
 from kit.lab.sigv4 import SigningSecret
+from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 T = TypeVar("T")
 

@@ -58,8 +58,8 @@ summary_path: str = ""  # where the diagnosis JSON goes (empty: nowhere)"""
 
 DIAGNOSE = """from pathlib import Path
 from kit import diagnose
-from kit.lab.lab import lab_target
-result = diagnose.diagnose(diagnose.gather(lab_target()))
+from kit.target import Target
+result = diagnose.diagnose(diagnose.gather(Target.from_lab_file()))
 if summary_path:
     Path(summary_path).write_text(diagnose.to_json(result))
 result.findings[["check", "verdict", "cause"]]"""
@@ -324,7 +324,7 @@ CANARY_CELLS = (
     """import os, json
 import pandas as pd
 from IPython.display import HTML, JSON, Markdown, display
-t = lab_target()
+t = Target.from_lab_file()
 events = t.client("logs").filter_log_events(logGroupName="/aws/lambda/chatgenius-websocket")["events"]
 canary = [e for e in events if "canary" in e["logStreamName"]]
 print(json.dumps(canary, indent=1))
