@@ -4,15 +4,17 @@ A ``Target`` says which account-and-region the investigation looks at (``kind`` 
 connections table and index, and how to reach AWS: local endpoints and the lab's dummy credentials, or a
 profile / the default credential chain / credentials from the app's ``.env.local``. ``Target.client(service)``
 is the only way the kit builds a boto3 client, so region, endpoint, retry mode and timeouts are decided here
-once; everything deeper takes a client or a target as an argument.
+once; everything deeper takes a client or a target as an argument. ``Target.from_parameters`` is the one
+place that turns parameters (the CLI's flags, the notebooks' parameters, a report's options) into a target.
 
 The module also reads the seed app's ``.env.local`` (a Next.js file) with python-dotenv, keeping every line it
 could not use as a numbered problem instead of dropping it, and derives the API id, region and stage from the
 WebSocket URL.
 
 What this module must not do: call AWS while resolving a target (credentials are checked, never used), read
-any file but the env file and the AWS config files boto3 reads anyway, or let a secret reach a repr, a log
-line or an error message. Secret values live in ``Secret`` objects whose repr is redacted.
+any file but the env file, the lab file (``kit.local``) and the AWS config files boto3 reads anyway, import
+the lab (``kit.lab`` builds on targets, not the reverse), or let a secret reach a repr, a log line or an
+error message. Secret values live in ``Secret`` objects whose repr is redacted.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from kit.errors import UNREACHABLE_NEXT_STEP, AwsError, error_facts, failure_kind
+from kit.errors import AwsError, error_code
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -557,30 +557,23 @@ def _region(client: Any) -> str:
     return str(getattr(getattr(client, "meta", None), "region_name", None) or "an unknown region")
 
 
-def _aws_error(exc: Exception, operation: str, table_name: str, client: Any) -> AwsError:
+def _table_error(exc: BaseException, operation: str, table_name: str, client: Any) -> AwsError:
+    """``exc`` of a call on the table, with this module's next steps (``AwsError.from_botocore``)."""
     region = _region(client)
-    code, detail = error_facts(exc)
-    action = operation[0].lower() + operation[1:]
-    next_step = {
-        "AccessDeniedException": (
-            f"grant dynamodb:{operation} on arn:aws:dynamodb:{region}:*:table/{table_name} to the "
-            "identity the kit uses"
-        ),
-        "UnrecognizedClientException": "check that the credentials belong to this account",
-        "ExpiredTokenException": "refresh the session credentials (aws sso login) and retry",
-    }.get(
-        code,
-        UNREACHABLE_NEXT_STEP
-        if failure_kind(code) == "unreachable"
-        else f"check the table name, the region and the caller's dynamodb:{operation} permission",
-    )
-    return AwsError(
-        f"DynamoDB {action} for table {table_name} in {region} failed with {code}"
-        f"{': ' + detail if detail else ''}; {next_step}.",
-        service="dynamodb",
-        operation=operation,
-        code=code,
-        resource=table_name,
+    return AwsError.from_botocore(
+        exc,
+        "dynamodb",
+        operation,
+        table_name,
+        resource_type="table",
+        region=region,
+        hints={
+            "AccessDeniedException": (
+                f"grant dynamodb:{operation} on arn:aws:dynamodb:{region}:*:table/{table_name} to the "
+                "identity the kit uses"
+            ),
+        },
+        otherwise=f"check the table name, the region and the caller's dynamodb:{operation} permission",
     )
 
 
@@ -588,12 +581,10 @@ def describe(client: Any, name: str) -> dict[str, Any] | None:
     """The ``Table`` member of ``describe_table`` for ``name``, or None when the table does not exist."""
     try:
         answer = client.describe_table(TableName=name)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+    except (ClientError, BotoCoreError) as exc:
+        if error_code(exc) == "ResourceNotFoundException":
             return None
-        raise _aws_error(exc, "DescribeTable", name, client) from exc
-    except BotoCoreError as exc:
-        raise _aws_error(exc, "DescribeTable", name, client) from exc
+        raise _table_error(exc, "DescribeTable", name, client) from exc
     return dict(answer["Table"])
 
 
@@ -644,9 +635,9 @@ def create_table(
     table_name = name or schema.name
     try:
         client.create_table(**create_table_request(schema, name=table_name))
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-            raise _aws_error(exc, "CreateTable", table_name, client) from exc
+    except (ClientError, BotoCoreError) as exc:
+        if error_code(exc) != "ResourceInUseException":
+            raise _table_error(exc, "CreateTable", table_name, client) from exc
         existing = describe(client, table_name)
         errors = [d for d in diff_table(existing, schema) if d.severity == "error"]
         errors = [d for d in errors if d.kind not in {"table-not-active", "index-not-active"}]
@@ -659,8 +650,6 @@ def create_table(
                 code="ResourceInUseException",
                 resource=table_name,
             ) from exc
-    except BotoCoreError as exc:
-        raise _aws_error(exc, "CreateTable", table_name, client) from exc
     if wait:
         _wait_active(client, table_name, timeout)
     described = describe(client, table_name)

@@ -46,7 +46,7 @@ from kit.dynamo.items import (
     items_frame,
     items_frame_slow,
 )
-from kit.errors import AwsError, error_facts
+from kit.errors import AwsError, error_response
 
 if TYPE_CHECKING:
     from kit.target import Target
@@ -314,28 +314,6 @@ def schema_diff_frame(target: Target) -> pd.DataFrame:
 # Scanning
 
 
-def _scan_error(exc: Exception, target: Target, operation: str, resource: str) -> AwsError:
-    code, detail = error_facts(exc)
-    next_step = {
-        "ResourceNotFoundException": (
-            f"check the table name and the region (the target is {target.region}); the $connect Lambda "
-            "writes to the table in its own region unless TABLE_REGION says otherwise"
-        ),
-        "AccessDeniedException": (
-            f"grant the kit's identity dynamodb:{operation} on {resource} (reading is all the kit needs)"
-        ),
-        "ValidationException": f"check that {resource} exists and has the index the kit was told about",
-    }.get(code, "retry, and check the credentials and the network if it persists")
-    return AwsError(
-        f"DynamoDB {operation} of {resource} in {target.region} failed with {code}"
-        f"{': ' + detail if detail else ''}; {next_step}.",
-        service="dynamodb",
-        operation=operation,
-        code=code,
-        resource=resource,
-    )
-
-
 def _show_progress(progress: bool) -> bool:
     stream = sys.stderr
     return progress and hasattr(stream, "isatty") and stream.isatty()
@@ -389,7 +367,27 @@ def scan_pages(
                 with lock:
                     bar.update(len(page["Items"]))
         except (ClientError, BotoCoreError) as exc:
-            raise _scan_error(exc, target, "Scan", resource) from exc
+            raise AwsError.from_botocore(
+                exc,
+                "dynamodb",
+                "Scan",
+                resource,
+                resource_type="table",
+                region=target.region,
+                hints={
+                    "ResourceNotFoundException": (
+                        f"check the table name and the region (the target is {target.region}); the "
+                        "$connect Lambda writes to the table in its own region unless TABLE_REGION says "
+                        "otherwise"
+                    ),
+                    "AccessDeniedException": (
+                        f"grant the kit's identity dynamodb:Scan on {resource} (reading is all the kit needs)"
+                    ),
+                    "ValidationException": (
+                        f"check that {resource} exists and has the index the kit was told about"
+                    ),
+                },
+            ) from exc
         return pages
 
     try:
@@ -525,10 +523,8 @@ def fetch_connections(
     def get(connection_id: str) -> tuple[str, dict[str, Any]]:
         try:
             answer = client.get_connection(ConnectionId=connection_id)
-        except ClientError as exc:
-            return connection_id, dict(exc.response)
-        except BotoCoreError as exc:
-            return connection_id, {"Error": {"Code": type(exc).__name__, "Message": str(exc)}}
+        except (ClientError, BotoCoreError) as exc:
+            return connection_id, error_response(exc)
         return connection_id, dict(answer)
 
     ids = list(dict.fromkeys(connection_ids))
