@@ -592,7 +592,7 @@ def permission_heatmap(permission_frame: pd.DataFrame | None) -> Figure:
 def index_coverage_plot(coverage: pd.DataFrame | None) -> Figure:
     """How many stored items ``workspaceIndex`` holds, and why the others are missing from it.
 
-    Takes ``kit.dynamo.table.index_coverage`` (one row per item); bars: "in the index", then each ``why_not``.
+    Takes ``kit.dynamo.items.index_coverage`` (one row per item); bars: "in the index", then each ``why_not``.
     """
     figure, axes = _figure("Stored connections: in workspaceIndex, or why not")
     missing = _missing(coverage, ("in_index", "why_not"))

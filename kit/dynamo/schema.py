@@ -113,28 +113,41 @@ DIFFERENCE_COLUMNS: Mapping[str, str] = {
 
 
 # --------------------------------------------------------------------------------------------------
-# Pure: compare a describe_table answer with the schema
+# Pure: reading a describe_table answer (here only: the diff and kit.dynamo.table's frame both use these)
 
 
-def _table_part(description: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Accept both ``describe_table``'s whole answer and its ``Table`` member."""
+def table_part(description: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The table's description from ``describe_table``'s whole answer or from its ``Table`` member."""
     inner = description.get("Table")
     return inner if isinstance(inner, Mapping) else description
+
+
+def billing_mode(table: Mapping[str, Any]) -> str:
+    """``PAY_PER_REQUEST`` or ``PROVISIONED``: how the described table is billed.
+
+    ``BillingModeSummary`` says it when present. AWS leaves the summary out of a table that has been
+    provisioned since it was created ("you may need to switch to on-demand mode at least once in order to
+    return a BillingModeSummary", DescribeTable's reference), so its absence means PROVISIONED, except when
+    the table reports zero read and write capacity: a provisioned table has at least one unit of each, and
+    emulators describe on-demand tables that way.
+    """
+    summary = table.get("BillingModeSummary")
+    if isinstance(summary, Mapping) and summary.get("BillingMode"):
+        return str(summary["BillingMode"])
+    throughput = table.get("ProvisionedThroughput")
+    if isinstance(throughput, Mapping) and not any(
+        throughput.get(units) for units in ("ReadCapacityUnits", "WriteCapacityUnits")
+    ):
+        return "PAY_PER_REQUEST"
+    return "PROVISIONED"
 
 
 def _key(key_schema: Iterable[Mapping[str, Any]], key_type: str) -> str | None:
     return next((k["AttributeName"] for k in key_schema if k.get("KeyType") == key_type), None)
 
 
-def _billing_mode(table: Mapping[str, Any]) -> str:
-    summary = table.get("BillingModeSummary") or {}
-    if summary.get("BillingMode"):
-        return str(summary["BillingMode"])
-    # AWS omits the summary for some tables; on-demand tables report zero provisioned capacity.
-    throughput = table.get("ProvisionedThroughput") or {}
-    if throughput.get("ReadCapacityUnits", 0) == 0 and throughput.get("WriteCapacityUnits", 0) == 0:
-        return "PAY_PER_REQUEST"
-    return "PROVISIONED"
+# --------------------------------------------------------------------------------------------------
+# Pure: compare a describe_table answer with the schema
 
 
 def diff_table(
@@ -163,7 +176,7 @@ def diff_table(
                 ),
             )
         ]
-    table = _table_part(description)
+    table = table_part(description)
     name = str(table.get("TableName", expected.name))
     types: dict[str, str] = {
         a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])
@@ -173,7 +186,7 @@ def diff_table(
     diffs += _key_differences(table, name, types, expected)
     for index in expected.indexes:
         diffs += _index_differences(table, name, types, index, expected)
-    billing = _billing_mode(table)
+    billing = billing_mode(table)
     if billing != expected.billing_mode:
         throughput = table.get("ProvisionedThroughput") or {}
         capacity = (

@@ -45,6 +45,7 @@ DIAGNOSIS_MODULES = (
     "logs.py",
     "dynamo/table.py",
     "dynamo/items.py",
+    "dynamo/stale.py",
     "dynamo/schema.py",
     "iam.py",
     "config.py",

@@ -22,7 +22,7 @@ import pytest
 from kit import causes, config, diagnose, frames, iam, logparse, probe
 from kit.diagnose import CHECKS, FINDING_COLUMNS, Evidence, Finding
 from kit.dynamo import direct_write, schema
-from kit.dynamo import table as dynamo
+from kit.dynamo.items import COVERAGE_COLUMNS, ITEMS_COLUMNS
 from kit.errors import AwsError, ConfigurationError, EngineError
 from kit.lab import gateway_core
 
@@ -113,12 +113,12 @@ def differences(*rows: Mapping[str, Any]) -> pd.DataFrame:
 
 def items(*rows: Mapping[str, Any]) -> pd.DataFrame:
     default = {"connectionId": CONN, "workspaceId": "ws-1", "userId": "user-1", "timestamp": NOW.isoformat()}
-    return _frame(dynamo.ITEMS_COLUMNS, default, rows)
+    return _frame(ITEMS_COLUMNS, default, rows)
 
 
 def coverage(*rows: Mapping[str, Any]) -> pd.DataFrame:
     default = {"connection_id": CONN, "workspace_id": "ws-1", "workspace_id_type": "S", "in_index": True}
-    return _frame(dynamo.COVERAGE_COLUMNS, default, rows)
+    return _frame(COVERAGE_COLUMNS, default, rows)
 
 
 _PERMISSIONS = {
@@ -284,8 +284,8 @@ def test_builders_keep_the_declared_contracts() -> None:
         "functions": (functions(), config.FUNCTION_COLUMNS),
         "stage": (stage(), config.STAGE_COLUMNS),
         "differences": (differences(), schema.DIFFERENCE_COLUMNS),
-        "items": (items(), dynamo.ITEMS_COLUMNS),
-        "coverage": (coverage(), dynamo.COVERAGE_COLUMNS),
+        "items": (items(), ITEMS_COLUMNS),
+        "coverage": (coverage(), COVERAGE_COLUMNS),
         "permissions": (permissions(), iam.PERMISSION_COLUMNS),
         "log_lines": (log_lines(), logparse.LOG_COLUMNS),
         "invocations": (invocations(), logparse.INVOCATION_COLUMNS),
