@@ -51,6 +51,7 @@ from kit.lab import gateway_core as gateway
 from kit.lab import gateway_logs as gl
 from kit.lab import lambda_logs as ll
 from kit.lab.provision import ACCESS_LOG_FORMAT, ACCESS_LOG_GROUP, FUNCTION_NAME, STAGE
+from kit.local import PROJECT_ROOT
 
 Progress = Callable[[str], None]
 
@@ -59,7 +60,6 @@ LOG_RATE_TARGET = 500_000.0  # the issue's: at least 500k lines/s
 DYNAMO_SPEEDUP_TARGET = 5.0  # the issue's: at least 5x TypeDeserializer + DataFrame
 MEMORY_TARGET_MB = 1024.0  # the issue's: 1M log lines in at most 1 GB
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 600.0
 
 # ---------------------------------------------------------------------------------------------------------
