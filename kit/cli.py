@@ -55,7 +55,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         for scenario in scenarios.SCENARIOS.values():
             print(f"{scenario.name:{width}}  {scenario.summary}")
         return EXIT_OK
-    from kit.lab.lab import Lab, lab_file
+    from kit.lab.lab import Lab
+    from kit.local import lab_file
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -80,20 +81,17 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
 
 def _target_from_args(args: argparse.Namespace) -> Any:
+    """The target the command's ``--target``, ``--profile``, ... name (``Target.from_parameters``)."""
     from kit.target import Target
 
-    if getattr(args, "endpoint", None):
-        return Target.local({"dynamodb": args.endpoint}, region=args.region or "us-east-2", table=args.table)
-    if getattr(args, "target", "lab") == "lab":
-        from kit.lab.lab import lab_target
-
-        return lab_target()
-    return Target.aws(
+    return Target.from_parameters(
+        args.target,
         profile=args.profile,
         region=args.region,
         table=args.table,
         env_file=args.env_file,
         websocket_url=args.websocket_url,
+        dynamodb_url=getattr(args, "endpoint", None),  # `kit table --endpoint` only
         allow_writes=getattr(args, "allow_writes", False),
     )
 

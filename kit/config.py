@@ -28,7 +28,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kit import frames
-from kit.errors import UNREACHABLE_NEXT_STEP, AwsError, ConfigurationError, error_facts, failure_kind
+from kit.errors import AwsError, ConfigurationError, error_response
 from kit.target import (
     ACCESS_KEY_ID_KEYS,
     DEFAULT_TABLE,
@@ -291,22 +291,6 @@ class ApiAnswers:
         return next((s for s in self.stages if s.get("StageName") == name), None)
 
 
-def _api_error(exc: Exception, operation: str, api_id: str, target: Target) -> AwsError:
-    code = error_facts(exc)[0]
-    hint = (
-        f"check the API id (from the WebSocket URL) and that it lives in {target.region}"
-        if code == "NotFoundException"
-        else "check the credentials (apigateway:GET is needed) and the network"
-    )
-    return AwsError(
-        f"API Gateway {operation} for API {api_id} in {target.region} failed with {code}; {hint}.",
-        service="apigatewayv2",
-        operation=operation,
-        code=code,
-        resource=api_id,
-    )
-
-
 def fetch_api(target: Target, api_id: str | None = None) -> ApiAnswers:
     """``get_api``, then every page of ``get_routes``, ``get_integrations`` and ``get_stages``."""
     api_id = api_id or target.api_id
@@ -332,7 +316,20 @@ def fetch_api(target: Target, api_id: str | None = None) -> ApiAnswers:
                 for item in page.get("Items", [])
             ]
     except (ClientError, BotoCoreError) as exc:
-        raise _api_error(exc, operation, api_id, target) from exc
+        raise AwsError.from_botocore(
+            exc,
+            "apigatewayv2",
+            operation,
+            api_id,
+            resource_type="API",
+            region=target.region,
+            hints={
+                "NotFoundException": (
+                    f"check the API id (from the WebSocket URL) and that it lives in {target.region}"
+                )
+            },
+            otherwise="check the credentials (apigateway:GET is needed) and the network",
+        ) from exc
     return ApiAnswers(api, collected["get_routes"], collected["get_integrations"], collected["get_stages"])
 
 
@@ -455,10 +452,8 @@ def fetch_functions(target: Target, function_names: Iterable[str]) -> list[dict[
     for name in dict.fromkeys(function_names):
         try:
             answers.append(_strip_metadata(client.get_function_configuration(FunctionName=name)))
-        except ClientError as exc:
-            answers.append({"FunctionName": name, "Error": dict(exc.response.get("Error", {}))})
-        except BotoCoreError as exc:
-            answers.append({"FunctionName": name, "Error": {"Code": type(exc).__name__, "Message": str(exc)}})
+        except (ClientError, BotoCoreError) as exc:
+            answers.append({"FunctionName": name, "Error": dict(error_response(exc).get("Error", {}))})
     return answers
 
 
@@ -562,19 +557,13 @@ def fetch_tables(target: Target, regions: Iterable[str] | None = None) -> dict[s
             pages = regional.client("dynamodb").get_paginator("list_tables").paginate()
             found[region] = [str(name) for page in pages for name in page.get("TableNames", [])]
         except (ClientError, BotoCoreError) as exc:
-            code = error_facts(exc)[0]
-            # Only a refusal is about the kit's permission; an endpoint that did not answer is not.
-            next_step = (
-                UNREACHABLE_NEXT_STEP
-                if failure_kind(code) == "unreachable"
-                else "the kit's identity needs dynamodb:ListTables (read-only) to say whether the app's "
-                "table exists"
-            )
-            raise AwsError(
-                f"DynamoDB ListTables in {region} failed with {code}; {next_step}.",
-                service="dynamodb",
-                operation="ListTables",
-                code=code,
+            raise AwsError.from_botocore(
+                exc,
+                "dynamodb",
+                "ListTables",
+                region=region,
+                otherwise="the kit's identity needs dynamodb:ListTables (read-only) to say whether the app's "
+                "table exists",
             ) from exc
     return found
 

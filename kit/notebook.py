@@ -3,7 +3,6 @@
 The notebooks under ``notebooks/`` are thin: a parameters cell, calls into the kit, tables, plots and prose.
 This module holds the small pieces that would otherwise be written inside them:
 
-    target_from_parameters(...)          the notebooks' parameters → a ``Target`` (the lab or a real account)
     connect_function(target)             the Lambda function the ``$connect`` route invokes
     hide_emails(frame)                   a copy of a frame with e-mail addresses and secrets masked
     root_cause_markdown / next_steps_markdown / write_summary     the diagnosis, for a reader and a machine
@@ -65,7 +64,6 @@ from kit.target import Target
 
 log = logging.getLogger("kit.notebook")
 
-TARGET_KINDS: Final = ("lab", "aws")
 NOTHING: Final = "nothing to show"
 MAX_TIMELINE_ROWS: Final = 40
 
@@ -80,42 +78,6 @@ SLOW: Final = "#6a1b9a"
 
 # --------------------------------------------------------------------------------------------------
 # Targets
-
-
-def target_from_parameters(  # noqa: PLR0917 - the notebooks' parameters, in their order
-    target: str,
-    profile: str,
-    region: str,
-    table: str,
-    env_file: str,
-    websocket_url: str,
-    *,
-    allow_writes: bool = False,
-) -> Target:
-    """The target a notebook's parameters name: ``lab`` reads the running lab's file, ``aws`` an account.
-
-    Papermill parameters cannot be None, so an empty string means "not given" (the env file, the environment
-    and the defaults decide, as for ``kit --target aws``). The lab ignores the other parameters: the lab file
-    says everything. ``allow_writes`` makes a real account writable (``kit --allow-writes``); read-only is
-    the default.
-    """
-    kind = target.strip().lower()
-    if kind == "lab":
-        from kit.lab.lab import lab_target
-
-        return lab_target()
-    if kind == "aws":
-        return Target.aws(
-            profile=profile or None,
-            region=region or None,
-            table=table or None,
-            env_file=env_file or None,
-            websocket_url=websocket_url or None,
-            allow_writes=allow_writes,
-        )
-    raise ConfigurationError(
-        f"The target parameter is {target!r}; use 'lab' (a running `kit lab up`) or 'aws' (a real account)."
-    )
 
 
 def connect_function(target: Target) -> str:
@@ -632,7 +594,7 @@ def permission_heatmap(permission_frame: pd.DataFrame | None) -> Figure:
 def index_coverage_plot(coverage: pd.DataFrame | None) -> Figure:
     """How many stored items ``workspaceIndex`` holds, and why the others are missing from it.
 
-    Takes ``kit.dynamo.table.index_coverage`` (one row per item); bars: "in the index", then each ``why_not``.
+    Takes ``kit.dynamo.items.index_coverage`` (one row per item); bars: "in the index", then each ``why_not``.
     """
     figure, axes = _figure("Stored connections: in workspaceIndex, or why not")
     missing = _missing(coverage, ("in_index", "why_not"))

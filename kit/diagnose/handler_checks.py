@@ -15,7 +15,7 @@ import pandas as pd
 from kit import frames, logparse
 from kit.diagnose import causes
 from kit.diagnose.findings import CONNECT, GATEWAY_SOURCES, Evidence, Finding, skip
-from kit.dynamo import table as dynamo
+from kit.dynamo.items import TIMESTAMP_UTC
 
 
 def check_handshakes(e: Evidence) -> list[Finding]:
@@ -192,12 +192,12 @@ def _stored_after_talking(e: Evidence) -> pd.DataFrame | None:
     """
     if e.items is None or e.items.empty or e.lifecycle is None or e.lifecycle.empty or e.log_lines is None:
         return None
-    if not {"connectionId", dynamo.TIMESTAMP_UTC} <= set(e.items.columns):
+    if not {"connectionId", TIMESTAMP_UTC} <= set(e.items.columns):
         return None
     messages = e.log_lines[e.log_lines["event_type"].eq("MESSAGE").fillna(False).astype(bool)]
     first_message = messages.dropna(subset=["connection_id"]).groupby("connection_id")["ts"].min()
-    stored = e.items[["connectionId", dynamo.TIMESTAMP_UTC]].dropna()
-    stored = stored.rename(columns={"connectionId": "connection_id", dynamo.TIMESTAMP_UTC: "stored_at"})
+    stored = e.items[["connectionId", TIMESTAMP_UTC]].dropna()
+    stored = stored.rename(columns={"connectionId": "connection_id", TIMESTAMP_UTC: "stored_at"})
     connects = e.lifecycle[["connection_id", "connect_ts"]].dropna()
     joined = stored.astype({"connection_id": "string"}).merge(connects, on="connection_id", how="inner")
     if joined.empty:

@@ -23,7 +23,8 @@ import pandas as pd
 from kit import config, iam, logparse, logs
 from kit.diagnose.findings import CONNECT, Evidence
 from kit.dynamo import direct_write
-from kit.dynamo import table as dynamo
+from kit.dynamo.items import index_coverage, index_pages, scan_items
+from kit.dynamo.table import schema_diff_frame
 from kit.errors import KitError, failure_kind
 from kit.target import Target
 
@@ -82,13 +83,13 @@ def read_evidence(
         str(region) for region in evidence.functions["table_region"].dropna().tolist() if str(region)
     }
     evidence.tables = _section(evidence, "tables", lambda: config.fetch_tables(target, sorted(regions))) or {}
-    evidence.schema_differences = _section(evidence, "table", lambda: dynamo.schema_diff_frame(target))
+    evidence.schema_differences = _section(evidence, "table", lambda: schema_diff_frame(target))
     if target.table in evidence.tables.get(target.region, []):
-        evidence.items = _section(evidence, "items", lambda: dynamo.scan_items(target, progress=progress))
+        evidence.items = _section(evidence, "items", lambda: scan_items(target, progress=progress))
         if evidence.items is not None:
             items = evidence.items
             evidence.coverage = _section(
-                evidence, "index", lambda: dynamo.index_coverage(items, dynamo.index_pages(target))
+                evidence, "index", lambda: index_coverage(items, index_pages(target))
             )
     # After the scan, so the test item never shows among the items; it is deleted again at once.
     if target.read_only:

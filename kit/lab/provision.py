@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kit.dynamo import schema
+from kit.local import PROJECT_ROOT
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 FUNCTION_NAME = "chatgenius-websocket"
@@ -31,7 +32,7 @@ ROUTE_KEYS = ("$connect", "$disconnect", "message", "presence", "typing")
 ACCESS_LOG_GROUP = "/aws/apigateway/chatgenius-websocket-access"
 HANDLER_DIR = Path(__file__).resolve().parents[1] / "handler"
 HANDLER_FILES = ("app.py", "seed.py")
-POLICY_FILE = Path(__file__).resolve().parents[2] / "iam-policies.json"
+POLICY_FILE = PROJECT_ROOT / "iam-policies.json"
 LAMBDA_TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [

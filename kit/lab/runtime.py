@@ -22,8 +22,8 @@ level (INFO unless configured) filters platform records. Neither is applied to T
 
 What this module must not do: call AWS (configuration arrives as data, see ``function_config_from_answer``),
 write to CloudWatch itself (that is the sink's job), pass the lab's own environment to a function, or leave
-a worker process behind: workers are killed on ``close()``, and ``PR_SET_PDEATHSIG`` (``engines.
-_die_with_parent``) ends them if the lab process dies. Linux only, like ``kit.lab.engines``.
+a worker process behind: workers are killed on ``close()``, and ``PR_SET_PDEATHSIG``
+(``kit.lab.processes``) ends them if the lab process dies. Linux only, like ``kit.lab.engines``.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ from typing import Any, Literal
 
 from kit.errors import ConfigurationError, EngineError
 from kit.lab import lambda_logs
-from kit.lab.engines import PROJECT_ROOT, _die_with_parent
 from kit.lab.lambda_logs import LogEvent, Report
+from kit.lab.processes import die_with_parent
+from kit.local import PROJECT_ROOT
 
 log = logging.getLogger("kit.lab.runtime")
 
@@ -1093,7 +1094,7 @@ class LambdaRuntime:
                 cwd=environment["LAMBDA_TASK_ROOT"],
                 pass_fds=(requests_read, events_write),
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
             )
         except OSError as exc:
             for fd in (requests_read, requests_write, events_read, events_write):

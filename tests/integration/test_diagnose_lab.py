@@ -113,7 +113,8 @@ def _scenario_uses(path: Path) -> list[str]:
         uses += [
             f"line {node.lineno}: imports {module}"
             for module in modules
-            if module in ("kit.lab.scenarios", "kit.lab.lab") or "scenario" in module
+            if module in ("kit.lab.scenarios", "kit.lab.lab", "kit.local.read_lab_file")
+            or "scenario" in module
         ]
         if isinstance(node, ast.Attribute) and "scenario" in node.attr.lower():
             uses.append(f"line {node.lineno}: reads .{node.attr}")
@@ -141,7 +142,8 @@ def test_the_scenario_finder_would_see_a_peek(tmp_path: Path) -> None:
     peek.write_text(
         "from kit.lab import scenarios\n"
         "import kit.lab.scenarios\n"
-        "from kit.lab.lab import read_lab_file\n"
+        "from kit.lab.lab import Lab\n"
+        "from kit.local import read_lab_file\n"
         "expected = read_lab_file()['scenario']\n"
         "name = lab.scenario.name\n"
     )
@@ -149,8 +151,9 @@ def test_the_scenario_finder_would_see_a_peek(tmp_path: Path) -> None:
         "line 1: imports kit.lab.scenarios",
         "line 2: imports kit.lab.scenarios",
         "line 3: imports kit.lab.lab",
-        "line 4: the key 'scenario'",
-        "line 5: reads .scenario",
+        "line 4: imports kit.local.read_lab_file",
+        "line 5: the key 'scenario'",
+        "line 6: reads .scenario",
     ]
 
 

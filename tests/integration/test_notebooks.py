@@ -23,7 +23,8 @@ import pandas as pd
 import papermill
 import pytest
 
-from kit.lab.lab import STATE_DIR_ENV, Lab
+from kit.lab.lab import Lab
+from kit.local import STATE_DIR_ENV
 
 pytestmark = pytest.mark.integration
 

@@ -59,8 +59,8 @@ summary_path: str = ""  # where the diagnosis JSON goes (empty: nowhere)"""
 DIAGNOSE = """from pathlib import Path
 from kit.diagnose import ranking
 from kit.diagnose.reading import read_evidence
-from kit.lab.lab import lab_target
-result = ranking.diagnose(read_evidence(lab_target()))
+from kit.target import Target
+result = ranking.diagnose(read_evidence(Target.from_lab_file()))
 if summary_path:
     Path(summary_path).write_text(ranking.to_json(result))
 result.findings[["check", "verdict", "cause"]]"""
@@ -325,7 +325,7 @@ CANARY_CELLS = (
     """import os, json
 import pandas as pd
 from IPython.display import HTML, JSON, Markdown, display
-t = lab_target()
+t = Target.from_lab_file()
 events = t.client("logs").filter_log_events(logGroupName="/aws/lambda/chatgenius-websocket")["events"]
 canary = [e for e in events if "canary" in e["logStreamName"]]
 print(json.dumps(canary, indent=1))

@@ -23,7 +23,7 @@ from kit import config, frames, iam, logparse, probe
 from kit.diagnose.findings import Check, Evidence, Finding
 from kit.diagnose.ranking import CHECKS
 from kit.dynamo import direct_write, schema
-from kit.dynamo import table as dynamo
+from kit.dynamo.items import COVERAGE_COLUMNS, ITEMS_COLUMNS
 
 REGION = "us-east-2"
 OTHER_REGION = "us-east-1"
@@ -111,12 +111,12 @@ def differences(*rows: Mapping[str, Any]) -> pd.DataFrame:
 
 def items(*rows: Mapping[str, Any]) -> pd.DataFrame:
     default = {"connectionId": CONN, "workspaceId": "ws-1", "userId": "user-1", "timestamp": NOW.isoformat()}
-    return _frame(dynamo.ITEMS_COLUMNS, default, rows)
+    return _frame(ITEMS_COLUMNS, default, rows)
 
 
 def coverage(*rows: Mapping[str, Any]) -> pd.DataFrame:
     default = {"connection_id": CONN, "workspace_id": "ws-1", "workspace_id_type": "S", "in_index": True}
-    return _frame(dynamo.COVERAGE_COLUMNS, default, rows)
+    return _frame(COVERAGE_COLUMNS, default, rows)
 
 
 _PERMISSIONS = {

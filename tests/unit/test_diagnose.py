@@ -33,7 +33,7 @@ from kit.diagnose.findings import (
 )
 from kit.diagnose.ranking import CHECKS
 from kit.dynamo import direct_write, schema
-from kit.dynamo import table as dynamo
+from kit.dynamo.items import COVERAGE_COLUMNS, ITEMS_COLUMNS
 from kit.errors import AwsError, ConfigurationError, EngineError
 
 from .diagnose_evidence import (
@@ -73,8 +73,8 @@ def test_builders_keep_the_declared_contracts() -> None:
         "functions": (functions(), config.FUNCTION_COLUMNS),
         "stage": (stage(), config.STAGE_COLUMNS),
         "differences": (differences(), schema.DIFFERENCE_COLUMNS),
-        "items": (items(), dynamo.ITEMS_COLUMNS),
-        "coverage": (coverage(), dynamo.COVERAGE_COLUMNS),
+        "items": (items(), ITEMS_COLUMNS),
+        "coverage": (coverage(), COVERAGE_COLUMNS),
         "permissions": (permissions(), iam.PERMISSION_COLUMNS),
         "log_lines": (log_lines(), logparse.LOG_COLUMNS),
         "invocations": (invocations(), logparse.INVOCATION_COLUMNS),
