@@ -154,12 +154,13 @@ _AT = r"(?:@|%(?:25)*40|\\{1,3}u0040|&(?:amp;)*(?:#0*64|#[xX]0*40|commat);|＠)"
 _ENCODED_CHAR = r"%(?!40|25)[0-9A-Fa-f]{2}|\\u(?!0040)[0-9A-Fa-f]{4}"
 _LABEL = rf"(?:[^\W_]|{_ENCODED_CHAR})(?:[\w-]|{_ENCODED_CHAR}){{0,62}}"
 # EMAIL: an address, or the start of one a table display cut inside its domain ("ada@exam..."). Local parts
-# start where a run of their characters starts (the lookbehind) and are bounded (64 characters, as in RFC
-# 5321), so a long run without an at sign costs linear time. No possessive quantifier: CPython 3.11.2
+# start where a run of their characters starts (the lookbehind), after the dots that may open the run
+# ("...ada@example.com": the dots are the group `lead`, kept as they are), and are bounded (64 characters, as
+# in RFC 5321), so a long run without an at sign costs linear time. No possessive quantifier: CPython 3.11.2
 # (Debian 12's) mismatches a possessive repeat of this group, and none of the local part's characters can
 # start an at sign, so backtracking finds nothing a possessive repeat would not.
 EMAIL = re.compile(
-    rf"(?<![\w.+%-])(?P<local>(?:[\w+-]|{_ENCODED_CHAR})(?:[\w.+-]|{_ENCODED_CHAR}){{0,63}})(?P<at>{_AT})"
+    rf"(?<![\w.+%-])(?P<lead>\.*)(?P<local>(?:[\w+-]|{_ENCODED_CHAR})(?:[\w.+-]|{_ENCODED_CHAR}){{0,63}})(?P<at>{_AT})"
     rf"(?P<domain>(?:{_LABEL}\.){{1,8}}(?:[^\W\d_]{{2,24}}|xn--[A-Za-z0-9-]{{1,59}})(?![\w-])"
     rf"|(?:[\w.-]|{_ENCODED_CHAR}){{0,253}}?(?=\.\.\.|…))"
 )
@@ -222,14 +223,15 @@ def mask_email(match: re.Match[str], salt: str) -> str:
     The suffix is the first 6 hex digits of a SHA-256 of ``salt`` and the address as written in plain text,
     lower-cased, so every spelling of one address (``%40``, ``\\u0040``, an IDN domain in Unicode or
     punycode) masks the same way within one salt, and nobody without the salt can look an address up. The
-    at sign stays as it was spelled, so a URL or a JSON string stays well formed.
+    at sign stays as it was spelled, and dots before the address (``...ada@``) stay, so a URL or a JSON
+    string stays well formed.
     """
     local, domain = _decoded(match.group("local")), _decoded(match.group("domain"))
     with contextlib.suppress(UnicodeError):
         domain = domain.encode("idna").decode("ascii")
     digest = hashlib.sha256(f"{salt}:{local}@{domain}".lower().encode()).hexdigest()[:6]
     first = local[:1].lower() if local[:1].isalnum() else ""
-    return f"{first}{REDACTED}{match.group('at')}{REDACTED}#{digest}"
+    return f"{match.group('lead')}{first}{REDACTED}{match.group('at')}{REDACTED}#{digest}"
 
 
 def mask_emails(text: str, salt: str) -> str:

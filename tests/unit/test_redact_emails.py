@@ -69,6 +69,7 @@ def test_every_spelling_masks_alike_bare_and_in_context(at: str, context: str) -
         json.dumps(ADDRESS)[1:-1],
         json.dumps(ADDRESS.replace("@", "\\u0040"))[1:-1],  # JSON of a JSON string: the backslash doubled
         "ADA.Lovelace@EXAMPLE.com",  # case does not make another user
+        "..." + ADDRESS,  # cut before it: the dots are not part of the address
     ],
 )
 def test_encodings_of_one_address_hash_alike(spelled: str) -> None:
@@ -126,6 +127,10 @@ LABEL_63 = "l" * 63
         ("mailto:a@b.co", "mailto:a***@***#MASK"),
         ("token=a@b.co", "token=a***@***#MASK"),
         ("x.a@b.co", "x***@***#MASK"),
+        # dots that open a run (text cut before the address, a path) stay; the address after them goes
+        (".a@b.co", ".a***@***#MASK"),
+        ("see ...a@b.co, or", "see ...a***@***#MASK, or"),
+        ("..a..b@c.co", "..a***@***#MASK"),
         # cut by a display inside the domain
         ("a@exam...", "a***@***#MASK..."),
         ("a@exam…", "a***@***#MASK…"),
@@ -142,8 +147,10 @@ def test_the_edges_of_an_address(text: str, expected: str) -> None:
     assert masked == expected
 
 
-def test_a_long_run_without_an_at_sign_is_left_alone() -> None:
-    text = "x" * 100_000 + " " + "a." * 50_000
+@pytest.mark.parametrize(
+    "text", ["x" * 100_000, "a." * 50_000, "..a" * 50_000, "." * 100_000 + "a", ("..." + "x" * 60) * 2_000]
+)
+def test_a_long_run_without_an_at_sign_is_left_alone(text: str) -> None:
     assert mask_emails(text, SALT) == text
 
 
