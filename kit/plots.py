@@ -44,7 +44,6 @@ GOOD: Final = "#2e7d32"
 BAD: Final = "#c62828"
 WARN: Final = "#ef6c00"
 UNKNOWN: Final = "#9e9e9e"
-OTHER: Final = "#1565c0"
 SLOW: Final = "#6a1b9a"
 
 

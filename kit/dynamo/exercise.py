@@ -160,9 +160,8 @@ Handler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
 
 HANDLERS: Final[Mapping[str, Handler]] = {"seed": seed.handler, "fixed": app.handler}
 HANDLER_LOGGERS: Final = (seed.__name__, app.LOGGER_NAME)
-LAMBDA_DEFAULT_LEVEL: Final = (
-    logging.WARNING
-)  # the Python runtime's root logger, without AWS_LAMBDA_LOG_LEVEL
+# The Python runtime's root logger level on Lambda without AWS_LAMBDA_LOG_LEVEL: lines below it are lost.
+LAMBDA_DEFAULT_LEVEL: Final = logging.WARNING
 
 HANDLER_RUN_COLUMNS: Final[dict[str, str]] = {
     "case": "string",
