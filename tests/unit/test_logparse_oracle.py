@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kit import logparse as lp
-from kit.logparse import textbuffer
+from kit.logparse.vectorised import textbuffer
 
 GROUPS = [
     "/aws/lambda/chatgenius-websocket",
@@ -245,7 +245,7 @@ def test_without_string_views_the_lines_are_read_the_other_way(events: pd.DataFr
     """Where the parts cannot be copied out as views (an Arrow without the cast, a buffer past 2 GiB), the
     split and pattern paths read the same lines to the same frame."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(textbuffer, "gather", lambda *args: None)
+        patch.setattr(textbuffer, "texts_in_ranges", lambda *args: None)
         patch.setattr(textbuffer, "VIEW_LIMIT", -1)
         without_views = lp.parse(events)
     pd.testing.assert_frame_equal(without_views, lp.parse_lines_slow(events))
