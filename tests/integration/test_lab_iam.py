@@ -22,6 +22,8 @@ from kit.lab.dynamodb_front import DynamoDBFront
 from kit.lab.live import CredentialIssuer, LiveConfig, authorizer
 from kit.target import Target
 
+pytestmark = pytest.mark.integration
+
 ACCOUNT = "123456789012"
 REGION = "us-east-2"
 ROLE = "handler-role"
