@@ -1,8 +1,8 @@
 """The per-line reference parser: the same reading as :func:`kit.logparse.parse`, one line at a time.
 
-Kept for two reasons: it is the baseline the vectorised parser's speed is measured against, and it is the
-oracle of the property tests (both must produce the same frame). It is written to be obviously right, not
-fast; do not use it on large inputs.
+Kept for two reasons: it is the baseline the vectorised parser's (:mod:`kit.logparse.vectorised`) speed is
+measured against, and it is the oracle of its tests (both must produce the same frame). It is written to be
+obviously right, not fast; do not use it on large inputs.
 
 Pure: no I/O.
 """

@@ -23,6 +23,8 @@ from kit.lab.live import CredentialIssuer, LiveConfig, authorizer
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from kit.target import Target
 
+pytestmark = pytest.mark.integration
+
 ACCOUNT = "123456789012"
 REGION = "us-east-2"
 ROLE = "handler-role"
