@@ -1267,10 +1267,6 @@ class LambdaRuntime:
             )
 
 
-Invoker = LambdaRuntime
-"""The name the gateway knows the runtime by."""
-
-
 def _environment_fingerprint(
     credentials: LambdaCredentials | None, extra_env: Mapping[str, str] | None
 ) -> str:
