@@ -93,14 +93,6 @@ def lambda_integration_uri(region: str, function_arn: str) -> str:
     return f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
 
 
-def function_arn_from_uri(uri: str) -> str | None:
-    """The Lambda function ARN inside an AWS_PROXY integration URI, or None when it names none."""
-    marker = "/functions/"
-    if marker not in uri:
-        return None
-    return uri.split(marker, 1)[1].split("/invocations", 1)[0]
-
-
 def handler_zip() -> bytes:
     """The deployment package: the handler files at the top level, as they would be uploaded to AWS."""
     buffer = io.BytesIO()
