@@ -22,6 +22,7 @@ permission fact, about the kit, not the app), or any other failure (``failed``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -145,12 +146,25 @@ def error_facts(exc: BaseException) -> tuple[str, str]:
     """(AWS error code, message without a trailing period) of a botocore error; else (class name, text).
 
     Duck-typed on ``exc.response`` so this module needs no botocore import.
+    The message is its first line, with any session token masked: AWS's answer to a bad signature goes on with
+    the canonical request it expected, ``x-amz-security-token:<the caller's token>`` among its lines, and a
+    kit error is one line that never holds a credential.
     """
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         error = response.get("Error", {})
-        return str(error.get("Code", "Unknown")), str(error.get("Message", "")).rstrip(".")
-    return type(exc).__name__, str(exc).rstrip(".")
+        return str(error.get("Code", "Unknown")), _said(str(error.get("Message", "")))
+    return type(exc).__name__, _said(str(exc))
+
+
+# A session token as a header (the canonical request's line), a query parameter or a JSON field.
+_SESSION_TOKEN = re.compile(r"(x-amz-security-token[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;]+", re.IGNORECASE)
+
+
+def _said(message: str) -> str:
+    """A service's message as a kit error quotes it: the first line, its session token masked."""
+    first = message.strip().split("\n", 1)[0].strip()
+    return _SESSION_TOKEN.sub(r"\1***", first).rstrip(".")
 
 
 FailureKind = Literal["unreachable", "denied", "failed"]

@@ -50,6 +50,54 @@ def test_error_facts(exc: BaseException, expected: tuple[str, str]) -> None:
     assert error_facts(exc) == expected
 
 
+TOKEN = "IQoJb3JpZ2luX2VjEXAMPLEsessionTOKEN0123456789"
+# What AWS answers a request signed with the wrong secret: the canonical request it expected follows the
+# sentence, the caller's session token on one of its lines.
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
+    "Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for "
+    "this request should have been\n'POST\n/\n\nhost:dynamodb.us-east-2.amazonaws.com\n"
+    f"x-amz-security-token:{TOKEN}\n\nhost;x-amz-security-token\n'\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "said"),
+    [
+        pytest.param(
+            SIGNATURE_MISMATCH,
+            "The request signature we calculated does not match the signature you provided. Check your AWS "
+            "Secret Access Key and signing method. Consult the service documentation for details",
+            id="signature mismatch: the first line only",
+        ),
+        pytest.param(f"x-amz-security-token:{TOKEN}", "x-amz-security-token:***", id="header, bare"),
+        pytest.param(
+            f"bad X-Amz-Security-Token: {TOKEN} here", "bad X-Amz-Security-Token: *** here", id="header"
+        ),
+        pytest.param(
+            f"url ?X-Amz-Security-Token={TOKEN}&b=1", "url ?X-Amz-Security-Token=***&b=1", id="query"
+        ),
+        pytest.param(f'{{"x-amz-security-token": "{TOKEN}"}}', '{"x-amz-security-token": "***"}', id="json"),
+        pytest.param("  one line.\n", "one line", id="spaces and period"),
+    ],
+)
+def test_error_facts_quotes_one_line_and_never_a_session_token(message: str, said: str) -> None:
+    assert error_facts(ClientError({"Error": {"Code": "X", "Message": message}}, "Op")) == ("X", said)
+    assert error_facts(ValueError(message)) == ("ValueError", said)
+
+
+def test_a_signature_mismatch_is_one_line_without_the_token() -> None:
+    exc = ClientError(
+        {"Error": {"Code": "InvalidSignatureException", "Message": SIGNATURE_MISMATCH}}, "ListTables"
+    )
+    message = str(AwsError.from_botocore(exc, "dynamodb", "ListTables", region="us-east-2"))
+    assert TOKEN not in message
+    assert "\n" not in message
+    assert message.startswith(
+        "DynamoDB ListTables in us-east-2 failed with InvalidSignatureException: The request"
+    )
+
+
 def _aws(code: str) -> AwsError:
     return AwsError(f"failed with {code}", service="dynamodb", operation="ListTables", code=code)
 
