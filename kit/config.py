@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kit import frames
 from kit.errors import AwsError, ConfigurationError, error_response
+from kit.redact_structure import is_secret_variable
 from kit.target import (
     ACCESS_KEY_ID_KEYS,
     DEFAULT_TABLE,
@@ -50,8 +51,6 @@ log = logging.getLogger("kit.config")
 # The routes the seed's API has (websocket-debugging.md); a missing one is a finding.
 EXPECTED_ROUTE_KEYS: Final[tuple[str, ...]] = ("$connect", "$disconnect", "message", "presence", "typing")
 MASK: Final = "***"
-# Environment variable names whose values are never shown. KEY counts unless it is part of KEY_ID.
-SECRET_NAME: Final = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|KEY(?!_ID)", re.IGNORECASE)
 UTC_DTYPE: Final = frames.UTC_DTYPE
 
 # One row per route, plus one per expected route that is missing.
@@ -345,8 +344,8 @@ def functions_for_api(target: Target, answers: ApiAnswers | None = None) -> list
 
 
 def mask_environment(variables: Mapping[str, Any]) -> dict[str, str]:
-    """The variables, each secret-looking value (by name: :data:`SECRET_NAME`) replaced by ``***``."""
-    return {str(k): MASK if SECRET_NAME.search(str(k)) else str(v) for k, v in sorted(variables.items())}
+    """The variables, each secret one (:func:`kit.redact_structure.is_secret_variable`) shown as ``***``."""
+    return {str(k): MASK if is_secret_variable(str(k)) else str(v) for k, v in sorted(variables.items())}
 
 
 def _log_level(answer: Mapping[str, Any], variables: Mapping[str, Any]) -> tuple[str, str, str | None]:

@@ -71,6 +71,7 @@ from kit.redact_structure import (
     VALUE_FIELDS,
     field_name,
     is_secret_name,
+    is_secret_variable,
     redact_frame,
     redact_mapping,
     redact_pipe_tables,
@@ -84,14 +85,7 @@ MIN_SECRET_LENGTH = 8
 FRAGMENT_LENGTH = 12
 FRAGMENT_MIN_SECRET = 16
 
-# Variables whose value is a secret. ACCESS_KEY(?!_ID): AWS_SECRET_ACCESS_KEY yes, AWS_ACCESS_KEY_ID no.
-SECRET_NAME = re.compile(
-    r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_KEY(?!_ID)", re.IGNORECASE
-)
 ACCESS_KEY_ID_NAMES = ("AWS_ACCESS_KEY_ID", "NEXT_PUBLIC_AWS_ACCESS_KEY_ID")
-# AWS_WEB_IDENTITY_TOKEN_FILE and the like name where a secret is, not the secret; replacing a path (and, by
-# the fragment rule, every URL sharing 12 characters with it) would only blank out the report.
-REFERENCE_SUFFIXES = ("_FILE", "_PATH", "_DIR", "_SOCK")
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # Quotes as they appear around keys and values in JSON, Python reprs, escaped JSON and HTML.
@@ -353,11 +347,7 @@ class Redactor:
             for name, value in source.items():
                 if name in ACCESS_KEY_ID_NAMES:
                     key_ids.append(value)
-                elif (
-                    (SECRET_NAME.search(name) or is_secret_name(name))  # DB_PWD, SIGNING_KEY, ... too
-                    and value
-                    and not name.upper().endswith(REFERENCE_SUFFIXES)
-                ):
+                elif value and is_secret_variable(name):
                     if len(value) < MIN_SECRET_LENGTH:
                         skipped.append(name)
                     else:

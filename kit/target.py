@@ -41,6 +41,7 @@ from dotenv.parser import parse_stream
 from kit import __version__
 from kit.errors import ConfigurationError
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, lab_file, read_lab_file
+from kit.redact_structure import is_secret_variable
 
 log = logging.getLogger("kit.target")
 
@@ -83,7 +84,6 @@ _ALIAS_GROUPS = {
     "WebSocket URL": WEBSOCKET_URL_KEYS,
     "management API URL": MANAGEMENT_URL_KEYS,
 }
-_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PRIVATE|ACCESS_KEY(?!_ID)|CREDENTIAL", re.IGNORECASE)
 
 # Alternative spellings callers use for a service; the value is boto3's service name.
 SERVICE_ALIASES = {
@@ -329,7 +329,7 @@ def _check_env_values(values: Mapping[str, str], lines: Mapping[str, int]) -> li
         at = f"line {lines[key]}: {key}"
         if key in RECOGNISED_KEYS and not value.strip():
             problems.append(f"{at} is empty, so the kit ignores it.")
-        if key.startswith("NEXT_PUBLIC_") and (key in CREDENTIAL_KEYS or _SECRET_NAME.search(key)):
+        if key.startswith("NEXT_PUBLIC_") and (key in CREDENTIAL_KEYS or is_secret_variable(key)):
             problems.append(
                 f"{at} puts a credential in a NEXT_PUBLIC_ variable, which Next.js inlines into the "
                 "JavaScript sent to every browser; rotate the key and keep it in a server-only variable."

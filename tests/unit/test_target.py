@@ -760,3 +760,20 @@ def test_notebook_parameters_make_an_account_writable_only_when_asked(
         allow_writes=allow_writes,
     )
     assert target.read_only is read_only
+
+
+@pytest.mark.parametrize(
+    ("name", "flagged"),
+    [
+        ("NEXT_PUBLIC_AWS_SECRET_ACCESS_KEY", True),
+        ("NEXT_PUBLIC_API_KEY", True),
+        ("NEXT_PUBLIC_DB_PWD", True),  # the same judge as the report's redactor
+        ("NEXT_PUBLIC_AUTH_TOKEN", True),
+        ("NEXT_PUBLIC_WEBSOCKET_URL", False),
+        ("NEXT_PUBLIC_TOKEN_FILE", False),  # where a secret is, not the secret
+        ("API_KEY", False),  # a server-only variable: no warning
+    ],
+)
+def test_a_secret_in_a_next_public_variable_is_flagged(name: str, flagged: bool) -> None:
+    env = parse_env_text(f"{name}=s3cr3t-value-1234\n")
+    assert any("NEXT_PUBLIC_ variable" in p for p in env.problems) is flagged
