@@ -128,10 +128,6 @@ _LAMBDA_ARN = re.compile(
 _CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")
 
 
-_frame = frames.from_rows
-_utc = frames.utc
-
-
 def _strip_metadata(answer: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in answer.items() if key != "ResponseMetadata"}
 
@@ -204,7 +200,7 @@ def routes_frame(
             rows.append({"route_key": route_key, "ok": False, "problem": problem})
     order = {key: position for position, key in enumerate(EXPECTED_ROUTE_KEYS)}
     rows.sort(key=lambda r: (order.get(str(r.get("route_key")), len(order)), str(r.get("route_key") or "")))
-    return _frame(rows, ROUTES_COLUMNS)
+    return frames.from_rows(rows, ROUTES_COLUMNS)
 
 
 def _route_row(route: Mapping[str, Any], integrations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -380,7 +376,7 @@ def function_frame(answer: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> p
             rows.append({"problem": f"A function answer is a {type(item).__name__}, not an object."})
             continue
         rows.append(_function_row(item))
-    return _frame(rows, FUNCTION_COLUMNS)
+    return frames.from_rows(rows, FUNCTION_COLUMNS)
 
 
 def _function_row(answer: Mapping[str, Any]) -> dict[str, Any]:
@@ -476,7 +472,7 @@ def stage_frame(stage: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> pd.Da
         _stage_row(item) if isinstance(item, Mapping) else {"problem": "A stage answer is not an object."}
         for item in stages
     ]
-    return _frame(rows, STAGE_COLUMNS)
+    return frames.from_rows(rows, STAGE_COLUMNS)
 
 
 def _stage_row(stage: Mapping[str, Any]) -> dict[str, Any]:
@@ -601,7 +597,7 @@ def env_file_check(
         env = read_env_file(env_file_path)
     except ConfigurationError as exc:
         checks.add("env file readable", False, str(exc))
-        return _frame(checks.rows, ENV_CHECK_COLUMNS)
+        return frames.from_rows(checks.rows, ENV_CHECK_COLUMNS)
     checks.add(
         "env file parsed",
         not env.problems,
@@ -655,7 +651,7 @@ def env_file_check(
         _check_function(checks, function, app_table, reference_region, known)
     if api is not None:
         checks.add("credentials in env file", True, _credential_detail(env))
-    return _frame(checks.rows, ENV_CHECK_COLUMNS)
+    return frames.from_rows(checks.rows, ENV_CHECK_COLUMNS)
 
 
 def _check_urls(env: EnvFile, checks: _Checks) -> tuple[str | None, tuple[str, str, str] | None]:

@@ -301,9 +301,6 @@ def simulate_checks(
 # The frame
 
 
-_frame = frames.from_rows
-
-
 def permission_frame(
     policies: Iterable[policy.Policy],
     checks: Iterable[policy.PermissionCheck | tuple[str, str, str]],
@@ -342,7 +339,7 @@ def permission_frame(
                 "simulation_note": simulation.note if simulation is not None else None,
             }
         )
-    return _frame(rows, PERMISSION_COLUMNS)
+    return frames.from_rows(rows, PERMISSION_COLUMNS)
 
 
 def function_name_of(function: str) -> str:

@@ -63,10 +63,6 @@ FETCH_REPORT_COLUMNS: dict[str, str] = {
 }
 
 
-def typed_frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
-    return frames.from_rows(rows, columns)
-
-
 # --------------------------------------------------------------------------------------------------------
 # Rate limiting
 # --------------------------------------------------------------------------------------------------------
@@ -268,12 +264,12 @@ def fetch_events(
                 break
         else:
             notes.append(f"events were still arriving after {settle_rounds} re-reads; read again later")
-    frame = typed_frame(rows, EVENT_COLUMNS)
+    frame = frames.from_rows(rows, EVENT_COLUMNS)
     if not frame.empty:
         frame = frame.drop_duplicates(subset=["log_group", "event_id"]).sort_values(
             ["timestamp", "log_group", "log_stream"], kind="stable", ignore_index=True
         )
-    report_frame = typed_frame([r.__dict__ for r in reports], FETCH_REPORT_COLUMNS)
+    report_frame = frames.from_rows([r.__dict__ for r in reports], FETCH_REPORT_COLUMNS)
     return LogFetch(frame, report_frame, (start, end), notes)
 
 
@@ -449,4 +445,4 @@ def log_groups_frame(
                     "found_from": "the stage's AccessLogSettings.DestinationArn",
                 }
             )
-    return typed_frame(rows, LOG_GROUP_COLUMNS)
+    return frames.from_rows(rows, LOG_GROUP_COLUMNS)

@@ -444,12 +444,16 @@ def _remove_items(target: Target, stored: Sequence[str], unsure: Sequence[str] =
 
 
 def compare_handlers(results: pd.DataFrame, cases: Sequence[HandlerCase] = CONNECT_CASES) -> pd.DataFrame:
-    """One row per case: each handler's status, whether it stored an item, and whether the index has it."""
+    """One row per case: each handler's status, whether it stored an item, and whether the index has it.
+
+    The handlers are those ``results`` ran (``exercise_connect_handlers(handlers=)``), else :data:`HANDLERS`.
+    """
     shows = {case.name: case.shows for case in cases}
+    names = list(dict.fromkeys(str(name) for name in results["handler"].dropna())) or list(HANDLERS)
     table_rows: list[dict[str, Any]] = []
     for case_name, part in results.groupby("case", sort=False):
         row: dict[str, Any] = {"case": case_name}
-        for handler_name in HANDLERS:
+        for handler_name in names:
             mine = part[part["handler"] == handler_name]
             first = mine.iloc[0] if not mine.empty else None
             row[f"{handler_name} status"] = None if first is None else first["status_code"]
@@ -458,7 +462,7 @@ def compare_handlers(results: pd.DataFrame, cases: Sequence[HandlerCase] = CONNE
         row["what it shows"] = shows.get(str(case_name), "")
         table_rows.append(row)
     columns = {"case": "string"}
-    for handler_name in HANDLERS:
+    for handler_name in names:
         columns |= {
             f"{handler_name} status": "Int64",
             f"{handler_name} stored": "boolean",

@@ -99,10 +99,6 @@ WHY_NOT_DETAIL: Final[dict[str, str]] = {
 _KNOWN_TYPES: Final = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
 _INT64_LIMIT: Final = 2**63
 
-_empty = frames.empty
-_frame = frames.from_rows
-_utc = frames.utc
-
 
 # --------------------------------------------------------------------------------------------------
 # Items: DynamoDB JSON → typed columns
@@ -707,7 +703,7 @@ def index_coverage(
     """
     n = len(items)
     if n == 0:
-        return _empty(COVERAGE_COLUMNS)
+        return frames.empty(COVERAGE_COLUMNS)
     indexed = _ids_in(index_pages, table_key)
 
     def column(name: str) -> pd.Series:

@@ -288,3 +288,25 @@ def test_compare_handlers_puts_the_two_side_by_side() -> None:
     assert (row["seed status"], row["fixed status"]) == (200, 500)
     assert bool(row["seed stored"]) and not bool(row["fixed stored"])
     assert row["what it shows"] == CASE.shows
+
+
+def test_compare_handlers_shows_the_handlers_that_ran() -> None:
+    results = pd.DataFrame(
+        {
+            "case": [CASE.name],
+            "handler": ["mine"],
+            "status_code": pd.array([201], dtype="Int64"),
+            "item_stored": pd.array([True], dtype="boolean"),
+            "in_index": pd.array([True], dtype="boolean"),
+        }
+    )
+    table = exercise.compare_handlers(results)
+    assert list(table.columns) == ["mine status", "mine stored", "mine in index", "what it shows"]
+    assert table.loc[CASE.name, "mine status"] == 201
+
+
+def test_compare_handlers_of_nothing_has_the_default_handlers_columns() -> None:
+    empty = pd.DataFrame({"case": [], "handler": [], "status_code": [], "item_stored": [], "in_index": []})
+    table = exercise.compare_handlers(empty)
+    assert table.empty
+    assert [c for c in table.columns if c.endswith(" status")] == [f"{h} status" for h in exercise.HANDLERS]
