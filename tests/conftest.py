@@ -20,14 +20,14 @@ from kit.lab import engines
 REGION = "us-east-2"
 
 
-def _engine_choice() -> str:
+def engine_choice() -> str:
     return os.environ.get("KIT_TEST_DYNAMODB", "auto")
 
 
 @pytest.fixture(scope="session")
 def dynamodb_engine() -> Iterator[engines.Engine]:
     """A running DynamoDB engine on loopback for the whole session."""
-    engine = engines.start_dynamodb(_engine_choice())  # type: ignore[arg-type]
+    engine = engines.start_dynamodb(engine_choice())  # type: ignore[arg-type]
     try:
         yield engine
     finally:

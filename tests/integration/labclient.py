@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
@@ -44,6 +44,10 @@ ECHO_HANDLER = "tests.functions.echo_event.handler"
 POST_TO_SELF_HANDLER = "tests.functions.echo_event.post_to_self"
 HANG_HANDLER = "tests.functions.echo_event.hang"
 EVENT_MARKER = "EVENT "
+
+# What ``Lab(dynamodb=...)`` takes; ``empty_dynamodb()`` (conftest.py) gives the session's engine, emptied.
+DynamoDBChoice = Literal["auto", "dynamodb-local", "moto"] | engines.Engine
+EmptyDynamoDB = Callable[[], DynamoDBChoice]
 
 
 def info(lab: Lab) -> Any:

@@ -31,7 +31,7 @@ from kit.lab.provision import POLICY_NAME, ROLE_NAME, load_policy
 from kit.lab.scenarios import SCENARIOS, ClientPlan
 from kit.probe import ProbePlan, ProbeTimeouts
 
-from .labclient import hold_engine_restart, wait_until
+from .labclient import EmptyDynamoDB, hold_engine_restart, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -84,9 +84,9 @@ def finding(diagnosis: diagnose.Diagnosis, check: str) -> pd.Series:
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_the_diagnosis_names_the_scenarios_root_cause(name: str) -> None:
+def test_the_diagnosis_names_the_scenarios_root_cause(name: str, empty_dynamodb: EmptyDynamoDB) -> None:
     scenario = SCENARIOS[name]
-    with Lab(name, write_lab_file=False) as lab:
+    with Lab(name, write_lab_file=False, dynamodb=empty_dynamodb()) as lab:
         diagnosis = run_diagnosis(lab, scenario.client)
     summary = diagnose.summary_text(diagnosis)
     assert diagnosis.root_cause["id"] == scenario.reproduces, summary

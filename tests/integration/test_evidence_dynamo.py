@@ -20,12 +20,14 @@ import websocket
 from kit.dynamo import table as dynamo
 from kit.lab.lab import Lab
 
+from .labclient import EmptyDynamoDB
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
-    with Lab(request.param, write_lab_file=False) as running:
+def lab(request: pytest.FixtureRequest, empty_dynamodb: EmptyDynamoDB) -> Iterator[Lab]:
+    with Lab(request.param, write_lab_file=False, dynamodb=empty_dynamodb()) as running:
         yield running
 
 
