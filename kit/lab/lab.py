@@ -329,14 +329,16 @@ class Lab:
         if info is None:  # the lab is stopping
             return
         status = {RESTARTING: "restarting", STOPPED: "stopped"}.get(events[-1].outcome, "up")
-        self.info = replace(
+        recorded = replace(
             info, dynamodb_status=status, engine_events=tuple(event.as_dict() for event in events)
         )
         if self._stop_lock.acquire(blocking=False):  # never rewrite the file of a lab being stopped
             try:
-                self._write_lab_file(self.info.as_dict())
+                self._write_lab_file(recorded.as_dict())
             finally:
                 self._stop_lock.release()
+        # Published after the file: whoever sees the new status in ``info`` finds it in .kit/lab.json too.
+        self.info = recorded
 
     def _give_up(self, event: EngineEvent) -> None:
         """The engine died and could not be restarted: stop the lab and leave a note saying why."""
