@@ -58,7 +58,7 @@ from kit.handler import app, seed
 from kit.lab import gateway_core
 from kit.logparse import LOG_COLUMNS
 from kit.markup import figure_text, markdown_code, markdown_text
-from kit.probe import STEPS
+from kit.probe_core import STEPS
 from kit.target import Target
 
 log = logging.getLogger("kit.notebook")

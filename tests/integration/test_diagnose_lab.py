@@ -29,7 +29,7 @@ from kit import causes, diagnose
 from kit.lab.lab import Lab
 from kit.lab.provision import POLICY_NAME, ROLE_NAME, load_policy
 from kit.lab.scenarios import SCENARIOS, ClientPlan
-from kit.probe import ProbePlan, ProbeTimeouts
+from kit.probe_core import ProbePlan, ProbeTimeouts
 
 from .labclient import hold_engine_restart, wait_until
 
@@ -42,6 +42,7 @@ DIAGNOSIS_MODULES = (
     "causes.py",
     "dynamo/direct_write.py",
     "probe.py",
+    "probe_core.py",
     "logs.py",
     "dynamo/table.py",
     "dynamo/items.py",

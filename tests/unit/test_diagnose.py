@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kit import causes, config, diagnose, frames, iam, logparse, probe
+from kit import causes, config, diagnose, frames, iam, logparse, probe_core
 from kit.diagnose import CHECKS, FINDING_COLUMNS, Evidence, Finding
 from kit.dynamo import direct_write, schema
 from kit.dynamo import table as dynamo
@@ -218,7 +218,7 @@ def probe_rows(
             common | {"step": "send-message", "ok": sent, "detail": f"send-message {sent} {detail}"},
             common | {"step": "deliver-message", "ok": delivered, "detail": f"deliver-message {delivered}"},
         ]
-    return frames.from_rows(rows, probe.PROBE_COLUMNS)
+    return frames.from_rows(rows, probe_core.PROBE_COLUMNS)
 
 
 PROBE_ITEM = "kit-probe-0123456789abcdef"
@@ -290,7 +290,7 @@ def test_builders_keep_the_declared_contracts() -> None:
         "log_lines": (log_lines(), logparse.LOG_COLUMNS),
         "invocations": (invocations(), logparse.INVOCATION_COLUMNS),
         "lifecycle": (lifecycle(), logparse.LIFECYCLE_COLUMNS),
-        "probe": (probe_rows(), probe.PROBE_COLUMNS),
+        "probe": (probe_rows(), probe_core.PROBE_COLUMNS),
         "direct_write": (direct_write_steps(), direct_write.DIRECT_WRITE_COLUMNS),
     }
     for name, (frame, columns) in built.items():
@@ -894,7 +894,7 @@ CASES: list[Case] = [
                     probe_rows(),
                     frames.from_rows(
                         [{"client": 0, "step": "send-oversize", "ok": False, "detail": "closed 1009"}],
-                        probe.PROBE_COLUMNS,
+                        probe_core.PROBE_COLUMNS,
                     ),
                 ],
                 ignore_index=True,
@@ -1428,8 +1428,8 @@ def test_the_lab_gateways_connection_ids_have_api_gateways_shape() -> None:
 
 
 def test_the_kits_items_share_the_probes_prefix() -> None:
-    assert direct_write.ITEM_PREFIX == probe.WORKSPACE_PREFIX
-    assert direct_write.new_connection_id().startswith(probe.WORKSPACE_PREFIX)
+    assert direct_write.ITEM_PREFIX == probe_core.WORKSPACE_PREFIX
+    assert direct_write.new_connection_id().startswith(probe_core.WORKSPACE_PREFIX)
 
 
 # --------------------------------------------------------------------------------------------------------

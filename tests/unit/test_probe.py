@@ -1,4 +1,4 @@
-"""kit.probe offline: URLs as the browser hook builds them, hashing and redaction, matching broadcasts to
+"""kit.probe and kit.probe_core offline: URLs as the browser hook builds them, hashing and redaction, matching broadcasts to
 senders, telling the probe's items apart, the summary, and the guards that run before any network call."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pytest
 from kit.errors import ConfigurationError
 from kit.handler import app
 from kit.lab.scenarios import ClientPlan
-from kit.probe import (
+from kit.probe import run_probe
+from kit.probe_core import (
     PROBE_COLUMNS,
     STEPS,
     SUMMARY_COLUMNS,
@@ -36,7 +37,6 @@ from kit.probe import (
     probe_url,
     public_url,
     redact,
-    run_probe,
     summarise,
     user_hash,
 )
