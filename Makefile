@@ -19,14 +19,15 @@ TARGET   ?= lab
 SCENARIO ?= $(if $(filter lab,$(TARGET)),seed-logs-dropped)
 ENV_FILE ?=
 
-.PHONY: setup browser test check lint format report bench clean help
+.PHONY: setup browser test test-fast check lint format report bench clean help
 
 help:
-	@echo "make test     set up (venv + DynamoDB Local) and run the test suite"
-	@echo "make report   set up and render a diagnosis report (the lab by default)"
-	@echo "make check    ruff (lint + format check) and mypy"
-	@echo "make bench    run the benchmarks, write bench/results.json"
-	@echo "make clean    remove .venv, node_modules, .kit and caches"
+	@echo "make test      set up (venv + DynamoDB Local) and run the test suite"
+	@echo "make test-fast the unit tests only (no engine, no lab, no Java): the inner loop, under a minute"
+	@echo "make report    set up and render a diagnosis report (the lab by default)"
+	@echo "make check     ruff (lint + format check) and mypy"
+	@echo "make bench     run the benchmarks, write bench/results.json"
+	@echo "make clean     remove .venv, node_modules, .kit and caches"
 
 setup: $(PIP_STAMP) $(NPM_STAMP)
 
@@ -55,6 +56,12 @@ browser:
 
 test: setup browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Everything not marked `integration`, over all of tests/ (not just tests/unit), so a test that starts an
+# engine or a lab without the marker still shows up here, on every core (pytest-xdist). Needs the venv only:
+# no DynamoDB Local, no npm. tests/unit/test_tiers.py checks the markers.
+test-fast: $(PIP_STAMP)
+	$(BIN)/pytest -m "not integration" -n auto $(PYTEST_ARGS)
 
 check: setup
 	$(BIN)/ruff check kit tests bench

@@ -5,8 +5,8 @@ Each figure has a baseline measured in the same run on the same input:
 * log lines → normalised frame: :func:`kit.logparse.parse` against :func:`kit.logparse.parse_lines_slow`,
   the per-line reference, on ``log_lines`` CloudWatch events of a chat app's traffic (below); the issue asks
   for at least 10 times the per-line loop and at least 500,000 lines/s, so that is two figures;
-* DynamoDB JSON pages → DataFrame: :func:`kit.dynamo.items_frame` against
-  :func:`kit.dynamo.items_frame_slow` (boto3's ``TypeDeserializer``, then a frame of plain values) on
+* DynamoDB JSON pages → DataFrame: :func:`kit.dynamo.items.items_frame` against
+  :func:`kit.dynamo.items.items_frame_slow` (boto3's ``TypeDeserializer``, then a frame of plain values) on
   ``dynamo_items`` connections-table items in 1 MB scan pages; the issue asks for at least 5 times;
 * peak memory: ``parse`` of ``memory_lines`` events in a child process (so nothing the bench holds counts),
   its peak resident set during the parse against its resident set with the input frame built; the issue's
@@ -45,12 +45,13 @@ import pandas as pd
 from bench.figures import Detail, Figure, figure, median
 from bench.settings import BenchSettings
 from kit import logparse as lp
-from kit.dynamo import table as dynamo
+from kit.dynamo.items import items_frame, items_frame_slow
 from kit.handler.app import user_hash, utc_timestamp
 from kit.lab import gateway_core as gateway
 from kit.lab import gateway_logs as gl
 from kit.lab import lambda_logs as ll
 from kit.lab.provision import ACCESS_LOG_FORMAT, ACCESS_LOG_GROUP, FUNCTION_NAME, STAGE
+from kit.local import PROJECT_ROOT
 
 Progress = Callable[[str], None]
 
@@ -59,7 +60,6 @@ LOG_RATE_TARGET = 500_000.0  # the issue's: at least 500k lines/s
 DYNAMO_SPEEDUP_TARGET = 5.0  # the issue's: at least 5x TypeDeserializer + DataFrame
 MEMORY_TARGET_MB = 1024.0  # the issue's: 1M log lines in at most 1 GB
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 600.0
 
 # ---------------------------------------------------------------------------------------------------------
@@ -441,7 +441,7 @@ def measure_dynamo(settings: BenchSettings, progress: Progress) -> Figure:
     items = settings.dynamo_items
     pages = connection_pages(items)
     progress(f"built {items:,} items in {len(pages)} scan page(s); timing items_frame vs TypeDeserializer")
-    run = race(lambda: dynamo.items_frame(pages), lambda: dynamo.items_frame_slow(pages), settings.repeats)
+    run = race(lambda: items_frame(pages), lambda: items_frame_slow(pages), settings.repeats)
     fast_rate = items / median(run.fast_s)
     slow_rate = items / median(run.slow_s)
     progress(f"items_frame {fast_rate:,.0f} items/s, TypeDeserializer {slow_rate:,.0f} items/s")

@@ -23,11 +23,11 @@ from pathlib import Path
 from bench.evidence import log_events
 from bench.figures import Figure, figure
 from bench.settings import BenchSettings
+from kit.local import PROJECT_ROOT
 
 Progress = Callable[[str], None]
 
 FILE_TARGET_RATIO = 3.0  # the issue's: peak resident set at most three times the file's size
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 1800.0
 BLOCK_LINES = 50_000  # lines generated once and written again until the file has its size
 

@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from kit.lab import engines
+from kit.local import PROJECT_ROOT
 
 PACKAGES = ("kit", "boto3", "botocore", "moto", "websockets")
 
@@ -54,7 +55,7 @@ def _git_commit() -> str | None:
     try:
         answer = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=engines.PROJECT_ROOT,
+            cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,
             timeout=10,

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from kit.errors import EngineError
-from kit.lab.engines import PROJECT_ROOT
 from kit.lab.runtime import iter_child_pids
+from kit.local import PROJECT_ROOT
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ROLE_LAB = "lab process"

@@ -52,7 +52,7 @@ class ReportBench:
 @contextlib.contextmanager
 def _state_dir(folder: Path) -> Iterator[None]:
     """``KIT_STATE_DIR`` set to ``folder`` (the kernels inherit it), the previous value back afterwards."""
-    from kit.lab.lab import STATE_DIR_ENV
+    from kit.local import STATE_DIR_ENV
 
     saved = os.environ.get(STATE_DIR_ENV)
     os.environ[STATE_DIR_ENV] = str(folder)
@@ -80,7 +80,7 @@ def _time_floor(source: Path, work: Path, run: int) -> float:
     import papermill
 
     from kit import report
-    from kit.lab.lab import state_dir
+    from kit.local import state_dir
 
     nbformat: Any = importlib.import_module("nbformat")
     executed = work / f"floor-{run}.ipynb"

@@ -55,7 +55,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         for scenario in scenarios.SCENARIOS.values():
             print(f"{scenario.name:{width}}  {scenario.summary}")
         return EXIT_OK
-    from kit.lab.lab import Lab, lab_file
+    from kit.lab.lab import Lab
+    from kit.local import lab_file
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -80,20 +81,17 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
 
 def _target_from_args(args: argparse.Namespace) -> Any:
+    """The target the command's ``--target``, ``--profile``, ... name (``Target.from_parameters``)."""
     from kit.target import Target
 
-    if getattr(args, "endpoint", None):
-        return Target.local({"dynamodb": args.endpoint}, region=args.region or "us-east-2", table=args.table)
-    if getattr(args, "target", "lab") == "lab":
-        from kit.lab.lab import lab_target
-
-        return lab_target()
-    return Target.aws(
+    return Target.from_parameters(
+        args.target,
         profile=args.profile,
         region=args.region,
         table=args.table,
         env_file=args.env_file,
         websocket_url=args.websocket_url,
+        dynamodb_url=getattr(args, "endpoint", None),  # `kit table --endpoint` only
         allow_writes=getattr(args, "allow_writes", False),
     )
 
@@ -112,11 +110,11 @@ def _print_frame(frame: Any, args: argparse.Namespace) -> None:
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    """Gather the evidence, run the checks, print the ranked root cause.
+    """Read the evidence, run the checks, print the ranked root cause.
 
-    Exit 0 none, 1 a cause or a symptom, 2 failed or inconclusive (``kit.causes.exit_code``).
+    Exit 0 none, 1 a cause or a symptom, 2 failed or inconclusive (``kit.diagnose.causes.exit_code``).
     """
-    from kit import causes, diagnose
+    from kit.diagnose import causes, ranking, reading
 
     target = _target_from_args(args)
     plan = None
@@ -124,9 +122,9 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         from kit.probe_core import ProbePlan
 
         plan = ProbePlan(clients=args.probe_clients)
-    evidence = diagnose.gather(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
-    result = diagnose.diagnose(evidence)
-    print(diagnose.to_json(result) if args.json else diagnose.summary_text(result))
+    evidence = reading.read_evidence(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
+    result = ranking.diagnose(evidence)
+    print(ranking.to_json(result) if args.json else ranking.summary_text(result))
     return causes.exit_code(str(result.root_cause["id"]))
 
 
@@ -179,9 +177,9 @@ def _parse_log_file(path: Path, form: Format) -> int:
     Broken input (an export cut short, a bad timestamp, a line that never ends): the events before it are
     written, the output is closed (a --json array stays valid), and the error says where; exit 2.
     """
-    from kit import output
+    from kit import frames, output
     from kit.logparse import reading, streaming
-    from kit.logparse.columns import LOG_COLUMNS, empty_frame
+    from kit.logparse.columns import LOG_COLUMNS
 
     try:
         opened = [path.open("rb")]  # the first pass's; a pipe can be opened only once
@@ -203,7 +201,7 @@ def _parse_log_file(path: Path, form: Format) -> int:
             writer.write(part)
     except KitError as exc:
         if not writer.rows:
-            writer.write(empty_frame(LOG_COLUMNS))  # a CSV header, at least
+            writer.write(frames.empty(LOG_COLUMNS))  # a CSV header, at least
         writer.close()
         raise KitError(f"{exc} Output stops there ({writer.rows:,} events written).") from exc
     except BrokenPipeError:  # the reader went away (`| head`): stop reading, quietly

@@ -28,7 +28,8 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kit import frames
-from kit.errors import UNREACHABLE_NEXT_STEP, AwsError, ConfigurationError, error_facts, failure_kind
+from kit.errors import AwsError, ConfigurationError, error_response
+from kit.redact_structure import is_secret_variable
 from kit.target import (
     ACCESS_KEY_ID_KEYS,
     DEFAULT_TABLE,
@@ -50,8 +51,6 @@ log = logging.getLogger("kit.config")
 # The routes the seed's API has (websocket-debugging.md); a missing one is a finding.
 EXPECTED_ROUTE_KEYS: Final[tuple[str, ...]] = ("$connect", "$disconnect", "message", "presence", "typing")
 MASK: Final = "***"
-# Environment variable names whose values are never shown. KEY counts unless it is part of KEY_ID.
-SECRET_NAME: Final = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|KEY(?!_ID)", re.IGNORECASE)
 UTC_DTYPE: Final = frames.UTC_DTYPE
 
 # One row per route, plus one per expected route that is missing.
@@ -129,10 +128,6 @@ _LAMBDA_ARN = re.compile(
 _CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")
 
 
-_frame = frames.from_rows
-_utc = frames.utc
-
-
 def _strip_metadata(answer: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in answer.items() if key != "ResponseMetadata"}
 
@@ -205,7 +200,7 @@ def routes_frame(
             rows.append({"route_key": route_key, "ok": False, "problem": problem})
     order = {key: position for position, key in enumerate(EXPECTED_ROUTE_KEYS)}
     rows.sort(key=lambda r: (order.get(str(r.get("route_key")), len(order)), str(r.get("route_key") or "")))
-    return _frame(rows, ROUTES_COLUMNS)
+    return frames.from_rows(rows, ROUTES_COLUMNS)
 
 
 def _route_row(route: Mapping[str, Any], integrations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -291,22 +286,6 @@ class ApiAnswers:
         return next((s for s in self.stages if s.get("StageName") == name), None)
 
 
-def _api_error(exc: Exception, operation: str, api_id: str, target: Target) -> AwsError:
-    code = error_facts(exc)[0]
-    hint = (
-        f"check the API id (from the WebSocket URL) and that it lives in {target.region}"
-        if code == "NotFoundException"
-        else "check the credentials (apigateway:GET is needed) and the network"
-    )
-    return AwsError(
-        f"API Gateway {operation} for API {api_id} in {target.region} failed with {code}; {hint}.",
-        service="apigatewayv2",
-        operation=operation,
-        code=code,
-        resource=api_id,
-    )
-
-
 def fetch_api(target: Target, api_id: str | None = None) -> ApiAnswers:
     """``get_api``, then every page of ``get_routes``, ``get_integrations`` and ``get_stages``."""
     api_id = api_id or target.api_id
@@ -332,7 +311,20 @@ def fetch_api(target: Target, api_id: str | None = None) -> ApiAnswers:
                 for item in page.get("Items", [])
             ]
     except (ClientError, BotoCoreError) as exc:
-        raise _api_error(exc, operation, api_id, target) from exc
+        raise AwsError.from_botocore(
+            exc,
+            "apigatewayv2",
+            operation,
+            api_id,
+            resource_type="API",
+            region=target.region,
+            hints={
+                "NotFoundException": (
+                    f"check the API id (from the WebSocket URL) and that it lives in {target.region}"
+                )
+            },
+            otherwise="check the credentials (apigateway:GET is needed) and the network",
+        ) from exc
     return ApiAnswers(api, collected["get_routes"], collected["get_integrations"], collected["get_stages"])
 
 
@@ -348,8 +340,8 @@ def functions_for_api(target: Target, answers: ApiAnswers | None = None) -> list
 
 
 def mask_environment(variables: Mapping[str, Any]) -> dict[str, str]:
-    """The variables, each secret-looking value (by name: :data:`SECRET_NAME`) replaced by ``***``."""
-    return {str(k): MASK if SECRET_NAME.search(str(k)) else str(v) for k, v in sorted(variables.items())}
+    """The variables, each secret one (:func:`kit.redact_structure.is_secret_variable`) shown as ``***``."""
+    return {str(k): MASK if is_secret_variable(str(k)) else str(v) for k, v in sorted(variables.items())}
 
 
 def _log_level(answer: Mapping[str, Any], variables: Mapping[str, Any]) -> tuple[str, str, str | None]:
@@ -384,7 +376,7 @@ def function_frame(answer: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> p
             rows.append({"problem": f"A function answer is a {type(item).__name__}, not an object."})
             continue
         rows.append(_function_row(item))
-    return _frame(rows, FUNCTION_COLUMNS)
+    return frames.from_rows(rows, FUNCTION_COLUMNS)
 
 
 def _function_row(answer: Mapping[str, Any]) -> dict[str, Any]:
@@ -455,10 +447,8 @@ def fetch_functions(target: Target, function_names: Iterable[str]) -> list[dict[
     for name in dict.fromkeys(function_names):
         try:
             answers.append(_strip_metadata(client.get_function_configuration(FunctionName=name)))
-        except ClientError as exc:
-            answers.append({"FunctionName": name, "Error": dict(exc.response.get("Error", {}))})
-        except BotoCoreError as exc:
-            answers.append({"FunctionName": name, "Error": {"Code": type(exc).__name__, "Message": str(exc)}})
+        except (ClientError, BotoCoreError) as exc:
+            answers.append({"FunctionName": name, "Error": dict(error_response(exc).get("Error", {}))})
     return answers
 
 
@@ -482,7 +472,7 @@ def stage_frame(stage: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> pd.Da
         _stage_row(item) if isinstance(item, Mapping) else {"problem": "A stage answer is not an object."}
         for item in stages
     ]
-    return _frame(rows, STAGE_COLUMNS)
+    return frames.from_rows(rows, STAGE_COLUMNS)
 
 
 def _stage_row(stage: Mapping[str, Any]) -> dict[str, Any]:
@@ -562,19 +552,13 @@ def fetch_tables(target: Target, regions: Iterable[str] | None = None) -> dict[s
             pages = regional.client("dynamodb").get_paginator("list_tables").paginate()
             found[region] = [str(name) for page in pages for name in page.get("TableNames", [])]
         except (ClientError, BotoCoreError) as exc:
-            code = error_facts(exc)[0]
-            # Only a refusal is about the kit's permission; an endpoint that did not answer is not.
-            next_step = (
-                UNREACHABLE_NEXT_STEP
-                if failure_kind(code) == "unreachable"
-                else "the kit's identity needs dynamodb:ListTables (read-only) to say whether the app's "
-                "table exists"
-            )
-            raise AwsError(
-                f"DynamoDB ListTables in {region} failed with {code}; {next_step}.",
-                service="dynamodb",
-                operation="ListTables",
-                code=code,
+            raise AwsError.from_botocore(
+                exc,
+                "dynamodb",
+                "ListTables",
+                region=region,
+                otherwise="the kit's identity needs dynamodb:ListTables (read-only) to say whether the app's "
+                "table exists",
             ) from exc
     return found
 
@@ -613,7 +597,7 @@ def env_file_check(
         env = read_env_file(env_file_path)
     except ConfigurationError as exc:
         checks.add("env file readable", False, str(exc))
-        return _frame(checks.rows, ENV_CHECK_COLUMNS)
+        return frames.from_rows(checks.rows, ENV_CHECK_COLUMNS)
     checks.add(
         "env file parsed",
         not env.problems,
@@ -667,7 +651,7 @@ def env_file_check(
         _check_function(checks, function, app_table, reference_region, known)
     if api is not None:
         checks.add("credentials in env file", True, _credential_detail(env))
-    return _frame(checks.rows, ENV_CHECK_COLUMNS)
+    return frames.from_rows(checks.rows, ENV_CHECK_COLUMNS)
 
 
 def _check_urls(env: EnvFile, checks: _Checks) -> tuple[str | None, tuple[str, str, str] | None]:

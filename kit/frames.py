@@ -17,7 +17,7 @@ UTC_DTYPE: Final = "datetime64[ns, UTC]"
 
 
 def empty(columns: Mapping[str, str]) -> pd.DataFrame:
-    """No rows, exactly ``columns`` with their dtypes."""
+    """A frame with these columns and dtypes, empty: the kit's one way to answer "nothing" with a frame."""
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
 
 

@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from kit import frames, policy
-from kit.errors import AwsError, ConfigurationError, error_facts
+from kit.errors import AwsError, ConfigurationError, error_code
 
 if TYPE_CHECKING:
     from kit.target import Target
@@ -146,22 +146,15 @@ def role_name(role_name_or_arn: str) -> str:
     return role_name_or_arn
 
 
-def _iam_error(exc: Exception, operation: str, resource: str) -> AwsError:
-    code, detail = error_facts(exc)
-    next_step = {
+def _role_hints(operation: str) -> dict[str, str]:
+    """Next steps for a failed IAM read of a role, by error code."""
+    return {
         "NoSuchEntity": (
             "check the role name against the function's configuration (Role), and that the kit reads the "
             "account the function runs in"
         ),
         "AccessDenied": f"grant the kit's identity iam:{operation} (read-only) or use a file of the policies",
-    }.get(code, "retry, and check the credentials and the network if it persists")
-    return AwsError(
-        f"IAM {operation} for {resource} failed with {code}{': ' + detail if detail else ''}; {next_step}.",
-        service="iam",
-        operation=operation,
-        code=code,
-        resource=resource,
-    )
+    }
 
 
 def fetch_role_policies(target: Target, role_name_or_arn: str) -> dict[str, policy.PolicyDocument]:
@@ -186,7 +179,9 @@ def fetch_role_policies(target: Target, role_name_or_arn: str) -> dict[str, poli
                 answer = iam.get_policy_version(PolicyArn=arn, VersionId=version)
                 documents[f"managed:{arn}"] = answer["PolicyVersion"]["Document"]
     except (ClientError, BotoCoreError) as exc:
-        raise _iam_error(exc, operation, f"role {name}") from exc
+        raise AwsError.from_botocore(
+            exc, "iam", operation, name, resource_type="role", hints=_role_hints(operation)
+        ) from exc
     return documents
 
 
@@ -199,24 +194,15 @@ def execution_role_of(target: Target, function_name: str) -> str:
     """The ARN of the function's execution role (``get_function_configuration``'s ``Role``)."""
     try:
         answer = target.client("lambda").get_function_configuration(FunctionName=function_name)
-    except ClientError as exc:
-        code = error_facts(exc)[0]
-        raise AwsError(
-            f"Lambda GetFunctionConfiguration for {function_name} in {target.region} failed with {code}; "
-            "check the function name (the API's integrations name it) and the region.",
-            service="lambda",
-            operation="GetFunctionConfiguration",
-            code=code,
-            resource=function_name,
-        ) from exc
-    except BotoCoreError as exc:
-        raise AwsError(
-            f"Lambda GetFunctionConfiguration for {function_name} in {target.region} failed "
-            f"({type(exc).__name__}); check the network and the endpoint.",
-            service="lambda",
-            operation="GetFunctionConfiguration",
-            code=type(exc).__name__,
-            resource=function_name,
+    except (ClientError, BotoCoreError) as exc:
+        raise AwsError.from_botocore(
+            exc,
+            "lambda",
+            "GetFunctionConfiguration",
+            function_name,
+            resource_type="function",
+            region=target.region,
+            otherwise="check the function name (the API's integrations name it) and the region",
         ) from exc
     return str(answer["Role"])
 
@@ -226,13 +212,14 @@ def account_id(target: Target) -> str:
     try:
         return str(target.client("sts").get_caller_identity()["Account"])
     except (ClientError, BotoCoreError) as exc:
-        code = error_facts(exc)[0]
-        raise AwsError(
-            f"STS GetCallerIdentity for target {target.label} failed with {code}; the credentials are "
-            "missing, expired or for another partition (run `aws sts get-caller-identity`).",
-            service="sts",
-            operation="GetCallerIdentity",
-            code=code,
+        raise AwsError.from_botocore(
+            exc,
+            "sts",
+            "GetCallerIdentity",
+            target.label,
+            resource_type="target",
+            otherwise="the credentials are missing, expired or for another partition (run `aws sts "
+            "get-caller-identity`)",
         ) from exc
 
 
@@ -243,7 +230,9 @@ def role_arn(target: Target, role_name_or_arn: str) -> str:
     try:
         return str(target.client("iam").get_role(RoleName=role_name_or_arn)["Role"]["Arn"])
     except (ClientError, BotoCoreError) as exc:
-        raise _iam_error(exc, "GetRole", f"role {role_name_or_arn}") from exc
+        raise AwsError.from_botocore(
+            exc, "iam", "GetRole", role_name_or_arn, resource_type="role", hints=_role_hints("GetRole")
+        ) from exc
 
 
 # --------------------------------------------------------------------------------------------------
@@ -294,9 +283,8 @@ def simulate_checks(
                 )
             )
     except ClientError as exc:
-        code = error_facts(exc)[0]
         return Simulation(
-            note=f"simulate_principal_policy failed with {code}; only the kit's verdict is shown."
+            note=f"simulate_principal_policy failed with {error_code(exc)}; only the kit's verdict is shown."
         )
     except (BotoCoreError, ResponseParserError, NotImplementedError) as exc:
         # moto's server answers an HTML 500 here, which botocore cannot parse.
@@ -311,9 +299,6 @@ def simulate_checks(
 
 # --------------------------------------------------------------------------------------------------
 # The frame
-
-
-_frame = frames.from_rows
 
 
 def permission_frame(
@@ -354,7 +339,7 @@ def permission_frame(
                 "simulation_note": simulation.note if simulation is not None else None,
             }
         )
-    return _frame(rows, PERMISSION_COLUMNS)
+    return frames.from_rows(rows, PERMISSION_COLUMNS)
 
 
 def function_name_of(function: str) -> str:

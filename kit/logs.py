@@ -31,7 +31,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kit import frames
-from kit.errors import AwsError, KitError
+from kit.errors import AwsError, KitError, error_code
 
 log = logging.getLogger("kit.logs")
 
@@ -61,14 +61,6 @@ FETCH_REPORT_COLUMNS: dict[str, str] = {
     "status": "string",  # ok | missing | error
     "detail": "string",
 }
-
-
-def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
-    return frames.empty(columns)
-
-
-def typed_frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
-    return frames.from_rows(rows, columns)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -124,10 +116,6 @@ class FetchReport:
     detail: str = ""
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
 def filter_events(
     client: Any,
     log_group: str,
@@ -160,27 +148,17 @@ def filter_events(
             limiter.acquire()
         try:
             page = client.filter_log_events(**kwargs)
-        except ClientError as exc:
-            code = _error_code(exc)
-            if code == "ResourceNotFoundException":
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) == "ResourceNotFoundException":
                 report.status, report.detail = "missing", f"log group {log_group} does not exist"
                 return
-            raise AwsError(
-                f"FilterLogEvents on log group {log_group} failed with {code}: "
-                f"{exc.response.get('Error', {}).get('Message', '')}; check the role's logs:FilterLogEvents "
-                "permission and the region.",
-                service="logs",
-                operation="FilterLogEvents",
-                code=code,
-                resource=log_group,
-            ) from exc
-        except BotoCoreError as exc:
-            raise AwsError(
-                f"FilterLogEvents on log group {log_group} could not reach CloudWatch Logs: {exc}.",
-                service="logs",
-                operation="FilterLogEvents",
-                code=type(exc).__name__,
-                resource=log_group,
+            raise AwsError.from_botocore(
+                exc,
+                "logs",
+                "FilterLogEvents",
+                log_group,
+                resource_type="log group",
+                otherwise="check the role's logs:FilterLogEvents permission and the region",
             ) from exc
         report.pages += 1
         events = page.get("events", [])
@@ -286,12 +264,12 @@ def fetch_events(
                 break
         else:
             notes.append(f"events were still arriving after {settle_rounds} re-reads; read again later")
-    frame = typed_frame(rows, EVENT_COLUMNS)
+    frame = frames.from_rows(rows, EVENT_COLUMNS)
     if not frame.empty:
         frame = frame.drop_duplicates(subset=["log_group", "event_id"]).sort_values(
             ["timestamp", "log_group", "log_stream"], kind="stable", ignore_index=True
         )
-    report_frame = typed_frame([r.__dict__ for r in reports], FETCH_REPORT_COLUMNS)
+    report_frame = frames.from_rows([r.__dict__ for r in reports], FETCH_REPORT_COLUMNS)
     return LogFetch(frame, report_frame, (start, end), notes)
 
 
@@ -327,15 +305,14 @@ def run_insights(
         started = client.start_query(
             logGroupNames=log_groups, startTime=start_s, endTime=end_s, queryString=query, limit=limit
         )
-    except ClientError as exc:
-        code = _error_code(exc)
-        raise AwsError(
-            f"Logs Insights StartQuery on {', '.join(log_groups)} failed with {code}; check the query and "
-            "the role's logs:StartQuery permission.",
-            service="logs",
-            operation="StartQuery",
-            code=code,
-            resource=", ".join(log_groups),
+    except (ClientError, BotoCoreError) as exc:
+        raise AwsError.from_botocore(
+            exc,
+            "logs",
+            "StartQuery",
+            ", ".join(log_groups),
+            resource_type="log groups",
+            otherwise="check the query and the role's logs:StartQuery permission",
         ) from exc
     query_id = started["queryId"]
     deadline = time.monotonic() + timeout_s
@@ -468,4 +445,4 @@ def log_groups_frame(
                     "found_from": "the stage's AccessLogSettings.DestinationArn",
                 }
             )
-    return typed_frame(rows, LOG_GROUP_COLUMNS)
+    return frames.from_rows(rows, LOG_GROUP_COLUMNS)

@@ -25,6 +25,15 @@ applies, to any text:
    anyone look an address up; every spelling of an address (``%40``, ``%2540``, ``\\u0040``, ``&#64;``,
    Unicode or punycode domains) is found and hashes alike.
 
+E-mail addresses and users are masked here and nowhere else in the kit, also outside a ``Redactor``:
+
+    EMAIL                      the pattern of an address in every spelling above (groups local, at, domain)
+    mask_email(match, salt)    one address it found -> ``a***@***#3f9a1c``; mask_emails(text, salt) every one
+    user_hash(token)           the 12 hex digits the handler logs for a user (kit.handler.app.user_hash)
+    mask_tokens(text, tokens)  the tokens a caller sent itself -> ``<user HASH>`` (the probe's e-mails)
+
+(The handler keeps its own ``user_hash`` and e-mail check: it deploys alone, with no ``kit`` beside it.)
+
 Frames, JSON-like values, HTML and Markdown tables are also redacted by structure
 (:mod:`kit.redact_structure`): a ``password`` column, a row whose name cell says ``token``. The kernels of a
 report apply that to every frame they display (:mod:`kit.redact_display`), before a frame becomes text.
@@ -62,6 +71,7 @@ from kit.redact_structure import (
     VALUE_FIELDS,
     field_name,
     is_secret_name,
+    is_secret_variable,
     redact_frame,
     redact_mapping,
     redact_pipe_tables,
@@ -75,14 +85,7 @@ MIN_SECRET_LENGTH = 8
 FRAGMENT_LENGTH = 12
 FRAGMENT_MIN_SECRET = 16
 
-# Variables whose value is a secret. ACCESS_KEY(?!_ID): AWS_SECRET_ACCESS_KEY yes, AWS_ACCESS_KEY_ID no.
-SECRET_NAME = re.compile(
-    r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_KEY(?!_ID)", re.IGNORECASE
-)
 ACCESS_KEY_ID_NAMES = ("AWS_ACCESS_KEY_ID", "NEXT_PUBLIC_AWS_ACCESS_KEY_ID")
-# AWS_WEB_IDENTITY_TOKEN_FILE and the like name where a secret is, not the secret; replacing a path (and, by
-# the fragment rule, every URL sharing 12 characters with it) would only blank out the report.
-REFERENCE_SUFFIXES = ("_FILE", "_PATH", "_DIR", "_SOCK")
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # Quotes as they appear around keys and values in JSON, Python reprs, escaped JSON and HTML.
@@ -144,13 +147,14 @@ _ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
 _AT = r"(?:@|%(?:25)*40|\\{1,3}u0040|&(?:amp;)*(?:#0*64|#[xX]0*40|commat);|＠)"
 _ENCODED_CHAR = r"%(?!40|25)[0-9A-Fa-f]{2}|\\u(?!0040)[0-9A-Fa-f]{4}"
 _LABEL = rf"(?:[^\W_]|{_ENCODED_CHAR})(?:[\w-]|{_ENCODED_CHAR}){{0,62}}"
-# An address, or the start of one a table display cut inside its domain ("ada@exam..."). Local parts start
-# where a run of their characters starts (the lookbehind) and are bounded (64 characters, as in RFC 5321), so
-# a long run without an at sign costs linear time. No possessive quantifier: CPython 3.11.2 (Debian 12's)
-# mismatches a possessive repeat of this group, and none of the local part's characters can start an at sign,
-# so backtracking finds nothing a possessive repeat would not.
-_EMAIL = re.compile(
-    rf"(?<![\w.+%-])(?P<local>(?:[\w+-]|{_ENCODED_CHAR})(?:[\w.+-]|{_ENCODED_CHAR}){{0,63}})(?P<at>{_AT})"
+# EMAIL: an address, or the start of one a table display cut inside its domain ("ada@exam..."). Local parts
+# start where a run of their characters starts (the lookbehind), after the dots that may open the run
+# ("...ada@example.com": the dots are the group `lead`, kept as they are), and are bounded (64 characters, as
+# in RFC 5321), so a long run without an at sign costs linear time. No possessive quantifier: CPython 3.11.2
+# (Debian 12's) mismatches a possessive repeat of this group, and none of the local part's characters can
+# start an at sign, so backtracking finds nothing a possessive repeat would not.
+EMAIL = re.compile(
+    rf"(?<![\w.+%-])(?P<lead>\.*)(?P<local>(?:[\w+-]|{_ENCODED_CHAR})(?:[\w.+-]|{_ENCODED_CHAR}){{0,63}})(?P<at>{_AT})"
     rf"(?P<domain>(?:{_LABEL}\.){{1,8}}(?:[^\W\d_]{{2,24}}|xn--[A-Za-z0-9-]{{1,59}})(?![\w-])"
     rf"|(?:[\w.-]|{_ENCODED_CHAR}){{0,253}}?(?=\.\.\.|…))"
 )
@@ -201,6 +205,55 @@ def base64_cores(secret: str) -> set[str]:
             core = encode(b"\0" * offset + raw + b"\0\0\0").decode()[first:stop]
             cores |= {core, quote(core, safe="")}
     return cores
+
+
+# --------------------------------------------------------------------------------------------------
+# E-mail addresses and users: the one place the kit masks them
+
+
+def mask_email(match: re.Match[str], salt: str) -> str:
+    """One address :data:`EMAIL` found, masked: ``ada@example.com`` -> ``a***@***#3f9a1c``.
+
+    The suffix is the first 6 hex digits of a SHA-256 of ``salt`` and the address as written in plain text,
+    lower-cased, so every spelling of one address (``%40``, ``\\u0040``, an IDN domain in Unicode or
+    punycode) masks the same way within one salt, and nobody without the salt can look an address up. The
+    at sign stays as it was spelled, and dots before the address (``...ada@``) stay, so a URL or a JSON
+    string stays well formed.
+    """
+    local, domain = _decoded(match.group("local")), _decoded(match.group("domain"))
+    with contextlib.suppress(UnicodeError):
+        domain = domain.encode("idna").decode("ascii")
+    digest = hashlib.sha256(f"{salt}:{local}@{domain}".lower().encode()).hexdigest()[:6]
+    first = local[:1].lower() if local[:1].isalnum() else ""
+    return f"{match.group('lead')}{first}{REDACTED}{match.group('at')}{REDACTED}#{digest}"
+
+
+def mask_emails(text: str, salt: str) -> str:
+    """``text`` with every e-mail address, in every spelling :data:`EMAIL` knows, masked (:func:`mask_email`);
+    nothing else changes. A :class:`Redactor` does this and removes secrets too."""
+    return EMAIL.sub(lambda match: mask_email(match, salt), text)
+
+
+def user_hash(token: str) -> str:
+    """A short, stable stand-in for a user: the first 12 hex digits of the SHA-256 of ``token`` (UTF-8, lone
+    surrogates kept), exactly as :func:`kit.handler.app.user_hash` logs it, so rows join with log lines.
+
+    Unsalted on purpose (the handler cannot know a report's salt): it hides a token from a casual reader,
+    not from someone who can guess it.
+    """
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def mask_tokens(text: str, tokens: Iterable[str]) -> str:
+    """``text`` with every occurrence of each known token replaced by ``<user HASH>`` (:func:`user_hash`).
+
+    For the tokens a caller sent itself (the probe's e-mail addresses, which a broadcast quotes back): the
+    longest first, so a token that starts with another is never cut after the shorter one; empty ones are
+    ignored.
+    """
+    for token in sorted({t for t in tokens if t}, key=len, reverse=True):
+        text = text.replace(token, f"<user {user_hash(token)}>")
+    return text
 
 
 class Redactor:
@@ -294,11 +347,7 @@ class Redactor:
             for name, value in source.items():
                 if name in ACCESS_KEY_ID_NAMES:
                     key_ids.append(value)
-                elif (
-                    (SECRET_NAME.search(name) or is_secret_name(name))  # DB_PWD, SIGNING_KEY, ... too
-                    and value
-                    and not name.upper().endswith(REFERENCE_SUFFIXES)
-                ):
+                elif value and is_secret_variable(name):
                     if len(value) < MIN_SECRET_LENGTH:
                         skipped.append(name)
                     else:
@@ -341,7 +390,7 @@ class Redactor:
         text = _SIGNED_TOKEN.sub(REDACTED, text)
         text = _ACCESS_KEY_ID.sub(lambda m: mask_access_key_id(m.group(0)), text)
         if self.mask_emails:
-            text = _EMAIL.sub(self._email, text)
+            text = EMAIL.sub(self._email, text)
         return text
 
     def _redact_fragments(self, text: str) -> str:
@@ -369,20 +418,10 @@ class Redactor:
         # Logs repeat the same few addresses: each spelling is hashed once per redactor.
         masked = self._emails.get(match.group(0))
         if masked is None:
-            masked = self._mask_email(match)
+            masked = mask_email(match, self._salt)
             if len(self._emails) < EMAIL_CACHE_SIZE:
                 self._emails[match.group(0)] = masked
         return masked
-
-    def _mask_email(self, match: re.Match[str]) -> str:
-        """``a***@***#3f9a1c``: the hash is of the address as written in plain text, so every spelling of
-        one address (``%40``, ``\\u0040``, an IDN domain in Unicode or punycode) masks the same way."""
-        local, domain = _decoded(match.group("local")), _decoded(match.group("domain"))
-        with contextlib.suppress(UnicodeError):
-            domain = domain.encode("idna").decode("ascii")
-        digest = hashlib.sha256(f"{self._salt}:{local}@{domain}".lower().encode()).hexdigest()[:6]
-        first = local[:1].lower() if local[:1].isalnum() else ""
-        return f"{first}{REDACTED}{match.group('at')}{REDACTED}#{digest}"
 
     def redact_markup(self, markup: str) -> str:
         """HTML (or any text) with ``data:`` URIs kept byte for byte and everything else redacted; the cells

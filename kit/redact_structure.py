@@ -81,6 +81,28 @@ def name_words(name: str) -> list[str]:
     return [word.lower() for word in _WORD.findall(name)]
 
 
+# Environment variables whose value is a secret, by name. ACCESS_KEY(?!_ID): AWS_SECRET_ACCESS_KEY yes,
+# AWS_ACCESS_KEY_ID no (a key id is masked apart, as kit.target.mask_access_key_id shows it).
+SECRET_VARIABLE: Final = re.compile(
+    r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_KEY(?!_ID)", re.IGNORECASE
+)
+# AWS_WEB_IDENTITY_TOKEN_FILE and the like name where a secret is, not the secret; replacing a path (and, by
+# the redactor's fragment rule, every URL sharing 12 characters with it) would only blank out a report.
+REFERENCE_SUFFIXES: Final = ("_FILE", "_PATH", "_DIR", "_SOCK")
+
+
+def is_secret_variable(name: str) -> bool:
+    """Whether an environment variable of this name holds a secret: the kit's one judge, for the functions'
+    environment it shows, the ``NEXT_PUBLIC_`` warning and the values a report's redactor hunts.
+
+    :data:`SECRET_VARIABLE`'s stems, or a name :func:`is_secret_name` judges secret (``DB_PWD``,
+    ``SIGNING_KEY``); never a name for where a secret is (``..._FILE``, ``..._PATH``).
+    """
+    return bool(SECRET_VARIABLE.search(name) or is_secret_name(name)) and not name.upper().endswith(
+        REFERENCE_SUFFIXES
+    )
+
+
 def is_secret_name(name: object) -> bool:
     """Whether a key, column, header or variable of this name holds a secret (see the module docstring)."""
     return isinstance(name, str) and 0 < len(name) <= 128 and _names_secret(name)

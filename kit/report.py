@@ -8,7 +8,8 @@ starts one (``kit.lab.lab.Lab``) for the duration of the run.
 
 Exit codes (``ReportResult.exit_code``): 0 the diagnosis found no cause, 1 it ranked a cause or a symptom,
 2 the kit failed (the lab could not start, or the notebook that writes the diagnosis failed before writing
-it) or the diagnosis was inconclusive (evidence it needed could not be read; ``kit.causes.exit_code``).
+it) or the diagnosis was inconclusive (evidence it needed could not be read;
+``kit.diagnose.causes.exit_code``).
 
 What this module must not do: write anything under ``reports/`` that has not passed the ``Redactor``
 (papermill executes into a private folder under ``.kit/``, removed when the run ends), write under ``$HOME``
@@ -38,9 +39,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from kit import __version__, causes
+from kit import __version__
+from kit.diagnose import causes
 from kit.errors import ConfigurationError, KitError
-from kit.lab.engines import PROJECT_ROOT
+from kit.local import PROJECT_ROOT, read_lab_file, state_dir
 from kit.markup import markdown_text, sanitize_html
 from kit.redact import Redactor
 from kit.redact_display import kernel_settings
@@ -222,8 +224,9 @@ def render_html(nb: Any, *, title: str, code: bool = True) -> str:
 
 
 @dataclass
-class _Run:
-    """The state of one run, so the steps stay small functions."""
+class _ReportRun:
+    """One run of the report while it is made (its folder, redactor, notebooks, errors), so the steps stay
+    small functions."""
 
     folder: Path
     work: Path
@@ -265,8 +268,6 @@ def run_report(
     scenario, a scenario for ``aws``, a scenario other than the running lab's, a missing env file); every
     later failure is recorded in the run's ``summary.json`` and in ``exit_code`` 2.
     """
-    from kit.lab.lab import state_dir
-
     started = datetime.now(UTC)
     clock = time.monotonic()
     if target not in ("lab", "aws"):
@@ -284,7 +285,7 @@ def run_report(
     work_root = state_dir() / "report-work"
     _remove_stale_work(work_root)
     work_root.mkdir(parents=True, exist_ok=True)
-    run = _Run(
+    run = _ReportRun(
         folder=_new_run_folder(reports_root, started, target, scenario),
         work=Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=work_root)),
         redactor=redactor,
@@ -308,7 +309,7 @@ def run_report(
             run.lab = _start_lab(scenario or "healthy", run)
             run.timings["lab_start_s"] = round(time.monotonic() - lab_clock, 3)
         if not run.errors:
-            run.target_description, extra_secrets = _describe_target(target, profile, region, env_path)
+            run.target_description, extra_secrets = _describe_target(run.parameters)
             if "error" in run.target_description:  # every notebook would fail the same way
                 run.errors.append(f"the target could not be resolved: {run.target_description['error']}")
             if extra_secrets:
@@ -332,7 +333,7 @@ def run_report(
     return result
 
 
-def _finish(run: _Run) -> ReportResult:
+def _finish(run: _ReportRun) -> ReportResult:
     """Decide the outcome and write ``summary.json``."""
     if run.diagnosis_expected and run.diagnosis is None and not run.errors:
         failed = [n for n in run.notebooks if n.status == "failed"]
@@ -375,7 +376,6 @@ def _lab_plan(target: str, scenario: str | None) -> tuple[bool, str | None]:
     if target != "lab":
         return False, None
     from kit.lab import scenarios
-    from kit.lab.lab import read_lab_file
 
     if scenario is not None:
         scenarios.get(scenario)  # an unknown name is a ConfigurationError listing the known ones
@@ -392,7 +392,7 @@ def _lab_plan(target: str, scenario: str | None) -> tuple[bool, str | None]:
     return False, running or None
 
 
-def _start_lab(scenario: str, run: _Run) -> Any:
+def _start_lab(scenario: str, run: _ReportRun) -> Any:
     from kit.lab.lab import Lab
 
     run.progress(f"starting the lab (scenario {scenario})")
@@ -408,23 +408,30 @@ def _start_lab(scenario: str, run: _Run) -> Any:
     return lab
 
 
-def _describe_target(
-    target: str, profile: str | None, region: str | None, env_file: str | None
-) -> tuple[dict[str, Any], list[str]]:
-    """``Target.describe()`` (or why the target could not be resolved) and the session's own secrets."""
+def _describe_target(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``Target.describe()`` of the target the notebooks build from ``parameters`` (or why it could not be
+    resolved), and the session's own secrets."""
     from kit.target import Target
 
-    try:
-        if target == "lab":
-            from kit.lab.lab import lab_target
+    def given(name: str) -> str | None:
+        value = parameters.get(name)
+        return None if value is None else str(value)
 
-            resolved = lab_target()
-        else:
-            resolved = Target.aws(profile=profile, region=region, env_file=env_file)
+    kind = str(parameters.get("target", "lab"))
+    try:
+        resolved = Target.from_parameters(
+            kind,
+            profile=given("profile"),
+            region=given("region"),
+            table=given("table"),
+            env_file=given("env_file"),
+            websocket_url=given("websocket_url"),
+            allow_writes=parameters.get("allow_writes") is True,
+        )
     except KitError as exc:
-        return {"kind": target, "error": str(exc)}, []
+        return {"kind": kind, "error": str(exc)}, []
     description: dict[str, Any] = dict(resolved.describe())
-    return description, _session_secrets(resolved) if target == "aws" else []
+    return description, _session_secrets(resolved) if resolved.kind == "aws" else []
 
 
 def _session_secrets(target: Any) -> list[str]:
@@ -484,7 +491,7 @@ def kernel_environment(root: Path, extra: Mapping[str, str] | None = None) -> It
                 os.environ[name] = value
 
 
-def _run_notebook(path: Path, run: _Run, cell_timeout_s: int | None) -> NotebookRun:
+def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> NotebookRun:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -570,7 +577,7 @@ def _run_notebook(path: Path, run: _Run, cell_timeout_s: int | None) -> Notebook
     )
 
 
-def _read_diagnosis(path: Path, name: str, run: _Run) -> dict[str, Any] | None:
+def _read_diagnosis(path: Path, name: str, run: _ReportRun) -> dict[str, Any] | None:
     try:
         diagnosis = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -583,8 +590,8 @@ def _read_diagnosis(path: Path, name: str, run: _Run) -> dict[str, Any] | None:
     return dict(diagnosis)
 
 
-def _outcome(run: _Run) -> tuple[int, str]:
-    """(exit code, status): 2/failed when the kit failed, else the root cause's (``kit.causes.exit_code``)."""
+def _outcome(run: _ReportRun) -> tuple[int, str]:
+    """(exit code, status): 2/failed when the kit failed, else the root cause's (``causes.exit_code``)."""
     any_failed = any(n.status == "failed" for n in run.notebooks)
     if run.errors or (run.diagnosis is None and (run.diagnosis_expected or any_failed)):
         return 2, "failed"
@@ -604,7 +611,7 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _summary(run: _Run, *, exit_code: int, status: str) -> dict[str, Any]:
+def _summary(run: _ReportRun, *, exit_code: int, status: str) -> dict[str, Any]:
     diagnosis = run.diagnosis or {}
     redact = run.redactor.redact_value
     return {

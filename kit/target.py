@@ -4,15 +4,17 @@ A ``Target`` says which account-and-region the investigation looks at (``kind`` 
 connections table and index, and how to reach AWS: local endpoints and the lab's dummy credentials, or a
 profile / the default credential chain / credentials from the app's ``.env.local``. ``Target.client(service)``
 is the only way the kit builds a boto3 client, so region, endpoint, retry mode and timeouts are decided here
-once; everything deeper takes a client or a target as an argument.
+once; everything deeper takes a client or a target as an argument. ``Target.from_parameters`` is the one
+place that turns parameters (the CLI's flags, the notebooks' parameters, a report's options) into a target.
 
 The module also reads the seed app's ``.env.local`` (a Next.js file) with python-dotenv, keeping every line it
 could not use as a numbered problem instead of dropping it, and derives the API id, region and stage from the
 WebSocket URL.
 
 What this module must not do: call AWS while resolving a target (credentials are checked, never used), read
-any file but the env file and the AWS config files boto3 reads anyway, or let a secret reach a repr, a log
-line or an error message. Secret values live in ``Secret`` objects whose repr is redacted.
+any file but the env file, the lab file (``kit.local``) and the AWS config files boto3 reads anyway, import
+the lab (``kit.lab`` builds on targets, not the reverse), or let a secret reach a repr, a log line or an
+error message. Secret values live in ``Secret`` objects whose repr is redacted.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from dotenv.parser import parse_stream
 
 from kit import __version__
 from kit.errors import ConfigurationError
-from kit.lab.engines import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, lab_file, read_lab_file
+from kit.redact_structure import is_secret_variable
 
 log = logging.getLogger("kit.target")
 
@@ -81,7 +84,6 @@ _ALIAS_GROUPS = {
     "WebSocket URL": WEBSOCKET_URL_KEYS,
     "management API URL": MANAGEMENT_URL_KEYS,
 }
-_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PRIVATE|ACCESS_KEY(?!_ID)|CREDENTIAL", re.IGNORECASE)
 
 # Alternative spellings callers use for a service; the value is boto3's service name.
 SERVICE_ALIASES = {
@@ -327,7 +329,7 @@ def _check_env_values(values: Mapping[str, str], lines: Mapping[str, int]) -> li
         at = f"line {lines[key]}: {key}"
         if key in RECOGNISED_KEYS and not value.strip():
             problems.append(f"{at} is empty, so the kit ignores it.")
-        if key.startswith("NEXT_PUBLIC_") and (key in CREDENTIAL_KEYS or _SECRET_NAME.search(key)):
+        if key.startswith("NEXT_PUBLIC_") and (key in CREDENTIAL_KEYS or is_secret_variable(key)):
             problems.append(
                 f"{at} puts a credential in a NEXT_PUBLIC_ variable, which Next.js inlines into the "
                 "JavaScript sent to every browser; rotate the key and keep it in a server-only variable."
@@ -466,7 +468,11 @@ class _ClientCache:
 
 @dataclass(frozen=True)
 class Target:
-    """Where the investigation looks and how the kit reaches it. Build one with ``local`` or ``aws``.
+    """Where the investigation looks and how the kit reaches it.
+
+    Build one with ``from_parameters`` (what the CLI, the notebooks and the reports do: the one place that
+    chooses between the lab, a real account and a bare local endpoint), or directly with ``local``, ``aws`` or
+    ``from_lab_file``.
 
     ``endpoints`` maps boto3 service names to URLs (the lab's engines); the key ``"*"`` serves every service
     not listed. An AWS target normally has none. ``source`` says in words where the target came from;
@@ -576,8 +582,72 @@ class Target:
             provenance={
                 "region": "argument" if region != DEFAULT_LAB_REGION else "lab default",
                 "table": "default" if table is None else "argument",
-                "credentials": "lab dummy credentials (kit.lab.engines)",
+                "credentials": "lab dummy credentials (kit.local)",
             },
+        )
+
+    @classmethod
+    def from_lab_file(cls, path: Path | None = None) -> Target:
+        """The running lab as its lab file (``.kit/lab.json`` unless ``path``) describes it, scenario aside.
+
+        No lab running, or a lab that stopped itself, is a ``ConfigurationError`` saying so in one line.
+        """
+        info = read_lab_file(path)
+        endpoints = dict(info["endpoints"])
+        return cls.local(
+            endpoints | {ANY_SERVICE: endpoints.get("iam", "")},
+            region=info["region"],
+            table=info["table"],
+            websocket_url=info["websocket_url"],
+            management_url=info["management_url"],
+            api_id=info["api_id"],
+            stage=info["stage"],
+            source=f"lab file {path or lab_file()}",
+        )
+
+    @classmethod
+    def from_parameters(
+        cls,
+        kind: str,
+        *,
+        profile: str | None = None,
+        region: str | None = None,
+        table: str | None = None,
+        env_file: str | os.PathLike[str] | None = None,
+        websocket_url: str | None = None,
+        dynamodb_url: str | None = None,
+        lab_file: Path | None = None,
+        allow_writes: bool = False,
+    ) -> Target:
+        """The target a set of parameters names; the one place that makes this choice.
+
+        - ``dynamodb_url`` (``kit table --endpoint``): that local DynamoDB endpoint alone, in ``region``
+          (default us-east-2), whatever ``kind`` says.
+        - ``kind`` "lab": the running lab, read from ``lab_file`` (default ``.kit/lab.json``); the lab file
+          says everything, so the other parameters are ignored.
+        - ``kind`` "aws": a real account (:meth:`aws`), read-only unless ``allow_writes``.
+
+        An empty string means "not given", as a papermill parameter cannot be None. ``kind`` is read without
+        case or surrounding blanks; anything but lab or aws is a ``ConfigurationError``.
+        """
+        if dynamodb_url:
+            return cls.local(
+                {"dynamodb": dynamodb_url}, region=region or DEFAULT_LAB_REGION, table=table or None
+            )
+        chosen = kind.strip().lower()
+        if chosen == "lab":
+            return cls.from_lab_file(lab_file)
+        if chosen == "aws":
+            return cls.aws(
+                profile=profile or None,
+                region=region or None,
+                table=table or None,
+                env_file=env_file or None,
+                websocket_url=websocket_url or None,
+                allow_writes=allow_writes,
+            )
+        raise ConfigurationError(
+            f"The target parameter is {kind!r}; use 'lab' (a running `kit lab up`) or 'aws' (a real account)."
         )
 
     @classmethod

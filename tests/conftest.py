@@ -16,6 +16,7 @@ import pytest
 from botocore.config import Config
 
 from kit.lab import engines
+from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 REGION = "us-east-2"
 
@@ -39,8 +40,8 @@ def local_client(service: str, endpoint_url: str, region: str = REGION) -> Any:
         service,
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id=engines.LOCAL_ACCESS_KEY_ID,
-        aws_secret_access_key=engines.LOCAL_SECRET_ACCESS_KEY,
+        aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+        aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
         config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=10),
     )
 

@@ -12,11 +12,14 @@ fails, its AWS error code says what the table refuses. The execution role plays 
     steps_frame(answers)     those answers → one row per step (:data:`DIRECT_WRITE_COLUMNS`), pure
     not_run(reason)          the frame of a test that did not run: every step skipped, with the reason
     storage_test(target)     ``run`` then ``steps_frame``
+    read_item / delete_item  the consistent read-back and the removal of one connection's item: the calls
+                             this test and :mod:`kit.dynamo.exercise` (the handlers run here) both make
 
 What this module must not do: write to a read-only target (``Target.read_only``: a real account without
 ``--allow-writes``; the lab is writable), touch any item but its own (connection id and workspace id
-``kit-probe-<random>``, deleted only while its workspace is still that one), or leave its item behind when
-the delete can be made. It creates no boto3 client of its own: the client comes from ``Target.client``.
+``kit-probe-<random>``, deleted only while its workspace is still that one; ``read_item`` and ``delete_item``
+act on the id their caller made), or leave its item behind when the delete can be made. It creates no boto3
+client of its own: the client comes from ``Target.client``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -141,6 +144,29 @@ def read_only_reason(target: Target) -> str:
 # I/O
 
 
+def read_item(client: Any, table: str, connection_id: str) -> dict[str, Any] | None:
+    """The item stored under ``connection_id`` in ``table`` (DynamoDB JSON), by a consistent ``GetItem``;
+    None when there is none. What botocore raises (``ClientError``, ``BotoCoreError``) is the caller's."""
+    answer = client.get_item(TableName=table, Key={"connectionId": {"S": connection_id}}, ConsistentRead=True)
+    item = answer.get("Item") if isinstance(answer, Mapping) else None
+    return dict(item) if isinstance(item, Mapping) else None
+
+
+def delete_item(client: Any, table: str, connection_id: str, *, workspace_id: str | None) -> None:
+    """``DeleteItem`` of ``connection_id`` from ``table``; with ``workspace_id``, only while the item is still
+    in that workspace (else DynamoDB answers ``ConditionalCheckFailedException``), so an item that is no
+    longer the caller's stays. Raises what botocore raises."""
+    condition: dict[str, Any] = (
+        {
+            "ConditionExpression": "workspaceId = :workspace_id",
+            "ExpressionAttributeValues": {":workspace_id": {"S": workspace_id}},
+        }
+        if workspace_id is not None
+        else {}
+    )
+    client.delete_item(TableName=table, Key={"connectionId": {"S": connection_id}}, **condition)
+
+
 def _failure(exc: BaseException) -> tuple[str, str]:
     code, message = error_facts(exc)
     return code, f"{code}: {message}" if message else code
@@ -237,12 +263,10 @@ def run(
 
 def _get(client: Any, call: _Call, table: str, connection_id: str, workspace_id: str) -> StepAnswer:
     started, begin = datetime.now(UTC), time.monotonic()
-    key = {"connectionId": {"S": connection_id}}
-    answer, failed = call("get", lambda: client.get_item(TableName=table, Key=key, ConsistentRead=True))
+    item, failed = call("get", lambda: read_item(client, table, connection_id))
     if failed is not None:
         return failed
     latency = _ms(time.monotonic() - begin)
-    item = answer.get("Item") if isinstance(answer, dict) else None
     stored = item.get("workspaceId", {}).get("S") if isinstance(item, dict) else None
     if stored != workspace_id:
         what = "no item" if not item else f"an item with workspaceId {stored!r}"
@@ -310,16 +334,8 @@ def _query(
 
 def _delete(client: Any, call: _Call, table: str, connection_id: str, workspace_id: str) -> StepAnswer:
     started, begin = datetime.now(UTC), time.monotonic()
-    _, failed = call(
-        "delete",
-        lambda: client.delete_item(
-            TableName=table,
-            Key={"connectionId": {"S": connection_id}},
-            # Only the item this test wrote: if its workspace changed, it is no longer the kit's to remove.
-            ConditionExpression="workspaceId = :workspace_id",
-            ExpressionAttributeValues={":workspace_id": {"S": workspace_id}},
-        ),
-    )
+    # Only the item this test wrote: if its workspace changed, it is no longer the kit's to remove.
+    _, failed = call("delete", lambda: delete_item(client, table, connection_id, workspace_id=workspace_id))
     if failed is not None:
         log.warning("the storage test could not delete %s from %s: %s", connection_id, table, failed.detail)
         return StepAnswer(

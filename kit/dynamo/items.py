@@ -1,4 +1,9 @@
-"""DynamoDB JSON items (Scan and Query pages as AWS gives them) into one typed frame. Pure: no I/O.
+"""What the connections table holds: its items, scanned and shaped into one typed frame, and which of them the
+workspace index holds.
+
+Fetch and shape are separate. ``scan_pages`` and ``index_pages`` scan the table and its index through a
+:class:`~kit.target.Target` (parallel segments, every page); ``items_frame`` and ``index_coverage`` are pure
+and take the pages as AWS gives them, so tests feed recorded pages. ``scan_items`` joins the two.
 
 ``items_frame`` reads DynamoDB JSON (``{"S": "…"}``, ``{"N": "42"}``) itself instead of going through boto3's
 ``TypeDeserializer`` (``items_frame_slow`` is that baseline, 5–7x slower): pages whose items share their
@@ -8,8 +13,10 @@ string, boolean and nullable-integer arrays). Numbers never become ``Decimal``.
 
 Bad input (a page without ``Items``, an item that is not a map, a value that is not a DynamoDB
 AttributeValue) does not stop the shaping: the row says what was wrong in ``_problem`` and page-level faults
-are listed in ``frame.attrs["problems"]``. :mod:`kit.dynamo.table` fetches the
-pages.
+are listed in ``frame.attrs["problems"]``.
+
+What this module must not do: write to AWS (it only scans), or create a boto3 client of its own: every client
+comes from ``Target.client``.
 """
 
 from __future__ import annotations
@@ -19,17 +26,26 @@ import json
 import logging
 import math
 import operator
+import sys
+import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from botocore.exceptions import BotoCoreError, ClientError
+from tqdm import tqdm
 
 from kit import frames
 from kit.dynamo import schema
+from kit.errors import AwsError
+
+if TYPE_CHECKING:
+    from kit.target import Target
 
 log = logging.getLogger("kit.dynamo.items")
 
@@ -50,12 +66,38 @@ ITEMS_COLUMNS: Final[dict[str, str]] = {
     PROBLEM_COLUMN: "string",
 }
 
+# One row per base-table item: is it in the workspace index, and if not, why.
+COVERAGE_COLUMNS: Final[dict[str, str]] = {
+    "connection_id": "string",
+    "workspace_id": "string",  # the index key's value as text
+    "workspace_id_type": "string",  # the index key's DynamoDB type in the item; NA when absent
+    "in_index": "boolean",
+    "why_not": "string",  # NA | attribute-absent | empty-string | wrong-type | not-yet-in-index
+    "detail": "string",
+}
+
+WHY_NOT_DETAIL: Final[dict[str, str]] = {
+    "attribute-absent": (
+        "the item has no {key}, so the sparse index {index} leaves it out and broadcasts to the workspace "
+        "never find it (the client connected without ?{key}=… or the handler dropped it)"
+    ),
+    "empty-string": (
+        "{key} is an empty string; real DynamoDB rejects such a put (ValidationException on the index key), "
+        "so this item can only come from an emulator or another writer"
+    ),
+    "wrong-type": (
+        "{key} has type {type}, not {expected}; the index only holds {expected} keys (real DynamoDB rejects "
+        "the put with 'Type mismatch for Index Key')"
+    ),
+    "not-yet-in-index": (
+        "{key} is a non-empty {expected} but the index scan did not return the item; index propagation is "
+        "eventually consistent (normally under a second), so scan again, and check IndexStatus/Backfilling "
+        "if it persists"
+    ),
+}
+
 _KNOWN_TYPES: Final = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
 _INT64_LIMIT: Final = 2**63
-
-_empty = frames.empty
-_frame = frames.from_rows
-_utc = frames.utc
 
 
 # --------------------------------------------------------------------------------------------------
@@ -516,3 +558,192 @@ def _plain_column(name: str, cells: pd.Series, kinds: pd.Series) -> Any:
         return plain if kind == "B" else json.dumps(plain, sort_keys=True, separators=(",", ":"))
 
     return pd.array([text(v, k) for v, k in zip(cells, kinds, strict=True)], dtype="string")
+
+
+# --------------------------------------------------------------------------------------------------
+# Scanning
+
+
+def _show_progress(progress: bool) -> bool:
+    stream = sys.stderr
+    return progress and hasattr(stream, "isatty") and stream.isatty()
+
+
+def scan_pages(
+    target: Target,
+    *,
+    segments: int = 4,
+    progress: bool = True,
+    index_name: str | None = None,
+    consistent_read: bool = False,
+) -> list[dict[str, Any]]:
+    """Every page of a (parallel) scan of the target's table, or of ``index_name`` on it.
+
+    ``segments`` threads each scan one segment (``Segment``/``TotalSegments``) and follow
+    ``LastEvaluatedKey`` to the end. Pages come back in segment order, each with ``Items``, ``Count``,
+    ``ScannedCount`` and ``Segment``. A tqdm bar counts items when ``progress`` and stderr is a terminal.
+    """
+    if not 1 <= segments <= 1_000_000:
+        raise ValueError(f"segments must be between 1 and 1000000, not {segments}")
+    client = target.client("dynamodb")
+    resource = f"{target.table}/index/{index_name}" if index_name else target.table
+    base: dict[str, Any] = {"TableName": target.table}
+    if index_name:
+        base["IndexName"] = index_name
+    if consistent_read:
+        base["ConsistentRead"] = True
+    lock = threading.Lock()
+    bar = tqdm(
+        desc=f"scan {resource}",
+        unit=" items",
+        disable=not _show_progress(progress),
+        leave=False,
+    )
+
+    def scan_segment(segment: int) -> list[dict[str, Any]]:
+        request = dict(base)
+        if segments > 1:
+            request |= {"Segment": segment, "TotalSegments": segments}
+        pages: list[dict[str, Any]] = []
+        try:
+            for answer in client.get_paginator("scan").paginate(**request):
+                page = {
+                    "Items": answer.get("Items", []),
+                    "Count": answer.get("Count", 0),
+                    "ScannedCount": answer.get("ScannedCount", 0),
+                    "Segment": segment,
+                }
+                pages.append(page)
+                with lock:
+                    bar.update(len(page["Items"]))
+        except (ClientError, BotoCoreError) as exc:
+            raise AwsError.from_botocore(
+                exc,
+                "dynamodb",
+                "Scan",
+                resource,
+                resource_type="table",
+                region=target.region,
+                hints={
+                    "ResourceNotFoundException": (
+                        f"check the table name and the region (the target is {target.region}); the "
+                        "$connect Lambda writes to the table in its own region unless TABLE_REGION says "
+                        "otherwise"
+                    ),
+                    "AccessDeniedException": (
+                        f"grant the kit's identity dynamodb:Scan on {resource} (reading is all the kit needs)"
+                    ),
+                    "ValidationException": (
+                        f"check that {resource} exists and has the index the kit was told about"
+                    ),
+                },
+            ) from exc
+        return pages
+
+    try:
+        with ThreadPoolExecutor(max_workers=segments, thread_name_prefix="kit-scan") as pool:
+            per_segment = list(pool.map(scan_segment, range(segments)))
+    finally:
+        bar.close()
+    return [page for pages in per_segment for page in pages]
+
+
+def scan_items(
+    target: Target, *, segments: int = 4, progress: bool = True, consistent_read: bool = False
+) -> pd.DataFrame:
+    """Every item of the target's table as :func:`items_frame` shapes it, sorted by ``connectionId``."""
+    pages = scan_pages(target, segments=segments, progress=progress, consistent_read=consistent_read)
+    frame = items_frame(pages)
+    problems = frame.attrs.get("problems", [])
+    frame = frame.sort_values("connectionId", kind="stable", na_position="last").reset_index(drop=True)
+    frame.attrs["problems"] = problems
+    return frame
+
+
+def index_pages(target: Target, *, index_name: str | None = None) -> list[dict[str, Any]]:
+    """Every page of a scan of the target's index (``target.index`` unless ``index_name``)."""
+    return scan_pages(target, segments=1, progress=False, index_name=index_name or target.index)
+
+
+# --------------------------------------------------------------------------------------------------
+# Index coverage
+
+
+def _ids_in(pages: Iterable[Mapping[str, Any]], key: str) -> set[str]:
+    found: set[str] = set()
+    for page in pages:
+        items = page.get("Items") if isinstance(page, Mapping) else None
+        for item in items if isinstance(items, list) else []:
+            value = item.get(key) if isinstance(item, Mapping) else None
+            if isinstance(value, Mapping) and len(value) == 1:
+                ((kind, raw),) = value.items()
+                try:
+                    text = attribute_text(str(kind), raw)
+                except (ValueError, TypeError, AttributeError, ArithmeticError):
+                    continue
+                if text is not None:
+                    found.add(text)
+    return found
+
+
+def index_coverage(
+    items: pd.DataFrame,
+    index_pages: Iterable[Mapping[str, Any]],
+    *,
+    index_name: str = schema.EXPECTED.indexes[0].name,
+    index_key: str = schema.EXPECTED.indexes[0].hash_key,
+    key_type: str = schema.EXPECTED.indexes[0].hash_key_type,
+    table_key: str = schema.EXPECTED.hash_key,
+) -> pd.DataFrame:
+    """One row per base-table item (``items`` from :func:`items_frame`): is it in the index, and why not.
+
+    ``index_pages`` are scan or query pages of the index. ``why_not``: ``attribute-absent`` (sparse index),
+    ``empty-string``, ``wrong-type`` (not ``key_type``), or ``not-yet-in-index`` (present and well-typed,
+    but the index has not caught up: GSIs are eventually consistent). :data:`COVERAGE_COLUMNS`.
+    """
+    n = len(items)
+    if n == 0:
+        return frames.empty(COVERAGE_COLUMNS)
+    indexed = _ids_in(index_pages, table_key)
+
+    def column(name: str) -> pd.Series:
+        if name in items.columns:
+            return items[name].astype("string").reset_index(drop=True)
+        return pd.Series(pd.array([None] * n, dtype="string"))
+
+    ids = column(table_key)
+    values = column(index_key)
+    types = column(f"{index_key}{TYPE_SUFFIX}")
+    in_index = ids.isin(indexed).fillna(False).astype(bool).to_numpy()
+    absent = types.isna().to_numpy()
+    wrong = (~absent) & (types != key_type).fillna(True).to_numpy(dtype=bool)
+    empty = (~absent) & (~wrong) & (values == "").fillna(False).to_numpy(dtype=bool)
+    # Assigned from the weakest reason to the strongest, so the strongest wins.
+    why_not = np.full(n, "not-yet-in-index", dtype=object)
+    why_not[empty] = "empty-string"
+    why_not[wrong] = "wrong-type"
+    why_not[absent] = "attribute-absent"
+    why_not[in_index] = None
+    details = np.full(n, None, dtype=object)
+    type_text = types.fillna("").to_numpy(dtype=object)
+    for reason, template in WHY_NOT_DETAIL.items():
+        mask = why_not == reason
+        if not mask.any():
+            continue
+        if reason == "wrong-type":
+            details[mask] = [
+                template.format(key=index_key, index=index_name, type=t, expected=key_type)
+                for t in type_text[mask]
+            ]
+        else:
+            details[mask] = template.format(key=index_key, index=index_name, type="", expected=key_type)
+    return pd.DataFrame(
+        {
+            "connection_id": ids.array,
+            "workspace_id": values.array,
+            "workspace_id_type": types.array,
+            "in_index": pd.array(in_index, dtype="boolean"),
+            "why_not": pd.array(why_not, dtype="string"),
+            "detail": pd.array(details, dtype="string"),
+        }
+    )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from kit.errors import UNREACHABLE_NEXT_STEP, AwsError, error_facts, failure_kind
+from kit.errors import AwsError, error_code
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,28 +113,41 @@ DIFFERENCE_COLUMNS: Mapping[str, str] = {
 
 
 # --------------------------------------------------------------------------------------------------
-# Pure: compare a describe_table answer with the schema
+# Pure: reading a describe_table answer (here only: the diff and kit.dynamo.table's frame both use these)
 
 
-def _table_part(description: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Accept both ``describe_table``'s whole answer and its ``Table`` member."""
+def table_part(description: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The table's description from ``describe_table``'s whole answer or from its ``Table`` member."""
     inner = description.get("Table")
     return inner if isinstance(inner, Mapping) else description
+
+
+def billing_mode(table: Mapping[str, Any]) -> str:
+    """``PAY_PER_REQUEST`` or ``PROVISIONED``: how the described table is billed.
+
+    ``BillingModeSummary`` says it when present. AWS leaves the summary out of a table that has been
+    provisioned since it was created ("you may need to switch to on-demand mode at least once in order to
+    return a BillingModeSummary", DescribeTable's reference), so its absence means PROVISIONED, except when
+    the table reports zero read and write capacity: a provisioned table has at least one unit of each, and
+    emulators describe on-demand tables that way.
+    """
+    summary = table.get("BillingModeSummary")
+    if isinstance(summary, Mapping) and summary.get("BillingMode"):
+        return str(summary["BillingMode"])
+    throughput = table.get("ProvisionedThroughput")
+    if isinstance(throughput, Mapping) and not any(
+        throughput.get(units) for units in ("ReadCapacityUnits", "WriteCapacityUnits")
+    ):
+        return "PAY_PER_REQUEST"
+    return "PROVISIONED"
 
 
 def _key(key_schema: Iterable[Mapping[str, Any]], key_type: str) -> str | None:
     return next((k["AttributeName"] for k in key_schema if k.get("KeyType") == key_type), None)
 
 
-def _billing_mode(table: Mapping[str, Any]) -> str:
-    summary = table.get("BillingModeSummary") or {}
-    if summary.get("BillingMode"):
-        return str(summary["BillingMode"])
-    # AWS omits the summary for some tables; on-demand tables report zero provisioned capacity.
-    throughput = table.get("ProvisionedThroughput") or {}
-    if throughput.get("ReadCapacityUnits", 0) == 0 and throughput.get("WriteCapacityUnits", 0) == 0:
-        return "PAY_PER_REQUEST"
-    return "PROVISIONED"
+# --------------------------------------------------------------------------------------------------
+# Pure: compare a describe_table answer with the schema
 
 
 def diff_table(
@@ -163,7 +176,7 @@ def diff_table(
                 ),
             )
         ]
-    table = _table_part(description)
+    table = table_part(description)
     name = str(table.get("TableName", expected.name))
     types: dict[str, str] = {
         a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])
@@ -173,7 +186,7 @@ def diff_table(
     diffs += _key_differences(table, name, types, expected)
     for index in expected.indexes:
         diffs += _index_differences(table, name, types, index, expected)
-    billing = _billing_mode(table)
+    billing = billing_mode(table)
     if billing != expected.billing_mode:
         throughput = table.get("ProvisionedThroughput") or {}
         capacity = (
@@ -557,30 +570,23 @@ def _region(client: Any) -> str:
     return str(getattr(getattr(client, "meta", None), "region_name", None) or "an unknown region")
 
 
-def _aws_error(exc: Exception, operation: str, table_name: str, client: Any) -> AwsError:
+def _table_error(exc: BaseException, operation: str, table_name: str, client: Any) -> AwsError:
+    """``exc`` of a call on the table, with this module's next steps (``AwsError.from_botocore``)."""
     region = _region(client)
-    code, detail = error_facts(exc)
-    action = operation[0].lower() + operation[1:]
-    next_step = {
-        "AccessDeniedException": (
-            f"grant dynamodb:{operation} on arn:aws:dynamodb:{region}:*:table/{table_name} to the "
-            "identity the kit uses"
-        ),
-        "UnrecognizedClientException": "check that the credentials belong to this account",
-        "ExpiredTokenException": "refresh the session credentials (aws sso login) and retry",
-    }.get(
-        code,
-        UNREACHABLE_NEXT_STEP
-        if failure_kind(code) == "unreachable"
-        else f"check the table name, the region and the caller's dynamodb:{operation} permission",
-    )
-    return AwsError(
-        f"DynamoDB {action} for table {table_name} in {region} failed with {code}"
-        f"{': ' + detail if detail else ''}; {next_step}.",
-        service="dynamodb",
-        operation=operation,
-        code=code,
-        resource=table_name,
+    return AwsError.from_botocore(
+        exc,
+        "dynamodb",
+        operation,
+        table_name,
+        resource_type="table",
+        region=region,
+        hints={
+            "AccessDeniedException": (
+                f"grant dynamodb:{operation} on arn:aws:dynamodb:{region}:*:table/{table_name} to the "
+                "identity the kit uses"
+            ),
+        },
+        otherwise=f"check the table name, the region and the caller's dynamodb:{operation} permission",
     )
 
 
@@ -588,12 +594,10 @@ def describe(client: Any, name: str) -> dict[str, Any] | None:
     """The ``Table`` member of ``describe_table`` for ``name``, or None when the table does not exist."""
     try:
         answer = client.describe_table(TableName=name)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+    except (ClientError, BotoCoreError) as exc:
+        if error_code(exc) == "ResourceNotFoundException":
             return None
-        raise _aws_error(exc, "DescribeTable", name, client) from exc
-    except BotoCoreError as exc:
-        raise _aws_error(exc, "DescribeTable", name, client) from exc
+        raise _table_error(exc, "DescribeTable", name, client) from exc
     return dict(answer["Table"])
 
 
@@ -644,9 +648,9 @@ def create_table(
     table_name = name or schema.name
     try:
         client.create_table(**create_table_request(schema, name=table_name))
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-            raise _aws_error(exc, "CreateTable", table_name, client) from exc
+    except (ClientError, BotoCoreError) as exc:
+        if error_code(exc) != "ResourceInUseException":
+            raise _table_error(exc, "CreateTable", table_name, client) from exc
         existing = describe(client, table_name)
         errors = [d for d in diff_table(existing, schema) if d.severity == "error"]
         errors = [d for d in errors if d.kind not in {"table-not-active", "index-not-active"}]
@@ -659,8 +663,6 @@ def create_table(
                 code="ResourceInUseException",
                 resource=table_name,
             ) from exc
-    except BotoCoreError as exc:
-        raise _aws_error(exc, "CreateTable", table_name, client) from exc
     if wait:
         _wait_active(client, table_name, timeout)
     described = describe(client, table_name)

@@ -18,6 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from kit.errors import error_code
+
 log = logging.getLogger("kit.lab")
 
 LogEvents = list[tuple[int, str]]
@@ -117,7 +119,7 @@ class LogWriter:
         try:
             self._client.create_log_group(logGroupName=group)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            if error_code(exc) != "ResourceAlreadyExistsException":
                 raise
         self._known_groups.add(group)
 
@@ -128,7 +130,7 @@ class LogWriter:
         try:
             self._client.create_log_stream(logGroupName=group, logStreamName=stream)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            if error_code(exc) != "ResourceAlreadyExistsException":
                 raise
         self._known_streams.add((group, stream))
 

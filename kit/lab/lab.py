@@ -32,31 +32,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kit.dynamo import schema
-from kit.errors import ConfigurationError, EngineError
+from kit.errors import EngineError
 from kit.lab import engines, provision, scenarios
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.dynamodb_front import DynamoDBFront
 from kit.lab.gateway import Gateway, GatewaySettings
 from kit.lab.gateway_core import IdlePolicy
 from kit.lab.live import CredentialIssuer, LiveConfig, authorizer
+from kit.lab.processes import die_with_parent
 from kit.lab.runtime import LambdaRuntime
 from kit.lab.supervisor import RESTARTING, STOPPED, EngineEvent, EngineSupervisor
+from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, PROJECT_ROOT, lab_file
 from kit.target import Target
 
 log = logging.getLogger("kit.lab")
 
 DEFAULT_REGION = "us-east-2"
-STATE_DIR_ENV = "KIT_STATE_DIR"
 CONTROL_SERVICES = ("iam", "lambda", "apigatewayv2", "logs", "sts")
-
-
-def state_dir() -> Path:
-    """Where the lab keeps its files (``.kit/`` at the project root unless ``$KIT_STATE_DIR`` says else)."""
-    return Path(os.environ.get(STATE_DIR_ENV) or engines.PROJECT_ROOT / ".kit")
-
-
-def lab_file() -> Path:
-    return state_dir() / "lab.json"
 
 
 @dataclass(frozen=True)
@@ -263,8 +255,8 @@ class Lab:
             management_url=gateway.management_url,
             endpoints=endpoints,
             credentials={
-                "aws_access_key_id": engines.LOCAL_ACCESS_KEY_ID,
-                "aws_secret_access_key": engines.LOCAL_SECRET_ACCESS_KEY,
+                "aws_access_key_id": LOCAL_ACCESS_KEY_ID,
+                "aws_secret_access_key": LOCAL_SECRET_ACCESS_KEY,
             },
             table=resources.table,
             api_id=resources.api_id,
@@ -351,12 +343,12 @@ class Lab:
         """Start the Next.js stand-in (its own process, the app's environment) and return its URL."""
         env = {
             "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(engines.PROJECT_ROOT),
+            "PYTHONPATH": str(PROJECT_ROOT),
             "TABLE_NAME": table,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            "AWS_ACCESS_KEY_ID": engines.LOCAL_ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": engines.LOCAL_SECRET_ACCESS_KEY,
+            "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
@@ -367,7 +359,7 @@ class Lab:
             stderr=subprocess.DEVNULL,
             env=env,
             text=True,
-            preexec_fn=engines._die_with_parent,  # noqa: PLW1509 - only prctl
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl
         )
 
         def stop() -> None:
@@ -390,49 +382,3 @@ class Lab:
                 "the lab's Next.js stand-in did not start; run `python -m kit.lab.nextjs_backend`."
             )
         return url
-
-
-def read_lab_file(path: Path | None = None) -> dict[str, Any]:
-    """The running lab's description, or a clear error when no lab is up (or it stopped itself)."""
-    path = path or lab_file()
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigurationError(
-            f"no lab is running ({path} not found); start one with `kit lab up` in another terminal."
-        ) from None
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"{path} is not valid JSON ({exc}); stop the lab and start it again."
-        ) from exc
-    if "stopped" in info:
-        raise ConfigurationError(
-            f"the lab is not running: {info['stopped']} Start it again with `kit lab up`."
-        )
-    pid = info.get("pid")
-    if isinstance(pid, int):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            raise ConfigurationError(
-                f"{path} names a lab (pid {pid}) that is no longer running; start one with `kit lab up`."
-            ) from None
-        except PermissionError:
-            pass
-    return dict(info)
-
-
-def lab_target(path: Path | None = None) -> Target:
-    """The target for ``--target lab``: reads ``.kit/lab.json`` (never the scenario)."""
-    info = read_lab_file(path)
-    endpoints = dict(info["endpoints"])
-    return Target.local(
-        endpoints | {"*": endpoints.get("iam", "")},
-        region=info["region"],
-        table=info["table"],
-        websocket_url=info["websocket_url"],
-        management_url=info["management_url"],
-        api_id=info["api_id"],
-        stage=info["stage"],
-        source=f"lab file {path or lab_file()}",
-    )

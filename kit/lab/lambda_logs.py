@@ -1,9 +1,10 @@
 """Lambda's log lines, formatted exactly as the Lambda service and its Python runtime write them.
 
-The lab's runtime (``kit.lab.runtime`` and the worker process ``kit.lab.runtime_worker``) formats every
-line it hands to CloudWatch Logs with these functions, and the log parser reads these shapes back; a change
-here is a change to what the parser must accept. Each CloudWatch event's message is returned *as Lambda
-stores it*, trailing ``\\n`` (and the ``\\t`` before it on REPORT) included.
+The lab's runtime (``kit.lab.lambda_invocation`` for the platform's lines, the worker process
+``kit.lab.runtime_worker`` for the function's) formats every line it hands to CloudWatch Logs with these
+functions, and the log parser reads these shapes back; a change here is a change to what the parser must
+accept. Each CloudWatch event's message is returned *as Lambda stores it*, trailing ``\\n`` (and the ``\\t``
+before it on REPORT) included.
 
 What comes from where (see the research notes on Lambda log formats):
 

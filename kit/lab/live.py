@@ -24,9 +24,10 @@ from urllib.parse import unquote
 from botocore.exceptions import ClientError
 
 from kit import policy
-from kit.lab.engines import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+from kit.errors import error_code
 from kit.lab.provision import ClientFactory
 from kit.lab.sigv4 import SigningSecret
+from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 T = TypeVar("T")
 
@@ -58,7 +59,7 @@ class LiveConfig:
             try:
                 answer = self._aws.client("lambda").get_function_configuration(FunctionName=name)
             except ClientError as exc:
-                if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                if error_code(exc) == "ResourceNotFoundException":
                     return None
                 raise
             answer.pop("ResponseMetadata", None)
@@ -74,7 +75,7 @@ class LiveConfig:
             try:
                 answer = self._aws.client("lambda").get_policy(FunctionName=name)
             except ClientError as exc:
-                if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                if error_code(exc) == "ResourceNotFoundException":
                     return None
                 raise
             return dict(json.loads(answer["Policy"]))
@@ -94,7 +95,7 @@ class LiveConfig:
                 api = client.get_api(ApiId=api_id)
                 stage_answer = client.get_stage(ApiId=api_id, StageName=stage)
             except ClientError as exc:
-                if exc.response["Error"]["Code"] in ("NotFoundException", "404"):
+                if error_code(exc) in ("NotFoundException", "404"):
                     return None
                 raise
             routes = client.get_routes(ApiId=api_id).get("Items", [])
@@ -122,7 +123,7 @@ class LiveConfig:
                     answer = iam.get_policy_version(PolicyArn=arn, VersionId=version)
                     documents[f"managed:{arn}"] = _document(answer["PolicyVersion"]["Document"])
             except ClientError as exc:
-                if exc.response["Error"]["Code"] == "NoSuchEntity":
+                if error_code(exc) == "NoSuchEntity":
                     return []  # a deleted role grants nothing
                 raise
             return policy.parse_policies(documents, strict=False)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kit.dynamo import schema
+from kit.local import PROJECT_ROOT
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 FUNCTION_NAME = "chatgenius-websocket"
@@ -31,7 +32,7 @@ ROUTE_KEYS = ("$connect", "$disconnect", "message", "presence", "typing")
 ACCESS_LOG_GROUP = "/aws/apigateway/chatgenius-websocket-access"
 HANDLER_DIR = Path(__file__).resolve().parents[1] / "handler"
 HANDLER_FILES = ("app.py", "seed.py")
-POLICY_FILE = Path(__file__).resolve().parents[2] / "iam-policies.json"
+POLICY_FILE = PROJECT_ROOT / "iam-policies.json"
 LAMBDA_TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [
@@ -90,14 +91,6 @@ class LabResources:
 
 def lambda_integration_uri(region: str, function_arn: str) -> str:
     return f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
-
-
-def function_arn_from_uri(uri: str) -> str | None:
-    """The Lambda function ARN inside an AWS_PROXY integration URI, or None when it names none."""
-    marker = "/functions/"
-    if marker not in uri:
-        return None
-    return uri.split(marker, 1)[1].split("/invocations", 1)[0]
 
 
 def handler_zip() -> bytes:

@@ -1,38 +1,35 @@
 """The lab's Lambda runtime: runs a function's Python code the way Lambda does, without Docker.
 
+This is the process pool, a shell around pure decisions: what a function's configuration says
+(:mod:`kit.lab.lambda_config`), the environment its process starts with (:mod:`kit.lab.lambda_environment`),
+and how each invocation is written up, its log lines and its result (:mod:`kit.lab.lambda_invocation`, with
+the formats of :mod:`kit.lab.lambda_logs`). Here: processes, pipes, clocks and the pool.
+
 Each execution environment is a worker process (``kit.lab.runtime_worker``) started with the function's
-environment only (its configured variables, Lambda's reserved ones, the credentials and extra variables the
-caller gives); it imports the handler once (a cold start, timed as Init Duration) and then serves one request
-at a time, keeping module state warm. When every environment of a function is busy another is started (a new
-log stream), up to a cap, then requests queue. A request that outlives the function's timeout gets its
-environment killed, as Lambda does; so does any environment whose configuration ``revision`` is no longer the
-function's, so the next request after an update is a cold start. An environment that dies while idle (killed
-from outside) never had the request, so it is replaced by a cold start with no error; one that dies during a
-request is Lambda's ``Runtime.ExitError``, and the next request is a cold start too.
+environment only; it imports the handler once (a cold start, timed as Init Duration) and then serves one
+request at a time, keeping module state warm. When every environment of a function is busy another is
+started (a new log stream), up to a cap, then requests queue. A request that outlives the function's timeout
+gets its environment killed, as Lambda does; so does any environment whose configuration ``revision`` is no
+longer the function's, so the next request after an update is a cold start. An environment that dies while
+idle (killed from outside) never had the request, so it is replaced by a cold start with no error; one that
+dies during a request is Lambda's ``Runtime.ExitError``, and the next request is a cold start too.
 
 Every line Lambda would write (platform lines, the runtime's log records, ``print`` output) is handed to the
 caller's sink as ``(log_group, log_stream, [(epoch_ms, message), ...])`` once per request, before ``invoke``
-returns; formats come from ``kit.lab.lambda_logs``.
+returns.
 
-Log levels follow Lambda: with ``log_format="Text"`` Lambda refuses application/system log levels, so
-``AWS_LAMBDA_LOG_LEVEL`` is not set and the runtime leaves the root logger at WARNING (a function's
-``logger.info`` is dropped unless it sets a level itself). With ``"JSON"`` the application level (INFO unless
-configured) becomes ``AWS_LAMBDA_LOG_LEVEL`` and is also applied to records and stdout lines; the system
-level (INFO unless configured) filters platform records. Neither is applied to Text output.
-
-What this module must not do: call AWS (configuration arrives as data, see ``function_config_from_answer``),
-write to CloudWatch itself (that is the sink's job), pass the lab's own environment to a function, or leave
-a worker process behind: workers are killed on ``close()``, and ``PR_SET_PDEATHSIG`` (``engines.
-_die_with_parent``) ends them if the lab process dies. Linux only, like ``kit.lab.engines``.
+What this module must not do: call AWS (configuration arrives as data, see
+``lambda_config.function_config_from_answer``), write to CloudWatch itself (that is the sink's job), pass the
+lab's own environment to a function, or leave a worker process behind: workers are killed on ``close()``, and
+``PR_SET_PDEATHSIG`` (``kit.lab.processes``) ends them if the lab process dies. Linux only, like
+``kit.lab.engines``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -46,449 +43,38 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from kit.errors import ConfigurationError, EngineError
-from kit.lab import lambda_logs
-from kit.lab.engines import PROJECT_ROOT, _die_with_parent
-from kit.lab.lambda_logs import LogEvent, Report
+from kit.lab import lambda_environment, lambda_logs
+from kit.lab.lambda_config import FunctionConfig
+from kit.lab.lambda_environment import LambdaCredentials
+from kit.lab.lambda_invocation import (
+    Ending,
+    InitOutcome,
+    InvocationLog,
+    InvokeResult,
+    invoke_result,
+    report_for,
+)
+from kit.lab.lambda_logs import LogEvent
+from kit.lab.processes import die_with_parent
+from kit.local import PROJECT_ROOT
 
 log = logging.getLogger("kit.lab.runtime")
 
 LogSink = Callable[[str, str, list[LogEvent]], None]
 """Receives ``(log_group, log_stream, events)``; events are in order with non-decreasing timestamps."""
 
-InvokeKind = Literal["response", "function-error", "timeout", "init-error"]
-
-DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_MAX_WORKERS_PER_FUNCTION = 10
 INIT_TIMEOUT_S = 10.0  # Lambda's limit on the init phase of on-demand functions
-
-# Variables Lambda sets itself and refuses in a function's configuration.
-RESERVED_VARIABLES = frozenset(
-    {
-        "_HANDLER",
-        "_X_AMZN_TRACE_ID",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_ACCESS_KEY",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_LAMBDA_RUNTIME_API",
-        "LAMBDA_TASK_ROOT",
-        "LAMBDA_RUNTIME_DIR",
-    }
-)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Configuration (plain data)
-# ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FunctionConfig:
-    """What the runtime needs to know about a function, as ``get_function_configuration`` describes it.
-
-    ``revision`` identifies this configuration: environments started for another revision are never reused,
-    so a changed configuration means a cold start, as after ``update_function_configuration``. Left empty, it
-    is derived from the other fields. ``code_path`` is the directory put first on ``sys.path`` and used as
-    the working directory (Lambda's ``/var/task``); without it, the project root, so ``kit.handler.app``
-    imports.
-    """
-
-    function_name: str
-    handler: str
-    runtime: str = "python3.11"
-    timeout_s: float = 3.0
-    memory_mb: int = 128
-    environment: Mapping[str, str] = field(default_factory=dict)
-    role_arn: str = ""
-    log_level: str | None = None
-    log_format: lambda_logs.LogFormat = "Text"
-    system_log_level: str | None = None
-    log_group: str = ""
-    code_path: str | None = None
-    version: str = "$LATEST"
-    region: str = "us-east-1"
-    account_id: str = DEFAULT_ACCOUNT_ID
-    revision: str = ""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "environment", dict(self.environment))
-        if not self.log_group:
-            object.__setattr__(self, "log_group", f"/aws/lambda/{self.function_name}")
-        fmt = {"text": "Text", "json": "JSON"}.get(str(self.log_format).lower())
-        if fmt is None:
-            raise ConfigurationError(
-                f"Function {self.function_name}: log format {self.log_format!r} is not one Lambda knows; "
-                "use 'Text' or 'JSON'."
-            )
-        object.__setattr__(self, "log_format", fmt)
-        self._validate()
-        if not self.revision:
-            object.__setattr__(self, "revision", _fingerprint(self._content()))
-
-    def _validate(self) -> None:
-        name = self.function_name
-        if not self.runtime.startswith("python3."):
-            raise ConfigurationError(
-                f"Function {name} uses runtime {self.runtime}; the lab runs only Python runtimes (python3.x)."
-            )
-        if self.timeout_s <= 0:
-            raise ConfigurationError(f"Function {name}: timeout must be positive, not {self.timeout_s}.")
-        if not 128 <= self.memory_mb <= 10240:
-            raise ConfigurationError(
-                f"Function {name}: memory size {self.memory_mb} MB is outside Lambda's 128-10240 MB."
-            )
-        if self.log_format == "Text" and (self.log_level or self.system_log_level):
-            # Lambda's own answer to this configuration.
-            raise ConfigurationError(
-                f'Function {name}: LogLevel is not supported when LogFormat is set to "Text". Remove '
-                'LogLevel from your request or change the LogFormat to "Json" and try again.'
-            )
-        if self.log_level and self.log_level.upper() not in lambda_logs.APPLICATION_LOG_LEVELS:
-            raise ConfigurationError(
-                f"Function {name}: application log level {self.log_level!r} is not one of "
-                f"{', '.join(lambda_logs.APPLICATION_LOG_LEVELS)}."
-            )
-        if self.system_log_level and self.system_log_level.upper() not in lambda_logs.SYSTEM_LOG_LEVELS:
-            raise ConfigurationError(
-                f"Function {name}: system log level {self.system_log_level!r} is not one of "
-                f"{', '.join(lambda_logs.SYSTEM_LOG_LEVELS)}."
-            )
-        reserved = sorted(set(self.environment) & RESERVED_VARIABLES)
-        if reserved:
-            raise ConfigurationError(
-                f"Function {name}: Lambda was unable to configure your environment variables because the "
-                "environment variables you have provided contains reserved keys that are currently not "
-                f"supported for modification. Reserved keys used in this request: {', '.join(reserved)}"
-            )
-
-    def _content(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "revision"}
-
-    @property
-    def function_arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_name}"
-
-    @property
-    def application_log_level(self) -> str | None:
-        """The level Lambda applies to application logs: JSON format only, INFO unless configured."""
-        if self.log_format != "JSON":
-            return None
-        return (self.log_level or "INFO").upper()
-
-    @property
-    def effective_system_log_level(self) -> str | None:
-        if self.log_format != "JSON":
-            return None
-        return (self.system_log_level or "INFO").upper()
-
-
-def _fingerprint(content: Mapping[str, Any]) -> str:
-    text = json.dumps(content, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def function_config_from_answer(
-    answer: Mapping[str, Any], region: str, *, code_path: str | None = None
-) -> FunctionConfig:
-    """Read a boto3 ``lambda.get_function_configuration`` answer (AWS's or moto's) into a FunctionConfig.
-
-    The revision hashes everything that describes the function (including ``RevisionId``, ``CodeSha256``
-    and ``LastModified`` when present) because moto keeps no ``RevisionId``: any update gives a new one.
-    """
-    logging_config = answer.get("LoggingConfig") or {}
-    environment = (answer.get("Environment") or {}).get("Variables") or {}
-    function_arn = str(answer.get("FunctionArn", ""))
-    arn_parts = function_arn.split(":")
-    account_id = arn_parts[4] if len(arn_parts) > 4 and arn_parts[4] else DEFAULT_ACCOUNT_ID
-    described = {
-        key: answer.get(key)
-        for key in (
-            "FunctionName",
-            "Handler",
-            "Runtime",
-            "Timeout",
-            "MemorySize",
-            "Environment",
-            "Role",
-            "LoggingConfig",
-            "RevisionId",
-            "CodeSha256",
-            "LastModified",
-            "Version",
-        )
-    }
-    described["code_path"] = code_path
-    return FunctionConfig(
-        function_name=str(answer["FunctionName"]),
-        handler=str(answer.get("Handler") or ""),
-        runtime=str(answer.get("Runtime") or "python3.11"),
-        timeout_s=float(answer.get("Timeout") or 3),
-        memory_mb=int(answer.get("MemorySize") or 128),
-        environment={str(k): str(v) for k, v in environment.items()},
-        role_arn=str(answer.get("Role") or ""),
-        log_level=logging_config.get("ApplicationLogLevel"),
-        log_format=logging_config.get("LogFormat") or "Text",
-        system_log_level=logging_config.get("SystemLogLevel"),
-        log_group=logging_config.get("LogGroup") or "",
-        code_path=code_path,
-        region=region,
-        account_id=account_id,
-        revision=_fingerprint(described),
-    )
-
-
-@dataclass(frozen=True)
-class LambdaCredentials:
-    """The execution role's credentials as Lambda puts them in the function's environment."""
-
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    """The outcome of one invocation, as the Invoke API would report it.
-
-    ``payload`` is the decoded response for ``"response"`` (bytes when the handler returned bytes) and the
-    error document (``errorMessage``, ``errorType``, ...) otherwise. ``init_ms`` is set on cold starts
-    whose init succeeded in the init phase.
-    """
-
-    kind: InvokeKind
-    payload: Any
-    request_id: str
-    duration_ms: float
-    billed_ms: int
-    init_ms: float | None
-    max_memory_mb: int
-    log_group: str
-    log_stream: str
-    error_type: str | None = None
-    error_message: str | None = None
-
-    @property
-    def function_error(self) -> str | None:
-        """The Invoke API's ``FunctionError`` header: ``Unhandled`` for every kind of failure."""
-        return None if self.kind == "response" else "Unhandled"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The worker's environment (pure)
-# ---------------------------------------------------------------------------------------------------------
-
-
-def worker_environment(
-    config: FunctionConfig,
-    *,
-    log_stream: str,
-    credentials: LambdaCredentials | None,
-    extra_env: Mapping[str, str] | None,
-    python_executable: str,
-    project_root: Path,
-    tmp_dir: str,
-) -> dict[str, str]:
-    """Everything the function's process sees in ``os.environ``, and nothing of the lab's.
-
-    Order of precedence: defaults Lambda lets a function override (PATH, LANG, TZ, PYTHONPATH), then the
-    function's variables, then Lambda's reserved variables, then credentials, then ``extra_env`` (the lab's
-    ``AWS_ENDPOINT_URL_<SERVICE>``). Two deliberate additions: ``TMPDIR`` (a private directory standing for
-    ``/tmp``) and ``AWS_CONFIG_FILE``/``AWS_SHARED_CREDENTIALS_FILE`` pointing at files that do not exist, so
-    botocore in the function never reads the developer's ``~/.aws``.
-    """
-    task_root = config.code_path or str(project_root)
-    python_bin = str(Path(python_executable).parent)
-    environment: dict[str, str] = {
-        "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
-        "LANG": "en_US.UTF-8",
-        "TZ": ":UTC",
-    }
-    environment.update(config.environment)
-    # The worker module itself must import, whatever PYTHONPATH the function configures.
-    user_path = config.environment.get("PYTHONPATH")
-    environment["PYTHONPATH"] = f"{user_path}:{project_root}" if user_path else str(project_root)
-    environment.update(
-        {
-            "_HANDLER": config.handler,
-            "AWS_REGION": config.region,
-            "AWS_DEFAULT_REGION": config.region,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
-            "AWS_LAMBDA_FUNCTION_NAME": config.function_name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": config.version,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": lambda_logs.INIT_TYPE,
-            "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group,
-            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
-            "LAMBDA_TASK_ROOT": task_root,
-            "TMPDIR": tmp_dir,
-            "AWS_CONFIG_FILE": os.path.join(tmp_dir, ".aws-config-absent"),
-            "AWS_SHARED_CREDENTIALS_FILE": os.path.join(tmp_dir, ".aws-credentials-absent"),
-        }
-    )
-    application_level = config.application_log_level
-    if application_level:
-        environment["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
-        environment["AWS_LAMBDA_LOG_LEVEL"] = application_level
-    if credentials is not None:
-        environment["AWS_ACCESS_KEY_ID"] = credentials.access_key_id
-        environment["AWS_SECRET_ACCESS_KEY"] = credentials.secret_access_key
-        if credentials.session_token:
-            environment["AWS_SESSION_TOKEN"] = credentials.session_token
-    environment.update(extra_env or {})
-    return environment
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Platform log lines, Text or JSON, with the system level applied
-# ---------------------------------------------------------------------------------------------------------
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _epoch_ms(at: datetime) -> float:
-    return at.timestamp() * 1000
-
-
-class _InvocationLog:
-    """Collects one request's events; knows the function's format and levels."""
-
-    def __init__(self, config: FunctionConfig) -> None:
-        self.config = config
-        self.events: list[tuple[float, str]] = []
-        self._json = config.log_format == "JSON"
-        self._application_level = config.application_log_level
-        self._system_level = config.effective_system_log_level
-
-    def add(self, ts_ms: float, message: str) -> None:
-        self.events.append((ts_ms, message))
-
-    def application(self, ts_ms: float, message: str, level: str | None, stream: str) -> None:
-        if self._application_level is not None:
-            if level is None:
-                level = lambda_logs.stdout_line_level(message) if stream != "app" else "INFO"
-            if not lambda_logs.level_enabled(level, self._application_level):
-                return
-        self.add(ts_ms, message)
-
-    def _platform(self, at: datetime, record_type: str, json_text: Callable[[], str]) -> None:
-        assert self._system_level is not None
-        level = lambda_logs.PLATFORM_RECORD_LEVELS.get(record_type, "INFO")
-        if lambda_logs.level_enabled(level, self._system_level):
-            self.add(_epoch_ms(at), json_text())
-
-    def init_start(self, at: datetime) -> None:
-        version = lambda_logs.runtime_version(self.config.runtime)
-        arn = lambda_logs.runtime_version_arn(self.config.region, version)
-        if self._json:
-            self._platform(
-                at,
-                "platform.initStart",
-                lambda: lambda_logs.init_start_record(
-                    at, version, arn, self.config.function_name, self.config.version
-                ),
-            )
-        else:
-            self.add(_epoch_ms(at), lambda_logs.init_start_line(version, arn))
-
-    def init_done(
-        self,
-        at: datetime,
-        phase: lambda_logs.Phase,
-        status: Literal["success", "error", "timeout"],
-        init_ms: float,
-        error_type: str | None,
-    ) -> None:
-        if self._json:
-            self._platform(
-                at,
-                "platform.initRuntimeDone",
-                lambda: lambda_logs.init_runtime_done_record(at, phase, status, error_type),
-            )
-            self._platform(
-                at,
-                "platform.initReport",
-                lambda: lambda_logs.init_report_record(at, phase, status, init_ms, error_type),
-            )
-        elif status != "success":  # a successful on-demand init has no Text INIT_REPORT
-            self.add(_epoch_ms(at), lambda_logs.init_report_line(init_ms, phase, status, error_type))
-
-    def start(self, at: datetime, request_id: str) -> None:
-        if self._json:
-            self._platform(
-                at,
-                "platform.start",
-                lambda: lambda_logs.start_record(at, request_id, self.config.version),
-            )
-        else:
-            self.add(_epoch_ms(at), lambda_logs.start_line(request_id, self.config.version))
-
-    def timeout(self, at: datetime, request_id: str) -> None:
-        if not self._json:
-            self.add(_epoch_ms(at), lambda_logs.timeout_line(at, request_id, self.config.timeout_s))
-
-    def exit_error(self, at: datetime, request_id: str, reason: str) -> None:
-        if not self._json:
-            for line in lambda_logs.exit_error_lines(request_id, reason):
-                self.add(_epoch_ms(at), line)
-
-    def end(
-        self,
-        at: datetime,
-        report: Report,
-        *,
-        status: lambda_logs.PlatformStatus,
-        produced_bytes: int,
-        error_type: str | None,
-    ) -> None:
-        """END and REPORT; in JSON, runtimeDone and report records.
-
-        The JSON records name the error type of any failure; the Text REPORT names it only with a Status,
-        that is never for an ordinary handler exception.
-        """
-        if self._json:
-            report = replace(report, error_type=error_type)
-            self._platform(
-                at,
-                "platform.runtimeDone",
-                lambda: lambda_logs.runtime_done_record(
-                    at,
-                    report.request_id,
-                    status=status,
-                    duration_ms=report.duration_ms,
-                    produced_bytes=produced_bytes,
-                    error_type=report.error_type,
-                ),
-            )
-            self._platform(at, "platform.report", lambda: lambda_logs.report_record(at, report, status))
-        else:
-            self.add(_epoch_ms(at), lambda_logs.end_line(report.request_id))
-            self.add(_epoch_ms(at), lambda_logs.report_line(report))
-
-    def ordered(self) -> list[LogEvent]:
-        """Events in the order they happened, timestamps made non-decreasing (CloudWatch sorts by time)."""
-        ordered: list[LogEvent] = []
-        last = 0
-        for ts_ms, message in self.events:
-            last = max(last, int(ts_ms))
-            ordered.append((last, message))
-        return ordered
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -706,17 +292,6 @@ class _Pool:
 
 
 @dataclass
-class _InitOutcome:
-    status: Literal["success", "error", "timeout"]
-    duration_ms: float
-    error: dict[str, Any] | None = None
-
-    @property
-    def error_type(self) -> str | None:
-        return None if self.error is None else str(self.error.get("errorType") or "") or None
-
-
-@dataclass
 class _Job:
     """What one ``invoke`` call carries through cold start, request and report."""
 
@@ -725,53 +300,13 @@ class _Job:
     event_json: str
     credentials: LambdaCredentials | None
     extra_env: dict[str, str]
-    log: _InvocationLog
+    log: InvocationLog
     workers: list[_Worker] = field(default_factory=list)  # every worker started for this call
-
-
-@dataclass
-class _Ending:
-    """How a request ended, before it is written up as END/REPORT and an InvokeResult."""
-
-    kind: InvokeKind
-    payload: Any
-    duration_ms: float
-    status: lambda_logs.PlatformStatus = "success"
-    report_status: Literal["timeout", "error"] | None = None
-    error_type: str | None = None
-    produced_bytes: int = 0
-    keep: bool = True
 
 
 _INIT_ANSWERS = frozenset({"ready", "init-error"})
 _RECEIVED = frozenset({"received"})
 _REQUEST_ANSWERS = frozenset({"result", "error"})
-
-
-def _answered(body: dict[str, Any], invoke_started: float | None) -> _Ending:
-    """The worker answered: a response (JSON text or base64 bytes) or the handler's error document."""
-    duration_ms = float(body["duration_ms"])
-    if invoke_started is not None:  # init was retried inside the invoke phase: its time is Duration too
-        duration_ms = (time.monotonic() - invoke_started) * 1000
-    if body["kind"] == "error":
-        error = dict(body["error"])
-        return _Ending(
-            kind="function-error",
-            payload=error,
-            duration_ms=duration_ms,
-            status="failure",
-            error_type=str(error.get("errorType") or "") or None,
-        )
-    if "payload_base64" in body:
-        raw = base64.b64decode(body["payload_base64"])
-        return _Ending(kind="response", payload=raw, duration_ms=duration_ms, produced_bytes=len(raw))
-    text = str(body["payload"])
-    return _Ending(
-        kind="response",
-        payload=json.loads(text),
-        duration_ms=duration_ms,
-        produced_bytes=len(text.encode()),
-    )
 
 
 class LambdaRuntime:
@@ -797,6 +332,7 @@ class LambdaRuntime:
         self._init_timeout_s = init_timeout_s
         self._python = python_executable or sys.executable
         self._project_root = project_root or PROJECT_ROOT
+        self._defaults = lambda_environment.python_defaults(self._python, self._project_root)
         self._lock = threading.Condition()
         self._pools: dict[tuple[str, str, str], _Pool] = {}
         self._live: set[_Worker] = set()
@@ -829,11 +365,11 @@ class LambdaRuntime:
             ) from exc
         job = _Job(
             config=config,
-            key=(config.revision, _environment_fingerprint(credentials, extra_env)),
+            key=(config.revision, lambda_environment.environment_fingerprint(credentials, extra_env)),
             event_json=event_json,
             credentials=credentials,
             extra_env=dict(extra_env or {}),
-            log=_InvocationLog(config),
+            log=InvocationLog(config),
         )
         worker = self._acquire(job)
         keep: _Worker | None = None
@@ -924,7 +460,7 @@ class LambdaRuntime:
             for worker in retired:
                 worker.kill()
             for worker in dead:
-                self._bury(job, worker, _InvocationLog(config))
+                self._bury(job, worker, InvocationLog(config))
 
     def _release(self, config: FunctionConfig, used: _Worker | None, keep: _Worker | None) -> None:
         pool_key = (config.region, config.account_id, config.function_name)
@@ -980,15 +516,14 @@ class LambdaRuntime:
         stream = lambda_logs.log_stream_name(_now(), config.version, uuid.uuid4().hex)
         job.log.init_start(_now())
         worker, outcome = self._start(job, stream=stream, limit_s=self._init_timeout_s)
+        job.log.init_done(_now(), "init", outcome)
         if outcome.status == "success":
-            job.log.init_done(_now(), "init", "success", outcome.duration_ms, None)
             return worker, outcome.duration_ms, None
-        job.log.init_done(_now(), "init", outcome.status, outcome.duration_ms, outcome.error_type)
         worker.kill()
         self._forget(worker)
         invoke_started = time.monotonic()
         worker, outcome = self._start(job, stream=stream, limit_s=config.timeout_s)
-        job.log.init_done(_now(), "invoke", outcome.status, outcome.duration_ms, outcome.error_type)
+        job.log.init_done(_now(), "invoke", outcome)
         if outcome.status == "success":
             return worker, None, invoke_started
         request_id = str(uuid.uuid4())
@@ -998,28 +533,11 @@ class LambdaRuntime:
         self._forget(worker)
         if outcome.status == "timeout":
             job.log.timeout(_now(), request_id)
-            ending = _Ending(
-                kind="timeout",
-                payload=lambda_logs.timeout_error(request_id, config.timeout_s),
-                duration_ms=config.timeout_s * 1000,
-                status="timeout",
-                report_status="timeout",
-                error_type=lambda_logs.SANDBOX_TIMEDOUT,
-                keep=False,
-            )
-        else:
-            ending = _Ending(
-                kind="init-error",
-                payload=dict(outcome.error or {}),
-                duration_ms=(time.monotonic() - invoke_started) * 1000,
-                status="error",
-                report_status="error",
-                error_type=outcome.error_type,
-                keep=False,
-            )
+        invoke_phase_ms = (time.monotonic() - invoke_started) * 1000
+        ending = Ending.init_failed(outcome, request_id, config.timeout_s, invoke_phase_ms)
         return self._finish(job, worker, request_id, ending, init_ms=None)
 
-    def _start(self, job: _Job, *, stream: str, limit_s: float) -> tuple[_Worker, _InitOutcome]:
+    def _start(self, job: _Job, *, stream: str, limit_s: float) -> tuple[_Worker, InitOutcome]:
         """Start a worker and wait for its init: success, error (with the error document) or timeout."""
         closed_message = f"The lab's Lambda runtime is closed; {job.config.function_name} was not started."
         with self._lock:
@@ -1043,27 +561,23 @@ class LambdaRuntime:
         duration_ms = (time.monotonic() - worker.started) * 1000
         worker.flush_raw(on_log)
         if answer.kind == "timeout":
-            return worker, _InitOutcome("timeout", limit_s * 1000)
+            return worker, InitOutcome.timed_out(limit_s)
         if answer.kind == "eof":
-            reason = lambda_logs.exit_reason(worker.returncode())
-            error = {"errorType": lambda_logs.EXIT_ERROR, "errorMessage": f"Error: {reason}"}
-            return worker, _InitOutcome("error", duration_ms, error)
+            return worker, InitOutcome.exited(duration_ms, lambda_logs.exit_reason(worker.returncode()))
         assert answer.body is not None
-        if answer.body["kind"] == "init-error":
-            return worker, _InitOutcome("error", duration_ms, dict(answer.body["error"]))
-        return worker, _InitOutcome("success", duration_ms)
+        return worker, InitOutcome.answered(answer.body, duration_ms)
 
     def _spawn(self, job: _Job, stream: str) -> _Worker:
         """Runs on the spawner thread only (see ``__init__``)."""
         config = job.config
         tmp_dir = tempfile.TemporaryDirectory(prefix="kit-lambda-")
-        environment = worker_environment(
+        environment = lambda_environment.worker_environment(
             config,
+            self._defaults,
             log_stream=stream,
             credentials=job.credentials,
             extra_env=job.extra_env,
-            python_executable=self._python,
-            project_root=self._project_root,
+            task_root=lambda_environment.task_root(config, self._project_root),
             tmp_dir=tmp_dir.name,
         )
         requests_read, requests_write = os.pipe()
@@ -1093,7 +607,7 @@ class LambdaRuntime:
                 cwd=environment["LAMBDA_TASK_ROOT"],
                 pass_fds=(requests_read, events_write),
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
             )
         except OSError as exc:
             for fd in (requests_read, requests_write, events_read, events_write):
@@ -1130,7 +644,7 @@ class LambdaRuntime:
         with self._lock:
             self._live.discard(worker)
 
-    def _bury(self, job: _Job, worker: _Worker, leftovers: _InvocationLog) -> None:
+    def _bury(self, job: _Job, worker: _Worker, leftovers: InvocationLog) -> None:
         """Close an idle environment that ended; what it wrote since its last request goes to its stream."""
         worker.leftovers(leftovers.application)
         worker.kill()
@@ -1167,7 +681,7 @@ class LambdaRuntime:
         # What arrives before the worker takes the request was written after its last one: it follows START
         # (on Lambda, leaked work resumes in the next invocation), or, from a dead environment, goes to its
         # own stream.
-        earlier = _InvocationLog(config)
+        earlier = InvocationLog(config)
         answer = worker.exchange(line.encode(), deadline, _RECEIVED, earlier.application, drain=False)
         if answer.kind == "eof" and reused:
             self._bury(job, worker, earlier)
@@ -1179,32 +693,17 @@ class LambdaRuntime:
         worker.flush_raw(job.log.application)
         if answer.kind == "message":
             assert answer.body is not None
-            ending = _answered(answer.body, invoke_started)
+            invoke_phase_ms = None if invoke_started is None else (time.monotonic() - invoke_started) * 1000
+            ending = Ending.answered(answer.body, invoke_phase_ms=invoke_phase_ms)
         elif answer.kind == "timeout":
             worker.peak_rss_kb()
             worker.kill()
             job.log.timeout(_now(), request_id)
-            ending = _Ending(
-                kind="timeout",
-                payload=lambda_logs.timeout_error(request_id, config.timeout_s),
-                duration_ms=config.timeout_s * 1000,
-                status="timeout",
-                report_status="timeout",
-                error_type=lambda_logs.SANDBOX_TIMEDOUT,
-                keep=False,
-            )
+            ending = Ending.timed_out(request_id, config.timeout_s)
         else:  # the process died: sys.exit(), os._exit(), a crash in an extension, the OOM killer
             reason = lambda_logs.exit_reason(worker.returncode())
             job.log.exit_error(_now(), request_id, reason)
-            ending = _Ending(
-                kind="function-error",
-                payload=lambda_logs.exit_error(request_id, reason),
-                duration_ms=(time.monotonic() - started) * 1000,
-                status="error",
-                report_status="error",
-                error_type=lambda_logs.EXIT_ERROR,
-                keep=False,
-            )
+            ending = Ending.exited(request_id, reason, (time.monotonic() - started) * 1000)
         result = self._finish(job, worker, request_id, ending, init_ms=init_ms)
         if not ending.keep:
             worker.kill()
@@ -1213,45 +712,23 @@ class LambdaRuntime:
         return result, worker
 
     def _finish(
-        self, job: _Job, worker: _Worker, request_id: str, ending: _Ending, *, init_ms: float | None
+        self, job: _Job, worker: _Worker, request_id: str, ending: Ending, *, init_ms: float | None
     ) -> InvokeResult:
         """END and REPORT (or their JSON records), the delivery to the sink, and the InvokeResult."""
         config = job.config
         max_memory_mb = lambda_logs.max_memory_used_mb(worker.max_rss_kb or worker.peak_rss_kb())
-        report = Report(
-            request_id=request_id,
-            duration_ms=ending.duration_ms,
-            billed_duration_ms=lambda_logs.billed_duration_ms(ending.duration_ms, init_ms),
+        report = report_for(
+            ending,
+            request_id,
             memory_size_mb=config.memory_mb,
             max_memory_used_mb=max_memory_mb,
-            init_duration_ms=init_ms,
-            status=ending.report_status,
-            error_type=ending.error_type if ending.report_status == "error" else None,
+            init_ms=init_ms,
         )
-        job.log.end(
-            _now(),
-            report,
-            status=ending.status,
-            produced_bytes=ending.produced_bytes,
-            error_type=ending.error_type,
-        )
+        job.log.end(_now(), report, ending)
         self._deliver(config, worker.log_stream, job.log)
-        failed = ending.kind != "response"
-        return InvokeResult(
-            kind=ending.kind,
-            payload=ending.payload,
-            request_id=request_id,
-            duration_ms=round(ending.duration_ms, 2),
-            billed_ms=report.billed_duration_ms,
-            init_ms=None if init_ms is None else round(init_ms, 2),
-            max_memory_mb=max_memory_mb,
-            log_group=config.log_group,
-            log_stream=worker.log_stream,
-            error_type=ending.error_type if failed else None,
-            error_message=str(ending.payload.get("errorMessage") or "") if failed else None,
-        )
+        return invoke_result(ending, report, log_group=config.log_group, log_stream=worker.log_stream)
 
-    def _deliver(self, config: FunctionConfig, stream: str, record: _InvocationLog) -> None:
+    def _deliver(self, config: FunctionConfig, stream: str, record: InvocationLog) -> None:
         events = record.ordered()
         if not events:
             return
@@ -1265,23 +742,6 @@ class LambdaRuntime:
                 config.log_group,
                 stream,
             )
-
-
-Invoker = LambdaRuntime
-"""The name the gateway knows the runtime by."""
-
-
-def _environment_fingerprint(
-    credentials: LambdaCredentials | None, extra_env: Mapping[str, str] | None
-) -> str:
-    """Environments are reused only with the same credentials and extra variables (hashed, not stored)."""
-    material = {
-        "credentials": None
-        if credentials is None
-        else [credentials.access_key_id, credentials.secret_access_key, credentials.session_token],
-        "extra_env": sorted((extra_env or {}).items()),
-    }
-    return _fingerprint(material)
 
 
 def iter_child_pids(parent: int | None = None) -> Iterator[int]:

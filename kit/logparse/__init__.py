@@ -13,6 +13,14 @@ clock; callers pass text or event dicts in and get frames back.
     connection_lifecycle(parsed)             parsed      -> LIFECYCLE_COLUMNS: one row per connection id
     parse_lines_slow(lines, ...)             the per-line reference implementation of parse()
 
+These names (``__all__``) are the package's public surface: the notebooks, the CLI and the diagnosis use
+them and nothing deeper, except the modules a caller needs whole: ``reading`` and ``streaming`` (below) and
+``columns`` (the frames' contracts). ``parse`` is the vectorised parser's (:mod:`kit.logparse.vectorised`,
+whose docstring says what it buys, what tests hold it to ``slow.py`` and why it gets no more speed work);
+nothing outside ``kit.logparse`` imports from ``vectorised`` except the tests of its parts. ``patterns``
+(the line shapes both parsers read through), ``events``, ``derived`` and ``slow`` are the rest of the
+implementation, each a module of its own.
+
 A file too big to hold (``kit logs parse``) is read and parsed a part at a time: ``reading.file_parts``
 (blocks of a file's bytes -> raw event frames, raw lines or an export walked an event at a time; broken
 input named by line and column) and ``streaming.PartsParse`` (those parts -> LOG_COLUMNS frames equal,
@@ -42,9 +50,9 @@ from __future__ import annotations
 from kit.logparse.columns import INVOCATION_COLUMNS, LIFECYCLE_COLUMNS, LOG_COLUMNS, RAW_EVENT_COLUMNS
 from kit.logparse.derived import connection_lifecycle, invocations
 from kit.logparse.events import events_frame, read_export, read_raw_lines
-from kit.logparse.fast import parse
 from kit.logparse.patterns import KINDS, SOURCES
 from kit.logparse.slow import parse_lines_slow
+from kit.logparse.vectorised.parser import parse
 
 __all__ = [
     "INVOCATION_COLUMNS",

@@ -1,4 +1,4 @@
-"""The contracts of the frames :mod:`kit.logparse` returns: column names, dtypes, empty frames.
+"""The contracts of the frames :mod:`kit.logparse` returns: column names and dtypes.
 
 Every frame this package returns has exactly the columns of one of these constants, in this order and
 with these dtypes, whether it has rows or not. Text is pandas' nullable ``string`` dtype (missing = NA),
@@ -104,11 +104,6 @@ LIFECYCLE_COLUMNS: Final[Mapping[str, str]] = {
     "lifetime_ms": "Int64",
 }
 """One row per WebSocket connection id seen in any of the logs, ordered by connect time."""
-
-
-def empty_frame(columns: Mapping[str, str]) -> pd.DataFrame:
-    """A frame with no rows and exactly ``columns`` (name → dtype)."""
-    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
 
 
 def conform(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from kit import frames
 from kit.logparse import patterns as p
-from kit.logparse.columns import INVOCATION_COLUMNS, LIFECYCLE_COLUMNS, LOG_COLUMNS, conform, empty_frame
+from kit.logparse.columns import INVOCATION_COLUMNS, LIFECYCLE_COLUMNS, LOG_COLUMNS, conform
 
 _FAILED_STATUSES = ("error", "failure")
 _LAST_APP_FIELDS = ("route_key", "connection_id", "app_outcome", "app_error_code", "aws_operation")
@@ -57,7 +58,7 @@ def invocations(parsed: pd.DataFrame) -> pd.DataFrame:
     parsed = _checked(parsed)
     lines = _in_time_order(parsed[(parsed["source"] == "lambda") & parsed["request_id"].notna()])
     if len(lines) == 0:
-        return empty_frame(INVOCATION_COLUMNS)
+        return frames.empty(INVOCATION_COLUMNS)
     groups = lines.groupby("request_id", sort=False)
     result = pd.DataFrame(index=pd.Index(groups.size().index, name="request_id"))
     result["function"] = groups["log_group"].first().map(p.function_name)
@@ -162,7 +163,7 @@ def connection_lifecycle(parsed: pd.DataFrame) -> pd.DataFrame:
     parsed = _checked(parsed)
     connection_ids = parsed["connection_id"].dropna().unique()
     if len(connection_ids) == 0:
-        return empty_frame(LIFECYCLE_COLUMNS)
+        return frames.empty(LIFECYCLE_COLUMNS)
     index = pd.Index(connection_ids, dtype="string", name="connection_id")
     requests = _gateway_requests(parsed)
     connects = _first_per_connection(requests, "CONNECT").reindex(index)

@@ -17,8 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kit import frames
 from kit.errors import ConfigurationError
-from kit.logparse.columns import RAW_EVENT_COLUMNS, conform, empty_frame, without_surrogates
+from kit.logparse.columns import RAW_EVENT_COLUMNS, conform, without_surrogates
 
 _KEYS = {
     "log_group": ("logGroupName", "log_group"),
@@ -152,7 +153,7 @@ def _append(
 
 def _chunk_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
     if not columns["message"]:
-        return empty_frame(RAW_EVENT_COLUMNS)
+        return frames.empty(RAW_EVENT_COLUMNS)
     frame = pd.DataFrame(
         {
             name: pd.array(values, dtype=RAW_EVENT_COLUMNS[name])
@@ -222,7 +223,7 @@ def read_raw_lines(
     if not isinstance(text, str):
         raise ConfigurationError(f"Raw log lines must be text, not {type(text).__name__}.")
     if not text:
-        return empty_frame(RAW_EVENT_COLUMNS)
+        return frames.empty(RAW_EVENT_COLUMNS)
     # Split by Arrow into one array of lines: no Python string (or dict) per line, which for a file of
     # short lines costs several times the file's size.
     try:

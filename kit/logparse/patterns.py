@@ -1,10 +1,12 @@
 """What the log lines look like: the regular expressions, JSON key names and words both parsers share.
 
-Both the vectorised parser (:mod:`kit.logparse.fast`) and the per-line reference
-(:mod:`kit.logparse.slow`) read lines through these definitions, so a format is described once. Sources
-of each shape: the research notes on CloudWatch Logs formats (§1 Lambda, §2 API Gateway) and what the lab
-writes (:mod:`kit.lab.lambda_logs`, :mod:`kit.lab.gateway_logs`, :mod:`kit.handler.app`,
-:mod:`kit.handler.seed`).
+Both the vectorised parser (:mod:`kit.logparse.vectorised.parser`) and the per-line reference
+(:mod:`kit.logparse.slow`) read lines through these definitions, so a format is described once. A few are
+read by the vectorised parser alone (``PREFIX_WINDOW``, ``REPORT_AS_LAMBDA_WRITES``, ``REPORT_CORE``,
+``REPORT_TAIL``, ``REPORT_TAIL_START``, ``EXEC_LINE_SPACED``): they stay here, beside the shapes they must
+agree with, so a format still changes in one file. Sources of each shape: the research notes on CloudWatch
+Logs formats (§1 Lambda, §2 API Gateway) and what the lab writes (:mod:`kit.lab.lambda_logs`,
+:mod:`kit.lab.gateway_logs`, :mod:`kit.handler.app`, :mod:`kit.handler.seed`).
 
 Pure: no I/O, no pandas.
 """

@@ -1,8 +1,8 @@
 """The per-line reference parser: the same reading as :func:`kit.logparse.parse`, one line at a time.
 
-Kept for two reasons: it is the baseline the vectorised parser's speed is measured against, and it is the
-oracle of the property tests (both must produce the same frame). It is written to be obviously right, not
-fast; do not use it on large inputs.
+Kept for two reasons: it is the baseline the vectorised parser's (:mod:`kit.logparse.vectorised`) speed is
+measured against, and it is the oracle of its tests (both must produce the same frame). It is written to be
+obviously right, not fast; do not use it on large inputs.
 
 Pure: no I/O.
 """
@@ -16,8 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from kit import frames
 from kit.logparse import patterns as p
-from kit.logparse.columns import LOG_COLUMNS, conform, empty_frame
+from kit.logparse.columns import LOG_COLUMNS, conform
 from kit.logparse.events import ensure_events, events_frame
 
 
@@ -408,5 +409,5 @@ def parse_lines_slow(
         else:
             frame = ensure_events(items)
     if len(frame) == 0:
-        return empty_frame(LOG_COLUMNS)
+        return frames.empty(LOG_COLUMNS)
     return _parse_frame(frame)

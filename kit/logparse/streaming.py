@@ -9,10 +9,10 @@ than their own line, and are carried from part to part:
   stream (log group and stream) has a Lambda-shaped line anywhere in the input, before or after it. The
   streams known to have one are carried forward. When a part has unclaimed lines in a stream not (yet)
   known, the rest of the input is read once, ahead, only to learn which streams have Lambda lines
-  (:func:`~kit.logparse.fast.lambda_shaped`), and the part is parsed again knowing them. That happens at
-  most once per input (after it every stream is known), and never for a file whose first part shows its
-  streams' Lambda lines: the usual case reads the input once, the worst case twice. An input that cannot
-  be read twice (a pipe) is not read ahead: ``unsettled`` counts the lines that may read differently.
+  (:func:`~kit.logparse.vectorised.parser.lambda_shaped`), and the part is parsed again knowing them. That
+  happens at most once per input (after it every stream is known), and never for a file whose first part
+  shows its streams' Lambda lines: the usual case reads the input once, the worst case twice. An input that
+  cannot be read twice (a pipe) is not read ahead: ``unsettled`` counts the lines that may read differently.
 * **a request id carried from START.** A Lambda line without its own request id takes the one of the
   START before it in its stream, ordered by time (file order for lines without one). Carried forward:
   each stream's open request id and its latest time. This is the whole input's answer whenever each
@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from kit import frames
 from kit.errors import ConfigurationError
-from kit.logparse import fast
 from kit.logparse import patterns as p
-from kit.logparse.columns import LOG_COLUMNS, empty_frame
+from kit.logparse.columns import LOG_COLUMNS
+from kit.logparse.vectorised import parser as vectorised
 
 Read = Callable[[], Iterator[pd.DataFrame]]
 """A fresh pass over the input: its raw event frames, in order, the same each time."""
@@ -104,11 +105,11 @@ class PartsParse:
             given = True
             yield parsed
         if not given:
-            yield empty_frame(LOG_COLUMNS)
+            yield frames.empty(LOG_COLUMNS)
 
     def _parse(self, index: int, frame: pd.DataFrame) -> pd.DataFrame:
         streams = _Streams.of(frame)
-        parsed = fast.parse_part(frame, streams.rows_in(self.lambda_streams))
+        parsed = vectorised.parse_part(frame, streams.rows_in(self.lambda_streams))
         other = streams.other_group()
         source = parsed["source"].to_numpy(dtype=object)
         self.lambda_streams |= streams.keys_of(other & (source == "lambda"))
@@ -118,7 +119,7 @@ class PartsParse:
                 if self.can_reread:
                     self._read_ahead(index)
                     if streams.keys_of(waiting) & self.lambda_streams:
-                        parsed = fast.parse_part(frame, streams.rows_in(self.lambda_streams))
+                        parsed = vectorised.parse_part(frame, streams.rows_in(self.lambda_streams))
                 else:
                     self.unsettled += int(waiting.sum())
         self._carry(frame, parsed, streams)
@@ -132,7 +133,7 @@ class PartsParse:
                 if later <= index or len(frame) == 0:
                     continue
                 streams = _Streams.of(frame)
-                shaped = fast.lambda_shaped(frame) & streams.other_group()
+                shaped = vectorised.lambda_shaped(frame) & streams.other_group()
                 self.lambda_streams |= streams.keys_of(shaped)
         except ConfigurationError:
             return  # the input breaks there; the reading itself will say so when it gets there

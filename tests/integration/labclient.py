@@ -28,6 +28,7 @@ from websocket import ABNF
 
 from kit.lab import engines
 from kit.lab.lab import Lab
+from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 T = TypeVar("T")
 
@@ -317,8 +318,8 @@ def management_client(lab: Lab, region: str | None = None, secret: str | None = 
         "apigatewaymanagementapi",
         endpoint_url=info(lab).management_url,
         region_name=region or info(lab).region,
-        aws_access_key_id=engines.LOCAL_ACCESS_KEY_ID,
-        aws_secret_access_key=secret or engines.LOCAL_SECRET_ACCESS_KEY,
+        aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+        aws_secret_access_key=secret or LOCAL_SECRET_ACCESS_KEY,
         config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=10),
     )
 

@@ -22,6 +22,8 @@ if str(ROOT) not in sys.path:  # bench/ sits beside kit/; its generator writes t
 
 from bench.evidence import log_events  # noqa: E402
 
+pytestmark = pytest.mark.integration
+
 KIT = [sys.executable, "-m", "kit.cli"]
 
 

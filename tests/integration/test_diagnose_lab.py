@@ -1,10 +1,10 @@
 """The diagnosis against the lab: each scenario's root cause is found, and so are faults made with boto3.
 
-``gather`` reads the lab through its AWS APIs and runs the probe, which connects the way the scenario's
-client does (the browser hook's part: that is the one thing a scenario hands the kit). What the scenario
-changed on the server side, the diagnosis has to find by itself; the last test of the first part checks that
-it cannot peek. The second part breaks one running healthy lab the way someone with a console would (IAM,
-Lambda, API Gateway calls), diagnoses only what happened since, and puts the configuration back.
+``read_evidence`` reads the lab through its AWS APIs and runs the probe, which connects the way the
+scenario's client does (the browser hook's part: that is the one thing a scenario hands the kit). What the
+scenario changed on the server side, the diagnosis has to find by itself; the last test of the first part
+checks that it cannot peek. The second part breaks one running healthy lab the way someone with a console
+would (IAM, Lambda, API Gateway calls), diagnoses only what happened since, and puts the configuration back.
 
 Only one lab runs per process: each scenario test starts and stops its own, and the fault tests share one
 class-scoped lab that is stopped before anything else starts.
@@ -25,7 +25,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kit import causes, diagnose
+from kit.diagnose import causes, ranking
+from kit.diagnose.findings import Diagnosis
+from kit.diagnose.reading import read_evidence
 from kit.lab.lab import Lab
 from kit.lab.provision import POLICY_NAME, ROLE_NAME, load_policy
 from kit.lab.scenarios import SCENARIOS, ClientPlan
@@ -37,19 +39,19 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUTS = ProbeTimeouts(handshake_s=5, item_wait_s=2, delivery_wait_s=2)
-DIAGNOSIS_MODULES = (
-    "diagnose.py",
-    "causes.py",
-    "dynamo/direct_write.py",
-    "probe.py",
-    "probe_core.py",
-    "logs.py",
-    "dynamo/table.py",
-    "dynamo/items.py",
-    "dynamo/schema.py",
-    "iam.py",
-    "config.py",
-    "symptom_checks.py",
+KIT = ROOT / "kit"
+# Every module of the diagnosis and of the evidence it reads (packages whole, so a new module is covered).
+EVIDENCE_MODULES = ("config.py", "iam.py", "policy.py", "logs.py", "probe.py", "probe_core.py", "frames.py")
+EVIDENCE_PACKAGES = ("diagnose", "dynamo", "logparse")
+DIAGNOSIS_MODULES = tuple(
+    sorted(
+        [
+            str(path.relative_to(KIT))
+            for package in EVIDENCE_PACKAGES
+            for path in (KIT / package).rglob("*.py")
+        ]
+        + list(EVIDENCE_MODULES)
+    )
 )
 EXTRA_DENY_POLICY = "kit-test-deny-put"
 TYPO_TABLE = "chatgenius-connection"
@@ -62,20 +64,20 @@ def probe_plan(client: ClientPlan, **changes: Any) -> ProbePlan:
 
 def run_diagnosis(
     lab: Lab, client: ClientPlan | None, since: datetime | None = None, **plan_changes: Any
-) -> diagnose.Diagnosis:
-    """Gather (with a probe playing ``client``, if any) and diagnose; every section must have been read."""
+) -> Diagnosis:
+    """Read the evidence (with a probe playing ``client``, if any), diagnose; every section must be read."""
     plan = probe_plan(client, **plan_changes) if client is not None else None
-    evidence = diagnose.gather(lab.target(), since=since, probe_plan=plan)
+    evidence = read_evidence(lab.target(), since=since, probe_plan=plan)
     assert evidence.problems == {}, evidence.problems
-    diagnosis = diagnose.diagnose(evidence)
+    diagnosis = ranking.diagnose(evidence)
     broken = diagnosis.findings[diagnosis.findings["evidence"].str.contains("the check itself failed")]
-    assert broken.empty, diagnose.summary_text(diagnosis)
+    assert broken.empty, ranking.summary_text(diagnosis)
     return diagnosis
 
 
-def finding(diagnosis: diagnose.Diagnosis, check: str) -> pd.Series:
+def finding(diagnosis: Diagnosis, check: str) -> pd.Series:
     rows = diagnosis.findings[diagnosis.findings["check"] == check]
-    assert len(rows) == 1, diagnose.summary_text(diagnosis)
+    assert len(rows) == 1, ranking.summary_text(diagnosis)
     return rows.iloc[0]
 
 
@@ -89,14 +91,14 @@ def test_the_diagnosis_names_the_scenarios_root_cause(name: str) -> None:
     scenario = SCENARIOS[name]
     with Lab(name, write_lab_file=False) as lab:
         diagnosis = run_diagnosis(lab, scenario.client)
-    summary = diagnose.summary_text(diagnosis)
+    summary = ranking.summary_text(diagnosis)
     assert diagnosis.root_cause["id"] == scenario.reproduces, summary
     if scenario.reproduces == "none":
         assert "fail" not in set(diagnosis.findings["verdict"]), summary
         assert diagnosis.root_cause["evidence"] == []
     else:
         assert diagnosis.root_cause["evidence"], summary
-        assert json.loads(diagnose.to_json(diagnosis))["root_cause"]["id"] == scenario.reproduces
+        assert json.loads(ranking.to_json(diagnosis))["root_cause"]["id"] == scenario.reproduces
 
 
 def _scenario_uses(path: Path) -> list[str]:
@@ -111,7 +113,8 @@ def _scenario_uses(path: Path) -> list[str]:
         uses += [
             f"line {node.lineno}: imports {module}"
             for module in modules
-            if module in ("kit.lab.scenarios", "kit.lab.lab") or "scenario" in module
+            if module in ("kit.lab.scenarios", "kit.lab.lab", "kit.local.read_lab_file")
+            or "scenario" in module
         ]
         if isinstance(node, ast.Attribute) and "scenario" in node.attr.lower():
             uses.append(f"line {node.lineno}: reads .{node.attr}")
@@ -122,9 +125,14 @@ def _scenario_uses(path: Path) -> list[str]:
     return uses
 
 
+def test_the_scenario_check_covers_the_diagnosis_package() -> None:
+    assert {"diagnose/reading.py", "diagnose/ranking.py", "diagnose/findings.py"} <= set(DIAGNOSIS_MODULES)
+    assert all((KIT / module).is_file() for module in DIAGNOSIS_MODULES)
+
+
 @pytest.mark.parametrize("module", DIAGNOSIS_MODULES)
 def test_the_diagnosis_does_not_read_the_scenario(module: str) -> None:
-    path = ROOT / "kit" / module
+    path = KIT / module
     mentions = [line for line in path.read_text().splitlines() if "scenario" in line.lower()]
     assert _scenario_uses(path) == [], mentions
 
@@ -134,7 +142,8 @@ def test_the_scenario_finder_would_see_a_peek(tmp_path: Path) -> None:
     peek.write_text(
         "from kit.lab import scenarios\n"
         "import kit.lab.scenarios\n"
-        "from kit.lab.lab import read_lab_file\n"
+        "from kit.lab.lab import Lab\n"
+        "from kit.local import read_lab_file\n"
         "expected = read_lab_file()['scenario']\n"
         "name = lab.scenario.name\n"
     )
@@ -142,8 +151,9 @@ def test_the_scenario_finder_would_see_a_peek(tmp_path: Path) -> None:
         "line 1: imports kit.lab.scenarios",
         "line 2: imports kit.lab.scenarios",
         "line 3: imports kit.lab.lab",
-        "line 4: the key 'scenario'",
-        "line 5: reads .scenario",
+        "line 4: imports kit.local.read_lab_file",
+        "line 5: the key 'scenario'",
+        "line 6: reads .scenario",
     ]
 
 
@@ -192,7 +202,7 @@ class TestFaultsMadeThroughAws:
             diagnosis = run_diagnosis(lab, ClientPlan(), since)
         finally:
             iam.put_role_policy(RoleName=ROLE_NAME, PolicyName=POLICY_NAME, PolicyDocument=load_policy())
-        assert diagnosis.root_cause["id"] == "put-access-denied", diagnose.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "put-access-denied", ranking.summary_text(diagnosis)
         assert "implicit" in finding(diagnosis, "iam-put")["evidence"]
 
     def test_explicit_deny_in_a_second_inline_policy(self, lab: Lab) -> None:
@@ -209,7 +219,7 @@ class TestFaultsMadeThroughAws:
             diagnosis = run_diagnosis(lab, ClientPlan(), since)
         finally:
             iam.delete_role_policy(RoleName=ROLE_NAME, PolicyName=EXTRA_DENY_POLICY)
-        assert diagnosis.root_cause["id"] == "put-access-denied", diagnose.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "put-access-denied", ranking.summary_text(diagnosis)
         put = finding(diagnosis, "iam-put")
         assert "explicit" in put["evidence"]
         assert EXTRA_DENY_POLICY in put["evidence"]
@@ -231,7 +241,7 @@ class TestFaultsMadeThroughAws:
             lambda_client.update_function_configuration(
                 FunctionName=function, Environment={"Variables": before}
             )
-        assert diagnosis.root_cause["id"] == "table-not-found", diagnose.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "table-not-found", ranking.summary_text(diagnosis)
         assert f"TABLE_NAME={TYPO_TABLE}" in finding(diagnosis, "env-table")["evidence"]
         # The role is fine for the real table: the typo is the name's fault, not IAM's.
         assert finding(diagnosis, "iam-put")["verdict"] == "pass"
@@ -249,7 +259,7 @@ class TestFaultsMadeThroughAws:
             diagnosis = run_diagnosis(lab, ClientPlan(), since)
         finally:
             apigw.create_route(ApiId=lab.resources.api_id, RouteKey="$connect", Target=connect["Target"])
-        summary = diagnose.summary_text(diagnosis)
+        summary = ranking.summary_text(diagnosis)
         assert diagnosis.root_cause["id"] == "connect-route-missing", summary
         assert finding(diagnosis, "connect-route")["verdict"] == "fail"
         assert finding(diagnosis, "connection-id-mapping")["verdict"] == "skip"
@@ -263,9 +273,9 @@ class TestFaultsMadeThroughAws:
         # The last hour also holds the handshakes the fixed handler refused (500) while earlier tests denied
         # its write: seen in the logs, they are never overruled by an all-clear. Nothing else fails.
         if unbounded.root_cause["id"] != "none":
-            assert unbounded.root_cause["id"] == "handshake-refused", diagnose.summary_text(unbounded)
+            assert unbounded.root_cause["id"] == "handshake-refused", ranking.summary_text(unbounded)
             assert "in the logs answered HTTP 500" in unbounded.root_cause["evidence"][0]
-        assert finding(unbounded, "connect-invoked")["verdict"] == "warn", diagnose.summary_text(unbounded)
+        assert finding(unbounded, "connect-invoked")["verdict"] == "warn", ranking.summary_text(unbounded)
 
     # The three below leave refused handshakes and undelivered messages in the logs: they run after the
     # unbounded diagnosis above, which reads the last hour.
@@ -289,7 +299,7 @@ class TestFaultsMadeThroughAws:
                 Principal="apigateway.amazonaws.com",
                 SourceArn=source_arn,
             )
-        summary = diagnose.summary_text(diagnosis)
+        summary = ranking.summary_text(diagnosis)
         assert diagnosis.root_cause["id"] == "handshake-refused", summary
         evidence = " ".join(diagnosis.root_cause["evidence"])
         assert "2 of 2 probe handshakes refused (HTTP 500 ×2)" in evidence, summary
@@ -311,7 +321,7 @@ class TestFaultsMadeThroughAws:
             diagnosis = run_diagnosis(lab, ClientPlan(), since, actions=("message",))
         finally:
             apigw.update_api(ApiId=api_id, RouteSelectionExpression=before)
-        summary = diagnose.summary_text(diagnosis)
+        summary = ranking.summary_text(diagnosis)
         assert diagnosis.root_cause["id"] == "not-delivered", summary
         evidence = " ".join(diagnosis.root_cause["evidence"])
         assert '"message": "Forbidden"' in evidence, summary
@@ -337,13 +347,13 @@ class TestFaultsMadeThroughAws:
             # The lab has seen the death (and holds its restart) before the evidence is gathered.
             wait_until(lambda: lab.info is not None and lab.info.dynamodb_status == "restarting")
             plan = probe_plan(ClientPlan(), actions=("message",))
-            evidence = diagnose.gather(lab.target(), since=since, probe_plan=plan)
+            evidence = read_evidence(lab.target(), since=since, probe_plan=plan)
         finally:
             gathered.set()
             # The lab re-creates its table with the engine; later tests need it back.
             wait_until(lambda: lab.info is not None and lab.info.dynamodb_status == "up", timeout=120)
-        diagnosis = diagnose.diagnose(evidence)
-        summary = diagnose.summary_text(diagnosis)
+        diagnosis = ranking.diagnose(evidence)
+        summary = ranking.summary_text(diagnosis)
         assert diagnosis.root_cause["id"] == "target-unreachable", summary
         assert causes.exit_code(diagnosis.root_cause["id"]) == 2
         assert evidence.problem_kinds.get("tables") == "unreachable", evidence.problems
@@ -355,7 +365,7 @@ class TestFaultsMadeThroughAws:
     def test_the_restored_lab_is_healthy_again(self, lab: Lab) -> None:
         since = datetime.now(UTC)
         diagnosis = run_diagnosis(lab, ClientPlan(), since)
-        summary = diagnose.summary_text(diagnosis)
+        summary = ranking.summary_text(diagnosis)
         assert diagnosis.root_cause["id"] == "none", summary
         assert "fail" not in set(diagnosis.findings["verdict"]), summary
         assert finding(diagnosis, "probe")["verdict"] == "pass", summary

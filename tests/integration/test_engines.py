@@ -19,6 +19,8 @@ from conftest import local_client
 from kit.errors import EngineError
 from kit.lab import engines, sockets
 
+pytestmark = pytest.mark.integration
+
 JAVA_AND_JAR = engines.find_dynamodb_local() is not None and shutil.which("java") is not None
 needs_dynamodb_local = pytest.mark.skipif(
     not JAVA_AND_JAR, reason="DynamoDB Local or Java missing; `make setup` installs the jar"

@@ -17,7 +17,17 @@ import pandas as pd
 import pytest
 import websocket
 
-from kit.dynamo import table as dynamo
+from kit.dynamo.items import (
+    EXPECTED_FIELDS,
+    index_coverage,
+    index_pages,
+    items_frame,
+    items_frame_slow,
+    scan_items,
+    scan_pages,
+)
+from kit.dynamo.stale import stale_rows
+from kit.dynamo.table import describe_frame, fetch_description, schema_diff_frame
 from kit.lab.lab import Lab
 
 pytestmark = pytest.mark.integration
@@ -61,28 +71,28 @@ def test_scan_items_reads_every_connected_client(lab: Lab) -> None:
     with ExitStack() as stack:
         for user, workspace in zip(users, ["ws-1", "ws-1", "ws-2"], strict=True):
             _connect(stack, lab, user, workspace)
-        items = dynamo.scan_items(target, segments=4, progress=False)
+        items = scan_items(target, segments=4, progress=False)
         mine = _rows_of(items, users)
         assert sorted(mine["userId"]) == sorted(users)
         assert sorted(mine["workspaceId"]) == ["ws-1", "ws-1", "ws-2"]
         assert set(mine["status"]) == {"connected"}
         assert mine["timestamp_utc"].notna().all()
-        for field in dynamo.EXPECTED_FIELDS:
+        for field in EXPECTED_FIELDS:
             assert set(mine[f"{field}__type"]) == {"S"}
         assert mine["_problem"].isna().all()
         assert items["connectionId"].is_monotonic_increasing
         # One segment or four, fast or baseline: the same items.
-        pages = dynamo.scan_pages(target, segments=1, progress=False)
-        single = dynamo.items_frame(pages).sort_values("connectionId").reset_index(drop=True)
+        pages = scan_pages(target, segments=1, progress=False)
+        single = items_frame(pages).sort_values("connectionId").reset_index(drop=True)
         pd.testing.assert_frame_equal(single, items, check_like=False)
-        pd.testing.assert_frame_equal(dynamo.items_frame(pages), dynamo.items_frame_slow(pages))
+        pd.testing.assert_frame_equal(items_frame(pages), items_frame_slow(pages))
 
 
 @pytest.mark.parametrize("lab", ["healthy"], indirect=True)
 def test_the_healthy_table_matches_the_schema(lab: Lab) -> None:
     target = lab.target()
-    assert dynamo.schema_diff_frame(target).empty
-    described = dynamo.describe_frame(dynamo.fetch_description(target))
+    assert schema_diff_frame(target).empty
+    described = describe_frame(fetch_description(target))
     assert described["name"].tolist() == ["chatgenius-connections", "workspaceIndex"]
     assert described["status"].tolist() == ["ACTIVE", "ACTIVE"]
 
@@ -101,12 +111,12 @@ def test_stale_rows_asks_api_gateway_about_each_stored_connection(lab: Lab) -> N
         )
         # The snapshot is taken while both are open; the handler deletes the leaver's row on close,
         # so the snapshot's row for it is exactly a stale row.
-        items = _rows_of(dynamo.scan_items(target, progress=False), [staying, leaving, "ghost@example.com"])
+        items = _rows_of(scan_items(target, progress=False), [staying, leaving, "ghost@example.com"])
         assert len(items) == 3
         closing.close()
 
         def settled() -> pd.DataFrame | None:
-            frame = dynamo.stale_rows(target, items)
+            frame = stale_rows(target, items)
             states = dict(zip(frame["user_id"], frame["state"], strict=True))
             return frame if states[leaving] == "gone" else None
 
@@ -119,7 +129,7 @@ def test_stale_rows_asks_api_gateway_about_each_stored_connection(lab: Lab) -> N
     assert alive["connected_at"] <= alive["last_active_at"]
     assert str(frame["connected_at"].dtype) == "datetime64[ns, UTC]"
     assert frame[frame["user_id"] == leaving].iloc[0]["http_status"] == 410
-    unchecked = dynamo.stale_rows(target, items, check=False)
+    unchecked = stale_rows(target, items, check=False)
     assert set(unchecked["state"]) == {"unchecked"}
 
 
@@ -130,8 +140,8 @@ def test_index_coverage_finds_the_connection_without_a_workspace(lab: Lab) -> No
     with ExitStack() as stack:
         _connect(stack, lab, with_workspace, "ws-1")
         _connect(stack, lab, without_workspace, None)
-        items = _rows_of(dynamo.scan_items(target, progress=False), [with_workspace, without_workspace])
-        coverage = dynamo.index_coverage(items, dynamo.index_pages(target))
+        items = _rows_of(scan_items(target, progress=False), [with_workspace, without_workspace])
+        coverage = index_coverage(items, index_pages(target))
     by_user = dict(zip(items["connectionId"], items["userId"], strict=True))
     reasons = {by_user[c]: w for c, w in zip(coverage["connection_id"], coverage["why_not"], strict=True)}
     assert reasons[without_workspace] == "attribute-absent"

@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 from kit.errors import EngineError
 from kit.handler import app, seed
 from kit.lab import engines
+from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -154,8 +155,8 @@ def point_handler_at(monkeypatch: pytest.MonkeyPatch, endpoint_url: str, table: 
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint_url)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", engines.LOCAL_ACCESS_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", engines.LOCAL_SECRET_ACCESS_KEY)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_ACCESS_KEY)
     # No profile from the developer's machine may add an endpoint, region or credentials.
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)

@@ -16,7 +16,8 @@ import pytest
 
 from kit.errors import ConfigurationError, EngineError
 from kit.lab import engines, sockets
-from kit.lab.lab import STATE_DIR_ENV, Lab, lab_file, read_lab_file
+from kit.lab.lab import Lab
+from kit.local import STATE_DIR_ENV, lab_file, read_lab_file
 
 from .labclient import connect_user, unique_user, wait_until
 

@@ -20,7 +20,10 @@ from kit.dynamo import schema
 from kit.lab import engines
 from kit.lab.dynamodb_front import DynamoDBFront
 from kit.lab.live import CredentialIssuer, LiveConfig, authorizer
+from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from kit.target import Target
+
+pytestmark = pytest.mark.integration
 
 ACCOUNT = "123456789012"
 REGION = "us-east-2"
@@ -174,8 +177,8 @@ def test_engine_down_is_a_loud_failure(lab: dict[str, Any], moto_engine: engines
             "dynamodb",
             endpoint_url=front.url,
             region_name=REGION,
-            aws_access_key_id=engines.LOCAL_ACCESS_KEY_ID,
-            aws_secret_access_key=engines.LOCAL_SECRET_ACCESS_KEY,
+            aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+            aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
             config=Config(retries={"mode": "standard", "max_attempts": 1}),
         )
         with pytest.raises(ClientError) as failed:
@@ -210,7 +213,7 @@ def test_bad_signatures_get_aws_errors_from_the_front_door(lab: dict[str, Any]) 
         (
             "the admin key with a wrong secret",
             {
-                "aws_access_key_id": engines.LOCAL_ACCESS_KEY_ID,
+                "aws_access_key_id": LOCAL_ACCESS_KEY_ID,
                 "aws_secret_access_key": "x",
                 "aws_session_token": None,
             },

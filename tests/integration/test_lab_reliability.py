@@ -30,7 +30,8 @@ from websockets.exceptions import InvalidStatus
 
 from kit.handler.app import user_hash
 from kit.lab import sockets
-from kit.lab.lab import STATE_DIR_ENV, Lab, lab_file, read_lab_file
+from kit.lab.lab import Lab
+from kit.local import STATE_DIR_ENV, lab_file, read_lab_file
 
 from .labclient import (
     INTERNAL_ERROR_FRAME,

@@ -17,6 +17,8 @@ from kit import logs
 from kit.lab import engines
 from kit.target import Target
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def moto_logs() -> Iterator[tuple[engines.Engine, Any]]:

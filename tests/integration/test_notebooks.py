@@ -23,7 +23,8 @@ import pandas as pd
 import papermill
 import pytest
 
-from kit.lab.lab import STATE_DIR_ENV, Lab
+from kit.lab.lab import Lab
+from kit.local import STATE_DIR_ENV
 
 pytestmark = pytest.mark.integration
 
@@ -121,10 +122,10 @@ def test_parameters_cell_is_readable_by_help_notebook(path: Path) -> None:
     ],
 )
 @pytest.mark.parametrize("frame", [None, pd.DataFrame()], ids=["none", "no-columns"])
-def test_every_plot_copes_with_nothing(nb: Any, plot: str, frame: pd.DataFrame | None) -> None:
-    figure = getattr(nb, plot)(frame)
+def test_every_plot_copes_with_nothing(plots: Any, plot: str, frame: pd.DataFrame | None) -> None:
+    figure = getattr(plots, plot)(frame)
     texts = [text.get_text() for axes in figure.axes for text in axes.texts]
-    assert any(text.startswith(nb.NOTHING) for text in texts), texts
+    assert any(text.startswith(plots.NOTHING) for text in texts), texts
 
 
 def test_emails_are_masked(nb: Any) -> None:
@@ -164,8 +165,14 @@ def homes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def nb(homes: Path) -> Any:
-    """``kit.notebook``, imported only once matplotlib's folder is redirected (it imports pyplot)."""
+    """``kit.notebook``, imported only once the kernel-like folders are redirected."""
     return importlib.import_module("kit.notebook")
+
+
+@pytest.fixture(scope="module")
+def plots(homes: Path) -> Any:
+    """``kit.plots``, imported only once matplotlib's folder is redirected (it imports pyplot)."""
+    return importlib.import_module("kit.plots")
 
 
 @pytest.fixture(scope="module")

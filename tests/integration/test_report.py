@@ -2,7 +2,7 @@
 
 The notebooks here are small ones written under tmp_path that follow the notebooks' contract (a papermill
 ``parameters`` cell with target, profile, region, table, env_file, websocket_url, since_minutes, mask_emails,
-and for the diagnosis summary_path, written through ``kit.diagnose``). The last test runs the real
+and for the diagnosis summary_path, written through ``kit.diagnose.ranking``). The last test runs the real
 ``notebooks/`` once they exist.
 
 Order matters: the first test lets ``run_report`` start its own lab; the later ones share one lab started by
@@ -57,11 +57,12 @@ mask_emails: bool = True
 summary_path: str = ""  # where the diagnosis JSON goes (empty: nowhere)"""
 
 DIAGNOSE = """from pathlib import Path
-from kit import diagnose
-from kit.lab.lab import lab_target
-result = diagnose.diagnose(diagnose.gather(lab_target()))
+from kit.diagnose import ranking
+from kit.diagnose.reading import read_evidence
+from kit.target import Target
+result = ranking.diagnose(read_evidence(Target.from_lab_file()))
 if summary_path:
-    Path(summary_path).write_text(diagnose.to_json(result))
+    Path(summary_path).write_text(ranking.to_json(result))
 result.findings[["check", "verdict", "cause"]]"""
 
 FIGURE = """import matplotlib.pyplot as plt
@@ -324,7 +325,7 @@ CANARY_CELLS = (
     """import os, json
 import pandas as pd
 from IPython.display import HTML, JSON, Markdown, display
-t = lab_target()
+t = Target.from_lab_file()
 events = t.client("logs").filter_log_events(logGroupName="/aws/lambda/chatgenius-websocket")["events"]
 canary = [e for e in events if "canary" in e["logStreamName"]]
 print(json.dumps(canary, indent=1))

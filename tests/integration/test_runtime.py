@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import os
@@ -25,15 +24,10 @@ import pytest
 from kit.errors import ConfigurationError, EngineError
 from kit.lab import lambda_logs
 from kit.lab import runtime as runtime_module
-from kit.lab.runtime import (
-    FunctionConfig,
-    InvokeResult,
-    LambdaCredentials,
-    LambdaRuntime,
-    function_config_from_answer,
-    iter_child_pids,
-    worker_environment,
-)
+from kit.lab.lambda_config import FunctionConfig, function_config_from_answer
+from kit.lab.lambda_environment import LambdaCredentials
+from kit.lab.lambda_invocation import InvokeResult
+from kit.lab.runtime import LambdaRuntime, iter_child_pids
 
 from .labclient import wait_until
 
@@ -273,45 +267,6 @@ def test_environment_is_isolated(runtime: LambdaRuntime, monkeypatch: pytest.Mon
     assert "AWS_LAMBDA_LOG_FORMAT" not in environ
     assert result.payload["cwd"] == str(FUNCTIONS)
     assert result.payload["path0"] == str(FUNCTIONS)
-
-
-def test_worker_environment_precedence() -> None:
-    config = probe(
-        "environment", environment={"PATH": "/custom/bin", "TZ": "Europe/Paris"}, log_format="JSON"
-    )
-    environ = worker_environment(
-        config,
-        log_stream="stream",
-        credentials=None,
-        extra_env={"AWS_REGION": "lab-wins"},
-        python_executable="/venv/bin/python",
-        project_root=PROJECT_ROOT,
-        tmp_dir="/tmp/x",
-    )
-    assert environ["PATH"] == "/custom/bin"  # Lambda lets a function override PATH and TZ
-    assert environ["TZ"] == "Europe/Paris"
-    assert environ["AWS_LAMBDA_LOG_FORMAT"] == "JSON"
-    assert environ["AWS_LAMBDA_LOG_LEVEL"] == "INFO"  # JSON format: INFO unless configured
-    assert environ["AWS_REGION"] == "lab-wins"  # extra_env is applied last
-    assert "AWS_ACCESS_KEY_ID" not in environ
-    assert environ["PYTHONPATH"] == str(PROJECT_ROOT)
-
-
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"environment": {"AWS_REGION": "x"}}, "Reserved keys used in this request: AWS_REGION"),
-        ({"log_level": "INFO"}, 'LogLevel is not supported when LogFormat is set to "Text"'),
-        ({"log_format": "yaml"}, "log format 'yaml'"),
-        ({"log_format": "JSON", "log_level": "LOUD"}, "application log level 'LOUD'"),
-        ({"runtime": "nodejs20.x"}, "only Python runtimes"),
-        ({"memory_mb": 64}, "outside Lambda's 128-10240 MB"),
-        ({"timeout_s": 0}, "timeout must be positive"),
-    ],
-)
-def test_configurations_lambda_refuses(changes: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigurationError, match=re.escape(message)):
-        probe("counter", **changes)
 
 
 # -- handler resolution and init failures --------------------------------------------------------------------
@@ -825,7 +780,8 @@ def test_workers_die_with_the_lab_process(tmp_path: Path) -> None:
         textwrap.dedent(
             f"""
             import sys, time
-            from kit.lab.runtime import FunctionConfig, LambdaRuntime
+            from kit.lab.lambda_config import FunctionConfig
+            from kit.lab.runtime import LambdaRuntime
             runtime = LambdaRuntime(lambda group, stream, events: None)
             config = FunctionConfig(function_name="probe", handler="lab_probe.counter", code_path={str(FUNCTIONS)!r})
             print(runtime.invoke(config, {{}}).payload["pid"], flush=True)
@@ -872,14 +828,3 @@ def test_ainvoke(runtime: LambdaRuntime) -> None:
 def test_event_must_be_json(runtime: LambdaRuntime) -> None:
     with pytest.raises(ConfigurationError, match="not JSON-serialisable"):
         runtime.invoke(probe("counter"), {"when": object()})
-
-
-def test_config_is_frozen_and_carries_its_arn() -> None:
-    config = probe("counter")
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        config.timeout_s = 9  # type: ignore[misc]
-    assert config.function_arn == "arn:aws:lambda:us-east-2:123456789012:function:probe"
-    assert probe("counter", log_group="/custom/group").log_group == "/custom/group"
-    assert probe("counter").revision == probe("counter").revision
-    assert probe("counter", revision="r1").revision == "r1"
-    assert "secret" not in repr(LambdaCredentials("AKIA", "secret", "token"))

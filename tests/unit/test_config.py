@@ -354,7 +354,8 @@ def test_function_frame_masks_secrets_and_shows_the_table() -> None:
     environment = json.loads(seed["environment"])
     assert environment == {
         "AUTH_MODE": "email",
-        "AWS_ACCESS_KEY_ID_HINT": "AKIAFIXTURE00000XYZ1",  # KEY_ID is an identifier, not a secret
+        # Not a key id by its last word (an access key's hint), so masked, as a report's redactor masks it.
+        "AWS_ACCESS_KEY_ID_HINT": "***",
         "DB_PASSWORD": "***",
         "JWT_SECRET": "***",
         "NEXTAUTH_TOKEN": "***",
@@ -432,7 +433,10 @@ def test_function_frame_of_nothing_is_empty_with_the_contract() -> None:
         ("API_KEY", True),
         ("PRIVATE_PEM", True),
         ("GOOGLE_CREDENTIALS", True),
+        ("DB_PWD", True),  # judged by its words, as a report's redactor judges it
         ("AWS_ACCESS_KEY_ID", False),
+        ("PARTITION_KEY", False),  # a key that is no secret
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", False),  # where a secret is
         ("TABLE_NAME", False),
         ("AUTH_MODE", False),
     ],

@@ -1,4 +1,5 @@
-"""kit.dynamo offline: every *_frame over recorded pages (AWS response shapes), the scan and GET edges stubbed."""
+"""kit.dynamo offline (table, items, stale): every *_frame over recorded pages (AWS response shapes), the scan and
+GET edges stubbed."""
 
 from __future__ import annotations
 
@@ -15,18 +16,19 @@ import pytest
 from botocore.stub import Stubber
 
 from kit.dynamo import items as items_module
-from kit.dynamo import table as dynamo
-from kit.dynamo.table import (
+from kit.dynamo import schema
+from kit.dynamo.items import (
     COVERAGE_COLUMNS,
-    DESCRIBE_COLUMNS,
     ITEMS_COLUMNS,
-    STALE_COLUMNS,
-    describe_frame,
+    WHY_NOT_DETAIL,
     index_coverage,
+    index_pages,
     items_frame,
     items_frame_slow,
-    stale_frame,
+    scan_pages,
 )
+from kit.dynamo.stale import STALE_COLUMNS, STATE_DETAIL, fetch_connections, stale_frame
+from kit.dynamo.table import DESCRIBE_COLUMNS, describe_frame, expected_schema
 from kit.errors import AwsError
 
 PAGES = Path(__file__).resolve().parents[1] / "data" / "pages"
@@ -36,7 +38,7 @@ def load(name: str) -> Any:
     return json.loads((PAGES / name).read_text())
 
 
-def scan_pages() -> list[dict[str, Any]]:
+def recorded_scan_pages() -> list[dict[str, Any]]:
     return [load("dynamodb-scan-page-1.json"), load("dynamodb-scan-page-2.json")]
 
 
@@ -155,11 +157,44 @@ def test_describe_frame_of_no_table_is_empty_with_the_contract(description: Any)
     assert_contract(frame, DESCRIBE_COLUMNS)
 
 
+# describe_table's table part → billing mode: AWS leaves BillingModeSummary out of a table provisioned since
+# its creation; emulators leave it out of on-demand tables, which report zero capacity.
+BILLING_CASES = [
+    ("on-demand, said", {"BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"}}, "PAY_PER_REQUEST"),
+    ("provisioned, said", {"BillingModeSummary": {"BillingMode": "PROVISIONED"}}, "PROVISIONED"),
+    (
+        "no summary, capacity",
+        {"ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 1}},
+        "PROVISIONED",
+    ),
+    (
+        "no summary, zero capacity (an emulator's on-demand table)",
+        {"ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}},
+        "PAY_PER_REQUEST",
+    ),
+    ("nothing said at all", {}, "PROVISIONED"),
+    ("an empty summary", {"BillingModeSummary": {}, "ProvisionedThroughput": {}}, "PAY_PER_REQUEST"),
+    ("a summary that is not an object", {"BillingModeSummary": "PAY_PER_REQUEST"}, "PROVISIONED"),
+]
+
+
+@pytest.mark.parametrize(
+    ("table", "billing"), [pytest.param(table, billing, id=name) for name, table, billing in BILLING_CASES]
+)
+def test_the_diff_and_the_frame_read_the_billing_mode_alike(table: dict[str, Any], billing: str) -> None:
+    described = {"TableName": "t", "KeySchema": [], **table}
+    assert schema.billing_mode(described) == billing
+    assert schema.billing_mode(schema.table_part({"Table": described})) == billing
+    assert describe_frame({"Table": described}).iloc[0]["billing_mode"] == billing
+    flagged = [d.actual for d in schema.diff_table(described) if d.kind == "billing-mode"]
+    assert [a.split(" ")[0] for a in flagged] == ([] if billing == "PAY_PER_REQUEST" else [billing])
+
+
 def test_expected_schema_uses_the_targets_names() -> None:
     target = FakeTarget()
     target.table = "other-table"
     target.index = "byWorkspace"
-    expected = dynamo.expected_schema(target)  # type: ignore[arg-type]
+    expected = expected_schema(target)  # type: ignore[arg-type]
     assert expected.name == "other-table"
     assert expected.indexes[0].name == "byWorkspace"
     assert expected.indexes[0].hash_key == "workspaceId"
@@ -234,7 +269,7 @@ def test_items_frame_small_exact() -> None:
     ],
 )
 def test_items_frame_reads_recorded_pages(row: int, column: str, value: Any) -> None:
-    frame = items_frame(scan_pages())
+    frame = items_frame(recorded_scan_pages())
     actual = frame.loc[row, column]
     if value is pd.NA or value is pd.NaT:
         assert pd.isna(actual), actual
@@ -243,7 +278,7 @@ def test_items_frame_reads_recorded_pages(row: int, column: str, value: Any) -> 
 
 
 def test_items_frame_types_columns_from_their_values() -> None:
-    frame = items_frame(scan_pages())
+    frame = items_frame(recorded_scan_pages())
     assert_contract(frame, ITEMS_COLUMNS)
     assert str(frame["connectedAtMs"].dtype) == "Int64"
     assert str(frame["tags"].dtype) == "string"
@@ -292,7 +327,7 @@ def _all_types_page() -> dict[str, Any]:
 @pytest.mark.parametrize(
     "pages",
     [
-        pytest.param(scan_pages(), id="recorded"),
+        pytest.param(recorded_scan_pages(), id="recorded"),
         pytest.param([_all_types_page()], id="every-type"),
         pytest.param([load("dynamodb-index-scan.json")], id="index-page"),
         pytest.param([{"Items": []}], id="empty-page"),
@@ -320,7 +355,9 @@ def test_items_frame_numbers_and_binary() -> None:
 
 
 def test_items_frame_marks_bad_items_and_pages_and_keeps_going() -> None:
-    frame = items_frame([load("dynamodb-scan-malformed.json"), {"Count": 0}, "junk", scan_pages()[0]])
+    frame = items_frame(
+        [load("dynamodb-scan-malformed.json"), {"Count": 0}, "junk", recorded_scan_pages()[0]]
+    )
     assert len(frame) == 5  # two malformed rows, then the three items of the good page
     first = frame.loc[0, "_problem"]
     assert "attribute workspaceId is not a DynamoDB AttributeValue" in first
@@ -410,7 +447,7 @@ def test_items_frame_is_several_times_faster_than_the_baseline() -> None:
 
 
 def test_index_coverage_says_why_each_item_is_missing_from_the_index() -> None:
-    items = items_frame(scan_pages())
+    items = items_frame(recorded_scan_pages())
     coverage = index_coverage(items, [load("dynamodb-index-scan.json")])
     assert_contract(coverage, COVERAGE_COLUMNS)
     assert list(coverage.columns) == list(COVERAGE_COLUMNS)
@@ -437,9 +474,7 @@ def test_index_coverage_small_exact() -> None:
             "workspace_id_type": [None],
             "in_index": [False],
             "why_not": ["attribute-absent"],
-            "detail": [
-                dynamo.WHY_NOT_DETAIL["attribute-absent"].format(key="workspaceId", index="workspaceIndex")
-            ],
+            "detail": [WHY_NOT_DETAIL["attribute-absent"].format(key="workspaceId", index="workspaceIndex")],
         }
     ).astype(COVERAGE_COLUMNS)
     pd.testing.assert_frame_equal(index_coverage(items, []), expected)
@@ -457,7 +492,7 @@ def test_index_coverage_of_nothing_is_empty_with_the_contract(items: pd.DataFram
 
 
 def test_index_coverage_tolerates_odd_index_pages() -> None:
-    items = items_frame(scan_pages())
+    items = items_frame(recorded_scan_pages())
     coverage = index_coverage(items, [{"Items": ["junk", {"connectionId": "plain"}]}, {"NoItems": 1}])
     assert not coverage["in_index"].any()
 
@@ -467,7 +502,7 @@ def test_index_coverage_tolerates_odd_index_pages() -> None:
 
 
 def test_stale_frame_classifies_each_getconnection_answer() -> None:
-    items = items_frame(scan_pages())
+    items = items_frame(recorded_scan_pages())
     frame = stale_frame(items, load("apigw-get-connection.json"))
     assert_contract(frame, STALE_COLUMNS)
     states = dict(zip(frame["connection_id"], frame["state"], strict=True))
@@ -506,14 +541,14 @@ def test_stale_frame_small_exact() -> None:
             "connected_at": pd.Series([pd.Timestamp("2024-12-01T17:00Z")], dtype="datetime64[ns, UTC]"),
             "last_active_at": pd.Series([pd.NaT], dtype="datetime64[ns, UTC]"),
             "source_ip": ["1.2.3.4"],
-            "detail": [dynamo.STATE_DETAIL["alive"]],
+            "detail": [STATE_DETAIL["alive"]],
         }
     ).astype(STALE_COLUMNS)
     pd.testing.assert_frame_equal(stale_frame(items, answer), expected)
 
 
 def test_stale_frame_unchecked_and_unanswered() -> None:
-    items = items_frame(scan_pages())
+    items = items_frame(recorded_scan_pages())
     unchecked = stale_frame(items, None)
     assert set(unchecked["state"]) == {"unchecked"}
     unanswered = stale_frame(items, {})
@@ -541,7 +576,7 @@ def stubbed_dynamodb() -> Iterator[tuple[Any, Stubber]]:
 
 def test_scan_pages_follows_last_evaluated_key(stubbed_dynamodb: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed_dynamodb
-    first, second = scan_pages()
+    first, second = recorded_scan_pages()
     for page in (first, second):
         page.pop("ResponseMetadata")
     stubber.add_response("scan", first, {"TableName": "chatgenius-connections"})
@@ -550,7 +585,7 @@ def test_scan_pages_follows_last_evaluated_key(stubbed_dynamodb: tuple[Any, Stub
         second,
         {"TableName": "chatgenius-connections", "ExclusiveStartKey": first["LastEvaluatedKey"]},
     )
-    pages = dynamo.scan_pages(FakeTarget(dynamodb=client), segments=1, progress=False)  # type: ignore[arg-type]
+    pages = scan_pages(FakeTarget(dynamodb=client), segments=1, progress=False)  # type: ignore[arg-type]
     stubber.assert_no_pending_responses()
     assert [len(p["Items"]) for p in pages] == [3, 2]
     assert len(items_frame(pages)) == 5
@@ -561,14 +596,14 @@ def test_index_pages_scans_the_targets_index(stubbed_dynamodb: tuple[Any, Stubbe
     page = load("dynamodb-index-scan.json")
     page.pop("ResponseMetadata")
     stubber.add_response("scan", page, {"TableName": "chatgenius-connections", "IndexName": "workspaceIndex"})
-    pages = dynamo.index_pages(FakeTarget(dynamodb=client))  # type: ignore[arg-type]
+    pages = index_pages(FakeTarget(dynamodb=client))  # type: ignore[arg-type]
     assert [p["Items"] for p in pages] == [page["Items"]]
 
 
 @pytest.mark.parametrize("segments", [0, -1, 1_000_001])
 def test_scan_pages_rejects_impossible_segment_counts(segments: int) -> None:
     with pytest.raises(ValueError, match="segments"):
-        dynamo.scan_pages(FakeTarget(), segments=segments)  # type: ignore[arg-type]
+        scan_pages(FakeTarget(), segments=segments)  # type: ignore[arg-type]
 
 
 def test_scan_errors_become_aws_errors_naming_the_table(stubbed_dynamodb: tuple[Any, Stubber]) -> None:
@@ -577,7 +612,7 @@ def test_scan_errors_become_aws_errors_naming_the_table(stubbed_dynamodb: tuple[
         "scan", "ResourceNotFoundException", "Requested resource not found", http_status_code=400
     )
     with pytest.raises(AwsError) as raised:
-        dynamo.scan_pages(FakeTarget(dynamodb=client), segments=1, progress=False)  # type: ignore[arg-type]
+        scan_pages(FakeTarget(dynamodb=client), segments=1, progress=False)  # type: ignore[arg-type]
     error = raised.value
     assert error.code == "ResourceNotFoundException"
     assert error.operation == "Scan"
@@ -605,7 +640,7 @@ def test_fetch_connections_keeps_errors_as_answers() -> None:
             http_status_code=410,
             expected_params={"ConnectionId": "Gone="},
         )
-        answers = dynamo.fetch_connections(
+        answers = fetch_connections(
             FakeTarget(apigatewaymanagementapi=client),  # type: ignore[arg-type]
             ["Nne9qPxHM0V0Yxk=", "Gone=", "Nne9qPxHM0V0Yxk="],
             max_workers=1,

@@ -17,7 +17,8 @@ import pytest
 from kit import cli
 from kit.errors import ConfigurationError
 from kit.lab import lab as lab_module
-from kit.lab.lab import lab_target, read_lab_file
+from kit.local import STATE_DIR_ENV, read_lab_file
+from kit.target import Target
 
 REASON = (
     "dynamodb-local (pid 41) at http://127.0.0.1:9000 died (killed by SIGKILL); its in-memory data is gone: "
@@ -32,7 +33,7 @@ def test_a_stopped_lab_is_answered_with_its_reason(tmp_path: Path) -> None:
         read_lab_file(path)
     assert str(raised.value) == f"the lab is not running: {REASON} Start it again with `kit lab up`."
     with pytest.raises(ConfigurationError, match="could not be restarted"):
-        lab_target(path)
+        Target.from_lab_file(path)
 
 
 class FakeLab:
@@ -62,7 +63,7 @@ def test_kit_lab_up_ends_with_the_reason_when_the_lab_stopped_itself(
 
     monkeypatch.setattr(lab_module, "Lab", make)
     monkeypatch.setattr(cli.signal, "signal", lambda *args: None)  # leave pytest's SIGTERM alone
-    monkeypatch.setenv(lab_module.STATE_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))
     assert cli.main(["lab", "up"]) == cli.EXIT_KIT_FAILED
     assert made[0].stopped == 1
     assert capsys.readouterr().err.endswith(f"lab stopped: {REASON}\n")

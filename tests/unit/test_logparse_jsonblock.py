@@ -1,4 +1,5 @@
-"""kit.logparse.jsonblock: the block reading gives what the per-line rule gives, or hands the row back."""
+"""kit.logparse.vectorised.jsonblock: the block reading gives what the per-line rule gives, or hands the row
+back."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from kit.logparse import jsonblock
 from kit.logparse import patterns as p
+from kit.logparse.vectorised import jsonblock
 
 HANDLER = {
     "route": "$connect",

@@ -9,6 +9,7 @@ frame, every column, every row.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kit import logparse as lp
-from kit.logparse import textbuffer
+from kit.logparse.vectorised import textbuffer
 
 GROUPS = [
     "/aws/lambda/chatgenius-websocket",
@@ -124,28 +125,35 @@ def line(draw: st.DrawFn) -> str:
             ["Runtime exited without providing a reason", "Task timed out after 3.00 seconds", ""]
         )
     )
-    shapes = [
-        f"INIT_START Runtime Version: python:3.12.v50{draw(sep)}Runtime Version ARN: arn\n",
-        f"START RequestId: {rid} Version: $LATEST\n",
-        f"END RequestId: {rid}\n",
-        draw(report()),
-        f"INIT_REPORT Init Duration: {draw(numbers)} ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError",
-        f"RESTORE_REPORT Restore Duration: {draw(numbers)} ms",
-        f"[{draw(st.sampled_from(LEVELS))}]\t{at}\t{rid}\t{draw(words)}\n",
-        f"[{draw(st.sampled_from(LEVELS))}]\t{at}\t{rid}\t{app_json(draw)}\n",
-        f"[INFO]\t{at}\t{rid}\tError handling WebSocket event: An error occurred (AccessDeniedException) "
-        f"when calling the PutItem operation: User: x is not authorized to perform: dynamodb:PutItem\n",
-        f"[INFO]\t{at}\t{rid}\tConnection attempt {cid} for workspace w1\n",
-        f"[INFO]\t{at}\t{rid}\tStored connection {cid}\n",
-        f"[ERROR] {draw(st.sampled_from(['ClientError', 'KeyError', 'Runtime.ImportModuleError', '']))}: "
-        f"{draw(words)}{line_break}Traceback (most recent call last):",
-        f"{at}\t{rid}\t{draw(st.sampled_from(['INFO', 'ERROR', 'WARN']))}\t{draw(words)}",
-        f"{at}\t{rid}\tERROR\tInvoke Error \t{app_json(draw)}",
-        f"{at} {rid} Task timed out after {draw(numbers)} seconds\n",
-        f"RequestId: {rid} Error: {exit_text}",
-        "Runtime.ExitError\n",
-        app_json(draw),
-        json.dumps(
+    # Each shape is built only when drawn: building all of them for every line was most of the cost.
+    shapes: list[Callable[[], str]] = [
+        lambda: f"INIT_START Runtime Version: python:3.12.v50{draw(sep)}Runtime Version ARN: arn\n",
+        lambda: f"START RequestId: {rid} Version: $LATEST\n",
+        lambda: f"END RequestId: {rid}\n",
+        lambda: draw(report()),
+        lambda: (
+            f"INIT_REPORT Init Duration: {draw(numbers)} ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError"
+        ),
+        lambda: f"RESTORE_REPORT Restore Duration: {draw(numbers)} ms",
+        lambda: f"[{draw(st.sampled_from(LEVELS))}]\t{at}\t{rid}\t{draw(words)}\n",
+        lambda: f"[{draw(st.sampled_from(LEVELS))}]\t{at}\t{rid}\t{app_json(draw)}\n",
+        lambda: (
+            f"[INFO]\t{at}\t{rid}\tError handling WebSocket event: An error occurred (AccessDeniedException) "
+            f"when calling the PutItem operation: User: x is not authorized to perform: dynamodb:PutItem\n"
+        ),
+        lambda: f"[INFO]\t{at}\t{rid}\tConnection attempt {cid} for workspace w1\n",
+        lambda: f"[INFO]\t{at}\t{rid}\tStored connection {cid}\n",
+        lambda: (
+            f"[ERROR] {draw(st.sampled_from(['ClientError', 'KeyError', 'Runtime.ImportModuleError', '']))}: "
+            f"{draw(words)}{line_break}Traceback (most recent call last):"
+        ),
+        lambda: f"{at}\t{rid}\t{draw(st.sampled_from(['INFO', 'ERROR', 'WARN']))}\t{draw(words)}",
+        lambda: f"{at}\t{rid}\tERROR\tInvoke Error \t{app_json(draw)}",
+        lambda: f"{at} {rid} Task timed out after {draw(numbers)} seconds\n",
+        lambda: f"RequestId: {rid} Error: {exit_text}",
+        lambda: "Runtime.ExitError\n",
+        lambda: app_json(draw),
+        lambda: json.dumps(
             {
                 "time": at,
                 "type": draw(st.sampled_from(["platform.start", "platform.report", "platform.x"])),
@@ -156,8 +164,8 @@ def line(draw: st.DrawFn) -> str:
                 },
             }
         ),
-        f"({draw(ids) or 'x'}) {draw(st.sampled_from(EXEC_TEXTS)).format(cid=cid, rid=rid)}",
-        json.dumps(
+        lambda: f"({draw(ids) or 'x'}) {draw(st.sampled_from(EXEC_TEXTS)).format(cid=cid, rid=rid)}",
+        lambda: json.dumps(
             {
                 "requestId": rid,
                 "connectionId": cid,
@@ -167,10 +175,10 @@ def line(draw: st.DrawFn) -> str:
                 "integrationRequestId": rid,
             }
         ),
-        draw(words),
-        "",
+        lambda: draw(words),
+        lambda: "",
     ]
-    text = draw(st.sampled_from(shapes))
+    text = draw(st.sampled_from(shapes))()
     mutation = draw(st.sampled_from(["none", "none", "none", "cut", "prefix", "junk"]))
     if mutation == "cut" and text:
         text = text[: draw(st.integers(0, len(text)))]
@@ -245,7 +253,7 @@ def test_without_string_views_the_lines_are_read_the_other_way(events: pd.DataFr
     """Where the parts cannot be copied out as views (an Arrow without the cast, a buffer past 2 GiB), the
     split and pattern paths read the same lines to the same frame."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(textbuffer, "gather", lambda *args: None)
+        patch.setattr(textbuffer, "texts_in_ranges", lambda *args: None)
         patch.setattr(textbuffer, "VIEW_LIMIT", -1)
         without_views = lp.parse(events)
     pd.testing.assert_frame_equal(without_views, lp.parse_lines_slow(events))

@@ -1,4 +1,4 @@
-"""kit.logparse.re2: Python patterns translated for RE2 keep their meaning, or are refused."""
+"""kit.logparse.vectorised.re2: Python patterns translated for RE2 keep their meaning, or are refused."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kit.logparse import patterns as p
-from kit.logparse import re2
+from kit.logparse.vectorised import re2
 
 
 def test_the_whitespace_class_is_pythons() -> None:
@@ -125,7 +125,7 @@ def _assert_same(pattern: re.Pattern[str], text: str) -> None:
         assert found is None, (pattern.pattern, text)
         return
     assert found is not None, (pattern.pattern, text)
-    # A group that took no part is "" through Arrow and None in Python (kit.logparse.re2's one difference).
+    # A group that took no part is "" through Arrow and None in Python (re2's one difference).
     assert list(found.values()) == [group or "" for group in match.groups()], (pattern.pattern, text)
 
 
@@ -144,7 +144,7 @@ def test_anchored() -> None:
     st.text(alphabet="ab\u00e9\u2003\U0001f600 \t", min_size=1, max_size=3),
 )
 def test_the_haystack_finds_what_str_contains_finds(texts: list[str | None], literal: str) -> None:
-    from kit.logparse.textbuffer import Haystack
+    from kit.logparse.vectorised.textbuffer import Haystack
 
     values = pa.array(texts, type=pa.large_string())
     expected = [text is not None and literal in text for text in texts]

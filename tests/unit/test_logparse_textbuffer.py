@@ -1,5 +1,5 @@
-"""Reads of the messages' buffer (chunks, offsets, prefixes, places, in-place comparisons, gathers), number
-columns, and the REPORT lines read at their tabs."""
+"""Reads of the messages' buffer (chunks, offsets, prefixes, places, in-place comparisons, texts copied out
+of byte ranges), number columns, and the REPORT lines read at their tabs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kit.logparse import building, fast, patterns, textbuffer
+from kit.logparse import patterns
+from kit.logparse.vectorised import building, textbuffer
+from kit.logparse.vectorised import parser as vectorised
 
 
 def _offsets(lengths: list[int]) -> np.ndarray:
@@ -97,7 +99,7 @@ _TEXT = st.text(alphabet="ab\t{}\u00e9\U0001f600", max_size=30)
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_TEXT, min_size=1, max_size=10), st.data())
-def test_gather_copies_each_range_out_of_the_buffer(texts: list[str], data: st.DataObject) -> None:
+def test_texts_in_ranges_copies_each_range_out_of_the_buffer(texts: list[str], data: st.DataObject) -> None:
     """Ranges at character edges, short ones (kept in the view) and long ones (pointing into the buffer)."""
     values = pa.array(texts, type=pa.large_string())
     offsets = textbuffer.utf8_offsets(values)
@@ -112,10 +114,10 @@ def test_gather_copies_each_range_out_of_the_buffer(texts: list[str], data: st.D
         expected.append(text[cut[0] : cut[1]])
     if buffer is None:
         return
-    gathered = textbuffer.gather(buffer, raw, np.array(starts), np.array(stops))
-    assert gathered is not None
-    assert gathered.type == pa.large_string()
-    assert gathered.to_pylist() == expected
+    copied = textbuffer.texts_in_ranges(buffer, raw, np.array(starts), np.array(stops))
+    assert copied is not None
+    assert copied.type == pa.large_string()
+    assert copied.to_pylist() == expected
 
 
 @pytest.mark.parametrize(
@@ -209,7 +211,7 @@ def test_report_lines_read_in_place_are_those_of_lambdas_shape(lines: list[str])
     from kit import logparse as lp
 
     events = lp.events_frame([{"message": line, "logGroupName": "/aws/lambda/f"} for line in lines])
-    parser = fast._Parser(events)
+    parser = vectorised._Parser(events)
     rows = np.arange(len(lines))
     low, high = int(parser.offsets[0]), int(parser.offsets[-1])
     parser.tabs = np.flatnonzero(parser.data[low:high] == ord("\t")) + low

@@ -97,7 +97,7 @@ def test_missing_group_is_evidence_not_an_error() -> None:
 
 def test_other_errors_name_the_group_and_the_code() -> None:
     with pytest.raises(
-        AwsError, match=r"FilterLogEvents on log group /aws/lambda/fn failed with AccessDeniedException"
+        AwsError, match=r"FilterLogEvents for log group /aws/lambda/fn failed with AccessDeniedException"
     ) as raised:
         list(
             logs.filter_events(

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-from kit import notebook, redact_display
-from kit.findings import FINDING_COLUMNS, Diagnosis
+from kit import notebook, plots, redact_display
+from kit.diagnose.findings import FINDING_COLUMNS, Diagnosis
 from kit.markup import figure_text, markdown_code, markdown_text, sanitize_html
 
 matplotlib.use("Agg")
@@ -313,7 +313,7 @@ def test_plots_draw_hostile_labels_as_text() -> None:
             "item_written": [False, True],
         }
     )
-    figure = notebook.connection_timeline(lifecycle)
+    figure = plots.connection_timeline(lifecycle)
     _draws(figure)
     labels = [label.get_text() for label in figure.axes[0].get_yticklabels()]
     assert labels == [figure_text(HOSTILE_LABEL), "ok="]
@@ -321,9 +321,9 @@ def test_plots_draw_hostile_labels_as_text() -> None:
     parsed = pd.DataFrame(
         {"ts": [now, now], "route_key": [HOSTILE_LABEL, "$connect"], "http_status": [HOSTILE_LABEL, "200"]}
     )
-    _draws(notebook.routes_over_time(parsed))
+    _draws(plots.routes_over_time(parsed))
     invocations = pd.DataFrame({"start_ts": [now], "duration_ms": [3.0], "status": [HOSTILE_LABEL]})
-    _draws(notebook.durations_plot(invocations))
+    _draws(plots.durations_plot(invocations))
     permissions = pd.DataFrame(
         {
             "action": ["dynamodb:PutItem"],
@@ -332,11 +332,11 @@ def test_plots_draw_hostile_labels_as_text() -> None:
             "statement": [f'Statement[0] Sid "{HOSTILE_LABEL}"'],
         }
     )
-    _draws(notebook.permission_heatmap(permissions))
+    _draws(plots.permission_heatmap(permissions))
     coverage = pd.DataFrame({"in_index": [False], "why_not": [HOSTILE_LABEL]})
-    _draws(notebook.index_coverage_plot(coverage))
+    _draws(plots.index_coverage_plot(coverage))
     probe = pd.DataFrame({"step": [HOSTILE_LABEL], "latency_ms": [1.0], "ok": [True], "client": [0]})
-    _draws(notebook.latency_plot(probe))
+    _draws(plots.latency_plot(probe))
 
 
 # --------------------------------------------------------------------------------------------------------

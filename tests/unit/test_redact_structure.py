@@ -14,6 +14,7 @@ from kit import redact_display
 from kit.redact import Redactor
 from kit.redact_structure import (
     is_secret_name,
+    is_secret_variable,
     redact_frame,
     redact_mapping,
     redact_pipe_tables,
@@ -69,6 +70,41 @@ def shout(text: str) -> str:
 )
 def test_names_are_judged_by_their_words(name: object, secret: bool) -> None:
     assert is_secret_name(name) is secret
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        # the variable stems, each spelling
+        ("AUTH_SECRET", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("AWS_SESSION_TOKEN", True),
+        ("DB_PASSWORD", True),
+        ("MYSQL_PASSWD", True),
+        ("PRIVATE_PEM", True),
+        ("GOOGLE_CREDENTIALS", True),
+        ("API_KEY", True),
+        ("STRIPE_APIKEY", True),
+        ("next_public_api_key", True),
+        # judged by their words (kit.redact_structure.is_secret_name)
+        ("DB_PWD", True),
+        ("SIGNING_KEY", True),
+        ("NEXTAUTH_SECRET", True),
+        # where a secret is, not the secret
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", False),
+        ("GOOGLE_APPLICATION_CREDENTIALS_PATH", False),
+        ("SECRETS_DIR", False),
+        ("SSH_AUTH_SOCK", False),
+        # a key's id, and keys that are no secret
+        ("AWS_ACCESS_KEY_ID", False),
+        ("PARTITION_KEY", False),
+        ("TABLE_NAME", False),
+        ("AUTH_MODE", False),
+        ("", False),
+    ],
+)
+def test_a_variable_is_secret_by_its_name(name: str, secret: bool) -> None:
+    assert is_secret_variable(name) is secret
 
 
 # --------------------------------------------------------------------------------------------------------

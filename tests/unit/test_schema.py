@@ -20,6 +20,7 @@ from kit.dynamo.schema import (
     diff_table,
     differences_frame,
 )
+from kit.errors import AwsError
 
 ARN = "arn:aws:dynamodb:us-east-2:123456789012:table/chatgenius-connections"
 
@@ -400,8 +401,14 @@ def test_describe_errors_blame_a_permission_only_when_there_was_an_answer(
         "ReadTimeoutError": ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
     }
     exc = errors.get(code) or ClientError({"Error": {"Code": code, "Message": "m"}}, "DescribeTable")
-    client = SimpleNamespace(meta=SimpleNamespace(region_name="us-east-2"))
-    error = schema._aws_error(exc, "DescribeTable", "chatgenius-connections", client)
+
+    def describe_table(**request: object) -> None:
+        raise exc
+
+    client = SimpleNamespace(meta=SimpleNamespace(region_name="us-east-2"), describe_table=describe_table)
+    with pytest.raises(AwsError) as raised:
+        schema.describe(client, "chatgenius-connections")
+    error = raised.value
     assert error.code == code
     assert says in str(error)
     assert never_says not in str(error)

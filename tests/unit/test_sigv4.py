@@ -17,18 +17,19 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.credentials import Credentials
 
-from kit.lab import engines, sigv4
+from kit.lab import sigv4
 from kit.lab.live import CredentialIssuer
+from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 KEY = "ASIAKITTEST000000001"
 SECRET = "issued-secret-0123456789"
 TOKEN = "issued-session-token-0123456789abcdef"
-ADMIN = engines.LOCAL_ACCESS_KEY_ID
+ADMIN = LOCAL_ACCESS_KEY_ID
 REGION = "us-east-2"
 CONNECTION_ID = "AbCd+Ef/GhIjKl0="  # "+", "/" and "=" are percent-encoded in the path, then again in signing
 KNOWN = {
     KEY: sigv4.SigningSecret(SECRET, TOKEN),
-    ADMIN: sigv4.SigningSecret(engines.LOCAL_SECRET_ACCESS_KEY),
+    ADMIN: sigv4.SigningSecret(LOCAL_SECRET_ACCESS_KEY),
 }
 DYNAMODB = sigv4.DYNAMODB
 SOME_TIME = datetime(2024, 1, 1, tzinfo=UTC)  # the server's clock for requests without a usable date
@@ -180,7 +181,7 @@ def _request_time(request: sigv4.ReceivedRequest) -> datetime:
                 "dynamodb",
                 lambda c: c.list_tables(),
                 key=ADMIN,
-                secret=engines.LOCAL_SECRET_ACCESS_KEY,
+                secret=LOCAL_SECRET_ACCESS_KEY,
                 token=None,
             ),
             DYNAMODB,
@@ -410,7 +411,7 @@ FAILURES: list[tuple[str, Callable[[], sigv4.ReceivedRequest], dict[str, Any], s
     (
         "a session token with the long-term admin key",
         lambda: boto3_request(
-            "dynamodb", put_item, key=ADMIN, secret=engines.LOCAL_SECRET_ACCESS_KEY, token="made-up"
+            "dynamodb", put_item, key=ADMIN, secret=LOCAL_SECRET_ACCESS_KEY, token="made-up"
         ),
         {},
         "UnrecognizedClientException",
@@ -583,7 +584,7 @@ def test_the_issuer_looks_up_issued_secrets_and_the_admin_key() -> None:
     assert issuer.signing_secret(issued.access_key_id) == sigv4.SigningSecret(
         issued.secret_access_key, issued.session_token
     )
-    assert issuer.signing_secret(ADMIN) == sigv4.SigningSecret(engines.LOCAL_SECRET_ACCESS_KEY)
+    assert issuer.signing_secret(ADMIN) == sigv4.SigningSecret(LOCAL_SECRET_ACCESS_KEY)
     assert issuer.signing_secret("ASIASTRANGER00000000") is None
     request = boto3_request(
         "dynamodb",

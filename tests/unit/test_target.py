@@ -7,14 +7,17 @@ AWS_* variable removed and instance metadata disabled, and clients are built but
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kit.errors import ConfigurationError
-from kit.lab.engines import LOCAL_ACCESS_KEY_ID
+from kit.local import LOCAL_ACCESS_KEY_ID
 from kit.target import (
     MANAGEMENT_URL_KEYS,
     REGION_KEYS,
@@ -624,13 +627,153 @@ def test_credentials_from_the_environment(aws_home: Path, monkeypatch: pytest.Mo
     assert FIXTURE_SECRET not in repr(target) + str(target.describe())
 
 
+# --------------------------------------------------------------------------------------------------
+# Target.from_parameters: the one choice between the lab, a real account and a bare local endpoint
+
+LAB_FILE = {
+    "region": "us-west-2",
+    "websocket_url": "ws://127.0.0.1:7001/prod",
+    "management_url": "http://127.0.0.1:7002/prod",
+    "endpoints": {"dynamodb": "http://127.0.0.1:7003", "iam": "http://127.0.0.1:7004"},
+    "credentials": {},
+    "table": "lab-connections",
+    "api_id": "labapi0001",
+    "stage": "prod",
+    "scenario": "healthy",
+}
+
+
+@pytest.fixture
+def lab_file(tmp_path: Path) -> Path:
+    """A lab file as a running lab (this process) writes it."""
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps({**LAB_FILE, "pid": os.getpid()}))
+    return path
+
+
+# (parameters, what the target must be): every key of the expectation is a Target attribute.
+CHOICES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    (
+        "lab reads the lab file",
+        {"kind": "lab"},
+        {"kind": "lab", "region": "us-west-2", "table": "lab-connections", "api_id": "labapi0001"},
+    ),
+    ("kind read without case or blanks", {"kind": " LAB "}, {"kind": "lab", "region": "us-west-2"}),
+    (
+        "the lab file says everything: the rest is ignored",
+        {"kind": "lab", "region": "eu-west-1", "table": "other", "profile": "dev"},
+        {"kind": "lab", "region": "us-west-2", "table": "lab-connections", "profile": None},
+    ),
+    (
+        "aws: a real account, read-only",
+        {"kind": "aws", "region": "us-east-1", "table": "app-connections"},
+        {"kind": "aws", "region": "us-east-1", "table": "app-connections", "read_only": True},
+    ),
+    (
+        "aws: empty strings mean not given (papermill)",
+        {"kind": "aws", "profile": "", "region": "", "table": "", "env_file": "GOOD", "websocket_url": ""},
+        {"kind": "aws", "region": "us-east-2", "table": "chatgenius-connections", "read_only": True},
+    ),
+    (
+        "aws: writable only when asked",
+        {"kind": "aws", "region": "us-east-1", "allow_writes": True},
+        {"kind": "aws", "read_only": False},
+    ),
+    (
+        "a DynamoDB URL: that endpoint alone, us-east-2 by default",
+        {"kind": "lab", "dynamodb_url": "http://127.0.0.1:8000"},
+        {
+            "kind": "lab",
+            "region": "us-east-2",
+            "table": "chatgenius-connections",
+            "endpoints": {"dynamodb": "http://127.0.0.1:8000"},
+        },
+    ),
+    (
+        "a DynamoDB URL wins over aws, and takes region and table",
+        {"kind": "aws", "dynamodb_url": "http://127.0.0.1:8000", "region": "us-east-1", "table": "t-1"},
+        {"kind": "lab", "region": "us-east-1", "table": "t-1", "read_only": False},
+    ),
+]
+
+
+@pytest.mark.parametrize(("parameters", "expected"), [pytest.param(p, e, id=name) for name, p, e in CHOICES])
+def test_from_parameters_chooses_the_target(
+    aws_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lab_file: Path,
+    parameters: dict[str, Any],
+    expected: dict[str, Any],
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FIXTURE_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FIXTURE_SECRET)
+    if parameters.get("env_file") == "GOOD":
+        parameters = {**parameters, "env_file": str(env_path("good.env"))}
+    kind = parameters.pop("kind")
+    target = Target.from_parameters(kind, lab_file=lab_file, **parameters)
+    assert {name: getattr(target, name) for name in expected} == expected
+    if target.kind == "lab" and "dynamodb_url" not in parameters:
+        assert target.source == f"lab file {lab_file}"
+
+
+def _stopped(path: Path) -> None:
+    path.write_text(json.dumps({"stopped": "DynamoDB Local died.", "pid": os.getpid()}))
+
+
+def _dead_pid(path: Path) -> None:
+    path.write_text(json.dumps({**LAB_FILE, "pid": 2**22 + 1}))  # above Linux's pid_max
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "message"),
+    [
+        pytest.param("lab", Path.unlink, "no lab is running ({path} not found); start one", id="no lab file"),
+        pytest.param("lab", _stopped, "the lab is not running: DynamoDB Local died. Start", id="stopped"),
+        pytest.param("lab", _dead_pid, "{path} names a lab (pid 4194305) that is no longer", id="dead"),
+        pytest.param("lab", lambda p: p.write_text("{"), "{path} is not valid JSON", id="not JSON"),
+        pytest.param("prod", None, "The target parameter is 'prod'; use 'lab'", id="unknown kind"),
+        pytest.param("", None, "The target parameter is ''; use 'lab'", id="no kind"),
+    ],
+)
+def test_from_parameters_says_in_one_line_why_there_is_no_target(
+    lab_file: Path, kind: str, change: Callable[[Path], object] | None, message: str
+) -> None:
+    if change is not None:
+        change(lab_file)
+    with pytest.raises(ConfigurationError) as raised:
+        Target.from_parameters(kind, lab_file=lab_file)
+    assert message.format(path=lab_file) in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
 @pytest.mark.parametrize(("allow_writes", "read_only"), [(False, True), (True, False)])
 def test_notebook_parameters_make_an_account_writable_only_when_asked(
     aws_home: Path, allow_writes: bool, read_only: bool
 ) -> None:
-    from kit.notebook import target_from_parameters
-
-    target = target_from_parameters(
-        "aws", "", "us-east-2", "", str(env_path("good.env")), "", allow_writes=allow_writes
+    target = Target.from_parameters(
+        "aws",
+        profile="",
+        region="us-east-2",
+        table="",
+        env_file=str(env_path("good.env")),
+        websocket_url="",
+        allow_writes=allow_writes,
     )
     assert target.read_only is read_only
+
+
+@pytest.mark.parametrize(
+    ("name", "flagged"),
+    [
+        ("NEXT_PUBLIC_AWS_SECRET_ACCESS_KEY", True),
+        ("NEXT_PUBLIC_API_KEY", True),
+        ("NEXT_PUBLIC_DB_PWD", True),  # the same judge as the report's redactor
+        ("NEXT_PUBLIC_AUTH_TOKEN", True),
+        ("NEXT_PUBLIC_WEBSOCKET_URL", False),
+        ("NEXT_PUBLIC_TOKEN_FILE", False),  # where a secret is, not the secret
+        ("API_KEY", False),  # a server-only variable: no warning
+    ],
+)
+def test_a_secret_in_a_next_public_variable_is_flagged(name: str, flagged: bool) -> None:
+    env = parse_env_text(f"{name}=s3cr3t-value-1234\n")
+    assert any("NEXT_PUBLIC_ variable" in p for p in env.problems) is flagged

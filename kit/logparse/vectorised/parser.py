@@ -6,16 +6,17 @@ How a line is read, in passes over whole columns rather than a call per line:
    NumPy byte matrix, and array comparisons sort lines into categories (START, REPORT, a Python
    runtime line, JSON...), the job :data:`~kit.logparse.patterns.LINE_PREFIX` does for one line;
 2. each category's subset is read with its own pattern through ``pyarrow.compute.extract_regex`` (RE2, as
-   :mod:`kit.logparse.re2` translates it), or, for lines in the exact shape Lambda writes (REPORT, the
-   Python runtime's ``[LEVEL]\\t…``), at their tabs, found in the messages' one buffer: fields checked in
-   place and each value copied out once (through an Arrow ``string_view`` array); JSON messages and
-   access-log lines are read as blocks (:mod:`kit.logparse.jsonblock`), the rest one line at a time, and
-   only lines (or message parts) that start with ``{`` are decoded;
+   :mod:`~kit.logparse.vectorised.re2` translates it), or, for lines in the exact shape Lambda writes
+   (REPORT, the Python runtime's ``[LEVEL]\\t…``), at their tabs, found in the messages' one buffer: fields
+   checked in place and each value copied out once (through an Arrow ``string_view`` array); JSON messages
+   and access-log lines are read as blocks (:mod:`~kit.logparse.vectorised.jsonblock`), the rest one line
+   at a time, and only lines (or message parts) that start with ``{`` are decoded;
 3. the source of each line follows from its log group or, when the group does not say, from its shape
    and its stream; execution-log lines (split at their first ``) ``) are read rule by rule (a literal
    searched in the lines' one buffer, then the pattern);
 4. Lambda lines are scanned for botocore's ``An error occurred (Code)`` text and the seed's wording;
-   these passes run a chunk of lines at a time (:data:`~kit.logparse.textbuffer.CHUNK_ROWS`, ``CHUNK_BYTES``);
+   these passes run a chunk of lines at a time (:data:`~kit.logparse.vectorised.textbuffer.CHUNK_ROWS`,
+   ``CHUNK_BYTES``);
 5. lines without a request id take the one of the START before them in their stream.
 
 Every row comes out, in input order; what could not be read is said in ``parse_error``.
@@ -35,12 +36,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kit.logparse import building as bd
-from kit.logparse import jsonblock, re2
+from kit import frames
 from kit.logparse import patterns as p
-from kit.logparse import textbuffer as tb
-from kit.logparse.columns import LOG_COLUMNS, UTC_TIME, empty_frame
+from kit.logparse.columns import LOG_COLUMNS, UTC_TIME
 from kit.logparse.events import ensure_events
+from kit.logparse.vectorised import building as bd
+from kit.logparse.vectorised import jsonblock, re2
+from kit.logparse.vectorised import textbuffer as tb
 
 _ROLE = {
     name: code for code, name in enumerate(("platform", "lambda_app", "lambda_error", "access", "plain"))
@@ -62,8 +64,8 @@ def _extract(texts: pd.Series, pattern: re.Pattern[str]) -> pd.DataFrame:
     """``texts.str.extract(pattern)``, run by RE2 over the whole column where the pattern translates.
 
     Columns ``0..n-1`` as ``string``; NA where the row did not match. Unlike pandas, a group that did not
-    take part in a match is ``""``, not NA (see :mod:`kit.logparse.re2`): callers test a match on a group
-    that cannot be empty, and ``""`` is never a value (:meth:`bd.Columns.put`).
+    take part in a match is ``""``, not NA (see :mod:`~kit.logparse.vectorised.re2`): callers test a match on
+    a group that cannot be empty, and ``""`` is never a value (:meth:`bd.Columns.put`).
     """
     translated = re2.translate(pattern)
     if translated is None or len(texts) == 0:
@@ -217,8 +219,8 @@ _NO_CATEGORY = -1
 
 def _prefix_categories(codes: np.ndarray) -> np.ndarray:
     """What :data:`~kit.logparse.patterns.LINE_PREFIX` and ``PREFIX_CATEGORY`` give, for all lines at once
-    (``codes``: their :func:`~kit.logparse.textbuffer.prefix_bytes`), as the index of the category in
-    :data:`_CATEGORIES` (:data:`_NO_CATEGORY` for none)."""
+    (``codes``: their :func:`~kit.logparse.vectorised.textbuffer.prefix_bytes`), as the index of the
+    category in :data:`_CATEGORIES` (:data:`_NO_CATEGORY` for none)."""
     categories = np.full(len(codes), _NO_CATEGORY, dtype=np.int8)
     separator = _iso_separator(codes)
     categories[separator == _TAB] = _CATEGORY[p.PREFIX_CATEGORY["\t"]]
@@ -356,9 +358,9 @@ class _Parser:
 
         The shape is checked and read at the line's tabs, found in the messages' buffer: each field's label
         and unit compared in place, each value (and the request id) copied out once
-        (:func:`~kit.logparse.textbuffer.gather`) and checked by its own small pattern. Each value is what
-        the capture groups of ``REPORT_CORE`` (and ``REPORT_TAIL`` for Init Duration) would hold, without a
-        regex engine tracking groups through the line.
+        (:func:`~kit.logparse.vectorised.textbuffer.texts_in_ranges`) and checked by its own small pattern.
+        Each value is what the capture groups of ``REPORT_CORE`` (and ``REPORT_TAIL`` for Init Duration)
+        would hold, without a regex engine tracking groups through the line.
         """
         if self.buffer is None or len(self.data) > tb.VIEW_LIMIT:
             return rows
@@ -397,7 +399,7 @@ class _Parser:
         spans.insert(0, ("request_id", shaped, starts + len(label), tabs[:, 0]))
         for column, candidates, begin, end in spans:
             which = candidates & shaped
-            texts = tb.gather(self.buffer, data, begin[which], end[which])
+            texts = tb.texts_in_ranges(self.buffer, data, begin[which], end[which])
             if texts is None:
                 return rows
             good = tb.mask(pc.match_substring_regex(texts, _REPORT_VALUE[column]))
@@ -420,7 +422,7 @@ class _Parser:
         has them (the category says it starts ``[LEVEL]\\t``); a cut line goes through the pattern.
 
         The tabs are found in the messages' buffer and the parts copied out of it once
-        (:func:`~kit.logparse.textbuffer.gather`).
+        (:func:`~kit.logparse.vectorised.textbuffer.texts_in_ranges`).
         """
         self._mark(rows, "app")
         rows = self._python_as_written(rows)
@@ -459,7 +461,7 @@ class _Parser:
         if not near.any():
             return rows
         parts = [
-            tb.gather(buffer, data, first[near], last[near])
+            tb.texts_in_ranges(buffer, data, first[near], last[near])
             for first, last in ((starts + 1, level_end - 1), (time_end + 1, id_end), (id_end + 1, stops))
         ]
         if any(part is None for part in parts):
@@ -848,7 +850,7 @@ def parse_part(frame: pd.DataFrame, lambda_elsewhere: np.ndarray | None = None) 
     a line no pattern claims is then Lambda output, as :func:`parse` of the whole input would say.
     """
     if len(frame) == 0:
-        return empty_frame(LOG_COLUMNS)
+        return frames.empty(LOG_COLUMNS)
     parser = _Parser(frame, lambda_elsewhere)
     stages = (parser.categorise, parser.resolve, parser.scan, parser.event_types, parser.carry_request_ids)
     for stage in stages:

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kit.logparse import patterns as p
-from kit.logparse import textbuffer as tb
 from kit.logparse.columns import LOG_COLUMNS, MAX_EXACT_INT
+from kit.logparse.vectorised import textbuffer as tb
 
 RAW = ("log_group", "log_stream", "event_id", "message")
 TIMES = ("ts", "ingest_ts", "lag_ms")

@@ -1,9 +1,10 @@
 """Reads of an Arrow text array's UTF-8 buffer, with no Python string per text.
 
-The vectorised parser (:mod:`kit.logparse.fast`) finds where things are in its messages' one buffer (tabs,
-labels, literals, the first bytes of each line) with NumPy, and copies out only the pieces it keeps. The
-ranges it reads are byte ranges; they hold whole UTF-8 characters because every place they are cut at is
-an ASCII byte (a tab, the end of an ASCII label), and UTF-8 never has an ASCII byte inside a character.
+The vectorised parser (:mod:`kit.logparse.vectorised.parser`) finds where things are in its messages' one
+buffer (tabs, labels, literals, the first bytes of each line) with NumPy, and copies out only the pieces it
+keeps. The ranges it reads are byte ranges; they hold whole UTF-8 characters because every place they are
+cut at is an ASCII byte (a tab, the end of an ASCII label), and UTF-8 never has an ASCII byte inside a
+character.
 
 Pure: no I/O.
 """
@@ -108,7 +109,9 @@ def bytes_at(data: np.ndarray, places: np.ndarray, width: int, lengths: np.ndarr
 VIEW_LIMIT = 2**31 - 1  # a string view's offset into its buffer is a signed 32-bit number
 
 
-def gather(buffer: pa.Buffer, data: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> pa.Array | None:
+def texts_in_ranges(
+    buffer: pa.Buffer, data: np.ndarray, starts: np.ndarray, stops: np.ndarray
+) -> pa.Array | None:
     """The UTF-8 texts ``buffer[start:stop]`` as one ``large_string`` array, in one copy.
 
     The ranges become a ``string_view`` array over ``buffer`` (no copy) that Arrow then casts; ``data`` is

@@ -1,8 +1,8 @@
 """What the checks look at and what they say: the evidence, a finding, the diagnosis.
 
-:mod:`kit.diagnose` gathers the evidence and runs the checks; the checks themselves live there and in
-:mod:`kit.write_checks`. This module holds only the shapes they share and a few helpers, so the two can
-import it without importing each other. Pure: no I/O.
+:mod:`kit.diagnose.reading` fills the evidence, the ``*_checks`` modules turn it into findings and
+:mod:`kit.diagnose.ranking` ranks them into a diagnosis. This module holds only the shapes they share and a
+few helpers, so the checks can import it without importing each other or the reading. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -34,9 +34,6 @@ API_GATEWAY_CONNECTION_ID = r"[A-Za-z0-9+/_-]{15}="
 GATEWAY_SOURCES = ("apigw_access", "apigw_exec")
 
 
-_empty = frames.empty
-
-
 @dataclass
 class Evidence:
     """Everything the checks look at. Frames are empty (with their columns) when there was nothing."""
@@ -45,9 +42,9 @@ class Evidence:
     region: str
     table: str
     index: str
-    routes: pd.DataFrame = field(default_factory=lambda: _empty(config.ROUTES_COLUMNS))
-    functions: pd.DataFrame = field(default_factory=lambda: _empty(config.FUNCTION_COLUMNS))
-    stage: pd.DataFrame = field(default_factory=lambda: _empty(config.STAGE_COLUMNS))
+    routes: pd.DataFrame = field(default_factory=lambda: frames.empty(config.ROUTES_COLUMNS))
+    functions: pd.DataFrame = field(default_factory=lambda: frames.empty(config.FUNCTION_COLUMNS))
+    stage: pd.DataFrame = field(default_factory=lambda: frames.empty(config.STAGE_COLUMNS))
     tables: dict[str, list[str]] = field(default_factory=dict)  # region -> table names
     schema_differences: pd.DataFrame | None = None
     items: pd.DataFrame | None = None

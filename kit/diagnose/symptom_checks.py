@@ -1,20 +1,22 @@
-"""What was seen to fail, named even when no check knows why: refused handshakes, messages not delivered, and
-evidence the kit could not read.
+"""What was seen to fail, named even when no check knows why: refused handshakes, probe connections never
+stored, messages not delivered, and evidence the kit could not read.
 
 A check that knows a cause (a denied PutItem, a missing route) ranks first; these findings are what stays
 when none does, so that what the probe or the logs saw is never overruled by an all-clear
-(:mod:`kit.causes`: the ``symptom`` and ``inconclusive`` kinds). Each quotes what was seen and, where the
-logs hold it, API Gateway's own words for the same requests, the next place to look.
+(:mod:`kit.diagnose.causes`: the ``symptom`` and ``inconclusive`` kinds). Each quotes what was seen and,
+where the logs hold it, API Gateway's own words for the same requests, the next place to look.
 
     check_handshake_refusals   ``handshake``: handshakes the probe saw refused, or 5xx ``$connect`` answers
                                in the logs (handshake-refused); a WebSocket URL that did not answer
                                (target-unreachable)
+    check_probe_parameters     ``probe``: probe connections never stored (not-stored), or stored but not in
+                               the index (workspace-id-missing)
     check_delivery             ``delivery``: a probe client's frame answered with an error frame, or a
                                broadcast that did not reach another client (not-delivered)
-    read_findings              ``read-<section>``: one per section ``gather`` could not read
-                               (target-unreachable or evidence-unread, by :func:`kit.errors.failure_kind`)
+    read_findings              ``read-<section>``: one per section :func:`kit.diagnose.reading.read_evidence`
+                               could not read (target-unreachable or evidence-unread, by
+                               :func:`kit.errors.failure_kind`)
 
-The symptom of items never stored is the probe's storage check, :func:`kit.diagnose.check_probe_parameters`.
 Pure: each looks at the evidence frames only, and none knows which target or lab scenario it reads.
 """
 
@@ -24,9 +26,10 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from kit import causes, frames, logparse
+from kit import frames, logparse
+from kit.diagnose import causes
+from kit.diagnose.findings import GATEWAY_SOURCES, Evidence, Finding, first_text, skip
 from kit.errors import UNREACHABLE_NEXT_STEP
-from kit.findings import GATEWAY_SOURCES, Evidence, Finding, first_text, skip
 
 HANDLER_CRASH_STATUS = 502  # the handler-crash check's own: a crash is a cause, not a bare symptom
 _QUOTED = 2  # distinct gateway errors quoted per finding
@@ -135,6 +138,44 @@ def check_handshake_refusals(e: Evidence) -> list[Finding]:
         f"statuses in the logs: {logged}" if logged else "",
     ]
     return [Finding(check, question, "pass", None, "; ".join(part for part in shown if part))]
+
+
+def check_probe_parameters(e: Evidence) -> list[Finding]:
+    """What the probe saw for the query-string parameters and the index (the seed's "parameter passing")."""
+    question = "Do probe connections get stored and become visible in the index?"
+    if e.probe is None or e.probe.empty:
+        return skip("probe", question, e.problems.get("probe", "no probe was run (read-only)"))
+    # Only the rows that ran count: a step skipped (its connection never opened) was not looked for.
+    stored = e.probe[(e.probe["step"] == "item-stored") & e.probe["ok"].notna()]
+    visible = e.probe[e.probe["step"] == "index-visible"]
+    not_stored = stored[stored["ok"].eq(False).fillna(False)]
+    not_visible = visible[visible["ok"].eq(False).fillna(False)]
+    if stored.empty:
+        return skip("probe", question, "no probe connection opened, so no item was looked for")
+    if not not_stored.empty:
+        return [
+            Finding(
+                "probe",
+                question,
+                "fail",
+                "not-stored",
+                f"{len(not_stored)} of {len(stored)} probe connections were never stored: "
+                f"{first_text(not_stored, 'detail')}",
+                causes.cause("not-stored").next_step,
+            )
+        ]
+    if not not_visible.empty:
+        return [
+            Finding(
+                "probe",
+                question,
+                "fail",
+                "workspace-id-missing",
+                f"stored but not in workspaceIndex: {first_text(not_visible, 'detail')}",
+                causes.cause("workspace-id-missing").next_step,
+            )
+        ]
+    return [Finding("probe", question, "pass", None, f"{len(stored)} probe connections stored and visible")]
 
 
 def check_delivery(e: Evidence) -> list[Finding]:

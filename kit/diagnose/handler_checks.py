@@ -1,33 +1,112 @@
-"""The checks on where and when the write happens (logs), what the table holds (items), and the table on its
-own (the kit's direct write): ``write-on-connect``, ``write-awaited``, ``connection-id-shape`` and
-``direct-write``. Pure: each looks at the evidence frames only. :mod:`kit.diagnose` runs them with the rest.
+"""The checks on the ``$connect`` handler at work, as the logs tell it: does it crash (``handler-crash``),
+answer 200 after a failed write (``error-handling``), write on ``$connect`` rather than on a later message
+(``write-on-connect``), finish its write before it returns (``write-awaited``), do its own lines reach
+CloudWatch (``app-logs``); and what became of the connections it served: closed at once
+(``early-disconnect``), its integration invoked for each (``connect-invoked``).
+
+Pure: each looks at the evidence frames only (the parsed log lines, invocations and connection lifecycle of
+:mod:`kit.logparse`; the items' timestamps and the probe's handshakes where the logs say nothing).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from kit import causes, frames, logparse
-from kit.dynamo import direct_write
-from kit.dynamo import table as dynamo
-from kit.errors import failure_kind
-from kit.findings import (
-    API_GATEWAY_CONNECTION_ID,
-    CONNECT,
-    GATEWAY_SOURCES,
-    Evidence,
-    Finding,
-    first_text,
-    skip,
-)
+from kit import frames, logparse
+from kit.diagnose import causes
+from kit.diagnose.findings import CONNECT, GATEWAY_SOURCES, Evidence, Finding, skip
+from kit.dynamo.items import TIMESTAMP_UTC
 
-_empty = frames.empty
+
+def check_handshakes(e: Evidence) -> list[Finding]:
+    """Crashes (502) on $connect, from the logs or the probe."""
+    question = "Does the $connect handler answer without crashing?"
+    # The logs see every handshake, the probe's included; the probe's own view counts only without logs.
+    statuses: list[int] = []
+    if e.lifecycle is not None and not e.lifecycle.empty:
+        statuses += [int(s) for s in e.lifecycle["connect_status"].dropna().tolist()]
+    if not statuses and e.probe is not None and not e.probe.empty:
+        connects = e.probe[e.probe["step"] == "connect"]
+        statuses += [int(s) for s in connects["http_status"].dropna().tolist()]
+    if not statuses:
+        return skip("handler-crash", question, "no $connect seen in the logs or by a probe")
+    crashes = [s for s in statuses if s == 502]
+    errors: list[str] = []
+    if e.invocations is not None and not e.invocations.empty:
+        failed = e.invocations[e.invocations["status"].isin(["error", "timeout"])]
+        errors = [
+            f"{t}: {m}"
+            for t, m in zip(failed["error_type"].fillna(""), failed["error_message"].fillna(""), strict=True)
+        ][:3]
+    if crashes:
+        detail = f"{len(crashes)} of {len(statuses)} handshakes answered 502" + (
+            f"; {errors[0]}" if errors else ""
+        )
+        return [
+            Finding(
+                "handler-crash",
+                question,
+                "fail",
+                "handler-crash",
+                detail,
+                causes.cause("handler-crash").next_step,
+            )
+        ]
+    return [
+        Finding(
+            "handler-crash",
+            question,
+            "pass",
+            None,
+            f"no handshake answered 502 (statuses seen: {sorted(set(statuses))})",
+        )
+    ]
+
+
+def check_swallowed_errors(e: Evidence) -> list[Finding]:
+    """The seed's bug: an error logged, yet API Gateway answered 200 and the connection opened."""
+    question = "Does the handler answer non-2xx when its write fails?"
+    if e.lifecycle is None or e.lifecycle.empty:
+        return skip("error-handling", question, e.problems.get("logs", "no connection seen in the logs"))
+    swallowed = e.lifecycle[(e.lifecycle["connect_status"] == 200) & e.lifecycle["app_error_code"].notna()]
+    if swallowed.empty:
+        return [
+            Finding("error-handling", question, "pass", None, "no $connect answered 200 after a logged error")
+        ]
+    codes = {str(code): int(n) for code, n in swallowed["app_error_code"].value_counts().items()}
+    # ResourceNotFound names the table the handler wrote to: it does not exist. An AccessDenied is left to the
+    # IAM checks, which look at the table under investigation: a write to a misspelt table is denied too
+    # (IAM is checked before the table's existence), and that is the table name's fault, not the role's.
+    cause = "table-not-found" if "ResourceNotFoundException" in codes else None
+    findings = [
+        Finding(
+            "error-handling",
+            question,
+            "fail",
+            "error-swallowed",
+            f"{len(swallowed)} connection(s) answered 200 after {codes}; e.g. "
+            f"{swallowed.iloc[0]['connection_id']}: {swallowed.iloc[0]['why']}",
+            "Return a non-2xx status (500) when the write fails, so the handshake fails visibly.",
+        )
+    ]
+    if cause is not None:
+        findings.append(
+            Finding(
+                "logged-write-error",
+                "Which error does the handler log on $connect?",
+                "fail",
+                cause,
+                "ResourceNotFoundException in the function's log",
+                causes.cause(cause).next_step,
+            )
+        )
+    return findings
 
 
 def _lambda_writes(e: Evidence) -> pd.DataFrame:
     """The Lambda lines that write a connection: a PutItem (made or failed) or the outcome 'stored'."""
     if e.log_lines is None or e.log_lines.empty:
-        return _empty(logparse.LOG_COLUMNS)
+        return frames.empty(logparse.LOG_COLUMNS)
     lines = e.log_lines[e.log_lines["source"] == "lambda"]
     put = lines["aws_operation"].eq("PutItem").fillna(False).astype(bool)
     stored = lines["app_outcome"].eq("stored").fillna(False).astype(bool)
@@ -44,7 +123,7 @@ def _lambda_requests(e: Evidence) -> pd.DataFrame:
     if e.invocations is not None and not e.invocations.empty:
         calls = e.invocations.drop_duplicates("request_id").set_index("request_id")[columns]
     else:
-        calls = _empty(logparse.INVOCATION_COLUMNS).set_index("request_id")[columns]
+        calls = frames.empty(logparse.INVOCATION_COLUMNS).set_index("request_id")[columns]
     if e.log_lines is None or e.log_lines.empty:
         return calls
     gateway = e.log_lines[
@@ -113,12 +192,12 @@ def _stored_after_talking(e: Evidence) -> pd.DataFrame | None:
     """
     if e.items is None or e.items.empty or e.lifecycle is None or e.lifecycle.empty or e.log_lines is None:
         return None
-    if not {"connectionId", dynamo.TIMESTAMP_UTC} <= set(e.items.columns):
+    if not {"connectionId", TIMESTAMP_UTC} <= set(e.items.columns):
         return None
     messages = e.log_lines[e.log_lines["event_type"].eq("MESSAGE").fillna(False).astype(bool)]
     first_message = messages.dropna(subset=["connection_id"]).groupby("connection_id")["ts"].min()
-    stored = e.items[["connectionId", dynamo.TIMESTAMP_UTC]].dropna()
-    stored = stored.rename(columns={"connectionId": "connection_id", dynamo.TIMESTAMP_UTC: "stored_at"})
+    stored = e.items[["connectionId", TIMESTAMP_UTC]].dropna()
+    stored = stored.rename(columns={"connectionId": "connection_id", TIMESTAMP_UTC: "stored_at"})
     connects = e.lifecycle[["connection_id", "connect_ts"]].dropna()
     joined = stored.astype({"connection_id": "string"}).merge(connects, on="connection_id", how="inner")
     if joined.empty:
@@ -283,126 +362,89 @@ def _silent_connects(e: Evidence, connect_of: dict[str, str], requests: pd.DataF
     return silent
 
 
-def _kit_items(items: pd.DataFrame) -> pd.Series:
-    """True for the items the kit itself wrote (the probe's workspace, the storage test's item)."""
-    own = pd.Series(False, index=items.index)
-    for column in ("connectionId", "workspaceId"):
-        if column in items.columns:
-            values = items[column].astype("string")
-            own |= values.str.startswith(direct_write.ITEM_PREFIX).fillna(False).astype(bool)
-    return own
-
-
-def check_connection_id_shape(e: Evidence) -> list[Finding]:
-    """Local-emulator artefacts: stored ids API Gateway never issued, which @connections rejects."""
-    check = "connection-id-shape"
-    question = "Do the stored connectionIds have the shape API Gateway issues?"
-    if e.items is None:
-        return skip(check, question, e.problems.get("items", "the table could not be scanned"))
-    if e.items.empty or "connectionId" not in e.items.columns:
-        return skip(check, question, "the table holds no item")
-    theirs = e.items[~_kit_items(e.items)]
-    ids = theirs["connectionId"].astype("string").dropna()
-    if ids.empty:
-        return skip(check, question, "the table holds only the kit's own items")
-    odd = ids[~ids.str.fullmatch(API_GATEWAY_CONNECTION_ID).fillna(False).astype(bool)]
-    if odd.empty:
+def check_app_logs(e: Evidence) -> list[Finding]:
+    question = "Do the handler's own log lines reach CloudWatch?"
+    if e.invocations is None or e.invocations.empty:
+        return skip("app-logs", question, e.problems.get("logs", "no invocation in the logs"))
+    if e.log_lines is None:
+        return skip("app-logs", question, "logs not read")
+    app = e.log_lines[(e.log_lines["source"] == "lambda") & e.log_lines["kind"].isin(["app", "error"])]
+    if app.empty:
+        levels = ", ".join(sorted({str(v) for v in e.functions["log_level"].dropna().tolist()})) or "unset"
         return [
-            Finding(check, question, "pass", None, f"{len(ids)} connectionIds, all of API Gateway's shape")
+            Finding(
+                "app-logs",
+                question,
+                "warn",
+                "app-logs-missing",
+                f"{len(e.invocations)} invocations and not one application line (log level: {levels})",
+                "Set the function's log level (ApplicationLogLevel INFO) or log failures at WARNING/ERROR.",
+            )
         ]
-    examples = ", ".join(repr(str(value)) for value in odd.head(3))
+    return [Finding("app-logs", question, "pass", None, f"{len(app)} application lines")]
+
+
+def check_early_disconnect(e: Evidence) -> list[Finding]:
+    question = "Do connections stay open long enough to be used?"
+    if e.lifecycle is None or e.lifecycle.empty:
+        return skip("early-disconnect", question, e.problems.get("logs", "no connection seen in the logs"))
+    closed = e.lifecycle[e.lifecycle["lifetime_ms"].notna() & (e.lifecycle["connect_status"] == 200)]
+    if closed.empty:
+        return [
+            Finding("early-disconnect", question, "pass", None, "no stored connection has been closed yet")
+        ]
+    # A connection that closes within 2 s without sending anything was never used: a reconnect loop or a
+    # double mount, not a user who came and went (connections that talk first, like a probe's, don't count).
+    talked: set[str] = set()
+    if e.log_lines is not None and not e.log_lines.empty:
+        messages = e.log_lines[e.log_lines["event_type"] == "MESSAGE"]
+        talked = {str(c) for c in messages["connection_id"].dropna().tolist()}
+    short = closed[(closed["lifetime_ms"] < 2_000) & ~closed["connection_id"].isin(talked)]
+    if 2 * len(short) > len(closed):  # most stored connections, not one unlucky client
+        codes = {int(code): int(n) for code, n in short["disconnect_code"].value_counts().items()}
+        return [
+            Finding(
+                "early-disconnect",
+                question,
+                "fail",
+                "early-disconnect",
+                f"{len(short)} of {len(closed)} connections closed within 2 s of connecting without sending "
+                f"anything (close codes {codes}); $disconnect removed their items",
+                causes.cause("early-disconnect").next_step,
+            )
+        ]
     return [
         Finding(
-            check,
+            "early-disconnect",
             question,
-            "warn",
-            "emulator-connection-ids",
-            f"{len(odd)} of {len(ids)} stored connectionIds are not of API Gateway's shape (15 of "
-            f"[A-Za-z0-9_-], then '='): {examples}; @connections answers BadRequestException "
-            "(Invalid connectionId) for them",
-            "These items come from a local emulator (serverless-offline uses UUIDs) or from a writer other "
-            "than the $connect handler behind API Gateway: delete them, and give local development a table "
-            "of its own.",
+            "pass",
+            None,
+            f"median lifetime {int(closed['lifetime_ms'].median())} ms",
         )
     ]
 
 
-# An error code of the kit's own direct write → the cause it points to. The execution role plays no part.
-_DIRECT_WRITE_CAUSES: dict[str, str] = {
-    "ResourceNotFoundException": "table-not-found",
-    "ValidationException": "table-schema-mismatch",
-}
-
-
-def _direct_write_cause(code: str, step: str) -> str:
-    kind = failure_kind(code)
-    if kind == "unreachable":
-        return "target-unreachable"  # no answer: nothing is known about the table
-    if code == "ResourceNotFoundException" and step == "query":
-        return (
-            "table-schema-mismatch"  # the put found the table, so what is missing is the index (moto says so)
+def check_connect_invocations(e: Evidence) -> list[Finding]:
+    question = "Is the $connect integration invoked for each connection (API Gateway logs)?"
+    if e.lifecycle is None or e.lifecycle.empty:
+        reason = e.problems.get(
+            "logs", "no CONNECT in the API Gateway logs (is execution or access logging on?)"
         )
-    if code in _DIRECT_WRITE_CAUSES:
-        return _DIRECT_WRITE_CAUSES[code]
-    if "AccessDenied" in code or code.startswith("KMS"):
-        return "table-write-denied"
-    # An error no cause explains is never an all-clear: a put that did not land is an item not stored; a
-    # read-back that failed (or credentials refused) leaves the test's evidence unread.
-    if step == "put" and kind != "denied":
-        return "not-stored"
-    return "evidence-unread"
-
-
-def check_direct_write(e: Evidence) -> list[Finding]:
-    """Storage tested in isolation: the kit's own PutItem, GetItem, Query on the index and DeleteItem."""
-    check = "direct-write"
-    question = "Can the kit itself put, read back, query (workspaceIndex) and delete an item in the table?"
-    if e.direct_write is None or e.direct_write.empty:
-        return skip(check, question, e.problems.get("direct-write", "the storage test was not run"))
-    steps = e.direct_write
-    ran = steps[steps["ok"].notna()]
-    if ran.empty:
-        return skip(check, question, first_text(steps, "detail").removeprefix("skipped: "))
-    failed = ran[ran["ok"].eq(False).fillna(False).astype(bool)]
-    blocking = failed[failed["step"] != "delete"]
-    with_code = blocking[blocking["error_code"].notna()]
-    findings: list[Finding] = []
-    if not with_code.empty:
-        row = with_code.iloc[0]
-        cause_id = _direct_write_cause(str(row["error_code"]), str(row["step"]))
-        detail = str(row["detail"])
-        if cause_id == "table-write-denied":
-            detail += (
-                " (with the kit's own credentials: the table's resource policy or KMS key, or the kit's "
-                "identity, refuses it; the execution role plays no part here)"
-            )
-        findings.append(Finding(check, question, "fail", cause_id, detail, causes.cause(cause_id).next_step))
-    elif not blocking.empty:
-        row = blocking.iloc[0]
-        findings.append(
+        return skip("connect-invoked", question, reason)
+    not_invoked = e.lifecycle[e.lifecycle["connect_invoked"] == False]  # noqa: E712
+    if not not_invoked.empty:
+        opened = int((not_invoked["connect_status"] < 400).fillna(True).sum())
+        return [
             Finding(
-                check,
+                "connect-invoked",
                 question,
                 "warn",
                 None,
-                str(row["detail"]),
-                "Check the table's and the index's status (describe-table: TableStatus, IndexStatus, "
-                "Backfilling) and run again; an index still being built returns nothing yet.",
+                f"{len(not_invoked)} connections with no integration invoked: {opened} opened, "
+                f"{len(not_invoked) - opened} refused",
+                "See the connect-route check.",
             )
-        )
-    leftover = failed[failed["step"] == "delete"]
-    if not leftover.empty:
-        findings.append(
-            Finding(
-                check,
-                question,
-                "warn",
-                None,
-                str(leftover.iloc[0]["detail"]),
-                f"Delete the item {first_text(leftover, 'connection_id')} by hand; it is the kit's own "
-                f"({direct_write.ITEM_PREFIX}…).",
-            )
-        )
-    if findings:
-        return findings
-    return [Finding(check, question, "pass", None, "; ".join(ran["detail"].astype(str)))]
+        ]
+    return [
+        Finding("connect-invoked", question, "pass", None, f"{len(e.lifecycle)} connections, each invoked")
+    ]

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from kit.logparse import patterns as p
-from kit.logparse.textbuffer import mask
+from kit.logparse.vectorised.textbuffer import mask
 
 SMALLEST_BLOCK: Final = 32
 """A failing block this small or smaller is read one line at a time rather than halved again."""

@@ -1,0 +1,128 @@
+"""Reading the evidence: the diagnosis's only I/O. ``read_evidence`` turns a target into :class:`Evidence`.
+
+It reads through :mod:`kit.target` the API's configuration (routes, integrations, stage, functions), the
+tables in each region involved, the table's structure, items and index, the execution role's permissions and
+the logs since a given time, and optionally runs a probe; on a writable target it also tests the table in
+isolation with an item of its own (:mod:`kit.dynamo.direct_write`). It never raises for one missing piece: a
+section that could not be read is recorded in ``Evidence.problems`` (with its kind in
+``Evidence.problem_kinds``), and the checks that need it say ``skip`` with the reason.
+
+Nothing here judges the evidence (the ``*_checks`` modules do), knows whether the target is the lab or a real
+account, or reads the lab's scenario.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from kit import config, iam, logparse, logs
+from kit.diagnose.findings import CONNECT, Evidence
+from kit.dynamo import direct_write
+from kit.dynamo.items import index_coverage, index_pages, scan_items
+from kit.dynamo.table import schema_diff_frame
+from kit.errors import KitError, failure_kind
+from kit.target import Target
+
+log = logging.getLogger("kit.diagnose.reading")
+
+
+def _section(evidence: Evidence, name: str, read: Callable[[], Any]) -> Any:
+    """``read()``'s answer; None when it raised a :class:`KitError`, which is recorded under ``name``."""
+    try:
+        return read()
+    except KitError as exc:
+        evidence.problems[name] = str(exc)
+        evidence.problem_kinds[name] = failure_kind(exc)
+        log.warning("could not read %s: %s", name, exc)
+        return None
+
+
+def read_evidence(
+    target: Target,
+    *,
+    since: datetime | None = None,
+    probe_plan: Any | None = None,
+    allow_aws_probe: bool = False,
+    settle_s: float | None = None,
+    progress: bool = False,
+) -> Evidence:
+    """Read every piece of evidence from ``target``; a piece that cannot be read is recorded, not raised."""
+    started = datetime.now(UTC)
+    since = since or started - timedelta(hours=1)
+    evidence = Evidence(target.label, target.region, target.table, target.index)
+
+    if probe_plan is not None:
+        from kit import probe
+
+        evidence.probe = _section(
+            evidence,
+            "probe",
+            lambda: probe.run_probe(target, probe_plan, allow_aws=allow_aws_probe, progress=progress),
+        )
+
+    answers = _section(evidence, "api", lambda: config.fetch_api(target))
+    function_answers: list[dict[str, Any]] = []
+    stage_answer: dict[str, Any] | None = None
+    if answers is not None:
+        evidence.routes = config.routes_frame(answers.routes, answers.integrations)
+        stage_answer = answers.stage(target.stage) or (answers.stages[0] if answers.stages else None)
+        if stage_answer is not None:
+            evidence.stage = config.stage_frame(stage_answer)
+        names = config.functions_for_api(target, answers)
+        function_answers = (
+            _section(evidence, "functions", lambda: config.fetch_functions(target, names)) or []
+        )
+        evidence.functions = config.function_frame(function_answers)
+
+    regions = {target.region} | {
+        str(region) for region in evidence.functions["table_region"].dropna().tolist() if str(region)
+    }
+    evidence.tables = _section(evidence, "tables", lambda: config.fetch_tables(target, sorted(regions))) or {}
+    evidence.schema_differences = _section(evidence, "table", lambda: schema_diff_frame(target))
+    if target.table in evidence.tables.get(target.region, []):
+        evidence.items = _section(evidence, "items", lambda: scan_items(target, progress=progress))
+        if evidence.items is not None:
+            items = evidence.items
+            evidence.coverage = _section(
+                evidence, "index", lambda: index_coverage(items, index_pages(target))
+            )
+    # After the scan, so the test item never shows among the items; it is deleted again at once.
+    if target.read_only:
+        evidence.direct_write = direct_write.not_run(direct_write.read_only_reason(target))
+    else:
+        evidence.direct_write = _section(evidence, "direct-write", lambda: direct_write.storage_test(target))
+
+    function_names = [str(name) for name in evidence.functions["function_name"].dropna().tolist()]
+    connect_functions = _connect_functions(evidence.routes) or function_names
+    if connect_functions:
+        evidence.permissions = _section(
+            evidence, "iam", lambda: iam.role_permissions(target, connect_functions[0])
+        )
+
+    groups = logs.log_groups_frame(function_answers, target.api_id, stage_answer)
+    if not groups.empty:
+        settle = settle_s if settle_s is not None else (1.0 if target.kind == "lab" else 0.0)
+        fetched = _section(
+            evidence,
+            "logs",
+            lambda: logs.fetch_events(
+                target.client("logs"), groups["log_group"].tolist(), start=since, settle_s=settle
+            ),
+        )
+        if fetched is not None:
+            evidence.log_report = fetched.report
+            parsed = logparse.parse(fetched.events)
+            evidence.log_lines = parsed
+            evidence.invocations = logparse.invocations(parsed)
+            evidence.lifecycle = logparse.connection_lifecycle(parsed)
+    return evidence
+
+
+def _connect_functions(routes: pd.DataFrame) -> list[str]:
+    connect = routes[routes["route_key"] == CONNECT]
+    return [str(name) for name in connect["function_name"].dropna().tolist()]

@@ -1,0 +1,236 @@
+"""kit.diagnose.config_checks offline, one table of cases (pass, fail or warn, skip) on hand-built evidence:
+the ``$connect`` route and its integration, the functions' ``TABLE_NAME``, the stage's logging. The evidence
+builders and the case's shape are in diagnose_evidence.py.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from kit import config
+from kit.diagnose import config_checks
+
+from .diagnose_evidence import (
+    LAMBDA_URI,
+    OTHER_REGION,
+    PROBLEM,
+    REGION,
+    TABLE,
+    Case,
+    assert_case,
+    assert_cases_cover,
+    functions,
+    route,
+    routes,
+    skip_case,
+    stage,
+)
+
+ROUTE_DELETED = config.routes_frame(
+    [{"RouteKey": "$disconnect", "RouteId": "r2", "Target": "integrations/i1"}],
+    [{"IntegrationId": "i1", "IntegrationType": "AWS_PROXY", "IntegrationUri": LAMBDA_URI}],
+)
+
+
+ROUTE_DANGLING = config.routes_frame(
+    [{"RouteKey": "$connect", "RouteId": "r1", "Target": "integrations/gone"}],
+    [{"IntegrationId": "i1", "IntegrationType": "AWS_PROXY", "IntegrationUri": LAMBDA_URI}],
+)
+
+
+CASES: list[Case] = [
+    # connect-route
+    Case("connect-route pass", config_checks.check_connect_route, {}, [("pass", None)], "AWS_PROXY"),
+    Case(
+        "connect-route no $connect row",
+        config_checks.check_connect_route,
+        {"routes": routes(route("$disconnect"))},
+        [("fail", "connect-route-missing")],
+        "get_routes has no $connect route",
+    ),
+    Case(
+        "connect-route target removed",
+        config_checks.check_connect_route,
+        {"routes": routes(route("$connect", None))},
+        [("fail", "connect-route-missing")],
+        "no target",
+    ),
+    Case(
+        "connect-route deleted (routes_frame placeholder)",
+        config_checks.check_connect_route,
+        {"routes": ROUTE_DELETED},
+        [("fail", "connect-route-missing")],
+    ),
+    Case(
+        "connect-route deleted says so",
+        config_checks.check_connect_route,
+        {"routes": ROUTE_DELETED},
+        [("fail", "connect-route-missing")],
+        "no $connect route",
+    ),
+    Case(
+        "connect-route targets a deleted integration",
+        config_checks.check_connect_route,
+        {"routes": ROUTE_DANGLING},
+        [("fail", "connect-route-missing")],
+    ),
+    skip_case("connect-route skip", config_checks.check_connect_route, "api", routes=routes(route("x"))),
+    # connection-id-mapping
+    Case(
+        "mapping pass lambda", config_checks.check_connection_id_mapping, {}, [("pass", None)], "connectionId"
+    ),
+    Case(
+        "mapping pass http mapped",
+        config_checks.check_connection_id_mapping,
+        {"routes": routes(route("$connect", "HTTP_PROXY", connection_id_mapped=True))},
+        [("pass", None)],
+        "mapped",
+    ),
+    Case(
+        "mapping fail http unmapped",
+        config_checks.check_connection_id_mapping,
+        {"routes": routes(route("$connect", "HTTP_PROXY", connection_id_mapped=False))},
+        [("fail", "connection-id-not-mapped")],
+        "HTTP_PROXY",
+    ),
+    Case(
+        "mapping fail http NA",
+        config_checks.check_connection_id_mapping,
+        {"routes": routes(route("$connect", "HTTP", connection_id_mapped=None))},
+        [("fail", "connection-id-not-mapped")],
+        "RequestParameters {}",
+    ),
+    Case(
+        "mapping skip no $connect",
+        config_checks.check_connection_id_mapping,
+        {"routes": routes(route("$disconnect"))},
+        [("skip", None)],
+        "no $connect route",
+    ),
+    Case(
+        "mapping skip when the route is deleted",
+        config_checks.check_connection_id_mapping,
+        {"routes": ROUTE_DELETED},
+        [("skip", None)],
+        "no $connect route",
+    ),
+    Case(
+        "mapping skip when the route has no target",
+        config_checks.check_connection_id_mapping,
+        {"routes": routes(route("$connect", None))},
+        [("skip", None)],
+    ),
+    Case(
+        "mapping skip when the route targets a deleted integration",
+        config_checks.check_connection_id_mapping,
+        {"routes": ROUTE_DANGLING},
+        [("skip", None)],
+    ),
+    Case(
+        "mapping skip api unreadable",
+        config_checks.check_connection_id_mapping,
+        {"routes": routes(route("x"))},
+        [("skip", None)],
+        PROBLEM.format("api"),
+        {"api": PROBLEM.format("api")},
+    ),
+    # env-table
+    Case(
+        "env pass",
+        config_checks.check_function_table,
+        {},
+        [("pass", None)],
+        f"TABLE_NAME={TABLE} in {REGION}",
+    ),
+    Case(
+        "env unset",
+        config_checks.check_function_table,
+        {"functions": functions({"table_name": None})},
+        [("warn", None)],
+        "not set",
+    ),
+    Case(
+        "env typo",
+        config_checks.check_function_table,
+        {"functions": functions({"table_name": "chatgenius-connection"})},
+        [("fail", "table-not-found")],
+        "TABLE_NAME=chatgenius-connection",
+    ),
+    Case(
+        "env wrong region",
+        config_checks.check_function_table,
+        {
+            "functions": functions({"table_region": OTHER_REGION}),
+            "tables": {REGION: [TABLE], OTHER_REGION: [TABLE]},
+        },
+        [("fail", "wrong-region")],
+        f"TABLE_REGION={OTHER_REGION}",
+    ),
+    Case(
+        "env other region without the table",
+        config_checks.check_function_table,
+        {
+            "functions": functions({"table_region": OTHER_REGION}),
+            "tables": {REGION: [TABLE], OTHER_REGION: []},
+        },
+        [("fail", "table-not-found")],
+        f"{OTHER_REGION} has no such table",
+    ),
+    Case(
+        "env another existing table",
+        config_checks.check_function_table,
+        {"functions": functions({"table_name": "archive"}), "tables": {REGION: [TABLE, "archive"]}},
+        [("warn", None)],
+        "differs",
+    ),
+    Case(
+        "env one finding per function",
+        config_checks.check_function_table,
+        {"functions": functions({}, {"function_name": "other", "table_name": "typo"})},
+        [("pass", None), ("fail", "table-not-found")],
+    ),
+    Case(
+        "env a function whose configuration could not be read",
+        config_checks.check_function_table,
+        {
+            "functions": pd.concat(
+                [
+                    functions(),
+                    config.function_frame(
+                        [{"FunctionName": "gone", "Error": {"Code": "ResourceNotFoundException"}}]
+                    ),
+                ],
+                ignore_index=True,
+            )
+        },
+        [("pass", None), ("warn", None)],
+    ),
+    skip_case("env skip", config_checks.check_function_table, "functions", functions=functions().iloc[0:0]),
+    # apigw-logs
+    Case("apigw logs pass", config_checks.check_logging_config, {}, [("pass", None)], "execution logs INFO"),
+    Case(
+        "apigw logs off",
+        config_checks.check_logging_config,
+        {"stage": stage({"logging_level": "OFF", "access_log_format_present": False})},
+        [("warn", None)],
+        "execution logging is OFF; no access log",
+    ),
+    Case(
+        "apigw access log without the connection id",
+        config_checks.check_logging_config,
+        {"stage": stage({"access_log_connection_id": False})},
+        [("warn", None)],
+        "lacks $context.connectionId",
+    ),
+    skip_case("apigw logs skip", config_checks.check_logging_config, "api", stage=stage().iloc[0:0]),
+]
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id, marks=case.marks) for case in CASES])
+def test_check(case: Case) -> None:
+    assert_case(case)
+
+
+def test_every_check_has_a_pass_a_finding_and_a_skip_case() -> None:
+    assert_cases_cover(CASES, config_checks)
