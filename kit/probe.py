@@ -57,8 +57,9 @@ from tqdm import tqdm
 
 from kit import logs
 from kit import probe_core as core
-from kit.errors import KitError, error_facts
+from kit.errors import AwsError, KitError, error_code
 from kit.probe_core import ProbePlan
+from kit.redact import user_hash
 from kit.target import Target
 
 log = logging.getLogger("kit.probe")
@@ -84,7 +85,7 @@ class _Client:
         self.token = token
         self.url = url
         self.user_agent = user_agent
-        self.user_hash = core.user_hash(token) if token is not None else None
+        self.user_hash = user_hash(token) if token is not None else None
         self.ws: Any = None
         self.connected_at: float | None = None
         self.connection_id: str | None = None
@@ -253,7 +254,7 @@ class _GatewayLogs:
         except (ClientError, BotoCoreError) as exc:  # then the execution log's usual name is tried
             log.info(
                 "probe: get_stage failed (%s); reading the execution log by its usual name",
-                error_facts(exc)[0],
+                error_code(exc),
             )
             return None
         return dict(answer)
@@ -275,8 +276,12 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _error_code(exc: BaseException) -> str:
-    return error_facts(exc)[0]
+# The next steps for a failed read of the table (the probe reads with the kit's own identity).
+_READ_HINTS = {
+    "AccessDeniedException": "give the kit's identity dynamodb:Scan, GetItem and Query on it and its index",
+    "ResourceNotFoundException": "check the table name and region (--table, --region)",
+}
+_DELETE_HINTS = {"AccessDeniedException": "give the kit's identity dynamodb:DeleteItem, or delete it by hand"}
 
 
 class _ProbeSession:
@@ -433,14 +438,32 @@ class _ProbeSession:
             try:
                 finished = check()
             except (ClientError, BotoCoreError) as exc:
-                code = _error_code(exc)
-                return f"{operation} on {self.target.table} failed with {code}: {core.clip(str(exc), 160)}"
+                return str(self.table_error(exc, operation))
             wait.table_read(started, finished, time.monotonic())
             if wait.over(time.monotonic()):
                 return None
             if read_logs is not None and wait.logs_due(time.monotonic()):
                 read_logs(wait)
             time.sleep(wait.pause(time.monotonic(), next(delays)))
+
+    def table_error(
+        self,
+        exc: BaseException,
+        operation: str,
+        hints: dict[str, str] | None = None,
+        otherwise: str | None = None,
+    ) -> AwsError:
+        """``exc``, raised by ``operation`` on the table, in the kit's words (for a row or a cleanup note)."""
+        return AwsError.from_botocore(
+            exc,
+            "dynamodb",
+            getattr(exc, "operation_name", None) or operation,
+            self.target.table,
+            resource_type="table",
+            region=self.target.region,
+            hints=_READ_HINTS if hints is None else hints,
+            otherwise=otherwise,
+        )
 
     def wait_for_items(self) -> None:
         waiting = [c for c in self.clients if c.ws is not None and not c.closed_early]
@@ -506,7 +529,7 @@ class _ProbeSession:
                 visible.update(item["connectionId"]["S"] for item in page.get("Items", []))
             return {by_id[connection_id] for connection_id in visible if connection_id in by_id}
 
-        error = self.poll(wait, check, f"Query on {index}")
+        error = self.poll(wait, check, "Query")
         for client in waiting:
             assert client.item is not None
             result = core.index_result(
@@ -711,7 +734,7 @@ class _ProbeSession:
                 ended = core.disconnects_ended(evidence, ids)
                 wait.logs_read(time.monotonic(), ended, "the gateway's logs show its $disconnect finished")
 
-        error = self.poll(wait, check, "GetItem/Scan", read_logs)
+        error = self.poll(wait, check, "GetItem", read_logs)
         for client in by_key + by_user:
             client.connection_id = client.connection_id or seen.get(client.index)
             since = client.disconnected_at or (client.close.at if client.close else None)
@@ -740,9 +763,12 @@ class _ProbeSession:
                 self.dynamodb = self.target.client("dynamodb")
             items = self.scan_items()
         except (ClientError, BotoCoreError) as exc:
-            self._cleanup_note(
-                f"the Scan failed with {_error_code(exc)}; nothing was removed", logging.WARNING
+            failed = self.table_error(
+                exc,
+                "Scan",
+                otherwise=f"nothing was removed; delete the items of workspace {self.plan.workspace} by hand",
             )
+            self._cleanup_note(str(failed), logging.WARNING)
             return
         mine = {
             item["connectionId"]: item for item in items if item.get("workspaceId") == self.plan.workspace
@@ -761,12 +787,11 @@ class _ProbeSession:
                     **({"ExpressionAttributeNames": names} if names else {}),
                 )
             except (ClientError, BotoCoreError) as exc:
-                code = _error_code(exc)
-                if code != "ConditionalCheckFailedException":  # else gone or changed: not the probe's now
-                    self._cleanup_note(
-                        f"DeleteItem of {connection_id} failed with {code}; delete it by hand",
-                        logging.WARNING,
+                if error_code(exc) != "ConditionalCheckFailedException":  # else gone or changed: not ours now
+                    failed = self.table_error(
+                        exc, "DeleteItem", _DELETE_HINTS, otherwise=f"delete item {connection_id} by hand"
                     )
+                    self._cleanup_note(str(failed), logging.WARNING)
                 continue
             self._cleanup_note(f"removed leftover item {connection_id}", logging.INFO)
             for client in self.clients:

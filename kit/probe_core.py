@@ -39,7 +39,6 @@ draw of randomness is a plan's run id when none is given (``new_run_id``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -51,9 +50,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pandas as pd
 
-from kit import __version__
+from kit import __version__, frames
 from kit.dynamo import direct_write
 from kit.errors import ConfigurationError
+from kit.redact import mask_tokens
 
 if TYPE_CHECKING:
     from kit.target import Target
@@ -282,11 +282,6 @@ def check_aws_opt_in(target: Target, plan: ProbePlan, *, allow_aws: bool) -> Non
 # What a client sends, and reads on the wire
 
 
-def user_hash(token: str) -> str:
-    """The handler's stand-in for a user in logs (``kit.handler.app.user_hash``), so rows join with logs."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-
-
 def probe_url(websocket_url: str, *, token: str | None, workspace_id: str | None) -> str:
     """The URL the browser hook opens: ``token`` then ``workspaceId`` appended to the query string.
 
@@ -307,13 +302,6 @@ def public_url(url: str) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def redact(text: str, tokens: Sequence[str]) -> str:
-    """``text`` with every token replaced by ``<user HASH>`` (broadcasts quote the sender's e-mail)."""
-    for token in sorted({t for t in tokens if t}, key=len, reverse=True):
-        text = text.replace(token, f"<user {user_hash(token)}>")
-    return text
 
 
 def clip(text: str, limit: int = DETAIL_MAX) -> str:
@@ -441,8 +429,8 @@ def attribute_deliveries(
     echoed: set[int] = set()
     unattributed = 0
     order = sorted(sent_at, key=lambda sender: sent_at[sender])
-    for receiver, frames in received.items():
-        for frame in frames:
+    for receiver, arrived in received.items():
+        for frame in arrived:
             parsed = _json_object(frame.text)
             if parsed is None or parsed.get("type") != action:
                 continue
@@ -1138,7 +1126,7 @@ class Rows:
             result.ok,
             started,
             latency_ms=result.latency_ms,
-            detail=clip(redact(result.detail, self.tokens)),
+            detail=clip(mask_tokens(result.detail, self.tokens)),
             http_status=result.http_status,
             close_code=result.close_code,
             close_reason=result.close_reason,
@@ -1184,12 +1172,12 @@ class Rows:
                     "ts": pd.Timestamp(row.started),
                 }
             )
-        return _typed(pd.DataFrame(records, columns=list(PROBE_COLUMNS)), PROBE_COLUMNS)
+        return frames.from_rows(records, PROBE_COLUMNS)
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per step (in ``STEPS`` order): clients, ok, failed, skipped, p50/p95 of passed latencies."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     if len(frame):
         for step in [s for s in STEPS if s in set(frame["step"].dropna())]:
             part = frame[frame["step"] == step]
@@ -1206,16 +1194,4 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
                     "p95_ms": float(passed.quantile(0.95)) if len(passed) else None,
                 }
             )
-    return _typed(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)), SUMMARY_COLUMNS)
-
-
-def _typed(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
-    return (
-        frame.astype(dict(columns))
-        if len(frame)
-        else pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
-    )
-
-
-def empty_frame() -> pd.DataFrame:
-    return _typed(pd.DataFrame(columns=list(PROBE_COLUMNS)), PROBE_COLUMNS)
+    return frames.from_rows(rows, SUMMARY_COLUMNS)

@@ -20,7 +20,8 @@ import pytest
 from kit.lab import scenarios
 from kit.lab.lab import Lab
 from kit.probe import run_probe
-from kit.probe_core import PROBE_COLUMNS, ProbePlan, ProbeTimeouts, summarise, user_hash
+from kit.probe_core import PROBE_COLUMNS, ProbePlan, ProbeTimeouts, summarise
+from kit.redact import user_hash
 from kit.target import Target
 
 from .labclient import CONNECTION_ID, route_removed, table_items

@@ -49,8 +49,8 @@ from kit.probe_core import (
     scan_request,
     send_result,
     stored_result,
-    user_hash,
 )
+from kit.redact import user_hash
 
 API = "fjnq7njcv2"
 UA0 = "kit-probe/1.0 (run 1a2b3c4d client 0)"
