@@ -43,7 +43,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -1098,39 +1098,18 @@ def closed_reason(*, closed_early: bool, close: Close | None) -> str:
 # Rows
 
 
-@dataclass
-class Row:
-    client: int
-    step: str
-    ok: bool | None
-    started: datetime
-    latency_ms: float | None = None
-    detail: str | None = None
-    http_status: int | None = None
-    close_code: int | None = None
-    close_reason: str | None = None
-
-
 class Rows:
-    """The run's rows, one per client and step; details are redacted (tokens) and clipped on the way in."""
+    """The run's rows, one per client and step: when the step started and its verdict; details are masked
+    (tokens) and clipped on the way in."""
 
     def __init__(self, tokens: Sequence[str]) -> None:
         self.tokens = list(tokens)
-        self.rows: dict[tuple[int, str], Row] = {}
+        self.rows: dict[tuple[int, str], tuple[datetime, StepResult]] = {}
 
     def add(self, client: int, step: str, started: datetime, result: StepResult) -> int:
         """Record ``result`` as the row of ``client`` and ``step``; returns 1 (rows added)."""
-        self.rows[(client, step)] = Row(
-            client,
-            step,
-            result.ok,
-            started,
-            latency_ms=result.latency_ms,
-            detail=clip(mask_tokens(result.detail, self.tokens)),
-            http_status=result.http_status,
-            close_code=result.close_code,
-            close_reason=result.close_reason,
-        )
+        shown = replace(result, detail=clip(mask_tokens(result.detail, self.tokens)))
+        self.rows[(client, step)] = (started, shown)
         return 1
 
     def skip(self, client: int, steps: Sequence[str], reason: str, started: datetime, **values: Any) -> int:
@@ -1146,16 +1125,22 @@ class Rows:
 
     def note(self, client: int, step: str, words: str) -> None:
         """Append ``words`` to an existing row's detail."""
-        row = self.rows.get((client, step))
-        if row is not None and row.detail:
-            row.detail = clip(f"{row.detail}; {words}")
+        if (client, step) in self.rows:
+            started, result = self.rows[(client, step)]
+            if result.detail:
+                self.rows[(client, step)] = (
+                    started,
+                    replace(result, detail=clip(f"{result.detail}; {words}")),
+                )
 
     def frame(self, clients: Mapping[int, tuple[str | None, str | None]]) -> pd.DataFrame:
         """The rows as ``PROBE_COLUMNS`` in client, then ``STEPS`` order; ``clients`` gives each client's
         ``(user_hash, connection_id)``."""
         order = {step: position for position, step in enumerate(STEPS)}
         records = []
-        for (index, step), row in sorted(self.rows.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
+        for (index, step), (started, row) in sorted(
+            self.rows.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])
+        ):
             hashed, connection_id = clients[index]
             records.append(
                 {
@@ -1169,7 +1154,7 @@ class Rows:
                     "close_reason": row.close_reason,
                     "latency_ms": row.latency_ms,
                     "detail": row.detail,
-                    "ts": pd.Timestamp(row.started),
+                    "ts": pd.Timestamp(started),
                 }
             )
         return frames.from_rows(records, PROBE_COLUMNS)
