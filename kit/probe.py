@@ -207,19 +207,46 @@ class _GatewayLogs:
             self.unreadable = str(exc)
 
     def read(self, connection_ids: Iterable[str]) -> core.GatewayEvidence | None:
-        """What the logs say now (None: they cannot be read; ``unreadable`` says why)."""
+        """What the logs say now (None: they cannot be read; ``unreadable`` says why).
+
+        A read that finds new connects' request ids asks once more for their closing lines at once, rather
+        than a read interval later (the ``is connecting`` line names the client, the closing one does not).
+        """
         if self.groups is None:
             self.prepare()
-        patterns = core.filter_patterns(core.filter_terms(self.run_id, self.evidence, connection_ids))
-        if self.unreadable is None and len(patterns) > core.FILTER_PATTERNS_MAX:
-            self.unreadable = f"the probe follows at most {core.FILTER_PATTERNS_MAX} filter patterns' ids"
-        if self.unreadable is not None or not self.groups:
-            return None
+        ids = list(connection_ids)
+        for _ in range(2):
+            terms = core.filter_terms(self.run_id, self.evidence, ids)
+            patterns = core.filter_patterns(terms)
+            if self.unreadable is None and len(patterns) > core.FILTER_PATTERNS_MAX:
+                self.unreadable = f"the probe follows at most {core.FILTER_PATTERNS_MAX} filter patterns' ids"
+            if self.unreadable is not None or not self.groups:
+                return None
+            lines = self._lines(self.groups, patterns)
+            if lines is None:
+                return None
+            self.evidence = core.read_gateway_logs(lines, self.user_agents.values())
+            if set(core.filter_terms(self.run_id, self.evidence, ids)) <= set(terms):
+                break
+        return self.evidence
+
+    def _lines(
+        self, groups: dict[str, core.LogSource], patterns: list[str]
+    ) -> list[tuple[core.LogSource, str]] | None:
+        """Every event of ``groups`` since the run began that matches one of ``patterns``, once each.
+
+        The access log is read only when there is no execution log to read: both say when a request ended,
+        and FilterLogEvents calls share an account's quota of 5 a second.
+        """
         end_ms = int((time.time() + core.CLOCK_SKEW_S) * 1000)
         lines: dict[str, tuple[core.LogSource, str]] = {}
         missing = []
         try:
-            for group, source in self.groups.items():
+            for group, source in groups.items():
+                if source == "access" and any(
+                    g not in missing for g, s in groups.items() if s == "execution"
+                ):
+                    continue
                 report = logs.FetchReport(group)
                 for pattern in patterns:
                     for event in logs.filter_events(
@@ -238,11 +265,8 @@ class _GatewayLogs:
         except KitError as exc:
             self.unreadable = str(exc)
             return None
-        self.missing = (
-            f"log group(s) {', '.join(missing)} do not exist" if missing == list(self.groups) else None
-        )
-        self.evidence = core.read_gateway_logs(lines.values(), self.user_agents.values())
-        return self.evidence
+        self.missing = f"log group(s) {', '.join(missing)} do not exist" if missing == list(groups) else None
+        return list(lines.values())
 
     def _stage_answer(self) -> dict[str, Any] | None:
         if not self.target.api_id or not self.target.stage:

@@ -109,6 +109,11 @@ FILTERED_TOKENS_MAX: Final = 50  # beyond this the Scan is unfiltered (expressio
 DETAIL_MAX: Final = 300
 CLOCK_SKEW_S: Final = 60  # between this machine and the handler's, when comparing item timestamps
 LOG_READ_INTERVAL_S: Final = 0.5  # between two reads of the API's logs in one wait (FilterLogEvents: 5/s)
+# No wait reads the logs before this: CloudWatch has a request's lines a batch after it ended at the soonest
+# (0.1 s in the lab, seconds on AWS); a healthy stack's waits end on their event before it (items at the
+# first poll, broadcasts in ~0.1 s), and the table's first polls (50-400 ms) keep the pace their latencies
+# are measured at.
+LOG_FIRST_READ_S: Final = 0.5
 DELIVERY_GRACE_S: Final = 0.5  # listening on after the logs say a sender's message was handled
 FILTER_PATTERN_MAX: Final = 1024  # CloudWatch's limit on a filter pattern's length
 FILTER_PATTERNS_MAX: Final = 2  # more than this many FilterLogEvents calls per group per read: not followed
@@ -780,11 +785,18 @@ class _Wait:
     def over(self, now: float) -> bool:
         return not self.open(now) or now >= self.deadline
 
+    def next_log_read(self) -> float:
+        """When the logs may be read next: ``LOG_FIRST_READ_S`` into the wait, then every interval."""
+        last = self.last_log_read
+        return self.started_at + LOG_FIRST_READ_S if last is None else last + LOG_READ_INTERVAL_S
+
+    def wants_logs(self, now: float) -> bool:
+        """Whether reading the logs could end the wait sooner: someone is waited for without evidence."""
+        return self.unreadable is None and bool(self.open(now) - self.ended.keys())
+
     def logs_due(self, now: float) -> bool:
-        """Whether to read the logs now: someone is waited for without evidence, and not too soon again."""
-        if self.unreadable is not None or not self.open(now) - self.ended.keys():
-            return False
-        return self.last_log_read is None or now - self.last_log_read >= LOG_READ_INTERVAL_S
+        """Whether to read the logs now: they could help, and it is not too soon."""
+        return self.wants_logs(now) and now >= self.next_log_read()
 
     def logs_read(self, now: float, ended: Iterable[int], why: str) -> None:
         """The logs were read at ``now``; they say the events of ``ended`` are over (``why``, in words)."""
@@ -849,9 +861,8 @@ class TableWait(_Wait):
         if any(client in waiting for client in self.ended):
             return 0.0
         moments = [now + backoff_s, self.deadline]
-        last = self.last_log_read
-        if self.follows_logs and self.unreadable is None and last is not None and waiting - self.ended.keys():
-            moments.append(last + LOG_READ_INTERVAL_S)
+        if self.follows_logs and self.wants_logs(now):
+            moments.append(self.next_log_read())
         return max(0.0, min(moments) - now)
 
     def outcome(self, client: int) -> WaitOutcome:
@@ -888,9 +899,8 @@ class DeliveryWait(_Wait):
         waiting = self.open(now)
         moments = [self.deadline]
         moments += [at + self.grace_s for sender, at in self.ended.items() if sender in waiting]
-        if self.unreadable is None and waiting - self.ended.keys():
-            last = self.last_log_read
-            moments.append(now if last is None else last + LOG_READ_INTERVAL_S)
+        if self.wants_logs(now):
+            moments.append(self.next_log_read())
         return max(0.0, min(moments) - now)
 
     def outcome(self, sender: int, now: float) -> WaitOutcome:

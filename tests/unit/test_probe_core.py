@@ -16,6 +16,7 @@ from kit.lab.provision import ACCESS_LOG_FORMAT
 from kit.probe_core import (
     DELIVERY_GRACE_S,
     FILTER_PATTERN_MAX,
+    LOG_FIRST_READ_S,
     LOG_READ_INTERVAL_S,
     PROBE_COLUMNS,
     Close,
@@ -419,11 +420,13 @@ def test_a_table_wait(events: list[tuple[Any, ...]], now: float, over: bool, out
 
 def test_a_table_wait_reads_the_logs_at_most_every_interval_and_only_while_it_helps() -> None:
     wait = table_wait(clients=(0, 1))
-    assert wait.logs_due(0.0)
-    wait.logs_read(0.1, {0}, "the logs say so")
-    assert not wait.logs_due(0.1 + LOG_READ_INTERVAL_S / 2)
-    assert wait.logs_due(0.1 + LOG_READ_INTERVAL_S)
-    wait.logs_read(0.7, {1}, "the logs say so")
+    assert not wait.logs_due(LOG_FIRST_READ_S / 2)  # too soon for CloudWatch; the polls keep their pace
+    assert wait.pause(0.0, 1.0) == LOG_FIRST_READ_S
+    assert wait.logs_due(LOG_FIRST_READ_S)
+    wait.logs_read(0.6, {0}, "the logs say so")
+    assert not wait.logs_due(0.6 + LOG_READ_INTERVAL_S / 2)
+    assert wait.logs_due(0.6 + LOG_READ_INTERVAL_S)
+    wait.logs_read(1.2, {1}, "the logs say so")
     assert not wait.logs_due(5.0)  # everyone has evidence: the next read settles it
     assert not table_wait(("unreadable", "no")).logs_due(0.0)
     index = TableWait((0,), now=0.0, bound_s=10.0, logs=False)  # no log line ends the index's wait
@@ -436,7 +439,7 @@ def test_a_table_wait_reads_the_logs_at_most_every_interval_and_only_while_it_he
     ("events", "now", "backoff", "pause"),
     [
         ([], 0.0, 0.4, 0.4),
-        ([], 9.9, 1.0, pytest.approx(0.1)),
+        ([("logs", 9.5, [])], 9.9, 1.0, pytest.approx(0.1)),  # the bound comes first
         ([("logs", 0.5, [0])], 0.5, 1.0, 0.0),  # evidence waits for its read: at once
         ([], 11.0, 1.0, 0.0),
         ([("logs", 0.5, [])], 0.6, 1.0, pytest.approx(LOG_READ_INTERVAL_S - 0.1)),  # the logs are due again
@@ -499,7 +502,7 @@ def test_a_delivery_wait(
 @pytest.mark.parametrize(
     ("events", "now", "pause"),
     [
-        ([], 0.0, 0.0),  # the logs are due at once
+        ([], 0.0, LOG_FIRST_READ_S),  # not before CloudWatch can have the lines
         ([("logs", 0.0, [])], 0.1, pytest.approx(LOG_READ_INTERVAL_S - 0.1)),
         ([("logs", 0.0, [0, 1])], 0.1, pytest.approx(G - 0.1)),  # until the grace ends
         ([("logs", 4.9, [])], 4.9, pytest.approx(0.1)),  # the bound comes first
