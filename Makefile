@@ -12,6 +12,9 @@ PY     := $(BIN)/python
 PIP_STAMP := $(VENV)/.kit-installed
 NPM_STAMP := node_modules/.kit-installed
 PYTEST_ARGS ?=
+# The suite mostly waits (on sockets, timeouts, kernels), so workers beyond the 2 cores still pay; tests that
+# share a lab stay on one worker (their scope, tests/conftest.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
 CHROMIUM ?= /usr/bin/chromium
 TARGET   ?= lab
 # `make report` reproduces the seed's symptom on the lab (connections open, table empty, no error in the logs);
@@ -55,7 +58,7 @@ browser:
 	fi
 
 test: setup browser
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Everything not marked `integration`, over all of tests/ (not just tests/unit), so a test that starts an
 # engine or a lab without the marker still shows up here, on every core (pytest-xdist). Needs the venv only:

@@ -417,7 +417,10 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = ChangeCountingApp(DomainDispatcherApplication(create_backend_app))
     server = make_server(LOOPBACK, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    # shutdown() returns at the loop's next poll (0.5 s by default, paid at every lab stop).
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="moto-server", daemon=True
+    )
     thread.start()
     url = f"http://{LOOPBACK}:{server.server_port}"
     engine = Engine("moto", url, os.getpid(), generation=lambda: app.generation)

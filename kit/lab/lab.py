@@ -80,6 +80,10 @@ class Lab:
 
     One lab per process at a time: moto keeps its state in module globals and a starting moto server
     resets it, so a second lab would silently wipe the first one's API, function and role.
+
+    ``dynamodb`` names the engine to start, or is a DynamoDB Local already running (the tests share one per
+    session): the lab then creates its tables in it but neither watches, restarts nor stops it, and what the
+    lab leaves in it is the owner's to clear.
     """
 
     _running: Lab | None = None
@@ -89,7 +93,7 @@ class Lab:
         self,
         scenario: str = "healthy",
         *,
-        dynamodb: Literal["auto", "dynamodb-local", "moto"] = "auto",
+        dynamodb: Literal["auto", "dynamodb-local", "moto"] | engines.Engine = "auto",
         region: str = DEFAULT_REGION,
         write_lab_file: bool = True,
         idle_timeout_s: int = 600,
@@ -186,8 +190,15 @@ class Lab:
 
     def _start(self) -> None:
         stack = self._stack
-        dynamodb = engines.start_dynamodb(self.dynamodb_choice)
-        stack.callback(self._stop_dynamodb)
+        choice = self.dynamodb_choice
+        lent = choice if isinstance(choice, engines.Engine) else None
+        if isinstance(choice, engines.Engine):
+            if choice.name != "dynamodb-local":  # a moto engine would share its state with the lab's own moto
+                raise EngineError("a lab can only be given a running DynamoDB Local, not a moto engine.")
+            dynamodb = choice
+        else:
+            dynamodb = engines.start_dynamodb(choice)
+            stack.callback(self._stop_dynamodb)
         self.dynamodb_engine = dynamodb
         # moto keeps one state per process: when it also stands in for DynamoDB, one server serves both.
         moto = dynamodb if dynamodb.name == "moto" else engines.start_moto()
@@ -268,7 +279,8 @@ class Lab:
             pid=os.getpid(),
         )
         self._write_lab_file(self.info.as_dict())
-        if dynamodb.process is not None:  # moto runs in this process: it cannot die on its own
+        # moto runs in this process: it cannot die on its own; a lent engine is watched by its owner.
+        if dynamodb.process is not None and lent is None:
             self._supervisor = EngineSupervisor(
                 dynamodb, restart=self._restart_dynamodb, record=self._record, give_up=self._give_up
             ).start()

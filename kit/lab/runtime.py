@@ -149,9 +149,14 @@ class _Worker:
         self.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        for fd in (self.requests_fd, self.events_fd, self.raw_fd):
+        for fd in (self.requests_fd, self.events_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        # The raw output's fd belongs to proc.stdout: closed through it, or its finaliser would close the same
+        # number again later, by then perhaps another pipe's or socket's (seen as EBADF in another worker).
+        if self.proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdout.close()
         with contextlib.suppress(OSError):
             self.tmp_dir.cleanup()
 

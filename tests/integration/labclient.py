@@ -17,8 +17,9 @@ import struct
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
@@ -29,6 +30,7 @@ from websocket import ABNF
 from kit.lab import engines
 from kit.lab.lab import Lab
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+from kit.target import Target
 
 T = TypeVar("T")
 
@@ -46,10 +48,27 @@ POST_TO_SELF_HANDLER = "tests.functions.echo_event.post_to_self"
 HANG_HANDLER = "tests.functions.echo_event.hang"
 EVENT_MARKER = "EVENT "
 
+# What ``Lab(dynamodb=...)`` takes; ``empty_dynamodb()`` (conftest.py) gives the session's engine, emptied.
+DynamoDBChoice = Literal["auto", "dynamodb-local", "moto"] | engines.Engine
+EmptyDynamoDB = Callable[[], DynamoDBChoice]
+
 
 def info(lab: Lab) -> Any:
     assert lab.info is not None, "the lab is not running"
     return lab.info
+
+
+_targets: weakref.WeakKeyDictionary[Lab, dict[tuple[str, str | None], Target]] = weakref.WeakKeyDictionary()
+
+
+def lab_target(lab: Lab, region: str | None = None) -> Target:
+    """``lab.target(region)``, made once per running lab and region: a target builds its boto3 clients once,
+    and making one costs about 0.2 s of CPU, which the helpers below would otherwise pay at every poll."""
+    key = (info(lab).websocket_url, region)
+    made = _targets.setdefault(lab, {})
+    if key not in made:
+        made[key] = lab.target(region)
+    return made[key]
 
 
 def unique_user(prefix: str = "user") -> str:
@@ -275,7 +294,7 @@ def now_ms() -> int:
 
 def table_items(lab: Lab, region: str | None = None, table: str | None = None) -> list[dict[str, Any]]:
     """Every item of the connections table (all pages), plain strings instead of attribute values."""
-    client = lab.target(region).client("dynamodb")
+    client = lab_target(lab, region).client("dynamodb")
     paginator = client.get_paginator("scan")
     items = []
     for page in paginator.paginate(TableName=table or info(lab).table, ConsistentRead=True):
@@ -296,7 +315,7 @@ def connection_id_of(lab: Lab, user: str) -> str:
 
 
 def get_item(lab: Lab, connection_id: str) -> dict[str, Any] | None:
-    client = lab.target().client("dynamodb")
+    client = lab_target(lab).client("dynamodb")
     answer = client.get_item(
         TableName=info(lab).table, Key={"connectionId": {"S": connection_id}}, ConsistentRead=True
     )
@@ -330,7 +349,7 @@ def management_client(lab: Lab, region: str | None = None, secret: str | None = 
 def log_messages(lab: Lab, group: str, start_ms: int = 0) -> list[str]:
     """Every message in ``group`` since ``start_ms`` (after the lab flushed what it had), in time order."""
     assert lab.flush_logs(15), "the lab's log writer did not flush"
-    client = lab.target().client("logs")
+    client = lab_target(lab).client("logs")
     events = []
     for page in client.get_paginator("filter_log_events").paginate(logGroupName=group, startTime=start_ms):
         events.extend(page["events"])
@@ -378,7 +397,7 @@ def echoed_events(lab: Lab, start_ms: int = 0) -> list[dict[str, Any]]:
 @contextlib.contextmanager
 def function_changed(lab: Lab, **changes: Any) -> Iterator[None]:
     """``update_function_configuration(**changes)`` for the block; the previous values are put back."""
-    client = lab.target().client("lambda")
+    client = lab_target(lab).client("lambda")
     name = info(lab).functions["$connect"]
     current = client.get_function_configuration(FunctionName=name)
     previous: dict[str, Any] = {}
@@ -396,7 +415,7 @@ def function_changed(lab: Lab, **changes: Any) -> Iterator[None]:
 
 @contextlib.contextmanager
 def environment_changed(lab: Lab, **variables: str) -> Iterator[None]:
-    client = lab.target().client("lambda")
+    client = lab_target(lab).client("lambda")
     current = client.get_function_configuration(FunctionName=info(lab).functions["$connect"])
     merged = dict(current.get("Environment", {}).get("Variables", {})) | variables
     with function_changed(lab, Environment={"Variables": merged}):
@@ -406,7 +425,7 @@ def environment_changed(lab: Lab, **variables: str) -> Iterator[None]:
 @contextlib.contextmanager
 def role_policy_changed(lab: Lab, edit: Callable[[dict[str, Any]], None]) -> Iterator[None]:
     """Rewrite the role's inline policy with ``edit`` (PutRolePolicy) for the block, then put it back."""
-    iam = lab.target().client("iam")
+    iam = lab_target(lab).client("iam")
     role_name = info(lab).role.rsplit("/", 1)[-1]
     (policy_name,) = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
     original = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
@@ -437,14 +456,14 @@ def drop_index_resources(document: dict[str, Any]) -> None:
 
 
 def routes(lab: Lab) -> dict[str, dict[str, Any]]:
-    client = lab.target().client("apigatewayv2")
+    client = lab_target(lab).client("apigatewayv2")
     return {route["RouteKey"]: route for route in client.get_routes(ApiId=info(lab).api_id)["Items"]}
 
 
 @contextlib.contextmanager
 def route_removed(lab: Lab, route_key: str) -> Iterator[None]:
     """``delete_route`` for the block; the route is created again with its target afterwards."""
-    client = lab.target().client("apigatewayv2")
+    client = lab_target(lab).client("apigatewayv2")
     route = routes(lab)[route_key]
     client.delete_route(ApiId=info(lab).api_id, RouteId=route["RouteId"])
     try:
@@ -456,7 +475,7 @@ def route_removed(lab: Lab, route_key: str) -> Iterator[None]:
 @contextlib.contextmanager
 def route_added(lab: Lab, route_key: str, **options: Any) -> Iterator[None]:
     """``create_route`` on the Lambda integration for the block; deleted afterwards."""
-    client = lab.target().client("apigatewayv2")
+    client = lab_target(lab).client("apigatewayv2")
     target = routes(lab)["$disconnect"]["Target"]
     route = client.create_route(ApiId=info(lab).api_id, RouteKey=route_key, Target=target, **options)
     try:
@@ -468,7 +487,7 @@ def route_added(lab: Lab, route_key: str, **options: Any) -> Iterator[None]:
 @contextlib.contextmanager
 def invoke_permission_removed(lab: Lab) -> Iterator[None]:
     """Remove API Gateway's ``lambda:InvokeFunction`` permission for the block; add it back afterwards."""
-    client = lab.target().client("lambda")
+    client = lab_target(lab).client("lambda")
     name = info(lab).functions["$connect"]
     policy = json.loads(client.get_policy(FunctionName=name)["Policy"])
     (statement,) = policy["Statement"]

@@ -33,7 +33,7 @@ from kit.lab.provision import POLICY_NAME, ROLE_NAME, load_policy
 from kit.lab.scenarios import SCENARIOS, ClientPlan
 from kit.probe_core import ProbePlan, ProbeTimeouts
 
-from .labclient import hold_engine_restart, wait_until
+from .labclient import EmptyDynamoDB, hold_engine_restart, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -87,9 +87,9 @@ def finding(diagnosis: Diagnosis, check: str) -> pd.Series:
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_the_diagnosis_names_the_scenarios_root_cause(name: str) -> None:
+def test_the_diagnosis_names_the_scenarios_root_cause(name: str, empty_dynamodb: EmptyDynamoDB) -> None:
     scenario = SCENARIOS[name]
-    with Lab(name, write_lab_file=False) as lab:
+    with Lab(name, write_lab_file=False, dynamodb=empty_dynamodb()) as lab:
         diagnosis = run_diagnosis(lab, scenario.client)
     summary = ranking.summary_text(diagnosis)
     assert diagnosis.root_cause["id"] == scenario.reproduces, summary

@@ -30,12 +30,14 @@ from kit.dynamo.stale import stale_rows
 from kit.dynamo.table import describe_frame, fetch_description, schema_diff_frame
 from kit.lab.lab import Lab
 
+from .labclient import EmptyDynamoDB
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
-    with Lab(request.param, write_lab_file=False) as running:
+def lab(request: pytest.FixtureRequest, empty_dynamodb: EmptyDynamoDB) -> Iterator[Lab]:
+    with Lab(request.param, write_lab_file=False, dynamodb=empty_dynamodb()) as running:
         yield running
 
 

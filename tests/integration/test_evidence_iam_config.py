@@ -15,6 +15,8 @@ import pytest
 from kit import config, iam
 from kit.lab.lab import Lab
 
+from .labclient import EmptyDynamoDB
+
 pytestmark = pytest.mark.integration
 
 REPO_POLICY = Path(__file__).resolve().parents[2] / "iam-policies.json"
@@ -22,8 +24,8 @@ PLANTED_SECRET = "lab-planted-secret-DO-NOT-PRINT"
 
 
 @pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
-    with Lab(request.param, write_lab_file=False) as running:
+def lab(request: pytest.FixtureRequest, empty_dynamodb: EmptyDynamoDB) -> Iterator[Lab]:
+    with Lab(request.param, write_lab_file=False, dynamodb=empty_dynamodb()) as running:
         yield running
 
 

@@ -31,6 +31,7 @@ from .labclient import (
     HANG_HANDLER,
     INTERNAL_ERROR_FRAME,
     POST_TO_SELF_HANDLER,
+    EmptyDynamoDB,
     access_log,
     close_quietly,
     connect_user,
@@ -72,8 +73,8 @@ KB = 1024
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    with Lab("healthy", write_lab_file=False) as running:
+def lab(empty_dynamodb: EmptyDynamoDB) -> Iterator[Lab]:
+    with Lab("healthy", write_lab_file=False, dynamodb=empty_dynamodb()) as running:
         yield running
 
 

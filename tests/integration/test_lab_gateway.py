@@ -29,6 +29,7 @@ from .labclient import (
     INTERNAL_ERROR_FRAME,
     POST_TO_SELF_HANDLER,
     REFUSED_UPGRADES,
+    EmptyDynamoDB,
     access_log,
     close_quietly,
     connect_user,
@@ -79,14 +80,20 @@ class OneLabAtATime:
     """The labs this module needs, one running at a time (a process can hold only one lab: moto's state
     is global). Asking for a lab with other options stops the current one first."""
 
-    def __init__(self) -> None:
+    def __init__(self, dynamodb: EmptyDynamoDB) -> None:
+        self.dynamodb = dynamodb
         self.current: Lab | None = None
         self.options: dict[str, int] = {}
 
     def get(self, **options: int) -> Lab:
         if self.current is None or options != self.options:
             self.close()
-            self.current = Lab("healthy", write_lab_file=False, **options).start()  # type: ignore[arg-type]
+            self.current = Lab(
+                "healthy",
+                write_lab_file=False,
+                dynamodb=self.dynamodb(),
+                **options,  # type: ignore[arg-type]
+            ).start()
             self.options = options
         return self.current
 
@@ -97,8 +104,8 @@ class OneLabAtATime:
 
 
 @pytest.fixture(scope="module")
-def labs() -> Iterator[OneLabAtATime]:
-    holder = OneLabAtATime()
+def labs(empty_dynamodb: EmptyDynamoDB) -> Iterator[OneLabAtATime]:
+    holder = OneLabAtATime(empty_dynamodb)
     yield holder
     holder.close()
 

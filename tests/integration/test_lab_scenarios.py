@@ -22,6 +22,8 @@ from kit.lab.scenarios import SCENARIOS, ClientPlan
 
 from .labclient import (
     INTERNAL_ERROR_FRAME,
+    DynamoDBChoice,
+    EmptyDynamoDB,
     access_log,
     close_quietly,
     info,
@@ -93,10 +95,10 @@ def _frames(ws: websocket.WebSocket | None, timeout: float) -> list[str]:
 
 
 @contextlib.contextmanager
-def scenario_run(name: str) -> Iterator[Observed]:
+def scenario_run(name: str, dynamodb: DynamoDBChoice) -> Iterator[Observed]:
     """Start the scenario's lab, connect alice then bob, let alice send a message; close both at the end."""
     plan = SCENARIOS[name].client
-    with Lab(name, write_lab_file=False) as lab:
+    with Lab(name, write_lab_file=False, dynamodb=dynamodb) as lab:
         started = now_ms()
         alice = _connect(lab, "alice@example.com", plan)
         bob = _connect(lab, "bob@example.com", plan)
@@ -292,7 +294,7 @@ SYMPTOMS: dict[str, Callable[[Observed], None]] = {
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_scenario_shows_its_symptom_from_outside(name: str) -> None:
+def test_scenario_shows_its_symptom_from_outside(name: str, empty_dynamodb: EmptyDynamoDB) -> None:
     assert name in SYMPTOMS, f"scenario {name} has no observable symptom checked in this file"
-    with scenario_run(name) as observed:
+    with scenario_run(name, empty_dynamodb()) as observed:
         SYMPTOMS[name](observed)

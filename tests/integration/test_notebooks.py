@@ -26,6 +26,8 @@ import pytest
 from kit.lab.lab import Lab
 from kit.local import STATE_DIR_ENV
 
+from .labclient import EmptyDynamoDB
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,9 +178,9 @@ def plots(homes: Path) -> Any:
 
 
 @pytest.fixture(scope="module")
-def lab_environment(homes: Path) -> Iterator[Path]:
+def lab_environment(homes: Path, empty_dynamodb: EmptyDynamoDB) -> Iterator[Path]:
     """The lab, with its lab file written where the kernels will look; yields the work folder."""
-    with Lab(SCENARIO, write_lab_file=True):
+    with Lab(SCENARIO, write_lab_file=True, dynamodb=empty_dynamodb()):
         assert (homes / "state" / "lab.json").exists()
         yield homes
 

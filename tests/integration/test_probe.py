@@ -8,7 +8,6 @@ item is stored before the 101 and broadcasts arrive in well under a second.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from kit.probe_core import PROBE_COLUMNS, ProbePlan, ProbeTimeouts, summarise
 from kit.redact import user_hash
 from kit.target import Target
 
-from .labclient import CONNECTION_ID, route_removed, table_items
+from .labclient import CONNECTION_ID, EmptyDynamoDB, route_removed, table_items
 
 pytestmark = pytest.mark.integration
 
@@ -51,11 +50,10 @@ class Probed:
 
 
 @pytest.fixture(scope="module")
-def probed(request: pytest.FixtureRequest) -> Iterator[Probed]:
+def probed(request: pytest.FixtureRequest, empty_dynamodb: EmptyDynamoDB) -> Iterator[Probed]:
     name = request.param
     scenario = scenarios.get(name)
-    engine = os.environ.get("KIT_TEST_DYNAMODB", "auto")
-    with Lab(name, write_lab_file=False, dynamodb=engine) as lab:  # type: ignore[arg-type]
+    with Lab(name, write_lab_file=False, dynamodb=empty_dynamodb()) as lab:
         plan = ProbePlan.from_client_plan(scenario.client, timeouts=FAST, **PLANS[name])
         yield Probed(lab, plan, run_probe(lab.target(), plan, progress=False))
 

@@ -37,6 +37,7 @@ from kit.report import run_report
 
 from . import labclient
 from .browser import chromium, open_page
+from .labclient import EmptyDynamoDB
 
 pytestmark = pytest.mark.integration
 
@@ -195,11 +196,11 @@ def test_a_report_against_a_lab_it_starts(
 
 
 @pytest.fixture(scope="module")
-def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def shared_lab(tmp_path_factory: pytest.TempPathFactory, empty_dynamodb: EmptyDynamoDB) -> Iterator[Lab]:
     state = tmp_path_factory.mktemp("shared-state")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KIT_STATE_DIR", str(state))
-        with Lab(SCENARIO, write_lab_file=True) as lab:
+        with Lab(SCENARIO, write_lab_file=True, dynamodb=empty_dynamodb()) as lab:
             yield lab
 
 

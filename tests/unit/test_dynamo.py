@@ -4,7 +4,6 @@ GET edges stubbed."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -424,22 +423,10 @@ def _synthetic_pages(count: int) -> list[dict[str, Any]]:
     return [{"Items": items[i : i + 1000]} for i in range(0, count, 1000)]
 
 
-def _best_of(runs: int, function: Any, pages: list[dict[str, Any]]) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        started = time.perf_counter()
-        function(pages)
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def test_items_frame_is_several_times_faster_than_the_baseline() -> None:
+def test_items_frame_agrees_with_the_baseline_on_many_pages() -> None:
+    # How much faster it is, is `make bench`'s figure (bench/evidence.py), never a timed assertion here.
     pages = _synthetic_pages(20_000)
     pd.testing.assert_frame_equal(items_frame(pages), items_frame_slow(pages))
-    fast = _best_of(3, items_frame, pages)
-    slow = _best_of(3, items_frame_slow, pages)
-    # The target is 5x (measured 5-7x on 50k items on a loaded 2-vCPU box); 3x keeps the test stable there.
-    assert slow / fast >= 3, f"items_frame {fast:.3f}s vs baseline {slow:.3f}s"
 
 
 # --------------------------------------------------------------------------------------------------

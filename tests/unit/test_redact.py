@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import time
 from pathlib import Path
 
 import nbformat
@@ -389,11 +388,11 @@ def test_html_escaped_secrets_are_found() -> None:
     assert redactor.redact_markup("<td>p&amp;ss&lt;w&gt;rd&quot;0123456</td>") == "<td>***</td>"
 
 
-def test_a_megabyte_of_output_takes_well_under_a_second(redactor: Redactor) -> None:
+def test_a_megabyte_of_output_with_long_runs_is_redacted(redactor: Redactor) -> None:
+    # Long runs of name and separator characters are where a backtracking pattern would go quadratic; the
+    # suite's timeout bounds this, never a timed assertion (speed is the benchmarks' business).
     text = ("INFO connect ok connectionId=abcDEF123= workspace w-1 user ada@example.com\n" * 14000)[
         :1_000_000
     ]
-    started = time.perf_counter()
     out = redactor.redact_text(text + "x" * 50_000 + "-._" * 20_000)
-    assert time.perf_counter() - started < 1.5
     assert "ada@example.com" not in out
