@@ -119,7 +119,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     target = _target_from_args(args)
     plan = None
     if args.probe_clients:
-        from kit.probe import ProbePlan
+        from kit.probe_core import ProbePlan
 
         plan = ProbePlan(clients=args.probe_clients)
     evidence = reading.read_evidence(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
@@ -129,12 +129,12 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from kit import probe
+    from kit import probe, probe_core
 
     target = _target_from_args(args)
-    plan = probe.ProbePlan(clients=args.clients, include_workspace_id=not args.no_workspace_id)
+    plan = probe_core.ProbePlan(clients=args.clients, include_workspace_id=not args.no_workspace_id)
     frame = probe.run_probe(target, plan, allow_aws=args.allow_aws_probe)
-    _print_frame(frame if args.rows else probe.summarise(frame), args)
+    _print_frame(frame if args.rows else probe_core.summarise(frame), args)
     failed = frame["ok"].eq(False).fillna(False).any()
     return EXIT_FINDING if failed else EXIT_OK
 

@@ -34,7 +34,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from kit.markup import figure_text
-from kit.probe import STEPS
+from kit.probe_core import STEPS
 
 NOTHING: Final = "nothing to show"
 MAX_TIMELINE_ROWS: Final = 40
@@ -195,7 +195,7 @@ def _ok_colour(value: object) -> str:
 
 
 def latency_plot(probe_frame: pd.DataFrame | None) -> Figure:
-    """Each probe step's latency per client (``kit.probe.PROBE_COLUMNS``), green passed, red failed.
+    """Each probe step's latency per client (``kit.probe_core.PROBE_COLUMNS``), green passed, red failed.
 
     A short black tick marks the median of the step. The x axis turns logarithmic when latencies span more
     than two orders of magnitude (a handshake of 300 ms next to a send of 0.1 ms).

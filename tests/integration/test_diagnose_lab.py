@@ -31,7 +31,7 @@ from kit.diagnose.reading import read_evidence
 from kit.lab.lab import Lab
 from kit.lab.provision import POLICY_NAME, ROLE_NAME, load_policy
 from kit.lab.scenarios import SCENARIOS, ClientPlan
-from kit.probe import ProbePlan, ProbeTimeouts
+from kit.probe_core import ProbePlan, ProbeTimeouts
 
 from .labclient import EmptyDynamoDB, hold_engine_restart, wait_until
 
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUTS = ProbeTimeouts(handshake_s=5, item_wait_s=2, delivery_wait_s=2)
 KIT = ROOT / "kit"
 # Every module of the diagnosis and of the evidence it reads (packages whole, so a new module is covered).
-EVIDENCE_MODULES = ("config.py", "iam.py", "policy.py", "logs.py", "probe.py", "frames.py")
+EVIDENCE_MODULES = ("config.py", "iam.py", "policy.py", "logs.py", "probe.py", "probe_core.py", "frames.py")
 EVIDENCE_PACKAGES = ("diagnose", "dynamo", "logparse")
 DIAGNOSIS_MODULES = tuple(
     sorted(

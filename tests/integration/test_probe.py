@@ -18,7 +18,9 @@ import pytest
 
 from kit.lab import scenarios
 from kit.lab.lab import Lab
-from kit.probe import PROBE_COLUMNS, ProbePlan, ProbeTimeouts, run_probe, summarise, user_hash
+from kit.probe import run_probe
+from kit.probe_core import PROBE_COLUMNS, ProbePlan, ProbeTimeouts, summarise
+from kit.redact import user_hash
 from kit.target import Target
 
 from .labclient import CONNECTION_ID, EmptyDynamoDB, route_removed, table_items

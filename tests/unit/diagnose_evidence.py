@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from kit import config, frames, iam, logparse, probe
+from kit import config, frames, iam, logparse, probe_core
 from kit.diagnose.findings import Check, Evidence, Finding
 from kit.diagnose.ranking import CHECKS
 from kit.dynamo import direct_write, schema
@@ -216,7 +216,7 @@ def probe_rows(
             common | {"step": "send-message", "ok": sent, "detail": f"send-message {sent} {detail}"},
             common | {"step": "deliver-message", "ok": delivered, "detail": f"deliver-message {delivered}"},
         ]
-    return frames.from_rows(rows, probe.PROBE_COLUMNS)
+    return frames.from_rows(rows, probe_core.PROBE_COLUMNS)
 
 
 PROBE_ITEM = "kit-probe-0123456789abcdef"

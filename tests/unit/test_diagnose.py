@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kit import config, frames, iam, logparse, probe
+from kit import config, frames, iam, logparse, probe_core
 from kit.diagnose import (
     causes,
     config_checks,
@@ -79,7 +79,7 @@ def test_builders_keep_the_declared_contracts() -> None:
         "log_lines": (log_lines(), logparse.LOG_COLUMNS),
         "invocations": (invocations(), logparse.INVOCATION_COLUMNS),
         "lifecycle": (lifecycle(), logparse.LIFECYCLE_COLUMNS),
-        "probe": (probe_rows(), probe.PROBE_COLUMNS),
+        "probe": (probe_rows(), probe_core.PROBE_COLUMNS),
         "direct_write": (direct_write_steps(), direct_write.DIRECT_WRITE_COLUMNS),
     }
     for name, (frame, columns) in built.items():

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kit import frames, probe
+from kit import frames, probe_core
 from kit.diagnose import symptom_checks
 
 from .diagnose_evidence import (
@@ -233,7 +233,7 @@ CASES: list[Case] = [
                     probe_rows(),
                     frames.from_rows(
                         [{"client": 0, "step": "send-oversize", "ok": False, "detail": "closed 1009"}],
-                        probe.PROBE_COLUMNS,
+                        probe_core.PROBE_COLUMNS,
                     ),
                 ],
                 ignore_index=True,

@@ -12,7 +12,7 @@ from random import Random
 
 import pytest
 
-from kit import probe
+from kit import probe_core
 from kit.diagnose import table_checks
 from kit.diagnose.findings import API_GATEWAY_CONNECTION_ID
 from kit.dynamo import direct_write
@@ -317,5 +317,5 @@ def test_the_lab_gateways_connection_ids_have_api_gateways_shape() -> None:
 
 
 def test_the_kits_items_share_the_probes_prefix() -> None:
-    assert direct_write.ITEM_PREFIX == probe.WORKSPACE_PREFIX
-    assert direct_write.new_connection_id().startswith(probe.WORKSPACE_PREFIX)
+    assert direct_write.ITEM_PREFIX == probe_core.WORKSPACE_PREFIX
+    assert direct_write.new_connection_id().startswith(probe_core.WORKSPACE_PREFIX)

@@ -1,5 +1,6 @@
-"""kit.probe offline: URLs as the browser hook builds them, hashing and redaction, matching broadcasts to
-senders, telling the probe's items apart, the summary, and the guards that run before any network call."""
+"""kit.probe and kit.probe_core offline: URLs as the browser hook builds them, hashing and masking tokens
+(kit.redact, as the probe uses it), matching broadcasts to senders, telling the probe's items apart, the
+summary, and the guards that run before any network call."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from urllib.parse import parse_qsl, urlsplit
 import pandas as pd
 import pytest
 
+from kit import frames
 from kit.errors import ConfigurationError
 from kit.handler import app
 from kit.lab.scenarios import ClientPlan
-from kit.probe import (
+from kit.probe import run_probe
+from kit.probe_core import (
     PROBE_COLUMNS,
     STEPS,
     SUMMARY_COLUMNS,
@@ -28,18 +31,15 @@ from kit.probe import (
     claim_items,
     close_payload,
     default_token,
-    empty_frame,
     gateway_connection_id,
     gateway_error_message,
     oversize_body,
     ownership_condition,
     probe_url,
     public_url,
-    redact,
-    run_probe,
     summarise,
-    user_hash,
 )
+from kit.redact import mask_tokens, user_hash
 from kit.target import Target
 
 WS = "wss://abc123.execute-api.us-east-2.amazonaws.com/prod"
@@ -115,9 +115,9 @@ def test_default_tokens_are_e_mails_the_handler_accepts_and_differ_per_run_and_c
     assert all(app.is_email(token) for token in tokens)
 
 
-def test_redact_replaces_every_token_by_its_hash_longest_first() -> None:
+def test_tokens_in_a_detail_are_replaced_by_their_hash_longest_first() -> None:
     text = json.dumps({"type": "message", "from": "bob@example.com", "to": "bob@example.com.au"})
-    shown = redact(text, ["bob@example.com", "bob@example.com.au", ""])
+    shown = mask_tokens(text, ["bob@example.com", "bob@example.com.au", ""])
     assert "@" not in shown
     assert f"<user {user_hash('bob@example.com')}>" in shown
     assert f"<user {user_hash('bob@example.com.au')}>" in shown
@@ -400,7 +400,7 @@ def test_summarise_counts_ok_failed_and_skipped_and_times_what_passed() -> None:
 
 
 def test_summarise_of_an_empty_frame_is_an_empty_frame_with_the_columns() -> None:
-    frame = empty_frame()
+    frame = frames.empty(PROBE_COLUMNS)
     assert list(frame.columns) == list(PROBE_COLUMNS)
     assert dict(frame.dtypes.astype(str)) == dict(PROBE_COLUMNS)
     summary = summarise(frame)

@@ -1,0 +1,1192 @@
+"""The probe's decisions: the plan, its steps, each step's verdict, and when a wait is over, as plain code.
+
+:mod:`kit.probe` is the shell: it opens the sockets, sends, receives, reads the table and the API's logs, and
+feeds what it got to this module, the way :mod:`kit.lab.gateway` carries out what :mod:`kit.lab.gateway_core`
+decides. Here: what the probe does (``ProbePlan``: clients, workspace, actions, misbehaviour, timeouts) and
+which steps that gives; what each client sends (URLs, frames, user agents); how broadcasts and items are told
+apart by owner; how a row reads for each outcome (``StepResult``, ``Rows``); and the waits.
+
+A wait ends on the event it waits for, or when the evidence says the event will never come, and only
+otherwise at its bound, which remains as a safety limit:
+
+- the item (``item-stored``): the gateway's logs show the client's ``$connect`` ended (``is_connecting`` and
+  ``connected`` lines of its request in the execution log, or an access-log record carrying its user agent),
+  and a table read that started after those logs were read still finds no item;
+- the index entry (``index-visible``): an item without the probe's ``workspaceId`` can never be in the sparse
+  index under it, so one Query settles it; an item with it waits for the index (eventually consistent);
+- the removal (``item-removed``): the logs show the connection's ``$disconnect`` ended, then one more read;
+- a broadcast (``deliver-<action>``): the sender got an error frame for it, or the logs show the sender's
+  message handled, and ``DELIVERY_GRACE_S`` passed without the missing frames.
+
+Why one more read is enough (the grace for the table): the gateway logs a request only after its integration
+returned, so a write the handler made is done before the line exists; CloudWatch delivers the line a batch
+later (0.1 s in the lab, typically a second or more on AWS); and the probe's reads are strongly consistent
+(``ConsistentRead``), so a read that starts after the line was read sees every write made before it. The
+index is eventually consistent, which is why ``index-visible`` has no log evidence to end it early.
+Broadcasts travel from the gateway to the socket after the handler's ``@connections`` call returned, so a
+delivery wait keeps listening ``DELIVERY_GRACE_S`` after the evidence (loopback takes milliseconds; the
+evidence itself arrives at least one log batch after the frames left).
+
+When the logs cannot be read (no API id, logging off, no permission), a wait runs to its bound and its row
+says why. Lines are matched to clients only by facts that are the probe's own (its per-client user agent,
+the connection ids of its items, request ids of its own connects), never by time alone, so another user's
+traffic can never end a wait.
+
+This module must not do I/O: no sockets, no boto3, no threads, no clock (times come in as
+``time.monotonic()`` seconds, row timestamps as datetimes), and it never imports ``websocket``. The one
+draw of randomness is a plan's run id when none is given (``new_run_id``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pandas as pd
+
+from kit import __version__, frames
+from kit.dynamo import direct_write
+from kit.errors import ConfigurationError
+from kit.redact import mask_tokens
+
+if TYPE_CHECKING:
+    from kit.target import Target
+
+ACTIONS: Final = ("message", "presence", "typing")
+STEPS: Final = (
+    "connect",
+    "item-stored",
+    "index-visible",
+    "send-oversize",  # only when the plan sends an oversize frame
+    "send-message",
+    "deliver-message",
+    "send-presence",
+    "deliver-presence",
+    "send-typing",
+    "deliver-typing",
+    "disconnect",
+    "item-removed",
+)
+
+PROBE_COLUMNS: Final[Mapping[str, str]] = {
+    "client": "int64",  # 0 .. clients-1
+    "user_hash": "string",  # sha256 of the token, 12 hex digits (as the handler logs it); NA without token
+    "connection_id": "string",  # from the stored item (or a gateway error frame); NA when never found
+    "step": "string",  # one of STEPS
+    "ok": "boolean",  # True passed, False failed, NA skipped
+    "http_status": "Int64",  # connect rows: 101 or the status the handshake was rejected with
+    "close_code": "Int64",  # where a close was seen: disconnect, send-oversize
+    "close_reason": "string",
+    "latency_ms": "Float64",  # see the step list in ``kit.probe.run_probe``
+    "detail": "string",  # what happened, in words; error frames quoted with tokens replaced by hashes
+    "ts": "datetime64[ns, UTC]",  # when the step started
+}
+
+SUMMARY_COLUMNS: Final[Mapping[str, str]] = {
+    "step": "string",
+    "clients": "int64",
+    "ok": "int64",
+    "failed": "int64",
+    "skipped": "int64",
+    "p50_ms": "Float64",  # latency of the rows that passed
+    "p95_ms": "Float64",
+}
+
+MAX_CLIENTS: Final = 500  # API Gateway accepts 500 new connections per second per account and region
+WORKSPACE_PREFIX: Final = direct_write.ITEM_PREFIX  # one prefix marks every item the kit itself causes
+_WORKSPACE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what the fixed handler accepts
+OVERSIZE_FRAME_BYTES: Final = 33 * 1024  # API Gateway closes with 1009 above 32 KB
+ABNORMAL_CLOSURE: Final = 1006  # what a browser reports when the socket ends without a close frame
+CLOSE_NORMAL: Final = 1000
+PROBE_CLOSE_REASON: Final = b"kit probe done"
+FILTERED_TOKENS_MAX: Final = 50  # beyond this the Scan is unfiltered (expression size), and filtered here
+DETAIL_MAX: Final = 300
+CLOCK_SKEW_S: Final = 60  # between this machine and the handler's, when comparing item timestamps
+LOG_READ_INTERVAL_S: Final = 0.5  # between two reads of the API's logs in one wait (FilterLogEvents: 5/s)
+# No wait reads the logs before this: CloudWatch has a request's lines a batch after it ended at the soonest
+# (0.1 s in the lab, seconds on AWS); a healthy stack's waits end on their event before it (items at the
+# first poll, broadcasts in ~0.1 s), and the table's first polls (50-400 ms) keep the pace their latencies
+# are measured at.
+LOG_FIRST_READ_S: Final = 0.5
+DELIVERY_GRACE_S: Final = 0.5  # listening on after the logs say a sender's message was handled
+FILTER_PATTERN_MAX: Final = 1024  # CloudWatch's limit on a filter pattern's length
+FILTER_PATTERNS_MAX: Final = 2  # more than this many FilterLogEvents calls per group per read: not followed
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(4)
+
+
+def default_token(client: int, run_id: str) -> str:
+    """``probe-<client>-<run>@example.invalid``: e-mail shaped (AUTH_MODE=email) and unique per run.
+
+    Unique per run so that an item left by an earlier run is never mistaken for this run's, and so the
+    cleanup on a real account can only ever match the probe's own items.
+    """
+    return f"probe-{client}-{run_id}@example.invalid"
+
+
+# --------------------------------------------------------------------------------------------------
+# The plan
+
+
+@dataclass(frozen=True)
+class ProbeTimeouts:
+    """How long each kind of wait may last at most, in seconds; most end earlier, on their event."""
+
+    handshake_s: float = 10.0
+    item_wait_s: float = 10.0  # for the item, for the index, and for the item to go after disconnect
+    backoff_initial_s: float = 0.05  # polls of the table back off exponentially from here ...
+    backoff_max_s: float = 1.0  # ... up to here
+    delivery_wait_s: float = 5.0  # for broadcasts, error frames and the close after an oversize frame
+    close_s: float = 5.0  # for the server's answer to the probe's close frame
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """What the probe does: how many clients, in which workspace, sending what, and how they misbehave.
+
+    ``token_for(i)`` gives client ``i``'s token (the hook sends the user's e-mail); None means
+    ``default_token``. ``include_token``/``include_workspace_id``/``close_after_connect``/
+    ``send_oversize_frame`` reproduce client-side causes. ``remove_leftovers`` None means: on a real account
+    yes, in the lab no. ``concurrency`` bounds how many clients connect or disconnect at once.
+    ``user_agent`` is the product part of the User-Agent each client sends (``client_user_agent``).
+    """
+
+    clients: int = 1
+    workspace_id: str | None = None  # None: kit-probe-<run_id>
+    token_for: Callable[[int], str] | None = field(default=None, repr=False)
+    include_workspace_id: bool = True
+    include_token: bool = True
+    close_after_connect: bool = False
+    send_oversize_frame: bool = False
+    actions: tuple[str, ...] = ACTIONS
+    timeouts: ProbeTimeouts = ProbeTimeouts()
+    user_agent: str = f"kit-probe/{__version__}"
+    concurrency: int = 8
+    remove_leftovers: bool | None = None
+    run_id: str = field(default_factory=new_run_id)
+
+    def __post_init__(self) -> None:
+        if self.workspace_id is None:
+            object.__setattr__(self, "workspace_id", WORKSPACE_PREFIX + self.run_id)
+        if not 1 <= self.clients <= MAX_CLIENTS:
+            raise ConfigurationError(f"A probe runs 1 to {MAX_CLIENTS} clients; {self.clients} were asked.")
+        if not _WORKSPACE_ID.fullmatch(self.workspace):
+            raise ConfigurationError(
+                f"Workspace id {self.workspace!r} is not one the handler accepts (1-128 letters, digits, "
+                "'.', '_', ':' or '-'); leave it unset to get kit-probe-<random>."
+            )
+        unknown = [action for action in self.actions if action not in ACTIONS]
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown probe action(s) {', '.join(map(repr, unknown))}; use any of {', '.join(ACTIONS)}."
+            )
+        if len(set(self.actions)) != len(self.actions):
+            raise ConfigurationError(f"Probe actions {self.actions} repeat one; list each at most once.")
+        if self.concurrency < 1:
+            raise ConfigurationError(f"Probe concurrency must be at least 1, not {self.concurrency}.")
+
+    @property
+    def workspace(self) -> str:
+        assert self.workspace_id is not None  # set in __post_init__
+        return self.workspace_id
+
+    def token(self, client: int) -> str:
+        return self.token_for(client) if self.token_for else default_token(client, self.run_id)
+
+    def sent_token(self, client: int) -> str | None:
+        """The token client ``client`` puts in its URL: None when the plan leaves tokens out."""
+        return self.token(client) if self.include_token else None
+
+    def url(self, websocket_url: str, client: int) -> str:
+        """The URL client ``client`` opens (``probe_url`` with the plan's token and workspace)."""
+        workspace = self.workspace if self.include_workspace_id else None
+        return probe_url(websocket_url, token=self.sent_token(client), workspace_id=workspace)
+
+    def steps(self) -> tuple[str, ...]:
+        """The steps each client's rows cover, in order."""
+        wanted = {"connect", "item-stored", "index-visible", "disconnect", "item-removed"}
+        if self.send_oversize_frame:
+            wanted.add("send-oversize")
+        for action in self.actions:
+            wanted |= {f"send-{action}", f"deliver-{action}"}
+        return tuple(step for step in STEPS if step in wanted)
+
+    @classmethod
+    def from_client_plan(cls, client_plan: object, **changes: Any) -> ProbePlan:
+        """A plan that connects as a scenario's client does (duck-typed ``kit.lab.scenarios.ClientPlan``)."""
+        fields = {
+            name: bool(getattr(client_plan, name))
+            for name in (
+                "include_workspace_id",
+                "include_token",
+                "close_after_connect",
+                "send_oversize_frame",
+            )
+            if hasattr(client_plan, name)
+        }
+        return cls(**(fields | changes))
+
+
+def client_user_agent(plan: ProbePlan, client: int) -> str:
+    """The User-Agent client ``client`` sends: ``<plan.user_agent> (run <run_id> client <i>)``.
+
+    Unique per run and client, so the gateway's log of a connect (which names the user agent) can be told
+    to be this client's and no one else's.
+    """
+    return f"{plan.user_agent} (run {plan.run_id} client {client})"
+
+
+# --------------------------------------------------------------------------------------------------
+# Guards that run before any network call
+
+
+def check_websocket_url(target: Target) -> None:
+    """Refuse a target without a ws:// or wss:// URL to connect to."""
+    if not target.websocket_url:
+        raise ConfigurationError(
+            f"Target {target.label} has no WebSocket URL; set NEXT_PUBLIC_WEBSOCKET_URL in the env file or "
+            "pass --websocket-url wss://{api}.execute-api.{region}.amazonaws.com/{stage}."
+        )
+    scheme = urlsplit(target.websocket_url).scheme.lower()
+    if scheme not in {"ws", "wss"}:
+        raise ConfigurationError(
+            f"The WebSocket URL {public_url(target.websocket_url)} uses {scheme or 'no scheme'}; the probe "
+            "connects with ws:// or wss://."
+        )
+
+
+def check_aws_opt_in(target: Target, plan: ProbePlan, *, allow_aws: bool) -> None:
+    """Refuse to probe a real account unless asked to, and outside a workspace of the probe's own."""
+    if target.kind != "aws":
+        return
+    url = public_url(target.websocket_url) if target.websocket_url else "the API"
+    if not allow_aws:
+        raise ConfigurationError(
+            f"The probe writes to a real account: it opens {plan.clients} WebSocket connection(s) to {url}, "
+            f"so the $connect handler stores one item per client in table {target.table} "
+            f"({target.region}), under workspace {plan.workspace}; it removes them afterwards. "
+            "Pass allow_aws=True to run_probe to run it."
+        )
+    if not plan.workspace.startswith(WORKSPACE_PREFIX):
+        raise ConfigurationError(
+            f"Against a real account the probe only uses a workspace of its own ({WORKSPACE_PREFIX}...), "
+            f"never {plan.workspace!r}, so that it can never reach or remove a real user's connections; "
+            "leave workspace_id unset."
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# What a client sends, and reads on the wire
+
+
+def probe_url(websocket_url: str, *, token: str | None, workspace_id: str | None) -> str:
+    """The URL the browser hook opens: ``token`` then ``workspaceId`` appended to the query string.
+
+    Encoded as ``URLSearchParams`` does (``@`` -> ``%40``, ``+`` -> ``%2B``); parameters already in the URL
+    are kept; None leaves a parameter out, as a hook with an undefined value would not.
+    """
+    parts = urlsplit(websocket_url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if token is not None:
+        query.append(("token", token))
+    if workspace_id is not None:
+        query.append(("workspaceId", workspace_id))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def public_url(url: str) -> str:
+    """``url`` without its query string (it holds the token) or user info: safe for a row or a message."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def clip(text: str, limit: int = DETAIL_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def action_body(action: str, client: int, run_id: str) -> str:
+    """The frame client ``client`` sends for ``action``, as the app sends it."""
+    if action == "message":
+        return json.dumps({"action": "message", "message": message_text(client, run_id)})
+    if action == "presence":
+        return json.dumps({"action": "presence", "status": "online"})
+    if action == "typing":
+        return json.dumps({"action": "typing", "isTyping": True})
+    raise ConfigurationError(f"Unknown probe action {action!r}; use one of {', '.join(ACTIONS)}.")
+
+
+def message_text(client: int, run_id: str) -> str:
+    """The text of client ``client``'s message: it names the sender even when ``from`` does not."""
+    return f"kit probe {run_id} from client {client}"
+
+
+def oversize_body(size: int = OVERSIZE_FRAME_BYTES) -> str:
+    """A ``message`` frame of ``size`` bytes, over API Gateway's 32 KB frame limit by default."""
+    envelope = json.dumps({"action": "message", "message": ""})
+    return json.dumps({"action": "message", "message": "x" * max(size - len(envelope), 0)})
+
+
+def gateway_error_message(text: str) -> str | None:
+    """``"Forbidden"`` for ``{"message": "Forbidden", "connectionId":..., "requestId":...}``, else None.
+
+    API Gateway answers on the open socket with such a frame when no route takes a message, the
+    integration failed, or a route's model rejected the body; broadcasts have a ``type`` and never match.
+    """
+    parsed = _json_object(text)
+    if parsed is None or "type" in parsed or "connectionId" not in parsed:
+        return None
+    message = parsed.get("message")
+    return message if isinstance(message, str) else None
+
+
+def gateway_connection_id(text: str) -> str | None:
+    """The ``connectionId`` an API Gateway error frame names, or None."""
+    parsed = _json_object(text)
+    if parsed is None or gateway_error_message(text) is None:
+        return None
+    value = parsed.get("connectionId")
+    return value if isinstance(value, str) and value else None
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def close_payload(data: bytes) -> tuple[int, str]:
+    """A close frame's ``(code, reason)``; an empty one means 1005 (no status), as API Gateway reports."""
+    if len(data) < 2:
+        return 1005, ""
+    return int.from_bytes(data[:2], "big"), data[2:].decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class ReceivedFrame:
+    """A text frame one client received, with ``time.monotonic()`` at arrival."""
+
+    at: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Close:
+    """How a client's connection ended: the close frame's code and reason (1006 for none), and who closed."""
+
+    code: int
+    reason: str
+    at: float  # time.monotonic()
+    by_server: bool
+    detail: str
+
+
+def close_of(code: int, reason: str, at: float, *, by_server: bool, lost: str | None = None) -> Close:
+    """The ``Close`` for a close frame (``lost`` None) or for a socket that ended without one (``lost``)."""
+    if lost is not None:
+        return Close(code, reason, at, by_server, lost)
+    who = "the server" if by_server else "the server, answering the probe's close,"
+    detail = f"{who} closed the connection with {code}" + (f" ({reason})" if reason else "")
+    return Close(code, reason, at, by_server, detail)
+
+
+def lost_connection_detail(error: str) -> str:
+    return f"the connection was lost without a close frame ({error})"
+
+
+# --------------------------------------------------------------------------------------------------
+# Broadcasts: who got whose
+
+
+@dataclass(frozen=True)
+class Deliveries:
+    """Which broadcast reached whom: ``latency_ms[sender][receiver]``; ``echoed`` senders got their own."""
+
+    latency_ms: dict[int, dict[int, float]]
+    echoed: frozenset[int]
+    unattributed: int  # frames of the action that named no known sender, attributed in send order
+
+
+def attribute_deliveries(
+    action: str,
+    sent_at: Mapping[int, float],
+    received: Mapping[int, Sequence[ReceivedFrame]],
+    senders: Mapping[str, int],
+) -> Deliveries:
+    """Match the broadcasts each client received to the clients that sent them.
+
+    A broadcast is a JSON object whose ``type`` is ``action``; its sender is found from its ``message``
+    text or its ``from`` user id in ``senders`` (both map to a client). A frame naming no known sender
+    (a client that sent no token) is given to the earliest sender the receiver has not heard from yet.
+    Frames that arrived before the sender sent are ignored. Latency is arrival minus send time.
+    """
+    latency: dict[int, dict[int, float]] = {sender: {} for sender in sent_at}
+    echoed: set[int] = set()
+    unattributed = 0
+    order = sorted(sent_at, key=lambda sender: sent_at[sender])
+    for receiver, arrived in received.items():
+        for frame in arrived:
+            parsed = _json_object(frame.text)
+            if parsed is None or parsed.get("type") != action:
+                continue
+            named = [parsed.get("message"), parsed.get("from")]
+            sender = next(
+                (senders[name] for name in named if isinstance(name, str) and name in senders), None
+            )
+            if sender is None:
+                unattributed += 1
+                sender = next(
+                    (
+                        candidate
+                        for candidate in order
+                        if candidate != receiver
+                        and receiver not in latency[candidate]
+                        and sent_at[candidate] <= frame.at
+                    ),
+                    None,
+                )
+            if sender is None or sender not in sent_at or frame.at < sent_at[sender]:
+                continue
+            if sender == receiver:
+                echoed.add(sender)
+                continue
+            latency[sender].setdefault(receiver, round((frame.at - sent_at[sender]) * 1000, 3))
+    return Deliveries(latency, frozenset(echoed), unattributed)
+
+
+def delivered_to_all(deliveries: Deliveries, expected: Mapping[int, Sequence[int]]) -> set[int]:
+    """The senders whose broadcast reached every client in ``expected[sender]``."""
+    return {
+        sender
+        for sender, receivers in expected.items()
+        if set(receivers) <= deliveries.latency_ms.get(sender, {}).keys()
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# The table: which items are the probe's
+
+
+def iso_timestamp(moment: datetime) -> str:
+    """The handler's timestamp format (JavaScript's ``toISOString``), so the two compare as strings."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def owned_since(now_epoch_s: float) -> str:
+    """Items without the probe's workspace are only its own if written after this (the probe's start)."""
+    return iso_timestamp(datetime.fromtimestamp(now_epoch_s - CLOCK_SKEW_S, UTC))
+
+
+def scan_request(table: str, workspace: str, tokens: Sequence[str], *, tokenless: bool) -> dict[str, Any]:
+    """The consistent Scan that finds items which may be the probe's: its workspace, its tokens' users, and
+    (``tokenless``: some client sent no token) items with neither a user nor a workspace."""
+    values: dict[str, Any] = {":w": {"S": workspace}}
+    conditions = ["workspaceId = :w"]
+    if tokenless:
+        conditions.append("(attribute_not_exists(userId) AND attribute_not_exists(workspaceId))")
+    request: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    if len(tokens) <= FILTERED_TOKENS_MAX:  # else the expression gets too long: filter here only
+        names = [f":u{i}" for i in range(len(tokens))]
+        if tokens:
+            conditions.append(f"userId IN ({', '.join(names)})")
+        values |= {name: {"S": token} for name, token in zip(names, tokens, strict=True)}
+        request |= {"FilterExpression": " OR ".join(conditions), "ExpressionAttributeValues": values}
+    return request
+
+
+def plain_item(item: Mapping[str, Any]) -> dict[str, str]:
+    """A DynamoDB item with its string attributes as plain strings (others are ignored)."""
+    return {name: value["S"] for name, value in item.items() if isinstance(value, dict) and "S" in value}
+
+
+def claim_items(
+    items: Sequence[Mapping[str, str]], tokens: Mapping[int, str | None], workspace: str, since: str
+) -> dict[int, dict[str, str]]:
+    """Which stored item is which client's; ``tokens`` maps each connected client to the token it sent.
+
+    An item can only be the probe's if it is in the probe's ``workspace``, or has no workspaceId and a
+    ``timestamp`` not before ``since`` (the handler's ISO format). A client with a token owns its newest such
+    item with that ``userId``; clients without one share the remaining items without a ``userId``, oldest
+    first, in the order of ``tokens`` (connect order), which is a guess the detail column admits to.
+    """
+
+    def ours(item: Mapping[str, str]) -> bool:
+        if "workspaceId" in item:
+            return item["workspaceId"] == workspace
+        return item.get("timestamp", "") >= since
+
+    candidates = sorted((item for item in items if ours(item)), key=lambda item: item.get("timestamp", ""))
+    claimed: dict[int, dict[str, str]] = {}
+    owner = {token: index for index, token in tokens.items() if token is not None}
+    for item in reversed(candidates):
+        index = owner.get(item.get("userId", ""))
+        if index is not None and index not in claimed:
+            claimed[index] = dict(item)
+    taken = {item["connectionId"] for item in claimed.values()}
+    loose = [item for item in candidates if "userId" not in item and item["connectionId"] not in taken]
+    tokenless = [index for index, token in tokens.items() if token is None]
+    for index, item in zip(tokenless, loose, strict=False):
+        claimed[index] = dict(item)
+    return claimed
+
+
+def ownership_condition(
+    item: Mapping[str, str], workspace: str
+) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """A DeleteItem condition that holds only while ``item`` is still the one the probe saw as its own.
+
+    Returns the expression, its values and its names (``timestamp`` is a reserved word).
+    """
+    if item.get("workspaceId") == workspace:
+        return "workspaceId = :w", {":w": {"S": workspace}}, {}
+    base = "attribute_not_exists(workspaceId) AND #ts = :t"
+    values: dict[str, Any] = {":t": {"S": item.get("timestamp", "")}}
+    if "userId" in item:
+        return f"{base} AND userId = :u", values | {":u": {"S": item["userId"]}}, {"#ts": "timestamp"}
+    return f"{base} AND attribute_not_exists(userId)", values, {"#ts": "timestamp"}
+
+
+def never_in_index(item: Mapping[str, str], workspace: str) -> bool:
+    """Whether ``item`` can never be in the sparse index under ``workspace``: it has another or none."""
+    return item.get("workspaceId") != workspace
+
+
+# --------------------------------------------------------------------------------------------------
+# The API's logs: what they say about the probe's own connections
+
+
+LogSource = Literal["execution", "access"]
+
+_EXECUTION_LINE = re.compile(r"\((?P<request>[^)\s]+)\) (?P<text>.*)", re.DOTALL)
+_IS_CONNECTING = re.compile(r"Client \[UserAgent: (?P<agent>.*), SourceIp: [^\]]*\] is connecting to ")
+_CONNECTED = re.compile(r"Client \[Connection Id: (?P<connection>[^\]]+)\] connected to API ")
+_REJECTED = re.compile(r"Execution failed: client \[Connection Id: (?P<connection>[^\]]+)\] rejected ")
+_MESSAGE_DONE = re.compile(r"Message from client \[Connection Id: (?P<connection>[^\]]+)\] sent to API ")
+_DISCONNECTED = re.compile(r"Client \[Connection Id: (?P<connection>[^\]]+)\] disconnected from API ")
+
+
+@dataclass(frozen=True)
+class ConnectEnd:
+    """A ``$connect`` request the gateway logged as finished (accepted or rejected)."""
+
+    request_id: str | None
+    connection_id: str | None
+
+
+@dataclass(frozen=True)
+class GatewayEvidence:
+    """What the stage's execution and access logs say about the probe's clients (``read_gateway_logs``)."""
+
+    connecting: Mapping[str, str] = field(default_factory=dict)  # user agent -> its connect's request id
+    connects: Mapping[str, ConnectEnd] = field(default_factory=dict)  # user agent -> the finished connect
+    messages: Mapping[str, int] = field(default_factory=dict)  # connection id -> messages logged handled
+    disconnected: frozenset[str] = frozenset()  # connection ids whose $disconnect was logged finished
+
+
+def read_gateway_logs(
+    lines: Iterable[tuple[LogSource, str]], user_agents: Collection[str]
+) -> GatewayEvidence:
+    """Read execution-log lines (``(<requestId>) ...``) and access-log records (JSON) into evidence.
+
+    Only the probe's clients count: a connect is matched by ``user_agents`` (each client's own), through the
+    request id its ``is connecting`` line gives; messages and disconnects are kept by connection id, and the
+    caller asks only about its own. A request is finished when its closing line is logged (``connected``,
+    ``rejected``, ``Message from client ... sent``, ``disconnected``), which the gateway writes after the
+    integration returned; an access-log record is written at the same point. Both logs may report one
+    message: the larger of the two counts is kept.
+    """
+    agents = set(user_agents)
+    connecting: dict[str, str] = {}
+    finished: dict[str, str | None] = {}  # request id -> connection id (None: not given)
+    access_connects: dict[str, ConnectEnd] = {}
+    execution_messages: dict[str, int] = {}
+    access_messages: dict[str, int] = {}
+    disconnected: set[str] = set()
+    for source, message in lines:
+        if source == "access":
+            record = _json_object(message.strip())
+            if record is None:
+                continue
+            event_type, connection_id = record.get("eventType"), _text(record.get("connectionId"))
+            agent = _text(record.get("userAgent")) or _text(record.get("identity.userAgent"))
+            if event_type == "CONNECT" and agent in agents:
+                access_connects[agent] = ConnectEnd(_text(record.get("requestId")), connection_id)
+            elif event_type == "MESSAGE" and connection_id:
+                access_messages[connection_id] = access_messages.get(connection_id, 0) + 1
+            elif event_type == "DISCONNECT" and connection_id:
+                disconnected.add(connection_id)
+            continue
+        line = _EXECUTION_LINE.match(message.strip())
+        if line is None:
+            continue
+        request, text = line["request"], line["text"]
+        if (found := _IS_CONNECTING.match(text)) is not None:
+            if found["agent"] in agents:
+                connecting[found["agent"]] = request
+        elif (found := _CONNECTED.match(text) or _REJECTED.match(text)) is not None:
+            finished[request] = found["connection"]
+        elif (found := _MESSAGE_DONE.match(text)) is not None:
+            execution_messages[found["connection"]] = execution_messages.get(found["connection"], 0) + 1
+        elif (found := _DISCONNECTED.match(text)) is not None:
+            disconnected.add(found["connection"])
+    connects = {agent: ConnectEnd(r, finished[r]) for agent, r in connecting.items() if r in finished}
+    messages = {
+        connection_id: max(execution_messages.get(connection_id, 0), access_messages.get(connection_id, 0))
+        for connection_id in execution_messages.keys() | access_messages.keys()
+    }
+    return GatewayEvidence(connecting, access_connects | connects, messages, frozenset(disconnected))
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value and value != "-" else None
+
+
+def connects_ended(evidence: GatewayEvidence, user_agents: Mapping[int, str]) -> set[int]:
+    """The clients whose ``$connect`` the logs show finished."""
+    return {client for client, agent in user_agents.items() if agent in evidence.connects}
+
+
+def logged_connection_ids(evidence: GatewayEvidence, user_agents: Mapping[int, str]) -> dict[int, str]:
+    """Each client's connection id as the gateway logged its connect (for finding its later requests)."""
+    ids = {}
+    for client, agent in user_agents.items():
+        end = evidence.connects.get(agent)
+        if end is not None and end.connection_id:
+            ids[client] = end.connection_id
+    return ids
+
+
+def disconnects_ended(evidence: GatewayEvidence, connection_ids: Mapping[int, str]) -> set[int]:
+    """The clients whose ``$disconnect`` the logs show finished."""
+    return {client for client, cid in connection_ids.items() if cid in evidence.disconnected}
+
+
+def messages_handled(
+    evidence: GatewayEvidence, connection_ids: Mapping[int, str], sent: Mapping[int, int]
+) -> set[int]:
+    """The senders whose latest message the logs show handled: as many logged as ``sent[client]`` so far.
+
+    Only the probe sends on its own connections, one frame at a time per action, so counting suffices.
+    """
+    return {
+        client
+        for client, count in sent.items()
+        if client in connection_ids and evidence.messages.get(connection_ids[client], 0) >= count
+    }
+
+
+def filter_terms(run_id: str, evidence: GatewayEvidence, connection_ids: Iterable[str]) -> list[str]:
+    """What to ask FilterLogEvents for: lines naming the run (user agents), its connects' request ids (their
+    closing lines) and its connection ids (messages, disconnects, access-log records)."""
+    return list(dict.fromkeys([run_id, *evidence.connecting.values(), *connection_ids]))
+
+
+def filter_patterns(terms: Sequence[str], limit: int = FILTER_PATTERN_MAX) -> list[str]:
+    """CloudWatch filter patterns matching a line with any of ``terms`` (``?"a" ?"b"``), each within
+    ``limit`` characters; one term alone is quoted without ``?``. Terms with a double quote are dropped."""
+    quoted = [f'"{term}"' for term in terms if term and '"' not in term]
+    if len(quoted) == 1:
+        return quoted
+    patterns: list[str] = []
+    current: list[str] = []
+    for term in quoted:
+        candidate = " ".join([*current, f"?{term}"])
+        if current and len(candidate) > limit:
+            patterns.append(" ".join(current))
+            current = []
+        current.append(f"?{term}")
+    if current:
+        patterns.append(" ".join(current))
+    return patterns
+
+
+def log_groups_for_stage(
+    api_id: str | None, stage: str | None, stage_answer: Mapping[str, Any] | None
+) -> tuple[dict[str, LogSource], str | None]:
+    """The log groups that can end the probe's waits, from a ``get_stage`` answer (None: not read), or why
+    there are none.
+
+    The execution log counts only at INFO (the closing lines are INFO); the access log wherever the stage
+    sends it. Without the answer the execution log's usual name is tried.
+    """
+    if not api_id or not stage:
+        return {}, "the API id and stage are unknown (a custom domain hides them)"
+    groups: dict[str, LogSource] = {}
+    level = None
+    access = None
+    if stage_answer is not None:
+        level = str((stage_answer.get("DefaultRouteSettings") or {}).get("LoggingLevel", "OFF"))
+        arn = (stage_answer.get("AccessLogSettings") or {}).get("DestinationArn")
+        if arn and ":log-group:" in str(arn):
+            access = str(arn).split(":log-group:", 1)[1].removesuffix(":*")
+    if level in (None, "INFO"):
+        groups[f"API-Gateway-Execution-Logs_{api_id}/{stage}"] = "execution"
+    if access is not None:
+        groups[access] = "access"
+    if not groups:
+        return {}, f"the stage logs no INFO execution lines (level {level}) and has no access log"
+    return groups, None
+
+
+# --------------------------------------------------------------------------------------------------
+# Waits: over on the event, on the evidence that it never comes, or at the bound
+
+
+def backoff_delays(initial_s: float, maximum_s: float, factor: float = 2.0) -> Iterator[float]:
+    """``initial, initial*factor, ...`` capped at ``maximum``: the pauses between polls, forever."""
+    delay = initial_s
+    while True:
+        yield min(delay, maximum_s)
+        delay = min(delay * factor, maximum_s)
+
+
+@dataclass(frozen=True)
+class WaitOutcome:
+    """How a wait ended for one client: ``seen`` at ``at``; ``never`` (``note`` names the evidence, then a
+    look after it found nothing); or ``bound``, the safety limit (``note``: why the logs could not end it)."""
+
+    end: Literal["seen", "never", "bound"]
+    at: float | None = None
+    note: str | None = None
+
+
+class _Wait:
+    """What both waits share: pending clients, a bound, log reads, and what the evidence said."""
+
+    def __init__(self, clients: Iterable[int], *, now: float, bound_s: float) -> None:
+        self.pending = set(clients)
+        self.started_at = now
+        self.bound_s = bound_s
+        self.deadline = now + bound_s
+        self.seen: dict[int, float] = {}
+        self.ended: dict[int, float] = {}  # when the probe learned the awaited event can no longer come
+        self.why: dict[int, str] = {}  # ... and from what
+        self.unreadable: str | None = None
+        self.missing: str | None = None
+        self.last_log_read: float | None = None
+
+    def given_up(self, now: float) -> set[int]:
+        raise NotImplementedError
+
+    def open(self, now: float) -> set[int]:
+        """The clients still waited for."""
+        return self.pending - self.seen.keys() - self.given_up(now)
+
+    def over(self, now: float) -> bool:
+        return not self.open(now) or now >= self.deadline
+
+    def next_log_read(self) -> float:
+        """When the logs may be read next: ``LOG_FIRST_READ_S`` into the wait, then every interval."""
+        last = self.last_log_read
+        return self.started_at + LOG_FIRST_READ_S if last is None else last + LOG_READ_INTERVAL_S
+
+    def wants_logs(self, now: float) -> bool:
+        """Whether reading the logs could end the wait sooner: someone is waited for without evidence."""
+        return self.unreadable is None and bool(self.open(now) - self.ended.keys())
+
+    def logs_due(self, now: float) -> bool:
+        """Whether to read the logs now: they could help, and it is not too soon."""
+        return self.wants_logs(now) and now >= self.next_log_read()
+
+    def logs_read(self, now: float, ended: Iterable[int], why: str) -> None:
+        """The logs were read at ``now``; they say the events of ``ended`` are over (``why``, in words)."""
+        self.last_log_read = now
+        self.mark_ended(now, ended, why)
+
+    def mark_ended(self, now: float, ended: Iterable[int], why: str) -> None:
+        """The events of ``ended`` can no longer come, as ``why`` says (learned at ``now``)."""
+        for client in set(ended) & self.pending:
+            if client not in self.seen and client not in self.ended:
+                self.ended[client], self.why[client] = now, why
+
+    def logs_unreadable(self, reason: str) -> None:
+        """The logs cannot say anything in this wait: it runs to its bound, and the rows say why."""
+        self.unreadable = reason
+
+    def logs_missing(self, reason: str | None) -> None:
+        """What the last read found missing (None: nothing); said if the wait then runs to its bound."""
+        self.missing = reason
+
+    def _bound(self) -> WaitOutcome:
+        reason = self.unreadable or self.missing
+        note = (
+            f"the gateway's logs could not be read: {reason}; so the probe waited its full {self.bound_s:g} s"
+            if reason
+            else None
+        )
+        return WaitOutcome("bound", self.deadline, note)
+
+
+class TableWait(_Wait):
+    """Waiting, per client, for something in the table: an item to appear, to reach the index, to go.
+
+    ``table_read(started, finished, now)`` after each read (``started``: when it began); ``logs_read`` when
+    the logs say a client's event is over; ``mark_ended`` for what is known never to come before any read
+    (an item the index cannot hold). A client is given up (``never``) once a read that began after its
+    evidence was learned still did not see it.
+    """
+
+    def __init__(self, clients: Iterable[int], *, now: float, bound_s: float, logs: bool = True) -> None:
+        super().__init__(clients, now=now, bound_s=bound_s)
+        self.never: dict[int, float] = {}
+        self.follows_logs = logs  # False: no log line can end this wait (the index)
+
+    def given_up(self, now: float) -> set[int]:
+        return set(self.never)
+
+    def table_read(self, started: float, finished: set[int], now: float) -> None:
+        for client in finished & self.pending:
+            self.seen.setdefault(client, now)
+        for client, ended_at in self.ended.items():
+            if client not in self.seen and ended_at <= started:
+                self.never.setdefault(client, now)
+
+    def logs_due(self, now: float) -> bool:
+        return self.follows_logs and super().logs_due(now)
+
+    def pause(self, now: float, backoff_s: float) -> float:
+        """How long to sleep before the next read: none when evidence awaits its confirming read, and no
+        longer than until the logs are due again (they are read after a table read)."""
+        waiting = self.open(now)
+        if any(client in waiting for client in self.ended):
+            return 0.0
+        moments = [now + backoff_s, self.deadline]
+        if self.follows_logs and self.wants_logs(now):
+            moments.append(self.next_log_read())
+        return max(0.0, min(moments) - now)
+
+    def outcome(self, client: int) -> WaitOutcome:
+        if client in self.seen:
+            return WaitOutcome("seen", self.seen[client])
+        if client in self.never:
+            return WaitOutcome("never", self.never[client], self.why[client])
+        return self._bound()
+
+
+class DeliveryWait(_Wait):
+    """Waiting for each sender's broadcast to reach every client that was open when it sent.
+
+    ``delivered(now, complete)`` after each look at the frames; ``mark_ended`` when a sender got an error
+    frame, ``logs_read`` when the logs show its message handled; such a sender is given up ``grace_s``
+    later if its broadcast still has not reached everyone.
+    """
+
+    def __init__(
+        self, senders: Iterable[int], *, now: float, bound_s: float, grace_s: float = DELIVERY_GRACE_S
+    ) -> None:
+        super().__init__(senders, now=now, bound_s=bound_s)
+        self.grace_s = grace_s
+
+    def given_up(self, now: float) -> set[int]:
+        return {s for s, at in self.ended.items() if s not in self.seen and now >= at + self.grace_s}
+
+    def delivered(self, now: float, complete: set[int]) -> None:
+        for sender in complete & self.pending:
+            self.seen.setdefault(sender, now)
+
+    def pause(self, now: float) -> float:
+        """How long to listen before looking again (a frame that arrives wakes the listener sooner)."""
+        waiting = self.open(now)
+        moments = [self.deadline]
+        moments += [at + self.grace_s for sender, at in self.ended.items() if sender in waiting]
+        if self.wants_logs(now):
+            moments.append(self.next_log_read())
+        return max(0.0, min(moments) - now)
+
+    def outcome(self, sender: int, now: float) -> WaitOutcome:
+        if sender in self.seen:
+            return WaitOutcome("seen", self.seen[sender])
+        if sender in self.given_up(now):
+            return WaitOutcome("never", self.ended[sender] + self.grace_s, self.why[sender])
+        return self._bound()
+
+
+# --------------------------------------------------------------------------------------------------
+# Verdicts: what each step's row says
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One row's verdict: ``ok`` (None: skipped), the words, and the numbers it carries."""
+
+    ok: bool | None
+    detail: str
+    latency_ms: float | None = None
+    http_status: int | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def _bounded(detail: str, outcome: WaitOutcome) -> str:
+    return f"{detail} ({outcome.note})" if outcome.note else detail
+
+
+def _never(detail: str, outcome: WaitOutcome, started_at: float, found: str) -> str:
+    after = (outcome.at if outcome.at is not None else started_at) - started_at
+    return f"{detail}: {outcome.note}, and a read after that {found} ({after:.1f} s in)"
+
+
+def stored_result(
+    outcome: WaitOutcome,
+    *,
+    table: str,
+    whose: str,
+    item: Mapping[str, str] | None,
+    tokenless: bool,
+    connected_at: float | None,
+    error: str | None,
+    bound_s: float,
+    started_at: float,
+) -> StepResult:
+    """``item-stored``: the item the handler stored for the client, or why there is none."""
+    if outcome.end == "seen" and item is not None:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(item.items()) if k != "connectionId")
+        if tokenless:
+            shown += " (told apart by connect order: the client sent no token)"
+        at = outcome.at if outcome.at is not None else started_at
+        return StepResult(True, f"item stored: {shown}", latency_ms=ms(at - (connected_at or at)))
+    if error:
+        return StepResult(False, error)
+    detail = f"no item for {whose} in {table}"
+    if outcome.end == "never":
+        return StepResult(False, _never(detail, outcome, started_at, "found none"))
+    return StepResult(False, _bounded(f"{detail} after {bound_s:g} s", outcome))
+
+
+def index_result(
+    outcome: WaitOutcome,
+    *,
+    index: str,
+    workspace: str,
+    stored_workspace: str | None,
+    error: str | None,
+    bound_s: float,
+    started_at: float,
+) -> StepResult:
+    """``index-visible``: the item found in the GSI under the probe's workspace, or why not."""
+    if outcome.end == "seen":
+        at = outcome.at if outcome.at is not None else started_at
+        return StepResult(True, f"in {index} under workspaceId={workspace}", latency_ms=ms(at - started_at))
+    if error:
+        return StepResult(False, error)
+    why = (
+        "; the stored item has no workspaceId, so the sparse index never holds it"
+        if stored_workspace is None
+        else f"; the stored item has workspaceId={stored_workspace}"
+        if stored_workspace != workspace
+        else ""
+    )
+    if outcome.end == "never":  # the item itself says so: no wait needed beyond one Query
+        return StepResult(False, f"not in {index} under workspaceId={workspace}{why}")
+    return StepResult(
+        False, _bounded(f"not in {index} under workspaceId={workspace} after {bound_s:g} s{why}", outcome)
+    )
+
+
+def removed_result(
+    outcome: WaitOutcome,
+    *,
+    table: str,
+    user: str | None,
+    by_user_unseen: bool,
+    since: float | None,
+    error: str | None,
+    bound_s: float,
+    started_at: float,
+) -> StepResult:
+    """``item-removed``: the item gone after the disconnect (``since``: the close), or still there.
+
+    ``by_user_unseen``: the client closed before its item was looked for, and no item was ever seen.
+    """
+    if outcome.end == "seen":
+        detail = "the item is gone"
+        if by_user_unseen:
+            detail = (
+                f"no item for user {user} in {table}; the client closed before the probe looked, so "
+                "removed and never stored look alike"
+            )
+        latency = ms(outcome.at - since) if since is not None and outcome.at is not None else None
+        return StepResult(True, detail, latency_ms=latency)
+    if error:
+        return StepResult(False, error)
+    if outcome.end == "never":
+        return StepResult(
+            False, _never(f"the item is still in {table}", outcome, started_at, "still found it")
+        )
+    return StepResult(
+        False, _bounded(f"the item is still in {table} {bound_s:g} s after the disconnect", outcome)
+    )
+
+
+def delivery_result(
+    expected: Sequence[int], got: Mapping[int, float], outcome: WaitOutcome, *, bound_s: float, grace_s: float
+) -> StepResult:
+    """``deliver-<action>``: which of the clients open at the send got the broadcast, with latencies."""
+    reached = [r for r in expected if r in got]
+    missing = [r for r in expected if r not in got]
+    detail = f"delivered to {len(reached)}/{len(expected)} other clients"
+    if reached:
+        detail += ": " + ", ".join(f"client {r} {got[r]:.1f} ms" for r in reached)
+    if missing:
+        clients = ", ".join(map(str, missing))
+        if outcome.end == "never":
+            detail += f"; nothing at client(s) {clients} within {grace_s:g} s after {outcome.note}"
+        else:
+            detail = _bounded(f"{detail}; nothing within {bound_s:g} s at client(s) {clients}", outcome)
+    latency = max(got[r] for r in reached) if reached else None
+    return StepResult(not missing, detail, latency_ms=latency)
+
+
+def send_result(
+    action: str, error_frame: str | None, *, echoed: bool, server_close: str | None
+) -> StepResult:
+    """``send-<action>``: the frame was written; it fails when the gateway answered with an error frame."""
+    notes = (
+        [f"the gateway answered with an error frame: {error_frame}"] if error_frame else [f"sent {action}"]
+    )
+    if echoed:
+        notes.append("the sender got its own broadcast back")
+    if server_close:
+        notes.append(server_close)
+    return StepResult(error_frame is None, "; ".join(notes))
+
+
+def oversize_result(size: int, close: Close | None, *, begin: float, waited_s: float) -> StepResult:
+    """``send-oversize``: a frame over 32 KB should make the gateway close with 1009."""
+    if close is None:
+        return StepResult(True, f"sent a {size:,}-byte frame; the connection stayed open for {waited_s:g} s")
+    return StepResult(
+        False,
+        f"sent a {size:,}-byte frame; {close.detail}",
+        latency_ms=ms(close.at - begin),
+        close_code=close.code,
+        close_reason=close.reason,
+    )
+
+
+def disconnect_result(close: Close | None, *, begin: float, now: float, close_s: float) -> StepResult:
+    """``disconnect``: the probe sent close 1000; the server's answer (or its silence)."""
+    if close is None:
+        return StepResult(
+            False,
+            f"sent close {CLOSE_NORMAL}; no close frame came back within {close_s:g} s",
+            latency_ms=ms(now - begin),
+        )
+    return StepResult(
+        close.code != ABNORMAL_CLOSURE,
+        f"sent close {CLOSE_NORMAL}; {close.detail}",
+        latency_ms=ms(close.at - begin),
+        close_code=close.code,
+        close_reason=close.reason,
+    )
+
+
+def closed_reason(*, closed_early: bool, close: Close | None) -> str:
+    """Why a client whose connection is closed skips what follows."""
+    if closed_early:
+        return "the client closed right after connecting (close_after_connect)"
+    if close is not None and close.by_server:
+        return close.detail
+    return "the connection is closed"
+
+
+# --------------------------------------------------------------------------------------------------
+# Rows
+
+
+class Rows:
+    """The run's rows, one per client and step: when the step started and its verdict; details are masked
+    (tokens) and clipped on the way in."""
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        self.tokens = list(tokens)
+        self.rows: dict[tuple[int, str], tuple[datetime, StepResult]] = {}
+
+    def add(self, client: int, step: str, started: datetime, result: StepResult) -> int:
+        """Record ``result`` as the row of ``client`` and ``step``; returns 1 (rows added)."""
+        shown = replace(result, detail=clip(mask_tokens(result.detail, self.tokens)))
+        self.rows[(client, step)] = (started, shown)
+        return 1
+
+    def skip(self, client: int, steps: Sequence[str], reason: str, started: datetime, **values: Any) -> int:
+        """Skipped rows for the ``steps`` of ``client`` not recorded yet; returns how many were added."""
+        added = 0
+        for step in steps:
+            if (client, step) not in self.rows:
+                added += self.add(client, step, started, StepResult(None, f"skipped: {reason}", **values))
+        return added
+
+    def has(self, client: int, step: str) -> bool:
+        return (client, step) in self.rows
+
+    def note(self, client: int, step: str, words: str) -> None:
+        """Append ``words`` to an existing row's detail."""
+        if (client, step) in self.rows:
+            started, result = self.rows[(client, step)]
+            if result.detail:
+                self.rows[(client, step)] = (
+                    started,
+                    replace(result, detail=clip(f"{result.detail}; {words}")),
+                )
+
+    def frame(self, clients: Mapping[int, tuple[str | None, str | None]]) -> pd.DataFrame:
+        """The rows as ``PROBE_COLUMNS`` in client, then ``STEPS`` order; ``clients`` gives each client's
+        ``(user_hash, connection_id)``."""
+        order = {step: position for position, step in enumerate(STEPS)}
+        records = []
+        for (index, step), (started, row) in sorted(
+            self.rows.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])
+        ):
+            hashed, connection_id = clients[index]
+            records.append(
+                {
+                    "client": index,
+                    "user_hash": hashed,
+                    "connection_id": connection_id,
+                    "step": step,
+                    "ok": row.ok,
+                    "http_status": row.http_status,
+                    "close_code": row.close_code,
+                    "close_reason": row.close_reason,
+                    "latency_ms": row.latency_ms,
+                    "detail": row.detail,
+                    "ts": pd.Timestamp(started),
+                }
+            )
+        return frames.from_rows(records, PROBE_COLUMNS)
+
+
+def summarise(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per step (in ``STEPS`` order): clients, ok, failed, skipped, p50/p95 of passed latencies."""
+    rows: list[dict[str, Any]] = []
+    if len(frame):
+        for step in [s for s in STEPS if s in set(frame["step"].dropna())]:
+            part = frame[frame["step"] == step]
+            ok = part["ok"].astype("boolean")
+            passed = part.loc[ok.fillna(False).astype(bool), "latency_ms"].dropna().astype(float)
+            rows.append(
+                {
+                    "step": step,
+                    "clients": int(part["client"].nunique()),
+                    "ok": int(ok.fillna(False).sum()),
+                    "failed": int((~ok).fillna(False).sum()),
+                    "skipped": int(ok.isna().sum()),
+                    "p50_ms": float(passed.quantile(0.5)) if len(passed) else None,
+                    "p95_ms": float(passed.quantile(0.95)) if len(passed) else None,
+                }
+            )
+    return frames.from_rows(rows, SUMMARY_COLUMNS)
