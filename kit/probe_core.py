@@ -9,9 +9,10 @@ apart by owner; how a row reads for each outcome (``StepResult``, ``Rows``); and
 A wait ends on the event it waits for, or when the evidence says the event will never come, and only
 otherwise at its bound, which remains as a safety limit:
 
-- the item (``item-stored``): the gateway's logs show the client's ``$connect`` ended (``is_connecting`` and
-  ``connected`` lines of its request in the execution log, or an access-log record carrying its user agent),
-  and a table read that started after those logs were read still finds no item;
+- the item (``item-stored``): the gateway's logs show the client's ``$connect`` ended (in the execution log,
+  the request whose ``Client [UserAgent: ...] is connecting`` line names the client's own user agent has its
+  ``connected ... successfully`` or ``rejected`` line; or an access-log record carries that user agent), and
+  a table read that started after those logs were read still finds no item;
 - the index entry (``index-visible``): an item without the probe's ``workspaceId`` can never be in the sparse
   index under it, so one Query settles it; an item with it waits for the index (eventually consistent);
 - the removal (``item-removed``): the logs show the connection's ``$disconnect`` ended, then one more read;
@@ -23,9 +24,11 @@ returned, so a write the handler made is done before the line exists; CloudWatch
 later (0.1 s in the lab, typically a second or more on AWS); and the probe's reads are strongly consistent
 (``ConsistentRead``), so a read that starts after the line was read sees every write made before it. The
 index is eventually consistent, which is why ``index-visible`` has no log evidence to end it early.
-Broadcasts travel from the gateway to the socket after the handler's ``@connections`` call returned, so a
-delivery wait keeps listening ``DELIVERY_GRACE_S`` after the evidence (loopback takes milliseconds; the
-evidence itself arrives at least one log batch after the frames left).
+Broadcasts leave the gateway while the handler runs (one ``@connections`` call each), so once the sender's
+message is logged as handled every frame it causes is on its way; a delivery wait still listens
+``DELIVERY_GRACE_S`` after learning that (loopback takes milliseconds, and the evidence itself comes at least
+one log batch after the frames left). No wait reads the logs before ``LOG_FIRST_READ_S``, nor more often
+than ``LOG_READ_INTERVAL_S``: waits that end on their event never pay for a read.
 
 When the logs cannot be read (no API id, logging off, no permission), a wait runs to its bound and its row
 says why. Lines are matched to clients only by facts that are the probe's own (its per-client user agent,
