@@ -277,7 +277,7 @@ def run_report(
             f"--scenario {scenario} only applies to the lab; drop it for --target {target}."
         )
     paths = resolve_notebooks(notebooks, notebooks_dir)
-    env_path = str(Path(env_file).resolve()) if env_file is not None else None
+    env_path = env_file_of(env_file, parameters)
     redactor = Redactor.from_environment(env_file=env_path, mask_emails=mask_emails)
     lab_needed, scenario = _lab_plan(target, scenario)
 
@@ -448,6 +448,13 @@ def _session_secrets(target: Any) -> list[str]:
         return [value for value in (credentials.secret_key, credentials.token) if value]
     except Exception:  # best effort: the environment and the env file are already covered
         return []
+
+
+def env_file_of(env_file: str | os.PathLike[str] | None, parameters: Mapping[str, Any] | None) -> str | None:
+    """The env file the notebooks will read, resolved: ``-p env_file=`` wins over ``--env-file``, as it does
+    for the notebooks, so the report's redactor knows the secrets of the file they actually read."""
+    given = (parameters or {}).get("env_file") or env_file
+    return str(Path(given).resolve()) if given else None
 
 
 def _common_parameters(
