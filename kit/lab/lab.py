@@ -43,11 +43,11 @@ from kit.lab.processes import die_with_parent
 from kit.lab.runtime import LambdaRuntime
 from kit.lab.supervisor import RESTARTING, STOPPED, EngineEvent, EngineSupervisor
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, PROJECT_ROOT, lab_file
-from kit.target import Target
+from kit.target import DEFAULT_LAB_REGION, Target
 
 log = logging.getLogger("kit.lab")
 
-DEFAULT_REGION = "us-east-2"
+DEFAULT_REGION = DEFAULT_LAB_REGION
 CONTROL_SERVICES = ("iam", "lambda", "apigatewayv2", "logs", "sts")
 
 
