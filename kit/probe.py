@@ -55,7 +55,7 @@ import websocket
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
-from kit import logs
+from kit import logs, probe_logs
 from kit import probe_core as core
 from kit.errors import AwsError, KitError, error_code
 from kit.probe_core import ProbePlan
@@ -188,17 +188,17 @@ class _GatewayLogs:
         self.run_id = plan.run_id
         self.user_agents = {i: core.client_user_agent(plan, i) for i in range(plan.clients)}
         self.start_ms = int((started_epoch_s - core.CLOCK_SKEW_S) * 1000)
-        self.groups: dict[str, core.LogSource] | None = None
+        self.groups: dict[str, probe_logs.LogSource] | None = None
         self.unreadable: str | None = None
         self.missing: str | None = None  # the groups the last read did not find
-        self.evidence = core.GatewayEvidence()
+        self.evidence = probe_logs.GatewayEvidence()
         self.limiter = logs.RateLimiter(burst=2)  # one read is a call per group; 2 groups, every 0.5 s
         self.client: Any = None
 
     def prepare(self) -> None:
         """Find the groups and build the client (before anything is timed); failures make them unreadable."""
         try:
-            self.groups, self.unreadable = core.log_groups_for_stage(
+            self.groups, self.unreadable = probe_logs.log_groups_for_stage(
                 self.target.api_id, self.target.stage, self._stage_answer()
             )
             if self.unreadable is None:
@@ -206,7 +206,7 @@ class _GatewayLogs:
         except KitError as exc:
             self.unreadable = str(exc)
 
-    def read(self, connection_ids: Iterable[str]) -> core.GatewayEvidence | None:
+    def read(self, connection_ids: Iterable[str]) -> probe_logs.GatewayEvidence | None:
         """What the logs say now (None: they cannot be read; ``unreadable`` says why).
 
         A read that finds new connects' request ids asks once more for their closing lines at once, rather
@@ -216,8 +216,8 @@ class _GatewayLogs:
             self.prepare()
         ids = list(connection_ids)
         for _ in range(2):
-            terms = core.filter_terms(self.run_id, self.evidence, ids)
-            patterns = core.filter_patterns(terms)
+            terms = probe_logs.filter_terms(self.run_id, self.evidence, ids)
+            patterns = probe_logs.filter_patterns(terms)
             if self.unreadable is None and len(patterns) > core.FILTER_PATTERNS_MAX:
                 self.unreadable = f"the probe follows at most {core.FILTER_PATTERNS_MAX} filter patterns' ids"
             if self.unreadable is not None or not self.groups:
@@ -225,21 +225,21 @@ class _GatewayLogs:
             lines = self._lines(self.groups, patterns)
             if lines is None:
                 return None
-            self.evidence = core.read_gateway_logs(lines, self.user_agents.values())
-            if set(core.filter_terms(self.run_id, self.evidence, ids)) <= set(terms):
+            self.evidence = probe_logs.read_gateway_logs(lines, self.user_agents.values())
+            if set(probe_logs.filter_terms(self.run_id, self.evidence, ids)) <= set(terms):
                 break
         return self.evidence
 
     def _lines(
-        self, groups: dict[str, core.LogSource], patterns: list[str]
-    ) -> list[tuple[core.LogSource, str]] | None:
+        self, groups: dict[str, probe_logs.LogSource], patterns: list[str]
+    ) -> list[tuple[probe_logs.LogSource, str]] | None:
         """Every event of ``groups`` since the run began that matches one of ``patterns``, once each.
 
         The access log is read only when there is no execution log to read: both say when a request ended,
         and FilterLogEvents calls share an account's quota of 5 a second.
         """
         end_ms = int((time.time() + core.CLOCK_SKEW_S) * 1000)
-        lines: dict[str, tuple[core.LogSource, str]] = {}
+        lines: dict[str, tuple[probe_logs.LogSource, str]] = {}
         missing = []
         try:
             for group, source in groups.items():
@@ -359,14 +359,14 @@ class _ProbeSession:
         ids = {c.index: c.connection_id for c in self.clients if c.connection_id}
         return self.logged_ids | ids
 
-    def evidence(self, wait: core.TableWait | core.DeliveryWait) -> core.GatewayEvidence | None:
+    def evidence(self, wait: core.TableWait | core.DeliveryWait) -> probe_logs.GatewayEvidence | None:
         """Read the stage's logs for ``wait``; None (and the wait told why) when they cannot be read."""
         evidence = self.logs.read(self.connection_ids().values())
         if evidence is None:
             wait.logs_unreadable(self.logs.unreadable or "unknown")
             return None
         wait.logs_missing(self.logs.missing)
-        self.logged_ids |= core.logged_connection_ids(evidence, self.logs.user_agents)
+        self.logged_ids |= probe_logs.logged_connection_ids(evidence, self.logs.user_agents)
         return evidence
 
     def new_table_wait(self, clients: Iterable[int], *, logs: bool = True) -> core.TableWait:
@@ -504,7 +504,7 @@ class _ProbeSession:
         def read_logs(wait: core.TableWait) -> None:
             evidence = self.evidence(wait)
             if evidence is not None:
-                ended = core.connects_ended(evidence, agents)
+                ended = probe_logs.connects_ended(evidence, agents)
                 wait.logs_read(time.monotonic(), ended, "the gateway's logs show its $connect finished")
 
         error = self.poll(wait, check, "Scan", read_logs)
@@ -634,7 +634,7 @@ class _ProbeSession:
                     continue
             evidence = self.evidence(wait)  # outside the lock: the receivers keep receiving meanwhile
             if evidence is not None:
-                handled = core.messages_handled(evidence, self.connection_ids(), counts)
+                handled = probe_logs.messages_handled(evidence, self.connection_ids(), counts)
                 wait.logs_read(
                     time.monotonic(), handled, "the gateway's logs show the sender's message handled"
                 )
@@ -755,7 +755,7 @@ class _ProbeSession:
             evidence = self.evidence(wait)
             if evidence is not None:
                 ids = self.connection_ids() | seen
-                ended = core.disconnects_ended(evidence, ids)
+                ended = probe_logs.disconnects_ended(evidence, ids)
                 wait.logs_read(time.monotonic(), ended, "the gateway's logs show its $disconnect finished")
 
         error = self.poll(wait, check, "GetItem", read_logs)

@@ -41,7 +41,16 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUTS = ProbeTimeouts(handshake_s=5, item_wait_s=2, delivery_wait_s=2)
 KIT = ROOT / "kit"
 # Every module of the diagnosis and of the evidence it reads (packages whole, so a new module is covered).
-EVIDENCE_MODULES = ("config.py", "iam.py", "policy.py", "logs.py", "probe.py", "probe_core.py", "frames.py")
+EVIDENCE_MODULES = (
+    "config.py",
+    "iam.py",
+    "policy.py",
+    "logs.py",
+    "probe.py",
+    "probe_core.py",
+    "probe_logs.py",
+    "frames.py",
+)
 EVIDENCE_PACKAGES = ("diagnose", "dynamo", "logparse")
 DIAGNOSIS_MODULES = tuple(
     sorted(
