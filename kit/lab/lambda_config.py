@@ -9,7 +9,8 @@ runtime can tell a changed configuration (a cold start) from the one it already 
 Log levels follow Lambda: with ``log_format="Text"`` Lambda refuses application and system log levels, so
 no level applies; with ``"JSON"`` each is INFO unless configured.
 
-Nothing here is specific to one language runtime beyond :data:`LAB_RUNTIMES`, the runtimes the lab can run.
+Nothing here is specific to one language runtime: which runtimes the lab runs is
+:mod:`kit.lab.lambda_runtimes`'s answer.
 This module must not do I/O or call AWS: the answer arrives as data.
 """
 
@@ -22,17 +23,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 from kit.errors import ConfigurationError
-from kit.lab import lambda_logs
+from kit.lab import lambda_logs, lambda_runtimes
 
 DEFAULT_ACCOUNT_ID: Final = "123456789012"
 DEFAULT_RUNTIME: Final = "python3.11"
 DEFAULT_TIMEOUT_S: Final = 3.0
 DEFAULT_MEMORY_MB: Final = 128
 MEMORY_RANGE_MB: Final = (128, 10240)
-
-# The runtime identifiers the lab can run, by prefix, and how to say so when a function uses another.
-LAB_RUNTIMES: Final = ("python3.",)
-LAB_RUNTIMES_TEXT: Final = "only Python runtimes (python3.x)"
 
 # Variables Lambda sets itself and refuses in a function's configuration.
 RESERVED_VARIABLES: Final = frozenset(
@@ -139,8 +136,9 @@ def _checked_log_format(function_name: str, value: str) -> lambda_logs.LogFormat
 def _refusal(config: FunctionConfig) -> str | None:
     """What Lambda (or the lab, for a runtime it cannot run) answers to this configuration, or None."""
     name = config.function_name
-    if not config.runtime.startswith(LAB_RUNTIMES):
-        return f"Function {name} uses runtime {config.runtime}; the lab runs {LAB_RUNTIMES_TEXT}."
+    unrunnable = lambda_runtimes.refusal(name, config.runtime)
+    if unrunnable is not None:
+        return unrunnable
     if config.timeout_s <= 0:
         return f"Function {name}: timeout must be positive, not {config.timeout_s}."
     low, high = MEMORY_RANGE_MB

@@ -32,7 +32,8 @@ ARN = "arn:aws:lambda:us-east-2:210987654321:function:connect"
         ({"log_level": "INFO"}, 'LogLevel is not supported when LogFormat is set to "Text"'),
         ({"log_format": "yaml"}, "log format 'yaml'"),
         ({"log_format": "JSON", "log_level": "LOUD"}, "application log level 'LOUD'"),
-        ({"runtime": "nodejs20.x"}, "only Python runtimes"),
+        ({"runtime": "java17"}, "uses runtime java17; the lab runs Python runtimes"),
+        ({"runtime": "nodejs16.x"}, "uses runtime nodejs16.x"),
         ({"memory_mb": 64}, "outside Lambda's 128-10240 MB"),
         ({"timeout_s": 0}, "timeout must be positive"),
     ],
@@ -96,6 +97,8 @@ def test_every_reserved_variable_is_refused(variable: str) -> None:
             {"environment": {"AWS_LAMBDA_LOG_LEVEL": "DEBUG"}}, id="a level through the environment"
         ),
         pytest.param({"environment": {"AWS_ENDPOINT_URL": "http://x"}}, id="an endpoint of its own"),
+        pytest.param({"runtime": "nodejs18.x"}, id="the oldest Node.js runtime the lab runs"),
+        pytest.param({"runtime": "nodejs22.x"}, id="the newest Node.js runtime the lab runs"),
         pytest.param(
             {"log_format": "JSON", "log_level": "trace", "system_log_level": "debug"}, id="lower case"
         ),
