@@ -60,6 +60,25 @@ def python_defaults(python_executable: str, project_root: str | Path) -> Runtime
     )
 
 
+def node_defaults(node_executable: str, project_root: str | Path, task_root: str) -> RuntimeDefaults:
+    """The Node.js runtime's: ``node``'s directory first on PATH, and Lambda's ``NODE_PATH``, which the
+    ``bootstrap`` sets only when the function has not: the SDK the runtime provides (the project's
+    ``node_modules``, where ``make`` installs it; Lambda's ``/var/runtime/node_modules``), then the task root.
+    A function's own ``node_modules`` comes first anyway: Node looks beside the module before NODE_PATH."""
+    return RuntimeDefaults(
+        overridable={
+            "PATH": f"{PurePath(node_executable).parent}:{SYSTEM_PATH}",
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "NODE_PATH": f"{PurePath(project_root) / 'node_modules'}:{task_root}",
+            # The SDK the lab provides (pinned by npm) is newer than the one Lambda's images carry and warns
+            # on every cold start under Node < 22, as an ERROR line Lambda's own SDK does not write
+            # [inferred]. A function that sets it otherwise gets the warning back.
+            "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED": "true",
+        },
+    )
+
+
 def task_root(config: FunctionConfig, project_root: str | Path) -> str:
     """Lambda's ``/var/task`` (the working directory, first on the search path): the function's code
     directory, or the project root when it has none, so ``kit.handler.app`` imports."""

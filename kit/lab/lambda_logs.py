@@ -277,15 +277,23 @@ RUNTIME_VERSIONS: Final = {
     "python3.11": "python:3.11.v60",
     "python3.12": "python:3.12.v50",
     "python3.13": "python:3.13.v43",
+    "nodejs18.x": "nodejs:18.v62",
+    "nodejs20.x": "nodejs:20.v75",
+    "nodejs22.x": "nodejs:22.v48",
 }
 
 
 def runtime_version(runtime: str) -> str:
-    """``python3.11`` → ``python:3.11.v60`` (the ``Runtime Version`` of INIT_START)."""
+    """``python3.11`` → ``python:3.11.v60``, ``nodejs20.x`` → ``nodejs:20.v75`` (INIT_START's ``Runtime
+    Version``)."""
     known = RUNTIME_VERSIONS.get(runtime)
     if known:
         return known
-    return f"{runtime[:6]}:{runtime[6:]}.v1" if runtime.startswith("python") else f"{runtime}.v1"
+    if runtime.startswith("python"):
+        return f"{runtime[:6]}:{runtime[6:]}.v1"
+    if runtime.startswith("nodejs"):
+        return f"nodejs:{runtime[6:].removesuffix('.x')}.v1"
+    return f"{runtime}.v1"
 
 
 def runtime_version_arn(region: str, version: str) -> str:

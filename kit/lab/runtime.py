@@ -1,13 +1,15 @@
-"""The lab's Lambda runtime: runs a function's Python code the way Lambda does, without Docker.
+"""The lab's Lambda runtime: runs a function's Python or Node.js code the way Lambda does, without Docker.
 
 This is the process pool, a shell around pure decisions: what a function's configuration says
 (:mod:`kit.lab.lambda_config`), the environment its process starts with (:mod:`kit.lab.lambda_environment`),
 and how each invocation is written up, its log lines and its result (:mod:`kit.lab.lambda_invocation`, with
 the formats of :mod:`kit.lab.lambda_logs`). Here: processes, pipes, clocks and the pool.
 
-Each execution environment is a worker process (``kit.lab.runtime_worker``) started with the function's
-environment only; it imports the handler once (a cold start, timed as Init Duration) and then serves one
-request at a time, keeping module state warm. When every environment of a function is busy another is
+Each execution environment is a worker process started with the function's environment only: for Python,
+``kit.lab.runtime_worker`` on the lab's interpreter; for Node.js (:mod:`kit.lab.lambda_runtimes` says which
+runtimes), ``runtime_worker.mjs`` on the machine's ``node`` with Lambda's flags, asked once for its version.
+It loads the handler once (a cold start, timed as Init Duration) and then serves one request at a time,
+keeping module state warm. When every environment of a function is busy another is
 started (a new log stream), up to a cap, then requests queue. A request that outlives the function's timeout
 gets its environment killed, as Lambda does; so does any environment whose configuration ``revision`` is no
 longer the function's, so the next request after an update is a cold start. An environment that dies while
@@ -34,6 +36,7 @@ import json
 import logging
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,7 +52,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kit.errors import ConfigurationError, EngineError
-from kit.lab import lambda_environment, lambda_logs
+from kit.lab import lambda_environment, lambda_logs, lambda_runtimes
 from kit.lab.lambda_config import FunctionConfig
 from kit.lab.lambda_environment import LambdaCredentials
 from kit.lab.lambda_invocation import (
@@ -61,6 +64,7 @@ from kit.lab.lambda_invocation import (
     report_for,
 )
 from kit.lab.lambda_logs import LogEvent
+from kit.lab.lambda_runtimes import NodeMachine
 from kit.lab.processes import die_with_parent
 from kit.local import PROJECT_ROOT
 
@@ -69,6 +73,7 @@ log = logging.getLogger("kit.lab.runtime")
 LogSink = Callable[[str, str, list[LogEvent]], None]
 """Receives ``(log_group, log_stream, events)``; events are in order with non-decreasing timestamps."""
 
+NODE_WORKER = Path(__file__).with_name("runtime_worker.mjs")
 DEFAULT_MAX_WORKERS_PER_FUNCTION = 10
 INIT_TIMEOUT_S = 10.0  # Lambda's limit on the init phase of on-demand functions
 
@@ -328,6 +333,7 @@ class LambdaRuntime:
         max_workers_per_function: int = DEFAULT_MAX_WORKERS_PER_FUNCTION,
         init_timeout_s: float = INIT_TIMEOUT_S,
         python_executable: str | None = None,
+        node_executable: str | None = None,
         project_root: Path | None = None,
     ) -> None:
         if max_workers_per_function < 1:
@@ -336,6 +342,9 @@ class LambdaRuntime:
         self._cap = max_workers_per_function
         self._init_timeout_s = init_timeout_s
         self._python = python_executable or sys.executable
+        self._node_executable = node_executable
+        self._node: NodeMachine | None = None  # asked once, on the first Node.js cold start
+        self._mismatch_said: set[str] = set()
         self._project_root = project_root or PROJECT_ROOT
         self._defaults = lambda_environment.python_defaults(self._python, self._project_root)
         self._lock = threading.Condition()
@@ -575,25 +584,34 @@ class LambdaRuntime:
     def _spawn(self, job: _Job, stream: str) -> _Worker:
         """Runs on the spawner thread only (see ``__init__``)."""
         config = job.config
+        task_root = lambda_environment.task_root(config, self._project_root)
+        is_node = lambda_runtimes.family(config.runtime) == "node"
+        node = self._node_machine(config.runtime) if is_node else None
+        if node is None:
+            defaults = self._defaults
+        else:
+            defaults = lambda_environment.node_defaults(node.executable, self._project_root, task_root)
         tmp_dir = tempfile.TemporaryDirectory(prefix="kit-lambda-")
         environment = lambda_environment.worker_environment(
             config,
-            self._defaults,
+            defaults,
             log_stream=stream,
             credentials=job.credentials,
             extra_env=job.extra_env,
-            task_root=lambda_environment.task_root(config, self._project_root),
+            task_root=task_root,
             tmp_dir=tmp_dir.name,
         )
         requests_read, requests_write = os.pipe()
         events_read, events_write = os.pipe()
+        if node is None:
+            program = [self._python, "-s", "-X", "utf8", "-m", "kit.lab.runtime_worker"]
+        else:
+            arguments = lambda_runtimes.node_arguments(
+                config.runtime, config.memory_mb, node, environment.get("NODE_OPTIONS", "")
+            )
+            program = [node.executable, *arguments, str(NODE_WORKER)]
         command = [
-            self._python,
-            "-s",
-            "-X",
-            "utf8",
-            "-m",
-            "kit.lab.runtime_worker",
+            *program,
             "--requests",
             str(requests_read),
             "--events",
@@ -620,7 +638,7 @@ class LambdaRuntime:
             tmp_dir.cleanup()
             raise EngineError(
                 f"Could not start a worker process for function {config.function_name} "
-                f"with {self._python} in {environment['LAMBDA_TASK_ROOT']}: {exc}."
+                f"with {program[0]} in {environment['LAMBDA_TASK_ROOT']}: {exc}."
             ) from exc
         finally:
             # The child has its copies; ours would keep the pipes open after the child died.
@@ -644,6 +662,36 @@ class LambdaRuntime:
             tmp_dir=tmp_dir,
             started=started,
         )
+
+    def _node_machine(self, runtime: str) -> NodeMachine:
+        """The machine's ``node``, asked once; a differing major version is said once per runtime.
+
+        Runs on the spawner thread only, so the cache needs no lock.
+        """
+        if self._node is None:
+            executable = self._node_executable or shutil.which("node")
+            if executable is None:
+                raise EngineError(lambda_runtimes.missing_tool(runtime, lambda _name: None) or "no node")
+            try:
+                probe = subprocess.run(
+                    [executable, "-e", lambda_runtimes.NODE_PROBE_SCRIPT],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    env={"PATH": lambda_environment.SYSTEM_PATH},
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise EngineError(f"Could not ask {executable} for its version: {exc}.") from exc
+            try:
+                self._node = lambda_runtimes.node_machine(executable, probe.stdout)
+            except ConfigurationError as exc:
+                raise EngineError(str(exc)) from exc
+        mismatch = lambda_runtimes.version_mismatch(runtime, self._node)
+        if mismatch is not None and runtime not in self._mismatch_said:
+            self._mismatch_said.add(runtime)
+            log.warning("The lab's Lambda runtime: %s", mismatch)
+        return self._node
 
     def _forget(self, worker: _Worker) -> None:
         with self._lock:

@@ -253,3 +253,29 @@ def test_environment_fingerprint(
 
 def test_environment_fingerprint_holds_no_secret() -> None:
     assert "secret" not in environment_fingerprint(CREDENTIALS, {"TOKEN": "secret"})
+
+
+def node_environ_of(config: FunctionConfig) -> dict[str, str]:
+    return worker_environment(
+        config,
+        lambda_environment.node_defaults("/opt/node/bin/node", "/project", "/code"),
+        log_stream="s",
+        credentials=None,
+        extra_env=None,
+        task_root="/code",
+        tmp_dir="/tmp/x",
+    )
+
+
+def test_node_defaults_follow_the_bootstrap() -> None:
+    environ = node_environ_of(function(runtime="nodejs20.x", handler="index.handler", code_path="/code"))
+    assert environ["PATH"] == f"/opt/node/bin:{lambda_environment.SYSTEM_PATH}"
+    assert environ["NODE_PATH"] == "/project/node_modules:/code"  # the provided SDK, then the task root
+    assert (environ["TZ"], environ["LANG"]) == (":UTC", "en_US.UTF-8")
+    assert environ["AWS_EXECUTION_ENV"] == "AWS_Lambda_nodejs20.x"
+    assert "PYTHONPATH" not in environ
+
+
+def test_node_path_is_set_only_when_the_function_has_none() -> None:
+    environ = node_environ_of(function(runtime="nodejs20.x", environment={"NODE_PATH": "/opt/mine"}))
+    assert environ["NODE_PATH"] == "/opt/mine"

@@ -168,6 +168,8 @@ def test_log_stream_name(created: datetime, version: str, environment_id: str, e
 def test_runtime_version_and_arn() -> None:
     assert lambda_logs.runtime_version("python3.11") == "python:3.11.v60"
     assert re.fullmatch(r"python:3\.14\.v\d+", lambda_logs.runtime_version("python3.14"))
+    assert lambda_logs.runtime_version("nodejs20.x") == "nodejs:20.v75"  # the shape seen in CloudWatch
+    assert re.fullmatch(r"nodejs:24\.v\d+", lambda_logs.runtime_version("nodejs24.x"))
     arn = lambda_logs.runtime_version_arn("eu-west-2", "python:3.11.v60")
     assert re.fullmatch(r"arn:aws:lambda:eu-west-2::runtime:[0-9a-f]{64}", arn)
     assert arn == lambda_logs.runtime_version_arn("eu-west-2", "python:3.11.v60")  # stable
