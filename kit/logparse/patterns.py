@@ -234,6 +234,12 @@ CLIENT_ERROR: Final = re.compile(
 )
 """botocore's ClientError text: groups whole text, error code, operation."""
 
+SDK_ERROR_MARK: Final = "Exception: "
+SDK_ERROR: Final = re.compile(r"(\b([A-Z][A-Za-z0-9]*Exception): [^\r\n]*)")
+"""An AWS SDK for JavaScript v3 error as a Node handler prints it (``console.log(msg, err)`` or
+``${err}``): ``ResourceNotFoundException: Cannot do operations on a non-existent table``. Groups whole
+text, error code. Read after botocore's text, so a Python line keeps the operation its text names."""
+
 IAM_DENIED_MARK: Final = "not authorized to perform: "
 IAM_DENIED: Final = re.compile(r"not authorized to perform: [a-z0-9-]+:([A-Za-z0-9_]+)")
 

@@ -270,6 +270,11 @@ def _scan_lambda_text(line: _Line) -> None:
             line.put("error_message", found.group(1))
             line.put("app_error_code", found.group(2))
             line.put("aws_operation", found.group(3))
+    if p.SDK_ERROR_MARK in text:
+        found = p.SDK_ERROR.search(text)
+        if found is not None:
+            line.put("error_message", found.group(1))
+            line.put("app_error_code", found.group(2))
     if p.IAM_DENIED_MARK in text:
         found = p.IAM_DENIED.search(text)
         line.put("aws_operation", found.group(1) if found else None)

@@ -446,6 +446,47 @@ NODE_RUNTIME = [
         "Uncaught Exception during init (request id undefined)",
     ),
     case(
+        f"2023-04-14T09:23:16.008Z\t{RID}\tINFO\tError handling WebSocket event: ResourceNotFoundException: "
+        "Cannot do operations on a non-existent table\n    at AwsJson1_0Protocol.handleError (index.js:263:27) "
+        "{\n  '$fault': 'client',\n  __type: 'com.amazonaws.dynamodb.v20120810#ResourceNotFoundException'\n}\n",
+        expect(
+            "lambda",
+            "app",
+            request_id=RID,
+            level="INFO",
+            app_outcome="error",
+            app_error_code="ResourceNotFoundException",
+            error_message="ResourceNotFoundException: Cannot do operations on a non-existent table",
+        ),
+        "the seed's catch-all printing an SDK v3 error object (console.log(msg, err))",
+    ),
+    case(
+        f"2023-04-14T09:23:16.008Z\t{RID}\tINFO\tError handling WebSocket event: AccessDeniedException: User: "
+        "arn:aws:sts::123456789012:assumed-role/r/f is not authorized to perform: dynamodb:PutItem on resource: t\n",
+        expect(
+            "lambda",
+            "app",
+            request_id=RID,
+            level="INFO",
+            app_outcome="error",
+            app_error_code="AccessDeniedException",
+            aws_operation="PutItem",
+            error_message="AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/r/f is not "
+            "authorized to perform: dynamodb:PutItem on resource: t",
+        ),
+        "an SDK v3 error as text (${err}): the operation from IAM's words",
+    ),
+    case(
+        f"2023-04-14T09:23:16.008Z\t{RID}\tINFO\tsaw an exception: nothing named\n",
+        expect("lambda", "app", request_id=RID, level="INFO"),
+        "'exception: ' without an error name before it",
+    ),
+    case(
+        f"2023-04-14T09:23:16.008Z\t{RID}\tINFO\tMyException:no space\n",
+        expect("lambda", "app", request_id=RID, level="INFO"),
+        "an error name not followed by ': '",
+    ),
+    case(
         f"2023-04-14T09:23:16.008Z\t{RID}\tERROR\tInvoke Error \tsomething bad\nmore\n",
         expect("lambda", "error", request_id=RID, level="ERROR", error_message="something bad"),
         "Invoke Error without JSON",

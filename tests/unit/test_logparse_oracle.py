@@ -141,6 +141,9 @@ def line(draw: st.DrawFn) -> str:
             f"[INFO]\t{at}\t{rid}\tError handling WebSocket event: An error occurred (AccessDeniedException) "
             f"when calling the PutItem operation: User: x is not authorized to perform: dynamodb:PutItem\n"
         ),
+        lambda: (
+            f"{at}\t{rid}\tINFO\tError handling WebSocket event: ResourceNotFoundException: {draw(words)}\n"
+        ),
         lambda: f"[INFO]\t{at}\t{rid}\tConnection attempt {cid} for workspace w1\n",
         lambda: f"[INFO]\t{at}\t{rid}\tStored connection {cid}\n",
         lambda: (

@@ -81,6 +81,8 @@ TRICKY = [
     "(abc) Execution failed due to configuration error: Invalid permissions on Lambda function\n",
     "(abc) Execution failed",
     "Stored connection L0SM9cOFvHcCIhw= \u00a0",
+    "x.ÄException: y",  # a word character to Python, not to RE2's ASCII \b
+    "ResourceNotFoundException: a\rb",
 ]
 
 
@@ -102,6 +104,8 @@ FRAGMENTS = [
     "Stored connection ",
     "connectionId",
     "An error occurred (",
+    "AccessDeniedException: ",
+    "Exception: ",
     ") when calling the PutItem operation",
     "Execution failed",
     "Client [Connection Id: ",

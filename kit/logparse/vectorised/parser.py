@@ -91,6 +91,7 @@ def _extract_one(texts: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
 
 _SCAN_MARKS = (
     p.CLIENT_ERROR_MARK,
+    p.SDK_ERROR_MARK,
     p.IAM_DENIED_MARK,
     p.SEED_ERROR_MARK,
     p.SEED_STORED_MARK,
@@ -707,6 +708,7 @@ class _Parser:
         self._scan(
             texts, p.CLIENT_ERROR_MARK, p.CLIENT_ERROR, ("error_message", "app_error_code", "aws_operation")
         )
+        self._scan(texts, p.SDK_ERROR_MARK, p.SDK_ERROR, ("error_message", "app_error_code"))
         self._scan(texts, p.IAM_DENIED_MARK, p.IAM_DENIED, ("aws_operation",))
         seed_error = texts.str.contains(p.SEED_ERROR_MARK, regex=False).to_numpy(dtype=bool, na_value=False)
         self.out.put_constant("app_outcome", rows[seed_error], "error")
