@@ -84,6 +84,7 @@ def console_line(message: str) -> tuple[str, str, str]:
 
 
 def test_cold_start_then_warm(runtime: LambdaRuntime, sink: RecordingSink) -> None:
+    """Row: platform lines."""
     config = node("probe.counter")
     first = runtime.invoke(config, {})
     second = runtime.invoke(config, {})
@@ -174,6 +175,7 @@ def test_context_object(runtime: LambdaRuntime) -> None:
     ],
 )
 def test_handler_resolution(runtime: LambdaRuntime, handler: str, payload: Any) -> None:
+    """Row: handler resolution and module kinds."""
     result = runtime.invoke(node(handler), {})
     assert (result.kind, result.payload) == ("response", payload)
 
@@ -203,6 +205,7 @@ def test_handler_resolution(runtime: LambdaRuntime, handler: str, payload: Any) 
 def test_init_errors(
     runtime: LambdaRuntime, sink: RecordingSink, handler: str, error_type: str, message: str
 ) -> None:
+    """Row: init errors."""
     result = runtime.invoke(node(handler), {})
 
     assert result.kind == "init-error"
@@ -229,6 +232,7 @@ def test_init_errors(
 def test_invoke_error_is_logged_and_answered_as_lambda_does(
     runtime: LambdaRuntime, sink: RecordingSink
 ) -> None:
+    """Row: Invoke Error record."""
     result = runtime.invoke(node("probe.fail"), {"message": "connectionId missing"})
 
     assert result.kind == "function-error" and result.function_error == "Unhandled"
@@ -257,6 +261,7 @@ def test_a_thrown_string(runtime: LambdaRuntime) -> None:
 
 
 def test_callback_waits_for_the_empty_event_loop(runtime: LambdaRuntime, sink: RecordingSink) -> None:
+    """Row: callbackWaitsForEmptyEventLoop."""
     result = runtime.invoke(node("probe.callbackWaits"), {})
     assert result.payload == {"answered": True}
     events = sink.for_request(result)
@@ -270,6 +275,7 @@ def test_callback_waits_for_the_empty_event_loop(runtime: LambdaRuntime, sink: R
 def test_callback_without_waiting_leaves_work_for_the_next_invocation(
     runtime: LambdaRuntime, sink: RecordingSink
 ) -> None:
+    """Row: work left running after the answer."""
     config = node("probe.callbackNoWait")
     first = runtime.invoke(config, {})
     assert first.payload == {"answered": True}
@@ -327,6 +333,7 @@ def test_marshal_failure(runtime: LambdaRuntime) -> None:
 
 
 def test_unhandled_rejection(runtime: LambdaRuntime, sink: RecordingSink) -> None:
+    """Row: unhandled rejection."""
     config = node("probe.rejectsUnhandled")
     result = runtime.invoke(config, {})
 
@@ -352,6 +359,7 @@ def test_uncaught_exception_during_an_invoke(runtime: LambdaRuntime, sink: Recor
 
 
 def test_process_exit_is_a_runtime_exit_error(runtime: LambdaRuntime, sink: RecordingSink) -> None:
+    """Row: process exit in a handler."""
     result = runtime.invoke(node("probe.exitProcess"), {})
     assert result.error_type == "Runtime.ExitError"
     assert (
@@ -368,6 +376,7 @@ def test_process_exit_is_a_runtime_exit_error(runtime: LambdaRuntime, sink: Reco
 def test_a_handler_that_loops_forever_is_ended_at_its_timeout(
     runtime: LambdaRuntime, sink: RecordingSink
 ) -> None:
+    """Row: a handler that never yields."""
     config = node("probe.loopForever", timeout_s=1)
     result = runtime.invoke(config, {})
     assert result.kind == "timeout"
@@ -387,6 +396,7 @@ def test_a_handler_that_loops_forever_is_ended_at_its_timeout(
 
 
 def test_console_in_text_format(runtime: LambdaRuntime, sink: RecordingSink) -> None:
+    """Row: console line format."""
     result = runtime.invoke(node("probe.logs"), {})
     events = sink.for_request(result)
     start = events.index(f"START RequestId: {result.request_id} Version: $LATEST\n")
@@ -417,6 +427,7 @@ def test_log_level_through_the_environment_applies_in_text_format(
 
 
 def test_console_in_json_format(runtime: LambdaRuntime, sink: RecordingSink) -> None:
+    """Row: log level and JSON format."""
     config = node("json-package/index.handler", log_format="JSON", log_level="INFO", system_log_level="WARN")
     result = runtime.invoke(config, {})
     records = [json.loads(m) for m in sink.for_request(result)]
@@ -437,6 +448,7 @@ def test_console_in_json_format(runtime: LambdaRuntime, sink: RecordingSink) -> 
 def test_sdk_reaches_the_lab_through_the_endpoint_variables(
     runtime: LambdaRuntime, dynamodb: Any, dynamodb_engine: Any, table_name: str
 ) -> None:
+    """Row: environment and SDK."""
     from kit.dynamo import schema
 
     schema.create_table(dynamodb, name=table_name)
