@@ -159,7 +159,9 @@ Handler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
 """A Lambda entry point: ``handler(event, context)`` → the proxy response."""
 
 HANDLERS: Final[Mapping[str, Handler]] = {"seed": seed.handler, "fixed": app.handler}
-HANDLER_LOGGERS: Final = (seed.__name__, app.LOGGER_NAME)
+# The kit's handlers log here when they run in this kernel; functions run in the lab's Lambda runtime
+# (kit.dynamo.lambda_handlers) have their lines handed back on the last one.
+HANDLER_LOGGERS: Final = (seed.__name__, app.LOGGER_NAME, "kit.dynamo.lambda_handlers")
 # The Python runtime's root logger level on Lambda without AWS_LAMBDA_LOG_LEVEL: lines below it are lost.
 LAMBDA_DEFAULT_LEVEL: Final = logging.WARNING
 
@@ -300,7 +302,9 @@ def _log_summary(records: Sequence[logging.LogRecord]) -> tuple[str | None, bool
         return None, None, None
     # The last line at the highest level: the seed's error line comes after its "Connection attempt" line.
     top = max(reversed(records), key=lambda record: record.levelno)
-    return top.levelname, top.levelno >= LAMBDA_DEFAULT_LEVEL, top.getMessage()[:240]
+    # A line from a function run in the lab's runtime says itself whether it reached CloudWatch.
+    kept = getattr(top, "lambda_kept", top.levelno >= LAMBDA_DEFAULT_LEVEL)
+    return top.levelname, bool(kept), top.getMessage()[:240]
 
 
 def _clip(text: str, limit: int = 240) -> str:

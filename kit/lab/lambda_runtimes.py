@@ -52,12 +52,12 @@ def refusal(function_name: str, runtime: str) -> str | None:
     return f"Function {function_name} uses runtime {runtime}; the lab runs {LAB_RUNTIMES_TEXT}."
 
 
-def missing_tool(runtime: str, which: Callable[[str], str | None] = shutil.which) -> str | None:
+def missing_tool(runtime: str, which: Callable[[str], str | None] | None = None) -> str | None:
     """What the machine lacks to run ``runtime`` (one line with the next step), or None.
 
     Python runs on the lab's own interpreter, so only Node.js can be missing.
     """
-    if family(runtime) == "node" and which("node") is None:
+    if family(runtime) == "node" and (which or shutil.which)("node") is None:
         return (
             f"runtime {runtime} needs Node.js: no `node` on PATH; install Node.js "
             f"{NODE_RUNTIMES[runtime]} (or any recent one) and try again."
