@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,17 +40,31 @@ from kit.errors import ConfigurationError
 from kit.lab import lambda_config, lambda_runtimes
 from kit.lab.lambda_config import FunctionConfig
 from kit.lab.lambda_environment import LambdaCredentials
+from kit.lab.provision import HANDLER_DIR
 from kit.lab.runtime import LambdaRuntime
 from kit.target import Target
 
 LOGGER_NAME: Final = "kit.dynamo.lambda_handlers"
-HANDLER_DIR: Final = Path(__file__).resolve().parents[1] / "handler"
 PYTHON_RUNTIME: Final = "python3.12"  # what "python" means for code run in the lab's runtime
 FUNCTION_TIMEOUT_S: Final = 10.0
 
 # The variables of the call's environment a function gets as its own configuration; the rest of what it
-# needs (credentials, the DynamoDB endpoint) arrives as Lambda gives it, not as configured variables.
-FUNCTION_VARIABLES: Final = ("TABLE_NAME", "TABLE_REGION", "AUTH_MODE", "INDEX_NAME")
+# needs (credentials, the lab's endpoints) arrives as Lambda gives it, not as configured variables.
+FUNCTION_VARIABLES: Final = (
+    "TABLE_NAME",
+    "TABLE_REGION",
+    "INDEX_NAME",
+    "AUTH_MODE",
+    "AUTH_SECRET",
+    "MANAGEMENT_ENDPOINT",
+    "AWS_LAMBDA_LOG_LEVEL",
+)
+ENDPOINT_VARIABLES: Final = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI")
+# A console line's message after the runtime's prefix: Node's ``<time>\t<id>\t<LEVEL>\t`` or Python's
+# ``[LEVEL]\t<time>\t<id>\t``.
+_CONSOLE_PREFIX: Final = re.compile(
+    r"(?:\d{4}-[^\t]*Z\t[^\t]*\t[A-Z]+\t|\[[A-Z]+\]\t[^\t]*Z\t[^\t]*\t)(.*)", re.S
+)
 
 # Lambda's console level names → logging's, for the records handed back.
 _LEVELS: Final = {
@@ -114,7 +129,7 @@ def choose(runtime: str, function_path: str = "", function_handler: str = "") ->
 Handler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
 
 
-class _Sink:
+class Sink:
     """Keeps each request's CloudWatch events until its handler call reads them."""
 
     def __init__(self) -> None:
@@ -148,7 +163,10 @@ def _hand_back(events: list[dict[str, Any]], log_group: str) -> None:
             if line["level"] is not None
             else logging.INFO
         )
-        logger.log(level, "%s", str(line["message"]).rstrip("\n"), extra={"lambda_kept": True})
+        text = str(line["message"])
+        prefixed = _CONSOLE_PREFIX.fullmatch(text)
+        message = (prefixed.group(1) if prefixed else text).rstrip("\n")
+        logger.log(level, "%s", message, extra={"lambda_kept": True})
 
 
 def _call_environment() -> tuple[dict[str, str], LambdaCredentials | None, dict[str, str]]:
@@ -158,11 +176,13 @@ def _call_environment() -> tuple[dict[str, str], LambdaCredentials | None, dict[
     credentials = (
         LambdaCredentials(key_id, secret, os.environ.get("AWS_SESSION_TOKEN")) if key_id and secret else None
     )
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-    return variables, credentials, ({"AWS_ENDPOINT_URL_DYNAMODB": endpoint} if endpoint else {})
+    endpoints = {name: os.environ[name] for name in ENDPOINT_VARIABLES if os.environ.get(name)}
+    return variables, credentials, endpoints
 
 
-def _handler(runtime: LambdaRuntime, sink: _Sink, code: HandlerCode, region: str) -> Handler:
+def runtime_handler(runtime: LambdaRuntime, sink: Sink, code: HandlerCode, region: str) -> Handler:
+    """``code`` as a ``handler(event, context)`` that invokes it in ``runtime`` (whose sink is ``sink``)."""
+
     def call(event: dict[str, Any], context: Any) -> Mapping[str, Any]:
         variables, credentials, extra_env = _call_environment()
         config = FunctionConfig(
@@ -202,9 +222,9 @@ def running(target: Target, codes: Sequence[HandlerCode]) -> Iterator[dict[str, 
             f"127.0.0.1, not target {target.label}; use target lab, or leave handler_runtime at python to "
             "run the kit's handlers in this kernel."
         )
-    sink = _Sink()
+    sink = Sink()
     with LambdaRuntime(sink) as runtime:
-        yield {code.name: _handler(runtime, sink, code, target.region) for code in codes}
+        yield {code.name: runtime_handler(runtime, sink, code, target.region) for code in codes}
 
 
 def describe(codes: Sequence[HandlerCode]) -> pd.DataFrame:

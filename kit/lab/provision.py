@@ -31,7 +31,9 @@ STAGE = "prod"
 ROUTE_KEYS = ("$connect", "$disconnect", "message", "presence", "typing")
 ACCESS_LOG_GROUP = "/aws/apigateway/chatgenius-websocket-access"
 HANDLER_DIR = Path(__file__).resolve().parents[1] / "handler"
-HANDLER_FILES = ("app.py", "seed.py")
+# The kit's handlers in both languages: the same handler strings (app.handler, seed.handler) reach the
+# .py files on a Python runtime and the .mjs files on a Node.js one.
+HANDLER_FILES = ("app.py", "seed.py", "app.mjs", "seed.mjs")
 POLICY_FILE = PROJECT_ROOT / "iam-policies.json"
 LAMBDA_TRUST_POLICY = {
     "Version": "2012-10-17",
