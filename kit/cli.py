@@ -55,16 +55,19 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         for scenario in scenarios.SCENARIOS.values():
             print(f"{scenario.name:{width}}  {scenario.summary}")
         return EXIT_OK
+    from kit.lab import provision
     from kit.lab.lab import Lab
     from kit.local import lab_file
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Lab(args.scenario, dynamodb=args.dynamodb, region=args.region) as lab:
+    runtime = args.runtime or provision.DEFAULT_RUNTIME
+    with Lab(args.scenario, dynamodb=args.dynamodb, region=args.region, runtime=runtime) as lab:
         assert lab.info is not None
         print(json.dumps({**lab.info.as_dict(), "lab_file": str(lab_file())}, indent=2), flush=True)
         print(
-            f"lab up (scenario {lab.info.scenario}); connect to {lab.info.websocket_url}; Ctrl-C to stop.",
+            f"lab up (scenario {lab.info.scenario}, function on {lab.info.runtime}); connect to "
+            f"{lab.info.websocket_url}; Ctrl-C to stop.",
             file=sys.stderr,
             flush=True,
         )
@@ -121,7 +124,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     if args.probe_clients:
         from kit.probe_core import ProbePlan
 
-        plan = ProbePlan(clients=args.probe_clients)
+        plan = ProbePlan(clients=args.probe_clients, join_after_connect=args.probe_join)
     evidence = reading.read_evidence(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
     result = ranking.diagnose(evidence)
     print(ranking.to_json(result) if args.json else ranking.summary_text(result))
@@ -132,7 +135,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from kit import probe, probe_core
 
     target = _target_from_args(args)
-    plan = probe_core.ProbePlan(clients=args.clients, include_workspace_id=not args.no_workspace_id)
+    plan = probe_core.ProbePlan(
+        clients=args.clients, include_workspace_id=not args.no_workspace_id, join_after_connect=args.join
+    )
     frame = probe.run_probe(target, plan, allow_aws=args.allow_aws_probe)
     _print_frame(frame if args.rows else probe_core.summarise(frame), args)
     failed = frame["ok"].eq(False).fillna(False).any()
@@ -368,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
     lab.add_argument("--scenario", default="healthy", help="see `kit lab scenarios` (default: healthy)")
     lab.add_argument("--dynamodb", choices=["auto", "dynamodb-local", "moto"], default="auto")
     lab.add_argument("--region", default="us-east-2")
+    lab.add_argument(
+        "--runtime",
+        default=None,
+        help="the function's runtime: python3.x (the kit's .py handlers) or nodejs18.x/20.x/22.x (its .mjs "
+        "handlers, on this machine's node); default python3.11",
+    )
     lab.set_defaults(run=_cmd_lab)
 
     table = sub.add_parser("table", help="check the connections table against the expected schema")
@@ -407,6 +418,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
     )
     diagnose.add_argument("--probe-clients", type=int, default=0, help="also run a probe with N clients")
     diagnose.add_argument(
+        "--probe-join",
+        action="store_true",
+        help="with --probe-clients: each sends a join message once connected",
+    )
+    diagnose.add_argument(
         "--allow-aws-probe", action="store_true", help="let the probe connect to a real API"
     )
     diagnose.add_argument(
@@ -421,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
     )
     probe_cmd.add_argument("--clients", type=int, default=2)
     probe_cmd.add_argument("--no-workspace-id", action="store_true", help="connect without workspaceId")
+    probe_cmd.add_argument(
+        "--join",
+        action="store_true",
+        help="send a join message right after connecting, as apps that register on join do",
+    )
     probe_cmd.add_argument("--rows", action="store_true", help="one row per client per step, not a summary")
     probe_cmd.add_argument("--allow-aws-probe", action="store_true", help="required with --target aws")
     probe_cmd.set_defaults(run=_cmd_probe)

@@ -421,6 +421,8 @@ class _ProbeSession:
             client.connected_at = time.monotonic()
             status, detail = int(client.ws.getstatus() or 101), f"connected to {shown}"
             client.start_receiving()
+            if self.plan.join_after_connect:
+                detail += self.join(client)
         latency = core.ms(time.monotonic() - begin)
         connected = client.ws is not None
         self.record(client, "connect", started, core.StepResult(connected, detail, latency, status))
@@ -431,6 +433,16 @@ class _ProbeSession:
             client.closed_early = True
             self.disconnect(client)
             self.skip(client, ("item-stored", "index-visible"), client.closed_reason)
+
+    def join(self, client: _Client) -> str:
+        """Send the join frame, as the app does right after connecting; a few words for the connect row."""
+        assert client.ws is not None
+        workspace = self.plan.workspace if self.plan.include_workspace_id else None
+        try:
+            client.ws.send(core.join_body(workspace, client.token))
+        except (websocket.WebSocketException, OSError) as exc:
+            return f"; the join message could not be sent: {type(exc).__name__}"
+        return "; sent the join message"
 
     def scan_items(self) -> list[dict[str, str]]:
         """Items that may be the probe's: a consistent Scan (all pages) filtered on workspace and tokens."""

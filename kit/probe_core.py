@@ -156,8 +156,9 @@ class ProbePlan:
 
     ``token_for(i)`` gives client ``i``'s token (the hook sends the user's e-mail); None means
     ``default_token``. ``include_token``/``include_workspace_id``/``close_after_connect``/
-    ``send_oversize_frame`` reproduce client-side causes. ``remove_leftovers`` None means: on a real account
-    yes, in the lab no. ``concurrency`` bounds how many clients connect or disconnect at once.
+    ``send_oversize_frame`` reproduce client-side causes; ``join_after_connect`` plays an app that sends a
+    join message (:func:`join_body`) as soon as it is connected. ``remove_leftovers`` None means: on a real
+    account yes, in the lab no. ``concurrency`` bounds how many clients connect or disconnect at once.
     ``user_agent`` is the product part of the User-Agent each client sends (``client_user_agent``).
     """
 
@@ -168,6 +169,7 @@ class ProbePlan:
     include_token: bool = True
     close_after_connect: bool = False
     send_oversize_frame: bool = False
+    join_after_connect: bool = False
     actions: tuple[str, ...] = ACTIONS
     timeouts: ProbeTimeouts = ProbeTimeouts()
     user_agent: str = f"kit-probe/{__version__}"
@@ -231,6 +233,7 @@ class ProbePlan:
                 "include_token",
                 "close_after_connect",
                 "send_oversize_frame",
+                "join_after_connect",
             )
             if hasattr(client_plan, name)
         }
@@ -324,6 +327,16 @@ def action_body(action: str, client: int, run_id: str) -> str:
     if action == "typing":
         return json.dumps({"action": "typing", "isTyping": True})
     raise ConfigurationError(f"Unknown probe action {action!r}; use one of {', '.join(ACTIONS)}.")
+
+
+def join_body(workspace_id: str | None, token: str | None) -> str:
+    """The join frame an app that registers on join sends once connected: its workspace and token again."""
+    join: dict[str, str] = {"action": "join"}
+    if workspace_id is not None:
+        join["workspaceId"] = workspace_id
+    if token is not None:
+        join["token"] = token
+    return json.dumps(join)
 
 
 def message_text(client: int, run_id: str) -> str:

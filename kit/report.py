@@ -368,6 +368,7 @@ def _scenario_client(target: str, scenario: str | None) -> dict[str, Any]:
     return {
         "probe_workspace_id": client.include_workspace_id,
         "probe_close_at_once": client.close_after_connect,
+        "probe_join": client.join_after_connect,
     }
 
 

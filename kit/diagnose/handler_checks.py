@@ -159,6 +159,28 @@ def _write_routes(writes: pd.DataFrame, requests: pd.DataFrame) -> pd.Series:
     return writes["route_key"].fillna(by_request)
 
 
+def _stray_writes(e: Evidence, writes: pd.DataFrame, requests: pd.DataFrame) -> pd.Series:
+    """True for the writes a request logged that were not its own work: the request served another
+    connection, or it also logged an outcome of its own that is no write (a broadcast, a rejection).
+
+    Work an earlier invocation left running (a write not awaited) resumes when Lambda thaws the environment
+    for whatever invocation comes next, and its lines land in that invocation; a handler that stores a
+    connection on its join message logs the write as that request's own and only outcome.
+    """
+    if writes.empty or e.log_lines is None:
+        return pd.Series(False, index=writes.index, dtype=bool)
+    lines = e.log_lines[e.log_lines["source"] == "lambda"]
+    others = lines[lines["app_outcome"].notna().fillna(False).astype(bool) & ~lines.index.isin(writes.index)]
+    busy = set(others["request_id"].dropna().astype(str))
+    served = writes["request_id"].map(requests["connection_id"]).astype("string")
+    elsewhere = (
+        served.notna() & writes["connection_id"].notna() & (served != writes["connection_id"])
+    ).fillna(False)
+    return elsewhere.astype(bool) | writes["request_id"].astype("string").isin(busy).fillna(False).astype(
+        bool
+    )
+
+
 def _connect_requests(e: Evidence, requests: pd.DataFrame) -> dict[str, str]:
     """Connection id → the request id of its $connect invocation, where the logs say which."""
     known = set() if e.invocations is None else {str(r) for r in e.invocations["request_id"].dropna()}
@@ -220,8 +242,11 @@ def check_write_on_connect(e: Evidence) -> list[Finding]:
     requests = _lambda_requests(e)
     routes = _write_routes(writes, requests)
     known = routes.notna()
+    stray = _stray_writes(e, writes, requests)
     on_connect = writes[known & (routes == CONNECT)]
-    elsewhere = writes[known & (routes != CONNECT)]
+    # A write that surfaced in another route's invocation without being its work says nothing about where
+    # the handler writes: it is write-awaited's evidence.
+    elsewhere = writes[known & (routes != CONNECT) & ~stray]
     if not elsewhere.empty and on_connect.empty:
         connect_calls = int(requests["route_key"].eq(CONNECT).fillna(False).sum())
         by_route = {str(r): int(n) for r, n in routes[elsewhere.index].value_counts().items()}
@@ -261,12 +286,18 @@ def check_write_on_connect(e: Evidence) -> list[Finding]:
                 causes.cause("write-on-message").next_step,
             )
         ]
-    why = (
-        f"{len(writes)} write(s) in the logs, none with a known route (the lines name none, and no API "
-        "Gateway line names their request)"
-        if not writes.empty
-        else "no write (PutItem or outcome 'stored') in the logs"
-    )
+    if bool(stray.any()):
+        why = (
+            f"the {int(stray.sum())} write(s) outside $connect were logged by invocations they were not the "
+            "work of (see write-awaited)"
+        )
+    elif not writes.empty:
+        why = (
+            f"{len(writes)} write(s) in the logs, none with a known route (the lines name none, and no API "
+            "Gateway line names their request)"
+        )
+    else:
+        why = "no write (PutItem or outcome 'stored') in the logs"
     return skip(check, question, why)
 
 
@@ -281,8 +312,9 @@ def check_write_awaited(e: Evidence) -> list[Finding]:
     writes = _lambda_writes(e)
     requests = _lambda_requests(e)
     routes = _write_routes(writes, requests)
-    # A message route's own write is write-on-connect's business, not a late $connect write.
-    writes = writes[routes.isna() | (routes == CONNECT)]
+    # A message route's own write is write-on-connect's business, not a late $connect write; one it logged
+    # without it being its work is a late one.
+    writes = writes[routes.isna() | (routes == CONNECT) | _stray_writes(e, writes, requests)]
     if writes.empty:
         return skip(check, question, "no $connect write (PutItem or outcome 'stored') in the logs")
     connect_of = _connect_requests(e, requests)

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kit.dynamo import schema
-from kit.errors import EngineError
-from kit.lab import engines, provision, scenarios
+from kit.errors import ConfigurationError, EngineError
+from kit.lab import engines, lambda_runtimes, provision, scenarios
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.dynamodb_front import DynamoDBFront
 from kit.lab.gateway import Gateway, GatewaySettings
@@ -68,6 +68,9 @@ class LabInfo:
     dynamodb_engine: str
     scenario: str
     pid: int
+    runtime: str = (
+        provision.DEFAULT_RUNTIME
+    )  # the function's runtime as provisioned (a scenario may change it)
     dynamodb_status: str = "up"  # "up", "restarting" (after the engine died), "stopped"
     engine_events: tuple[dict[str, object], ...] = ()  # EngineEvent.as_dict() of every engine death
 
@@ -100,8 +103,17 @@ class Lab:
         max_duration_s: int = 7200,
         header_timeout_s: int = 10,
         management_idle_timeout_s: int = 60,
+        runtime: str = provision.DEFAULT_RUNTIME,
     ) -> None:
         self.scenario = scenarios.get(scenario)
+        # Refused here, before anything starts: a runtime the lab cannot run, or Node.js missing.
+        problem = lambda_runtimes.refusal(provision.FUNCTION_NAME, runtime)
+        problem = problem or lambda_runtimes.missing_tool(runtime)
+        if problem is None and self.scenario.runtime is not None:
+            problem = lambda_runtimes.missing_tool(self.scenario.runtime)
+        if problem is not None:
+            raise ConfigurationError(problem)
+        self.function_runtime = runtime
         self.dynamodb_choice = dynamodb
         self.region = region
         self.write_lab_file = write_lab_file
@@ -216,7 +228,9 @@ class Lab:
 
         work = Path(tempfile.mkdtemp(prefix="kit-lab-"))
         stack.callback(shutil.rmtree, work, True)
-        resources = provision.provision(admin, region=self.region, code_dir=work / "task")
+        resources = provision.provision(
+            admin, region=self.region, code_dir=work / "task", runtime=self.function_runtime
+        )
         self.resources = resources
 
         live = LiveConfig(admin, moto.generation)
@@ -277,6 +291,7 @@ class Lab:
             dynamodb_engine=dynamodb.name,
             scenario=self.scenario.name,
             pid=os.getpid(),
+            runtime=self.function_runtime,
         )
         self._write_lab_file(self.info.as_dict())
         # moto runs in this process: it cannot die on its own; a lent engine is watched by its owner.

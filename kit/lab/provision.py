@@ -34,7 +34,20 @@ HANDLER_DIR = Path(__file__).resolve().parents[1] / "handler"
 # The kit's handlers in both languages: the same handler strings (app.handler, seed.handler) reach the
 # .py files on a Python runtime and the .mjs files on a Node.js one.
 HANDLER_FILES = ("app.py", "seed.py", "app.mjs", "seed.mjs")
+# Lab-only variants of the fixed handler, each with the one bug a scenario is about (never for deployment).
+LAB_FUNCTION_DIR = Path(__file__).resolve().parent / "functions"
+LAB_FUNCTION_FILES = ("write_not_awaited.mjs", "write_on_message.mjs")
+
+
+def package_files() -> list[tuple[Path, str]]:
+    """Every file of the lab's deployment package, with its name at the package's top level."""
+    return [(HANDLER_DIR / name, name) for name in HANDLER_FILES] + [
+        (LAB_FUNCTION_DIR / name, name) for name in LAB_FUNCTION_FILES
+    ]
+
+
 POLICY_FILE = PROJECT_ROOT / "iam-policies.json"
+DEFAULT_RUNTIME = "python3.11"  # the lab's function, unless `kit lab up --runtime` says otherwise
 LAMBDA_TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [
@@ -99,16 +112,16 @@ def handler_zip() -> bytes:
     """The deployment package: the handler files at the top level, as they would be uploaded to AWS."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in HANDLER_FILES:
-            archive.write(HANDLER_DIR / name, arcname=name)
+        for path, name in package_files():
+            archive.write(path, arcname=name)
     return buffer.getvalue()
 
 
 def install_code(code_dir: Path) -> Path:
     """Unpack the deployment package where the lab's runtime looks for it (Lambda's /var/task)."""
     code_dir.mkdir(parents=True, exist_ok=True)
-    for name in HANDLER_FILES:
-        shutil.copyfile(HANDLER_DIR / name, code_dir / name)
+    for path, name in package_files():
+        shutil.copyfile(path, code_dir / name)
     return code_dir
 
 
@@ -123,6 +136,7 @@ def provision(
     code_dir: Path,
     table: str = schema.EXPECTED.name,
     handler: str = "app.handler",
+    runtime: str = DEFAULT_RUNTIME,
     policy_document: str | None = None,
 ) -> LabResources:
     """Create the seed's stack through AWS APIs and return what was created."""
@@ -140,7 +154,7 @@ def provision(
     lambda_client = aws.client("lambda")
     function = lambda_client.create_function(
         FunctionName=FUNCTION_NAME,
-        Runtime="python3.11",
+        Runtime=runtime,
         Role=role_arn,
         Handler=handler,
         Code={"ZipFile": handler_zip()},

@@ -9,10 +9,12 @@ Each execution environment is a worker process started with the function's envir
 ``kit.lab.runtime_worker`` on the lab's interpreter; for Node.js (:mod:`kit.lab.lambda_runtimes` says which
 runtimes), ``runtime_worker.mjs`` on the machine's ``node`` with Lambda's flags, asked once for its version.
 It loads the handler once (a cold start, timed as Init Duration) and then serves one request at a time,
-keeping module state warm. When every environment of a function is busy another is
-started (a new log stream), up to a cap, then requests queue. A request that outlives the function's timeout
-gets its environment killed, as Lambda does; so does any environment whose configuration ``revision`` is no
-longer the function's, so the next request after an update is a cold start. An environment that dies while
+keeping module state warm. Between requests an environment is frozen (SIGSTOP to its process group) and
+thawed (SIGCONT) when it gets the next one, as Lambda freezes it: work a function left running resumes in a
+later request, or never. When every environment of a function is busy another is started (a new log
+stream), up to a cap, then requests queue. A request that outlives the function's timeout gets its
+environment killed, as Lambda does; so does any environment whose configuration ``revision`` is no longer
+the function's, so the next request after an update is a cold start. An environment that dies while
 idle (killed from outside) never had the request, so it is replaced by a cold start with no error; one that
 dies during a request is Lambda's ``Runtime.ExitError``, and the next request is a cold start too.
 
@@ -65,7 +67,7 @@ from kit.lab.lambda_invocation import (
 )
 from kit.lab.lambda_logs import LogEvent
 from kit.lab.lambda_runtimes import NodeMachine
-from kit.lab.processes import die_with_parent
+from kit.lab.processes import killed_with_parent
 from kit.local import PROJECT_ROOT
 
 log = logging.getLogger("kit.lab.runtime")
@@ -112,6 +114,7 @@ class _Worker:
     raw_buffer: bytearray = field(default_factory=bytearray)
     raw_open: bool = True
     closed: bool = False
+    frozen: bool = False
 
     @property
     def pid(self) -> int:
@@ -135,6 +138,27 @@ class _Worker:
             return self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             return None
+
+    def freeze(self) -> None:
+        """Stop the environment between requests (SIGSTOP to its process group), as Lambda freezes it.
+
+        Whatever the function left running (a thread, a timer, a child process) makes no progress until
+        :meth:`thaw`; if the environment is never used again, it never runs at all.
+        """
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+            self.frozen = True
+
+    def thaw(self) -> None:
+        """Let a frozen environment run again (SIGCONT), right before it is given a request.
+
+        A signal sent to it from outside while it was frozen (SIGTERM) takes effect now: the request's
+        handover then sees the process gone, and a new environment takes the request.
+        """
+        if self.frozen:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGCONT)
+            self.frozen = False
 
     def terminate(self) -> None:
         """SIGKILL the worker and everything it started (its own process group); nothing else.
@@ -483,6 +507,7 @@ class LambdaRuntime:
             pool = self._pools[pool_key]
             pool.busy -= 1
             if keep is not None and not self._closed and keep.key == pool.key and not keep.closed:
+                keep.freeze()
                 pool.idle.append(keep)
             elif keep is not None:
                 discard.append(keep)
@@ -630,7 +655,7 @@ class LambdaRuntime:
                 cwd=environment["LAMBDA_TASK_ROOT"],
                 pass_fds=(requests_read, events_write),
                 start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+                preexec_fn=killed_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
             )
         except OSError as exc:
             for fd in (requests_read, requests_write, events_read, events_write):
@@ -719,6 +744,7 @@ class LambdaRuntime:
         idle): nothing ran and nothing is logged for the request; the caller starts a new environment.
         """
         config = job.config
+        worker.thaw()
         request_id = str(uuid.uuid4())
         start_at = _now()
         started = invoke_started if invoke_started is not None else time.monotonic()

@@ -28,6 +28,7 @@ class ClientPlan:
     include_token: bool = True
     close_after_connect: bool = False  # a reconnect loop / double mount that closes right away
     send_oversize_frame: bool = False  # a frame over 32 KB: API Gateway closes with 1009
+    join_after_connect: bool = False  # sends {"action": "join", workspaceId, token} once connected
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class Scenario:
     reproduces: str
     apply: Apply = field(repr=False)
     client: ClientPlan = ClientPlan()
+    # The runtime the scenario switches the function to (through UpdateFunctionConfiguration), when its
+    # handler exists in one language only; the lab checks the machine can run it before starting.
+    runtime: str | None = None
 
 
 # --- building blocks: each is one or two ordinary AWS API calls -------------------------------------------
@@ -132,6 +136,11 @@ def _seed_put_denied(ctx: LabContext) -> None:
 def _seed_logs_dropped(ctx: LabContext) -> None:
     _set_handler(ctx, "seed.handler")
     _edit_policy(ctx, _drop_action("dynamodb:PutItem"))
+    # Python's runtime drops INFO unless told otherwise. Node's keeps every level unless the function's
+    # log level says otherwise: there, the team turned its noisy logs down to WARN.
+    runtime = ctx.aws.client("lambda").get_function_configuration(FunctionName=ctx.resources.function_name)
+    if str(runtime.get("Runtime", "")).startswith("nodejs"):
+        _update_environment(ctx, AWS_LAMBDA_LOG_LEVEL="WARN")
 
 
 def _seed_wrong_table(ctx: LabContext) -> None:
@@ -168,6 +177,27 @@ def _early_disconnect(ctx: LabContext) -> None:
 
 def _handler_crash(ctx: LabContext) -> None:
     _set_handler(ctx, "app.handle")  # a typo in the handler string: Runtime.HandlerNotFound on every event
+
+
+NODE_SCENARIO_RUNTIME = "nodejs20.x"
+
+
+def _node_handler(ctx: LabContext, handler: str) -> None:
+    """Run the function on Node.js with one of the lab's handler variants (kit/lab/functions)."""
+    ctx.aws.client("lambda").update_function_configuration(
+        FunctionName=ctx.resources.function_name, Runtime=NODE_SCENARIO_RUNTIME, Handler=handler
+    )
+
+
+def _write_not_awaited(ctx: LabContext) -> None:
+    _node_handler(ctx, "write_not_awaited.handler")
+
+
+def _write_on_message(ctx: LabContext) -> None:
+    apigw = ctx.aws.client("apigatewayv2")
+    connect = apigw.get_route(ApiId=ctx.resources.api_id, RouteId=_route_id(ctx, "$connect"))
+    apigw.create_route(ApiId=ctx.resources.api_id, RouteKey="join", Target=connect["Target"])
+    _node_handler(ctx, "write_on_message.handler")
 
 
 def _http_no_connection_id(ctx: LabContext) -> None:
@@ -250,6 +280,22 @@ SCENARIOS: dict[str, Scenario] = {
             "the handler string names a missing function: every $connect fails with 502",
             "handler-crash",
             _handler_crash,
+        ),
+        Scenario(
+            "write-not-awaited",
+            "a Node.js handler starts its $connect write and does not await it: the environment is frozen "
+            "with the write pending, so the row is missing or appears an invocation late",
+            "write-not-awaited",
+            _write_not_awaited,
+            runtime=NODE_SCENARIO_RUNTIME,
+        ),
+        Scenario(
+            "write-on-message",
+            "$connect stores nothing; the connection is stored only when the client's join message arrives",
+            "write-on-message",
+            _write_on_message,
+            ClientPlan(join_after_connect=True),
+            runtime=NODE_SCENARIO_RUNTIME,
         ),
         Scenario(
             "http-no-connection-id",

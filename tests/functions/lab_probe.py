@@ -76,18 +76,22 @@ def announce_and_sleep(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def print_after_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Return at once; a thread prints a line once ``event["go"]`` exists, then writes ``event["printed"]``.
+    """Leave a thread behind that prints a line once ``event["go"]`` exists, then writes
+    ``event["printed"]``; return after ``event["linger"]`` seconds (default at once).
 
-    The line is written after the invocation ended, so it waits in the worker's pipe for the next one.
+    Work not awaited: once the invocation has ended the environment is frozen, so the thread makes no
+    progress until a later invocation thaws it, or never.
     """
 
     def late() -> None:
         while not os.path.exists(event["go"]):
             time.sleep(0.01)
-        print("printed after the handler returned")
+        print(f"printed after the handler returned ({event['go']})")
         _write_atomically(event["printed"], "done")
 
-    threading.Thread(target=late, daemon=True).start()
+    if "go" in event:
+        threading.Thread(target=late, daemon=True).start()
+    time.sleep(event.get("linger", 0))
     return {"pid": os.getpid()}
 
 

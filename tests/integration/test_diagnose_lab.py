@@ -16,6 +16,7 @@ import ast
 import copy
 import json
 import os
+import shutil
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -108,6 +109,25 @@ def test_the_diagnosis_names_the_scenarios_root_cause(name: str, empty_dynamodb:
     else:
         assert diagnosis.root_cause["evidence"], summary
         assert json.loads(ranking.to_json(diagnosis))["root_cause"]["id"] == scenario.reproduces
+
+
+# The seed's scenarios with the seed's handler as the team wrote it, in JavaScript (kit/handler/seed.mjs).
+NODE_SEED_SCENARIOS = [name for name in SCENARIOS if name.startswith("seed-")]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no `node` on PATH: the Node.js runtime cannot run")
+@pytest.mark.parametrize("name", NODE_SEED_SCENARIOS)
+def test_the_diagnosis_names_the_root_cause_of_the_node_seed(
+    name: str, empty_dynamodb: EmptyDynamoDB
+) -> None:
+    scenario = SCENARIOS[name]
+    with Lab(name, write_lab_file=False, dynamodb=empty_dynamodb(), runtime="nodejs20.x") as lab:
+        configuration = (
+            lab.target().client("lambda").get_function_configuration(FunctionName="chatgenius-websocket")
+        )
+        assert configuration["Runtime"] == "nodejs20.x"
+        diagnosis = run_diagnosis(lab, scenario.client)
+    assert diagnosis.root_cause["id"] == scenario.reproduces, ranking.summary_text(diagnosis)
 
 
 def _scenario_uses(path: Path) -> list[str]:

@@ -81,6 +81,8 @@ def _connect(lab: Lab, user: str, plan: ClientPlan) -> Client:
         client.close = read_close(ws)
     elif plan.close_after_connect:
         ws.close()
+    elif plan.join_after_connect:
+        ws.send(json.dumps({"action": "join", "workspaceId": WORKSPACE, "token": user}))
     return client
 
 
@@ -105,6 +107,8 @@ def scenario_run(name: str, dynamodb: DynamoDBChoice) -> Iterator[Observed]:
         observed = Observed(lab, started, alice, bob)
         try:
             if alice.ws is not None and alice.ws.connected and bob.ws is not None and bob.ws.connected:
+                if plan.join_after_connect:  # as the app does, talk once joined
+                    wait_for_count(lambda: table_items(lab), 2)
                 alice.ws.send(json.dumps(MESSAGE))
                 # Once the gateway logged the MESSAGE, the function has run and posted whatever it posts.
                 wait_for_count(lambda: _access_lines(observed, "MESSAGE"), 1)
@@ -271,6 +275,44 @@ def http_no_connection_id(observed: Observed) -> None:
     assert not any('"route": "$connect"' in line for line in observed.lambda_before_close)
 
 
+NODE_LINE = re.compile(r"\S+Z\t(?P<request_id>[^\t]+)\t[A-Z]+\t(?P<message>.*)", re.S)
+
+
+def _requests_of(lines: list[str], pattern: str) -> dict[str, str]:
+    """Connection id → the request id of the Node console line whose message matches ``pattern``."""
+    found = {}
+    for line in lines:
+        console = NODE_LINE.fullmatch(line)
+        match = re.fullmatch(pattern, console.group("message")) if console else None
+        if console and match:
+            found[match.group(1)] = console.group("request_id")
+    return found
+
+
+def write_not_awaited(observed: Observed) -> None:
+    _both_accepted(observed)
+    attempts = _requests_of(observed.lambda_before_close, r"Connection attempt (\S+) for workspace .*")
+    stored = _requests_of(observed.lambda_before_close, r"Stored connection (\S+)")
+    assert len(attempts) == 2
+    # Each $connect ended with its write still pending: no store line in its own invocation. The write
+    # resumes when an invocation thaws the environment; its line lands in a later one, or not before the
+    # clients close (its response waits, frozen, for the next invocation), so only "never in its own".
+    assert all(stored.get(connection_id) != request_id for connection_id, request_id in attempts.items())
+
+
+def write_on_message(observed: Observed) -> None:
+    _both_accepted(observed)
+    assert set(_stored(observed.lab)) == {"alice@example.com", "bob@example.com"}
+    joins = [line for line in access_log(observed.lab, observed.started_ms) if line["routeKey"] == "join"]
+    assert len(joins) == 2, "each client's join was a message on the join route"
+    stored = _requests_of(observed.lambda_before_close, r"Stored connection (\S+)")
+    attempts = _requests_of(observed.lambda_before_close, r"Connection attempt (\S+), waiting for its join")
+    assert set(stored) == set(attempts) and len(stored) == 2
+    assert all(stored[connection_id] != attempts[connection_id] for connection_id in stored)
+    (frame,) = observed.bob_frames  # once joined, the chat works
+    assert json.loads(frame)["message"] == MESSAGE["message"]
+
+
 def _by_connection(lines: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
     grouped: dict[str, list[dict[str, str]]] = {}
     for line in lines:
@@ -290,6 +332,8 @@ SYMPTOMS: dict[str, Callable[[Observed], None]] = {
     "early-disconnect": early_disconnect,
     "handler-crash": handler_crash,
     "http-no-connection-id": http_no_connection_id,
+    "write-not-awaited": write_not_awaited,
+    "write-on-message": write_on_message,
 }
 
 

@@ -152,6 +152,7 @@ def test_a_report_against_a_lab_it_starts(
         "mask_emails": True,
         "probe_workspace_id": True,
         "probe_close_at_once": False,
+        "probe_join": False,
     }
     assert summary["notebooks"] == [
         {

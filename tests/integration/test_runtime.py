@@ -508,11 +508,10 @@ def test_an_idle_environment_killed_from_outside_is_replaced_by_a_cold_start(
     config = probe("print_after_return")
     first = runtime.invoke(config, {"go": str(go), "printed": str(printed)})
     go.touch()
-    wait_until(printed.exists)  # the line is in the idle environment's pipe
-    os.kill(first.payload["pid"], signal.SIGKILL)
+    os.kill(first.payload["pid"], signal.SIGKILL)  # killed while frozen, its left-over work never ran
     wait_until(lambda: not pid_alive(first.payload["pid"]))
 
-    second = runtime.invoke(config, {"go": str(go), "printed": str(tmp_path / "printed-again")})
+    second = runtime.invoke(config, {})
 
     assert second.kind == "response", second.payload
     assert second.function_error is None
@@ -523,9 +522,62 @@ def test_an_idle_environment_killed_from_outside_is_replaced_by_a_cold_start(
     assert events[0].startswith("INIT_START Runtime Version: ")
     assert events[1:3] == ["module imported\n", f"START RequestId: {second.request_id} Version: $LATEST\n"]
     assert not any("Runtime.ExitError" in m or "Runtime exited" in m for m in sink.messages())
-    # What the dead environment wrote after its last request is kept, in its own stream.
-    assert sink.messages(first.log_stream)[-1] == "printed after the handler returned\n"
+    # The frozen environment's thread never ran: the work it was left with is lost, as on Lambda.
+    assert not printed.exists()
+    assert not any("printed after the handler returned" in m for m in sink.messages())
     assert runtime.worker_pids("probe") == [second.payload["pid"]]
+
+
+# -- frozen environments: work left running resumes in a later invocation, or never ---------------------------
+
+
+def test_left_over_work_waits_frozen_and_resumes_in_the_next_invocation(
+    runtime: LambdaRuntime, sink: RecordingSink, tmp_path: Path
+) -> None:
+    go, printed = tmp_path / "go", tmp_path / "printed"
+    config = probe("print_after_return")
+    first = runtime.invoke(config, {"go": str(go), "printed": str(printed)})
+    assert runtime.worker_pids("probe", idle_only=True) == [first.payload["pid"]]
+    go.touch()
+    time.sleep(0.5)  # 50 times the thread's poll: it would have printed, were it not frozen
+    assert not printed.exists()
+    wait_until(
+        lambda: Path(f"/proc/{first.payload['pid']}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    )
+
+    second = runtime.invoke(config, {"linger": 0.3})  # the same environment, thawed for this request
+
+    assert second.payload["pid"] == first.payload["pid"]
+    assert printed.exists()
+    events = sink.for_request(second)
+    line = events.index(f"printed after the handler returned ({go})\n")
+    assert events.index(f"START RequestId: {second.request_id} Version: $LATEST\n") < line
+    assert line < events.index(f"END RequestId: {second.request_id}\n")
+    assert not any("printed after" in m for m in sink.for_request(first))
+
+
+def test_left_over_work_of_a_discarded_environment_never_runs(
+    runtime: LambdaRuntime, sink: RecordingSink, tmp_path: Path
+) -> None:
+    go, printed = tmp_path / "go", tmp_path / "printed"
+    first = runtime.invoke(probe("print_after_return"), {"go": str(go), "printed": str(printed)})
+    go.touch()
+    # A configuration change retires the idle environment: it is killed while frozen.
+    changed = runtime.invoke(probe("print_after_return", memory_mb=256), {})
+    assert changed.init_ms is not None and changed.payload["pid"] != first.payload["pid"]
+    wait_until(lambda: not pid_alive(first.payload["pid"]))
+    time.sleep(0.3)
+    assert not printed.exists()
+    assert not any("printed after the handler returned" in m for m in sink.messages())
+
+
+def test_threads_started_at_init_are_frozen_too(runtime: LambdaRuntime) -> None:
+    config = probe("handler", handler="ticker.handler")
+    first = runtime.invoke(config, {})
+    time.sleep(0.6)  # 30 ticks, were it running
+    second = runtime.invoke(config, {})
+    assert second.init_ms is None
+    assert second.payload["ticks"] - first.payload["ticks"] <= 3
 
 
 def test_every_dead_idle_environment_is_forgotten(runtime: LambdaRuntime, sink: RecordingSink) -> None:

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from kit.lab.lambda_config import FunctionConfig
 from kit.lab.runtime import LambdaRuntime
 from kit.logparse import events_frame, invocations, parse
 
+from .labclient import wait_until
 from .test_runtime import RecordingSink
 
 pytestmark = [
@@ -287,6 +289,19 @@ def test_callback_without_waiting_leaves_work_for_the_next_invocation(
     start = events.index(f"START RequestId: {second.request_id} Version: $LATEST\n")
     end = events.index(f"END RequestId: {second.request_id}\n")
     assert any("timer left behind" in e for e in events[start:end])
+
+
+def test_timers_started_at_init_are_frozen_between_invocations(runtime: LambdaRuntime) -> None:
+    config = node("ticker.handler")
+    first = runtime.invoke(config, {})
+    pid = runtime.worker_pids(config.function_name, idle_only=True)[0]
+    # Stopped (the signal lands a moment after the answer).
+    wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T")
+    time.sleep(0.6)  # 30 ticks, were it running
+    second = runtime.invoke(config, {"linger": 0.2})
+    assert second.init_ms is None
+    # Thawed, the overdue timer fires once, then ten more ticks while the handler lingers.
+    assert second.payload["ticks"] - first.payload["ticks"] <= 15
 
 
 def test_callback_error(runtime: LambdaRuntime) -> None:

@@ -125,6 +125,23 @@ def late_lines(write: Mapping[str, Any]) -> pd.DataFrame:
 STORED_LATE = {"message": f"Stored connection {CONN}"}
 
 
+# Not awaited, landing in the sender's own presence invocation (req-2), which also logs its own outcome.
+STRAY_LINES = log_lines(
+    {"app_outcome": None, "message": f"Connection attempt {CONN} for workspace ws-1"},
+    {"request_id": "req-2", "ts": LATER, "route_key": None, "message": f"Stored connection {CONN}"},
+    {
+        "request_id": "req-2",
+        "ts": LATER,
+        "route_key": "presence",
+        "app_outcome": "broadcast",
+        "message": '{"route": "presence", "outcome": "broadcast"}',
+    },
+)
+STRAY_CALLS = invocations(
+    {"app_outcome": None}, {"request_id": "req-2", "start_ts": LATER, "route_key": "presence"}
+)
+
+
 PUT_DENIED_LATE = {
     "app_outcome": "error",
     "aws_operation": "PutItem",
@@ -304,6 +321,28 @@ CASES: list[Case] = [
         "outcome 'stored' by request req-2 on join",
     ),
     Case(
+        "a write that surfaced in a broadcast's invocation is no write on a message",
+        handler_checks.check_write_on_connect,
+        {"log_lines": STRAY_LINES, "invocations": STRAY_CALLS},
+        [("skip", None)],
+        "the 1 write(s) outside $connect were logged by invocations they were not the work of",
+    ),
+    Case(
+        "a write logged while another connection's message ran is no write on a message",
+        handler_checks.check_write_on_connect,
+        {
+            "log_lines": log_lines(
+                {"app_outcome": None},
+                {"request_id": "req-2", "route_key": "join", "message": f"Stored connection {CONN}"},
+            ),
+            "invocations": invocations(
+                {"app_outcome": None}, {"request_id": "req-2", "route_key": "join", "connection_id": CONN_B}
+            ),
+        },
+        [("skip", None)],
+        "were not the work of",
+    ),
+    Case(
         "writes on $connect and on a message",
         handler_checks.check_write_on_connect,
         {
@@ -370,6 +409,13 @@ CASES: list[Case] = [
         },
         [("fail", "write-not-awaited")],
         "logged 50 ms after its $connect invocation req-1 ended",
+    ),
+    Case(
+        "not awaited: stored while the sender's own presence invocation ran",
+        handler_checks.check_write_awaited,
+        {"log_lines": STRAY_LINES, "invocations": STRAY_CALLS},
+        [("fail", "write-not-awaited")],
+        f"outcome 'stored' for {CONN} logged by request req-2, not by its $connect invocation req-1",
     ),
     Case(
         "a $connect invocation that logs nothing while others log their writes",

@@ -41,7 +41,12 @@ class FakeLab:
 
     def __init__(self, scenario: str, **options: Any) -> None:
         self.failure: str | None = None
-        self.info = SimpleNamespace(scenario=scenario, websocket_url="ws://127.0.0.1:1/prod", as_dict=dict)
+        self.info = SimpleNamespace(
+            scenario=scenario,
+            runtime=options.get("runtime"),
+            websocket_url="ws://127.0.0.1:1/prod",
+            as_dict=dict,
+        )
         self.stopped = 0
 
     def __enter__(self) -> FakeLab:
