@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kit import __version__
-from kit.errors import KitError
+from kit.errors import ConfigurationError, KitError
 
 if TYPE_CHECKING:
     from kit.output import Format
@@ -61,10 +61,20 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    function = None
+    if args.function is not None:
+        from kit.lab import function_source
+
+        function = function_source.function_source(args.function, args.handler, args.runtime, args.env)
+    elif args.handler or args.env:
+        raise ConfigurationError("--handler and --env go with --function (your own function's code).")
     runtime = args.runtime or provision.DEFAULT_RUNTIME
-    with Lab(args.scenario, dynamodb=args.dynamodb, region=args.region, runtime=runtime) as lab:
+    lab = Lab(args.scenario, dynamodb=args.dynamodb, region=args.region, runtime=runtime, function=function)
+    with lab:
         assert lab.info is not None
         print(json.dumps({**lab.info.as_dict(), "lab_file": str(lab_file())}, indent=2), flush=True)
+        if lab.resources is not None and lab.resources.loaded:
+            print(lab.resources.loaded, file=sys.stderr, flush=True)
         print(
             f"lab up (scenario {lab.info.scenario}, function on {lab.info.runtime}); connect to "
             f"{lab.info.websocket_url}; Ctrl-C to stop.",
@@ -374,10 +384,28 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
     lab.add_argument("--dynamodb", choices=["auto", "dynamodb-local", "moto"], default="auto")
     lab.add_argument("--region", default="us-east-2")
     lab.add_argument(
+        "--function",
+        metavar="PATH",
+        help="run your own function (its folder or deployment .zip) instead of the kit's handler",
+    )
+    lab.add_argument(
+        "--handler",
+        help="with --function: its handler string (default: the console's, index.handler for Node.js, "
+        "lambda_function.lambda_handler for Python)",
+    )
+    lab.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=value",
+        help="with --function: a variable of its environment (repeatable)",
+    )
+    lab.add_argument(
         "--runtime",
         default=None,
-        help="the function's runtime: python3.x (the kit's .py handlers) or nodejs18.x/20.x/22.x (its .mjs "
-        "handlers, on this machine's node); default python3.11",
+        help="the function's runtime: python3.x or nodejs18.x/20.x/22.x, Node.js on this machine's node "
+        "(the kit's .py or .mjs handlers; with --function, detected from its files unless given); "
+        "default python3.11",
     )
     lab.set_defaults(run=_cmd_lab)
 

@@ -33,9 +33,10 @@ from typing import Any, Literal
 
 from kit.dynamo import schema
 from kit.errors import ConfigurationError, EngineError
-from kit.lab import engines, lambda_runtimes, provision, scenarios
+from kit.lab import engines, function_source, lambda_runtimes, provision, scenarios
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.dynamodb_front import DynamoDBFront
+from kit.lab.function_source import FunctionSource
 from kit.lab.gateway import Gateway, GatewaySettings
 from kit.lab.gateway_core import IdlePolicy
 from kit.lab.live import CredentialIssuer, LiveConfig, authorizer
@@ -68,9 +69,10 @@ class LabInfo:
     dynamodb_engine: str
     scenario: str
     pid: int
-    runtime: str = (
-        provision.DEFAULT_RUNTIME
-    )  # the function's runtime as provisioned (a scenario may change it)
+    # The function's runtime as provisioned (a scenario may change it), and the user's own function
+    # (function_source.recorded) when the lab runs one.
+    runtime: str = provision.DEFAULT_RUNTIME
+    function: dict[str, object] | None = None
     dynamodb_status: str = "up"  # "up", "restarting" (after the engine died), "stopped"
     engine_events: tuple[dict[str, object], ...] = ()  # EngineEvent.as_dict() of every engine death
 
@@ -104,9 +106,20 @@ class Lab:
         header_timeout_s: int = 10,
         management_idle_timeout_s: int = 60,
         runtime: str = provision.DEFAULT_RUNTIME,
+        function: FunctionSource | str | None = None,
     ) -> None:
         self.scenario = scenarios.get(scenario)
-        # Refused here, before anything starts: a runtime the lab cannot run, or Node.js missing.
+        # Everything is refused here, before anything starts: the user's code (a path is read with the
+        # defaults), a scenario that would swap it for the kit's handler, a runtime the lab cannot run.
+        self.function = function_source.function_source(function) if isinstance(function, str) else function
+        if self.function is not None:
+            if self.scenario.replaces_handler:
+                raise ConfigurationError(
+                    f"scenario {self.scenario.name} swaps the function's handler for one of the kit's, so it "
+                    "cannot run with your own function; use healthy or a scenario that changes the stack "
+                    "around it (`kit lab scenarios`)."
+                )
+            runtime = self.function.runtime
         problem = lambda_runtimes.refusal(provision.FUNCTION_NAME, runtime)
         problem = problem or lambda_runtimes.missing_tool(runtime)
         if problem is None and self.scenario.runtime is not None:
@@ -229,7 +242,11 @@ class Lab:
         work = Path(tempfile.mkdtemp(prefix="kit-lab-"))
         stack.callback(shutil.rmtree, work, True)
         resources = provision.provision(
-            admin, region=self.region, code_dir=work / "task", runtime=self.function_runtime
+            admin,
+            region=self.region,
+            code_dir=work / "task",
+            runtime=self.function_runtime,
+            function=self.function,
         )
         self.resources = resources
 
@@ -292,6 +309,7 @@ class Lab:
             scenario=self.scenario.name,
             pid=os.getpid(),
             runtime=self.function_runtime,
+            function=None if self.function is None else function_source.recorded(self.function),
         )
         self._write_lab_file(self.info.as_dict())
         # moto runs in this process: it cannot die on its own; a lent engine is watched by its owner.

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kit.dynamo import schema
+from kit.lab import function_source
+from kit.lab.function_source import FunctionSource
 from kit.local import PROJECT_ROOT
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -98,6 +100,7 @@ class LabResources:
     functions: dict[str, str] = field(default_factory=dict)  # route key -> function name
     code_dir: str = ""
     log_groups: dict[str, str] = field(default_factory=dict)  # lambda / execution / access -> group
+    loaded: str = ""  # the user's function, in a line (function_source.describe); empty for the kit's own
 
     @property
     def execute_api_arn(self) -> str:
@@ -138,8 +141,12 @@ def provision(
     handler: str = "app.handler",
     runtime: str = DEFAULT_RUNTIME,
     policy_document: str | None = None,
+    function: FunctionSource | None = None,
 ) -> LabResources:
-    """Create the seed's stack through AWS APIs and return what was created."""
+    """Create the seed's stack through AWS APIs and return what was created.
+
+    ``function``: the user's own code instead of the kit's handlers (its handler, runtime and variables).
+    """
     dynamodb = aws.client("dynamodb")
     schema.create_table(dynamodb, name=table)
 
@@ -150,20 +157,30 @@ def provision(
         RoleName=ROLE_NAME, PolicyName=POLICY_NAME, PolicyDocument=policy_document or load_policy()
     )
 
-    install_code(code_dir)
+    variables = {"TABLE_NAME": table, "AUTH_MODE": "email"}
+    loaded = ""
+    if function is None:
+        install_code(code_dir)
+        code = handler_zip()
+    else:
+        installed = function_source.install(function, code_dir)
+        code = function_source.package(function, code_dir)
+        handler, runtime = function.handler, function.runtime
+        variables |= dict(function.environment)
+        loaded = function_source.describe(function, installed)
     lambda_client = aws.client("lambda")
-    function = lambda_client.create_function(
+    created = lambda_client.create_function(
         FunctionName=FUNCTION_NAME,
         Runtime=runtime,
         Role=role_arn,
         Handler=handler,
-        Code={"ZipFile": handler_zip()},
+        Code={"ZipFile": code},
         Timeout=6,
         MemorySize=256,
-        Environment={"Variables": {"TABLE_NAME": table, "AUTH_MODE": "email"}},
+        Environment={"Variables": variables},
         Description="WebSocket $connect/$disconnect/message handler (kit lab)",
     )
-    function_arn = function["FunctionArn"]
+    function_arn = created["FunctionArn"]
 
     logs = aws.client("logs")
     lambda_group = f"/aws/lambda/{FUNCTION_NAME}"
@@ -216,4 +233,5 @@ def provision(
         functions=dict.fromkeys(ROUTE_KEYS, FUNCTION_NAME),
         code_dir=str(code_dir),
         log_groups={"lambda": lambda_group, "execution": execution_group, "access": ACCESS_LOG_GROUP},
+        loaded=loaded,
     )

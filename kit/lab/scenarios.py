@@ -54,6 +54,8 @@ class Scenario:
     # The runtime the scenario switches the function to (through UpdateFunctionConfiguration), when its
     # handler exists in one language only; the lab checks the machine can run it before starting.
     runtime: str | None = None
+    # The scenario swaps the function's handler for one of the kit's: meaningless with the user's own code.
+    replaces_handler: bool = False
 
 
 # --- building blocks: each is one or two ordinary AWS API calls -------------------------------------------
@@ -230,18 +232,21 @@ SCENARIOS: dict[str, Scenario] = {
             "the seed's handler; the role lacks dynamodb:PutItem; the error is swallowed and 200 returned",
             "put-access-denied",
             _seed_put_denied,
+            replaces_handler=True,
         ),
         Scenario(
             "seed-logs-dropped",
             "as seed-put-denied, but the function's log level drops the handler's INFO error lines",
             "put-access-denied",
             _seed_logs_dropped,
+            replaces_handler=True,
         ),
         Scenario(
             "seed-wrong-table",
             "the seed's handler with TABLE_NAME=chatgenius-connection (no such table); error swallowed",
             "table-not-found",
             _seed_wrong_table,
+            replaces_handler=True,
         ),
         Scenario(
             "wrong-region",
@@ -261,6 +266,7 @@ SCENARIOS: dict[str, Scenario] = {
             "workspace-id-missing",
             _missing_workspace,
             ClientPlan(include_workspace_id=False),
+            replaces_handler=True,
         ),
         Scenario(
             "index-denied",
@@ -280,6 +286,7 @@ SCENARIOS: dict[str, Scenario] = {
             "the handler string names a missing function: every $connect fails with 502",
             "handler-crash",
             _handler_crash,
+            replaces_handler=True,
         ),
         Scenario(
             "write-not-awaited",
@@ -288,6 +295,7 @@ SCENARIOS: dict[str, Scenario] = {
             "write-not-awaited",
             _write_not_awaited,
             runtime=NODE_SCENARIO_RUNTIME,
+            replaces_handler=True,
         ),
         Scenario(
             "write-on-message",
@@ -296,6 +304,7 @@ SCENARIOS: dict[str, Scenario] = {
             _write_on_message,
             ClientPlan(join_after_connect=True),
             runtime=NODE_SCENARIO_RUNTIME,
+            replaces_handler=True,
         ),
         Scenario(
             "http-no-connection-id",
