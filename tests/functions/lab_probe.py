@@ -117,3 +117,11 @@ def decimals(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 NOT_CALLABLE = "a module attribute that is not a function"
+
+
+def loud(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Print one line of ``event["line"]`` bytes, then ``event["lines"]`` lines of 1 KB."""
+    print("L" * event["line"])
+    for _ in range(event["lines"]):
+        print("l" * 1023)
+    return {"printed": event["line"] + 1024 * event["lines"]}

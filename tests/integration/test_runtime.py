@@ -880,3 +880,49 @@ def test_ainvoke(runtime: LambdaRuntime) -> None:
 def test_event_must_be_json(runtime: LambdaRuntime) -> None:
     with pytest.raises(ConfigurationError, match="not JSON-serialisable"):
         runtime.invoke(probe("counter"), {"when": object()})
+
+
+def test_megabytes_of_logs_are_cut_as_cloudwatch_cuts_events(
+    runtime: LambdaRuntime, sink: RecordingSink
+) -> None:
+    """A handler that prints a 600 KB line and 5 MB of lines: the invocation completes, every line is kept
+    (none dropped), and the CloudWatch writer cuts the long one to the event limit, marked."""
+    from kit.lab import engines
+    from kit.lab.cloudwatch import CUT_MARK, MAX_MESSAGE_BYTES, LogWriter
+
+    result = runtime.invoke(probe("loud", timeout_s=30), {"line": 600_000, "lines": 5_000})
+    assert result.kind == "response"
+    events = sink.for_request(result)
+    assert sum(len(m) for m in events) > 5_600_000  # the runtime handed everything over
+    moto = engines.start_moto()
+    try:
+        logs = local_logs_client(moto.endpoint_url)
+        writer = LogWriter(logs)
+        now_ms = int(time.time() * 1000)
+        writer.write(result.log_group, result.log_stream, [(now_ms, m) for m in events])
+        writer.close()
+        stored = [
+            event["message"]
+            for page in logs.get_paginator("filter_log_events").paginate(logGroupName=result.log_group)
+            for event in page["events"]
+        ]
+    finally:
+        moto.stop()
+    assert len(stored) == len(events)
+    assert max(len(m.encode()) for m in stored) <= MAX_MESSAGE_BYTES
+    (long_line,) = [m for m in stored if m.startswith("L")]
+    assert long_line.endswith(CUT_MARK) and long_line.startswith("L" * 200_000)
+
+
+def local_logs_client(endpoint_url: str) -> Any:
+    import boto3
+
+    from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+
+    return boto3.client(
+        "logs",
+        endpoint_url=endpoint_url,
+        region_name="us-east-2",
+        aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+        aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+    )

@@ -1,0 +1,71 @@
+"""How the lab hands events to PutLogEvents: each cut to CloudWatch's event limit, batches within the API's
+limits (tables of boundary cases)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kit.lab.cloudwatch import (
+    CUT_MARK,
+    EVENT_OVERHEAD,
+    MAX_BYTES,
+    MAX_EVENTS,
+    MAX_MESSAGE_BYTES,
+    batches,
+    cut,
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "kept_whole"),
+    [
+        ("", True),
+        ("x" * MAX_MESSAGE_BYTES, True),  # exactly at the limit
+        ("x" * (MAX_MESSAGE_BYTES + 1), False),  # one byte over
+        ("é" * (MAX_MESSAGE_BYTES // 2), True),  # 2-byte characters, exactly at the limit
+        ("é" * (MAX_MESSAGE_BYTES // 2) + "x", False),
+        ("x" + "€" * (MAX_MESSAGE_BYTES // 3), True),  # 1 + 3 x 87381 bytes: exactly at the limit
+        ("xx" + "€" * (MAX_MESSAGE_BYTES // 3), False),  # the cut falls inside a 3-byte character
+        ("😀" * (MAX_MESSAGE_BYTES // 4 + 1), False),
+        ("x" * 5_000_000, False),
+    ],
+)
+def test_cut(message: str, kept_whole: bool) -> None:
+    event = cut(message)
+    size = len(event.encode())
+    assert size <= MAX_MESSAGE_BYTES
+    if kept_whole:
+        assert event == message
+    else:
+        assert event.endswith(CUT_MARK)
+        kept = event.removesuffix(CUT_MARK)
+        assert message.startswith(kept)  # whole characters only, nothing altered
+        assert size > MAX_MESSAGE_BYTES - len(CUT_MARK.encode()) - 4  # at most one character short
+
+
+def sizes(batched: list[list[tuple[int, str]]]) -> list[tuple[int, int]]:
+    return [(len(batch), sum(len(m.encode()) + EVENT_OVERHEAD for _, m in batch)) for batch in batched]
+
+
+def test_batches_hold_at_most_the_events_a_call_takes() -> None:
+    events = [(i, "m") for i in range(MAX_EVENTS + 1)]
+    assert [len(batch) for batch in batches(events)] == [MAX_EVENTS, 1]
+    assert [len(batch) for batch in batches(events[:MAX_EVENTS])] == [MAX_EVENTS]
+
+
+@pytest.mark.parametrize(("extra", "calls"), [(0, 1), (1, 2)])
+def test_batches_hold_at_most_the_bytes_a_call_takes(extra: int, calls: int) -> None:
+    # Four events whose bytes (with 26 each) fill a call exactly; one byte more needs a second call.
+    body = MAX_BYTES // 4 - EVENT_OVERHEAD
+    assert body <= MAX_MESSAGE_BYTES
+    events = [(i, "x" * body) for i in range(3)] + [(3, "x" * (body + MAX_BYTES % 4 + extra))]
+    batched = batches(events)
+    assert len(batched) == calls
+    assert all(total <= MAX_BYTES for _, total in sizes(batched))
+    assert [m for batch in batched for _, m in batch] == [m for _, m in events]  # nothing lost or reordered
+
+
+def test_batches_are_in_time_order_and_lose_nothing() -> None:
+    events = [(3, "c"), (1, "a"), (2, "b"), (1, "a2")]
+    assert batches(events) == [[(1, "a"), (1, "a2"), (2, "b"), (3, "c")]]
+    assert batches([]) == []
