@@ -23,6 +23,7 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,7 @@ from kit.lab import engines
 Progress = Callable[[str], None]
 
 CONNECT_TARGET_RATIO = 0.8  # the issue's target: $connect/s at least 0.8 of raw put_item/s
+NODE_RUNTIME = "nodejs20.x"  # the runtime of the Node.js $connect figure
 HELD_TARGET_RATIO = 1.0  # the issue's "1,000 concurrent connections held": every one of them
 FANOUT_TARGET_RATIO = 0.8  # the bench's choice, by analogy with $connect: within 0.8 of the raw posts
 START_TARGET_RATIO = 2.0  # the bench's choice: the lab adds no more than its engine's own start time
@@ -369,7 +371,14 @@ async def _connect_round(
 
 
 async def measure_connect(
-    host: LabHost, settings: BenchSettings, inbox: ws.Inbox, progress: Progress
+    host: LabHost,
+    settings: BenchSettings,
+    inbox: ws.Inbox,
+    progress: Progress,
+    *,
+    name: str = "connect_rate",
+    title: str = "$connect/s through the lab",
+    extra: Mapping[str, Detail] | None = None,
 ) -> Figure:
     """Raw puts and lab connects in alternating rounds, so a load change on the machine hits both sides."""
     target = raw.lab_target(host.info)
@@ -405,13 +414,15 @@ async def measure_connect(
         "raw_put_p50_ms": _ms(percentile(tally.raw_latencies_s, 50)),
         "raw_put_p99_ms": _ms(percentile(tally.raw_latencies_s, 99)),
         "items_left_after_disconnects": tally.left_after_disconnects,
+        "function_runtime": str(host.info.get("runtime", "")),
+        **(extra or {}),
     }
     details |= {f"cpu_ms_per_connect[{role}]": value for role, value in lab_cpu_ms.items()}
     details |= {f"cpu_ms_per_connect[lab thread: {role}]": value for role, value in lab_thread_ms.items()}
     details |= {f"cpu_ms_per_raw_put[{role}]": value for role, value in raw_cpu_ms.items()}
     return figure(
-        "connect_rate",
-        "$connect/s through the lab",
+        name,
+        title,
         value=tally.lab_rate,
         unit="connects/s",
         baseline=tally.raw_rate,
@@ -687,6 +698,40 @@ async def _measure_load(host: LabHost, settings: BenchSettings, progress: Progre
             progress(f"closed {len(held.clients)} connections in {time.monotonic() - started:.1f} s")
 
 
+def measure_node_connect(settings: BenchSettings, progress: Progress, result: LabBench) -> list[Figure]:
+    """``$connect``/s with the function on Node.js (the kit's app.mjs), in a lab of its own, against raw
+    put_item on its engine; beside the Python figure of the same run. An error in ``result`` without node."""
+    if shutil.which("node") is None:
+        result.errors.append("$connect/s on Node.js could not be measured: no `node` on PATH")
+        return []
+    python = next((f for f in result.figures if f.name == "connect_rate"), None)
+    extra: dict[str, Detail] = {}
+    if python is not None and python.value:
+        extra["python_connect_rate"] = python.value
+
+    async def measure(host: LabHost) -> Figure:
+        figure_ = await measure_connect(
+            host,
+            settings,
+            ws.Inbox(),
+            progress,
+            name="connect_rate_node",
+            title="$connect/s through the lab, function on Node.js",
+            extra=extra,
+        )
+        if python is not None and python.value:
+            figure_.details["node_vs_python"] = round(figure_.value / python.value, 3)
+        return figure_
+
+    try:
+        with LabHost(runtime=NODE_RUNTIME) as host:
+            progress(f"lab with the function on {NODE_RUNTIME} up in {float(host.info['start_s']):.1f} s")
+            return [asyncio.run(measure(host))]
+    except Exception as exc:
+        result.errors.append(f"$connect/s on Node.js could not be measured: {type(exc).__name__}: {exc}")
+        return []
+
+
 def run_lab_benchmarks(settings: BenchSettings, progress: Progress | None = None) -> LabBench:
     """Every lab figure; a phase that fails is an error in the result, not an exception."""
     say = progress or (lambda message: print(f"bench: {message}", file=sys.stderr, flush=True))
@@ -704,7 +749,8 @@ def run_lab_benchmarks(settings: BenchSettings, progress: Progress | None = None
         stopping = time.monotonic()
         host.stop()
         say(f"lab stopped in {time.monotonic() - stopping:.1f} s")
+    result.figures.extend(measure_node_connect(settings, say, result))
     # The table order people read: start, then throughput, then capacity, then fan-out.
-    order = ["lab_start", "connect_rate", "held_connections"]
+    order = ["lab_start", "connect_rate", "connect_rate_node", "held_connections"]
     result.figures.sort(key=lambda f: order.index(f.name) if f.name in order else len(order))
     return result

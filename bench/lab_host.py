@@ -5,7 +5,8 @@ interpreter lock and the lab's CPU time and peak memory can be read from ``/proc
 tree. Protocol, one JSON line each on stdout:
 
 * ``{"ready": true, "start_s", "pid", "websocket_url", "management_url", "dynamodb_url", "region", "table",
-  "index", "engine", "max_workers_per_function"}`` once the lab is up (``start_s`` is ``Lab()`` enter to
+  "index", "engine", "max_workers_per_function", "runtime"}`` once the lab is up (``--runtime nodejs20.x``:
+  the function on Node.js, the kit's app.mjs) (``start_s`` is ``Lab()`` enter to
   ready, timed here, after the imports), or ``{"error": "..."}`` and exit status 1 when it could not start;
 * ``{"threads": [{"native_id", "role"}, ...]}`` for each line ``threads`` read on stdin: what each of this
   process's threads does (:func:`bench.processes.thread_role`), so CPU time per thread can be attributed;
@@ -16,6 +17,7 @@ Must not: write ``.kit/lab.json`` (a bench lab is nobody else's to find) or prin
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -48,9 +50,18 @@ def _threads() -> list[dict[str, object]]:
     ]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.lab_host")
+    parser.add_argument("--runtime", default=None, help="the function's runtime (default: the lab's)")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    lab = Lab(scenario="healthy", write_lab_file=False)
+    try:
+        lab = Lab(
+            scenario="healthy", write_lab_file=False, **({"runtime": args.runtime} if args.runtime else {})
+        )
+    except KitError as exc:
+        _say({"error": str(exc)})
+        return 1
     started = time.monotonic()
     try:
         lab.start()
@@ -74,6 +85,7 @@ def main() -> int:
                 "index": lab.resources.index,
                 "engine": info.dynamodb_engine,
                 "max_workers_per_function": DEFAULT_MAX_WORKERS_PER_FUNCTION,
+                "runtime": info.runtime,
             }
         )
         # Serve until the bench closes our stdin (or dies: then the read returns EOF as well).

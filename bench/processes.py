@@ -185,10 +185,12 @@ class LabHost:
         self,
         *,
         module: str = "bench.lab_host",
+        runtime: str | None = None,
         ready_timeout_s: float = 120.0,
         stop_timeout_s: float = 60.0,
     ) -> None:
         self.module = module  # anything speaking lab_host's protocol, e.g. a lab with an experiment applied
+        self.runtime = runtime  # the function's runtime; None: the lab's default (Python)
         self.ready_timeout_s = ready_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.info: dict[str, Any] = {}
@@ -213,7 +215,7 @@ class LabHost:
             [str(PROJECT_ROOT), *filter(None, [environment.get("PYTHONPATH")])]
         )
         self._process = subprocess.Popen(
-            [sys.executable, "-m", self.module],
+            [sys.executable, "-m", self.module, *(["--runtime", self.runtime] if self.runtime else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 LAB_FIGURES = {
     "lab_start",
     "connect_rate",
+    "connect_rate_node",
     "held_connections",
     "broadcast_fanout_p50",
     "broadcast_fanout_p99",
