@@ -23,9 +23,11 @@ rather than run code that could not reach the account.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +39,8 @@ import pandas as pd
 from kit import logparse
 from kit.dynamo import exercise
 from kit.errors import ConfigurationError
-from kit.lab import lambda_config, lambda_runtimes
+from kit.lab import function_source, lambda_config, lambda_runtimes
+from kit.lab.function_source import FunctionSource
 from kit.lab.lambda_config import FunctionConfig
 from kit.lab.lambda_environment import LambdaCredentials
 from kit.lab.provision import HANDLER_DIR
@@ -47,6 +50,12 @@ from kit.target import Target
 LOGGER_NAME: Final = "kit.dynamo.lambda_handlers"
 PYTHON_RUNTIME: Final = "python3.12"  # what "python" means for code run in the lab's runtime
 FUNCTION_TIMEOUT_S: Final = 10.0
+# Notebook 01's parameters, named in what function_source says is wrong with them.
+PARAMETER_NAMES: Final = {
+    "function": "function_path",
+    "handler": "function_handler",
+    "runtime": "handler_runtime",
+}
 
 # The variables of the call's environment a function gets as its own configuration; the rest of what it
 # needs (credentials, the lab's endpoints) arrives as Lambda gives it, not as configured variables.
@@ -87,6 +96,7 @@ class HandlerCode:
     handler: str
     runtime: str
     code_path: str
+    source: FunctionSource | None = None  # the user's code, installed (a .zip extracted) when it runs
 
 
 def choose(runtime: str, function_path: str = "", function_handler: str = "") -> list[HandlerCode]:
@@ -94,14 +104,22 @@ def choose(runtime: str, function_path: str = "", function_handler: str = "") ->
 
     ``runtime``: ``python`` or empty (in this kernel unless a function path is given), a Python runtime
     (``python3.12``) or a Node.js one (``nodejs20.x``). Without ``function_path``, the kit's seed and fixed
-    handlers in that runtime; with it, the user's function (``function_handler`` is Lambda's handler string)
-    beside the kit's fixed handler in the same language.
+    handlers in that runtime; with it, the user's function (a folder or a deployment .zip, read and checked
+    as ``kit lab up --function`` reads it; ``function_handler`` is Lambda's handler string, the console's
+    default when empty; the runtime detected from its files unless one is given) beside the kit's fixed
+    handler in the same language.
     """
     chosen = runtime.strip() or "python"
-    if chosen == "python":
-        if not function_path:
-            return []
-        chosen = PYTHON_RUNTIME
+    if function_path:
+        source = function_source.function_source(
+            function_path,
+            function_handler or None,
+            None if chosen == "python" else chosen,
+            names=PARAMETER_NAMES,
+        )
+        chosen = source.runtime
+    elif chosen == "python":
+        return []
     refusal = lambda_runtimes.refusal("exercise", chosen)
     if refusal is not None:
         raise ConfigurationError(f"handler_runtime {chosen!r}: {refusal.split('; ', 1)[1]}")
@@ -112,18 +130,7 @@ def choose(runtime: str, function_path: str = "", function_handler: str = "") ->
     fixed = HandlerCode(f"fixed ({extension})", "app.handler", chosen, str(HANDLER_DIR))
     if not function_path:
         return [HandlerCode(f"seed ({extension})", "seed.handler", chosen, str(HANDLER_DIR)), fixed]
-    path = Path(function_path).expanduser()
-    if not path.is_dir():
-        raise ConfigurationError(
-            f"function_path {function_path!r} is not a folder; give the folder that holds your function's "
-            "code (unzip a deployment package first)."
-        )
-    if "." not in function_handler:
-        raise ConfigurationError(
-            f"function_handler {function_handler!r} is not a Lambda handler string; give file.function, "
-            "e.g. index.handler."
-        )
-    return [HandlerCode("yours", function_handler, chosen, str(path.resolve())), fixed]
+    return [HandlerCode("yours", source.handler, chosen, str(source.path), source), fixed]
 
 
 Handler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
@@ -223,8 +230,16 @@ def running(target: Target, codes: Sequence[HandlerCode]) -> Iterator[dict[str, 
             "run the kit's handlers in this kernel."
         )
     sink = Sink()
-    with LambdaRuntime(sink) as runtime:
-        yield {code.name: runtime_handler(runtime, sink, code, target.region) for code in codes}
+    with tempfile.TemporaryDirectory(prefix="kit-exercise-") as work, LambdaRuntime(sink) as runtime:
+        installed = []
+        for index, code in enumerate(codes):
+            placed = code
+            if code.source is not None:  # the user's code where the runtime runs it, as the lab installs it
+                folder = Path(work) / f"task-{index}"
+                function_source.install(code.source, folder)
+                placed = dataclasses.replace(code, code_path=str(folder))
+            installed.append(placed)
+        yield {code.name: runtime_handler(runtime, sink, code, target.region) for code in installed}
 
 
 def describe(codes: Sequence[HandlerCode]) -> pd.DataFrame:

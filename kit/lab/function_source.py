@@ -41,6 +41,8 @@ DEFAULT_PYTHON_RUNTIME: Final = "python3.12"
 DEFAULT_HANDLERS: Final = {"node": "index.handler", "python": "lambda_function.lambda_handler"}
 NODE_FILES: Final = (".js", ".mjs", ".cjs")
 SECRET_PLACEHOLDER: Final = "(secret, kept in memory only)"
+# How errors name the inputs: `kit lab up`'s flags, or the caller's own names (a notebook's parameters).
+CLI_NAMES: Final = {"function": "--function", "handler": "--handler", "runtime": "--runtime"}
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def _file_names(path: Path, kind: str) -> list[str]:
     ]
 
 
-def default_runtime(names: Sequence[str], shown: str) -> str:
+def default_runtime(names: Sequence[str], shown: str, runtime_name: str = CLI_NAMES["runtime"]) -> str:
     """The runtime the code's files point to: Node.js for .js/.mjs/.cjs/package.json, Python for .py."""
     node = any(name.endswith(NODE_FILES) or name.endswith("package.json") for name in names)
     python = any(name.endswith(".py") for name in names)
@@ -133,7 +135,8 @@ def default_runtime(names: Sequence[str], shown: str) -> str:
         return DEFAULT_NODE_RUNTIME if node else DEFAULT_PYTHON_RUNTIME
     found = "both JavaScript and Python files" if node else "neither JavaScript nor Python files"
     raise ConfigurationError(
-        f"{shown} holds {found}; say which runtime runs it with --runtime (e.g. nodejs20.x or python3.12)."
+        f"{shown} holds {found}; say which runtime runs it with {runtime_name} (e.g. nodejs20.x or "
+        "python3.12)."
     )
 
 
@@ -144,13 +147,15 @@ def function_source(
     environment: Sequence[str] | Mapping[str, str] = (),
     *,
     which: Callable[[str], str | None] | None = None,
+    names: Mapping[str, str] = CLI_NAMES,
 ) -> FunctionSource:
-    """Read and check the user's function; every problem is a one-line ConfigurationError."""
+    """Read and check the user's function; every problem is a one-line ConfigurationError naming the input
+    as ``names`` say (``kit lab up``'s flags by default)."""
     given = Path(path).expanduser()
     shown = given.name or str(given)
     if not given.exists():
         raise ConfigurationError(
-            f"--function {path}: no such file or folder; give your function's folder or .zip."
+            f"{names['function']} {path}: no such file or folder; give your function's folder or .zip."
         )
     if given.is_dir():
         kind: Literal["folder", "zip"] = "folder"
@@ -160,10 +165,10 @@ def function_source(
             check_zip(archive, shown)
     else:
         raise ConfigurationError(
-            f"--function {shown} is neither a folder nor a .zip archive; give your function's folder or its "
-            "deployment package."
+            f"{names['function']} {shown} is neither a folder nor a .zip archive; give your function's "
+            "folder or its deployment package."
         )
-    chosen = runtime or default_runtime(_file_names(given, kind), shown)
+    chosen = runtime or default_runtime(_file_names(given, kind), shown, names["runtime"])
     problem = lambda_runtimes.refusal(shown, chosen) or lambda_runtimes.missing_tool(chosen, which)
     if problem is not None:
         raise ConfigurationError(problem)
@@ -172,7 +177,7 @@ def function_source(
     chosen_handler = handler or DEFAULT_HANDLERS[family]
     if "." not in chosen_handler:
         raise ConfigurationError(
-            f"--handler {chosen_handler!r} has no dot; Lambda handlers are file.function, e.g. "
+            f"{names['handler']} {chosen_handler!r} has no dot; Lambda handlers are file.function, e.g. "
             f"{DEFAULT_HANDLERS[family]}."
         )
     variables = dict(environment) if isinstance(environment, Mapping) else parse_environment(environment)

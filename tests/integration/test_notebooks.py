@@ -14,6 +14,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -248,6 +249,40 @@ def test_connect_handler_notebook_shows_both_handlers(executed: dict[str, Any]) 
     shown = json.dumps(_outputs(result))
     assert "ada@example.com" not in shown and "ada%40example.com" not in shown
     assert "a***@***#" in shown
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no `node` on PATH: the Node.js runtime cannot run")
+def test_connect_handler_notebook_runs_the_javascript_handlers_and_your_own(
+    lab_environment: Path, tmp_path: Path
+) -> None:
+    own = tmp_path / "my-connect"
+    own.mkdir()
+    (own / "index.mjs").write_text(
+        "export const handler = async () => ({ statusCode: 500, body: 'not today' });\n"
+    )
+    result = papermill.execute_notebook(
+        str(NOTEBOOKS_DIR / "01_connect_handler.ipynb"),
+        str(tmp_path / "01-node.ipynb"),
+        parameters={"handler_runtime": "nodejs20.x"},
+        kernel_name="python3",
+        cwd=str(NOTEBOOKS_DIR),
+        progress_bar=False,
+    )
+    html = "".join(output.get("data", {}).get("text/html", "") for output in _outputs(result))
+    assert "seed (.mjs) status" in html and "fixed (.mjs) status" in html
+    assert "on nodejs20.x, in the lab&#x27;s Lambda runtime" in html or "on nodejs20.x, in the lab's" in html
+
+    yours = papermill.execute_notebook(
+        str(NOTEBOOKS_DIR / "01_connect_handler.ipynb"),
+        str(tmp_path / "01-yours.ipynb"),
+        parameters={"function_path": str(own)},
+        kernel_name="python3",
+        cwd=str(NOTEBOOKS_DIR),
+        progress_bar=False,
+    )
+    html = "".join(output.get("data", {}).get("text/html", "") for output in _outputs(yours))
+    assert "yours status" in html and "fixed (.mjs) status" in html
+    assert str(tmp_path) not in json.dumps(_outputs(yours))  # its name, never its local path
 
 
 def test_kernels_used_the_redirected_directories(executed: dict[str, Any], lab_environment: Path) -> None:

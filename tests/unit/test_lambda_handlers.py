@@ -39,10 +39,13 @@ def test_the_kits_handlers_in_a_runtime(runtime: str, extension: str) -> None:
 
 
 def test_your_function_beside_the_kits_fixed_handler(tmp_path: Path) -> None:
-    chosen = lambda_handlers.choose("python", str(tmp_path), "lambda_function.lambda_handler")
+    (tmp_path / "lambda_function.py").write_text("def lambda_handler(event, context):\n    return {}\n")
+    chosen = lambda_handlers.choose("python", str(tmp_path), "")
+    source = chosen[0].source
+    assert source is not None and source.runtime == "python3.12"
     assert chosen == [
-        HandlerCode("yours", "lambda_function.lambda_handler", lambda_handlers.PYTHON_RUNTIME, str(tmp_path)),
-        HandlerCode("fixed (.py)", "app.handler", lambda_handlers.PYTHON_RUNTIME, str(HANDLER_DIR)),
+        HandlerCode("yours", "lambda_function.lambda_handler", "python3.12", str(tmp_path), source),
+        HandlerCode("fixed (.py)", "app.handler", "python3.12", str(HANDLER_DIR)),
     ]
 
 
@@ -51,18 +54,26 @@ def test_your_function_beside_the_kits_fixed_handler(tmp_path: Path) -> None:
     [
         ("java17", "", "", "handler_runtime 'java17': the lab runs Python runtimes"),
         ("nodejs16.x", "", "", "handler_runtime 'nodejs16.x': the lab runs"),
-        ("python", "{missing}", "index.handler", "is not a folder; give the folder"),
-        ("python", "{file}", "index.handler", "is not a folder"),
-        ("python", "{dir}", "index", "'index' is not a Lambda handler string; give file.function"),
-        ("python", "{dir}", "", "'' is not a Lambda handler string"),
+        ("python", "{missing}", "index.handler", "function_path {missing}: no such file or folder"),
+        ("python", "{file}", "index.handler", "function_path file.zip is neither a folder nor a .zip"),
+        ("python3.12", "{dir}", "index", "function_handler 'index' has no dot"),
+        (
+            "python",
+            "{empty}",
+            "",
+            "holds neither JavaScript nor Python files; say which runtime runs it with handler_runtime",
+        ),
     ],
 )
 def test_what_is_refused_in_one_line(
     tmp_path: Path, runtime: str, path: str, handler: str, message: str
 ) -> None:
     (tmp_path / "file.zip").write_bytes(b"PK")
-    where = path.format(missing=tmp_path / "nope", file=tmp_path / "file.zip", dir=tmp_path)
-    with pytest.raises(ConfigurationError, match=re.escape(message)) as raised:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "empty").mkdir()
+    names = {"missing": tmp_path / "nope", "file": tmp_path / "file.zip", "dir": tmp_path / "dir"}
+    where = path.format(**names, empty=tmp_path / "empty")
+    with pytest.raises(ConfigurationError, match=re.escape(message.format(**names))) as raised:
         lambda_handlers.choose(runtime, where, handler)
     assert "\n" not in str(raised.value)
 
