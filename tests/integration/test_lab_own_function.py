@@ -49,6 +49,8 @@ export const handler = async (event) => {
     const { token, workspaceId } = event.queryStringParameters ?? {};
     await db.send(new PutCommand({ TableName, Item: { connectionId, workspaceId, userId: token } }));
     console.log(JSON.stringify({ route: routeKey, connection_id: connectionId, outcome: 'stored' }));
+  } else if (routeKey === 'message') {
+    console.log(JSON.stringify({ route: routeKey, connection_id: connectionId, outcome: 'read' }));
   } else if (routeKey === '$disconnect') {
     await db.send(new DeleteCommand({ TableName, Key: { connectionId } }));
     console.log(JSON.stringify({ route: routeKey, connection_id: connectionId, outcome: 'deleted' }));
@@ -75,10 +77,12 @@ def test_your_node_function_serves_the_lab(tmp_path: Path, empty_dynamodb: Empty
         ws = open_socket(lab, query("ada@example.com", "ws-own"))
         stored = wait_until(lambda: table_items(lab))
         assert [(item["userId"], item["workspaceId"]) for item in stored] == [("ada@example.com", "ws-own")]
+        ws.send(json.dumps({"action": "message", "message": "hello"}))
+        group = lambda_group(lab)
+        wait_until(lambda: any('"route":"message"' in m for m in log_messages(lab, group)))
         ws.close()
         wait_until(lambda: table_items(lab) == [])
 
-        group = lambda_group(lab)
         lines = wait_until(
             lambda: (
                 [m for m in log_messages(lab, group) if '"outcome":"deleted"' in m]
@@ -87,7 +91,7 @@ def test_your_node_function_serves_the_lab(tmp_path: Path, empty_dynamodb: Empty
         )
     frame = parse(events_frame([{"timestamp": 0, "message": m} for m in lines], log_group=group))
     calls = invocations(frame)
-    assert {str(r) for r in calls["route_key"].dropna()} >= {"$connect", "$disconnect"}
+    assert {str(r) for r in calls["route_key"].dropna()} == {"$connect", "message", "$disconnect"}
     assert set(calls["status"]) == {"success"}
     lifecycle = connection_lifecycle(frame)
     assert list(lifecycle["app_outcome"].dropna()) == ["stored"]

@@ -48,6 +48,7 @@ class FakeLab:
             as_dict=dict,
         )
         self.stopped = 0
+        self.resources = None  # what provisioning created; nothing here
 
     def __enter__(self) -> FakeLab:
         threading.Timer(0.1, setattr, (self, "failure", REASON)).start()
