@@ -165,7 +165,9 @@ def _stray_writes(e: Evidence, writes: pd.DataFrame, requests: pd.DataFrame) -> 
 
     Work an earlier invocation left running (a write not awaited) resumes when Lambda thaws the environment
     for whatever invocation comes next, and its lines land in that invocation; a handler that stores a
-    connection on its join message logs the write as that request's own and only outcome.
+    connection on its join message logs the write as that request's own and only outcome. The limit of
+    this reading: a join handler that logs a second outcome of its own (``joined`` beside the write) would
+    pass for leaked work, and a leaked write into a request that logs nothing else for a join.
     """
     if writes.empty or e.log_lines is None:
         return pd.Series(False, index=writes.index, dtype=bool)

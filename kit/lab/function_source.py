@@ -2,7 +2,7 @@
 deploys, checked the way Lambda would refuse it, before anything starts.
 
     function_source(path, handler, runtime, env)  -> FunctionSource, or a one-line ConfigurationError
-    check_zip(archive)                            the members of a .zip, refused if unsafe or too large
+    check_zip(archive) / check_folder(folder)     the code, refused if unsafe or too large
     install(source, code_dir)                     the code where the lab runs it (Lambda's /var/task)
     package(source)                               the .zip bytes CreateFunction is given
     describe(source, installed)                   what was loaded, in a line for the lab's output
@@ -21,6 +21,8 @@ secret-looking variable's value anywhere but in memory.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import stat
 import zipfile
@@ -118,6 +120,20 @@ def check_zip(archive: zipfile.ZipFile, shown: str) -> list[zipfile.ZipInfo]:
     return members
 
 
+def check_folder(folder: Path, shown: str) -> None:
+    """A folder's files, as they would be zipped (links followed), within Lambda's 250 MB unzipped."""
+    total = 0
+    for root, _, files in os.walk(folder, followlinks=False):
+        for name in files:
+            with contextlib.suppress(OSError):  # a dangling link is not code; copying skips nothing else
+                total += (Path(root) / name).stat().st_size
+            if total > UNZIPPED_LIMIT_BYTES:
+                raise ConfigurationError(
+                    f"{shown}: over Lambda's limit of {UNZIPPED_LIMIT_BYTES} bytes (250 MB) unzipped; "
+                    "trim it (dev dependencies, tests) or use a container image."
+                )
+
+
 def _file_names(path: Path, kind: str) -> list[str]:
     if kind == "zip":
         with zipfile.ZipFile(path) as archive:
@@ -159,6 +175,7 @@ def function_source(
         )
     if given.is_dir():
         kind: Literal["folder", "zip"] = "folder"
+        check_folder(given, shown)
     elif zipfile.is_zipfile(given):
         kind = "zip"
         with zipfile.ZipFile(given) as archive:
@@ -189,7 +206,13 @@ def install(source: FunctionSource, code_dir: Path) -> Installed:
     extracted); how many files and bytes."""
     code_dir.mkdir(parents=True, exist_ok=True)
     if source.kind == "folder":
-        shutil.copytree(source.path, code_dir, dirs_exist_ok=True, symlinks=False)
+        try:
+            shutil.copytree(source.path, code_dir, dirs_exist_ok=True, symlinks=False)
+        except (OSError, shutil.Error, RecursionError) as exc:
+            raise ConfigurationError(
+                f"{source.name} could not be copied into the lab ({type(exc).__name__}: {str(exc)[:120]}); "
+                "check it for link loops or unreadable files."
+            ) from exc
     else:
         with zipfile.ZipFile(source.path) as archive:
             for member in check_zip(archive, source.name):

@@ -215,3 +215,17 @@ def test_no_node_on_the_machine_is_said_before_anything_starts(
     assert "runtime nodejs20.x needs Node.js: no `node` on PATH" in capsys.readouterr().err
     assert cli.main(["lab", "up", "--runtime", "nodejs22.x"]) == 2
     assert not (tmp_path / "state").exists()
+
+
+def test_a_folder_over_lambdas_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "index.mjs").write_text("x" * 10)
+    (folder / "blob.bin").write_bytes(b"\0" * 10)
+    monkeypatch.setattr(function_source, "UNZIPPED_LIMIT_BYTES", 20)
+    function_source.check_folder(folder, "big")  # exactly at the limit
+    (folder / "one-more").write_bytes(b"\0")
+    with pytest.raises(
+        ConfigurationError, match=r"^big: over Lambda's limit of 20 bytes \(250 MB\) unzipped"
+    ):
+        function_source.check_folder(folder, "big")
