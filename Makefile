@@ -75,9 +75,10 @@ format: setup
 	$(BIN)/ruff format kit tests bench
 	$(BIN)/ruff check --fix kit tests bench
 
-# Exit 1 (a root cause was ranked) is a successful report for make; exit 2 (the kit failed) is not.
+# Exit 1 (a root cause was ranked) and 3 (inconclusive, said in the report) are successful reports for make;
+# exit 2 (the kit failed) is not.
 report: setup
-	$(BIN)/kit report --target $(TARGET) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(ENV_FILE),--env-file $(ENV_FILE)) || [ $$? -eq 1 ]
+	$(BIN)/kit report --target $(TARGET) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(ENV_FILE),--env-file $(ENV_FILE)) || { rc=$$?; [ $$rc -eq 1 ] || [ $$rc -eq 3 ]; }
 
 bench: setup
 	$(PY) -m bench

@@ -106,6 +106,7 @@ def _target_from_args(args: argparse.Namespace) -> Any:
         websocket_url=args.websocket_url,
         dynamodb_url=getattr(args, "endpoint", None),  # `kit table --endpoint` only
         allow_writes=getattr(args, "allow_writes", False),
+        api_id=getattr(args, "api_id", None),
     )
 
 
@@ -125,7 +126,7 @@ def _print_frame(frame: Any, args: argparse.Namespace) -> None:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     """Read the evidence, run the checks, print the ranked root cause.
 
-    Exit 0 none, 1 a cause or a symptom, 2 failed or inconclusive (``kit.diagnose.causes.exit_code``).
+    Exit 0 none, 1 a cause or a symptom, 2 failed, 3 inconclusive (``kit.diagnose.causes.exit_code``).
     """
     from kit.diagnose import causes, ranking, reading
 
@@ -136,6 +137,8 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
         plan = ProbePlan(clients=args.probe_clients, join_after_connect=args.probe_join)
     evidence = reading.read_evidence(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
+    for note in evidence.notes:  # how the reading chose what it read, e.g. an API found by listing
+        print(f"kit: note: {note}", file=sys.stderr)
     result = ranking.diagnose(evidence)
     print(ranking.to_json(result) if args.json else ranking.summary_text(result))
     return causes.exit_code(str(result.root_cause["id"]))
@@ -168,7 +171,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     target = _target_from_args(args)
     answers = config.fetch_api(target)
     functions = config.fetch_functions(target, config.functions_for_api(target, answers))
-    groups = logs.log_groups_frame(functions, target.api_id, answers.stage(target.stage))
+    groups = logs.log_groups_frame(functions, answers.api_id, answers.chosen_stage(target.stage))
     start = datetime.now(UTC) - timedelta(minutes=args.minutes)
     fetched = logs.fetch_events(target.client("logs"), groups["log_group"].tolist(), start=start)
     parsed = logparse.parse(fetched.events)
@@ -341,7 +344,7 @@ def _parameter(text: str) -> tuple[str, Any]:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    """Run the notebooks into a report folder; print the folder and the ranked cause. Exit 0/1/2."""
+    """Run the notebooks into a report folder; print the folder and the ranked cause. Exit 0/1/2/3."""
     from pathlib import Path
 
     from kit.report import run_report
@@ -435,13 +438,17 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
         command.add_argument("--table", help="connections table (default: chatgenius-connections)")
         command.add_argument("--env-file", help="an .env.local-style file (region, table, credentials, URLs)")
         command.add_argument("--websocket-url", help="wss://<api>.execute-api.<region>.amazonaws.com/<stage>")
+        command.add_argument(
+            "--api-id",
+            help="the WebSocket API's id (a custom domain's URL does not carry it; default: the URL's)",
+        )
         command.add_argument("--json", action="store_true", help="JSON output")
         command.add_argument("--csv", action="store_true", help="CSV output")
         return command
 
     diagnose = with_target(
         sub.add_parser(
-            "diagnose", help="rank the root cause (exit 0 none, 1 cause, 2 failed or inconclusive)"
+            "diagnose", help="rank the root cause (exit 0 none, 1 cause, 2 failed, 3 inconclusive)"
         )
     )
     diagnose.add_argument("--probe-clients", type=int, default=0, help="also run a probe with N clients")
@@ -505,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
 
     report = sub.add_parser(
         "report",
-        help="run the notebooks into reports/<stamp>-<target>[-<scenario>]/ (exit 0 none, 1 cause, 2 failed)",
+        help="run the notebooks into reports/<stamp>-<target>[-<scenario>]/ (exit 0 none, 1 cause, 2 failed, "
+        "3 inconclusive)",
     )
     report.add_argument("--target", choices=["lab", "aws"], default="lab", help="lab starts one if none runs")
     report.add_argument("--scenario", help="the lab's scenario (default: the running lab's, else healthy)")

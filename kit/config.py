@@ -28,7 +28,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kit import frames
-from kit.errors import AwsError, ConfigurationError, error_response
+from kit.errors import AwsError, ConfigurationError, TargetNotFoundError, error_response
 from kit.redact_structure import is_secret_variable
 from kit.target import (
     ACCESS_KEY_ID_KEYS,
@@ -274,26 +274,98 @@ def _integration_facts(route_key: str, integration: Mapping[str, Any], row: dict
 
 @dataclass(frozen=True)
 class ApiAnswers:
-    """What ``fetch_api`` read: ``get_api`` and every page of routes, integrations and stages."""
+    """What ``fetch_api`` read: ``get_api`` and every page of routes, integrations and stages.
+
+    ``found_by`` says how the API was chosen when no id was given (the only WebSocket API of the region);
+    empty when the caller named it.
+    """
 
     api: Mapping[str, Any]
     routes: list[dict[str, Any]] = field(default_factory=list)
     integrations: list[dict[str, Any]] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)
+    found_by: str = ""
+
+    @property
+    def api_id(self) -> str:
+        return str(self.api.get("ApiId", ""))
 
     def stage(self, name: str | None) -> dict[str, Any] | None:
         """The stage called ``name``, or None."""
         return next((s for s in self.stages if s.get("StageName") == name), None)
 
+    def chosen_stage(self, name: str | None) -> dict[str, Any] | None:
+        """The stage called ``name``; with no name, the API's only stage (None when it has several)."""
+        if name:
+            return self.stage(name)
+        return self.stages[0] if len(self.stages) == 1 else None
+
+
+def _apigateway_error(exc: Exception, operation: str, api_id: str | None, target: Target) -> AwsError:
+    return AwsError.from_botocore(
+        exc,
+        "apigatewayv2",
+        operation,
+        api_id,
+        resource_type="API" if api_id else "",
+        region=target.region,
+        hints={
+            "NotFoundException": (
+                f"check the API id (from the WebSocket URL) and that it lives in {target.region}"
+            )
+        },
+        otherwise="check the credentials (apigateway:GET is needed) and the network",
+    )
+
+
+def websocket_apis(target: Target) -> list[dict[str, Any]]:
+    """Every WebSocket API of the target's region (``get_apis``, every page), as AWS gives them."""
+    client = target.client("apigatewayv2")
+    try:
+        return [
+            dict(item)
+            for page in client.get_paginator("get_apis").paginate()
+            for item in page.get("Items", [])
+            if str(item.get("ProtocolType", "")).upper() == "WEBSOCKET"
+        ]
+    except (ClientError, BotoCoreError) as exc:
+        raise _apigateway_error(exc, "GetApis", None, target) from exc
+
+
+def choose_api(apis: list[dict[str, Any]], region: str) -> tuple[str, str]:
+    """(API id, how it was found) when the caller named none: the region's only WebSocket API (pure).
+
+    None at all is a :class:`TargetNotFoundError` (the target is wrong, not the stack); several is a
+    ``ConfigurationError`` naming them, since guessing would diagnose someone else's API.
+    """
+    if not apis:
+        raise TargetNotFoundError(
+            f"No WebSocket API exists in {region} for these credentials; check the region (--region) and the "
+            "account (--profile), or give the WebSocket URL (--websocket-url) or --api-id."
+        )
+    if len(apis) > 1:
+        named = ", ".join(f"{a.get('ApiId')} ({a.get('Name', '')})" for a in apis[:10])
+        more = f" and {len(apis) - 10} more" if len(apis) > 10 else ""
+        raise ConfigurationError(
+            f"{len(apis)} WebSocket APIs exist in {region}: {named}{more}; say which with --api-id or the "
+            "WebSocket URL (--websocket-url)."
+        )
+    only = apis[0]
+    return str(
+        only["ApiId"]
+    ), f"the only WebSocket API in {region} ({only.get('Name', '')}), found by listing"
+
 
 def fetch_api(target: Target, api_id: str | None = None) -> ApiAnswers:
-    """``get_api``, then every page of ``get_routes``, ``get_integrations`` and ``get_stages``."""
+    """``get_api``, then every page of ``get_routes``, ``get_integrations`` and ``get_stages``.
+
+    With no id (none given, none in the target), the region's only WebSocket API (:func:`choose_api`). An id
+    the region does not have is a :class:`TargetNotFoundError`.
+    """
     api_id = api_id or target.api_id
+    found_by = ""
     if not api_id:
-        raise ConfigurationError(
-            f"Target {target.label} has no API id; give the WebSocket URL (--websocket-url or "
-            "NEXT_PUBLIC_WEBSOCKET_URL in the env file) so the kit knows which API to read."
-        )
+        api_id, found_by = choose_api(websocket_apis(target), target.region)
     client = target.client("apigatewayv2")
     operation = "GetApi"
     try:
@@ -311,21 +383,13 @@ def fetch_api(target: Target, api_id: str | None = None) -> ApiAnswers:
                 for item in page.get("Items", [])
             ]
     except (ClientError, BotoCoreError) as exc:
-        raise AwsError.from_botocore(
-            exc,
-            "apigatewayv2",
-            operation,
-            api_id,
-            resource_type="API",
-            region=target.region,
-            hints={
-                "NotFoundException": (
-                    f"check the API id (from the WebSocket URL) and that it lives in {target.region}"
-                )
-            },
-            otherwise="check the credentials (apigateway:GET is needed) and the network",
-        ) from exc
-    return ApiAnswers(api, collected["get_routes"], collected["get_integrations"], collected["get_stages"])
+        error = _apigateway_error(exc, operation, api_id, target)
+        if error.code == "NotFoundException" and operation == "GetApi":
+            raise TargetNotFoundError(str(error)) from exc
+        raise error from exc
+    return ApiAnswers(
+        api, collected["get_routes"], collected["get_integrations"], collected["get_stages"], found_by
+    )
 
 
 def functions_for_api(target: Target, answers: ApiAnswers | None = None) -> list[str]:

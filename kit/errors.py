@@ -6,6 +6,7 @@ to do next; none of them may contain a secret value.
 
     KitError
      ├── ConfigurationError   a target, parameter or file is missing or malformed
+     │    └── TargetNotFoundError   the API the kit was pointed at is not in that region and account
      ├── EngineError          a local engine (DynamoDB Local, moto) would not start or answer
      └── AwsError             an AWS API answered with an error (service, operation, code, resource)
 
@@ -17,7 +18,8 @@ did not answer or for missing or expired credentials are decided there. ``error_
 
 ``failure_kind`` sorts a failed read into what it means for a diagnosis: no answer at all (``unreachable``:
 nothing was read, so nothing can be concluded), an answer refusing the kit's identity (``denied``: a real
-permission fact, about the kit, not the app), or any other failure (``failed``).
+permission fact, about the kit, not the app), the target itself not there (``missing``: a
+:class:`TargetNotFoundError`), or any other failure (``failed``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ class KitError(Exception):
 
 class ConfigurationError(KitError):
     """A target, parameter, environment file or policy is missing or malformed."""
+
+
+class TargetNotFoundError(ConfigurationError):
+    """What the kit was pointed at is not there (an API id the region does not have, no WebSocket API at all):
+    a problem with the target, never a cause in the user's stack."""
 
 
 class EngineError(KitError):
@@ -167,7 +174,7 @@ def _said(message: str) -> str:
     return _SESSION_TOKEN.sub(r"\1***", first).rstrip(".")
 
 
-FailureKind = Literal["unreachable", "denied", "failed"]
+FailureKind = Literal["unreachable", "denied", "missing", "failed"]
 
 # Codes of a request that got no usable answer: botocore's connection errors (by class name, as error_facts
 # gives them), the socket's own, and a service that says it cannot serve now (the lab's DynamoDB front door
@@ -221,6 +228,8 @@ def failure_kind(error: BaseException | str) -> FailureKind:
     """
     if isinstance(error, EngineError):
         return "unreachable"
+    if isinstance(error, TargetNotFoundError):
+        return "missing"
     if isinstance(error, AwsError):
         code = error.code
     elif isinstance(error, BaseException):

@@ -26,7 +26,7 @@ from typing import Final
 
 import pandas as pd
 
-from kit import config, frames, redact_display
+from kit import config, frames, probe_core, redact_display
 from kit.diagnose import ranking
 from kit.diagnose.findings import Diagnosis
 from kit.errors import ConfigurationError
@@ -164,3 +164,15 @@ def log_errors(parsed: pd.DataFrame | None) -> pd.DataFrame:
         return frames.empty({name: LOG_COLUMNS[name] for name in columns})
     failing = parsed["kind"].isin(["error", "timeout", "runtime_exit"]) | parsed["app_error_code"].notna()
     return parsed.loc[failing, columns].reset_index(drop=True)
+
+
+def probe_rows(target: Target, plan: probe_core.ProbePlan, *, allow_aws: bool) -> tuple[pd.DataFrame, str]:
+    """The probe's rows and a line saying what ran; on a real account without the opt-in, no rows and why
+    (the notebook renders that instead of failing)."""
+    from kit import probe
+
+    refused = probe_core.missing_opt_in(target, plan, allow_aws=allow_aws)
+    if refused is not None:
+        return frames.empty(probe_core.PROBE_COLUMNS), f"The probe did not run. {refused}"
+    rows = probe.run_probe(target, plan, allow_aws=allow_aws)
+    return rows, f"workspace {plan.workspace}, {len(rows)} rows"

@@ -268,18 +268,26 @@ def check_websocket_url(target: Target) -> None:
         )
 
 
+def missing_opt_in(target: Target, plan: ProbePlan, *, allow_aws: bool) -> str | None:
+    """Why the probe may not run here (a real account without its opt-in), or None (pure)."""
+    if target.kind != "aws" or allow_aws:
+        return None
+    url = public_url(target.websocket_url) if target.websocket_url else "the API"
+    return (
+        f"The probe writes to a real account: it opens {plan.clients} WebSocket connection(s) to {url}, "
+        f"so the $connect handler stores one item per client in table {target.table} "
+        f"({target.region}), under workspace {plan.workspace}; it removes them afterwards. "
+        "Opt in to run it: --allow-aws-probe (kit probe, kit diagnose), allow_aws_probe=True (the "
+        "notebooks), allow_aws=True (run_probe)."
+    )
+
+
 def check_aws_opt_in(target: Target, plan: ProbePlan, *, allow_aws: bool) -> None:
     """Refuse to probe a real account unless asked to, and outside a workspace of the probe's own."""
     if target.kind != "aws":
         return
-    url = public_url(target.websocket_url) if target.websocket_url else "the API"
-    if not allow_aws:
-        raise ConfigurationError(
-            f"The probe writes to a real account: it opens {plan.clients} WebSocket connection(s) to {url}, "
-            f"so the $connect handler stores one item per client in table {target.table} "
-            f"({target.region}), under workspace {plan.workspace}; it removes them afterwards. "
-            "Pass allow_aws=True to run_probe to run it."
-        )
+    if (refused := missing_opt_in(target, plan, allow_aws=allow_aws)) is not None:
+        raise ConfigurationError(refused)
     if not plan.workspace.startswith(WORKSPACE_PREFIX):
         raise ConfigurationError(
             f"Against a real account the probe only uses a workspace of its own ({WORKSPACE_PREFIX}...), "

@@ -8,7 +8,7 @@ starts one (``kit.lab.lab.Lab``) for the duration of the run.
 
 Exit codes (``ReportResult.exit_code``): 0 the diagnosis found no cause, 1 it ranked a cause or a symptom,
 2 the kit failed (the lab could not start, or the notebook that writes the diagnosis failed before writing
-it) or the diagnosis was inconclusive (evidence it needed could not be read;
+it), 3 the diagnosis was inconclusive (evidence it needed was not read, or the target is not there;
 ``kit.diagnose.causes.exit_code``).
 
 What this module must not do: write anything under ``reports/`` that has not passed the ``Redactor``
@@ -428,6 +428,7 @@ def _describe_target(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], lis
             env_file=given("env_file"),
             websocket_url=given("websocket_url"),
             allow_writes=parameters.get("allow_writes") is True,
+            api_id=given("api_id"),
         )
     except KitError as exc:
         return {"kind": kind, "error": str(exc)}, []

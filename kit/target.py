@@ -26,7 +26,7 @@ import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import StringIO
 from pathlib import Path
 from typing import Any, Literal
@@ -126,6 +126,7 @@ def client_config(kind: TargetKind) -> Config:
 
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_API_ID = re.compile(r"^[a-z0-9]{1,64}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _EXECUTE_API_HOST = re.compile(
     r"^(?P<api>[a-z0-9]+)\.execute-api\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})"
@@ -402,6 +403,15 @@ def parse_websocket_url(url: str) -> tuple[str, str, str] | None:
     return match["api"], match["region"], stage
 
 
+def _custom_domain_stage(url: str | None) -> str | None:
+    """The first path segment of a URL that is not execute-api's (a custom domain's base path, which is
+    usually the stage), or None."""
+    if not url:
+        return None
+    first = urlsplit(url if "//" in url else "//" + url).path.strip("/").split("/", 1)[0]
+    return first or None
+
+
 def management_url_for(api_id: str, region: str, stage: str) -> str:
     """The @connections endpoint API Gateway gives a WebSocket API stage."""
     return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
@@ -618,6 +628,7 @@ class Target:
         dynamodb_url: str | None = None,
         lab_file: Path | None = None,
         allow_writes: bool = False,
+        api_id: str | None = None,
     ) -> Target:
         """The target a set of parameters names; the one place that makes this choice.
 
@@ -645,6 +656,7 @@ class Target:
                 env_file=env_file or None,
                 websocket_url=websocket_url or None,
                 allow_writes=allow_writes,
+                api_id=api_id or None,
             )
         raise ConfigurationError(
             f"The target parameter is {kind!r}; use 'lab' (a running `kit lab up`) or 'aws' (a real account)."
@@ -660,6 +672,7 @@ class Target:
         env_file: str | os.PathLike[str] | None = None,
         websocket_url: str | None = None,
         allow_writes: bool = False,
+        api_id: str | None = None,
     ) -> Target:
         """A real AWS account, resolved without calling AWS.
 
@@ -669,7 +682,8 @@ class Target:
         (``AWS_PROFILE``) or the default chain; they are only checked to exist, never used. Table:
         ``table``, else the env file (``TABLE_KEYS``), else ``chatgenius-connections``. Anything missing is
         a ``ConfigurationError`` naming every place looked in. The target is read-only unless
-        ``allow_writes``.
+        ``allow_writes``. API: ``api_id`` (a custom domain's URL does not carry it), else the WebSocket URL's;
+        with neither, the reading lists the region's WebSocket APIs (``config.fetch_api``).
         """
         env = read_env_file(env_file) if env_file is not None else None
         problems: list[str] = list(env.problems) if env else []
@@ -698,6 +712,18 @@ class Target:
         elif credentials is None:
             source_parts.append(provenance["credentials"])
         parsed = api.parsed
+        if api_id is not None and not _API_ID.match(api_id):
+            raise ConfigurationError(
+                f"{api_id!r} is not an API Gateway API id (lower-case letters and digits, like "
+                "a1b2c3d4e5); copy it from the WebSocket URL or `aws apigatewayv2 get-apis`."
+            )
+        if api_id is not None:
+            provenance["api"] = "--api-id"
+            if parsed and parsed[0] != api_id:
+                problems.append(
+                    f"--api-id {api_id} differs from the WebSocket URL's API {parsed[0]}; the kit reads "
+                    f"{api_id}."
+                )
         target = cls(
             kind="aws",
             region=region,
@@ -708,8 +734,8 @@ class Target:
             source=", ".join(source_parts),
             websocket_url=api.websocket_url,
             management_url=api.management_url,
-            api_id=parsed[0] if parsed else None,
-            stage=parsed[2] if parsed else None,
+            api_id=api_id or (parsed[0] if parsed else None),
+            stage=parsed[2] if parsed else _custom_domain_stage(api.websocket_url),
             read_only=not allow_writes,
             provenance=provenance,
             problems=tuple(problems),
@@ -832,6 +858,19 @@ class Target:
             "problems": str(len(self.problems)),
         }
         return summary
+
+    def with_api(self, api_id: str, stage: str | None, found_by: str) -> Target:
+        """This target with the API it did not name (``config.fetch_api`` found it by listing); same session.
+
+        ``found_by`` goes into the provenance, so the report says how the API was chosen.
+        """
+        if self.api_id == api_id and self.stage == stage:
+            return self
+        chosen = replace(
+            self, api_id=api_id, stage=stage, provenance={**self.provenance, "api": found_by or "argument"}
+        )
+        chosen._cache.session = self._cache.session
+        return chosen
 
     def require_writes(self, action: str) -> None:
         """Raise unless this target may be changed; call before anything that writes."""

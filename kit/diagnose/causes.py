@@ -9,6 +9,11 @@ Each cause has a ``kind``: ``cause`` (a check found why), ``symptom`` (what the 
 while no check knows why: it ranks after every cause, so a known reason always wins, and before ``none``, so
 what was seen is never overruled by an all-clear), ``inconclusive`` (evidence was not read, so nothing can be
 cleared) and ``none``. The kind decides the exit code (:func:`exit_code`): 0 only for ``none``.
+
+Two causes are about the investigation rather than the user's stack: ``target-not-found`` (what the kit was
+pointed at is not there: the API, and the table, in that region and account) ranks before every cause, since
+nothing found elsewhere in a wrong target means anything; ``evidence-missing`` (no check failed, but what an
+all-clear stands on was not read) ranks just before ``none``, which it replaces.
 """
 
 from __future__ import annotations
@@ -18,9 +23,16 @@ from typing import Final, Literal
 
 CauseKind = Literal["cause", "symptom", "inconclusive", "none"]
 
-# The CLI contract (README): 0 nothing wrong, 1 something was found, 2 the kit could not do its work, which
-# includes evidence it could not read: an inconclusive verdict never exits 0.
-EXIT_CODES: Final[dict[CauseKind, int]] = {"none": 0, "cause": 1, "symptom": 1, "inconclusive": 2}
+# The CLI contract (README): 0 nothing wrong, 1 something was found, 2 the kit could not do its work (a bad
+# parameter, a target it could not resolve), 3 the diagnosis is inconclusive (evidence it needed was not read,
+# or the target is not there): an inconclusive verdict never exits 0, and cron can tell it from a failure.
+EXIT_INCONCLUSIVE: Final = 3
+EXIT_CODES: Final[dict[CauseKind, int]] = {
+    "none": 0,
+    "cause": 1,
+    "symptom": 1,
+    "inconclusive": EXIT_INCONCLUSIVE,
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,16 @@ class Cause:
 
 
 CAUSES: tuple[Cause, ...] = (
+    Cause(
+        "target-not-found",
+        5,
+        "What the kit was pointed at is not there: the WebSocket API (and the table) cannot be found in this "
+        "region and account, so nothing read there says anything about your stack.",
+        "Check the region (--region; the API's region is in its URL), the account (--profile, the env file's "
+        "keys) and the API id (--websocket-url or --api-id); `aws apigatewayv2 get-apis --region <region>` "
+        "lists the APIs of a region. Then run the diagnosis again.",
+        "inconclusive",
+    ),
     Cause(
         "connect-route-missing",
         10,
@@ -175,6 +197,14 @@ CAUSES: tuple[Cause, ...] = (
         "diagnosis is inconclusive: no check can clear what it did not see.",
         "Fix what the read-* findings name (a read permission for the kit's identity, a parameter), then "
         "run the diagnosis again.",
+        "inconclusive",
+    ),
+    Cause(
+        "evidence-missing",
+        96,
+        "No check failed, but what an all-clear stands on was not read (the API's $connect route, the table, "
+        "a $connect seen answering, the role's PutItem), so the diagnosis cannot say connections are stored.",
+        "Get what the evidence lists as missing (each says how), then run the diagnosis again.",
         "inconclusive",
     ),
     Cause("none", 1000, "No failing check: connections are stored and reachable.", "Nothing to fix.", "none"),

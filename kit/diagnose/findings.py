@@ -57,8 +57,12 @@ class Evidence:
     probe: pd.DataFrame | None = None
     direct_write: pd.DataFrame | None = None  # dynamo.direct_write.DIRECT_WRITE_COLUMNS; all NA: not run
     problems: dict[str, str] = field(default_factory=dict)  # section -> why it could not be read
-    # section -> kit.errors.FailureKind of its problem (unreachable | denied | failed); absent: failed
+    # section -> kit.errors.FailureKind of its problem (unreachable | denied | missing | failed); absent:
+    # failed
     problem_kinds: dict[str, str] = field(default_factory=dict)
+    api_id: str = ""  # the API that was read (the target's, or the one found by listing)
+    # how the reading chose what it read (an API found by listing), and a probe that was not allowed to run
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """The verdict: every check run over the evidence, the failing findings ranked into one root cause.
 
-``CHECKS`` is the ordered list of the checks (each pure, in its subject's module); ``run_checks`` runs them
-and adds a finding per section that could not be read; ``rank`` picks the root cause among the failing
+``CHECKS`` is the ordered list of the checks (each pure, in its subject's module); ``run_checks`` runs them,
+adds a finding per section that could not be read and, when nothing failed, the ``all-clear`` finding, which
+fails (``evidence-missing``) unless what an all-clear stands on was seen (``ALL_CLEAR_NEEDS``); ``rank``
+picks the root cause among the failing
 findings by :mod:`kit.diagnose.causes` rank. The order of ``CHECKS`` is the order of the findings, and of
 the root cause's evidence when several findings name it. ``diagnose`` is both; ``summary_text`` and
 ``to_json`` say the result. Pure.
@@ -54,6 +56,64 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
+# What an all-clear ("connections are stored and reachable") stands on: each need is met by one passing check.
+# (what, the checks that meet it, how to get it when none passed)
+ALL_CLEAR_NEEDS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    (
+        "the API's $connect route",
+        ("connect-route",),
+        "give the WebSocket URL (--websocket-url) or --api-id, in the API's region",
+    ),
+    ("the connections table", ("table-structure",), "name the table (--table) and its region (--region)"),
+    (
+        "a $connect seen answering",
+        ("handler-crash", "probe"),
+        "widen the log window to hold connections (--minutes) or run the probe (a real account: "
+        "--allow-aws-probe)",
+    ),
+    (
+        "the execution role's PutItem, or a connection seen stored",
+        ("iam-put", "probe"),
+        "let the kit read the role (iam:Get*/List*) or run the probe",
+    ),
+)
+
+
+def all_clear_findings(findings: pd.DataFrame) -> list[Finding]:
+    """The ``all-clear`` finding: whether "nothing failed" is backed by what it stands on (pure).
+
+    Nothing when another finding fails (the verdict is that one). Otherwise a pass naming what backs it, or a
+    fail (``evidence-missing``) naming each need no check met and why those checks did not pass.
+    """
+    question = "Is the all-clear backed by evidence (route, table, a $connect answering, PutItem)?"
+    if findings["verdict"].eq("fail").any():
+        return []
+    verdicts = {str(row["check"]): row for _, row in findings.iterrows()}
+    missing: list[str] = []
+    steps: list[str] = []
+    for need, checks, how in ALL_CLEAR_NEEDS:
+        if any(str(verdicts[c]["verdict"]) == "pass" for c in checks if c in verdicts):
+            continue
+        why = "; ".join(
+            f"{c}: {verdicts[c]['verdict']}, {verdicts[c]['evidence']}" if c in verdicts else f"{c}: not run"
+            for c in checks
+        )
+        missing.append(f"{need} ({why})")
+        steps.append(how)
+    if not missing:
+        return [Finding("all-clear", question, "pass", None, "route, table, $connect and PutItem all seen")]
+    return [
+        Finding(
+            "all-clear",
+            question,
+            "fail",
+            "evidence-missing",
+            "not read: " + "; ".join(missing),
+            "To back an all-clear: " + "; ".join(dict.fromkeys(steps)) + ".",
+        )
+    ]
+
+
 def run_checks(evidence: Evidence, checks: tuple[Check, ...] = CHECKS) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for check in checks:
@@ -76,7 +136,14 @@ def run_checks(evidence: Evidence, checks: tuple[Check, ...] = CHECKS) -> pd.Dat
         rows.extend(f.__dict__ for f in found)
     rows.extend(f.__dict__ for f in symptom_checks.read_findings(evidence))
     frame = pd.DataFrame(rows, columns=list(FINDING_COLUMNS)) if rows else frames.empty(FINDING_COLUMNS)
-    return frame.astype(FINDING_COLUMNS)
+    frame = frame.astype(FINDING_COLUMNS)
+    gate = all_clear_findings(frame) if checks is CHECKS else []
+    if gate:
+        frame = pd.concat(
+            [frame, pd.DataFrame([f.__dict__ for f in gate], columns=list(FINDING_COLUMNS))],
+            ignore_index=True,
+        ).astype(FINDING_COLUMNS)
+    return frame
 
 
 def rank(findings: pd.DataFrame) -> dict[str, Any]:

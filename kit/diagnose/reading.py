@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from kit import config, iam, logparse, logs
+from kit import config, iam, logparse, logs, probe_core
 from kit.diagnose.findings import CONNECT, Evidence
 from kit.dynamo import direct_write
 from kit.dynamo.items import index_coverage, index_pages, scan_items
@@ -56,21 +56,21 @@ def read_evidence(
     since = since or started - timedelta(hours=1)
     evidence = Evidence(target.label, target.region, target.table, target.index)
 
-    if probe_plan is not None:
-        from kit import probe
-
-        evidence.probe = _section(
-            evidence,
-            "probe",
-            lambda: probe.run_probe(target, probe_plan, allow_aws=allow_aws_probe, progress=progress),
-        )
+    _read_probe(evidence, target, probe_plan, allow_aws_probe=allow_aws_probe, progress=progress)
 
     answers = _section(evidence, "api", lambda: config.fetch_api(target))
     function_answers: list[dict[str, Any]] = []
     stage_answer: dict[str, Any] | None = None
     if answers is not None:
         evidence.routes = config.routes_frame(answers.routes, answers.integrations)
-        stage_answer = answers.stage(target.stage) or (answers.stages[0] if answers.stages else None)
+        evidence.api_id = answers.api_id
+        stage_answer = answers.chosen_stage(target.stage) or (answers.stages[0] if answers.stages else None)
+        if answers.found_by:  # the API was found by listing: the checks that name it need its id and stage
+            evidence.notes.append(f"API {answers.api_id}: {answers.found_by}")
+            stage = answers.chosen_stage(None)
+            target = target.with_api(
+                answers.api_id, str(stage["StageName"]) if stage else None, answers.found_by
+            )
         if stage_answer is not None:
             evidence.stage = config.stage_frame(stage_answer)
         names = config.functions_for_api(target, answers)
@@ -104,7 +104,8 @@ def read_evidence(
             evidence, "iam", lambda: iam.role_permissions(target, connect_functions[0])
         )
 
-    groups = logs.log_groups_frame(function_answers, target.api_id, stage_answer)
+    api_id = answers.api_id if answers is not None else target.api_id
+    groups = logs.log_groups_frame(function_answers, api_id, stage_answer)
     if not groups.empty:
         settle = settle_s if settle_s is not None else (1.0 if target.kind == "lab" else 0.0)
         fetched = _section(
@@ -126,3 +127,22 @@ def read_evidence(
 def _connect_functions(routes: pd.DataFrame) -> list[str]:
     connect = routes[routes["route_key"] == CONNECT]
     return [str(name) for name in connect["function_name"].dropna().tolist()]
+
+
+def _read_probe(
+    evidence: Evidence, target: Target, plan: Any | None, *, allow_aws_probe: bool, progress: bool
+) -> None:
+    """The probe, when one is planned; on a real account without its opt-in, none, and a note saying so."""
+    if plan is None:
+        return
+    not_opted_in = probe_core.missing_opt_in(target, plan, allow_aws=allow_aws_probe)
+    if not_opted_in is not None:  # not a read that failed: a probe nobody allowed, so none ran
+        evidence.notes.append(f"The probe did not run. {not_opted_in}")
+        return
+    from kit import probe
+
+    evidence.probe = _section(
+        evidence,
+        "probe",
+        lambda: probe.run_probe(target, plan, allow_aws=allow_aws_probe, progress=progress),
+    )

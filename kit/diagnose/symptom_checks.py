@@ -14,7 +14,7 @@ where the logs hold it, API Gateway's own words for the same requests, the next 
     check_delivery             ``delivery``: a probe client's frame answered with an error frame, or a
                                broadcast that did not reach another client (not-delivered)
     read_findings              ``read-<section>``: one per section :func:`kit.diagnose.reading.read_evidence`
-                               could not read (target-unreachable or evidence-unread, by
+                               could not read (target-unreachable, target-not-found or evidence-unread, by
                                :func:`kit.errors.failure_kind`)
 
 Pure: each looks at the evidence frames only, and none knows which target or lab scenario it reads.
@@ -226,7 +226,20 @@ _READ_NEXT_STEPS = {
     "denied": "Grant the kit's identity the read permission the message names (reading is all it needs), "
     "then run again.",
     "failed": "Fix what the message names, then run again.",
+    "missing": causes.cause("target-not-found").next_step,
 }
+_READ_CAUSES = {"unreachable": "target-unreachable", "missing": "target-not-found"}
+
+
+def _table_state(e: Evidence) -> str:
+    """What the evidence says of the table, for a target that was not found (pure)."""
+    if "tables" in e.problems:
+        return f"whether table {e.table} exists in {e.region} was not read"
+    if e.table in e.tables.get(e.region, []):
+        return f"table {e.table} does exist in {e.region}"
+    others = e.tables.get(e.region, [])
+    there = f" (tables there: {', '.join(others[:5])})" if others else " (no table at all there)"
+    return f"and there is no table {e.table} in {e.region} either{there}"
 
 
 def read_findings(e: Evidence) -> list[Finding]:
@@ -234,13 +247,14 @@ def read_findings(e: Evidence) -> list[Finding]:
     findings = []
     for section, problem in e.problems.items():
         kind = e.problem_kinds.get(section, "failed")
+        said = f"{problem.rstrip('.')}; {_table_state(e)}." if kind == "missing" else problem
         findings.append(
             Finding(
                 f"read-{section}",
                 f"Could the kit read the {section}?",
                 "fail",
-                "target-unreachable" if kind == "unreachable" else "evidence-unread",
-                problem,
+                _READ_CAUSES.get(kind, "evidence-unread"),
+                said,
                 _READ_NEXT_STEPS.get(kind, _READ_NEXT_STEPS["failed"]),
             )
         )

@@ -27,17 +27,24 @@ def check_table(e: Evidence) -> list[Finding]:
             Finding("table-structure", question, "pass", None, "describe_table matches the expected schema")
         ]
     missing = errors[errors["kind"] == "table-missing"]
+    said = "; ".join(errors["message"].astype(str))
+    if not missing.empty and e.functions["table_name"].dropna().empty:
+        # No function's TABLE_NAME was read, so a missing table may only be the wrong --table or --region:
+        # "the handler writes to a table that does not exist" would be a claim without evidence.
+        return [
+            Finding(
+                "table-structure",
+                question,
+                "fail",
+                "evidence-unread",
+                f"{said.rstrip('.')}; no $connect function's TABLE_NAME was read, so which table the "
+                "handler writes is unknown",
+                "Give the kit the API (--websocket-url or --api-id) so it reads the function's TABLE_NAME, "
+                "or check --table and --region against the function's configuration.",
+            )
+        ]
     cause = "table-not-found" if not missing.empty else "table-schema-mismatch"
-    return [
-        Finding(
-            "table-structure",
-            question,
-            "fail",
-            cause,
-            "; ".join(errors["message"].astype(str)),
-            first_text(errors, "next_step"),
-        )
-    ]
+    return [Finding("table-structure", question, "fail", cause, said, first_text(errors, "next_step"))]
 
 
 # An error code of the kit's own direct write → the cause it points to. The execution role plays no part.

@@ -415,7 +415,12 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     except ImportError as exc:  # pragma: no cover - moto is a dependency
         raise EngineError("moto is not installed; run `make setup`.") from exc
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = ChangeCountingApp(DomainDispatcherApplication(create_backend_app))
+    from kit.lab.code_location import CodeLocationApp, moto_code
+
+    # GetFunction's Code.Location: a URL on this port, signed with a secret only this process holds.
+    app = ChangeCountingApp(
+        CodeLocationApp(DomainDispatcherApplication(create_backend_app), os.urandom(32), moto_code)
+    )
     server = make_server(LOOPBACK, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
     # shutdown() returns at the loop's next poll (0.5 s by default, paid at every lab stop).
     thread = threading.Thread(

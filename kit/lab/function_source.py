@@ -4,6 +4,7 @@ deploys, checked the way Lambda would refuse it, before anything starts.
     function_source(path, handler, runtime, env)  -> FunctionSource, or a one-line ConfigurationError
     check_zip(archive) / check_folder(folder)     the code, refused if unsafe or too large
     install(source, code_dir)                     the code where the lab runs it (Lambda's /var/task)
+    extract_package(data, code_dir, shown)        an uploaded package (UpdateFunctionCode), checked, unpacked
     package(source)                               the .zip bytes CreateFunction is given
     describe(source, installed)                   what was loaded, in a line for the lab's output
     recorded(source)                              what the lab file keeps: no local path, no secret value
@@ -217,6 +218,23 @@ def install(source: FunctionSource, code_dir: Path) -> Installed:
         with zipfile.ZipFile(source.path) as archive:
             for member in check_zip(archive, source.name):
                 archive.extract(member, code_dir)
+    files = [p for p in code_dir.rglob("*") if p.is_file()]
+    return Installed(len(files), sum(p.stat().st_size for p in files))
+
+
+def extract_package(data: bytes, code_dir: Path, shown: str) -> Installed:
+    """A deployment package's bytes (``UpdateFunctionCode``'s ZipFile), checked, unpacked in ``code_dir``."""
+    import io
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ConfigurationError(
+            f"{shown} is not a .zip archive ({exc}); upload a deployment package."
+        ) from exc
+    with archive:
+        for member in check_zip(archive, shown):
+            archive.extract(member, code_dir)
     files = [p for p in code_dir.rglob("*") if p.is_file()]
     return Installed(len(files), sum(p.stat().st_size for p in files))
 

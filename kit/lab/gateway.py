@@ -22,10 +22,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -38,6 +39,7 @@ from kit.errors import KitError
 from kit.lab import gateway_core as core
 from kit.lab import gateway_logs, handshake, sigv4
 from kit.lab.cloudwatch import LogWriter
+from kit.lab.code_location import DeployedCode
 from kit.lab.engines import LOOPBACK
 from kit.lab.lambda_config import function_config_from_answer
 from kit.lab.lambda_environment import LambdaCredentials
@@ -79,6 +81,9 @@ class GatewaySettings:
     # Environment every function gets on top of its configuration: AWS_ENDPOINT_URL[_<SERVICE>] pointing
     # at the lab (filled in by the lab), as Lambda adds its reserved variables.
     function_env: dict[str, str] = field(default_factory=dict)
+    # The CodeSha256 of the code unpacked in code_dir; code with another hash (UpdateFunctionCode) is
+    # fetched from GetFunction's Code.Location into a folder of its own (code_location.DeployedCode).
+    code_sha256: str = ""
 
 
 class GatewayConnection(ServerConnection):
@@ -176,6 +181,7 @@ class Gateway:
         self._stopping: asyncio.Event | None = None
         self._startup_error: BaseException | None = None
         self._credentials: dict[str, LambdaCredentials] = {}
+        self._deployed = DeployedCode(Path(settings.code_dir).parent / "code", live.code_location)
         self.ws_port = 0
         self.management_port = 0
 
@@ -281,6 +287,13 @@ class Gateway:
             "invoke-error", error_message=f"integration type {integration.integration_type} is not supported"
         )
 
+    async def _code_path(self, function_name: str, answer: Mapping[str, Any]) -> str:
+        """Where the function's code is: the provisioned folder, or its updated code (fetched once a hash)."""
+        sha = str(answer.get("CodeSha256") or "")
+        if not sha or not self.settings.code_sha256 or sha == self.settings.code_sha256:
+            return self.settings.code_dir
+        return await asyncio.to_thread(self._deployed.path_for, function_name, sha)
+
     def _invoke_permitted(self, function_name: str, route_key: str) -> bool:
         """Whether the function's resource policy lets API Gateway invoke it for this route."""
         document = self.live.function_policy(function_name)
@@ -322,7 +335,11 @@ class Gateway:
             return core.IntegrationResult(
                 "invoke-error", error_message="Invalid permissions on Lambda function"
             )
-        config = function_config_from_answer(answer, self.settings.region, code_path=self.settings.code_dir)
+        try:
+            code_path = await self._code_path(function_name, answer)
+        except KitError as exc:
+            return core.IntegrationResult("invoke-error", error_message=str(exc))
+        config = function_config_from_answer(answer, self.settings.region, code_path=code_path)
         credentials = self._credentials_for(config.role_arn, config.function_name)
         extra_env = dict(self.settings.function_env)
         extra_env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = self.management_url

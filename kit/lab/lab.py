@@ -269,6 +269,7 @@ class Lab:
             region=self.region,
             account_id=resources.account_id,
             code_dir=resources.code_dir,
+            code_sha256=resources.code_sha256,
             idle=IdlePolicy(self.idle_timeout_s, self.max_duration_s),
             header_timeout_s=self.header_timeout_s,
             management_idle_timeout_s=self.management_idle_timeout_s,

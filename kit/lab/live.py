@@ -56,29 +56,35 @@ class LiveConfig:
         """``get_function_configuration`` for ``name``, or None when the function does not exist."""
 
         def load() -> dict[str, Any] | None:
-            try:
-                answer = self._aws.client("lambda").get_function_configuration(FunctionName=name)
-            except ClientError as exc:
-                if error_code(exc) == "ResourceNotFoundException":
-                    return None
-                raise
-            answer.pop("ResponseMetadata", None)
-            return dict(answer)
+            answer = self._lambda_answer("get_function_configuration", name)
+            if answer is not None:
+                answer.pop("ResponseMetadata", None)
+            return answer
 
         return self._cached(("function", name), load)
+
+    def code_location(self, name: str) -> str | None:
+        """``GetFunction``'s ``Code.Location`` for ``name`` (never cached: a URL expires), or None."""
+        answer = self._lambda_answer("get_function", name) or {}
+        location = (answer.get("Code") or {}).get("Location")
+        return str(location) if location else None
+
+    def _lambda_answer(self, operation: str, name: str) -> dict[str, Any] | None:
+        """A Lambda read about function ``name``; None when there is no such function (or policy)."""
+        try:
+            return dict(getattr(self._aws.client("lambda"), operation)(FunctionName=name))
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise
 
     def function_policy(self, name: str) -> dict[str, Any] | None:
         """The function's resource policy (who may invoke it), or None when it has none."""
         import json
 
         def load() -> dict[str, Any] | None:
-            try:
-                answer = self._aws.client("lambda").get_policy(FunctionName=name)
-            except ClientError as exc:
-                if error_code(exc) == "ResourceNotFoundException":
-                    return None
-                raise
-            return dict(json.loads(answer["Policy"]))
+            answer = self._lambda_answer("get_policy", name)
+            return dict(json.loads(answer["Policy"])) if answer is not None else None
 
         return self._cached(("function-policy", name), load)
 

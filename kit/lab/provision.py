@@ -99,6 +99,7 @@ class LabResources:
     function_arn: str
     functions: dict[str, str] = field(default_factory=dict)  # route key -> function name
     code_dir: str = ""
+    code_sha256: str = ""  # CreateFunction's CodeSha256 of the code unpacked in code_dir
     log_groups: dict[str, str] = field(default_factory=dict)  # lambda / execution / access -> group
     loaded: str = ""  # the user's function, in a line (function_source.describe); empty for the kit's own
 
@@ -232,6 +233,7 @@ def provision(
         function_arn=function_arn,
         functions=dict.fromkeys(ROUTE_KEYS, FUNCTION_NAME),
         code_dir=str(code_dir),
+        code_sha256=str(created.get("CodeSha256", "")),
         log_groups={"lambda": lambda_group, "execution": execution_group, "access": ACCESS_LOG_GROUP},
         loaded=loaded,
     )

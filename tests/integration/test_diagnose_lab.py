@@ -384,7 +384,7 @@ class TestFaultsMadeThroughAws:
         diagnosis = ranking.diagnose(evidence)
         summary = ranking.summary_text(diagnosis)
         assert diagnosis.root_cause["id"] == "target-unreachable", summary
-        assert causes.exit_code(diagnosis.root_cause["id"]) == 2
+        assert causes.exit_code(diagnosis.root_cause["id"]) == 3
         assert evidence.problem_kinds.get("tables") == "unreachable", evidence.problems
         assert finding(diagnosis, "read-tables")["cause"] == "target-unreachable", summary
         assert not diagnosis.findings["evidence"].str.contains("dynamodb:ListTables").any(), summary

@@ -46,6 +46,7 @@ from .labclient import (
     info,
     invoke_permission_removed,
     items_of,
+    lab_target,
     lambda_lines,
     log_messages,
     management_address,
@@ -716,3 +717,49 @@ def test_an_idle_kept_alive_management_socket_is_closed_after_the_idle_timeout(t
     # timeout, each within the idle timeout. Then silence: closed 1 s after the last answer.
     held = held_until_closed(management_address(timer_lab), [request] * 3, every=0.6, limit=8)
     assert 2.1 <= held < 3.7, held
+
+
+# -- a function's code: GetFunction's Code.Location, and UpdateFunctionCode taking effect ------------------------
+
+
+def _package(files: dict[str, str]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def test_updated_code_is_fetched_from_its_code_location_and_runs(lab: Lab) -> None:
+    """GetFunction hands out a URL that downloads the code (a presigned S3 URL on AWS, valid 10 minutes);
+    UpdateFunctionCode takes effect on the next invocation, as on Lambda, and back again."""
+    import base64
+    import hashlib
+    import urllib.error
+    import urllib.request
+
+    lam = lab_target(lab).client("lambda")
+    name = info(lab).functions["$connect"]
+    answer = lam.get_function(FunctionName=name)
+    url = answer["Code"]["Location"]
+    assert url.startswith(info(lab).endpoints["lambda"] + "/_lab/code/us-east-2/")
+    with urllib.request.urlopen(url, timeout=10) as download:
+        original = download.read()
+    assert (
+        base64.b64encode(hashlib.sha256(original).digest()).decode() == answer["Configuration"]["CodeSha256"]
+    )
+    for tampered in (url.replace("X-Amz-Signature=", "X-Amz-Signature=0"), url.split("&X-Kit-Expires-At")[0]):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(tampered, timeout=10)
+        assert refused.value.code == 403
+
+    refusing = "def handler(event, context):\n    return {'statusCode': 403}\n"
+    lam.update_function_code(FunctionName=name, ZipFile=_package({"app.py": refusing}))
+    try:
+        assert handshake_status(lab, query(unique_user("new-code"), "ws-1")) == 403
+    finally:
+        lam.update_function_code(FunctionName=name, ZipFile=original)
+    assert handshake_status(lab, query(unique_user("old-code"), "ws-1")) == 101

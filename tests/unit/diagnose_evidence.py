@@ -103,6 +103,16 @@ def stage(*rows: Mapping[str, Any]) -> pd.DataFrame:
     return _frame(config.STAGE_COLUMNS, default, rows)
 
 
+# A schema difference: the table is not there.
+MISSING_TABLE = {
+    "kind": "table-missing",
+    "severity": "error",
+    "subject": TABLE,
+    "message": f"Table {TABLE} does not exist in {REGION}.",
+    "next_step": "Create it.",
+}
+
+
 def differences(*rows: Mapping[str, Any]) -> pd.DataFrame:
     """Schema differences; none by default (the table matches)."""
     frame = pd.DataFrame([dict(row) for row in rows], columns=list(schema.DIFFERENCE_COLUMNS))

@@ -23,7 +23,7 @@ from kit.config import (
     routes_frame,
     stage_frame,
 )
-from kit.errors import AwsError, ConfigurationError
+from kit.errors import AwsError, ConfigurationError, TargetNotFoundError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PAGES = DATA / "pages"
@@ -296,12 +296,46 @@ def test_fetch_api_errors_name_the_api() -> None:
     )
     with Stubber(client) as stubber:
         stubber.add_client_error("get_api", "NotFoundException", "Invalid API identifier specified", 404)
-        with pytest.raises(AwsError, match="API prqb9y0mvd in us-east-2 failed with NotFoundException"):
+        # An id the region does not have is the target's problem, said as AWS said it.
+        with pytest.raises(
+            TargetNotFoundError, match="API prqb9y0mvd in us-east-2 failed with NotFoundException"
+        ):
             config.fetch_api(FakeTarget(apigatewayv2=client))  # type: ignore[arg-type]
-    target = FakeTarget()
-    target.api_id = None
-    with pytest.raises(ConfigurationError, match="no API id"):
-        config.fetch_api(target)  # type: ignore[arg-type]
+        stubber.add_client_error("get_api", "AccessDeniedException", "no", 403)
+        with pytest.raises(AwsError, match="AccessDeniedException") as denied:
+            config.fetch_api(FakeTarget(apigatewayv2=client))  # type: ignore[arg-type]
+        assert not isinstance(denied.value, TargetNotFoundError)
+    with Stubber(client) as stubber:  # no id: the region's APIs are listed, and none is a wrong target
+        http_api = {"ApiId": "h1", "Name": "http", "ProtocolType": "HTTP", "RouteSelectionExpression": "x"}
+        stubber.add_response("get_apis", {"Items": [http_api]})
+        target = FakeTarget(apigatewayv2=client)
+        target.api_id = None
+        with pytest.raises(TargetNotFoundError, match="No WebSocket API exists in us-east-2"):
+            config.fetch_api(target)  # type: ignore[arg-type]
+
+
+def _api(n: int) -> dict[str, str]:
+    return {"ApiId": f"api{n}", "Name": f"chat{n}", "ProtocolType": "WEBSOCKET"}
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (0, "TargetNotFoundError: No WebSocket API exists in us-east-2"),
+        (1, "api0: the only WebSocket API in us-east-2 (chat0), found by listing"),
+        (2, "ConfigurationError: 2 WebSocket APIs exist in us-east-2: api0 (chat0), api1 (chat1); say which"),
+        (10, "ConfigurationError: 10 WebSocket APIs exist in us-east-2: api0 (chat0)"),
+        (11, "and 1 more; say which with --api-id"),
+    ],
+)
+def test_choose_api_takes_only_the_only_one(count: int, expected: str) -> None:
+    try:
+        api_id, found_by = config.choose_api([_api(n) for n in range(count)], "us-east-2")
+        said = f"{api_id}: {found_by}"
+    except ConfigurationError as exc:
+        said = f"{type(exc).__name__}: {exc}"
+    assert expected in said
+    assert ("more" in said) == (count > 10)
 
 
 def _dynamodb(endpoint_url: str | None = None) -> Any:

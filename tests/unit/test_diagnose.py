@@ -38,6 +38,7 @@ from kit.errors import AwsError, ConfigurationError, EngineError
 
 from .diagnose_evidence import (
     INDEX,
+    MISSING_TABLE,
     PROBLEM,
     REGION,
     SWALLOWED,
@@ -195,7 +196,7 @@ def test_a_check_that_raises_is_inconclusive_never_an_all_clear() -> None:
     assert "the check itself failed" in broken["evidence"]
     assert "a column this check expected" in broken["evidence"]
     assert ranking.rank(findings)["id"] == "evidence-unread"
-    assert causes.exit_code(ranking.rank(findings)["id"]) == 2
+    assert causes.exit_code(ranking.rank(findings)["id"]) == 3
 
 
 def test_a_check_that_raises_does_not_hide_a_root_cause() -> None:
@@ -348,8 +349,20 @@ RANKING: list[tuple[str, list[tuple[str, str | None]], str]] = [
     (
         "everything at once",
         [fail(cause.id) for cause in reversed(causes.CAUSES) if cause.id != "none"],
-        "connect-route-missing",
+        "target-not-found",
     ),
+    (
+        "a wrong target beats every cause in the stack",
+        [fail("table-not-found"), fail("connect-route-missing"), fail("target-not-found")],
+        "target-not-found",
+    ),
+    ("a symptom beats evidence missing", [fail("evidence-missing"), fail("not-stored")], "not-stored"),
+    (
+        "evidence unread beats evidence missing",
+        [fail("evidence-missing"), fail("evidence-unread")],
+        "evidence-unread",
+    ),
+    ("evidence missing beats none", [("pass", None), fail("evidence-missing")], "evidence-missing"),
 ]
 
 
@@ -511,7 +524,7 @@ def test_a_section_not_read_is_inconclusive_by_its_kind(kind: str | None, cause:
     assert step_has in read["next_step"]
     assert diagnosis.root_cause["id"] == cause
     assert causes.cause(cause).kind == "inconclusive"
-    assert causes.exit_code(cause) == 2
+    assert causes.exit_code(cause) == 3
 
 
 def test_read_evidence_records_what_kind_of_failure_each_unread_section_was() -> None:
@@ -540,7 +553,7 @@ def test_read_evidence_records_what_kind_of_failure_each_unread_section_was() ->
 
 
 EXIT_CASES = [
-    (cause.id, {"none": 0, "cause": 1, "symptom": 1, "inconclusive": 2}[cause.kind])
+    (cause.id, {"none": 0, "cause": 1, "symptom": 1, "inconclusive": 3}[cause.kind])
     for cause in causes.CAUSES
 ]
 
@@ -559,13 +572,18 @@ def test_the_kinds_of_the_new_verdicts() -> None:
         "not-stored",
         "not-delivered",
     }
-    assert {c for c, k in kinds.items() if k == "inconclusive"} == {"target-unreachable", "evidence-unread"}
+    assert {c for c, k in kinds.items() if k == "inconclusive"} == {
+        "target-not-found",
+        "target-unreachable",
+        "evidence-unread",
+        "evidence-missing",
+    }
     assert {c for c, k in kinds.items() if k == "none"} == {"none"}
 
 
 @pytest.mark.parametrize(
     ("problem_kinds", "expected"),
-    [({}, 0), ({"logs": "unreachable"}, 2), ({"logs": "denied"}, 2)],
+    [({}, 0), ({"logs": "unreachable"}, 3), ({"logs": "denied"}, 3)],
     ids=["all read", "unreachable", "denied"],
 )
 def test_kit_diagnose_exits_by_the_verdict(
@@ -582,3 +600,118 @@ def test_kit_diagnose_exits_by_the_verdict(
     monkeypatch.setattr(reading, "read_evidence", lambda target, **options: evidence)
     assert cli.main(["diagnose"]) == expected
     assert capsys.readouterr().out.startswith("Root cause: ")
+
+
+# -- the all-clear gate: "nothing failed" is an all-clear only on what it stands on ---------------------------
+
+BACKED = {"connect-route": "pass", "table-structure": "pass", "handler-crash": "pass", "iam-put": "pass"}
+
+
+def checks_of(verdicts: dict[str, str]) -> pd.DataFrame:
+    rows = [
+        {"check": check, "question": "?", "verdict": verdict, "cause": None, "evidence": f"{check} said so"}
+        for check, verdict in verdicts.items()
+    ]
+    return pd.DataFrame(rows, columns=list(FINDING_COLUMNS)).astype(FINDING_COLUMNS)
+
+
+ALL_CLEAR_CASES = [
+    ("everything seen", {}, "pass", ""),
+    (
+        "the probe stands for $connect and PutItem",
+        {"handler-crash": "skip", "iam-put": "skip", "probe": "pass"},
+        "pass",
+        "",
+    ),
+    ("route skipped", {"connect-route": "skip"}, "fail", "the API's $connect route (connect-route: skip"),
+    ("route only warned", {"connect-route": "warn"}, "fail", "the API's $connect route"),
+    ("route never run", {"connect-route": None}, "fail", "connect-route: not run"),
+    ("table skipped", {"table-structure": "skip"}, "fail", "the connections table"),
+    ("no $connect seen", {"handler-crash": "skip"}, "fail", "a $connect seen answering (handler-crash: skip"),
+    ("no role read and no probe", {"iam-put": "skip"}, "fail", "PutItem, or a connection seen stored"),
+    ("probe skipped too", {"iam-put": "skip", "probe": "skip"}, "fail", "probe: skip, probe said so"),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "verdict", "evidence_has"),
+    [(c, v, e) for _, c, v, e in ALL_CLEAR_CASES],
+    ids=[case[0] for case in ALL_CLEAR_CASES],
+)
+def test_an_all_clear_stands_on_route_table_connect_and_put(
+    changes: dict[str, str | None], verdict: str, evidence_has: str
+) -> None:
+    verdicts = {k: v for k, v in {**BACKED, **changes}.items() if v is not None}
+    gate = ranking.all_clear_findings(checks_of(verdicts))
+    assert [(f.check, f.verdict) for f in gate] == [("all-clear", verdict)]
+    assert evidence_has in gate[0].evidence
+    findings = pd.concat([checks_of(verdicts), pd.DataFrame([gate[0].__dict__])], ignore_index=True)
+    assert ranking.rank(findings)["id"] == ("none" if verdict == "pass" else "evidence-missing")
+
+
+def test_no_all_clear_finding_beside_a_failing_one() -> None:
+    findings = checks_of({**BACKED, "connect-route": "skip"})
+    findings.loc[len(findings)] = ["iam-put", "?", "fail", "put-access-denied", "denied", ""]
+    assert ranking.all_clear_findings(findings) == []
+
+
+def test_a_quiet_window_without_a_probe_is_not_an_all_clear() -> None:
+    """A read-only run over a window with no connection in it: every check passes or skips, and the verdict
+    says what it did not see (exit 3), never "connections are stored"."""
+    quiet = replace(
+        healthy(),
+        log_lines=log_lines().iloc[0:0],
+        invocations=invocations().iloc[0:0],
+        lifecycle=lifecycle().iloc[0:0],
+        probe=None,
+    )
+    diagnosis = ranking.diagnose(quiet)
+    assert diagnosis.root_cause["id"] == "evidence-missing", ranking.summary_text(diagnosis)
+    assert causes.exit_code(diagnosis.root_cause["id"]) == 3
+    assert "a $connect seen answering" in diagnosis.root_cause["evidence"][0]
+    gate = diagnosis.findings.set_index("check").loc["all-clear"]
+    assert "--allow-aws-probe" in str(gate["next_step"]) and "--minutes" in str(gate["next_step"])
+
+
+def test_no_api_id_read_is_inconclusive() -> None:
+    """No WebSocket URL and several APIs to choose from: the API section is unread, the verdict inconclusive."""
+    unread = replace(
+        healthy(),
+        routes=frames.empty(config.ROUTES_COLUMNS),
+        functions=frames.empty(config.FUNCTION_COLUMNS),
+        problems={"api": "2 WebSocket APIs exist in us-east-2: a (x), b (y); say which with --api-id."},
+        problem_kinds={"api": "failed"},
+        probe=None,
+    )
+    diagnosis = ranking.diagnose(unread)
+    assert diagnosis.root_cause["id"] == "evidence-unread", ranking.summary_text(diagnosis)
+    assert causes.exit_code(diagnosis.root_cause["id"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("tables", "said"),
+    [
+        ({REGION: []}, "no table at all there"),
+        ({REGION: ["other"]}, "tables there: other"),
+        ({REGION: [TABLE]}, f"table {TABLE} does exist"),
+    ],
+)
+def test_an_api_not_there_is_the_targets_problem_not_the_stacks(
+    tables: dict[str, list[str]], said: str
+) -> None:
+    """The wrong --region: the API is not found, the table is not there; never blame TABLE_NAME."""
+    missing = replace(
+        healthy(),
+        routes=frames.empty(config.ROUTES_COLUMNS),
+        functions=frames.empty(config.FUNCTION_COLUMNS),
+        tables=tables,
+        schema_differences=differences(*([] if TABLE in tables[REGION] else [MISSING_TABLE])),
+        problems={"api": "API Gateway GetApi for API abc in us-east-2 failed with NotFoundException."},
+        problem_kinds={"api": "missing"},
+        probe=None,
+    )
+    diagnosis = ranking.diagnose(missing)
+    assert diagnosis.root_cause["id"] == "target-not-found", ranking.summary_text(diagnosis)
+    assert said in diagnosis.root_cause["evidence"][0]
+    assert "table-not-found" not in set(diagnosis.findings["cause"].dropna())
+    assert causes.exit_code("target-not-found") == 3

@@ -20,9 +20,9 @@ from kit.lab import gateway_core
 
 from .diagnose_evidence import (
     INDEX,
+    MISSING_TABLE,
     PROBE_ITEM,
     PROBLEM,
-    REGION,
     TABLE,
     Case,
     assert_case,
@@ -37,15 +37,6 @@ from .diagnose_evidence import (
     put_failed,
     skip_case,
 )
-
-MISSING_TABLE = {
-    "kind": "table-missing",
-    "severity": "error",
-    "subject": TABLE,
-    "message": f"Table {TABLE} does not exist in {REGION}.",
-    "next_step": "Create it.",
-}
-
 
 MISSING_INDEX = {
     "kind": "index-missing",
