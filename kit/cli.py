@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,10 +94,12 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
 
 def _target_from_args(args: argparse.Namespace) -> Any:
-    """The target the command's ``--target``, ``--profile``, ... name (``Target.from_parameters``)."""
+    """The target the command's ``--target``, ``--profile``, ... name (``Target.from_parameters``); a real
+    account's credentials are tried once first, so that expired or unknown ones are one line, not a page of
+    unread evidence."""
     from kit.target import Target
 
-    return Target.from_parameters(
+    target = Target.from_parameters(
         args.target,
         profile=args.profile,
         region=args.region,
@@ -108,6 +110,27 @@ def _target_from_args(args: argparse.Namespace) -> Any:
         allow_writes=getattr(args, "allow_writes", False),
         api_id=getattr(args, "api_id", None),
     )
+    if target.kind == "aws":
+        _check_credentials(target)
+    return target
+
+
+def _check_credentials(target: Any) -> None:
+    """``sts:GetCallerIdentity`` with the target's credentials: a credentials problem is a KitError naming the
+    profile and what to do; anything else (the network, a denied STS) is left to the command, which reads
+    what it can."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from kit.errors import CREDENTIAL_NEXT_STEPS, AwsError, error_code
+
+    try:
+        target.client("sts").get_caller_identity()
+    except (ClientError, BotoCoreError) as exc:
+        if error_code(exc) in CREDENTIAL_NEXT_STEPS:
+            whose = f"profile {target.profile}" if target.profile else target.source or "the default chain"
+            raise AwsError.from_botocore(
+                exc, "sts", "GetCallerIdentity", whose, resource_type="credentials of"
+            ) from exc
 
 
 def _output_format(args: argparse.Namespace) -> Format:
@@ -142,6 +165,107 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     result = ranking.diagnose(evidence)
     print(ranking.to_json(result) if args.json else ranking.summary_text(result))
     return causes.exit_code(str(result.root_cause["id"]))
+
+
+def _probe_plan(args: argparse.Namespace, client: Mapping[str, bool] | None = None) -> Any:
+    """The probe the command's flags describe, with the fixed client's settings on top; None for 0 clients."""
+    from dataclasses import replace
+
+    from kit.probe_core import ProbePlan
+
+    if not args.probe_clients:
+        return None
+    plan = ProbePlan(
+        clients=args.probe_clients,
+        include_workspace_id=not args.no_workspace_id,
+        close_after_connect=args.close_at_once,
+        join_after_connect=args.probe_join,
+    )
+    settings: dict[str, Any] = dict(client or {})
+    return replace(plan, **settings)
+
+
+def _cmd_fix(args: argparse.Namespace) -> int:
+    """Diagnose, then print the fix for the ranked cause; ``--verify`` applies it on the lab and diagnoses
+    again; ``--apply`` changes the target (a real account: with --allow-writes and a confirmation); ``--undo``
+    takes the last applied fix back. Exit 0 fixed or a fix printed, 1 not enough, 2 failed, 3 inconclusive."""
+    from kit import fix, local
+    from kit.diagnose import causes, ranking, reading
+
+    target = _target_from_args(args)
+    journal_dir = local.state_dir() / "fixes"
+    if args.undo:
+        applied = fix.read_journal(journal_dir)
+        _confirm(args, target, [c.summary for c in reversed(applied.undo)])
+        done = fix.undo(target, applied)
+        for call in done.calls:
+            print(f"called {call}")
+        (journal_dir / "last").unlink(missing_ok=True)
+        return EXIT_OK
+    # A real account is read as read-only even with --allow-writes: that opt-in is for the fix, after the
+    # confirmation, never for the storage test before it.
+    reader = target if target.kind == "lab" else target.as_read_only()
+    evidence = reading.read_evidence(
+        reader, probe_plan=_probe_plan(args), allow_aws_probe=args.allow_aws_probe
+    )
+    diagnosis = ranking.diagnose(evidence)
+    planned = fix.plan(diagnosis, evidence)
+    if args.json and not (args.verify or args.apply):
+        print(json.dumps(planned.as_dict(), indent=2))
+    else:
+        print(planned.text())
+    if causes.exit_code(planned.cause) == causes.EXIT_INCONCLUSIVE:
+        return causes.EXIT_INCONCLUSIVE
+    if not (args.verify or args.apply) or not planned.applicable:
+        return EXIT_OK
+    if args.verify:
+        if target.kind != "lab":
+            raise KitError(
+                "kit fix --verify applies the fix to the lab and diagnoses again; on a real account, "
+                "reproduce the fault in the lab first (kit lab up), or apply with --apply --allow-writes."
+            )
+
+        # The diagnosis after the fix needs connections made after it: a probe, of 2 clients at least.
+        probing = argparse.Namespace(**{**vars(args), "probe_clients": max(args.probe_clients, 2)})
+
+        def read(since: Any, client: Mapping[str, bool]) -> Any:
+            return reading.read_evidence(target, since=since, probe_plan=_probe_plan(probing, client))
+
+        result, applied = fix.verify(target, planned, read, ranking.diagnose)
+        for call in applied.calls:
+            print(f"called {call}")
+        written = fix.journal(applied, journal_dir)
+        print(result.text)
+        print(
+            f"kit: the lab keeps the fix; `kit fix --undo` takes it back ({written.name}).", file=sys.stderr
+        )
+        return EXIT_OK if result.fixed else EXIT_FINDING
+    _confirm(args, target, [c.summary for c in planned.changes])
+    applied = fix.apply(target, planned)
+    for call in applied.calls:
+        print(f"called {call}")
+    written = fix.journal(applied, journal_dir)
+    print(f"kit: applied; `kit fix --undo` takes it back ({written.name}).", file=sys.stderr)
+    return EXIT_OK
+
+
+def _confirm(args: argparse.Namespace, target: Any, summaries: list[str]) -> None:
+    """On a real account: say every change, then ask (``--yes`` answers for scripts)."""
+    if target.kind != "aws":
+        return
+    target.require_writes("change the account")
+    print(f"About to change {target.label}:")
+    for summary in summaries:
+        print(f"  - {summary}")
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise KitError(
+            "kit fix --apply asks before changing a real account; answer with --yes when no one can type."
+        )
+    answer = input("Type yes to go on: ")
+    if answer.strip().lower() != "yes":
+        raise KitError("Nothing was changed: the answer was not yes.")
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
@@ -509,6 +633,34 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
         "action", choices=["routes", "functions", "stage", "env"], nargs="?", default="routes"
     )
     config_cmd.set_defaults(run=_cmd_config)
+
+    fix_cmd = with_target(
+        sub.add_parser(
+            "fix", help="the fix for the ranked cause: JSON, AWS CLI and boto3; --verify on the lab"
+        )
+    )
+    fix_cmd.add_argument(
+        "--probe-clients",
+        type=int,
+        default=2,
+        help="probe clients for the diagnosis (a real account: with --allow-aws-probe)",
+    )
+    fix_cmd.add_argument("--probe-join", action="store_true", help="probe clients send a join message")
+    fix_cmd.add_argument("--no-workspace-id", action="store_true", help="probe clients omit workspaceId")
+    fix_cmd.add_argument(
+        "--close-at-once", action="store_true", help="probe clients close right after opening"
+    )
+    fix_cmd.add_argument("--allow-aws-probe", action="store_true", help="let the probe connect to a real API")
+    fix_cmd.add_argument(
+        "--verify", action="store_true", help="apply on the lab, diagnose again, say if fixed"
+    )
+    fix_cmd.add_argument(
+        "--apply", action="store_true", help="apply to the target (aws: with --allow-writes)"
+    )
+    fix_cmd.add_argument("--allow-writes", action="store_true", help="--target aws: let --apply/--undo write")
+    fix_cmd.add_argument("--yes", action="store_true", help="do not ask before changing a real account")
+    fix_cmd.add_argument("--undo", action="store_true", help="take back the last fix applied from here")
+    fix_cmd.set_defaults(run=_cmd_fix)
 
     report = sub.add_parser(
         "report",

@@ -136,6 +136,12 @@ def _strip_metadata(answer: Mapping[str, Any]) -> dict[str, Any]:
 # Routes and integrations
 
 
+def lambda_integration_uri(region: str, function_arn: str) -> str:
+    """The integration URI API Gateway uses to invoke a Lambda function (the inverse of
+    :func:`function_of_uri`)."""
+    return f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+
+
 def function_of_uri(uri: str) -> tuple[str, str] | None:
     """``(function name, function ARN)`` of a Lambda integration URI (either form), else None."""
     match = _LAMBDA_PATH_URI.match(uri)

@@ -127,6 +127,7 @@ CREDENTIAL_NEXT_STEPS: Final = {
     ),
     "ExpiredToken": "refresh the session credentials (aws sso login) and retry",
     "ExpiredTokenException": "refresh the session credentials (aws sso login) and retry",
+    "RequestExpired": "refresh the session credentials (aws sso login) and check this machine's clock",
     "UnrecognizedClientException": "check that the credentials belong to this account",
     "InvalidClientTokenId": "check that the credentials belong to this account",
 }

@@ -28,7 +28,7 @@ import pandas as pd
 
 from kit import config, frames, probe_core, redact_display
 from kit.diagnose import ranking
-from kit.diagnose.findings import Diagnosis
+from kit.diagnose.findings import Diagnosis, Evidence
 from kit.errors import ConfigurationError
 from kit.logparse import LOG_COLUMNS
 from kit.markup import markdown_code, markdown_text
@@ -176,3 +176,30 @@ def probe_rows(target: Target, plan: probe_core.ProbePlan, *, allow_aws: bool) -
         return frames.empty(probe_core.PROBE_COLUMNS), f"The probe did not run. {refused}"
     rows = probe.run_probe(target, plan, allow_aws=allow_aws)
     return rows, f"workspace {plan.workspace}, {len(rows)} rows"
+
+
+def fix_markdown(diagnosis: Diagnosis, evidence: Evidence, *, hide: bool = True) -> str:
+    """The fix for the ranked cause (:func:`kit.fix.plan`) as Markdown, every piece escaped: each change with
+    its AWS CLI commands and boto3 calls as code spans, the client and handler advice as text, and whether it
+    was verified (a report never applies a fix: `kit fix --verify` does, on the lab)."""
+    from kit import fix
+
+    shown = _shown(hide)
+    planned = fix.plan(diagnosis, evidence)
+    lines = [f"### The fix for {markdown_code(planned.cause)}", "", shown(planned.summary), ""]
+    for number, change in enumerate(planned.changes, 1):
+        lines.append(f"{number}. {shown(change.summary)}")
+        for label, rendered in (("AWS CLI", change.cli()), ("boto3", change.boto3())):
+            lines += [f"    - {label}: {markdown_code(line)}" for line in rendered]
+    lines += [
+        f"- **{label}:** {shown(text)}" if label else f"- {shown(text)}"
+        for label, text in planned.advice_lines()
+    ]
+    if planned.applicable:
+        lines += [
+            "",
+            "**Verified:** not in this report. On the lab, `kit fix --verify` applies the fix and diagnoses "
+            'again ("fixed" or "not enough: the next cause is …"); a real account\'s stack can be verified '
+            "once it is reproduced in the lab.",
+        ]
+    return "\n".join(lines)

@@ -872,6 +872,14 @@ class Target:
         chosen._cache.session = self._cache.session
         return chosen
 
+    def as_read_only(self) -> Target:
+        """This target, read-only (same session): for reading evidence before a change the user confirms."""
+        if self.read_only:
+            return self
+        view = replace(self, read_only=True)
+        view._cache.session = self._cache.session
+        return view
+
     def require_writes(self, action: str) -> None:
         """Raise unless this target may be changed; call before anything that writes."""
         if not self.read_only:

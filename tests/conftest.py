@@ -72,10 +72,10 @@ _BY_SCENARIO = {"test_probe.py", "test_evidence_dynamo.py", "test_evidence_iam_c
 # Longest first (as measured in a serial run); whatever is not named follows, in file order.
 _LONGEST_FIRST = (
     "test_report.py",
-    "test_account_sim.py",
     "test_notebooks.py",
     "test_bench_smoke.py",
     "test_diagnose_lab.py::TestFaultsMadeThroughAws",
+    "test_account_sim.py",
     "test_lab_reliability.py",
     "test_lab_gateway.py",
     "test_fidelity.py",

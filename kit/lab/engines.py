@@ -416,10 +416,13 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
         raise EngineError("moto is not installed; run `make setup`.") from exc
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from kit.lab.code_location import CodeLocationApp, moto_code
+    from kit.lab.deployments import DeploymentsApp, moto_api_exists
 
-    # GetFunction's Code.Location: a URL on this port, signed with a secret only this process holds.
+    # The lab's own AWS layer around moto: GetFunction's Code.Location (a URL on this port, signed with a
+    # secret only this process holds) and API Gateway v2 deployments, which moto lacks.
+    moto_app = DomainDispatcherApplication(create_backend_app)
     app = ChangeCountingApp(
-        CodeLocationApp(DomainDispatcherApplication(create_backend_app), os.urandom(32), moto_code)
+        DeploymentsApp(CodeLocationApp(moto_app, os.urandom(32), moto_code), moto_api_exists)
     )
     server = make_server(LOOPBACK, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
     # shutdown() returns at the loop's next poll (0.5 s by default, paid at every lab stop).

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from kit.config import lambda_integration_uri
 from kit.dynamo import schema
 from kit.lab import function_source
 from kit.lab.function_source import FunctionSource
@@ -106,10 +107,6 @@ class LabResources:
     @property
     def execute_api_arn(self) -> str:
         return f"arn:aws:execute-api:{self.region}:{self.account_id}:{self.api_id}"
-
-
-def lambda_integration_uri(region: str, function_arn: str) -> str:
-    return f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
 
 
 def handler_zip() -> bytes:

@@ -134,6 +134,34 @@ def identify(method: str, path: str, headers: Mapping[str, str], body: bytes) ->
     return service, f"{method} {split.path}"
 
 
+def refusal(service: str, kind: str, operation: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The account's answer refusing ``operation``: ``kind`` "expired" (the caller's session ended) or
+    "denied" (its identity may not), in the service's own protocol, as AWS words them (pure)."""
+    if service in ("iam", "sts"):  # query protocol: an XML ErrorResponse
+        code = "ExpiredToken" if kind == "expired" else "AccessDenied"
+        message = (
+            "The security token included in the request is expired"
+            if kind == "expired"
+            else f"User: arn:aws:iam::123456789012:user/kit is not authorized to perform: {service}:{operation}"
+        )
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+        ).encode()
+        return 403, [("Content-Type", "text/xml")], body
+    code = "ExpiredTokenException" if kind == "expired" else "AccessDeniedException"
+    message = (
+        "The security token included in the request is expired"
+        if kind == "expired"
+        else f"User: arn:aws:iam::123456789012:user/kit is not authorized to perform: {service}:{operation}"
+    )
+    if service in ("dynamodb", "logs"):  # JSON protocol: the code in __type
+        body = json.dumps({"__type": f"com.amazonaws#{code}", "message": message}).encode()
+        return 400, [("Content-Type", "application/x-amz-json-1.0")], body
+    body = json.dumps({"message": message, "Message": message}).encode()  # REST: the code in a header
+    return 403, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)], body
+
+
 @dataclass(frozen=True)
 class Call:
     endpoint: str  # which of the account's endpoints (control, dynamodb, management, websocket, code)
@@ -172,6 +200,16 @@ class _Forward(BaseHTTPRequestHandler):
         body = self._body()
         headers = {name.lower(): value for name, value in self.headers.items()}
         service, operation = identify(self.command, self.path, headers, body)
+        refused = self.server.refused(operation)
+        if refused is not None:
+            status, extra, data = refusal(service, refused, operation)
+            self.server.record(Call(self.server.name, service, operation, self.command, self.path, status))
+            self.send_response_only(status)
+            for name, value in [*extra, ("Content-Length", str(len(data)))]:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if operation == CONNECT:
             self.server.record(Call(self.server.name, service, operation, self.command, self.path))
             self._tunnel(body)
@@ -238,8 +276,16 @@ class RecordingProxy(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, name: str, upstream_url: str, calls: list[Call], lock: threading.Lock) -> None:
+    def __init__(
+        self,
+        name: str,
+        upstream_url: str,
+        calls: list[Call],
+        lock: threading.Lock,
+        refusals: dict[str, str] | None = None,
+    ) -> None:
         parts = urlsplit(upstream_url)
+        self.refusals = refusals if refusals is not None else {}  # operation or "*" -> expired | denied
         self.name = name
         self.upstream_host = parts.hostname or "127.0.0.1"
         self.upstream_port = parts.port or 80
@@ -253,6 +299,10 @@ class RecordingProxy(ThreadingHTTPServer):
     def record(self, call: Call) -> None:
         with self._lock:
             self._calls.append(call)
+
+    def refused(self, operation: str) -> str | None:
+        with self._lock:
+            return self.refusals.get(operation, self.refusals.get("*"))
 
     def url(self, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.server_address[1]}{self.path_prefix}"
@@ -274,6 +324,7 @@ class SimulatedAccount:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _process: subprocess.Popen[str] | None = None
     _proxies: dict[str, RecordingProxy] = field(default_factory=dict)
+    _refusals: dict[str, str] = field(default_factory=dict)
 
     # -- life ----------------------------------------------------------------------------------------------
 
@@ -308,7 +359,7 @@ class SimulatedAccount:
             ("management", self.info["management_url"]),
             ("websocket", self.info["websocket_url"].replace("ws://", "http://", 1)),
         ):
-            self._proxies[name] = RecordingProxy(name, url, self.calls, self._lock)
+            self._proxies[name] = RecordingProxy(name, url, self.calls, self._lock, self._refusals)
         self._write_client_files()
         return self
 
@@ -427,18 +478,40 @@ class SimulatedAccount:
         return args
 
     def run(
-        self, args: list[str], timeout: float = 180, endpoints: str = "config"
+        self, args: list[str], timeout: float = 180, endpoints: str = "config", *, subprocess_: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        """``kit ARGS`` as the user would run it, from the app's folder."""
-        return subprocess.run(
-            KIT + args,
-            capture_output=True,
-            text=True,
-            env=self.kit_env(endpoints),
-            timeout=timeout,
-            cwd=self.home / "app",
-            check=False,
-        )
+        """``kit ARGS`` as the user would run it, from the app's folder, in the user's environment.
+
+        In this process by default (``kit.cli.main`` with the environment swapped for the block: the kit
+        builds its sessions from it, so it reaches the account exactly as a new process would, without paying
+        a Python start per command on a 2-core machine); ``subprocess_`` runs the real ``kit`` command.
+        """
+        if subprocess_:
+            return subprocess.run(
+                KIT + args,
+                capture_output=True,
+                text=True,
+                env=self.kit_env(endpoints),
+                timeout=timeout,
+                cwd=self.home / "app",
+                check=False,
+            )
+        import io
+        from contextlib import redirect_stderr, redirect_stdout
+
+        from kit import cli
+
+        out, err = io.StringIO(), io.StringIO()
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.kit_env(endpoints))
+        try:
+            with contextlib.chdir(self.home / "app"), redirect_stdout(out), redirect_stderr(err):
+                code = cli.main(args)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return subprocess.CompletedProcess(KIT + args, code, out.getvalue(), err.getvalue())
 
     # -- the proof -----------------------------------------------------------------------------------------
 
@@ -453,6 +526,18 @@ class SimulatedAccount:
         finally:
             with self._lock:
                 seen.extend(self.calls[start:])
+
+    @contextlib.contextmanager
+    def refusing(self, kind: str, operations: tuple[str, ...] = ("*",)) -> Iterator[None]:
+        """While the block runs, the account refuses ``operations`` (every one by default): ``kind``
+        "expired" (the caller's session token has expired) or "denied" (its identity may not)."""
+        with self._lock:
+            self._refusals.update(dict.fromkeys(operations, kind))
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._refusals.clear()
 
     # -- the account's owner (straight to the lab, never through the proxies, never counted) ----------------
 

@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,6 +56,15 @@ READ_ONLY_COMMANDS: list[tuple[str, list[str], set[int]]] = [
 ]
 
 
+def test_the_kit_command_itself_reaches_the_account_and_changes_nothing(account: SimulatedAccount) -> None:
+    """The real `kit` process, once: the other tests run the same commands in this process."""
+    with account.recording() as calls:
+        run = account.run(["diagnose", "--json", *account.target_args()], subprocess_=True)
+    assert run.returncode in (0, 1, 3), run.stderr
+    assert {c.service for c in calls} >= {"apigatewayv2", "lambda", "dynamodb", "iam", "logs", "sts"}
+    assert mutating(calls) == []
+
+
 @pytest.mark.parametrize(
     ("args", "codes"), [(a, c) for _, a, c in READ_ONLY_COMMANDS], ids=[n for n, _, _ in READ_ONLY_COMMANDS]
 )
@@ -94,7 +104,7 @@ def test_a_probe_without_its_opt_in_touches_nothing(account: SimulatedAccount) -
         refused = account.run(["probe", *account.target_args()])
     assert refused.returncode == 2 and "--allow-aws-probe" in refused.stderr, refused.stderr
     assert refused.stderr.count("\n") == 1
-    assert calls == []
+    assert [c.operation for c in calls] == ["GetCallerIdentity"]  # the credentials, tried; nothing else
 
 
 def test_the_opted_in_probe_and_storage_test_leave_nothing_behind(account: SimulatedAccount) -> None:
@@ -178,6 +188,46 @@ def test_get_function_hands_out_code_that_downloads(as_user: SimulatedAccount) -
         ("control", "DownloadCode"),
     ]
     assert mutating(calls) == []
+
+
+# -- bad input: one line naming the resource and the next step, never a traceback, nothing written ------------
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {path for path in folder.rglob("*")}
+
+
+def test_a_profile_that_does_not_exist_is_one_line(account: SimulatedAccount) -> None:
+    before = files_under(account.home)
+    with account.recording() as calls:
+        run = account.run(["diagnose", "--target", "aws", "--profile", "nope", "--region", "us-east-2"])
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert "profile 'nope'" in run.stderr and "aws configure list-profiles" in run.stderr
+    assert calls == [] and files_under(account.home) == before
+
+
+@pytest.mark.parametrize("command", [["diagnose"], ["iam"], ["logs", "events"], ["fix"]])
+def test_expired_credentials_are_one_line(account: SimulatedAccount, command: list[str]) -> None:
+    with account.refusing("expired"), account.recording() as calls:
+        run = account.run([*command, *account.target_args()])
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "credentials of profile sim" in run.stderr and "ExpiredToken" in run.stderr
+    assert "aws sso login" in run.stderr
+    assert [c.operation for c in calls] == ["GetCallerIdentity"]
+
+
+def test_a_role_the_kit_may_not_read(account: SimulatedAccount) -> None:
+    reads = ("ListRolePolicies", "GetRolePolicy", "ListAttachedRolePolicies", "GetRole")
+    with account.refusing("denied", reads):
+        iam = account.run(["iam", *account.target_args()])
+        diagnosis = account.run(["diagnose", "--json", *account.target_args()])
+    assert iam.returncode == 2 and iam.stderr.count("\n") == 1, iam.stderr
+    assert "AccessDenied" in iam.stderr and "chatgenius-websocket-handler" in iam.stderr
+    result = json.loads(diagnosis.stdout)
+    assert diagnosis.returncode == 3 and result["root_cause"]["id"] == "evidence-unread", result["root_cause"]
+    read_iam = next(f for f in result["findings"] if f["check"] == "read-iam")
+    assert "Grant the kit's identity the read permission" in read_iam["next_step"]
 
 
 # -- never an all-clear the evidence does not support ----------------------------------------------------------

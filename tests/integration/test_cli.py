@@ -212,3 +212,23 @@ def test_commands_against_a_running_lab(lab_up: dict[str, str]) -> None:
     iam = _run(["iam", "--json"], env)
     assert iam.returncode == 0, iam.stderr
     assert all(row["allowed"] for row in json.loads(iam.stdout))
+
+    # The fix: printed, verified on the lab (which keeps it), then taken back.
+    printed = _run(["fix", "--json", "--probe-clients", "1"], env)
+    assert printed.returncode == 0, printed.stderr
+    planned = json.loads(printed.stdout)
+    assert planned["cause"] == "connect-route-missing"
+    assert [c["operation"] for c in planned["changes"]] == ["connect_route"]
+    assert any("aws apigatewayv2 create-route" in line for line in planned["changes"][0]["cli"])
+    verified = _run(["fix", "--verify"], env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "fixed: the root cause is gone and the storage test passes" in verified.stdout
+    assert "called apigatewayv2.create_route(" in verified.stdout
+    assert "kit fix --undo" in verified.stderr
+    undone = _run(["fix", "--undo"], env)
+    assert undone.returncode == 0, undone.stderr
+    assert "called apigatewayv2.delete_route(" in undone.stdout
+    again = _run(["diagnose", "--json", "--probe-clients", "1"], env)
+    assert json.loads(again.stdout)["root_cause"]["id"] == "connect-route-missing", again.stdout[:500]
+    nothing = _run(["fix", "--undo"], env)
+    assert nothing.returncode == 2 and "nothing to undo" in nothing.stderr

@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from kit import fix
 from kit.diagnose import causes, ranking
-from kit.diagnose.findings import Diagnosis
+from kit.diagnose.findings import Diagnosis, Evidence
 from kit.diagnose.reading import read_evidence
 from kit.lab.lab import Lab
 from kit.lab.provision import POLICY_NAME, ROLE_NAME, load_policy
@@ -51,6 +53,7 @@ EVIDENCE_MODULES = (
     "probe_core.py",
     "probe_logs.py",
     "frames.py",
+    "fix.py",
 )
 EVIDENCE_PACKAGES = ("diagnose", "dynamo", "logparse")
 DIAGNOSIS_MODULES = tuple(
@@ -76,13 +79,19 @@ def run_diagnosis(
     lab: Lab, client: ClientPlan | None, since: datetime | None = None, **plan_changes: Any
 ) -> Diagnosis:
     """Read the evidence (with a probe playing ``client``, if any), diagnose; every section must be read."""
+    return diagnosis_and_evidence(lab, client, since, **plan_changes)[0]
+
+
+def diagnosis_and_evidence(
+    lab: Lab, client: ClientPlan | None, since: datetime | None = None, **plan_changes: Any
+) -> tuple[Diagnosis, Evidence]:
     plan = probe_plan(client, **plan_changes) if client is not None else None
     evidence = read_evidence(lab.target(), since=since, probe_plan=plan)
     assert evidence.problems == {}, evidence.problems
     diagnosis = ranking.diagnose(evidence)
     broken = diagnosis.findings[diagnosis.findings["evidence"].str.contains("the check itself failed")]
     assert broken.empty, ranking.summary_text(diagnosis)
-    return diagnosis
+    return diagnosis, evidence
 
 
 def finding(diagnosis: Diagnosis, check: str) -> pd.Series:
@@ -96,11 +105,32 @@ def finding(diagnosis: Diagnosis, check: str) -> pd.Series:
 # --------------------------------------------------------------------------------------------------------
 
 
+# One of each kind of change, whose undo is checked too: a policy, a variable, the code, a route.
+UNDONE = {"seed-put-denied", "seed-wrong-table", "handler-crash", "no-connect-integration"}
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_the_diagnosis_names_the_scenarios_root_cause(name: str, empty_dynamodb: EmptyDynamoDB) -> None:
+    """And `kit fix --verify`'s core turns it into "fixed": the fix applied, the diagnosis since then clean
+    with the storage test passing; for one change of each kind, the undo brings the cause back."""
     scenario = SCENARIOS[name]
     with Lab(name, write_lab_file=False, dynamodb=empty_dynamodb()) as lab:
-        diagnosis = run_diagnosis(lab, scenario.client)
+        diagnosis, evidence = diagnosis_and_evidence(lab, scenario.client)
+        verified = None
+        if scenario.reproduces != "none" and diagnosis.root_cause["id"] == scenario.reproduces:
+            planned = fix.plan(diagnosis, evidence)
+
+            def read(since: datetime, client: Any) -> Evidence:
+                plan = replace(probe_plan(scenario.client), **dict(client))
+                return read_evidence(lab.target(), since=since, probe_plan=plan)
+
+            verified, applied = fix.verify(lab.target(), planned, read, ranking.diagnose)
+            if name in UNDONE:
+                fix.undo(lab.target(), applied)
+                again = run_diagnosis(lab, scenario.client, since=datetime.now(UTC))
+                assert again.root_cause["id"] == scenario.reproduces, ranking.summary_text(again)
+    if verified is not None:
+        assert verified.fixed, f"{verified.text}\n{planned.text()}"
     summary = ranking.summary_text(diagnosis)
     assert diagnosis.root_cause["id"] == scenario.reproduces, summary
     if scenario.reproduces == "none":

@@ -1,0 +1,250 @@
+"""kit.fix's pure parts: the fix each cause gets, how it is shown, and when a verification says "fixed"."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from kit import fix
+from kit.diagnose import causes
+from kit.diagnose.findings import FINDING_COLUMNS, Diagnosis, Evidence
+
+from .diagnose_evidence import FUNCTION, TABLE, TABLE_ARN, functions, healthy, permissions, routes, stage
+
+ROLE = "arn:aws:iam::123456789012:role/chatgenius-handler"
+
+
+def evidence(**changes: Any) -> Evidence:
+    made = replace(
+        healthy(),
+        functions=functions(
+            {
+                "role": ROLE,
+                "environment": json.dumps({"TABLE_NAME": TABLE, "STRIPE_SECRET_KEY": "***"}),
+            }
+        ),
+        api_id="abc123",
+    )
+    return replace(made, **changes)
+
+
+def diagnosis(cause: str, *evidence_lines: str) -> Diagnosis:
+    chosen = causes.cause(cause)
+    root = {
+        "id": cause,
+        "summary": chosen.summary,
+        "evidence": list(evidence_lines),
+        "next_step": chosen.next_step,
+    }
+    return Diagnosis(root, pd.DataFrame(columns=list(FINDING_COLUMNS)).astype(FINDING_COLUMNS))
+
+
+PLANS = [
+    # (cause, operations, a parameter that must be there)
+    ("put-access-denied", ["put_role_policy"], ("RoleName", "chatgenius-handler")),
+    ("index-access-denied", ["put_role_policy"], ("PolicyName", "kit-fix-index-query")),
+    ("table-not-found", ["patch_environment"], ("Set", {"TABLE_NAME": TABLE})),
+    ("wrong-region", ["patch_environment"], ("Remove", ["TABLE_REGION"])),
+    ("handler-crash", ["deploy_fixed_handler"], ("Runtime", "python3.12")),
+    ("write-not-awaited", ["deploy_fixed_handler"], ("FunctionName", FUNCTION)),
+    ("write-on-message", ["deploy_fixed_handler"], ("FunctionName", FUNCTION)),
+    ("workspace-id-missing", ["deploy_fixed_handler"], ("FunctionName", FUNCTION)),
+    ("connect-route-missing", ["connect_route"], ("ApiId", "abc123")),
+]
+
+
+@pytest.mark.parametrize(("cause", "operations", "param"), PLANS, ids=[p[0] for p in PLANS])
+def test_each_cause_gets_its_change(cause: str, operations: list[str], param: tuple[str, Any]) -> None:
+    planned = fix.plan(diagnosis(cause, "the line"), evidence())
+    assert [c.operation for c in planned.changes] == operations
+    assert planned.changes[0].params[param[0]] == param[1]
+    assert planned.applicable
+    text = planned.text()
+    assert "AWS CLI:" in text and "boto3:" in text
+    assert "STRIPE" not in text and "***" not in text  # no other variable, not even masked
+
+
+def test_the_policy_statement_is_the_minimal_one() -> None:
+    planned = fix.plan(diagnosis("put-access-denied"), evidence())
+    document = planned.changes[0].document()
+    assert document == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "KitFixPutItem",
+                "Effect": "Allow",
+                "Action": ["dynamodb:PutItem"],
+                "Resource": [TABLE_ARN],
+            }
+        ],
+    }
+    index = fix.plan(diagnosis("index-access-denied"), evidence()).changes[0].document()
+    assert index["Statement"][0]["Resource"] == [f"{TABLE_ARN}/index/*"]
+    assert index["Statement"][0]["Action"] == ["dynamodb:Query"]
+
+
+def test_an_explicit_deny_is_named_not_papered_over() -> None:
+    denied = permissions(put="explicit-deny")
+    denied.loc[denied["action"] == "dynamodb:PutItem", "statement"] = '"deny-all" Statement[0]'
+    planned = fix.plan(diagnosis("put-access-denied"), evidence(permissions=denied))
+    assert planned.changes == () and not planned.applicable
+    assert '"deny-all" Statement[0]' in planned.advice
+
+
+@pytest.mark.parametrize(
+    ("cause", "settings"),
+    [
+        ("early-disconnect", {"close_after_connect": False}),
+        ("workspace-id-missing", {"include_workspace_id": True}),
+    ],
+)
+def test_client_causes_change_the_client(cause: str, settings: dict[str, bool]) -> None:
+    planned = fix.plan(diagnosis(cause), evidence())
+    assert dict(planned.client) == settings and planned.applicable
+    assert "The client:" in planned.text()
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [c.id for c in causes.CAUSES if c.kind in ("inconclusive", "symptom")] + ["none"],
+)
+def test_no_change_without_a_known_cause(cause: str) -> None:
+    planned = fix.plan(diagnosis(cause), evidence())
+    assert planned.changes == () and planned.client == {} and planned.advice
+
+
+def test_the_environment_change_never_shows_other_values() -> None:
+    planned = fix.plan(diagnosis("table-not-found"), evidence())
+    lines = planned.changes[0].cli() + planned.changes[0].boto3()
+    assert any("get-function-configuration" in line for line in lines)
+    assert any("keep every other variable" in line for line in lines)
+    assert not any("STRIPE" in line for line in lines)
+
+
+def test_a_route_fix_redeploys_only_a_stage_that_does_not_deploy_itself() -> None:
+    auto = fix.plan(diagnosis("connect-route-missing"), evidence(stage=stage()))
+    manual = fix.plan(diagnosis("connect-route-missing"), evidence(stage=stage({"auto_deploy": False})))
+    assert not any("create-deployment" in line for line in auto.changes[0].cli())
+    assert any(
+        "create-deployment --api-id abc123 --stage-name prod" in line for line in manual.changes[0].cli()
+    )
+    assert any("create_deployment" in line for line in manual.changes[0].boto3())
+
+
+def test_a_connection_id_fix_keeps_the_integrations_other_parameters() -> None:
+    http = routes(
+        {
+            "route_key": "$connect",
+            "route_id": "r1",
+            "integration_id": "i9",
+            "integration_type": "HTTP_PROXY",
+            "request_parameters": json.dumps({"integration.request.header.x-app": "'chat'"}),
+        }
+    )
+    planned = fix.plan(diagnosis("connection-id-not-mapped"), evidence(routes=http))
+    (change,) = planned.changes
+    assert change.params["RequestParameters"] == {
+        "integration.request.header.x-app": "'chat'",
+        "integration.request.header.ConnectionId": "context.connectionId",
+        "integration.request.querystring.token": "route.request.querystring.token",
+        "integration.request.querystring.workspaceId": "route.request.querystring.workspaceId",
+    }
+    assert change.params["IntegrationId"] == "i9"
+
+
+def findings_of(verdicts: dict[str, str]) -> pd.DataFrame:
+    rows = [
+        {"check": c, "question": "?", "verdict": v, "cause": None, "evidence": "", "next_step": ""}
+        for c, v in verdicts.items()
+    ]
+    return pd.DataFrame(rows, columns=list(FINDING_COLUMNS)).astype(FINDING_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("root", "verdicts", "fixed", "said"),
+    [
+        ("none", {"probe": "pass"}, True, "fixed: the root cause is gone and the storage test passes"),
+        ("none", {"direct-write": "pass", "probe": "skip"}, True, "fixed"),
+        (
+            "none",
+            {"probe": "skip", "direct-write": "skip"},
+            False,
+            "not enough: nothing fails, but no storage test",
+        ),
+        ("not-stored", {"probe": "fail"}, False, "not enough: the next cause is not-stored"),
+        ("put-access-denied", {"probe": "pass"}, False, "not enough: the next cause is put-access-denied"),
+    ],
+)
+def test_fixed_means_no_cause_and_a_passing_storage_test(
+    root: str, verdicts: dict[str, str], fixed: bool, said: str
+) -> None:
+    chosen = causes.cause(root)
+    after = Diagnosis({"id": root, "summary": chosen.summary, "evidence": []}, findings_of(verdicts))
+    result = fix.verdict(fix.Fix("put-access-denied", ""), after)
+    assert result.fixed is fixed and result.text.startswith(said)
+
+
+def test_the_journal_keeps_the_undo_and_saved_code(tmp_path: Path) -> None:
+    applied = fix.Applied(
+        calls=["iam.put_role_policy(...)"],
+        undo=[fix.Change("delete_role_policy", "Delete it.", {"RoleName": "r", "PolicyName": "p"})],
+        saved={"code-fn": b"PK\x03\x04zip"},
+    )
+    fix.journal(applied, tmp_path)
+    back = fix.read_journal(tmp_path)
+    assert back.undo == applied.undo and back.saved == applied.saved
+    with pytest.raises(Exception, match="nothing to undo"):
+        fix.read_journal(tmp_path / "empty")
+
+
+def test_the_fixed_handler_package_holds_one_file_per_runtime() -> None:
+    import io
+    import zipfile
+
+    for runtime, name in (("python3.12", "app.py"), ("nodejs20.x", "app.mjs")):
+        with zipfile.ZipFile(io.BytesIO(fix.handler_package(runtime))) as archive:
+            assert archive.namelist() == [name]
+
+
+def test_the_reports_fix_section_is_text_never_markup() -> None:
+    from kit import notebook
+
+    hostile = '<img src=x onerror="alert(1)">` ``'
+    shown = notebook.fix_markdown(diagnosis("write-not-awaited", hostile), evidence())
+    assert "<img" not in shown.replace("&lt;img", "")
+    assert "aws lambda update-function-code" in shown and "Verified:** not in this report" in shown
+    nothing = notebook.fix_markdown(diagnosis("evidence-missing"), evidence())
+    assert "Verified" not in nothing and "inconclusive" in nothing
+
+
+def test_a_route_fix_without_an_integration_creates_one_and_uses_its_id() -> None:
+    change = fix.Change(
+        "connect_route",
+        "",
+        {
+            "ApiId": "a1",
+            "IntegrationId": "",
+            "FunctionArn": "arn:aws:lambda:us-east-2:1:function:f",
+            "Stage": "",
+        },
+    )
+    cli, boto = change.cli(), change.boto3()
+    assert cli[0].startswith(
+        "INTEGRATION_ID=$(aws apigatewayv2 create-integration --api-id a1 --integration-type"
+    )
+    assert (
+        cli[1]
+        == "aws apigatewayv2 create-route --api-id a1 --route-key '$connect' --target integrations/$INTEGRATION_ID"
+    )
+    assert (
+        "--statement-id kit-fix-apigateway-invoke" in cli[2]
+        and "--source-arn 'arn:aws:execute-api:us-east-2:1:a1/*'" in cli[2]
+    )
+    assert boto[0].startswith('integration = boto3.client("apigatewayv2").create_integration(')
+    assert 'Target="integrations/" + integration["IntegrationId"]' in boto[1]
+    assert len(cli) == len(boto) == 3  # AutoDeploy: no deployment
