@@ -20,7 +20,7 @@ from kit import __version__
 from kit.errors import ConfigurationError, KitError
 
 if TYPE_CHECKING:
-    from kit.output import Format
+    from kit.output import Format, View
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -284,14 +284,14 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 def _cmd_logs(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
-    from kit import config, logparse, logs
+    from kit import config, logparse, logs, output
 
     if args.action == "parse":
         if not args.file:
             raise KitError(
                 "kit logs parse needs a FILE (raw log lines or an `aws logs filter-log-events` export)."
             )
-        return _parse_log_file(Path(args.file), _output_format(args))
+        return _parse_log_file(Path(args.file), _output_format(args), args.log_group, args.columns)
     target = _target_from_args(args)
     answers = config.fetch_api(target)
     functions = config.fetch_functions(target, config.functions_for_api(target, answers))
@@ -305,14 +305,37 @@ def _cmd_logs(args: argparse.Namespace) -> int:
         "connections": logparse.connection_lifecycle(parsed),
         "groups": fetched.report,
     }
-    _print_frame(views[args.action], args)
+    frame = views[args.action]
+    form = _output_format(args)
+    output.print_frame(
+        frame, form, sys.stdout, _log_view(form, [str(c) for c in frame.columns], args.columns)
+    )
     return EXIT_OK
 
 
 READ_BLOCK = 1 << 20  # bytes read from a log file at a time
 
 
-def _parse_log_file(path: Path, form: Format) -> int:
+def _log_view(form: Format, all_columns: list[str], asked: str | None) -> View:
+    """How a log frame is written (kit.output.FrameWriter's options): --columns if asked; in a terminal
+    table, what a person reads (kit.output.LOG_VIEW, the columns with a value) fitted to the terminal."""
+    import shutil
+
+    from kit import output
+
+    chosen = output.choose_columns(all_columns, asked)
+    if form != "table":
+        return output.View(chosen)
+    default = chosen is None and "message" in all_columns
+    if default:
+        chosen = [c for c in output.LOG_VIEW if c in all_columns]
+    width = shutil.get_terminal_size((120, 24)).columns if chosen else None
+    return output.View(chosen, width, drop_empty=default)
+
+
+def _parse_log_file(
+    path: Path, form: Format, log_group: str | None = None, columns: str | None = None
+) -> int:
     """``kit logs parse FILE``: the file read, parsed and written a part at a time (kit.logparse.reading,
     kit.logparse.streaming, kit.output), so memory stays near one part's whatever the file's size.
 
@@ -336,8 +359,11 @@ def _parse_log_file(path: Path, form: Format) -> int:
         except OSError as exc:
             raise KitError(f"cannot read {path}: {exc.strerror}.") from exc
 
-    parts = streaming.PartsParse(lambda: reading.file_parts(blocks(), str(path)), can_reread=path.is_file())
-    writer = output.FrameWriter(form, sys.stdout)
+    view = _log_view(form, list(LOG_COLUMNS), columns)
+    parts = streaming.PartsParse(
+        lambda: reading.file_parts(blocks(), str(path), log_group=log_group), can_reread=path.is_file()
+    )
+    writer = output.FrameWriter(form, sys.stdout, view)
     try:
         for part in parts:
             writer.write(part)
@@ -612,7 +638,22 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
         default="invocations",
         nargs="?",
     )
-    logs_cmd.add_argument("file", nargs="?", help="for `parse`: raw lines or a filter-log-events JSON export")
+    logs_cmd.add_argument(
+        "file",
+        nargs="?",
+        help="for `parse`: raw lines (also as `aws logs tail` or `sam logs` print them) or a "
+        "filter-log-events / get-log-events JSON export",
+    )
+    logs_cmd.add_argument(
+        "--columns",
+        help="only these columns, comma-separated (default in a table: kind, ts, request_id, connection_id, "
+        "route_key, http_status, message, fitted to the terminal; --json and --csv give them all)",
+    )
+    logs_cmd.add_argument(
+        "--log-group",
+        help="for `parse`: the log group the file came from (/aws/lambda/<function>, "
+        "API-Gateway-Execution-Logs_<api>/<stage>), for lines that do not say",
+    )
     logs_cmd.add_argument(
         "--minutes", type=_minutes, default=60, help="how far back to read, 1 or more (default 60)"
     )

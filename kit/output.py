@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Final, Literal, TextIO
 
 import numpy as np
@@ -40,18 +41,91 @@ _NESTED_INDENT = "\n    "  # a list or dict value sits two levels deep (array, r
 _encode_text = json.encoder.encode_basestring_ascii  # what json.dumps uses, with its ensure_ascii default
 
 
-class FrameWriter:
-    """Writes frames to ``out`` as one output; :meth:`close` ends it (and must be called, error or not)."""
+# What a person reads of a log line in a terminal table (``kit logs``); the rest: --columns, --json, --csv.
+LOG_VIEW: Final = ("kind", "ts", "request_id", "connection_id", "route_key", "http_status", "message")
+_WIDTH_CAPS: Final = {"ts": 32, "request_id": 36, "connection_id": 16, "route_key": 16, "kind": 14}
+_CAP: Final = 24  # any other column but the last
+_LAST_MIN: Final = 20  # the last column (the message) gets what is left, at least this
+ELLIPSIS: Final = "…"
 
-    def __init__(self, form: Format, out: TextIO) -> None:
+
+def choose_columns(frame_columns: list[str], asked: str | None) -> list[str] | None:
+    """``--columns a,b``: those columns, in that order (a ConfigurationError naming the valid ones if one is
+    not there); None when not asked."""
+    if not asked:
+        return None
+    from kit.errors import ConfigurationError
+
+    chosen = [name.strip() for name in asked.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in frame_columns]
+    if unknown or not chosen:
+        raise ConfigurationError(
+            f"--columns: {', '.join(unknown) or 'none given'} not among the columns; choose from "
+            f"{', '.join(frame_columns)}."
+        )
+    return chosen
+
+
+def _display(value: Any) -> str:
+    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+        return ""
+    return " ".join(str(value).split())  # line breaks and tabs as single spaces: one row a line
+
+
+def fitted_table(frame: pd.DataFrame, width: int, *, header: bool = True) -> str:
+    """``frame`` as a left-aligned text table at most ``width`` characters wide (pure): empty cells empty, a
+    value too long for its column cut with an ellipsis, the last column given what is left."""
+    shown = _times_as_text(frame)
+    names = [str(c) for c in shown.columns]
+    cells = [[_display(v) for v in shown[c].tolist()] for c in shown.columns]
+    widths = [
+        min(max([len(n), *(len(v) for v in column)]), _WIDTH_CAPS.get(n, _CAP))
+        for n, column in zip(names, cells, strict=True)
+    ]
+    if widths:
+        used = sum(widths[:-1]) + 2 * (len(widths) - 1)
+        longest = max([len(names[-1]), *(len(v) for v in cells[-1])])
+        widths[-1] = max(min(longest, width - used), _LAST_MIN)
+
+    def fit(text: str, size: int) -> str:
+        return text.ljust(size) if len(text) <= size else text[: max(size - 1, 0)] + ELLIPSIS
+
+    rows = [names] if header else []
+    rows += [list(row) for row in zip(*cells, strict=True)] if cells else []
+    return "\n".join("  ".join(fit(v, w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+@dataclass(frozen=True)
+class View:
+    """Which columns a writer writes (None: all), and a table fitted to ``width`` characters (None: pandas'
+    alignment), leaving out, when ``drop_empty``, the columns a block has no value in."""
+
+    columns: list[str] | None = None
+    width: int | None = None
+    drop_empty: bool = False
+
+
+class FrameWriter:
+    """Writes frames to ``out`` as one output; :meth:`close` ends it (and must be called, error or not).
+
+    ``view`` (:class:`View`): only its columns, in that order, whatever the format; a table fitted to its
+    width (:func:`fitted_table`) instead of pandas' alignment."""
+
+    def __init__(self, form: Format, out: TextIO, view: View | None = None) -> None:
         self.form = form
         self.out = out
+        view = view or View()
+        self.columns = view.columns
+        self.width = view.width
+        self.drop_empty = view.drop_empty
         self.rows = 0
         self._started = False
         self._waiting: list[pd.DataFrame] = []  # table rows short of a block
         self._waiting_rows = 0
 
     def write(self, frame: pd.DataFrame) -> None:
+        if self.columns is not None:
+            frame = frame[self.columns]
         if self.form == "csv":
             for start in range(0, max(len(frame), 1), WRITE_ROWS):
                 rows = _times_as_text(frame.iloc[start : start + WRITE_ROWS])
@@ -86,8 +160,14 @@ class FrameWriter:
         whole = len(rows) if final else len(rows) - len(rows) % TABLE_ROWS
         for start in range(0, whole, TABLE_ROWS):
             block = rows.iloc[start : start + TABLE_ROWS]
-            with pd.option_context("display.max_colwidth", 80, "display.width", 200):
-                text = block.to_string(index=False)
+            if self.width is not None:
+                if self.drop_empty:
+                    kept = [c for c in block.columns if c in ("kind", "message") or block[c].notna().any()]
+                    block = block[kept]
+                text = fitted_table(block, self.width)
+            else:
+                with pd.option_context("display.max_colwidth", 80, "display.width", 200):
+                    text = block.to_string(index=False)
             self.out.write(("\n" if self._started else "") + text + "\n")
             self._started = True
         rest = rows.iloc[whole:]
@@ -95,9 +175,9 @@ class FrameWriter:
         self._waiting_rows = len(rest)
 
 
-def print_frame(frame: pd.DataFrame, form: Format, out: TextIO) -> None:
+def print_frame(frame: pd.DataFrame, form: Format, out: TextIO, view: View | None = None) -> None:
     """One frame, whole."""
-    writer = FrameWriter(form, out)
+    writer = FrameWriter(form, out, view)
     writer.write(frame)
     writer.close()
 

@@ -99,6 +99,7 @@ PREFIX_TOKENS: Final = (
     "XRAY TraceId:",
     *(f"[{level}]\t" for level in _LEVELS),
     "[ERROR]",
+    "FATAL ERROR:",
     "RequestId: ",
     "Runtime.",
     "Sandbox.",
@@ -129,6 +130,7 @@ PREFIX_CATEGORY: Final[Mapping[str, str]] = {
     "REPORT RequestId:": "report",
     "XRAY TraceId:": "xray",
     "[ERROR]": "uncaught",
+    "FATAL ERROR:": "v8_fatal",
     "RequestId: ": "request_error",
     "Runtime.": "runtime_type",
     "Sandbox.": "runtime_type",
@@ -208,8 +210,12 @@ UNCAUGHT: Final = re.compile(r"^\[ERROR\] ([A-Za-z_][A-Za-z0-9_.]*)(?::[ \t]?([^
 """The runtime's uncaught-error event: ``[ERROR] Type: message`` then the traceback after ``\\n``/``\\r``."""
 UNCAUGHT_LOOSE: Final = re.compile(r"^\[ERROR\][ \t]*([^\r\n]*)")
 
-NODE_LINE: Final = re.compile(rf"^({_ISO})\t([^\t]*)\t(TRACE|DEBUG|INFO|WARN|ERROR|FATAL)\t(.*)", re.S)
-"""Node's patched console: ``<iso>\\t<request id>\\t<LEVEL>\\t<message>``."""
+NODE_LINE: Final = re.compile(rf"^({_ISO})\t([^\t]*)\t(?:(TRACE|DEBUG|INFO|WARN|ERROR|FATAL)\t)?(.*)", re.S)
+"""Node's patched console: ``<iso>\\t<request id>\\t<LEVEL>\\t<message>``; older runtimes wrote no level
+(``<iso>\\t<request id>\\t<message>``), read as the same line with the level empty."""
+V8_FATAL: Final = re.compile(r"^FATAL ERROR:[ \t]*([^\r\n]*)")
+"""V8's own last words on stderr (``FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of
+memory``): no time, no request id; the process aborts after it, so it is an error (level FATAL, no type)."""
 NODE_ERROR: Final = re.compile(
     r"^(Invoke Error|Uncaught Exception|Unhandled Promise Rejection)[ \t]*(.*)", re.S
 )

@@ -12,8 +12,12 @@ What the file is, from its first bytes (after a UTF-8 byte order mark and white 
   after another in one file (pages appended) are read one after another. The events list is walked one
   event at a time (:meth:`json.JSONDecoder.raw_decode` over a sliding window of the text), so the document
   is never held whole;
+* a Logs Insights answer (``aws logs get-query-results``: ``{"results": ...}``) or the console's CSV download
+  (a header naming ``@message``/``message``): read whole, as one part (:mod:`kit.logparse.forms`);
 * otherwise raw lines: one event per ``\\n``, cut between lines, never inside one (a line is an event, so a
-  Python traceback joined with ``\\r`` stays one event, as in :func:`read_raw_lines`).
+  Python traceback joined with ``\\r`` stays one event, as in :func:`read_raw_lines`); lines pasted from
+  ``aws logs tail`` or ``sam logs`` lose their prefix into the time and stream columns
+  (:mod:`kit.logparse.forms`, decided from the first part).
 
 Broken input ends the reading with a :class:`~kit.errors.ConfigurationError` naming the file, the event
 and where it is (line and column of an export, line of raw lines); every event before it has been yielded
@@ -36,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from kit.errors import ConfigurationError
+from kit.logparse import forms
 from kit.logparse.events import EventRows, read_raw_lines
 
 PART_SIZE: Final = 8 << 20
@@ -68,12 +73,22 @@ _SPACE = re.compile(r"[ \t\r\n]*")
 _DECODER = json.JSONDecoder()
 
 
-def file_parts(blocks: Iterable[bytes], name: str, part_size: int | None = None) -> Iterator[pd.DataFrame]:
+def file_parts(
+    blocks: Iterable[bytes], name: str, part_size: int | None = None, *, log_group: str | None = None
+) -> Iterator[pd.DataFrame]:
     """The file's events as raw event frames, a part at a time (see the module's docstring).
 
-    ``name`` is how errors name the file; ``part_size`` defaults to :data:`PART_SIZE`. Raises
+    ``name`` is how errors name the file; ``part_size`` defaults to :data:`PART_SIZE`; ``log_group`` is where
+    the lines came from, for events that do not say (a saved file, an export of one group). Raises
     :class:`~kit.errors.ConfigurationError` at the first broken event, after yielding every event before it.
     """
+    for frame in _file_parts(blocks, name, part_size):
+        if log_group:
+            frame["log_group"] = frame["log_group"].fillna(log_group)
+        yield frame
+
+
+def _file_parts(blocks: Iterable[bytes], name: str, part_size: int | None) -> Iterator[pd.DataFrame]:
     part_size = PART_SIZE if part_size is None else part_size
     source = iter(blocks)
     head = b""
@@ -82,10 +97,42 @@ def file_parts(blocks: Iterable[bytes], name: str, part_size: int | None = None)
         if block is None:
             break
         head += block
-    if is_export(head):
+    if forms.is_insights(head) or forms.is_csv(head):
+        yield from _whole_document(source, head, name)
+    elif is_export(head):
         yield from _ExportReader(source, head, name, part_size).parts()
     else:
         yield from _raw_parts(source, head, name, part_size)
+
+
+WHOLE_DOCUMENT_LIMIT: Final = (
+    512 << 20
+)  # an Insights answer holds at most 10,000 rows; a CSV download is small
+
+
+def _whole_document(source: Iterator[bytes], head: bytes, name: str) -> Iterator[pd.DataFrame]:
+    """A Logs Insights answer or a console CSV download, read whole (they are bounded), as one part."""
+    data = bytearray(head)
+    for block in source:
+        data += block
+        if len(data) > WHOLE_DOCUMENT_LIMIT:
+            raise ConfigurationError(
+                f"{name}: over {WHOLE_DOCUMENT_LIMIT >> 20} MiB, more than a Logs Insights answer or a "
+                "console download holds; export the events with `aws logs filter-log-events` instead."
+            )
+    text = bytes(data).decode("utf-8", errors="replace")
+    if forms.is_insights(head):
+        try:
+            document = json.loads(text.removeprefix("\ufeff"))
+        except (ValueError, RecursionError) as exc:
+            raise ConfigurationError(f"{name}: a Logs Insights answer that is not JSON ({exc}).") from exc
+        events = forms.insights_events(document, name)
+    else:
+        events = forms.csv_events(text, name)
+    rows = EventRows()
+    for index, event in enumerate(events):
+        rows.add(event, index, f" (result {index + 1})")
+    yield rows.take()
 
 
 def is_export(head: bytes) -> bool:
@@ -118,6 +165,7 @@ def _raw_parts(source: Iterator[bytes], head: bytes, name: str, part_size: int) 
     pending = bytearray(head)
     lines = 0  # lines yielded so far
     ended = False
+    form: str | None = None  # kit.logparse.forms: decided from the first part's lines
     while not ended or pending:
         cut = pending.find(b"\n", max(part_size, 1) - 1) + 1
         last = pending.rfind(b"\n") + 1
@@ -136,7 +184,9 @@ def _raw_parts(source: Iterator[bytes], head: bytes, name: str, part_size: int) 
         if cut:
             lines += len(frame := read_raw_lines(_text(pending, cut)))
             del pending[:cut]
-            yield frame
+            if lines == len(frame):
+                form = forms.detect(frame["message"].head(forms.SAMPLE * 2))
+            yield forms.strip(frame, form)
         if long_line is not None:
             raise ConfigurationError(
                 f"{name}: line {lines + 1:,} is longer than {_bound()}; a log event is at most 1 MB, so this "

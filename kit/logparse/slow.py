@@ -151,6 +151,14 @@ def _read_runtime_type(line: _Line, text: str) -> None:
         line.put("error_type", found.group(1))
 
 
+def _read_v8_fatal(line: _Line, text: str) -> None:
+    found = p.V8_FATAL.match(text)
+    if found is not None:
+        line.mark("error")
+        line.put("level", "FATAL")
+        line.put("error_message", found.group(1))
+
+
 def _timed_out(line: _Line) -> None:
     line.mark("timeout")
     line.put("status", "timeout")
@@ -216,6 +224,7 @@ _READERS: dict[str, Callable[[_Line, str], None]] = {
     "timeout": _read_timeout,
     "request_error": _read_request_error,
     "runtime_type": _read_runtime_type,
+    "v8_fatal": _read_v8_fatal,
     "json": _read_json,
 }
 

@@ -27,8 +27,11 @@ def _kit(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
 
 
 def _printed(frame: pd.DataFrame, form: output.Format) -> str:
+    """What the CLI prints for the whole frame: in a table, what a person reads (the log view)."""
+    from kit.cli import _log_view
+
     buffer = io.StringIO()
-    output.print_frame(frame, form, buffer)
+    output.print_frame(frame, form, buffer, _log_view(form, [str(c) for c in frame.columns], None))
     return buffer.getvalue()
 
 

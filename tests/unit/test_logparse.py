@@ -255,6 +255,21 @@ LAMBDA_TEXT_PLATFORM = [
         "Runtime.ExitError",
     ),
     case(
+        "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n",
+        expect(
+            "lambda",
+            "error",
+            level="FATAL",
+            error_message="Reached heap limit Allocation failed - JavaScript heap out of memory",
+        ),
+        "Node heap out of memory",
+    ),
+    case(
+        f"2024-01-01T00:00:00.000Z\t{RID}\tconnected without a level\n",
+        expect("lambda", "app", request_id=RID),
+        "Node line without a level",
+    ),
+    case(
         f"RequestId: {RID} Error: Task timed out after 3.00 seconds",
         expect(
             "lambda",

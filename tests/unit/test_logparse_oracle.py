@@ -155,6 +155,8 @@ def line(draw: st.DrawFn) -> str:
         lambda: f"{at} {rid} Task timed out after {draw(numbers)} seconds\n",
         lambda: f"RequestId: {rid} Error: {exit_text}",
         lambda: "Runtime.ExitError\n",
+        lambda: f"{at}\t{rid}\t{draw(words)}",  # an older Node runtime's line: no level
+        lambda: f"FATAL ERROR: {draw(words)} - JavaScript heap out of memory\n",
         lambda: app_json(draw),
         lambda: json.dumps(
             {

@@ -191,3 +191,52 @@ def test_repeated_column_names_keep_one_value_each_as_records_do() -> None:
         warnings.simplefilter("ignore")  # pandas warns that to_dict drops the repeats
         assert _written("json", [frame]) == _before(frame, "json")
     assert json.loads(_written("json", [frame])) == [{"a": 3, "b": 2}]
+
+
+# -- the terminal's table: what a person reads, fitted to the width (kit logs) --------------------------------
+
+
+def test_a_fitted_table_is_left_aligned_empty_for_missing_and_cut_to_the_width() -> None:
+    frame = pd.DataFrame(
+        {
+            "kind": pd.array(["start", "app"], dtype="string"),
+            "request_id": pd.array(["r1", None], dtype="string"),
+            "message": pd.array(["START RequestId: r1", "x" * 200 + "\nsecond line"], dtype="string"),
+        }
+    )
+    text = output.fitted_table(frame, 60)
+    lines = text.splitlines()
+    assert lines[0].split() == ["kind", "request_id", "message"]
+    assert all(len(line) <= 60 for line in lines)
+    assert "<NA>" not in text and "nan" not in text
+    assert lines[2].startswith("app  ") and lines[2].endswith(output.ELLIPSIS)
+    assert lines[1].index("r1") == lines[0].index("request_id")  # left-aligned under its header
+    assert len(lines) == 3  # a line break inside a message does not make a row
+
+
+@pytest.mark.parametrize("width", [10, 30, 200])
+def test_the_last_column_keeps_at_least_its_minimum(width: int) -> None:
+    frame = pd.DataFrame({"kind": ["k"], "message": ["m" * 100]})
+    last = output.fitted_table(frame, width).splitlines()[1]
+    assert len(last) - len("k  ") >= min(100, max(width - 3, 20))
+
+
+@pytest.mark.parametrize(
+    ("asked", "chosen", "error"),
+    [
+        (None, None, ""),
+        ("", None, ""),
+        ("kind,message", ["kind", "message"], ""),
+        (" message , kind ", ["message", "kind"], ""),
+        ("kind,nope", None, "nope not among the columns; choose from kind, message, ts"),
+        (",", None, "none given"),
+    ],
+)
+def test_columns_are_chosen_by_name(asked: str | None, chosen: list[str] | None, error: str) -> None:
+    from kit.errors import ConfigurationError
+
+    if error:
+        with pytest.raises(ConfigurationError, match=error):
+            output.choose_columns(["kind", "message", "ts"], asked)
+    else:
+        assert output.choose_columns(["kind", "message", "ts"], asked) == chosen

@@ -308,6 +308,7 @@ class _Parser:
             "timeout": self._timeout,
             "request_error": self._request_error,
             "runtime_type": self._runtime_type,
+            "v8_fatal": self._v8_fatal,
             "json": self._json,
         }
         for code in np.unique(categories).tolist():
@@ -554,6 +555,14 @@ class _Parser:
         matched = found.notna().to_numpy()
         self._mark(rows[matched], "runtime_exit")
         self.out.put("error_type", rows[matched], found[matched])
+
+    def _v8_fatal(self, rows: Positions) -> None:
+        found = _extract_one(self.text.iloc[rows], p.V8_FATAL)
+        matched = found.notna().to_numpy()
+        rows = rows[matched]
+        self._mark(rows, "error")
+        self.out.put_constant("level", rows, "FATAL")
+        self.out.put("error_message", rows, found[matched])
 
     def _json(self, rows: Positions) -> None:
         """Whole-event JSON: Lambda's JSON format, an access-log line, or a JSON print."""
