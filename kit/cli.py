@@ -231,20 +231,28 @@ def _cmd_fix(args: argparse.Namespace) -> int:
         def read(since: Any, client: Mapping[str, bool]) -> Any:
             return reading.read_evidence(target, since=since, probe_plan=_probe_plan(probing, client))
 
-        result, applied = fix.verify(target, planned, read, ranking.diagnose)
-        for call in applied.calls:
-            print(f"called {call}")
-        written = fix.journal(applied, journal_dir)
+        applied = fix.Applied()
+        try:
+            result, _ = fix.verify(target, planned, read, ranking.diagnose, into=applied)
+        finally:  # what was applied is journaled even when a later change or the diagnosis failed
+            for call in applied.calls:
+                print(f"called {call}")
+            written = fix.journal(applied, journal_dir)
         print(result.text)
         print(
             f"kit: the lab keeps the fix; `kit fix --undo` takes it back ({written.name}).", file=sys.stderr
         )
         return EXIT_OK if result.fixed else EXIT_FINDING
+    if target.kind == "aws":
+        planned = fix.for_account(planned)
     _confirm(args, target, [c.summary for c in planned.changes])
-    applied = fix.apply(target, planned)
-    for call in applied.calls:
-        print(f"called {call}")
-    written = fix.journal(applied, journal_dir)
+    applied = fix.Applied()
+    try:
+        fix.apply(target, planned, into=applied)
+    finally:
+        for call in applied.calls:
+            print(f"called {call}")
+        written = fix.journal(applied, journal_dir)
     print(f"kit: applied; `kit fix --undo` takes it back ({written.name}).", file=sys.stderr)
     return EXIT_OK
 

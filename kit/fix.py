@@ -26,7 +26,7 @@ import json
 import shlex
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -570,6 +570,26 @@ _RENDER: Final[
 OPERATIONS: Final = tuple(_RENDER)
 
 
+# The changes the kit makes on a real account; the fixed handler is a pattern to port there, never a
+# replacement of the user's code.
+ACCOUNT_OPERATIONS: Final = frozenset(
+    {"put_role_policy", "patch_environment", "connect_route", "update_integration"}
+)
+
+
+def for_account(fix: Fix) -> Fix:
+    """``fix`` with only what the kit applies to a real account (pure); a fix left with nothing to apply is a
+    ConfigurationError saying what to do instead."""
+    kept = tuple(c for c in fix.changes if c.operation in ACCOUNT_OPERATIONS)
+    if not kept:
+        raise ConfigurationError(
+            f"kit fix --apply does not replace the code of a function on a real account: the fix for "
+            f"{fix.cause} is a change in your handler (`kit fix` shows where and the pattern); port it, "
+            "deploy it your way, then run the diagnosis again."
+        )
+    return replace(fix, changes=kept)
+
+
 # --------------------------------------------------------------------------------------------------
 # Applying (I/O, through the target's clients only)
 
@@ -581,6 +601,7 @@ class Applied:
     calls: list[str] = field(default_factory=list)
     undo: list[Change] = field(default_factory=list)  # run in reverse order
     saved: dict[str, bytes] = field(default_factory=dict)  # code packages the undo puts back, by key
+    target: str = ""  # where it was applied (Target.label and API): an undo goes there, nowhere else
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -788,13 +809,20 @@ def _wait_updated(lam: Any, name: str, timeout_s: float = 60) -> None:
         time.sleep(0.5)
 
 
-def apply(target: Target, fix: Fix) -> Applied:
-    """Make the fix's changes on ``target`` (writable targets only), recording each call and its undo.
+def where(target: Target) -> str:
+    """The target a journal is bound to: its label and API (an undo elsewhere is refused)."""
+    return f"{target.label} api {target.api_id or '-'}"
 
-    A change that fails stops the rest; what was already done stays recorded, so :func:`undo` can take it
-    back."""
+
+def apply(target: Target, fix: Fix, into: Applied | None = None) -> Applied:
+    """Make the fix's changes on ``target`` (writable targets only), recording each call and its undo in
+    ``into`` (a new record by default).
+
+    A change that fails stops the rest; what was already done stays recorded in ``into``, so the caller can
+    journal it and :func:`undo` can take it back."""
     target.require_writes(f"apply the fix for {fix.cause}")
-    applied = Applied()
+    applied = into if into is not None else Applied()
+    applied.target = where(target)
     from botocore.exceptions import BotoCoreError, ClientError
 
     from kit.errors import AwsError
@@ -816,6 +844,11 @@ def apply(target: Target, fix: Fix) -> Applied:
 def undo(target: Target, applied: Applied) -> Applied:
     """Run the recorded undo changes, last first; returns the calls made."""
     target.require_writes("undo the fix")
+    if applied.target and applied.target != where(target):
+        raise ConfigurationError(
+            f"The last fix was applied to {applied.target}, not {where(target)}; undo it with the same "
+            "--target, --profile, --region and API."
+        )
     done = Applied(saved=applied.saved)
     for change in reversed(applied.undo):
         _apply_one(target, change, done)
@@ -854,13 +887,14 @@ def verify(
     fix: Fix,
     read: Callable[[Any, Mapping[str, bool]], Evidence],
     diagnose: Callable[[Evidence], Diagnosis],
+    into: Applied | None = None,
 ) -> tuple[Verdict, Applied]:
     """Apply ``fix`` on ``target`` (the lab or a mirror), read the evidence again from then on with the fixed
-    client (``read(since, client_settings)``), and judge. The fix stays applied; the undo is returned."""
+    client (``read(since, client_settings)``), and judge. The fix stays applied; the undo is in ``into``."""
     from datetime import UTC, datetime
 
     since = datetime.now(UTC)
-    applied = apply(target, fix)
+    applied = apply(target, fix, into)
     after = diagnose(read(since, fix.client))
     return verdict(fix, after), applied
 
@@ -875,7 +909,10 @@ def journal(applied: Applied, folder: Path) -> Path:
     path = folder / f"{stamp}.json"
     for key, data in applied.saved.items():
         (folder / f"{stamp}-{key}.zip").write_bytes(data)
-    record = applied.as_dict() | {"saved": {key: f"{stamp}-{key}.zip" for key in applied.saved}}
+    record = applied.as_dict() | {
+        "saved": {key: f"{stamp}-{key}.zip" for key in applied.saved},
+        "target": applied.target,
+    }
     path.write_text(json.dumps(record, indent=2))
     (folder / "last").write_text(path.name)
     return path
@@ -890,4 +927,6 @@ def read_journal(folder: Path) -> Applied:
         raise ConfigurationError(f"No applied fix is recorded in {folder}; nothing to undo.") from exc
     saved = {key: (folder / file).read_bytes() for key, file in record.get("saved", {}).items()}
     changes = [Change(c["operation"], c["summary"], c["params"]) for c in record.get("undo", [])]
-    return Applied(calls=list(record.get("calls", [])), undo=changes, saved=saved)
+    return Applied(
+        calls=list(record.get("calls", [])), undo=changes, saved=saved, target=str(record.get("target", ""))
+    )

@@ -248,3 +248,37 @@ def test_a_route_fix_without_an_integration_creates_one_and_uses_its_id() -> Non
     assert boto[0].startswith('integration = boto3.client("apigatewayv2").create_integration(')
     assert 'Target="integrations/" + integration["IntegrationId"]' in boto[1]
     assert len(cli) == len(boto) == 3  # AutoDeploy: no deployment
+
+
+def test_a_real_account_never_gets_its_code_replaced() -> None:
+    handler = fix.plan(diagnosis("write-not-awaited", "the line"), evidence())
+    with pytest.raises(Exception, match="does not replace the code of a function on a real account"):
+        fix.for_account(handler)
+    policy = fix.plan(diagnosis("put-access-denied"), evidence())
+    assert fix.for_account(policy) == policy
+    assert set(fix.OPERATIONS) - {"deploy_fixed_handler"} == fix.ACCOUNT_OPERATIONS
+
+
+class FakeTarget:
+    def __init__(self, label: str, api_id: str | None = "abc123") -> None:
+        self.label = label
+        self.api_id = api_id
+
+    def require_writes(self, action: str) -> None:
+        pass
+
+
+def test_an_undo_goes_only_where_the_fix_was_applied(tmp_path: Path) -> None:
+    applied = fix.Applied(
+        undo=[fix.Change("delete_role_policy", "Delete it.", {"RoleName": "r", "PolicyName": "p"})],
+        target=fix.where(FakeTarget("lab us-east-2")),  # type: ignore[arg-type]
+    )
+    fix.journal(applied, tmp_path)
+    back = fix.read_journal(tmp_path)
+    assert back.target == "lab us-east-2 api abc123"
+    for elsewhere in (
+        FakeTarget("aws us-east-2 (profile prod)"),
+        FakeTarget("lab us-east-2", api_id="other"),
+    ):
+        with pytest.raises(Exception, match="The last fix was applied to lab us-east-2 api abc123"):
+            fix.undo(elsewhere, back)  # type: ignore[arg-type]
