@@ -303,7 +303,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     target = _target_from_args(args)
     answers = config.fetch_api(target)
     functions = config.fetch_functions(target, config.functions_for_api(target, answers))
-    groups = logs.log_groups_frame(functions, answers.api_id, answers.chosen_stage(target.stage))
+    groups = logs.log_groups_frame(functions, answers.api_id, answers.stage_for(target.api_id, target.stage))
     start = datetime.now(UTC) - timedelta(minutes=args.minutes)
     fetched = logs.fetch_events(target.client("logs"), groups["log_group"].tolist(), start=start)
     parsed = logparse.parse(fetched.events)

@@ -300,6 +300,26 @@ class ApiAnswers:
         """The stage called ``name``, or None."""
         return next((s for s in self.stages if s.get("StageName") == name), None)
 
+    def settled(self, api_id: str | None, stage: str | None) -> tuple[str | None, str]:
+        """The stage the checks should name, and why it differs from ``stage`` ("" when it does not) (pure).
+
+        An API found by listing takes its only stage; a stage the API does not have (a custom domain's base
+        path read as one) gives way to the API's only stage, or to none when it has several."""
+        names = [str(s.get("StageName")) for s in self.stages]
+        if self.found_by:
+            chosen = self.chosen_stage(None)
+            return (str(chosen["StageName"]) if chosen else None), f"API {self.api_id}: {self.found_by}"
+        if stage is None or stage in names:
+            return stage, ""
+        only = names[0] if len(names) == 1 else None
+        instead = f"its only stage, {only}" if only else f"none of its stages ({', '.join(names) or 'none'})"
+        where = f"API {api_id or self.api_id} has no stage {stage!r} (from the URL's path)"
+        return only, f"{where}; the kit reads {instead}"
+
+    def stage_for(self, api_id: str | None, stage: str | None) -> dict[str, Any] | None:
+        """The stage answer the checks read for a target's API and stage (:meth:`settled`)."""
+        return self.chosen_stage(self.settled(api_id, stage)[0])
+
     def chosen_stage(self, name: str | None) -> dict[str, Any] | None:
         """The stage called ``name``; with no name, the API's only stage (None when it has several)."""
         if name:

@@ -29,9 +29,11 @@ from typing import Any
 
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
+from tqdm import tqdm
 
 from kit import frames
 from kit.errors import AwsError, KitError, error_code
+from kit.output import show_progress
 
 log = logging.getLogger("kit.logs")
 
@@ -210,6 +212,13 @@ def _to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _counted(events: Iterable[dict[str, Any]], bar: Any, report: FetchReport) -> Iterator[dict[str, Any]]:
+    for event in events:
+        bar.update(1)
+        bar.set_postfix(pages=report.pages, refresh=False)
+        yield event
+
+
 def fetch_events(
     client: Any,
     log_groups: Iterable[str],
@@ -221,11 +230,14 @@ def fetch_events(
     settle_s: float = 0.0,
     settle_rounds: int = 3,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: bool = False,
 ) -> LogFetch:
     """Read every event of ``log_groups`` between ``start`` and ``end`` (default: now) into a frame.
 
     When the window ends within ``settle_s`` seconds of now, the groups are read again after
     ``settle_s`` until two reads agree (at most ``settle_rounds`` times): CloudWatch ingests with a delay.
+    ``progress``: a bar per group counting events and pages, when stderr is a terminal (a long window is read
+    at the API's few pages a second).
     """
     limiter = limiter or RateLimiter()
     end = end or now()
@@ -237,19 +249,19 @@ def fetch_events(
         reports = []
         for group in groups:
             report = FetchReport(group)
-            rows.extend(
-                events_rows(
-                    filter_events(
-                        client,
-                        group,
-                        start_ms=_to_ms(start),
-                        end_ms=_to_ms(end),
-                        filter_pattern=filter_pattern,
-                        limiter=limiter,
-                        report=report,
-                    )
-                )
+            events = filter_events(
+                client,
+                group,
+                start_ms=_to_ms(start),
+                end_ms=_to_ms(end),
+                filter_pattern=filter_pattern,
+                limiter=limiter,
+                report=report,
             )
+            with tqdm(
+                desc=f"logs {group}", unit=" events", disable=not show_progress(progress), leave=False
+            ) as bar:
+                rows.extend(events_rows(_counted(events, bar, report)))
             reports.append(report)
         return rows, reports
 

@@ -19,6 +19,7 @@ Must not: hold more than the frame it is given and one block of the table.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TextIO
@@ -27,6 +28,13 @@ import numpy as np
 import pandas as pd
 
 Format = Literal["table", "csv", "json"]
+
+
+def show_progress(progress: bool) -> bool:
+    """Whether a progress bar is drawn: asked for, and stderr is a terminal (never in a report or a pipe)."""
+    stream = sys.stderr
+    return progress and hasattr(stream, "isatty") and stream.isatty()
+
 
 TABLE_ROWS: Final = 1000
 """Rows aligned together in a table; pandas takes ~75 µs a row to align, so a block is quick to show."""

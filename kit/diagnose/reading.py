@@ -65,12 +65,11 @@ def read_evidence(
         evidence.routes = config.routes_frame(answers.routes, answers.integrations)
         evidence.api_id = answers.api_id
         stage_answer = answers.chosen_stage(target.stage) or (answers.stages[0] if answers.stages else None)
-        if answers.found_by:  # the API was found by listing: the checks that name it need its id and stage
-            evidence.notes.append(f"API {answers.api_id}: {answers.found_by}")
-            stage = answers.chosen_stage(None)
-            target = target.with_api(
-                answers.api_id, str(stage["StageName"]) if stage else None, answers.found_by
-            )
+        stage, why = answers.settled(target.api_id, target.stage)
+        if why:  # found by listing, or a path that is no stage: the checks that name them need the real ones
+            evidence.notes.append(why)
+            target = target.with_api(answers.api_id, stage, why)
+            stage_answer = answers.chosen_stage(stage) or stage_answer
         if stage_answer is not None:
             evidence.stage = config.stage_frame(stage_answer)
         names = config.functions_for_api(target, answers)
@@ -112,7 +111,11 @@ def read_evidence(
             evidence,
             "logs",
             lambda: logs.fetch_events(
-                target.client("logs"), groups["log_group"].tolist(), start=since, settle_s=settle
+                target.client("logs"),
+                groups["log_group"].tolist(),
+                start=since,
+                settle_s=settle,
+                progress=progress,
             ),
         )
         if fetched is not None:

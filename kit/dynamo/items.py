@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import operator
-import sys
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,7 @@ from tqdm import tqdm
 from kit import frames
 from kit.dynamo import schema
 from kit.errors import AwsError
+from kit.output import show_progress
 
 if TYPE_CHECKING:
     from kit.target import Target
@@ -564,11 +564,6 @@ def _plain_column(name: str, cells: pd.Series, kinds: pd.Series) -> Any:
 # Scanning
 
 
-def _show_progress(progress: bool) -> bool:
-    stream = sys.stderr
-    return progress and hasattr(stream, "isatty") and stream.isatty()
-
-
 def scan_pages(
     target: Target,
     *,
@@ -596,7 +591,7 @@ def scan_pages(
     bar = tqdm(
         desc=f"scan {resource}",
         unit=" items",
-        disable=not _show_progress(progress),
+        disable=not show_progress(progress),
         leave=False,
     )
 

@@ -623,3 +623,48 @@ def test_env_file_check_of_a_missing_file_is_one_failed_row(tmp_path: Path) -> N
     assert_contract(frame, ENV_CHECK_COLUMNS)
     assert frame["check"].tolist() == ["env file readable"]
     assert not frame["ok"].any()
+
+
+def _answers(*stages: str, found_by: str = "") -> config.ApiAnswers:
+    return config.ApiAnswers(
+        {"ApiId": "abc123"}, stages=[{"StageName": s} for s in stages], found_by=found_by
+    )
+
+
+@pytest.mark.parametrize(
+    ("answers", "stage", "settled", "said"),
+    [
+        (_answers("prod"), "prod", "prod", ""),
+        (_answers("prod"), None, None, ""),
+        (
+            _answers("prod"),
+            "chat",
+            "prod",
+            "has no stage 'chat' (from the URL's path); the kit reads its only stage, prod",
+        ),
+        (_answers("prod", "dev"), "chat", None, "none of its stages (prod, dev)"),
+        (_answers(), "chat", None, "none of its stages (none)"),
+        (
+            _answers("prod", found_by="the only WebSocket API in us-east-2 (chat), found by listing"),
+            None,
+            "prod",
+            "found by listing",
+        ),
+        (_answers("prod", "dev", found_by="listed"), None, None, "API abc123: listed"),
+    ],
+    ids=[
+        "its stage",
+        "no stage asked",
+        "a base path",
+        "a base path, several stages",
+        "no stages",
+        "listed",
+        "listed, several",
+    ],
+)
+def test_the_stage_the_checks_name_is_one_the_api_has(
+    answers: config.ApiAnswers, stage: str | None, settled: str | None, said: str
+) -> None:
+    chosen, why = answers.settled("abc123", stage)
+    assert chosen == settled
+    assert (said in why) if said else why == ""
