@@ -271,7 +271,10 @@ def _confirm(args: argparse.Namespace, target: Any, summaries: list[str]) -> Non
         raise KitError(
             "kit fix --apply asks before changing a real account; answer with --yes when no one can type."
         )
-    answer = input("Type yes to go on: ")
+    try:
+        answer = input("Type yes to go on: ")
+    except (EOFError, KeyboardInterrupt):
+        answer = ""
     if answer.strip().lower() != "yes":
         raise KitError("Nothing was changed: the answer was not yes.")
 

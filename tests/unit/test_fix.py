@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -282,3 +283,63 @@ def test_an_undo_goes_only_where_the_fix_was_applied(tmp_path: Path) -> None:
     ):
         with pytest.raises(Exception, match="The last fix was applied to lab us-east-2 api abc123"):
             fix.undo(elsewhere, back)  # type: ignore[arg-type]
+
+
+class Tty:
+    def isatty(self) -> bool:
+        return True
+
+
+class AccountTarget:
+    kind = "aws"
+    label = "aws us-east-2 (profile prod)"
+
+    def require_writes(self, action: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("answer", "yes_flag", "tty", "goes_on"),
+    [
+        ("yes", False, True, True),
+        (" YES ", False, True, True),
+        ("y", False, True, False),
+        (EOFError(), False, True, False),
+        (KeyboardInterrupt(), False, True, False),
+        ("", True, False, True),  # --yes: no question
+        ("yes", False, False, False),  # nobody to ask
+    ],
+    ids=["yes", "YES", "y", "eof", "ctrl-c", "--yes", "no terminal"],
+)
+def test_a_real_account_is_changed_only_after_a_yes(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    answer: object,
+    yes_flag: bool,
+    tty: bool,
+    goes_on: bool,
+) -> None:
+    import argparse
+    import builtins
+    import sys
+
+    from kit import cli
+    from kit.errors import KitError
+
+    def ask(prompt: str) -> str:
+        if isinstance(answer, BaseException):
+            raise answer
+        return str(answer)
+
+    monkeypatch.setattr(builtins, "input", ask)
+    monkeypatch.setattr(sys, "stdin", Tty() if tty else io.StringIO())
+    args = argparse.Namespace(yes=yes_flag)
+    if goes_on:
+        cli._confirm(args, AccountTarget(), ["Allow dynamodb:PutItem."])
+    else:
+        with pytest.raises(KitError):
+            cli._confirm(args, AccountTarget(), ["Allow dynamodb:PutItem."])
+    assert (
+        "About to change aws us-east-2 (profile prod):\n  - Allow dynamodb:PutItem."
+        in capsys.readouterr().out
+    )
