@@ -34,7 +34,7 @@ import pandas as pd
 
 from kit.config import lambda_integration_uri
 from kit.diagnose.findings import CONNECT, Diagnosis, Evidence
-from kit.errors import ConfigurationError
+from kit.errors import ConfigurationError, error_code
 
 if TYPE_CHECKING:
     from kit.target import Target
@@ -618,12 +618,6 @@ def _call(target: Target, applied: Applied, service: str, operation: str, **para
     return getattr(target.client(service), operation)(**params)
 
 
-def _error_code(exc: BaseException) -> str:
-    from kit.errors import error_code
-
-    return error_code(exc)
-
-
 def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noqa: PLR0915
     p = change.params
     op = change.operation
@@ -637,7 +631,7 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
                 {**p, "PolicyDocument": document if isinstance(document, str) else json.dumps(document)},
             )
         except Exception as exc:
-            if _error_code(exc) != "NoSuchEntity":
+            if error_code(exc) != "NoSuchEntity":
                 raise
             undo = Change(
                 "delete_role_policy",
@@ -735,7 +729,7 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
                 )
             )
         except Exception as exc:
-            if _error_code(exc) != "ResourceConflictException":  # already there: nothing to add or undo
+            if error_code(exc) != "ResourceConflictException":  # already there: nothing to add or undo
                 raise
         if p.get("Stage"):
             _call(

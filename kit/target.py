@@ -866,19 +866,21 @@ class Target:
         """
         if self.api_id == api_id and self.stage == stage:
             return self
-        chosen = replace(
-            self, api_id=api_id, stage=stage, provenance={**self.provenance, "api": found_by or "argument"}
+        return self._same_session(
+            api_id=api_id, stage=stage, provenance={**self.provenance, "api": found_by or "argument"}
         )
-        chosen._cache.session = self._cache.session
-        return chosen
 
     def as_read_only(self) -> Target:
         """This target, read-only (same session): for reading evidence before a change the user confirms."""
         if self.read_only:
             return self
-        view = replace(self, read_only=True)
-        view._cache.session = self._cache.session
-        return view
+        return self._same_session(read_only=True)
+
+    def _same_session(self, **changes: Any) -> Target:
+        """A copy with ``changes`` keeping this session (resolving it again could prompt for MFA)."""
+        copy = replace(self, **changes)
+        copy._cache.session = self._cache.session
+        return copy
 
     def require_writes(self, action: str) -> None:
         """Raise unless this target may be changed; call before anything that writes."""
