@@ -58,6 +58,7 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     from kit.lab import provision
     from kit.lab.lab import Lab
     from kit.local import lab_file
+    from kit.target import DEFAULT_LAB_REGION
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -69,11 +70,30 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     elif args.handler or args.env:
         raise ConfigurationError("--handler and --env go with --function (your own function's code).")
     runtime = args.runtime or provision.DEFAULT_RUNTIME
-    lab = Lab(args.scenario, dynamodb=args.dynamodb, region=args.region, runtime=runtime, function=function)
+    if args.source == "aws":
+        lab = Lab(mirror=_read_mirror(args), dynamodb=args.dynamodb)
+    else:
+        for flag in (
+            "profile",
+            "env_file",
+            "api_id",
+            "websocket_url",
+            "table",
+            "function_code",
+            "copy_items",
+        ):
+            if getattr(args, flag):
+                raise ConfigurationError(f"--{flag.replace('_', '-')} goes with --from aws (a mirror).")
+        region = args.region or DEFAULT_LAB_REGION
+        lab = Lab(args.scenario, dynamodb=args.dynamodb, region=region, runtime=runtime, function=function)
     with lab:
         assert lab.info is not None
         print(json.dumps({**lab.info.as_dict(), "lab_file": str(lab_file())}, indent=2), flush=True)
-        if lab.resources is not None and lab.resources.loaded:
+        if lab.manifest is not None:
+            from kit.mirror import manifest_file
+
+            print(f"{lab.manifest.summary()}; the manifest: {manifest_file()}", file=sys.stderr, flush=True)
+        elif lab.resources is not None and lab.resources.loaded:
             print(lab.resources.loaded, file=sys.stderr, flush=True)
         print(
             f"lab up (scenario {lab.info.scenario}, function on {lab.info.runtime}); connect to "
@@ -91,6 +111,26 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         return EXIT_KIT_FAILED
     print("lab stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _read_mirror(args: argparse.Namespace) -> Any:
+    """``kit lab up --from aws``: the account's stack, read read-only, before anything starts."""
+    import secrets
+
+    from kit import mirror
+
+    if args.scenario != "healthy" or args.function or args.runtime:
+        raise ConfigurationError(
+            "--from aws mirrors the account as it is: it takes no --scenario, --function or --runtime."
+        )
+    if args.copy_items < 0:
+        raise ConfigurationError(f"--copy-items {args.copy_items}: give a number of items, 0 or more.")
+    code = mirror.parse_function_code(args.function_code)
+    target = _target_from_args(argparse.Namespace(**{**vars(args), "target": "aws"})).as_read_only()
+    print(f"reading {target.label} (read-only) ...", file=sys.stderr, flush=True)
+    return mirror.read_account(
+        target, function_code=code, copy_items=args.copy_items, salt=secrets.token_hex(8)
+    )
 
 
 def _target_from_args(args: argparse.Namespace) -> Any:
@@ -154,12 +194,9 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     from kit.diagnose import causes, ranking, reading
 
     target = _target_from_args(args)
-    plan = None
-    if args.probe_clients:
-        from kit.probe_core import ProbePlan
-
-        plan = ProbePlan(clients=args.probe_clients, join_after_connect=args.probe_join)
-    evidence = reading.read_evidence(target, probe_plan=plan, allow_aws_probe=args.allow_aws_probe)
+    evidence = reading.read_evidence(
+        target, probe_plan=_probe_plan(args), allow_aws_probe=args.allow_aws_probe
+    )
     for note in evidence.notes:  # how the reading chose what it read, e.g. an API found by listing
         print(f"kit: note: {note}", file=sys.stderr)
     result = ranking.diagnose(evidence)
@@ -221,8 +258,8 @@ def _cmd_fix(args: argparse.Namespace) -> int:
     if args.verify:
         if target.kind != "lab":
             raise KitError(
-                "kit fix --verify applies the fix to the lab and diagnoses again; on a real account, "
-                "reproduce the fault in the lab first (kit lab up), or apply with --apply --allow-writes."
+                "kit fix --verify applies the fix to the lab and diagnoses again; for a real account, mirror "
+                "it first (kit lab up --from aws) and verify there, or apply with --apply --allow-writes."
             )
 
         # The diagnosis after the fix needs connections made after it: a probe, of 2 clients at least.
@@ -546,7 +583,36 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
     lab.add_argument("action", choices=["up", "scenarios"])
     lab.add_argument("--scenario", default="healthy", help="see `kit lab scenarios` (default: healthy)")
     lab.add_argument("--dynamodb", choices=["auto", "dynamodb-local", "moto"], default="auto")
-    lab.add_argument("--region", default="us-east-2")
+    lab.add_argument("--region", help="the lab's region (default us-east-2); with --from aws, the account's")
+    lab.add_argument(
+        "--from",
+        dest="source",
+        choices=["aws"],
+        help="mirror a deployed stack: read it (read-only) from the account and build it in the lab",
+    )
+    lab.add_argument("--profile", help="with --from aws: the AWS profile")
+    lab.add_argument("--env-file", help="with --from aws: the app's .env.local (region, table, URLs)")
+    lab.add_argument(
+        "--api-id", help="with --from aws: the WebSocket API (default: the URL's, or the only one)"
+    )
+    lab.add_argument("--websocket-url", help="with --from aws: the app's WebSocket URL")
+    lab.add_argument(
+        "--table", help="with --from aws: the connections table (default chatgenius-connections)"
+    )
+    lab.add_argument(
+        "--function-code",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="with --from aws: a function's code (folder or .zip) when its code location cannot be read",
+    )
+    lab.add_argument(
+        "--copy-items",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --from aws: copy up to N items of each table, masked (default 0: schema only)",
+    )
     lab.add_argument(
         "--function",
         metavar="PATH",
@@ -617,6 +683,12 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
         "--probe-join",
         action="store_true",
         help="with --probe-clients: each sends a join message once connected",
+    )
+    diagnose.add_argument(
+        "--no-workspace-id", action="store_true", help="with --probe-clients: connect without workspaceId"
+    )
+    diagnose.add_argument(
+        "--close-at-once", action="store_true", help="with --probe-clients: close right after opening"
     )
     diagnose.add_argument(
         "--allow-aws-probe", action="store_true", help="let the probe connect to a real API"

@@ -128,7 +128,7 @@ _LAMBDA_ARN = re.compile(
 _CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")
 
 
-def _strip_metadata(answer: Mapping[str, Any]) -> dict[str, Any]:
+def strip_metadata(answer: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in answer.items() if key != "ResponseMetadata"}
 
 
@@ -395,7 +395,7 @@ def fetch_api(target: Target, api_id: str | None = None) -> ApiAnswers:
     client = target.client("apigatewayv2")
     operation = "GetApi"
     try:
-        api = _strip_metadata(client.get_api(ApiId=api_id))
+        api = strip_metadata(client.get_api(ApiId=api_id))
         collected: dict[str, list[dict[str, Any]]] = {}
         for name, step in (
             ("get_routes", "GetRoutes"),
@@ -536,7 +536,7 @@ def fetch_functions(target: Target, function_names: Iterable[str]) -> list[dict[
     answers: list[dict[str, Any]] = []
     for name in dict.fromkeys(function_names):
         try:
-            answers.append(_strip_metadata(client.get_function_configuration(FunctionName=name)))
+            answers.append(strip_metadata(client.get_function_configuration(FunctionName=name)))
         except (ClientError, BotoCoreError) as exc:
             answers.append({"FunctionName": name, "Error": dict(error_response(exc).get("Error", {}))})
     return answers

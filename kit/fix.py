@@ -35,6 +35,7 @@ import pandas as pd
 from kit.config import lambda_integration_uri
 from kit.diagnose.findings import CONNECT, Diagnosis, Evidence
 from kit.errors import ConfigurationError, error_code
+from kit.mirror import download_code
 
 if TYPE_CHECKING:
     from kit.target import Target
@@ -760,7 +761,11 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
         current = lam.get_function(FunctionName=p["FunctionName"])
         previous_handler = str(current["Configuration"].get("Handler") or "")
         key = f"code-{p['FunctionName']}"
-        applied.saved[key] = _download(str(current["Code"]["Location"]))
+        applied.saved[key] = download_code(
+            p["FunctionName"],
+            current["Code"]["Location"],
+            "the fix keeps the code it replaces to undo the change, so it stops here; retry",
+        )
         _deploy(target, applied, p["FunctionName"], handler_package(str(p["Runtime"])), "app.handler")
         applied.undo.append(
             Change(
@@ -782,13 +787,6 @@ def _deploy(target: Target, applied: Applied, name: str, package: bytes, handler
     _wait_updated(lam, name)
     _call(target, applied, "lambda", "update_function_configuration", FunctionName=name, Handler=handler)
     _wait_updated(lam, name)
-
-
-def _download(url: str) -> bytes:
-    import urllib.request
-
-    with urllib.request.urlopen(url, timeout=60) as answer:  # noqa: S310 - GetFunction's own code location
-        return bytes(answer.read())
 
 
 def _wait_updated(lam: Any, name: str, timeout_s: float = 60) -> None:

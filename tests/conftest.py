@@ -66,7 +66,7 @@ def table_name() -> str:
 # marks are not used: on pytest 9.2 xdist 3.8 cannot attach a group to a node id and silently ignores them.)
 
 # Modules whose tests each start (and stop) what they need.
-_UNSHARED = {"test_diagnose_lab.py", "test_lab_scenarios.py", "test_cli.py"}
+_UNSHARED = {"test_diagnose_lab.py", "test_lab_scenarios.py", "test_cli.py", "test_mirror_scenarios.py"}
 # Modules whose lab fixture is parametrized indirectly by scenario: one lab, so one scope, per scenario.
 _BY_SCENARIO = {"test_probe.py", "test_evidence_dynamo.py", "test_evidence_iam_config.py"}
 # Longest first (as measured in a serial run); whatever is not named follows, in file order.
@@ -79,6 +79,8 @@ _LONGEST_FIRST = (
     "test_lab_reliability.py",
     "test_lab_gateway.py",
     "test_fidelity.py",
+    "test_mirror_scenarios.py",
+    "test_mirror.py",
     "test_diagnose_lab.py",
     "test_lab_scenarios.py",
     "test_cli.py",

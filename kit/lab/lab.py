@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from kit.dynamo import schema
 from kit.errors import ConfigurationError, EngineError
-from kit.lab import engines, function_source, lambda_runtimes, provision, scenarios
+from kit.lab import engines, function_source, lambda_runtimes, mirror_build, provision, scenarios
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.dynamodb_front import DynamoDBFront
 from kit.lab.function_source import FunctionSource
@@ -44,6 +44,7 @@ from kit.lab.processes import die_with_parent
 from kit.lab.runtime import LambdaRuntime
 from kit.lab.supervisor import RESTARTING, STOPPED, EngineEvent, EngineSupervisor
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, PROJECT_ROOT, lab_file
+from kit.mirror import AccountCopy, Manifest, write_manifest
 from kit.target import DEFAULT_LAB_REGION, Target
 
 log = logging.getLogger("kit.lab")
@@ -73,6 +74,7 @@ class LabInfo:
     # (function_source.recorded) when the lab runs one.
     runtime: str = provision.DEFAULT_RUNTIME
     function: dict[str, object] | None = None
+    mirror: dict[str, object] | None = None  # the mirrored account (Manifest.source), when it is a mirror
     dynamodb_status: str = "up"  # "up", "restarting" (after the engine died), "stopped"
     engine_events: tuple[dict[str, object], ...] = ()  # EngineEvent.as_dict() of every engine death
 
@@ -107,8 +109,23 @@ class Lab:
         management_idle_timeout_s: int = 60,
         runtime: str = provision.DEFAULT_RUNTIME,
         function: FunctionSource | str | None = None,
+        mirror: AccountCopy | None = None,
     ) -> None:
         self.scenario = scenarios.get(scenario)
+        self.mirror = mirror
+        self.manifest: Manifest | None = None
+        if mirror is not None:
+            if scenario != "healthy" or function is not None:
+                raise ConfigurationError(
+                    "a mirror is the account's stack as it is: it takes no --scenario and no --function."
+                )
+            region = mirror.region
+            for copied in mirror.functions:
+                problem = lambda_runtimes.refusal(copied.name, copied.runtime)
+                problem = problem or lambda_runtimes.missing_tool(copied.runtime)
+                if problem is not None:
+                    raise ConfigurationError(problem)
+            runtime = next((f.runtime for f in mirror.functions), runtime)
         # Everything is refused here, before anything starts: the user's code (a path is read with the
         # defaults), a scenario that would swap it for the kit's handler, a runtime the lab cannot run.
         self.function = function_source.function_source(function) if isinstance(function, str) else function
@@ -241,19 +258,10 @@ class Lab:
 
         work = Path(tempfile.mkdtemp(prefix="kit-lab-"))
         stack.callback(shutil.rmtree, work, True)
-        resources = provision.provision(
-            admin,
-            region=self.region,
-            code_dir=work / "task",
-            runtime=self.function_runtime,
-            function=self.function,
-        )
-        self.resources = resources
-
         live = LiveConfig(admin, moto.generation)
-        issuer = CredentialIssuer(resources.account_id)
+        issuer = CredentialIssuer(provision.ACCOUNT_ID)
         front = DynamoDBFront(
-            dynamodb.endpoint_url, authorizer(issuer, live), resources.account_id, issuer.signing_secret
+            dynamodb.endpoint_url, authorizer(issuer, live), provision.ACCOUNT_ID, issuer.signing_secret
         ).start()
         stack.callback(front.stop)
 
@@ -261,7 +269,29 @@ class Lab:
         stack.callback(runtime.close)
         self.runtime = runtime
 
-        backend_url = self._start_backend(front.url, resources.table)
+        table = self.mirror.table if self.mirror is not None else schema.EXPECTED.name
+        backend_url = self._start_backend(front.url, table)
+
+        def aws_in_region(region: str) -> Target:
+            return Target.local(endpoints | {"*": moto.endpoint_url}, region=region)
+
+        if self.mirror is not None:
+            resources, self.manifest = mirror_build.build(
+                admin,
+                self.mirror,
+                code_dir=work / "task",
+                http_backend_url=backend_url,
+                aws_in_region=aws_in_region,
+            )
+        else:
+            resources = provision.provision(
+                admin,
+                region=self.region,
+                code_dir=work / "task",
+                runtime=self.function_runtime,
+                function=self.function,
+            )
+        self.resources = resources
 
         settings = GatewaySettings(
             api_id=resources.api_id,
@@ -288,7 +318,7 @@ class Lab:
             aws=admin,
             resources=resources,
             http_backend_url=backend_url,
-            aws_in_region=lambda region: Target.local(endpoints | {"*": moto.endpoint_url}, region=region),
+            aws_in_region=aws_in_region,
         )
         self.scenario.apply(context)
 
@@ -307,11 +337,14 @@ class Lab:
             functions=dict(resources.functions),
             role=resources.role_arn,
             dynamodb_engine=dynamodb.name,
-            scenario=self.scenario.name,
+            scenario="mirror" if self.mirror is not None else self.scenario.name,
             pid=os.getpid(),
             runtime=self.function_runtime,
             function=None if self.function is None else function_source.recorded(self.function),
+            mirror=None if self.manifest is None else dict(self.manifest.source),
         )
+        if self.manifest is not None and self.write_lab_file:
+            write_manifest(self.manifest)
         self._write_lab_file(self.info.as_dict())
         # moto runs in this process: it cannot die on its own; a lent engine is watched by its owner.
         if dynamodb.process is not None and lent is None:

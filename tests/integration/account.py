@@ -319,6 +319,7 @@ class SimulatedAccount:
     scenario: str
     home: Path
     region: str = "us-east-2"
+    dynamodb: str = "auto"  # the account lab's engine (`kit lab up --dynamodb`)
     calls: list[Call] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -332,7 +333,7 @@ class SimulatedAccount:
         state = self.home / "account-state"
         env = {**os.environ, "KIT_STATE_DIR": str(state)}
         self._process = subprocess.Popen(
-            [*KIT, "lab", "up", "--scenario", self.scenario],
+            [*KIT, "lab", "up", "--scenario", self.scenario, "--dynamodb", self.dynamodb],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -502,16 +503,22 @@ class SimulatedAccount:
         from kit import cli
 
         out, err = io.StringIO(), io.StringIO()
+        with self.as_user(endpoints), redirect_stdout(out), redirect_stderr(err):
+            code = cli.main(args)
+        return subprocess.CompletedProcess(KIT + args, code, out.getvalue(), err.getvalue())
+
+    @contextlib.contextmanager
+    def as_user(self, endpoints: str = "config") -> Iterator[None]:
+        """This process in the user's shell while the block runs: their environment, their app's folder."""
         saved = dict(os.environ)
         os.environ.clear()
         os.environ.update(self.kit_env(endpoints))
         try:
-            with contextlib.chdir(self.home / "app"), redirect_stdout(out), redirect_stderr(err):
-                code = cli.main(args)
+            with contextlib.chdir(self.home / "app"):
+                yield
         finally:
             os.environ.clear()
             os.environ.update(saved)
-        return subprocess.CompletedProcess(KIT + args, code, out.getvalue(), err.getvalue())
 
     # -- the proof -----------------------------------------------------------------------------------------
 

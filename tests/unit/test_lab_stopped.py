@@ -41,6 +41,7 @@ class FakeLab:
 
     def __init__(self, scenario: str, **options: Any) -> None:
         self.failure: str | None = None
+        self.manifest = None
         self.info = SimpleNamespace(
             scenario=scenario,
             runtime=options.get("runtime"),

@@ -1,0 +1,79 @@
+"""Every scenario, end to end through a real account's path (issue 13): the simulated account runs the
+scenario; `kit diagnose --target aws` names its root cause; `kit lab up --from aws`'s reading makes 0
+mutating calls and its mirror names the same cause; `kit fix --verify`'s core turns the mirror's diagnosis
+into "fixed" (the fix applied, the diagnosis since then clean with the storage test passing); for one change
+of each kind, the undo brings the cause back.
+
+The account (its own process) is diagnosed by the real `kit` command while the mirror (this process) is
+built and diagnosed, so the two waits overlap. The account's DynamoDB is moto's and the mirror's is
+DynamoDB Local: the same cause read through two engines.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kit import fix
+from kit.diagnose import ranking
+from kit.diagnose.findings import Evidence
+from kit.diagnose.reading import read_evidence
+from kit.lab.lab import Lab
+from kit.lab.scenarios import SCENARIOS
+
+from .labclient import EmptyDynamoDB
+from .test_diagnose_lab import diagnosis_and_evidence, probe_plan
+from .test_mirror import mutating, probe_flags, read_mirror
+
+pytestmark = pytest.mark.integration
+
+# One of each kind of change, whose undo is checked too: a policy, a variable, the code, a route.
+UNDONE = {"seed-put-denied", "seed-wrong-table", "handler-crash", "no-connect-integration"}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_each_scenario_on_the_account_its_mirror_and_the_fix(
+    name: str, tmp_path: Path, empty_dynamodb: EmptyDynamoDB
+) -> None:
+    scenario = SCENARIOS[name]
+    from .account import SimulatedAccount
+
+    verified = planned = None
+    with SimulatedAccount(name, tmp_path, dynamodb="moto") as account, ThreadPoolExecutor(1) as pool:
+        copy, calls = read_mirror(account)
+        assert calls and mutating(calls) == []
+        args = ["diagnose", "--json", *probe_flags(scenario.client), *account.target_args()]
+        on_account = pool.submit(account.run, args, subprocess_=True)
+        with Lab(mirror=copy, write_lab_file=False, dynamodb=empty_dynamodb()) as lab:
+            diagnosis, evidence = diagnosis_and_evidence(lab, scenario.client)
+            if scenario.reproduces != "none" and diagnosis.root_cause["id"] == scenario.reproduces:
+                planned = fix.plan(diagnosis, evidence)
+
+                def read(since: datetime, client: Any) -> Evidence:
+                    plan = replace(probe_plan(scenario.client), **dict(client))
+                    return read_evidence(lab.target(), since=since, probe_plan=plan)
+
+                verified, applied = fix.verify(lab.target(), planned, read, ranking.diagnose)
+                if name in UNDONE:
+                    fix.undo(lab.target(), applied)
+                    again, _ = diagnosis_and_evidence(lab, scenario.client, since=datetime.now(UTC))
+                    assert again.root_cause["id"] == scenario.reproduces, ranking.summary_text(again)
+        run = on_account.result()
+    assert run.returncode in (0, 1), run.stdout + run.stderr
+    account_cause = json.loads(run.stdout)["root_cause"]
+    assert account_cause["id"] == scenario.reproduces, run.stdout
+    summary = ranking.summary_text(diagnosis)
+    assert diagnosis.root_cause["id"] == account_cause["id"], summary
+    if scenario.reproduces == "none":
+        assert "fail" not in set(diagnosis.findings["verdict"]), summary
+        assert diagnosis.root_cause["evidence"] == [] and account_cause["evidence"] == []
+    else:
+        assert diagnosis.root_cause["evidence"] and account_cause["evidence"], summary
+        assert verified is not None and planned is not None
+        assert verified.fixed, f"{verified.text}\n{planned.text()}"

@@ -1,0 +1,200 @@
+"""The mirror's pure parts: what it cannot reproduce, masking copied items, ARN rewriting, the manifest and
+the command-line's NAME=PATH pairs (kit.mirror, kit.lab.mirror_build)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from kit import config
+from kit.errors import ConfigurationError
+from kit.lab.function_source import SECRET_PLACEHOLDER
+from kit.lab.mirror_build import rewrite
+from kit.mirror import (
+    MASKED,
+    Manifest,
+    api_gaps,
+    environment_record,
+    function_gaps,
+    mask_item,
+    parse_function_code,
+)
+
+
+@pytest.mark.parametrize(
+    ("configuration", "expected"),
+    [
+        ({}, []),
+        ({"Layers": []}, []),
+        (
+            {"Layers": [{"Arn": "arn:aws:lambda:us-east-2:111122223333:layer:deps:7"}]},
+            ["function f: layers deps"],
+        ),
+        ({"VpcConfig": {"SubnetIds": [], "SecurityGroupIds": []}}, []),
+        ({"VpcConfig": {"SubnetIds": ["subnet-1"]}}, ["function f: VPC"]),
+        ({"FileSystemConfigs": [{"Arn": "x", "LocalMountPath": "/mnt/x"}]}, ["function f: EFS file systems"]),
+        ({"Architectures": ["x86_64"]}, []),
+        ({"Architectures": ["arm64"]}, ["function f: arm64"]),
+        ({"TracingConfig": {"Mode": "PassThrough"}}, []),
+        ({"TracingConfig": {"Mode": "Active"}}, ["function f: X-Ray tracing"]),
+        ({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-2:1:q"}}, ["function f: dead-letter queue"]),
+    ],
+)
+def test_function_gaps(configuration: dict[str, Any], expected: list[str]) -> None:
+    assert [gap.what for gap in function_gaps("f", configuration)] == expected
+
+
+def answers(routes: list[dict[str, Any]] = (), stages: list[dict[str, Any]] = (), integrations=()) -> Any:  # type: ignore[assignment]
+    return config.ApiAnswers({"ApiId": "a1"}, list(routes), list(integrations), list(stages))
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (answers(), []),
+        (answers(routes=[{"RouteKey": "$connect", "AuthorizationType": "NONE"}]), []),
+        (
+            answers(routes=[{"RouteKey": "$connect", "AuthorizationType": "CUSTOM", "AuthorizerId": "z"}]),
+            ["route $connect: authorization CUSTOM"],
+        ),
+        (
+            answers(routes=[{"RouteKey": "$connect", "AuthorizationType": "AWS_IAM"}]),
+            ["route $connect: authorization AWS_IAM"],
+        ),
+        (
+            answers(routes=[{"RouteKey": "echo", "RouteResponseSelectionExpression": "$default"}]),
+            ["route echo: route response"],
+        ),
+        (answers(routes=[{"RouteKey": "m", "ApiKeyRequired": True}]), ["route m: API key required"]),
+        (answers(routes=[{"RouteKey": "m", "ApiKeyRequired": False}]), []),
+        (answers(stages=[{"StageName": "prod", "DefaultRouteSettings": {"LoggingLevel": "INFO"}}]), []),
+        (
+            answers(stages=[{"StageName": "prod", "DefaultRouteSettings": {"ThrottlingBurstLimit": 0}}]),
+            ["stage prod: throttling limits"],
+        ),
+        (
+            answers(stages=[{"StageName": "prod", "RouteSettings": {"m": {"ThrottlingRateLimit": 5.0}}}]),
+            ["stage prod: throttling limits"],
+        ),
+        (
+            answers(stages=[{"StageName": "prod", "ClientCertificateId": "c"}]),
+            ["stage prod: client certificate"],
+        ),
+        (answers(integrations=[{"IntegrationId": "i", "ConnectionType": "INTERNET"}]), []),
+        (
+            answers(integrations=[{"IntegrationId": "i", "ConnectionType": "VPC_LINK"}]),
+            ["integration i: VPC link"],
+        ),
+    ],
+)
+def test_api_gaps(given: config.ApiAnswers, expected: list[str]) -> None:
+    assert [gap.what for gap in api_gaps(given)] == expected
+
+
+def test_items_are_masked_as_reports_mask_them_and_stay_consistent() -> None:
+    item = {
+        "connectionId": {"S": "abc="},
+        "userId": {"S": "ada@example.com"},
+        "sessionToken": {"S": "eyJhbGciOi.secret.value"},
+        "profile": {"M": {"email": {"S": "Ada@Example.com"}, "apiKey": {"S": "k-123"}, "n": {"N": "3"}}},
+        "seen": {"L": [{"S": "bob@example.org"}, {"N": "1"}]},
+        "aliases": {"SS": ["x@example.com", "plain"]},
+        "connectedAt": {"N": "1700000000"},
+        "flag": {"BOOL": True},
+    }
+    masked = mask_item(item, "salt")
+    text = json.dumps(masked)
+    for secret in (
+        "ada@example.com",
+        "Ada@Example.com",
+        "bob@example.org",
+        "x@example.com",
+        "secret.value",
+        "k-123",
+    ):
+        assert secret not in text
+    assert masked["connectionId"] == {"S": "abc="}
+    assert masked["sessionToken"] == {"S": MASKED}
+    assert masked["profile"]["M"]["apiKey"] == {"S": MASKED}
+    assert masked["profile"]["M"]["n"] == {"N": "3"}
+    assert masked["connectedAt"] == {"N": "1700000000"} and masked["flag"] == {"BOOL": True}
+    assert "plain" in masked["aliases"]["SS"]
+    # The same address masks the same way within a salt (a key stays a key), differently across salts.
+    assert masked["userId"] == mask_item({"userId": {"S": "ada@example.com"}}, "salt")["userId"]
+    assert masked["userId"] != mask_item({"userId": {"S": "ada@example.com"}}, "other")["userId"]
+    assert masked["userId"]["S"].startswith("a")
+
+
+def test_the_manifest_names_secret_variables_without_their_values() -> None:
+    record = environment_record(
+        {"TABLE_NAME": "t", "JWT_SECRET": "s3cr3t", "API_KEY": "k", "SECRET_FILE": "/x"}
+    )
+    assert record == {
+        "API_KEY": SECRET_PLACEHOLDER,
+        "JWT_SECRET": SECRET_PLACEHOLDER,
+        "SECRET_FILE": "/x",
+        "TABLE_NAME": "t",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            "arn:aws:dynamodb:us-east-2:111122223333:table/t",
+            "arn:aws:dynamodb:us-east-2:123456789012:table/t",
+        ),
+        ("arn:aws:iam::111122223333:role/r", "arn:aws:iam::123456789012:role/r"),
+        (
+            "arn:aws:execute-api:us-east-2:111122223333:oldapi/*",
+            "arn:aws:execute-api:us-east-2:123456789012:newapi/*",
+        ),
+        ("111122223333", "111122223333"),  # a bare number is not an ARN's account field
+        (
+            {
+                "Statement": [
+                    {"Resource": ["arn:aws:dynamodb:us-east-2:111122223333:table/t/index/*"], "n": 1}
+                ]
+            },
+            {
+                "Statement": [
+                    {"Resource": ["arn:aws:dynamodb:us-east-2:123456789012:table/t/index/*"], "n": 1}
+                ]
+            },
+        ),
+        (None, None),
+        (True, True),
+    ],
+)
+def test_rewrite(value: Any, expected: Any) -> None:
+    assert rewrite(value, {":111122223333:": ":123456789012:", "oldapi": "newapi"}) == expected
+
+
+def test_manifest_summary_and_shape() -> None:
+    manifest = Manifest({"region": "us-east-2"}, not_reproduced=[{"what": "x", "why": "y"}])
+    manifest.copy("route", "$connect")
+    manifest.change("API id", "a", "b")
+    assert (
+        manifest.summary() == "mirrored 1 resources from us-east-2; 1 changed for the lab, 1 not reproduced"
+    )
+    assert set(manifest.as_dict()) == {"source", "copied", "changed", "not_reproduced"}
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        ([], {}),
+        (["fn=code.zip"], {"fn": "code.zip"}),
+        (["fn=a=b.zip"], {"fn": "a=b.zip"}),
+    ],
+)
+def test_function_code_pairs(pairs: list[str], expected: dict[str, str]) -> None:
+    assert {name: str(path) for name, path in parse_function_code(pairs).items()} == expected
+
+
+@pytest.mark.parametrize("pair", ["fn", "=code.zip", "fn=", ""])
+def test_function_code_pairs_refused(pair: str) -> None:
+    with pytest.raises(ConfigurationError, match="NAME=PATH"):
+        parse_function_code([pair])
