@@ -59,7 +59,7 @@ def usage() -> str:
         "evidence = log lines/s against a per-line loop, DynamoDB pages against TypeDeserializer,",
         "peak memory parsing 1M log lines and `kit logs parse` of a 200 MB file; report = a warm report",
         "of 00_diagnose against papermill of an empty notebook plus HTML export (target: at most twice",
-        "that floor plus a lab start); insights = time to diagnosis on a simulated account of 1M events,",
+        "that floor plus a lab start); insights = time to diagnosis on a simulated account (200k events),",
         "Logs Insights against downloading everything (AWS's quotas emulated on a fake clock).",
         "",
         "Environment:",
