@@ -47,7 +47,7 @@ SIZES: dict[str, Size] = {
         200_000,
         True,
         1000,
-        "events in the simulated account's log window (the issue's 1,000,000: minutes, see bench/insights.py)",
+        "events in the simulated account's log window (the issue's 1,000,000 takes minutes)",
     ),
     "report_runs": Size("KIT_BENCH_REPORT_RUNS", 3, False, 1, "warm reports (and floor runs) timed"),
 }
