@@ -1,10 +1,11 @@
 """``python -m bench`` (``make bench``): run the benchmarks, print a table, write ``bench/results.json``.
 
-Three parts, all run by default: ``lab`` (:mod:`bench.lab`: lab start, ``$connect``/s, held connections,
+Four parts, all run by default: ``lab`` (:mod:`bench.lab`: lab start, ``$connect``/s, held connections,
 fan-out), ``evidence`` (:mod:`bench.evidence`: log parsing, DynamoDB pages, peak memory) and ``report``
-(:mod:`bench.report`: a warm ``kit report`` of the diagnosis notebook against papermill's floor). Name parts
-as arguments (``python -m bench evidence``, under a minute and a half) to run only those; the results file
-then holds only their figures, and its ``settings.parts`` says which ran.
+(:mod:`bench.report`: a warm ``kit report`` of the diagnosis notebook against papermill's floor) and
+``insights`` (:mod:`bench.insights`: time to diagnosis of a big window, Logs Insights against downloading).
+Name parts as arguments (``python -m bench evidence``, under a minute and a half) to run only those; the
+results file then holds only their figures, and its ``settings.parts`` says which ran.
 
 Sizes come from the environment (see :mod:`bench.settings`; ``KIT_BENCH_SCALE=0.1`` for a quick run) and
 the results file goes to ``$KIT_BENCH_OUTPUT`` when set. Progress goes to stderr, the table to stdout. The
@@ -22,13 +23,14 @@ from datetime import UTC, datetime
 
 from bench.evidence import run_evidence_benchmarks
 from bench.figures import Figure, render_table, results_document
+from bench.insights import run_insights_benchmark
 from bench.lab import run_lab_benchmarks
 from bench.machine import describe_machine
 from bench.report import run_report_benchmarks
 from bench.settings import DEFAULT_OUTPUT, OUTPUT_ENV, SCALE_ENV, SIZES, BenchSettings
 from kit.errors import ConfigurationError
 
-PARTS = ("lab", "evidence", "report")
+PARTS = ("lab", "evidence", "report", "insights")
 
 
 def run_part(part: str, settings: BenchSettings) -> tuple[list[Figure], list[str]]:
@@ -36,6 +38,11 @@ def run_part(part: str, settings: BenchSettings) -> tuple[list[Figure], list[str
     if part == "lab":
         lab = run_lab_benchmarks(settings)
         return lab.figures, lab.errors
+    if part == "insights":
+        try:
+            return run_insights_benchmark(settings, lambda line: print(line, file=sys.stderr)), []
+        except Exception as exc:
+            return [], [f"insights: {type(exc).__name__}: {exc}"]
     if part == "report":
         report = run_report_benchmarks(settings)
         return report.figures, report.errors
@@ -45,14 +52,15 @@ def run_part(part: str, settings: BenchSettings) -> tuple[list[Figure], list[str
 
 def usage() -> str:
     lines = [
-        "python -m bench [lab] [evidence] [report]: run the benchmarks, print a table,",
+        "python -m bench [lab] [evidence] [report] [insights]: run the benchmarks, print a table,",
         "write bench/results.json.",
         "",
         "Parts (default: all three): lab = lab start, $connect/s, held connections, broadcast fan-out;",
         "evidence = log lines/s against a per-line loop, DynamoDB pages against TypeDeserializer,",
         "peak memory parsing 1M log lines and `kit logs parse` of a 200 MB file; report = a warm report",
         "of 00_diagnose against papermill of an empty notebook plus HTML export (target: at most twice",
-        "that floor plus a lab start).",
+        "that floor plus a lab start); insights = time to diagnosis on a simulated account (200k events),",
+        "Logs Insights against downloading everything (AWS's quotas emulated on a fake clock).",
         "",
         "Environment:",
         f"  {SCALE_ENV:<22} multiplies the sizes marked below (default 1; 0.1 is quick)",

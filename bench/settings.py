@@ -42,6 +42,13 @@ SIZES: dict[str, Size] = {
     "file_mb": Size(
         "KIT_BENCH_FILE_MB", 200, True, 1, "MB of raw log lines `kit logs parse` reads from a file"
     ),
+    "insights_events": Size(
+        "KIT_BENCH_INSIGHTS_EVENTS",
+        200_000,
+        True,
+        1000,
+        "events in the simulated account's log window (the issue's 1,000,000 takes minutes)",
+    ),
     "report_runs": Size("KIT_BENCH_REPORT_RUNS", 3, False, 1, "warm reports (and floor runs) timed"),
 }
 SCALE_ENV = "KIT_BENCH_SCALE"
@@ -65,6 +72,7 @@ class BenchSettings:
     memory_lines: int = 1_000_000
     file_mb: float = 200.0
     report_runs: int = 3
+    insights_events: int = 200_000
     output: Path = DEFAULT_OUTPUT
 
     @classmethod
@@ -105,6 +113,7 @@ class BenchSettings:
             memory_lines=round(size("memory_lines")),
             file_mb=float(size("file_mb")),
             report_runs=round(report_runs),
+            insights_events=round(size("insights_events")),
             output=Path(output) if output else DEFAULT_OUTPUT,
         )
 

@@ -19,6 +19,7 @@ This module reads only; it never creates or deletes log groups.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -306,13 +307,16 @@ def run_insights(
     timeout_s: float = 300.0,
     min_window_s: int = 1,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[dict[str, str]]:
     """Run a Logs Insights query over ``[start_s, end_s]`` (epoch **seconds**, both inclusive).
 
     When a window returns ``limit`` rows it is bisected and each half is queried again, so results are
     never silently truncated; rows are de-duplicated by ``@ptr``. Raises :class:`AwsError` when a query ends
-    in Failed, Cancelled, Timeout or Unknown, or does not end within ``timeout_s``.
+    in Failed, Cancelled, Timeout or Unknown, or does not end within ``timeout_s`` (by ``clock``), naming the
+    log groups and the next step.
     """
+    groups = ", ".join(log_groups)
     try:
         started = client.start_query(
             logGroupNames=log_groups, startTime=start_s, endTime=end_s, queryString=query, limit=limit
@@ -327,18 +331,29 @@ def run_insights(
             otherwise="check the query and the role's logs:StartQuery permission",
         ) from exc
     query_id = started["queryId"]
-    deadline = time.monotonic() + timeout_s
+    deadline = clock() + timeout_s
     delay = min(poll_s, 0.2)
     while True:
-        answer = client.get_query_results(queryId=query_id)
+        try:
+            answer = client.get_query_results(queryId=query_id)
+        except (ClientError, BotoCoreError) as exc:
+            raise AwsError.from_botocore(
+                exc,
+                "logs",
+                "GetQueryResults",
+                groups,
+                resource_type="log groups",
+                otherwise="check the role's logs:GetQueryResults permission",
+            ) from exc
         status = answer.get("status", "Unknown")
         if status in TERMINAL_QUERY_STATUSES:
             break
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ClientError):
+        if clock() > deadline:
+            with contextlib.suppress(ClientError, BotoCoreError):
                 client.stop_query(queryId=query_id)
             raise AwsError(
-                f"Logs Insights query {query_id} did not finish within {timeout_s:.0f} s; narrow the window.",
+                f"Logs Insights query {query_id} on {groups} did not finish within {timeout_s:.0f} s; "
+                "narrow the time window (--since) or read again later.",
                 service="logs",
                 operation="GetQueryResults",
                 code="Timeout",
@@ -348,7 +363,8 @@ def run_insights(
         delay = min(delay * 2, poll_s)
     if status != "Complete":
         raise AwsError(
-            f"Logs Insights query {query_id} ended with status {status}; its results are incomplete.",
+            f"Logs Insights query {query_id} on {groups} ended with status {status}; its results are "
+            "incomplete: narrow the time window (--since) or read again later.",
             service="logs",
             operation="GetQueryResults",
             code=status,
@@ -364,11 +380,19 @@ def run_insights(
             )
         return rows
     middle = (start_s + end_s) // 2
-    halves = run_insights(
-        client, log_groups, query, start_s=start_s, end_s=middle, limit=limit, poll_s=poll_s, sleep=sleep
-    ) + run_insights(
-        client, log_groups, query, start_s=middle + 1, end_s=end_s, limit=limit, poll_s=poll_s, sleep=sleep
+    again = functools.partial(
+        run_insights,
+        client,
+        log_groups,
+        query,
+        limit=limit,
+        poll_s=poll_s,
+        timeout_s=timeout_s,
+        min_window_s=min_window_s,
+        sleep=sleep,
+        clock=clock,
     )
+    halves = again(start_s=start_s, end_s=middle) + again(start_s=middle + 1, end_s=end_s)
     seen: set[str] = set()
     unique = []
     for row in halves:
@@ -397,6 +421,201 @@ def insights_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
         )
         frame["timestamp"] = parsed.fillna(text)
     return frame
+
+
+# --------------------------------------------------------------------------------------------------------
+# A big window: the evidence read server-side with Logs Insights
+# --------------------------------------------------------------------------------------------------------
+
+INSIGHTS_THRESHOLD_EVENTS = 200_000
+"""A window with at least this many events (all groups together) is read with Logs Insights; below it, every
+event is downloaded. 200,000 events are ~40 s of FilterLogEvents at its 5 calls/s (pages of ~5,000 events of
+~200 bytes, cut at 1 MB); an Insights query takes seconds whatever the size."""
+
+COUNT_QUERY = "stats count(*) as events"
+"""The first, cheap count. Why this and not something else: DescribeLogStreams' ``storedBytes`` is no longer
+updated and its event times are eventually consistent (off by up to an hour), DescribeLogGroups' bytes cover
+the whole retention, not the window, and one FilterLogEvents page says nothing of the total (pages may be
+empty while more follow). ``stats count(*)`` is exact for the window, returns one row, and costs one scan of
+the window (Insights bills per GB scanned: about $0.001 for a million Lambda lines). It also tells whether
+Insights can be used at all (AccessDenied, an endpoint without it) before anything depends on it."""
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_LAMBDA_REQUEST = rf"parse @message /(?<requestId>{_UUID})/"
+_GATEWAY_REQUEST = r"parse @message /^\((?<gatewayRequestId>[^)\s]+)\)/"
+# A Lambda request is routine when one of its lines is the handler's own JSON line for a route other than
+# $connect/$disconnect, with an outcome other than "stored" and no error code (the kit's handler writes one
+# per event); it stays interesting when any of its lines says error, timeout or write.
+_ROUTINE_LAMBDA = (
+    r'"route": ?"(?!\$connect"|\$disconnect")[^"]*".*"outcome": ?"(?!stored")[^"]*".*"error_code": ?null'
+)
+_INTERESTING = (
+    r"ERROR|Exception|Invoke Error|Error handling|Runtime[. ]|PutItem|Task timed out|Status: (error|timeout)|"
+    r'"outcome": ?"stored"|Stored connection|not authorized'
+)
+# An API Gateway request is routine when it is a MESSAGE answered 2xx with no "Execution failed" line.
+_ROUTINE_GATEWAY = r"with response status code \[2\d\d\]\."
+_ROUTINE_ACCESS = r'"eventType": ?"MESSAGE".*"status": ?"2\d\d"|"status": ?"2\d\d".*"eventType": ?"MESSAGE"'
+
+EVIDENCE_QUERY = f"""fields @timestamp, @message, @logStream, @log
+| {_LAMBDA_REQUEST}
+| {_GATEWAY_REQUEST}
+| filter (not ispresent(requestId) and not ispresent(gatewayRequestId)
+          and not @message like /{_ROUTINE_ACCESS}/)
+    or (ispresent(gatewayRequestId) and (
+          gatewayRequestId not in ({_GATEWAY_REQUEST} | filter @message like /{_ROUTINE_GATEWAY}/
+                                   | fields gatewayRequestId)
+          or gatewayRequestId in ({_GATEWAY_REQUEST} | filter @message like /Execution failed/
+                                  | fields gatewayRequestId)
+          or gatewayRequestId in ({_GATEWAY_REQUEST} | {_LAMBDA_REQUEST}
+                                  | filter requestId in ({_LAMBDA_REQUEST}
+                                                         | filter @message like /{_INTERESTING}/
+                                                         | fields requestId)
+                                  | fields gatewayRequestId)))
+    or (ispresent(requestId) and not ispresent(gatewayRequestId) and (
+          requestId not in ({_LAMBDA_REQUEST} | filter @message like /{_ROUTINE_LAMBDA}/ | fields requestId)
+          or requestId in ({_LAMBDA_REQUEST} | filter @message like /{_INTERESTING}/ | fields requestId)))"""
+"""Every line the checks read, and none of the routine traffic: the lines of each Lambda request and each API
+Gateway request (whole, by request id, so the parser sees them as it would downloaded) except the requests
+that are provably routine: a message answered 2xx that logged no error, no timeout and no write (a routine
+request whose Lambda invocation wrote or failed is kept with its gateway lines). Lines that name no request
+(INIT_START, a print, a Python uncaught error) are all kept; the access log keeps all but routine MESSAGEs.
+So the rows grow with connections, failures and writes, not with messages. A handler whose lines say nothing
+of its route keeps every request: the read is then as big as the download, never different from it."""
+
+FIRST_MESSAGES_QUERY = r"""fields @timestamp, @message, @logStream, @log
+| filter @message like /received message from client|"eventType": ?"MESSAGE"/
+| parse @message /(Connection Id: |"connectionId": ?")(?<connectionId>[^\]"\s]+)/
+| sort @timestamp asc
+| dedup connectionId"""
+"""The first MESSAGE line of each connection (execution or access log): what the checks ask of the routine
+messages is only whether, and when first, a connection talked."""
+
+EVIDENCE_QUERIES = (EVIDENCE_QUERY, FIRST_MESSAGES_QUERY)
+
+
+def insights_events(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Insights rows (``@`` stripped, :func:`_insights_rows`) → boto3-like event dicts (pure).
+
+    ``@log`` is ``account-id:log-group``; ``@ptr`` stands in for the event id (it is unique per event);
+    ``@timestamp`` comes back as ``YYYY-MM-DD HH:MM:SS.mmm`` UTC (or epoch ms from some emulators).
+    """
+    stamps = insights_frame([{"timestamp": row.get("timestamp", "")} for row in rows])["timestamp"]
+    epoch_ms = [None if pd.isna(stamp) else int(stamp.value // 1_000_000) for stamp in stamps]
+    events = []
+    for row, at in zip(rows, epoch_ms, strict=True):
+        group = row.get("log", "")
+        events.append(
+            {
+                "logGroupName": group.split(":", 1)[1] if ":" in group else group,
+                "logStreamName": row.get("logStream"),
+                "eventId": row.get("ptr"),
+                "timestamp": at,
+                "ingestionTime": None,
+                "message": row.get("message"),
+            }
+        )
+    return events
+
+
+def count_events(client: Any, log_groups: list[str], *, start_s: int, end_s: int, **insights: Any) -> int:
+    """The number of events of ``log_groups`` in ``[start_s, end_s]``, counted by Logs Insights (one row)."""
+    rows = run_insights(client, log_groups, COUNT_QUERY, start_s=start_s, end_s=end_s, **insights)
+    return int(float(rows[0].get("events", 0))) if rows else 0
+
+
+def read_evidence_insights(
+    client: Any, log_groups: list[str], *, start_s: int, end_s: int, **insights: Any
+) -> list[dict[str, str]]:
+    """The rows of :data:`EVIDENCE_QUERIES` over the window, each event once (by ``@ptr``)."""
+    seen: set[str] = set()
+    rows: list[dict[str, str]] = []
+    for query in EVIDENCE_QUERIES:
+        for row in run_insights(client, log_groups, query, start_s=start_s, end_s=end_s, **insights):
+            pointer = row.get("ptr", "")
+            if pointer in seen:
+                continue
+            seen.add(pointer)
+            rows.append(row)
+    return rows
+
+
+def insights_unavailable(exc: AwsError) -> bool:
+    """Whether a failed count means "no Insights here" (fall back to downloading), not a failed read."""
+    return exc.code in {
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnrecognizedClientException",
+        "InvalidAction",
+        "UnknownOperationException",
+        "MalformedQueryException",
+        "InvalidParameterException",
+        "403",
+        "404",
+        "501",
+    }
+
+
+def read_logs(
+    client: Any,
+    log_groups: Iterable[str],
+    *,
+    start: datetime,
+    end: datetime | None = None,
+    threshold: int = INSIGHTS_THRESHOLD_EVENTS,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    insights: dict[str, Any] | None = None,
+    **download: Any,
+) -> LogFetch:
+    """The window's events: downloaded (:func:`fetch_events`) when small, else read with Logs Insights.
+
+    A first count (:data:`COUNT_QUERY`) decides: ``threshold`` events or more go through
+    :data:`EVIDENCE_QUERIES`, whose rows become events the same parser reads. The notes say which path was
+    taken ("read with Logs Insights (N rows) instead of downloading M events"); when Insights cannot be used
+    (denied, not offered) the events are downloaded and a note says why. A query that fails or times out on
+    the Insights path raises :class:`AwsError` (one line naming the log groups and the next step).
+    """
+    end = end or now()
+    groups = list(dict.fromkeys(log_groups))
+    options = dict(insights or {})
+    start_s, end_s = _to_ms(start) // 1000, _to_ms(end) // 1000
+    try:
+        counted = count_events(client, groups, start_s=start_s, end_s=end_s, **options)
+    except AwsError as exc:
+        if not insights_unavailable(exc):
+            raise
+        fetched = fetch_events(client, groups, start=start, end=end, now=now, **download)
+        fetched.notes.append(
+            f"Logs Insights could not count the window ({exc}); every event was downloaded instead."
+        )
+        return fetched
+    if counted < threshold:
+        return fetch_events(client, groups, start=start, end=end, now=now, **download)
+    rows = read_evidence_insights(client, groups, start_s=start_s, end_s=end_s, **options)
+    events = events_rows(insights_events(rows))
+    frame = frames.from_rows(events, EVENT_COLUMNS)
+    if not frame.empty:
+        frame = frame.sort_values(["timestamp", "log_group", "log_stream"], kind="stable", ignore_index=True)
+    per_group = frame.groupby("log_group").size() if not frame.empty else pd.Series(dtype="int64")
+    report = frames.from_rows(
+        [
+            {
+                "log_group": group,
+                "events": int(per_group.get(group, 0)),
+                "pages": 0,
+                "empty_pages": 0,
+                "status": "ok",
+                "detail": "read with Logs Insights",
+            }
+            for group in groups
+        ],
+        FETCH_REPORT_COLUMNS,
+    )
+    note = (
+        f"read with Logs Insights ({len(rows):,} rows) instead of downloading {counted:,} events "
+        f"(a window of {threshold:,} events or more is read server-side)"
+    )
+    return LogFetch(frame, report, (start, end), [note])
 
 
 # --------------------------------------------------------------------------------------------------------

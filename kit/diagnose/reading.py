@@ -50,8 +50,14 @@ def read_evidence(
     allow_aws_probe: bool = False,
     settle_s: float | None = None,
     progress: bool = False,
+    insights_threshold: int = logs.INSIGHTS_THRESHOLD_EVENTS,
 ) -> Evidence:
-    """Read every piece of evidence from ``target``; a piece that cannot be read is recorded, not raised."""
+    """Read every piece of evidence from ``target``; a piece that cannot be read is recorded, not raised.
+
+    Logs: a window of ``insights_threshold`` events or more is read server-side with Logs Insights
+    (:func:`kit.logs.read_logs`), and the notes say so; a failed or timed-out query leaves the logs unread,
+    with the reason, like any section that could not be read.
+    """
     started = datetime.now(UTC)
     since = since or started - timedelta(hours=1)
     evidence = Evidence(target.label, target.region, target.table, target.index)
@@ -110,15 +116,17 @@ def read_evidence(
         fetched = _section(
             evidence,
             "logs",
-            lambda: logs.fetch_events(
+            lambda: logs.read_logs(
                 target.client("logs"),
                 groups["log_group"].tolist(),
                 start=since,
+                threshold=insights_threshold,
                 settle_s=settle,
                 progress=progress,
             ),
         )
         if fetched is not None:
+            evidence.notes += fetched.notes
             evidence.log_report = fetched.report
             parsed = logparse.parse(fetched.events)
             evidence.log_lines = parsed

@@ -417,12 +417,14 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from kit.lab.code_location import CodeLocationApp, moto_code
     from kit.lab.deployments import DeploymentsApp, moto_api_exists
+    from kit.lab.insights import InsightsApp
 
     # The lab's own AWS layer around moto: GetFunction's Code.Location (a URL on this port, signed with a
-    # secret only this process holds) and API Gateway v2 deployments, which moto lacks.
+    # secret only this process holds), API Gateway v2 deployments, which moto lacks, and Logs Insights queries
+    # evaluated over the stored events (moto ignores filter, parse and stats).
     moto_app = DomainDispatcherApplication(create_backend_app)
     app = ChangeCountingApp(
-        DeploymentsApp(CodeLocationApp(moto_app, os.urandom(32), moto_code), moto_api_exists)
+        InsightsApp(DeploymentsApp(CodeLocationApp(moto_app, os.urandom(32), moto_code), moto_api_exists))
     )
     server = make_server(LOOPBACK, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
     # shutdown() returns at the loop's next poll (0.5 s by default, paid at every lab stop).

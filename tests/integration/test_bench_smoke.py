@@ -44,7 +44,8 @@ EVIDENCE_FIGURES = {
     "log_file_parse_peak_memory",
 }
 REPORT_FIGURES = {"report_warm"}
-FIGURES = LAB_FIGURES | EVIDENCE_FIGURES | REPORT_FIGURES
+INSIGHTS_FIGURES = {"insights_time_to_diagnosis"}
+FIGURES = LAB_FIGURES | EVIDENCE_FIGURES | REPORT_FIGURES | INSIGHTS_FIGURES
 
 
 def _is_number(value: object) -> bool:
@@ -138,12 +139,11 @@ def test_report_figure_holds_the_floor_and_the_allowance(results) -> None:
     assert "lab start" in report["note"] and "allowed" in report["note"]
 
 
-def test_evidence_part_runs_alone(tmp_path: Path) -> None:
-    output = tmp_path / "results.json"
-    environment = dict(os.environ) | {"KIT_BENCH_SCALE": "0.005", "KIT_BENCH_REPEATS": "1"}
-    environment["KIT_BENCH_OUTPUT"] = str(output)
+def _run_part(part: str, output: Path, sizes: dict[str, str]) -> dict:
+    """``python -m bench <part>`` with these sizes; its results document (the run must succeed)."""
+    environment = dict(os.environ) | sizes | {"KIT_BENCH_OUTPUT": str(output)}
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "evidence"],
+        [sys.executable, "-m", "bench", part],
         cwd=PROJECT_ROOT,
         env=environment,
         capture_output=True,
@@ -152,9 +152,23 @@ def test_evidence_part_runs_alone(tmp_path: Path) -> None:
         check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    document = json.loads(output.read_text())
+    return json.loads(output.read_text())
+
+
+def test_evidence_part_runs_alone(tmp_path: Path) -> None:
+    sizes = {"KIT_BENCH_SCALE": "0.005", "KIT_BENCH_REPEATS": "1"}
+    document = _run_part("evidence", tmp_path / "results.json", sizes)
     assert document["settings"]["parts"] == ["evidence"]
     assert {entry["name"] for entry in document["figures"]} == EVIDENCE_FIGURES
+
+
+def test_insights_part_runs_alone_and_both_paths_agree(tmp_path: Path) -> None:
+    document = _run_part("insights", tmp_path / "results.json", {"KIT_BENCH_INSIGHTS_EVENTS": "20000"})
+    (entry,) = document["figures"]
+    assert entry["name"] == "insights_time_to_diagnosis"
+    assert entry["details"]["same_diagnosis"] is True
+    assert entry["details"]["insights_rows"] < entry["details"]["download_events"] == 20000
+    assert "emulated" in entry["note"]
 
 
 def test_an_unknown_part_is_a_usage_error() -> None:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from kit import logs
+from kit.errors import AwsError
 from kit.lab import engines
 from kit.target import Target
 
@@ -109,3 +110,37 @@ def test_throttling_is_retried_by_the_configured_client(moto_logs: tuple[engines
         proxy.server.shutdown()
     assert len(fetched.events) == 25
     assert proxy.throttled == 2 and proxy.forwarded >= 1
+
+
+def test_the_labs_insights_evaluates_filter_and_stats(moto_logs: tuple[engines.Engine, Any]) -> None:
+    # moto alone would return all 25 lines for both queries; the lab's layer evaluates them.
+    _, client = moto_logs
+    end = int(datetime.now(UTC).timestamp())
+    window = {"start_s": end - 3600, "end_s": end}
+    counted = logs.count_events(client, ["/aws/lambda/chat"], **window)
+    rows = logs.run_insights(
+        client, ["/aws/lambda/chat"], "fields @message | filter @message like /line 1\\d/", **window
+    )
+    assert counted == 25
+    assert sorted(row["message"] for row in rows) == [f"line {i}" for i in range(10, 20)]
+    assert all(row["ptr"] for row in rows)
+
+
+def test_a_big_window_is_read_with_insights_in_the_lab(moto_logs: tuple[engines.Engine, Any]) -> None:
+    _, client = moto_logs
+    fetched = logs.read_logs(
+        client, ["/aws/lambda/chat"], start=datetime.now(UTC) - timedelta(hours=1), threshold=25
+    )
+    assert len(fetched.events) == 25  # no request in these lines is routine: every line is kept
+    assert fetched.notes == [
+        "read with Logs Insights (25 rows) instead of downloading 25 events (a window of 25 events or more is "
+        "read server-side)"
+    ]
+
+
+def test_a_malformed_query_is_one_line_from_the_lab(moto_logs: tuple[engines.Engine, Any]) -> None:
+    _, client = moto_logs
+    end = int(datetime.now(UTC).timestamp())
+    with pytest.raises(AwsError) as raised:
+        logs.run_insights(client, ["/aws/lambda/chat"], "pattern @message", start_s=end - 60, end_s=end)
+    assert "MalformedQueryException" in str(raised.value) and "\n" not in str(raised.value)
