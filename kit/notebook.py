@@ -26,7 +26,7 @@ from typing import Final
 
 import pandas as pd
 
-from kit import config, frames, probe_core, redact_display
+from kit import config, fix_proof, frames, probe_core, redact_display
 from kit.diagnose import ranking
 from kit.diagnose.findings import Diagnosis, Evidence
 from kit.errors import ConfigurationError
@@ -198,8 +198,38 @@ def fix_markdown(diagnosis: Diagnosis, evidence: Evidence, *, hide: bool = True)
     if planned.applicable:
         lines += [
             "",
-            "**Verified:** not in this report. On the lab, `kit fix --verify` applies the fix and diagnoses "
-            'again ("fixed" or "not enough: the next cause is …"); a real account\'s stack can be verified '
-            "once it is reproduced in the lab.",
+            "**Verified:** in the next section when the report proves it (`verify_fix`); from a terminal, "
+            '`kit fix --verify` on the lab or on a mirror (`kit lab up --from aws`) says "fixed" or "not '
+            'enough: the next cause is …".',
         ]
+    return "\n".join(lines)
+
+
+def proof_markdown(proof: fix_proof.Proof | None, *, hide: bool = True) -> str:
+    """Whether the fix was proven (:func:`kit.fix_proof.prove`), where, and what the mirror could not
+    reproduce; None when the report was told not to try (``verify_fix=False``). Every piece escaped."""
+    shown = _shown(hide)
+    if proof is None:
+        return (
+            "**Not verified:** this run was told not to (`verify_fix=False`). `kit fix --verify` on the lab "
+            "or on a mirror (`kit lab up --from aws`) proves it."
+        )
+    lines = []
+    if proof.verdict is not None:
+        label = "Fixed" if proof.verdict.fixed else "Not enough"
+        lines.append(f"**{label}** ({shown(proof.where)}): {shown(proof.verdict.text)}.")
+    else:
+        lines.append(f"**Not verified** ({shown(proof.where)}): {shown(proof.why_not)}.")
+    if proof.mirror:
+        source = proof.mirror.get("source") or {}
+        api = source.get("api", "") if isinstance(source, dict) else ""
+        copied, changed = shown(proof.mirror.get("copied")), shown(proof.mirror.get("changed"))
+        lines.append(
+            f"\nThe mirror copied {copied} resources of {shown(api)} and changed {changed} for the lab (ids, "
+            "endpoints, the account id; the account itself is never written)."
+        )
+        gaps = proof.mirror.get("not_reproduced") or []
+        if isinstance(gaps, list) and gaps:
+            lines.append("It could not reproduce:")
+            lines += [f"- {shown(gap)}" for gap in gaps]
     return "\n".join(lines)

@@ -9,7 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from .account import Call, SimulatedAccount
+from kit import fix_proof
+from kit.diagnose import ranking
+from kit.diagnose.reading import read_evidence
+from kit.target import Target
+
+from .account import PROFILE, Call, SimulatedAccount
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +48,25 @@ def test_the_fix_is_printed_and_nothing_changes(account: SimulatedAccount) -> No
     assert change["document"]["Statement"][0]["Action"] == ["dynamodb:PutItem"]
     assert change["cli"][0].startswith("aws iam put-role-policy --role-name chatgenius-websocket-handler")
     assert change["boto3"][0].startswith('boto3.client("iam").put_role_policy(')
+    assert calls and changes(calls) == []
+
+
+def test_the_report_proves_the_fix_on_a_mirror_and_never_writes_the_account(
+    account: SimulatedAccount,
+) -> None:
+    """What notebook 00's "The fix, verified on a mirror" runs: the account read, a mirror built here, the
+    mirror's own diagnosis agreeing, the fix verified on it; the account gets 0 mutating calls."""
+    with account.recording() as calls, account.as_user():
+        target = Target.from_parameters(
+            "aws", profile=PROFILE, env_file=str(account.env_file), api_id=account.api_id
+        )
+        evidence = read_evidence(target)
+        diagnosis = ranking.diagnose(evidence)
+        proof = fix_proof.prove(target, diagnosis, evidence)
+    assert diagnosis.root_cause["id"] == "put-access-denied", ranking.summary_text(diagnosis)
+    assert proof.verdict is not None and proof.verdict.fixed, proof
+    assert proof.where.startswith("on a mirror of aws us-east-2") and proof.mirror is not None
+    assert proof.mirror["copied"] and isinstance(proof.mirror["not_reproduced"], list)
     assert calls and changes(calls) == []
 
 

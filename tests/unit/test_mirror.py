@@ -198,3 +198,36 @@ def test_function_code_pairs(pairs: list[str], expected: dict[str, str]) -> None
 def test_function_code_pairs_refused(pair: str) -> None:
     with pytest.raises(ConfigurationError, match="NAME=PATH"):
         parse_function_code([pair])
+
+
+# --------------------------------------------------------------------------------------------------------
+# The report's "The fix, verified on a mirror" (kit.notebook.proof_markdown over kit.fix_proof.Proof)
+
+
+def test_proof_markdown_says_each_outcome_and_escapes() -> None:
+    from kit.fix import Verdict
+    from kit.fix_proof import Proof
+    from kit.notebook import proof_markdown
+
+    fixed = Proof("on the lab", Verdict(True, "fixed: the root cause is gone", "put-access-denied", "none"))
+    assert proof_markdown(fixed).startswith("**Fixed** (on the lab): fixed: the root cause is gone")
+    short = Proof("on the lab", Verdict(False, "not enough: the next cause is x", "a", "x"))
+    assert proof_markdown(short).startswith("**Not enough** (on the lab)")
+    refused = Proof("on a mirror of aws us-east-2", why_not="IAM GetRole for role r failed with AccessDenied")
+    text = proof_markdown(refused)
+    assert text.startswith("**Not verified** (on a mirror of aws us-east-2): IAM GetRole")
+    assert "Fixed" not in text
+    assert "verify_fix=False" in proof_markdown(None) and "Not verified" in proof_markdown(None)
+    hostile = Proof(
+        "on a mirror",
+        Verdict(True, "fixed", "a", "none"),
+        mirror={
+            "source": {"api": "<img src=x onerror=alert(1)>"},
+            "copied": 3,
+            "changed": 2,
+            "not_reproduced": ["custom domain <script>alert(1)</script>.example.com"],
+        },
+    )
+    rendered = proof_markdown(hostile)
+    assert "<script>" not in rendered and "<img" not in rendered
+    assert "It could not reproduce:" in rendered and "copied 3 resources" in rendered
