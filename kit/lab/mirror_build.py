@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
@@ -58,6 +59,16 @@ def rewrite(value: Any, replacements: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [rewrite(item, replacements) for item in value]
     return value
+
+
+def shown_uri(uri: str) -> str:
+    """A URL as the manifest may show it: no user info, query or fragment, which can carry keys (pure)."""
+    parts = urlsplit(uri)
+    if not parts.scheme or not parts.hostname:
+        return "(not a URL)"
+    port = f":{parts.port}" if parts.port else ""
+    hidden = "?…" if parts.query or parts.fragment else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}{hidden}"
 
 
 def _present(source: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -310,7 +321,7 @@ def _create_integrations(
         if str(integration.get("IntegrationType", "")).startswith("HTTP") and uri:
             manifest.change(
                 f"integration {integration.get('IntegrationId')}: HTTP endpoint",
-                uri,
+                shown_uri(uri),
                 "the lab's stand-in for the app's Next.js route (the lab never calls your backend)",
             )
             uri = http_backend_url
@@ -346,7 +357,7 @@ def _create_routes(
             request["Target"] = f"integrations/{integration_ids[old]}"
             function = function_of_uri(uris.get(old, ""))
             if function is not None:
-                functions[key] = function[1].rsplit(":", 1)[-1]
+                functions[key] = function[0]
         apigw.create_route(ApiId=api_id, RouteKey=key, **request)
         manifest.copy("route", key, f"to integration {old}" if old else "no integration")
     return functions

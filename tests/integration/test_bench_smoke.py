@@ -101,7 +101,7 @@ def test_results_say_where_and_when(results) -> None:
     assert document["timestamp"].endswith("+00:00")
     assert document["machine"]["cpu_count"] >= 1
     assert document["settings"]["held"] == 20
-    assert document["settings"]["parts"] == ["lab", "evidence", "report"]
+    assert document["settings"]["parts"] == ["lab", "evidence", "report", "insights"]
     connect = next(entry for entry in document["figures"] if entry["name"] == "connect_rate")
     assert connect["details"]["stored"] == connect["details"]["connected"]
     assert connect["note"]

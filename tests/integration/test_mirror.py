@@ -224,3 +224,36 @@ def test_a_mirror_that_fails_halfway_leaves_no_lab(
     while set(children_of(os.getpid())) - before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert set(children_of(os.getpid())) - before == set()
+
+
+def test_expired_credentials_and_an_unknown_profile_are_one_line(account: SimulatedAccount) -> None:
+    with account.refusing("expired"), account.recording() as calls:
+        said = one_line_refusal(account)
+    assert "ExpiredToken" in said and "aws sso login" in said
+    assert [c.operation for c in calls] == ["GetCallerIdentity"]
+    run = account.run(["lab", "up", "--from", "aws", "--profile", "nope", "--region", "us-east-2"])
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "profile 'nope'" in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--scenario", "seed-put-denied"], "--from aws mirrors the account as it is"),
+        (["--copy-items", "-1"], "--copy-items -1"),
+        (["--function-code", "fn"], "is not NAME=PATH"),
+    ],
+)
+def test_mirror_flags_that_make_no_sense_are_one_line(
+    account: SimulatedAccount, extra: list[str], said: str
+) -> None:
+    with account.recording() as calls:
+        run = account.run(["lab", "up", *from_aws(account), *extra])
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and said in run.stderr, run.stderr
+    assert calls == []
+
+
+def test_mirror_flags_without_from_aws_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from kit import cli
+
+    assert cli.main(["lab", "up", "--api-id", "abc"]) == cli.EXIT_KIT_FAILED
+    assert capsys.readouterr().err == "kit: --api-id goes with --from aws (a mirror).\n"

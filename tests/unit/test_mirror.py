@@ -231,3 +231,19 @@ def test_proof_markdown_says_each_outcome_and_escapes() -> None:
     rendered = proof_markdown(hostile)
     assert "<script>" not in rendered and "<img" not in rendered
     assert "It could not reproduce:" in rendered and "copied 3 resources" in rendered
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("https://app.example.com/api/websocket", "https://app.example.com/api/websocket"),
+        ("https://app.example.com/api/websocket?key=s3cr3t", "https://app.example.com/api/websocket?…"),
+        ("https://user:pa55@app.example.com:8443/ws#frag", "https://app.example.com:8443/ws?…"),
+        ("http://127.0.0.1:3000/api", "http://127.0.0.1:3000/api"),
+        ("not a url", "(not a URL)"),
+    ],
+)
+def test_the_manifest_shows_http_endpoints_without_what_can_carry_keys(uri: str, shown: str) -> None:
+    from kit.lab.mirror_build import shown_uri
+
+    assert shown_uri(uri) == shown
