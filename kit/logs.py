@@ -39,7 +39,11 @@ from kit.output import show_progress
 log = logging.getLogger("kit.logs")
 
 FILTER_LOG_EVENTS_TPS = 4.0  # below the 5 TPS account quota, which the console and other tools share
-INSIGHTS_ROW_CAP = 10_000
+# StartQuery's limit: 100,000 rows since 2026, read in pages of at most 10,000 (GetQueryResults' maxItems and
+# nextToken); an endpoint that still caps it at 10,000 (InvalidParameterException) is asked again with that.
+INSIGHTS_ROW_CAP = 100_000
+INSIGHTS_LEGACY_ROW_CAP = 10_000
+INSIGHTS_PAGE_ROWS = 10_000
 TERMINAL_QUERY_STATUSES = frozenset({"Complete", "Failed", "Cancelled", "Timeout", "Unknown"})
 
 EVENT_COLUMNS: dict[str, str] = {
@@ -71,6 +75,9 @@ FETCH_REPORT_COLUMNS: dict[str, str] = {
 # --------------------------------------------------------------------------------------------------------
 
 
+TOKEN_EPSILON = 1e-9
+
+
 class RateLimiter:
     """A token bucket: at most ``rate`` calls per second on average, bursts up to ``burst``. Thread-safe."""
 
@@ -98,8 +105,10 @@ class RateLimiter:
                 now = self._clock()
                 self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
                 self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                # Within a rounding error of a token counts as one: with a clock whose value is large, a
+                # wait of (1 - 0.9999999999) / rate may not move it at all, and the loop would never end.
+                if self._tokens >= 1 - TOKEN_EPSILON:
+                    self._tokens = max(0.0, self._tokens - 1)
                     return
                 self._sleep((1 - self._tokens) / self.rate)
 
@@ -295,6 +304,17 @@ def _insights_rows(results: list[list[dict[str, str]]]) -> list[dict[str, str]]:
     return [{field["field"].lstrip("@"): field.get("value", "") for field in row} for row in results]
 
 
+def _every_page(client: Any, query_id: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """A complete query's answer with the rows of every page (``nextToken``) in ``results``."""
+    results = list(answer.get("results", []))
+    token = answer.get("nextToken")
+    while token:
+        page = client.get_query_results(queryId=query_id, nextToken=token, maxItems=INSIGHTS_PAGE_ROWS)
+        results += page.get("results", [])
+        token = page.get("nextToken")
+    return {**answer, "results": results}
+
+
 def run_insights(
     client: Any,
     log_groups: list[str],
@@ -318,9 +338,17 @@ def run_insights(
     """
     groups = ", ".join(log_groups)
     try:
-        started = client.start_query(
-            logGroupNames=log_groups, startTime=start_s, endTime=end_s, queryString=query, limit=limit
-        )
+        try:
+            started = client.start_query(
+                logGroupNames=log_groups, startTime=start_s, endTime=end_s, queryString=query, limit=limit
+            )
+        except ClientError as exc:
+            if error_code(exc) != "InvalidParameterException" or limit <= INSIGHTS_LEGACY_ROW_CAP:
+                raise
+            limit = INSIGHTS_LEGACY_ROW_CAP  # an endpoint that predates 100,000-row answers
+            started = client.start_query(
+                logGroupNames=log_groups, startTime=start_s, endTime=end_s, queryString=query, limit=limit
+            )
     except (ClientError, BotoCoreError) as exc:
         raise AwsError.from_botocore(
             exc,
@@ -335,7 +363,9 @@ def run_insights(
     delay = min(poll_s, 0.2)
     while True:
         try:
-            answer = client.get_query_results(queryId=query_id)
+            answer = client.get_query_results(queryId=query_id, maxItems=INSIGHTS_PAGE_ROWS)
+            if answer.get("status") == "Complete":
+                answer = _every_page(client, query_id, answer)
         except (ClientError, BotoCoreError) as exc:
             raise AwsError.from_botocore(
                 exc,

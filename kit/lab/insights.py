@@ -26,6 +26,8 @@ from kit.lab.insights_query import EVENT_FIELDS, QuerySyntaxError, evaluate
 
 _TARGET_PREFIX = "Logs_20140328."
 OPERATIONS = ("StartQuery", "GetQueryResults", "StopQuery")
+MAX_LIMIT = 100_000  # StartQuery's limit (2026), answered in pages of at most PAGE_ROWS
+PAGE_ROWS = 10_000
 DEFAULT_ACCOUNT = "123456789012"
 
 # (account, region, log group names, start ms, end ms) -> the events in the window, as EVENT_FIELDS
@@ -61,6 +63,8 @@ class QueryStore:
         except (KeyError, TypeError, ValueError) as exc:
             raise InsightsError("InvalidParameterException", f"missing or bad {exc}") from exc
         limit = int(request.get("limit") or 10_000)
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InsightsError("InvalidParameterException", f"limit must be between 1 and {MAX_LIMIT}")
         events = self._events(account, region, list(names), start_ms, end_ms)
         try:
             rows = evaluate(query, events, limit)
@@ -82,11 +86,21 @@ class QueryStore:
         return {"queryId": query_id}
 
     def results(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The query's answer, one page of at most ``maxItems`` (10,000) rows from ``nextToken`` on."""
         with self._lock:
             answer = self._answers.get(str(request.get("queryId")))
         if answer is None:
             raise InsightsError("ResourceNotFoundException", f"query {request.get('queryId')} not found")
-        return answer
+        try:
+            size = min(int(request.get("maxItems") or PAGE_ROWS), PAGE_ROWS)
+            offset = int(request.get("nextToken") or 0)
+        except (TypeError, ValueError) as exc:
+            raise InsightsError("InvalidParameterException", f"bad maxItems or nextToken: {exc}") from exc
+        rows = answer["results"]
+        page = {**answer, "results": rows[offset : offset + size]}
+        if offset + size < len(rows):
+            page["nextToken"] = str(offset + size)
+        return page
 
     def stop(self, request: dict[str, Any]) -> dict[str, Any]:
         self.results(request)

@@ -122,6 +122,25 @@ def test_rate_limiter_keeps_calls_below_the_rate() -> None:
     assert now[0] == pytest.approx(2.0)
 
 
+def test_rate_limiter_ends_when_a_wait_is_too_small_to_move_the_clock() -> None:
+    """At t=71.389 s with 0.544 of a token, the wait leaves 0.9999999999999872 of one: the next wait, 3e-15 s,
+    cannot move a clock of that size, so a limiter that insists on a whole token spins for ever (found by the
+    insights bench on its fake clock)."""
+    now = [71.38938812756741]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if len(sleeps) > 100:
+            raise AssertionError(f"the limiter is spinning: {sleeps[-3:]}")
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    limiter = logs.RateLimiter(rate=4, burst=1, clock=lambda: now[0], sleep=sleep)
+    limiter._tokens = 0.5442292252959519  # the state the bench reached (a boundary no public call sets up)
+    limiter.acquire()
+    assert len(sleeps) == 1 and sleeps[0] == pytest.approx((1 - 0.5442292252959519) / 4)
+
+
 def test_fetch_events_frame_contract_and_order() -> None:
     pages = [{"events": [_event(3, "b"), _event(1, "a")], "nextToken": "t"}, {"events": [_event(2, "a")]}]
     fetched = logs.fetch_events(
@@ -174,7 +193,7 @@ class RecordedInsights:
         self.limit = kwargs["limit"]
         return {"queryId": query_id}
 
-    def get_query_results(self, queryId: str) -> dict[str, Any]:
+    def get_query_results(self, queryId: str, maxItems: int = 10_000, nextToken: str = "") -> dict[str, Any]:
         poll = self.polls.get(queryId, 0)
         self.polls[queryId] = poll + 1
         status = self.statuses[min(poll, len(self.statuses) - 1)]
@@ -182,8 +201,12 @@ class RecordedInsights:
         rows = [
             [{"field": "@timestamp", "value": str(t * 1000)}, {"field": "@ptr", "value": f"p{t}"}]
             for t in self.rows_in(start, end)
-        ]
-        return {"status": status, "results": rows[: self.limit]}
+        ][: self.limit]
+        offset = int(nextToken or 0)  # pages of maxItems, as GetQueryResults answers since 2026
+        page: dict[str, Any] = {"status": status, "results": rows[offset : offset + maxItems]}
+        if status == "Complete" and offset + maxItems < len(rows):
+            page["nextToken"] = str(offset + maxItems)
+        return page
 
     def stop_query(self, queryId: str) -> None:
         self.stopped.append(queryId)

@@ -191,7 +191,7 @@ class OneRowPerSecond:
         self.limit = request["limit"]
         return {"queryId": str(len(self.windows) - 1)}
 
-    def get_query_results(self, queryId: str) -> dict[str, Any]:
+    def get_query_results(self, queryId: str, **_paging: Any) -> dict[str, Any]:
         start, end = self.windows[int(queryId)]
         rows = [[{"field": "@ptr", "value": str(t)}] for t in range(start, end + 1)]
         return {"status": "Complete", "results": rows[: self.limit]}
