@@ -415,6 +415,8 @@ def _parse_log_file(
     try:
         for part in parts:
             writer.write(part)
+    except reading.NotLogText:
+        raise  # nothing was read, so nothing is written: the one line says what the file is
     except KitError as exc:
         if not writer.rows:
             writer.write(frames.empty(LOG_COLUMNS))  # a CSV header, at least

@@ -66,8 +66,11 @@ def prove(target: Target, diagnosis: Diagnosis, evidence: Evidence, plan: ProbeP
         return Proof(where, why_not=f"there is nothing to apply for {planned.cause}: {planned.summary}")
     try:
         if target.kind == "lab":
-            verdict, applied = fix.verify(target, planned, _reader(target, probe), ranking.diagnose)
-            fix.undo(target, applied)
+            applied, read = fix.Applied(), _reader(target, probe)
+            try:
+                verdict, _ = fix.verify(target, planned, read, ranking.diagnose, into=applied)
+            finally:  # what was applied is taken back even when a later change or the diagnosis failed
+                fix.undo(target, applied)
             return Proof(f"{where} (applied, diagnosed again, then taken back)", verdict)
         return _prove_on_mirror(target, diagnosis, probe, where)
     except KitError as exc:

@@ -77,6 +77,34 @@ _CSV_STREAM_COLUMNS = ("@logStream", "logStreamName", "log_stream", "logStream")
 _CSV_GROUP_COLUMNS = ("@log", "logGroupName", "log_group", "logGroup")
 
 
+# How a file that is not log text starts, and what to do with it: the kit reads text, not archives.
+_PACKED: Final = (
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip, or zcat FILE > FILE.log)"),
+    (b"PK\x03\x04", "a zip archive", "unzip it and give the log file inside"),
+    (b"BZh", "bzip2-compressed", "decompress it first (bunzip2)"),  # then a digit and "1AY&SY"
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first (unxz)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first (unzstd)"),
+    (
+        b"\xff\xfe",
+        "UTF-16 text (as a PowerShell redirect writes it)",
+        "save it as UTF-8 (Out-File -Encoding utf8)",
+    ),
+    (b"\xfe\xff", "UTF-16 text", "save it as UTF-8"),
+)
+
+
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")  # "BZh" alone could start a line of text
+
+
+def not_text(head: bytes) -> str | None:
+    """What a file is, and what to do, when it is an archive or UTF-16 rather than log text (pure). Stray
+    binary lines inside log text are not this: they are read and marked by the parse."""
+    for magic, what, next_step in _PACKED:
+        if head.startswith(magic) and (magic != b"BZh" or _BZIP2.match(head)):
+            return f"is {what}, not log text; {next_step}"
+    return None
+
+
 def is_insights(head: bytes) -> bool:
     """Whether a file starts as ``aws logs get-query-results`` output (its first key)."""
     return _INSIGHTS_HEAD.match(head.removeprefix(b"\xef\xbb\xbf")) is not None

@@ -73,6 +73,10 @@ _SPACE = re.compile(r"[ \t\r\n]*")
 _DECODER = json.JSONDecoder()
 
 
+class NotLogText(ConfigurationError):
+    """The file is an archive or UTF-16, not log text: refused before anything is read from it."""
+
+
 def file_parts(
     blocks: Iterable[bytes], name: str, part_size: int | None = None, *, log_group: str | None = None
 ) -> Iterator[pd.DataFrame]:
@@ -97,6 +101,9 @@ def _file_parts(blocks: Iterable[bytes], name: str, part_size: int | None) -> It
         if block is None:
             break
         head += block
+    problem = forms.not_text(head)
+    if problem is not None:
+        raise NotLogText(f"{name} {problem}.")
     if forms.is_insights(head) or forms.is_csv(head):
         yield from _whole_document(source, head, name)
     elif is_export(head):

@@ -34,6 +34,13 @@ pytestmark = pytest.mark.integration
 
 TIMEOUTS = ProbeTimeouts(handshake_s=10, item_wait_s=2, delivery_wait_s=2)
 SECRET_VALUE = "mirror-canary-9f3b2c7d1e"  # planted in the account's function as JWT_SECRET
+USER_EMAIL = "ada.mirror@example.com"
+ITEM = {  # one connection in the account's table, as the fixed handler stores it
+    "connectionId": {"S": "mirrorConn1="},
+    "workspaceId": {"S": "ws-mirror"},
+    "userId": {"S": USER_EMAIL},
+    "connectedAt": {"N": "1764800000000"},
+}
 
 
 def probe_flags(client: ClientPlan) -> list[str]:
@@ -76,6 +83,7 @@ def account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatedAccou
         admin.update_function_configuration(
             FunctionName=name, Environment={"Variables": {**current, "JWT_SECRET": SECRET_VALUE}}
         )
+        simulated.admin("dynamodb").put_item(TableName=simulated.table, Item=ITEM)
         yield simulated
 
 
@@ -151,6 +159,19 @@ def test_kit_lab_up_from_aws_mirrors_the_account_and_keeps_secrets_in_memory(
             "Environment"
         ]["Variables"]
         assert variables["JWT_SECRET"] == SECRET_VALUE
+        # --copy-items: the account's one item, its e-mail address masked, its keys as they were.
+        mirrored_table = boto3.client(
+            "dynamodb",
+            endpoint_url=info["endpoints"]["dynamodb"],
+            region_name=info["region"],
+            aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+            aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+        )
+        (item,) = mirrored_table.scan(TableName=info["table"])["Items"]
+        assert item["connectionId"] == ITEM["connectionId"] and item["workspaceId"] == ITEM["workspaceId"]
+        assert USER_EMAIL not in json.dumps(item) and item["userId"]["S"].startswith("a")
+        table_entry = next(e for e in manifest["copied"] if e["kind"] == "table")
+        assert "1 items, masked" in table_entry["detail"]
         for path in state.rglob("*"):
             if path.is_file():
                 assert SECRET_VALUE not in path.read_text(errors="replace"), path

@@ -189,3 +189,52 @@ def test_the_consoles_csv_download_reads_with_multi_line_messages(
 )
 def test_whole_document_forms_are_told_from_their_first_bytes(head: bytes, insights: bool, csv: bool) -> None:
     assert (forms.is_insights(head), forms.is_csv(head)) == (insights, csv)
+
+
+@pytest.mark.parametrize(
+    ("head", "said"),
+    [
+        (b"\x1f\x8b\x08\x00rest", "is gzip-compressed, not log text; decompress it first"),
+        (b"PK\x03\x04rest", "is a zip archive, not log text; unzip it"),
+        (b"BZh91AY&SYrest", "is bzip2-compressed"),
+        (b"\xfd7zXZ\x00rest", "is xz-compressed"),
+        (b"\x28\xb5\x2f\xfdrest", "is zstd-compressed"),
+        (b"\xff\xfe2\x000\x002\x006\x00", "is UTF-16 text (as a PowerShell redirect writes it)"),
+        (b"\xfe\xff\x002\x000", "is UTF-16 text"),
+    ],
+)
+def test_what_is_not_log_text_is_named_with_what_to_do(head: bytes, said: str) -> None:
+    problem = forms.not_text(head)
+    assert problem is not None and problem.startswith(said), problem
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"",
+        b"START RequestId: 8f1c Version: $LATEST\n",
+        b"\xef\xbb\xbf2026-12-04T05:00:00.000Z\tabc\tINFO\thello\n",  # UTF-8 with a BOM
+        b"BZh is how this line of text starts\n",  # "BZh" without bzip2's signature after it
+        b'{"events": []}',
+        "2026-12-04T05:00:00Z café ünïcode\n".encode(),
+        b"START RequestId: x\n\x00\x01\x02 binary junk\n",  # kept and marked by the parse, not refused
+    ],
+)
+def test_log_text_is_not_refused(head: bytes) -> None:
+    assert forms.not_text(head) is None
+
+
+def test_kit_logs_parse_refuses_a_gzip_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gzip
+
+    path = tmp_path / "lambda.log.gz"
+    path.write_bytes(gzip.compress(b"START RequestId: x Version: $LATEST\n"))
+    assert cli.main(["logs", "parse", str(path)]) == cli.EXIT_KIT_FAILED
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"kit: {path} is gzip-compressed, not log text; decompress it first (gunzip, or zcat FILE > "
+        "FILE.log).\n"
+    )

@@ -247,3 +247,39 @@ def test_the_manifest_shows_http_endpoints_without_what_can_carry_keys(uri: str,
     from kit.lab.mirror_build import shown_uri
 
     assert shown_uri(uri) == shown
+
+
+# --------------------------------------------------------------------------------------------------------
+# kit.fix_proof.prove on the lab: whatever happens, what was applied is taken back
+
+
+def test_a_proof_on_the_lab_takes_back_what_it_applied_even_when_verifying_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kit import fix, fix_proof
+    from kit.errors import AwsError
+    from kit.target import Target
+
+    target = Target.local({"*": "http://127.0.0.1:9"})
+    change = fix.Change("put_policy", "allow PutItem", {"RoleName": "r"})
+    monkeypatch.setattr(fix, "plan", lambda diagnosis, evidence: fix.Fix("put-access-denied", "s", (change,)))
+    undone: list[list[fix.Change]] = []
+
+    def verify(*_args: Any, into: fix.Applied, **_kw: Any) -> Any:
+        into.undo.append(change)  # the first change was made ...
+        raise AwsError("IAM PutRolePolicy failed with Throttling", service="iam", operation="x", code="T")
+
+    monkeypatch.setattr(fix, "verify", verify)
+    monkeypatch.setattr(fix, "undo", lambda target, applied: undone.append(list(applied.undo)))
+    proof = fix_proof.prove(target, diagnosis=None, evidence=None)  # type: ignore[arg-type]
+    assert undone == [[change]]
+    assert proof.verdict is None and "Throttling" in proof.why_not and proof.where == "on the lab"
+
+
+def test_a_proof_with_nothing_to_apply_claims_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kit import fix, fix_proof
+    from kit.target import Target
+
+    monkeypatch.setattr(fix, "plan", lambda diagnosis, evidence: fix.Fix("none", "nothing is wrong"))
+    proof = fix_proof.prove(Target.local({"*": "http://127.0.0.1:9"}), None, None)  # type: ignore[arg-type]
+    assert proof.verdict is None and proof.why_not == "there is nothing to apply for none: nothing is wrong"
