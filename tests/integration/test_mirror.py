@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -114,6 +115,17 @@ def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
     return out, err
 
 
+def lab_client(info: dict[str, Any], service: str) -> Any:
+    """A client of the mirror's lab (its lab file's endpoints, the lab's dummy key)."""
+    return boto3.client(
+        service,
+        endpoint_url=info["endpoints"][service],
+        region_name=info["region"],
+        aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+        aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+    )
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -148,26 +160,12 @@ def test_kit_lab_up_from_aws_mirrors_the_account_and_keeps_secrets_in_memory(
         function = next(entry for entry in manifest["copied"] if entry["kind"] == "function")
         assert "JWT_SECRET" in function["detail"] and "code from its code location" in function["detail"]
         # The mirror's function has the value, in memory; no file the kit wrote holds it.
-        mirrored = boto3.client(
-            "lambda",
-            endpoint_url=info["endpoints"]["lambda"],
-            region_name=info["region"],
-            aws_access_key_id=LOCAL_ACCESS_KEY_ID,
-            aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
-        )
-        variables = mirrored.get_function_configuration(FunctionName=info["functions"]["$connect"])[
-            "Environment"
-        ]["Variables"]
+        variables = lab_client(info, "lambda").get_function_configuration(
+            FunctionName=info["functions"]["$connect"]
+        )["Environment"]["Variables"]
         assert variables["JWT_SECRET"] == SECRET_VALUE
         # --copy-items: the account's one item, its e-mail address masked, its keys as they were.
-        mirrored_table = boto3.client(
-            "dynamodb",
-            endpoint_url=info["endpoints"]["dynamodb"],
-            region_name=info["region"],
-            aws_access_key_id=LOCAL_ACCESS_KEY_ID,
-            aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
-        )
-        (item,) = mirrored_table.scan(TableName=info["table"])["Items"]
+        (item,) = lab_client(info, "dynamodb").scan(TableName=info["table"])["Items"]
         assert item["connectionId"] == ITEM["connectionId"] and item["workspaceId"] == ITEM["workspaceId"]
         assert USER_EMAIL not in json.dumps(item) and item["userId"]["S"].startswith("a")
         table_entry = next(e for e in manifest["copied"] if e["kind"] == "table")
@@ -185,6 +183,8 @@ def test_kit_lab_up_from_aws_mirrors_the_account_and_keeps_secrets_in_memory(
 
 def one_line_refusal(account: SimulatedAccount, *extra: str) -> str:
     state = account.home / "kit-state"
+    for left in ("lab.json", "mirror.json"):  # a successful mirror before keeps its manifest
+        (state / left).unlink(missing_ok=True)
     run = account.run(["lab", "up", *from_aws(account), *extra], subprocess_=True)
     assert run.returncode == 2, run.stdout + run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("kit:")]
@@ -194,8 +194,6 @@ def one_line_refusal(account: SimulatedAccount, *extra: str) -> str:
 
 
 def test_code_that_cannot_be_downloaded_is_one_line_naming_the_flag(account: SimulatedAccount) -> None:
-    for stale in ("lab.json", "mirror.json"):
-        (account.home / "kit-state" / stale).unlink(missing_ok=True)
     with account.refusing("denied", ("DownloadCode",)):
         said = one_line_refusal(account)
     assert "could not be downloaded" in said and "--function-code chatgenius-websocket=PATH" in said
