@@ -57,8 +57,9 @@ browser:
 		echo "$(CHROMIUM) is missing and cannot be installed here (needs root and apt-get): the browser test will not run"; \
 	fi
 
+# --durations: the slowest tests at the end of every run, so the suite's time is watched where it goes.
 test: setup browser
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 # Everything not marked `integration`, over all of tests/ (not just tests/unit), so a test that starts an
 # engine or a lab without the marker still shows up here, on every core (pytest-xdist). Needs the venv only:

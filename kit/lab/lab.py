@@ -1,11 +1,13 @@
 """The lab: the whole stack of the seed's app on one machine, with no AWS account.
 
 ``Lab`` starts DynamoDB Local (moto's DynamoDB as the announced fallback) and a moto server, provisions the
-seed's infrastructure through AWS APIs (:mod:`kit.lab.provision`), applies a scenario through the same APIs
-(:mod:`kit.lab.scenarios`), and starts the parts no open tool provides: the DynamoDB front door that enforces
-execution roles, the Lambda runtime, the Next.js stand-in, and the API Gateway WebSocket endpoint. While it is
-up it writes ``.kit/lab.json`` so other processes (``kit ... --target lab``, notebooks) can reach it; the file
-is removed when the lab stops. Use it as a context manager; ``kit lab up`` runs one in the foreground.
+seed's infrastructure through AWS APIs (:mod:`kit.lab.provision`) or, as a mirror, a real account's stack as
+it was read (``Lab(mirror=...)``, :mod:`kit.mirror` and :mod:`kit.lab.mirror_build`, with its manifest in
+``.kit/mirror.json``), applies a scenario through the same APIs (:mod:`kit.lab.scenarios`), and starts the
+parts no open tool provides: the DynamoDB front door that enforces execution roles, the Lambda runtime, the
+Next.js stand-in, and the API Gateway WebSocket endpoint. While it is up it writes ``.kit/lab.json`` so other
+processes (``kit ... --target lab``, notebooks) can reach it; the file is removed when the lab stops. Use it
+as a context manager; ``kit lab up`` runs one in the foreground.
 
 The lab watches its DynamoDB Local process (:mod:`kit.lab.supervisor`): when it dies the lab says so, restarts
 it on the same port, re-creates the lab's table empty and records the death and the lost data in
@@ -380,8 +382,13 @@ class Lab:
         self.dynamodb_engine = engine
         assert self._admin is not None and self.resources is not None
         table = self.resources.table
+        copied = [t for t in self.mirror.tables if t.region == self.region] if self.mirror else []
         try:
-            schema.create_table(self._admin.client("dynamodb"), name=table)
+            if copied:  # a mirror's tables have the account's keys, not the seed's
+                for each in copied:
+                    self._admin.client("dynamodb").create_table(**mirror_build.table_request(each))
+            else:
+                schema.create_table(self._admin.client("dynamodb"), name=table)
         except Exception:
             engine.stop()
             raise

@@ -170,7 +170,8 @@ def build(
     return resources, manifest
 
 
-def _create_table(client: Any, table: TableCopy, manifest: Manifest) -> None:
+def table_request(table: TableCopy) -> dict[str, Any]:
+    """CreateTable's request for a copied table: its keys and indexes, on demand (pure)."""
     described = table.description
     request: dict[str, Any] = {
         "TableName": table.name,
@@ -185,7 +186,12 @@ def _create_table(client: Any, table: TableCopy, manifest: Manifest) -> None:
         ]
         if indexes:
             request[kind] = indexes
-    client.create_table(**request)
+    return request
+
+
+def _create_table(client: Any, table: TableCopy, manifest: Manifest) -> None:
+    described = table.description
+    client.create_table(**table_request(table))
     billing = (described.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
     if billing != "PAY_PER_REQUEST":
         manifest.change(f"table {table.name}: billing", billing, "PAY_PER_REQUEST (the lab has no capacity)")

@@ -218,7 +218,7 @@ def test_the_reports_fix_section_is_text_never_markup() -> None:
     hostile = '<img src=x onerror="alert(1)">` ``'
     shown = notebook.fix_markdown(diagnosis("write-not-awaited", hostile), evidence())
     assert "<img" not in shown.replace("&lt;img", "")
-    assert "aws lambda update-function-code" in shown and "Verified:** not in this report" in shown
+    assert "aws lambda update-function-code" in shown and "Verified:** in the next section" in shown
     nothing = notebook.fix_markdown(diagnosis("evidence-missing"), evidence())
     assert "Verified" not in nothing and "inconclusive" in nothing
 

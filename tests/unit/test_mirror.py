@@ -283,3 +283,34 @@ def test_a_proof_with_nothing_to_apply_claims_nothing(monkeypatch: pytest.Monkey
     monkeypatch.setattr(fix, "plan", lambda diagnosis, evidence: fix.Fix("none", "nothing is wrong"))
     proof = fix_proof.prove(Target.local({"*": "http://127.0.0.1:9"}), None, None)  # type: ignore[arg-type]
     assert proof.verdict is None and proof.why_not == "there is nothing to apply for none: nothing is wrong"
+
+
+def test_a_copied_tables_request_keeps_keys_and_indexes_on_demand() -> None:
+    from kit.lab.mirror_build import table_request
+    from kit.mirror import TableCopy
+
+    key = [{"AttributeName": "connectionId", "KeyType": "HASH"}]
+    gsi = {
+        "IndexName": "workspaceIndex",
+        "KeySchema": [{"AttributeName": "workspaceId", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "ALL"},
+        "IndexStatus": "ACTIVE",  # DescribeTable's, never CreateTable's
+        "ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+    }
+    described = {
+        "KeySchema": key,
+        "AttributeDefinitions": [{"AttributeName": "connectionId", "AttributeType": "S"}],
+        "GlobalSecondaryIndexes": [gsi],
+        "BillingModeSummary": {"BillingMode": "PROVISIONED"},
+        "TableStatus": "ACTIVE",
+    }
+    request = table_request(TableCopy("t", "us-east-2", described))
+    assert request == {
+        "TableName": "t",
+        "KeySchema": key,
+        "AttributeDefinitions": described["AttributeDefinitions"],
+        "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [
+            {"IndexName": "workspaceIndex", "KeySchema": gsi["KeySchema"], "Projection": gsi["Projection"]}
+        ],
+    }
