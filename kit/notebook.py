@@ -217,9 +217,10 @@ def proof_markdown(proof: fix_proof.Proof | None, *, hide: bool = True) -> str:
     lines = []
     if proof.verdict is not None:
         label = "Fixed" if proof.verdict.fixed else "Not enough"
-        lines.append(f"**{label}** ({shown(proof.where)}): {shown(proof.verdict.text)}.")
+        said = proof.verdict.text.removeprefix("fixed: ").removeprefix("not enough: ")
+        lines.append(f"**{label}** {shown(proof.where)}: {shown(said)}.")
     else:
-        lines.append(f"**Not verified** ({shown(proof.where)}): {shown(proof.why_not)}.")
+        lines.append(f"**Not verified** {shown(proof.where)}: {shown(proof.why_not)}.")
     if proof.mirror:
         source = proof.mirror.get("source") or {}
         api = source.get("api", "") if isinstance(source, dict) else ""

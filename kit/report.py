@@ -500,9 +500,67 @@ def kernel_environment(root: Path, extra: Mapping[str, str] | None = None) -> It
                 os.environ[name] = value
 
 
-def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> NotebookRun:
+def ipc_kernel_manager(folder: Path) -> type[Any]:
+    """A kernel manager whose kernel talks over Unix sockets in ``folder``, not TCP ports on loopback.
+
+    With TCP, a port is chosen by binding to port 0 and letting go, and the kernel binds it a moment later:
+    two kernels starting at once (two reports, parallel tests) can pick the same one, and the kernel dies
+    with zmq's "Address already in use" before it answers. Sockets in a private folder cannot collide,
+    nothing listens on the network, and the kernel has no unencrypted-TCP warning to print. ``folder`` must
+    be short: a socket's path is at most 104 bytes on macOS, 108 on Linux.
+    """
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IpcKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+        @default("connection_file")
+        def _default_connection_file(self) -> str:
+            return str(folder / f"kernel-{uuid.uuid4().hex[:8]}.json")
+
+    return IpcKernelManager
+
+
+def _execute(
+    path: Path, executed: Path, parameters: dict[str, Any], cell_timeout_s: int | None
+) -> dict[str, Any]:
+    """papermill runs the notebook into ``executed``; what failed (name, value, cell), or {}."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
+
+    failure: dict[str, Any] = {}
+    sockets = Path(tempfile.mkdtemp(prefix="kit-kernel-"))
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(executed),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            progress_bar=False,
+            cwd=str(path.parent),
+            execution_timeout=cell_timeout_s,
+            kernel_manager_class=ipc_kernel_manager(sockets),
+        )
+    except PapermillExecutionError as exc:
+        failure = {
+            "ename": exc.ename,
+            "evalue": exc.evalue,
+            "cell": exc.exec_count,
+            "cell_index": exc.cell_index,
+        }
+    except Exception as exc:  # a timeout, a dead kernel, a kernel that never started
+        failure = {"ename": type(exc).__name__, "evalue": str(exc)}
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+    return failure
+
+
+def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> NotebookRun:
 
     nbformat: Any = importlib.import_module("nbformat")
 
@@ -517,28 +575,9 @@ def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> No
     if declared:  # papermill warns about every parameter a notebook does not declare
         parameters = {key: value for key, value in parameters.items() if key in declared}
     executed = run.work / f"{name}.ipynb"
-    failure: dict[str, Any] = {}
     run.progress(f"{name}: running")
     clock = time.monotonic()
-    try:
-        papermill.execute_notebook(
-            str(path),
-            str(executed),
-            parameters=parameters,
-            kernel_name=KERNEL_NAME,
-            progress_bar=False,
-            cwd=str(path.parent),
-            execution_timeout=cell_timeout_s,
-        )
-    except PapermillExecutionError as exc:
-        failure = {
-            "ename": exc.ename,
-            "evalue": exc.evalue,
-            "cell": exc.exec_count,
-            "cell_index": exc.cell_index,
-        }
-    except Exception as exc:  # a timeout, a dead kernel, a kernel that never started
-        failure = {"ename": type(exc).__name__, "evalue": str(exc)}
+    failure = _execute(path, executed, parameters, cell_timeout_s)
     execute_s = time.monotonic() - clock
 
     if executed.is_file():

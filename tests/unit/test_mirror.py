@@ -210,12 +210,12 @@ def test_proof_markdown_says_each_outcome_and_escapes() -> None:
     from kit.notebook import proof_markdown
 
     fixed = Proof("on the lab", Verdict(True, "fixed: the root cause is gone", "put-access-denied", "none"))
-    assert proof_markdown(fixed).startswith("**Fixed** (on the lab): fixed: the root cause is gone")
+    assert proof_markdown(fixed).startswith("**Fixed** on the lab: the root cause is gone.")
     short = Proof("on the lab", Verdict(False, "not enough: the next cause is x", "a", "x"))
-    assert proof_markdown(short).startswith("**Not enough** (on the lab)")
+    assert proof_markdown(short).startswith("**Not enough** on the lab: the next cause is x.")
     refused = Proof("on a mirror of aws us-east-2", why_not="IAM GetRole for role r failed with AccessDenied")
     text = proof_markdown(refused)
-    assert text.startswith("**Not verified** (on a mirror of aws us-east-2): IAM GetRole")
+    assert text.startswith("**Not verified** on a mirror of aws us-east-2: IAM GetRole")
     assert "Fixed" not in text
     assert "verify_fix=False" in proof_markdown(None) and "Not verified" in proof_markdown(None)
     hostile = Proof(
