@@ -85,7 +85,7 @@ def _time_floor(source: Path, work: Path, run: int) -> float:
     nbformat: Any = importlib.import_module("nbformat")
     executed = work / f"floor-{run}.ipynb"
     started = time.monotonic()
-    with report.kernel_environment(state_dir() / "jupyter"):
+    with report.kernel_environment(state_dir() / "jupyter"), report.ipc_kernels() as manager:
         papermill.execute_notebook(
             str(source),
             str(executed),
@@ -94,6 +94,7 @@ def _time_floor(source: Path, work: Path, run: int) -> float:
             progress_bar=False,
             cwd=str(source.parent),
             execution_timeout=report.DEFAULT_CELL_TIMEOUT_S,
+            kernel_manager_class=manager,
         )
     nb = nbformat.read(str(executed), as_version=4)
     for code in (True, False):

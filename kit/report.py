@@ -526,6 +526,16 @@ def ipc_kernel_manager(folder: Path) -> type[Any]:
     return IpcKernelManager
 
 
+@contextlib.contextmanager
+def ipc_kernels() -> Iterator[type[Any]]:
+    """:func:`ipc_kernel_manager` in a short private folder under the temporary directory, removed after."""
+    folder = Path(tempfile.mkdtemp(prefix="kit-kernel-"))
+    try:
+        yield ipc_kernel_manager(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _execute(
     path: Path, executed: Path, parameters: dict[str, Any], cell_timeout_s: int | None
 ) -> dict[str, Any]:
@@ -534,18 +544,18 @@ def _execute(
     from papermill.exceptions import PapermillExecutionError
 
     failure: dict[str, Any] = {}
-    sockets = Path(tempfile.mkdtemp(prefix="kit-kernel-"))
     try:
-        papermill.execute_notebook(
-            str(path),
-            str(executed),
-            parameters=parameters,
-            kernel_name=KERNEL_NAME,
-            progress_bar=False,
-            cwd=str(path.parent),
-            execution_timeout=cell_timeout_s,
-            kernel_manager_class=ipc_kernel_manager(sockets),
-        )
+        with ipc_kernels() as manager:
+            papermill.execute_notebook(
+                str(path),
+                str(executed),
+                parameters=parameters,
+                kernel_name=KERNEL_NAME,
+                progress_bar=False,
+                cwd=str(path.parent),
+                execution_timeout=cell_timeout_s,
+                kernel_manager_class=manager,
+            )
     except PapermillExecutionError as exc:
         failure = {
             "ename": exc.ename,
@@ -555,8 +565,6 @@ def _execute(
         }
     except Exception as exc:  # a timeout, a dead kernel, a kernel that never started
         failure = {"ename": type(exc).__name__, "evalue": str(exc)}
-    finally:
-        shutil.rmtree(sockets, ignore_errors=True)
     return failure
 
 

@@ -26,6 +26,7 @@ import pytest
 
 from kit.lab.lab import Lab
 from kit.local import STATE_DIR_ENV
+from kit.report import ipc_kernels
 
 from .labclient import EmptyDynamoDB
 
@@ -197,14 +198,16 @@ def executed(lab_environment: Path) -> dict[str, nbformat.NotebookNode | BaseExc
         if path.name == "00_diagnose.ipynb":
             parameters["summary_path"] = str(lab_environment / "summary.json")
         try:
-            results[path.name] = papermill.execute_notebook(
-                str(path),
-                str(out / path.name),
-                parameters=parameters,
-                kernel_name="python3",
-                cwd=str(NOTEBOOKS_DIR),
-                progress_bar=False,
-            )
+            with ipc_kernels() as manager:
+                results[path.name] = papermill.execute_notebook(
+                    str(path),
+                    str(out / path.name),
+                    parameters=parameters,
+                    kernel_name="python3",
+                    cwd=str(NOTEBOOKS_DIR),
+                    progress_bar=False,
+                    kernel_manager_class=manager,
+                )
         except Exception as exc:  # reported by the test of that notebook, with papermill's message
             results[path.name] = exc
     return results
@@ -260,26 +263,30 @@ def test_connect_handler_notebook_runs_the_javascript_handlers_and_your_own(
     (own / "index.mjs").write_text(
         "export const handler = async () => ({ statusCode: 500, body: 'not today' });\n"
     )
-    result = papermill.execute_notebook(
-        str(NOTEBOOKS_DIR / "01_connect_handler.ipynb"),
-        str(tmp_path / "01-node.ipynb"),
-        parameters={"handler_runtime": "nodejs20.x"},
-        kernel_name="python3",
-        cwd=str(NOTEBOOKS_DIR),
-        progress_bar=False,
-    )
+    with ipc_kernels() as manager:
+        result = papermill.execute_notebook(
+            str(NOTEBOOKS_DIR / "01_connect_handler.ipynb"),
+            str(tmp_path / "01-node.ipynb"),
+            parameters={"handler_runtime": "nodejs20.x"},
+            kernel_name="python3",
+            cwd=str(NOTEBOOKS_DIR),
+            progress_bar=False,
+            kernel_manager_class=manager,
+        )
     html = "".join(output.get("data", {}).get("text/html", "") for output in _outputs(result))
     assert "seed (.mjs) status" in html and "fixed (.mjs) status" in html
     assert "on nodejs20.x, in the lab&#x27;s Lambda runtime" in html or "on nodejs20.x, in the lab's" in html
 
-    yours = papermill.execute_notebook(
-        str(NOTEBOOKS_DIR / "01_connect_handler.ipynb"),
-        str(tmp_path / "01-yours.ipynb"),
-        parameters={"function_path": str(own)},
-        kernel_name="python3",
-        cwd=str(NOTEBOOKS_DIR),
-        progress_bar=False,
-    )
+    with ipc_kernels() as manager:
+        yours = papermill.execute_notebook(
+            str(NOTEBOOKS_DIR / "01_connect_handler.ipynb"),
+            str(tmp_path / "01-yours.ipynb"),
+            parameters={"function_path": str(own)},
+            kernel_name="python3",
+            cwd=str(NOTEBOOKS_DIR),
+            progress_bar=False,
+            kernel_manager_class=manager,
+        )
     html = "".join(output.get("data", {}).get("text/html", "") for output in _outputs(yours))
     assert "yours status" in html and "fixed (.mjs) status" in html
     assert str(tmp_path) not in json.dumps(_outputs(yours))  # its name, never its local path
