@@ -35,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kit import config, iam, redact
 from kit.errors import AwsError, ConfigurationError, error_code
 from kit.lab import function_source, lambda_runtimes
+from kit.lab.function_source import FunctionSource
 from kit.local import state_dir
 from kit.redact_structure import is_secret_name, is_secret_variable
 from kit.target import Target
@@ -182,6 +183,13 @@ def function_gaps(name: str, configuration: Mapping[str, Any]) -> list[Gap]:
         gaps.append(Gap(f"function {name}: arm64", "the lab runs it on this machine's architecture"))
     if (configuration.get("TracingConfig") or {}).get("Mode") == "Active":
         gaps.append(Gap(f"function {name}: X-Ray tracing", "the lab does not trace"))
+    if configuration.get("PackageType") == "Image":
+        gaps.append(
+            Gap(
+                f"function {name}: container image",
+                "the lab runs the code given with --function-code as a zip",
+            )
+        )
     if (configuration.get("DeadLetterConfig") or {}).get("TargetArn"):
         gaps.append(
             Gap(f"function {name}: dead-letter queue", "not reproduced (API Gateway invokes it sync)")
@@ -366,7 +374,13 @@ def _read_function(target: Target, name: str, code_path: Path | None) -> Functio
     if problem is not None:
         raise ConfigurationError(problem)
     if code_path is not None:
-        code, code_from = _code_from_path(name, code_path, runtime)
+        code, code_from, source = _code_from_path(name, code_path, runtime)
+        if not runtime:  # a container image: the lab runs the given code as a zip function
+            configuration = {
+                **configuration,
+                "Runtime": source.runtime,
+                "Handler": configuration.get("Handler") or source.handler,
+            }
     else:
         code, code_from = download_code(name, (answer.get("Code") or {}).get("Location")), "its code location"
     try:
@@ -381,21 +395,15 @@ def _read_function(target: Target, name: str, code_path: Path | None) -> Functio
     return FunctionCopy(name, configuration, code, code_from, resource_policy)
 
 
-def _code_from_path(name: str, path: Path, runtime: str) -> tuple[bytes, str]:
+def _code_from_path(name: str, path: Path, runtime: str) -> tuple[bytes, str, FunctionSource]:
+    """``--function-code NAME=PATH``: the package's bytes, how the manifest names it, and the checked source
+    (its runtime and the console's default handler, for a container image's configuration, which has none)."""
     source = function_source.function_source(
         str(path),
-        handler="x.x",  # the function's own handler is copied from its configuration
         runtime=runtime or None,
         names={"function": f"--function-code {name}=", "handler": "--handler", "runtime": "--runtime"},
     )
-    if source.kind == "zip":
-        return source.path.read_bytes(), f"--function-code {source.name}"
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in sorted(source.path.rglob("*")):
-            if file.is_file():
-                archive.write(file, arcname=str(file.relative_to(source.path)))
-    return buffer.getvalue(), f"--function-code {source.name}"
+    return function_source.package(source, source.path), f"--function-code {source.name}", source
 
 
 def download_code(name: str, location: object, next_step: str = "") -> bytes:

@@ -40,6 +40,8 @@ from kit.mirror import (
         ({"TracingConfig": {"Mode": "PassThrough"}}, []),
         ({"TracingConfig": {"Mode": "Active"}}, ["function f: X-Ray tracing"]),
         ({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-2:1:q"}}, ["function f: dead-letter queue"]),
+        ({"PackageType": "Zip"}, []),
+        ({"PackageType": "Image"}, ["function f: container image"]),
     ],
 )
 def test_function_gaps(configuration: dict[str, Any], expected: list[str]) -> None:
