@@ -36,6 +36,7 @@ from .labclient import (
     close_quietly,
     connect_user,
     connection_id_of,
+    deploy,
     drop_index_resources,
     echoed_events,
     environment_changed,
@@ -648,6 +649,7 @@ def _connect_through_http(lab: Lab, backend: _RecordingBackend, **integration: A
     apigw.update_route(
         ApiId=api_id, RouteId=connect_route["RouteId"], Target=f"integrations/{created['IntegrationId']}"
     )
+    deploy(lab)
     started = now_ms()
     try:
         ws = open_socket(lab, query(unique_user(), "ws-1"))
@@ -655,6 +657,7 @@ def _connect_through_http(lab: Lab, backend: _RecordingBackend, **integration: A
     finally:
         apigw.update_route(ApiId=api_id, RouteId=connect_route["RouteId"], Target=connect_route["Target"])
         apigw.delete_integration(ApiId=api_id, IntegrationId=created["IntegrationId"])
+        deploy(lab)
     (connect,) = [line for line in access_log(lab, started) if line["eventType"] == "CONNECT"]
     return str(connect["connectionId"])
 
