@@ -445,6 +445,8 @@ class DeploymentsApp:
         inner |= {
             "REQUEST_METHOD": "GET",
             "PATH_INFO": path,
+            "REQUEST_URI": path,  # what moto's dispatch reads the path from (werkzeug's raw URL)
+            "RAW_URI": path,
             "QUERY_STRING": "",
             "CONTENT_LENGTH": "0",
             "wsgi.input": io.BytesIO(b""),
