@@ -199,8 +199,9 @@ def check_logging_config(e: Evidence) -> list[Finding]:
 
 
 def _served_requests(log_lines: pd.DataFrame | None) -> pd.DataFrame:
-    """What the stage served, from API Gateway's execution log: one row per request that invoked an
-    integration (its route, time and endpoint URI) or that no route took (its selection value) (pure)."""
+    """What the stage served, from API Gateway's execution log (pure): one row per request, in time order,
+    with its route, the endpoint URI it invoked (NA: none) and, for a message no route took, its selection
+    value. Requests that say neither their route nor that no route took them are left out."""
     columns = ["apigw_request_id", "ts", "route_key", "endpoint_uri", "unrouted"]
     if log_lines is None or log_lines.empty:
         return pd.DataFrame(columns=columns)
@@ -209,17 +210,22 @@ def _served_requests(log_lines: pd.DataFrame | None) -> pd.DataFrame:
     if lines.empty:
         return pd.DataFrame(columns=columns)
     text = lines["message"].astype("string")
-    uri = text.str.extract(patterns.ENDPOINT_REQUEST_URI, expand=False)
-    unrouted = text.str.extract(patterns.NO_ROUTE_MATCH, expand=False)
-    # A request's route is on one of its lines, its endpoint URI on another: joined on the request id.
-    by_event = lines["event_type"].map({v: k for k, v in patterns.ROUTE_EVENT_TYPES.items()})
-    lines = lines.assign(route_key=lines["route_key"].fillna(by_event.astype("string")))
-    routes = lines.dropna(subset=["route_key"]).drop_duplicates("apigw_request_id")
-    route_of = routes.set_index("apigw_request_id")["route_key"]
-    said = lines.assign(endpoint_uri=uri, unrouted=unrouted)
-    said = said[said["endpoint_uri"].notna() | said["unrouted"].notna()]
-    said = said.assign(route_key=said["apigw_request_id"].map(route_of))
-    return said[columns].sort_values("ts", kind="stable").reset_index(drop=True)
+    # A request's route is on one of its lines (or its CONNECT/DISCONNECT line says it), its endpoint URI on
+    # another: gathered by request id.
+    by_event = lines["event_type"].map({v: k for k, v in patterns.ROUTE_EVENT_TYPES.items()}).astype("string")
+    said = lines.assign(
+        route_key=lines["route_key"].fillna(by_event),
+        endpoint_uri=text.str.extract(patterns.ENDPOINT_REQUEST_URI, expand=False),
+        unrouted=text.str.extract(patterns.NO_ROUTE_MATCH, expand=False),
+    )
+    requests = said.groupby("apigw_request_id", sort=False).agg(
+        ts=("ts", "min"),
+        route_key=("route_key", "first"),
+        endpoint_uri=("endpoint_uri", "first"),
+        unrouted=("unrouted", "first"),
+    )
+    requests = requests[requests["route_key"].notna() | requests["unrouted"].notna()]
+    return requests.reset_index()[columns].sort_values("ts", kind="stable").reset_index(drop=True)
 
 
 def _configured_endpoint(route: pd.Series) -> str:
@@ -242,11 +248,18 @@ def _drift(served: pd.DataFrame, routes: pd.DataFrame) -> list[str]:
         if pd.notna(row["route_id"])
     }
     drift: list[str] = []
-    invoked = served[served["endpoint_uri"].notna() & served["route_key"].notna()]
-    for route_key, requests in invoked.groupby("route_key", sort=True):
+    routed = served[served["route_key"].notna()]
+    for route_key, requests in routed.groupby("route_key", sort=True):
         last = requests.iloc[-1]
-        endpoint = _invoked_endpoint(str(last["endpoint_uri"]))
         key = str(route_key)
+        if pd.isna(last["endpoint_uri"]):
+            if configured.get(key):  # a route (or its integration) the stage's deployment does not have
+                drift.append(
+                    f"{key} invoked nothing at {last['ts']} (request {last['apigw_request_id']}), while its "
+                    f"integration now names {configured[key]}"
+                )
+            continue
+        endpoint = _invoked_endpoint(str(last["endpoint_uri"]))
         if key not in configured:
             drift.append(f"{key} invoked {endpoint} at {last['ts']}, but the API has no {key} route now")
         elif configured[key] and endpoint != configured[key]:

@@ -299,6 +299,20 @@ CASES: list[Case] = [
         [("fail", "stale-deployment")],
         "$connect invoked",
     ),
+    Case(  # the $connect route was added (or given its integration) after the deployment
+        "deployment: $connect invoked nothing, yet its route names a function",
+        config_checks.check_deployed_configuration,
+        {"log_lines": log_lines(served()[0])},
+        [("fail", "stale-deployment")],
+        "$connect invoked nothing",
+    ),
+    Case(
+        "deployment: a route without an integration invoked nothing, as configured",
+        config_checks.check_deployed_configuration,
+        {"log_lines": log_lines(served()[0]), "routes": routes(route("$connect", None))},
+        [("pass", None)],
+        "1 requests",
+    ),
     Case(
         "deployment: a message for a route that exists took no route",
         config_checks.check_deployed_configuration,
