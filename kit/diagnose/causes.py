@@ -3,8 +3,8 @@
 The ids are part of the kit's contract (reports, ``kit diagnose --json``, tests): keep them stable. The rank
 orders causes when several checks fail at once: a cause that explains the others comes first (a stage serving
 an older deployment makes every check of today's configuration moot; a missing ``$connect`` route makes every
-storage check moot; a denied PutItem explains an empty table better than an
-idle-timeout disconnect does). Nothing here knows about the lab or its scenarios.
+storage check moot; a denied PutItem explains an empty table better than an idle-timeout disconnect does).
+Nothing here knows about the lab or its scenarios.
 
 Each cause has a ``kind``: ``cause`` (a check found why), ``symptom`` (what the probe or the logs saw fail
 while no check knows why: it ranks after every cause, so a known reason always wins, and before ``none``, so
