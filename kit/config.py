@@ -110,6 +110,7 @@ STAGE_COLUMNS: Final[dict[str, str]] = {
     "access_log_error": "boolean",  # $context.error.message
     "access_log_variables": "string",  # every $context variable in the format, comma-separated
     "last_updated": UTC_DTYPE,
+    "deployment_created": UTC_DTYPE,  # the CreatedDate of the deployment the stage serves; NA when unread
     "problem": "string",
 }
 
@@ -551,18 +552,35 @@ def access_log_variables(log_format: str) -> list[str]:
     return list(dict.fromkeys(m.rstrip(".") for m in _CONTEXT_VARIABLE.findall(log_format)))
 
 
-def stage_frame(stage: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def stage_frame(
+    stage: Mapping[str, Any] | Iterable[Mapping[str, Any]],
+    deployments: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
     """One row per ``get_stage`` answer (one, or the ``Items`` of ``get_stages``); pure.
 
     :data:`STAGE_COLUMNS`; ``problem`` names missing access logging, a format without the variables that
-    tell the causes apart, and execution logging that is OFF for ``$connect``.
+    tell the causes apart, and execution logging that is OFF for ``$connect``. ``deployments`` are
+    ``get_deployment`` answers by id, for each stage's ``deployment_created``.
     """
     stages = [stage] if isinstance(stage, Mapping) else list(stage)
     rows = [
         _stage_row(item) if isinstance(item, Mapping) else {"problem": "A stage answer is not an object."}
         for item in stages
     ]
+    for row in rows:
+        deployment = (deployments or {}).get(str(row.get("deployment_id")))
+        row["deployment_created"] = deployment.get("CreatedDate") if deployment else None
     return frames.from_rows(rows, STAGE_COLUMNS)
+
+
+def fetch_deployment(target: Target, api_id: str, deployment_id: str) -> dict[str, Any]:
+    """``get_deployment``: when the stage's deployment was created (AWS shows nothing of what it holds)."""
+    try:
+        return strip_metadata(
+            target.client("apigatewayv2").get_deployment(ApiId=api_id, DeploymentId=deployment_id)
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _apigateway_error(exc, "GetDeployment", api_id, target) from exc
 
 
 def _stage_row(stage: Mapping[str, Any]) -> dict[str, Any]:

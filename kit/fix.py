@@ -10,9 +10,11 @@ where that is allowed, and each change's undo.
 A change is one of a few operations (:data:`OPERATIONS`): an inline policy added to the execution role, the
 function's environment patched (only the named variables; the others, secrets included, are read at apply
 time and never printed), the ``$connect`` route wired to the function's integration, the connection id
-mapped on an HTTP integration, or the kit's fixed handler (``kit/handler/app.py`` or ``app.mjs``) deployed
-in place of the function's code. A cause the client must fix (it omits ``workspaceId``, it closes at once)
-changes the client instead: ``Fix.client`` holds the probe's settings that stand for the fixed client.
+mapped on an HTTP integration, the API deployed to its stage (after a route or integration change, or for a
+stage serving an older deployment; undone by pointing the stage back), or the kit's fixed handler
+(``kit/handler/app.py`` or ``app.mjs``) deployed in place of the function's code. A cause the client must fix
+(it omits ``workspaceId``, it closes at once) changes the client instead: ``Fix.client`` holds the probe's
+settings that stand for the fixed client.
 
 What this module must not do: change a real account unless the caller passes ``allow_writes`` and the
 target is writable (:meth:`kit.target.Target.require_writes`), print or record a variable's value other than
@@ -234,6 +236,8 @@ def plan(diagnosis: Diagnosis, evidence: Evidence) -> Fix:
         return Fix(cause, summary, client={"close_after_connect": False}, function=name)
     if cause == "connection-id-not-mapped":
         return _connection_id_fix(cause, summary, evidence)
+    if cause == "stale-deployment":
+        return _deployment_fix(cause, summary, evidence)
     if cause == "connect-route-missing":
         return _connect_route_fix(cause, summary, evidence, function)
     if function is None:
@@ -330,7 +334,24 @@ def _connection_id_fix(cause: str, summary: str, evidence: Evidence) -> Fix:
             "RequestParameters": {**current, **wanted},
         },
     )
-    return Fix(cause, summary, (change,))
+    stage = _deploy_stage(evidence)
+    deploy = (_deploy_change(evidence.api_id, stage),) if stage else ()
+    return Fix(cause, summary, (change, *deploy))
+
+
+def _deploy_change(api_id: str, stage: str) -> Change:
+    return Change(
+        "deploy_stage",
+        f"Deploy the API's routes and integrations to stage {stage} (a new deployment the stage serves).",
+        {"ApiId": api_id, "StageName": stage},
+    )
+
+
+def _deployment_fix(cause: str, summary: str, evidence: Evidence) -> Fix:
+    if evidence.stage.empty or pd.isna(evidence.stage.iloc[0]["stage_name"]) or not evidence.api_id:
+        return Fix(cause, summary, advice="The stage was not read, so the kit cannot name what to deploy.")
+    stage = str(evidence.stage.iloc[0]["stage_name"])
+    return Fix(cause, summary, (_deploy_change(evidence.api_id, stage),))
 
 
 def _connect_route_fix(cause: str, summary: str, evidence: Evidence, function: pd.Series | None) -> Fix:
@@ -540,6 +561,18 @@ def _boto_integration(p: Mapping[str, Any]) -> list[str]:
     return [_boto_call(_integration_call(p))]
 
 
+def _deployment_call(p: Mapping[str, Any]) -> _ApiCall:
+    return ("apigatewayv2", "create_deployment", {"ApiId": p["ApiId"], "StageName": p["StageName"]})
+
+
+def _cli_deployment(p: Mapping[str, Any]) -> list[str]:
+    return [_cli_call(_deployment_call(p))]
+
+
+def _boto_deployment(p: Mapping[str, Any]) -> list[str]:
+    return [_boto_call(_deployment_call(p))]
+
+
 def _cli_handler(p: Mapping[str, Any]) -> list[str]:
     file = _handler_file(str(p["Runtime"]))
     name = _q(p["FunctionName"])
@@ -566,6 +599,7 @@ _RENDER: Final[
     "patch_environment": (_cli_env, _boto_env),
     "connect_route": (_cli_route, _boto_route),
     "update_integration": (_cli_integration, _boto_integration),
+    "deploy_stage": (_cli_deployment, _boto_deployment),
     "deploy_fixed_handler": (_cli_handler, _boto_handler),
 }
 OPERATIONS: Final = tuple(_RENDER)
@@ -574,7 +608,7 @@ OPERATIONS: Final = tuple(_RENDER)
 # The changes the kit makes on a real account; the fixed handler is a pattern to port there, never a
 # replacement of the user's code.
 ACCOUNT_OPERATIONS: Final = frozenset(
-    {"put_role_policy", "patch_environment", "connect_route", "update_integration"}
+    {"put_role_policy", "patch_environment", "connect_route", "update_integration", "deploy_stage"}
 )
 
 
@@ -733,9 +767,22 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
             if error_code(exc) != "ResourceConflictException":  # already there: nothing to add or undo
                 raise
         if p.get("Stage"):
-            _call(
-                target, applied, "apigatewayv2", "create_deployment", ApiId=p["ApiId"], StageName=p["Stage"]
-            )
+            _deploy_stage_now(target, applied, p["ApiId"], p["Stage"])
+    elif op == "deploy_stage":
+        _deploy_stage_now(target, applied, p["ApiId"], p["StageName"])
+    elif op == "point_stage":  # the undo of a deployment: the stage serves what it served before
+        _call(
+            target,
+            applied,
+            "apigatewayv2",
+            "update_stage",
+            ApiId=p["ApiId"],
+            StageName=p["StageName"],
+            DeploymentId=p["DeploymentId"],
+        )
+        _call(
+            target, applied, "apigatewayv2", "delete_deployment", ApiId=p["ApiId"], DeploymentId=p["Created"]
+        )
     elif op in ("delete_route", "delete_integration"):
         _call(target, applied, "apigatewayv2", op, **p)
     elif op == "remove_permission":
@@ -778,6 +825,27 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
         _deploy(target, applied, p["FunctionName"], applied.saved[p["Saved"]], p["Handler"])
     else:
         raise ConfigurationError(f"The fix has no operation {op!r}; this is a defect of the kit.")
+
+
+def _deploy_stage_now(target: Target, applied: Applied, api_id: str, stage: str) -> None:
+    """A new deployment the stage serves; its undo points the stage back at the one it served (none to undo
+    for a stage that deploys itself: its DeploymentId cannot be chosen)."""
+    before = target.client("apigatewayv2").get_stage(ApiId=api_id, StageName=stage)
+    made = _call(target, applied, "apigatewayv2", "create_deployment", ApiId=api_id, StageName=stage)
+    previous = before.get("DeploymentId")
+    if previous and not before.get("AutoDeploy"):
+        applied.undo.append(
+            Change(
+                "point_stage",
+                f"Point stage {stage} back at deployment {previous}, and delete the fix's deployment.",
+                {
+                    "ApiId": api_id,
+                    "StageName": stage,
+                    "DeploymentId": str(previous),
+                    "Created": str(made["DeploymentId"]),
+                },
+            )
+        )
 
 
 def _deploy(target: Target, applied: Applied, name: str, package: bytes, handler: str) -> None:

@@ -47,6 +47,10 @@ MANIFEST_NAME: Final = "mirror.json"
 _REGION = re.compile(r"^(?:[a-z]{2}(?:-gov)?-[a-z]+-\d)$")
 # What the lab does not model yet, named wherever a stack uses it (docs/fidelity.md keeps the full list).
 NOT_MODELLED_ROUTE_AUTH: Final = "the lab does not model authorizers yet: the mirror's route is open"
+NOT_READABLE_DEPLOYMENT: Final = (
+    "AWS has no API that reads a deployment's routes and integrations, so the mirror deploys the account's "
+    "current ones: a change made on the account and never deployed is live in the mirror"
+)
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,8 @@ def api_gaps(answers: config.ApiAnswers) -> list[Gap]:
             gaps.append(Gap(f"stage {name}: throttling limits", "the lab does not throttle yet"))
         if stage.get("ClientCertificateId"):
             gaps.append(Gap(f"stage {name}: client certificate", "the lab calls integrations without one"))
+        if stage.get("DeploymentId") and not stage.get("AutoDeploy"):
+            gaps.append(Gap(f"stage {name}: deployment {stage['DeploymentId']}", NOT_READABLE_DEPLOYMENT))
     for integration in answers.integrations:
         if integration.get("ConnectionType") == "VPC_LINK":
             gaps.append(

@@ -1,9 +1,10 @@
 """The root causes the diagnosis can name, as data: id, summary, rank, and the next step for each.
 
 The ids are part of the kit's contract (reports, ``kit diagnose --json``, tests): keep them stable. The rank
-orders causes when several checks fail at once: a cause that explains the others comes first (a missing
-``$connect`` route makes every storage check moot; a denied PutItem explains an empty table better than an
-idle-timeout disconnect does). Nothing here knows about the lab or its scenarios.
+orders causes when several checks fail at once: a cause that explains the others comes first (a stage serving
+an older deployment makes every check of today's configuration moot; a missing ``$connect`` route makes every
+storage check moot; a denied PutItem explains an empty table better than an idle-timeout disconnect does).
+Nothing here knows about the lab or its scenarios.
 
 Each cause has a ``kind``: ``cause`` (a check found why), ``symptom`` (what the probe or the logs saw fail
 while no check knows why: it ranks after every cause, so a known reason always wins, and before ``none``, so
@@ -54,6 +55,15 @@ CAUSES: tuple[Cause, ...] = (
         "keys) and the API id (--websocket-url or --api-id); `aws apigatewayv2 get-apis --region <region>` "
         "lists the APIs of a region. Then run the diagnosis again.",
         "inconclusive",
+    ),
+    Cause(
+        "stale-deployment",
+        8,
+        "The stage serves an older deployment: routes or integrations were changed after it and never "
+        "deployed, so API Gateway still invokes what was deployed (an old $connect function, a route that is "
+        "gone) and every check of today's configuration judges what does not run.",
+        "Deploy the API to the stage (aws apigatewayv2 create-deployment --api-id <api> --stage-name "
+        "<stage>), or turn AutoDeploy on; then check that get-stage names the new DeploymentId.",
     ),
     Cause(
         "connect-route-missing",

@@ -1,9 +1,11 @@
 """The checks on the configuration: the ``$connect`` route and its integration, each function's
-``TABLE_NAME`` and region, and the stage's logging: ``connect-route``, ``connection-id-mapping``,
-``env-table`` and ``apigw-logs``.
+``TABLE_NAME`` and region, the stage's logging, and whether the stage serves the configuration the API shows
+(its deployment): ``connect-route``, ``connection-id-mapping``, ``env-table``, ``apigw-logs`` and
+``deployment``.
 
 Pure: each looks at the evidence frames only (:class:`kit.diagnose.findings.Evidence`: ``routes``,
-``functions``, ``tables``, ``stage``, as :mod:`kit.config` shapes them).
+``functions``, ``tables``, ``stage``, as :mod:`kit.config` shapes them; ``deployment`` also reads API
+Gateway's execution-log lines).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import pandas as pd
 
 from kit.diagnose import causes
 from kit.diagnose.findings import CONNECT, Evidence, Finding, first_text, is_true, skip
+from kit.logparse import patterns
 
 
 def check_connect_route(e: Evidence) -> list[Finding]:
@@ -191,5 +194,151 @@ def check_logging_config(e: Evidence) -> list[Finding]:
             "pass",
             None,
             f"execution logs {row['logging_level']}, access log to {row['access_log_destination']}",
+        )
+    ]
+
+
+def _served_requests(log_lines: pd.DataFrame | None) -> pd.DataFrame:
+    """What the stage served, from API Gateway's execution log (pure): one row per request, in time order,
+    with its route, the endpoint URI it invoked (NA: none) and, for a message no route took, its selection
+    value. Requests that say neither their route nor that no route took them are left out."""
+    columns = ["apigw_request_id", "ts", "route_key", "endpoint_uri", "unrouted"]
+    if log_lines is None or log_lines.empty:
+        return pd.DataFrame(columns=columns)
+    lines = log_lines[log_lines["source"].eq("apigw_exec").fillna(False).astype(bool)]
+    lines = lines[lines["apigw_request_id"].notna()]
+    if lines.empty:
+        return pd.DataFrame(columns=columns)
+    text = lines["message"].astype("string")
+    # A request's route is on one of its lines (or its CONNECT/DISCONNECT line says it), its endpoint URI on
+    # another: gathered by request id.
+    by_event = lines["event_type"].map({v: k for k, v in patterns.ROUTE_EVENT_TYPES.items()}).astype("string")
+    said = lines.assign(
+        route_key=lines["route_key"].fillna(by_event),
+        endpoint_uri=text.str.extract(patterns.ENDPOINT_REQUEST_URI, expand=False),
+        unrouted=text.str.extract(patterns.NO_ROUTE_MATCH, expand=False),
+    )
+    requests = said.groupby("apigw_request_id", sort=False).agg(
+        ts=("ts", "min"),
+        route_key=("route_key", "first"),
+        endpoint_uri=("endpoint_uri", "first"),
+        unrouted=("unrouted", "first"),
+    )
+    requests = requests[requests["route_key"].notna() | requests["unrouted"].notna()]
+    return requests.reset_index()[columns].sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def _configured_endpoint(route: pd.Series) -> str:
+    """What the route's current integration would invoke: the function's ARN, or the HTTP URI."""
+    if pd.notna(route["function_arn"]):
+        return str(route["function_arn"])
+    return str(route["integration_uri"]) if pd.notna(route["integration_uri"]) else ""
+
+
+def _invoked_endpoint(uri: str) -> str:
+    found = patterns.INVOKED_FUNCTION_ARN.search(uri)
+    return found.group(1) if found else uri
+
+
+def _drift(served: pd.DataFrame, routes: pd.DataFrame) -> list[str]:
+    """Each way the last request of a route differs from the route as configured now (pure)."""
+    configured = {
+        str(row["route_key"]): _configured_endpoint(row)
+        for _, row in routes.iterrows()
+        if pd.notna(row["route_id"])
+    }
+    drift: list[str] = []
+    routed = served[served["route_key"].notna()]
+    for route_key, requests in routed.groupby("route_key", sort=True):
+        last = requests.iloc[-1]
+        key = str(route_key)
+        if pd.isna(last["endpoint_uri"]):
+            if configured.get(key):  # a route (or its integration) the stage's deployment does not have
+                drift.append(
+                    f"{key} invoked nothing at {last['ts']} (request {last['apigw_request_id']}), while its "
+                    f"integration now names {configured[key]}"
+                )
+            continue
+        endpoint = _invoked_endpoint(str(last["endpoint_uri"]))
+        if key not in configured:
+            drift.append(f"{key} invoked {endpoint} at {last['ts']}, but the API has no {key} route now")
+        elif configured[key] and endpoint != configured[key]:
+            drift.append(
+                f"{key} invoked {endpoint} at {last['ts']} (request {last['apigw_request_id']}), while its "
+                f"integration now names {configured[key]}"
+            )
+    unrouted = served[served["unrouted"].notna()]
+    for value in sorted(set(unrouted["unrouted"].astype(str)) & set(configured)):
+        drift.append(
+            f"a message for route {value} was answered Forbidden (no route matched), yet {value} exists"
+        )
+    return drift
+
+
+def check_deployed_configuration(e: Evidence) -> list[Finding]:
+    """Stage drift: the stage serves a deployment older than the routes and integrations the API shows.
+
+    AWS shows no deployment's routes, and no route or integration carries a date, so the evidence is what the
+    stage did: API Gateway's execution log names the endpoint each request invoked, and a route that exists
+    but took no message. A request that differs from today's configuration after the stage's deployment was
+    created (and the stage last updated) proves the drift; without those dates it may predate a deployment,
+    so it is a warning only.
+    """
+    check, question = "deployment", "Does the stage serve the API's current routes and integrations?"
+    if "api" in e.problems:
+        return skip(check, question, f"the API could not be read: {e.problems['api']}")
+    if e.stage.empty:
+        return skip(check, question, "no stage was read")
+    stage = e.stage.iloc[0]
+    name = str(stage["stage_name"])
+
+    def warn(detail: str, next_step: str) -> list[Finding]:
+        return [Finding(check, question, "warn", None, detail, next_step)]
+
+    if pd.isna(stage["deployment_id"]):
+        return warn(
+            f"stage {name} names no deployment: on AWS it serves nothing (every handshake gets 403)",
+            f"Deploy the API to the stage: aws apigatewayv2 create-deployment --api-id {e.api_id} "
+            f"--stage-name {name}.",
+        )
+    deployment = str(stage["deployment_id"])
+    dates = [d for d in (stage["deployment_created"], stage["last_updated"]) if pd.notna(d)]
+    since = max(dates) if pd.notna(stage["deployment_created"]) else None
+    served = _served_requests(e.log_lines)
+    if since is not None:
+        served = served[served["ts"] >= since]
+    if served.empty:
+        when = f" since it was deployed ({since})" if since is not None else ""
+        return skip(
+            check,
+            question,
+            f"no request of stage {name}{when} in the execution log (INFO level names what each invoked)",
+        )
+    drift = _drift(served, e.routes)
+    if not drift:
+        return [
+            Finding(
+                check,
+                question,
+                "pass",
+                None,
+                f"stage {name} (deployment {deployment}) invoked what its routes name now ({len(served)} "
+                "requests)",
+            )
+        ]
+    detail = f"stage {name} serves deployment {deployment}"
+    if since is None:
+        return warn(
+            f"{detail}, whose date was not read: {'; '.join(drift[:2])} (perhaps before a deployment)",
+            "Read the stage's deployment (aws apigatewayv2 get-deployment) to date it.",
+        )
+    return [
+        Finding(
+            check,
+            question,
+            "fail",
+            "stale-deployment",
+            f"{detail}, created {stage['deployment_created']}; since then {'; '.join(drift[:2])}",
+            causes.cause("stale-deployment").next_step,
         )
     ]

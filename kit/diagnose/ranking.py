@@ -31,6 +31,7 @@ from kit.diagnose.findings import FINDING_COLUMNS, Check, Diagnosis, Evidence, F
 log = logging.getLogger("kit.diagnose.ranking")
 
 CHECKS: tuple[Check, ...] = (
+    config_checks.check_deployed_configuration,
     config_checks.check_connect_route,
     config_checks.check_connection_id_mapping,
     table_checks.check_table,

@@ -77,7 +77,7 @@ def read_evidence(
             target = target.with_api(answers.api_id, stage, why)
             stage_answer = answers.chosen_stage(stage) or stage_answer
         if stage_answer is not None:
-            evidence.stage = config.stage_frame(stage_answer)
+            evidence.stage = config.stage_frame(stage_answer, _deployment(evidence, target, stage_answer))
         names = config.functions_for_api(target, answers)
         function_answers = (
             _section(evidence, "functions", lambda: config.fetch_functions(target, names)) or []
@@ -133,6 +133,21 @@ def read_evidence(
             evidence.invocations = logparse.invocations(parsed)
             evidence.lifecycle = logparse.connection_lifecycle(parsed)
     return evidence
+
+
+def _deployment(evidence: Evidence, target: Target, stage: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The stage's deployment by id (its CreatedDate dates what the stage serves); none when it has none.
+
+    Read for one check only (stale-deployment, which says less without it): a deployment that cannot be read
+    is a note, not a section that makes the whole diagnosis inconclusive."""
+    deployment_id = str(stage.get("DeploymentId") or "")
+    if not deployment_id:
+        return {}
+    try:
+        return {deployment_id: config.fetch_deployment(target, evidence.api_id, deployment_id)}
+    except KitError as exc:
+        evidence.notes.append(f"The stage's deployment {deployment_id} could not be read: {exc}")
+        return {}
 
 
 def _connect_functions(routes: pd.DataFrame) -> list[str]:

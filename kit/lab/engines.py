@@ -41,13 +41,16 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
 
 from kit.errors import EngineError
 from kit.lab import sockets
 from kit.lab.processes import die_with_parent
 from kit.local import CACHE_DIR, PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from kit.lab.deployments import Snapshot
 
 log = logging.getLogger("kit.engines")
 
@@ -97,6 +100,8 @@ class Engine:
     endpoint_url: str
     pid: int | None = None
     generation: Callable[[], int] = field(default=lambda: 0, repr=False)
+    # moto's engine: the snapshot an API's deployment took (kit.lab.deployments), which AWS shows no API for
+    deployed: Callable[[str, str], Snapshot | None] = field(default=lambda api, deployment: None, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _stop: list[object] = field(default_factory=list, repr=False)
     _output: IO[bytes] | None = field(default=None, repr=False)
@@ -420,12 +425,12 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     from kit.lab.insights import InsightsApp
 
     # The lab's own AWS layer around moto: GetFunction's Code.Location (a URL on this port, signed with a
-    # secret only this process holds), API Gateway v2 deployments, which moto lacks, and Logs Insights queries
+    # secret only this process holds), API Gateway v2 deployments and the stages that serve them (snapshots,
+    # DeploymentId, AutoDeploy, UpdateStage), which moto lacks, and Logs Insights queries
     # evaluated over the stored events (moto ignores filter, parse and stats).
     moto_app = DomainDispatcherApplication(create_backend_app)
-    app = ChangeCountingApp(
-        InsightsApp(DeploymentsApp(CodeLocationApp(moto_app, os.urandom(32), moto_code), moto_api_exists))
-    )
+    deployments = DeploymentsApp(CodeLocationApp(moto_app, os.urandom(32), moto_code), moto_api_exists)
+    app = ChangeCountingApp(InsightsApp(deployments))
     server = make_server(LOOPBACK, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
     # shutdown() returns at the loop's next poll (0.5 s by default, paid at every lab stop).
     thread = threading.Thread(
@@ -433,7 +438,9 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     )
     thread.start()
     url = f"http://{LOOPBACK}:{server.server_port}"
-    engine = Engine("moto", url, os.getpid(), generation=lambda: app.generation)
+    engine = Engine(
+        "moto", url, os.getpid(), generation=lambda: app.generation, deployed=deployments.snapshot
+    )
 
     def stop() -> None:
         server.shutdown()

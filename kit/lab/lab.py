@@ -260,7 +260,7 @@ class Lab:
 
         work = Path(tempfile.mkdtemp(prefix="kit-lab-"))
         stack.callback(shutil.rmtree, work, True)
-        live = LiveConfig(admin, moto.generation)
+        live = LiveConfig(admin, moto.generation, moto.deployed)
         issuer = CredentialIssuer(provision.ACCOUNT_ID)
         front = DynamoDBFront(
             dynamodb.endpoint_url, authorizer(issuer, live), provision.ACCOUNT_ID, issuer.signing_secret

@@ -3,9 +3,12 @@
 The gateway and the Lambda runtime never keep their own copy of routes, integrations, function configuration
 or role policies. They ask this module, which reads them from the lab's AWS APIs (moto) and caches each answer
 only until moto's configuration generation moves (``kit.lab.engines.ChangeCountingApp`` counts every call
-that may change IAM, Lambda or API Gateway configuration). A ``put_role_policy`` or ``delete_route`` made with
-any boto3 client therefore takes effect on the next connection, as on AWS, without re-reading everything on
-every event.
+that may change IAM, Lambda or API Gateway configuration). A ``put_role_policy`` made with any boto3 client
+therefore takes effect on the next connection, as on AWS, without re-reading everything on every event.
+
+Routes and integrations are served as the stage's deployment captured them: ``GetStage`` names the
+deployment, and its snapshot comes from the lab's own AWS layer (:mod:`kit.lab.deployments`; AWS keeps it
+and has no API that shows it). A ``delete_route`` takes effect with the next ``create_deployment``, as on AWS.
 
 Also here: the lab's stand-in for STS, issuing each function's execution-role credentials and telling the
 lab's front doors which role a request's access key belongs to.
@@ -25,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from kit import policy
 from kit.errors import error_code
+from kit.lab.deployments import Snapshot
 from kit.lab.provision import ClientFactory
 from kit.lab.sigv4 import SigningSecret
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
@@ -35,9 +39,15 @@ T = TypeVar("T")
 class LiveConfig:
     """Reads configuration through AWS APIs; caches each answer until the configuration generation moves."""
 
-    def __init__(self, aws: ClientFactory, generation: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        aws: ClientFactory,
+        generation: Callable[[], int],
+        deployed: Callable[[str, str], Snapshot | None],
+    ) -> None:
         self._aws = aws
         self._generation = generation
+        self._deployed = deployed
         self._cache: dict[tuple[str, ...], tuple[int, Any]] = {}
         self._lock = threading.Lock()
 
@@ -91,22 +101,27 @@ class LiveConfig:
     def api(
         self, api_id: str, stage: str
     ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]] | None:
-        """(api, routes, integrations, stage) answers for the API, or None when the API or stage is gone."""
+        """(api, routes, integrations, stage) the stage serves: the API, routes and integrations as its
+        deployment captured them, the stage's settings as they are now. None when the API or stage is gone,
+        or the stage points at no deployment (API Gateway refuses every handshake then)."""
 
         def load() -> (
             tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]] | None
         ):
             client = self._aws.client("apigatewayv2")
             try:
-                api = client.get_api(ApiId=api_id)
                 stage_answer = client.get_stage(ApiId=api_id, StageName=stage)
             except ClientError as exc:
                 if error_code(exc) in ("NotFoundException", "404"):
                     return None
                 raise
-            routes = client.get_routes(ApiId=api_id).get("Items", [])
-            integrations = client.get_integrations(ApiId=api_id).get("Items", [])
-            return api, list(routes), list(integrations), stage_answer
+            deployment_id = stage_answer.get("DeploymentId")
+            snapshot = self._deployed(api_id, str(deployment_id)) if deployment_id else None
+            if snapshot is None:
+                return None
+            routes = [dict(route) for route in snapshot.routes]
+            integrations = [dict(integration) for integration in snapshot.integrations]
+            return dict(snapshot.api), routes, integrations, stage_answer
 
         return self._cached(("api", api_id, stage), load)
 

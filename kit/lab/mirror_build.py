@@ -378,11 +378,24 @@ def _create_stages(
     replacements: Mapping[str, str],
     manifest: Manifest,
 ) -> dict[str, str]:
-    """Every stage with its settings and logging; the log groups of the target's stage."""
+    """Every stage with its settings and logging; the log groups of the target's stage.
+
+    A stage that serves a deployment in the account serves one of the copied routes and integrations here (a
+    deployment's own routes cannot be read on AWS: the manifest's not_reproduced list says so); a stage with
+    none serves none here either; a stage with AutoDeploy deploys itself."""
     groups: dict[str, str] = {}
+    deployment = ""
     for stage in copy.api.stages:
         name = str(stage["StageName"])
         request = _present(stage, _STAGE_FIELDS)
+        if stage.get("DeploymentId") and not stage.get("AutoDeploy"):
+            if not deployment:
+                made = apigw.create_deployment(
+                    ApiId=api_id, Description="kit mirror: the account's current routes and integrations"
+                )
+                deployment = str(made["DeploymentId"])
+            request["DeploymentId"] = deployment
+            manifest.change(f"stage {name}: deployment", str(stage["DeploymentId"]), deployment)
         access = stage.get("AccessLogSettings") or {}
         if access.get("DestinationArn"):
             request["AccessLogSettings"] = rewrite(dict(access), replacements)

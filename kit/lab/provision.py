@@ -2,9 +2,10 @@
 
 Everything the lab later acts on is created here with the same boto3 calls one would make against a real
 account: the connections table and its GSI (DynamoDB Local), the execution role and its policy from
-``iam-policies.json``, the Lambda function, the WebSocket API with its routes, integrations and ``prod``
-stage (moto), and the log groups. Nothing here is read back by a hidden channel: the gateway and the runtime
-read this configuration through the same APIs, so a change made later with any boto3 call takes effect.
+``iam-policies.json``, the Lambda function, the WebSocket API with its routes, integrations, a deployment
+of them and the ``prod`` stage serving it (moto and the lab's own AWS layer), and the log groups. Nothing
+here is read back by a hidden channel: the gateway and the runtime read this configuration through the same
+APIs, so a change made later with any boto3 call takes effect (a route or integration once deployed).
 
 This module must not start servers or know about scenarios.
 """
@@ -130,6 +131,17 @@ def load_policy(path: Path = POLICY_FILE) -> str:
     return path.read_text()
 
 
+def allow_invoke_from_api(lambda_client: Any, function_name: str, *, region: str, api_id: str) -> None:
+    """Let API Gateway invoke the function for every stage and route of the API (its resource policy)."""
+    lambda_client.add_permission(
+        FunctionName=function_name,
+        StatementId="apigateway-invoke",
+        Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{api_id}/*",
+    )
+
+
 def provision(
     aws: ClientFactory,
     *,
@@ -201,22 +213,19 @@ def provision(
         apigw.create_route(
             ApiId=api_id, RouteKey=route_key, Target=f"integrations/{integration['IntegrationId']}"
         )
+    # As SAM and the console do: a deployment of the routes above, and the stage serving it.
+    deployment = apigw.create_deployment(ApiId=api_id, Description="kit lab: the provisioned routes")
     apigw.create_stage(
         ApiId=api_id,
         StageName=STAGE,
+        DeploymentId=deployment["DeploymentId"],
         AccessLogSettings={
             "DestinationArn": f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{ACCESS_LOG_GROUP}",
             "Format": ACCESS_LOG_FORMAT,
         },
         DefaultRouteSettings={"LoggingLevel": "INFO", "DataTraceEnabled": False},
     )
-    lambda_client.add_permission(
-        FunctionName=FUNCTION_NAME,
-        StatementId="apigateway-invoke",
-        Action="lambda:InvokeFunction",
-        Principal="apigateway.amazonaws.com",
-        SourceArn=f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{api_id}/*",
-    )
+    allow_invoke_from_api(lambda_client, FUNCTION_NAME, region=region, api_id=api_id)
     return LabResources(
         region=region,
         account_id=ACCOUNT_ID,

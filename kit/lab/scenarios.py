@@ -5,6 +5,9 @@ client (the browser hook, played by the probe) connects. There are no hidden swi
 runtime or the handler: whatever a scenario does, the same call against a real account would do too, and the
 diagnosis finds it by reading configuration, logs and the table back through the same APIs.
 
+The stage serves its deployment, as on AWS: a scenario that changes routes or integrations deploys them
+afterwards, as their user did (``_deploy``), unless not deploying is the fault (``stale-deployment``).
+
 ``reproduces`` names the root-cause id a correct diagnosis should rank first. It is documentation and test
 data: the diagnosis must never import this module.
 """
@@ -16,8 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit.config import lambda_integration_uri
 from kit.errors import ConfigurationError
-from kit.lab.provision import ClientFactory, LabResources, load_policy
+from kit.lab.provision import (
+    DEFAULT_RUNTIME,
+    ClientFactory,
+    LabResources,
+    allow_invoke_from_api,
+    handler_zip,
+    load_policy,
+)
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,13 @@ def _route_id(ctx: LabContext, route_key: str) -> str:
     raise ConfigurationError(f"route {route_key} not found on API {ctx.resources.api_id}")
 
 
+def _deploy(ctx: LabContext) -> None:
+    """Deploy the API's routes and integrations to the stage, as the console's Deploy API does."""
+    ctx.aws.client("apigatewayv2").create_deployment(
+        ApiId=ctx.resources.api_id, StageName=ctx.resources.stage
+    )
+
+
 # --- the scenarios ------------------------------------------------------------------------------------------
 
 
@@ -162,6 +180,7 @@ def _no_connect_integration(ctx: LabContext) -> None:
     ctx.aws.client("apigatewayv2").delete_route(
         ApiId=ctx.resources.api_id, RouteId=_route_id(ctx, "$connect")
     )
+    _deploy(ctx)
 
 
 def _missing_workspace(ctx: LabContext) -> None:
@@ -199,6 +218,7 @@ def _write_on_message(ctx: LabContext) -> None:
     apigw = ctx.aws.client("apigatewayv2")
     connect = apigw.get_route(ApiId=ctx.resources.api_id, RouteId=_route_id(ctx, "$connect"))
     apigw.create_route(ApiId=ctx.resources.api_id, RouteKey="join", Target=connect["Target"])
+    _deploy(ctx)
     _node_handler(ctx, "write_on_message.handler")
 
 
@@ -215,6 +235,52 @@ def _http_no_connection_id(ctx: LabContext) -> None:
         ApiId=ctx.resources.api_id,
         RouteId=_route_id(ctx, "$connect"),
         Target=f"integrations/{integration['IntegrationId']}",
+    )
+    _deploy(ctx)
+
+
+OLD_CONNECT_FUNCTION = "chatgenius-connect-v1"
+
+
+def _stale_deployment(ctx: LabContext) -> None:
+    """What production ran: $connect on an older function (the seed's handler, writing to a misspelt table,
+    errors swallowed), deployed. Then the fix: the $connect integration re-pointed at the fixed function,
+    never deployed, so the stage still invokes the old one."""
+    resources = ctx.resources
+    lambda_client = ctx.aws.client("lambda")
+    old = lambda_client.create_function(
+        FunctionName=OLD_CONNECT_FUNCTION,
+        Runtime=DEFAULT_RUNTIME,
+        Role=resources.role_arn,
+        Handler="seed.handler",
+        Code={"ZipFile": handler_zip()},
+        Timeout=6,
+        MemorySize=256,
+        Environment={"Variables": {"TABLE_NAME": "chatgenius-connection"}},
+        Description="WebSocket $connect handler, first version",
+    )
+    ctx.aws.client("logs").create_log_group(logGroupName=f"/aws/lambda/{OLD_CONNECT_FUNCTION}")
+    allow_invoke_from_api(
+        lambda_client, OLD_CONNECT_FUNCTION, region=resources.region, api_id=resources.api_id
+    )
+    apigw = ctx.aws.client("apigatewayv2")
+    integration = apigw.create_integration(
+        ApiId=resources.api_id,
+        IntegrationType="AWS_PROXY",
+        IntegrationMethod="POST",
+        IntegrationUri=lambda_integration_uri(resources.region, old["FunctionArn"]),
+    )
+    apigw.update_route(
+        ApiId=resources.api_id,
+        RouteId=_route_id(ctx, "$connect"),
+        Target=f"integrations/{integration['IntegrationId']}",
+    )
+    _deploy(ctx)
+    # The fix, made in the console or a script, and never deployed.
+    apigw.update_integration(
+        ApiId=resources.api_id,
+        IntegrationId=integration["IntegrationId"],
+        IntegrationUri=lambda_integration_uri(resources.region, resources.function_arn),
     )
 
 
@@ -311,6 +377,13 @@ SCENARIOS: dict[str, Scenario] = {
             "$connect goes to the Next.js route over HTTP_PROXY without the connectionId mapping",
             "connection-id-not-mapped",
             _http_no_connection_id,
+        ),
+        Scenario(
+            "stale-deployment",
+            "the $connect integration was re-pointed at the fixed function and never deployed: the stage "
+            "still invokes the old one, the seed's handler writing to a misspelt table",
+            "stale-deployment",
+            _stale_deployment,
         ),
     )
 }

@@ -358,6 +358,15 @@ EXEC_RULES: Final = (
 )
 """Execution-log wordings, most specific first (a field keeps the first value found)."""
 
+# What the stage actually invoked, for the deployment check (kit.diagnose.config_checks), read from the
+# message text: the parsers keep no column for it. ``Endpoint request URI: `` is REST wording, its WebSocket
+# use unverified; a Lambda integration's URI is Lambda's invocations URL, which names the function's ARN.
+# The no-route line is the lab's own wording (kit.lab.gateway_logs): AWS's, for a message no route takes, is
+# unknown.
+ENDPOINT_REQUEST_URI: Final = re.compile(r"Endpoint request URI: (\S+)")
+INVOKED_FUNCTION_ARN: Final = re.compile(r"/functions/(arn:[^/\s]+)/invocations")
+NO_ROUTE_MATCH: Final = re.compile(r"no route matches route selection value \[([^\]]*)\]")
+
 ROUTE_EVENT_TYPES: Final[Mapping[str, str]] = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}
 
 

@@ -460,28 +460,39 @@ def routes(lab: Lab) -> dict[str, dict[str, Any]]:
     return {route["RouteKey"]: route for route in client.get_routes(ApiId=info(lab).api_id)["Items"]}
 
 
+def deploy(lab: Lab) -> str:
+    """Deploy the API's routes and integrations to the lab's stage, as a user does after changing them."""
+    client = lab_target(lab).client("apigatewayv2")
+    made = client.create_deployment(ApiId=info(lab).api_id, StageName=info(lab).stage)
+    return str(made["DeploymentId"])
+
+
 @contextlib.contextmanager
 def route_removed(lab: Lab, route_key: str) -> Iterator[None]:
-    """``delete_route`` for the block; the route is created again with its target afterwards."""
+    """``delete_route`` (deployed) for the block; the route is created again with its target afterwards."""
     client = lab_target(lab).client("apigatewayv2")
     route = routes(lab)[route_key]
     client.delete_route(ApiId=info(lab).api_id, RouteId=route["RouteId"])
+    deploy(lab)
     try:
         yield
     finally:
         client.create_route(ApiId=info(lab).api_id, RouteKey=route_key, Target=route["Target"])
+        deploy(lab)
 
 
 @contextlib.contextmanager
 def route_added(lab: Lab, route_key: str, **options: Any) -> Iterator[None]:
-    """``create_route`` on the Lambda integration for the block; deleted afterwards."""
+    """``create_route`` (deployed) on the Lambda integration for the block; deleted afterwards."""
     client = lab_target(lab).client("apigatewayv2")
     target = routes(lab)["$disconnect"]["Target"]
     route = client.create_route(ApiId=info(lab).api_id, RouteKey=route_key, Target=target, **options)
+    deploy(lab)
     try:
         yield
     finally:
         client.delete_route(ApiId=info(lab).api_id, RouteId=route["RouteId"])
+        deploy(lab)
 
 
 @contextlib.contextmanager

@@ -26,15 +26,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from kit import fix
+from kit.config import lambda_integration_uri
 from kit.diagnose import causes, ranking
 from kit.diagnose.findings import Diagnosis, Evidence
 from kit.diagnose.reading import read_evidence
 from kit.lab.lab import Lab
-from kit.lab.provision import POLICY_NAME, ROLE_NAME, load_policy
+from kit.lab.provision import DEFAULT_RUNTIME, POLICY_NAME, ROLE_NAME, handler_zip, load_policy
 from kit.lab.scenarios import SCENARIOS, ClientPlan
 from kit.probe_core import ProbePlan, ProbeTimeouts
 
-from .labclient import EmptyDynamoDB, hold_engine_restart, wait_until
+from .labclient import EmptyDynamoDB, deploy, hold_engine_restart, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +69,7 @@ DIAGNOSIS_MODULES = tuple(
 EXTRA_DENY_POLICY = "kit-test-deny-put"
 TYPO_TABLE = "chatgenius-connection"
 INVOKE_STATEMENT = "apigateway-invoke"  # the statement kit.lab.provision adds to the function's policy
+NEW_FUNCTION = "chatgenius-websocket-v2"
 
 
 def probe_plan(client: ClientPlan, **changes: Any) -> ProbePlan:
@@ -121,6 +124,27 @@ def test_the_diagnosis_names_the_root_cause_of_the_node_seed(
         assert configuration["Runtime"] == "nodejs20.x"
         diagnosis = run_diagnosis(lab, scenario.client)
     assert diagnosis.root_cause["id"] == scenario.reproduces, ranking.summary_text(diagnosis)
+
+
+def test_the_diagnosis_names_a_stale_deployment_and_its_fix_deploys(empty_dynamodb: EmptyDynamoDB) -> None:
+    """The stale-deployment scenario (its mirror cannot reproduce it: test_mirror_scenarios.py says why)."""
+    scenario = SCENARIOS["stale-deployment"]
+    with Lab(scenario.name, write_lab_file=False, dynamodb=empty_dynamodb()) as lab:
+        diagnosis, evidence = diagnosis_and_evidence(lab, scenario.client)
+        summary = ranking.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "stale-deployment", summary
+        assert "chatgenius-connect-v1" in " ".join(diagnosis.root_cause["evidence"]), summary
+        planned = fix.plan(diagnosis, evidence)
+        assert [c.operation for c in planned.changes] == ["deploy_stage"], planned.text()
+
+        def read(since: datetime, client: Any) -> Evidence:
+            return read_evidence(lab.target(), since=since, probe_plan=probe_plan(scenario.client))
+
+        verified, applied = fix.verify(lab.target(), planned, read, ranking.diagnose)
+        assert verified.fixed, verified.text
+        fix.undo(lab.target(), applied)  # the stage serves the old deployment again
+        again, _ = diagnosis_and_evidence(lab, scenario.client, since=datetime.now(UTC))
+        assert again.root_cause["id"] == "stale-deployment", ranking.summary_text(again)
 
 
 def _scenario_uses(path: Path) -> list[str]:
@@ -277,10 +301,12 @@ class TestFaultsMadeThroughAws:
         assert connect is not None
         since = datetime.now(UTC)
         apigw.delete_route(ApiId=lab.resources.api_id, RouteId=connect["RouteId"])
+        deploy(lab)  # as on AWS, the deletion takes effect once deployed
         try:
             diagnosis = run_diagnosis(lab, ClientPlan(), since)
         finally:
             apigw.create_route(ApiId=lab.resources.api_id, RouteKey="$connect", Target=connect["Target"])
+            deploy(lab)
         summary = ranking.summary_text(diagnosis)
         assert diagnosis.root_cause["id"] == "connect-route-missing", summary
         assert finding(diagnosis, "connect-route")["verdict"] == "fail"
@@ -339,10 +365,12 @@ class TestFaultsMadeThroughAws:
         assert before == "$request.body.action"
         since = datetime.now(UTC)
         apigw.update_api(ApiId=api_id, RouteSelectionExpression="$request.body.type")
+        deploy(lab)
         try:
             diagnosis = run_diagnosis(lab, ClientPlan(), since, actions=("message",))
         finally:
             apigw.update_api(ApiId=api_id, RouteSelectionExpression=before)
+            deploy(lab)
         summary = ranking.summary_text(diagnosis)
         assert diagnosis.root_cause["id"] == "not-delivered", summary
         evidence = " ".join(diagnosis.root_cause["evidence"])
@@ -353,6 +381,49 @@ class TestFaultsMadeThroughAws:
         for check in ("probe", "handshake", "write-on-connect"):
             assert finding(diagnosis, check)["verdict"] == "pass", summary
         assert apigw.get_api(ApiId=api_id)["RouteSelectionExpression"] == before
+
+    def test_connect_integration_changed_without_a_deployment(self, lab: Lab) -> None:
+        """Issue 14: the $connect integration re-pointed at a new function and never deployed; the stage still
+        invokes the old one, and the diagnosis says the stage serves an older deployment."""
+        assert lab.resources is not None
+        resources = lab.resources
+        lambda_client = lab.target().client("lambda")
+        apigw = lab.target().client("apigatewayv2")
+        lambda_client.create_function(
+            FunctionName=NEW_FUNCTION,
+            Runtime=DEFAULT_RUNTIME,
+            Role=resources.role_arn,
+            Handler="app.handler",
+            Code={"ZipFile": handler_zip()},
+            Environment={"Variables": {"TABLE_NAME": resources.table, "AUTH_MODE": "email"}},
+        )
+        lab.target().client("logs").create_log_group(logGroupName=f"/aws/lambda/{NEW_FUNCTION}")
+        new_arn = f"arn:aws:lambda:{resources.region}:{resources.account_id}:function:{NEW_FUNCTION}"
+        connect = _route(lab, "$connect")
+        assert connect is not None
+        integration_id = connect["Target"].removeprefix("integrations/")
+        before = apigw.get_integration(ApiId=resources.api_id, IntegrationId=integration_id)["IntegrationUri"]
+        since = datetime.now(UTC)
+        apigw.update_integration(
+            ApiId=resources.api_id,
+            IntegrationId=integration_id,
+            IntegrationUri=lambda_integration_uri(resources.region, new_arn),
+        )
+        try:
+            diagnosis = run_diagnosis(lab, ClientPlan(), since)
+        finally:
+            apigw.update_integration(
+                ApiId=resources.api_id, IntegrationId=integration_id, IntegrationUri=before
+            )
+            lambda_client.delete_function(FunctionName=NEW_FUNCTION)
+            lab.target().client("logs").delete_log_group(logGroupName=f"/aws/lambda/{NEW_FUNCTION}")
+        summary = ranking.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "stale-deployment", summary
+        evidence = " ".join(diagnosis.root_cause["evidence"])
+        assert f"$connect invoked {resources.function_arn}" in evidence, summary
+        assert new_arn in evidence, summary
+        # The deployed, old function still stores the connections: only the drift is wrong.
+        assert finding(diagnosis, "probe")["verdict"] == "pass", summary
 
     def test_dynamodb_engine_killed(self, lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
         """Issue 10 item 9: an engine that does not answer is a target problem, never a missing permission."""

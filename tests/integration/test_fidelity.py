@@ -36,6 +36,7 @@ from .labclient import (
     close_quietly,
     connect_user,
     connection_id_of,
+    deploy,
     drop_index_resources,
     echoed_events,
     environment_changed,
@@ -648,6 +649,7 @@ def _connect_through_http(lab: Lab, backend: _RecordingBackend, **integration: A
     apigw.update_route(
         ApiId=api_id, RouteId=connect_route["RouteId"], Target=f"integrations/{created['IntegrationId']}"
     )
+    deploy(lab)
     started = now_ms()
     try:
         ws = open_socket(lab, query(unique_user(), "ws-1"))
@@ -655,6 +657,7 @@ def _connect_through_http(lab: Lab, backend: _RecordingBackend, **integration: A
     finally:
         apigw.update_route(ApiId=api_id, RouteId=connect_route["RouteId"], Target=connect_route["Target"])
         apigw.delete_integration(ApiId=api_id, IntegrationId=created["IntegrationId"])
+        deploy(lab)
     (connect,) = [line for line in access_log(lab, started) if line["eventType"] == "CONNECT"]
     return str(connect["connectionId"])
 
@@ -692,16 +695,17 @@ def test_execution_and_access_logs(lab: Lab) -> None:
 
 
 def test_every_row_of_the_table_has_a_test() -> None:
-    """Not a row: docs/fidelity.md and these tests (here and test_runtime_node.py) name the same rows."""
+    """Not a row: docs/fidelity.md and these tests (here, test_runtime_node.py and test_lab_deployments.py)
+    name the same rows."""
     document = (Path(__file__).resolve().parents[2] / "docs" / "fidelity.md").read_text()
     table_rows = {
         line.split("|")[1].strip()
         for line in document.splitlines()
         if line.startswith("| ") and not line.startswith(("| behaviour", "|---"))
     }
-    from . import test_runtime_node  # the Node.js runtime's rows
+    from . import test_lab_deployments, test_runtime_node  # the Node.js runtime's and deployments' rows
 
-    tests = [*globals().values(), *vars(test_runtime_node).values()]
+    tests = [*globals().values(), *vars(test_runtime_node).values(), *vars(test_lab_deployments).values()]
     tested_rows = {
         match.group(1)
         for test in tests

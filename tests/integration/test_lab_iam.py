@@ -56,7 +56,7 @@ def lab(
     role_arn = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     policy = json.loads(json.dumps(POLICY).replace("chatgenius-connections", table_name))
     iam.put_role_policy(RoleName=ROLE, PolicyName="access", PolicyDocument=json.dumps(policy))
-    live = LiveConfig(admin, moto_engine.generation)
+    live = LiveConfig(admin, moto_engine.generation, moto_engine.deployed)
     issuer = CredentialIssuer(ACCOUNT)
     front = DynamoDBFront(
         dynamodb_engine.endpoint_url, authorizer(issuer, live), ACCOUNT, issuer.signing_secret

@@ -18,7 +18,7 @@ import pytest
 import websocket
 
 from kit.lab.lab import Lab
-from kit.lab.scenarios import SCENARIOS, ClientPlan
+from kit.lab.scenarios import OLD_CONNECT_FUNCTION, SCENARIOS, ClientPlan
 
 from .labclient import (
     INTERNAL_ERROR_FRAME,
@@ -26,8 +26,10 @@ from .labclient import (
     EmptyDynamoDB,
     access_log,
     close_quietly,
+    execution_group,
     info,
     lambda_lines,
+    log_messages,
     now_ms,
     open_socket,
     query,
@@ -219,6 +221,21 @@ def no_connect_integration(observed: Observed) -> None:
     assert not any('"route": "$connect"' in line for line in observed.lambda_before_close)
 
 
+def stale_deployment(observed: Observed) -> None:
+    """The stage still invokes the old $connect function; the fixed one, which the API now names, never runs."""
+    _both_accepted(observed)
+    assert table_items(observed.lab) == []  # the old handler wrote to a misspelt table and said 200
+    old_function = log_messages(observed.lab, f"/aws/lambda/{OLD_CONNECT_FUNCTION}", observed.started_ms)
+    assert len(starts(old_function)) == 2, old_function
+    assert not any('"route": "$connect"' in line for line in observed.lambda_before_close)
+    uris = [
+        line
+        for line in log_messages(observed.lab, execution_group(observed.lab), observed.started_ms)
+        if "Endpoint request URI: " in line
+    ]
+    assert sum(f"function:{OLD_CONNECT_FUNCTION}/invocations" in line for line in uris) == 2, uris
+
+
 def missing_workspace(observed: Observed) -> None:
     _both_accepted(observed)
     stored = _stored(observed.lab)
@@ -334,6 +351,7 @@ SYMPTOMS: dict[str, Callable[[Observed], None]] = {
     "http-no-connection-id": http_no_connection_id,
     "write-not-awaited": write_not_awaited,
     "write-on-message": write_on_message,
+    "stale-deployment": stale_deployment,
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -87,9 +87,15 @@ def functions(*rows: Mapping[str, Any]) -> pd.DataFrame:
     return _frame(config.FUNCTION_COLUMNS, default, rows)
 
 
+DEPLOYED = NOW - timedelta(hours=1)  # when the stage's deployment was created
+
+
 def stage(*rows: Mapping[str, Any]) -> pd.DataFrame:
     default = {
         "stage_name": "prod",
+        "deployment_id": "dep1",
+        "deployment_created": DEPLOYED,
+        "last_updated": DEPLOYED,
         "auto_deploy": True,
         "logging_level": "INFO",
         "connect_logging_level": "INFO",
@@ -169,6 +175,35 @@ def log_lines(*rows: Mapping[str, Any]) -> pd.DataFrame:
         "app_outcome": "stored",
     }
     return _frame(logparse.LOG_COLUMNS, default, rows)
+
+
+def invoked_uri(function_arn: str = FUNCTION_ARN) -> str:
+    return f"https://lambda.{REGION}.amazonaws.com/2015-03-31/functions/{function_arn}/invocations"
+
+
+def exec_line(request: str, message: str, **extra: Any) -> dict[str, Any]:
+    """An API Gateway execution-log line of request ``request`` (a row for :func:`log_lines`)."""
+    return {
+        "log_group": "API-Gateway-Execution-Logs_abc123/prod",
+        "message": f"({request}) {message}",
+        "source": "apigw_exec",
+        "kind": "exec_line",
+        "request_id": None,
+        "apigw_request_id": request,
+        "connection_id": None,
+        "route_key": None,
+        "app_outcome": None,
+    } | extra
+
+
+def served(
+    route_key: str = "$connect", function_arn: str = FUNCTION_ARN, request: str = "gw-1", ts: datetime = NOW
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The execution-log lines of a request the stage routed to ``route_key`` and sent to the function."""
+    return (
+        exec_line(request, f"WebSocket Request Route: [{route_key}]", route_key=route_key, ts=ts),
+        exec_line(request, f"Endpoint request URI: {invoked_uri(function_arn)}", ts=ts),
+    )
 
 
 def invocations(*rows: Mapping[str, Any]) -> pd.DataFrame:
@@ -278,7 +313,7 @@ def healthy() -> Evidence:
         coverage=coverage(),
         permissions=permissions(),
         log_report=None,
-        log_lines=log_lines(),
+        log_lines=log_lines({}, *served()),
         invocations=invocations(),
         lifecycle=lifecycle(),
         probe=probe_rows(),

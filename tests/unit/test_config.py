@@ -519,6 +519,27 @@ def test_stage_frame_flags_a_format_without_the_useful_variables() -> None:
     assert "lacks $context.connectionId, $context.status, $context.integration.status" in row["problem"]
 
 
+@pytest.mark.parametrize(
+    ("deployments", "expected"),
+    [
+        (None, None),  # not read
+        ({"other": {"CreatedDate": "2024-11-30T10:00:00Z"}}, None),
+        (
+            {"dep0001x": {"DeploymentId": "dep0001x", "CreatedDate": "2024-11-30T10:00:00Z"}},
+            "2024-11-30T10:00Z",
+        ),
+    ],
+)
+def test_stage_frame_dates_the_deployment_the_stage_serves(
+    deployments: dict[str, dict[str, str]] | None, expected: str | None
+) -> None:
+    row = stage_frame(load("apigw-get-stage.json"), deployments).iloc[0]
+    if expected is None:
+        assert pd.isna(row["deployment_created"])
+    else:
+        assert row["deployment_created"] == pd.Timestamp(expected)
+
+
 def test_stage_frame_of_nothing_is_empty_with_the_contract() -> None:
     assert_contract(stage_frame([]), STAGE_COLUMNS)
 

@@ -351,6 +351,21 @@ RANKING: list[tuple[str, list[tuple[str, str | None]], str]] = [
         [fail(cause.id) for cause in reversed(causes.CAUSES) if cause.id != "none"],
         "target-not-found",
     ),
+    (  # what runs is the deployment: today's configuration, and what it lacks, is not served yet
+        "a stale deployment beats a missing $connect route",
+        [fail("connect-route-missing"), fail("stale-deployment")],
+        "stale-deployment",
+    ),
+    (
+        "a stale deployment beats what its old handler does",
+        [fail("table-not-found"), fail("handler-crash"), fail("not-stored"), fail("stale-deployment")],
+        "stale-deployment",
+    ),
+    (
+        "a wrong target beats a stale deployment",
+        [fail("stale-deployment"), fail("target-not-found")],
+        "target-not-found",
+    ),
     (
         "a wrong target beats every cause in the stack",
         [fail("table-not-found"), fail("connect-route-missing"), fail("target-not-found")],

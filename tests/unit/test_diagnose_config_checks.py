@@ -5,6 +5,8 @@ builders and the case's shape are in diagnose_evidence.py.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pandas as pd
 import pytest
 
@@ -12,6 +14,7 @@ from kit import config
 from kit.diagnose import config_checks
 
 from .diagnose_evidence import (
+    DEPLOYED,
     LAMBDA_URI,
     OTHER_REGION,
     PROBLEM,
@@ -20,13 +23,17 @@ from .diagnose_evidence import (
     Case,
     assert_case,
     assert_cases_cover,
+    exec_line,
     functions,
+    log_lines,
     route,
     routes,
+    served,
     skip_case,
     stage,
 )
 
+OLD_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:chatgenius-connect-v1"
 ROUTE_DELETED = config.routes_frame(
     [{"RouteKey": "$disconnect", "RouteId": "r2", "Target": "integrations/i1"}],
     [{"IntegrationId": "i1", "IntegrationType": "AWS_PROXY", "IntegrationUri": LAMBDA_URI}],
@@ -224,6 +231,143 @@ CASES: list[Case] = [
         "lacks $context.connectionId",
     ),
     skip_case("apigw logs skip", config_checks.check_logging_config, "api", stage=stage().iloc[0:0]),
+    # deployment: what the stage invoked, from the execution log, against the routes as they are now
+    Case(
+        "deployment pass", config_checks.check_deployed_configuration, {}, [("pass", None)], "deployment dep1"
+    ),
+    Case(
+        "deployment: $connect invoked another function after the deployment",
+        config_checks.check_deployed_configuration,
+        {"log_lines": log_lines(*served(function_arn=OLD_ARN))},
+        [("fail", "stale-deployment")],
+        f"$connect invoked {OLD_ARN}",
+    ),
+    Case(
+        "deployment: the last request counts (the one before it was older)",
+        config_checks.check_deployed_configuration,
+        {
+            "log_lines": log_lines(
+                *served(function_arn=OLD_ARN, request="gw-0", ts=DEPLOYED + timedelta(minutes=1)),
+                *served(),
+            )
+        },
+        [("pass", None)],
+        "2 requests",
+    ),
+    Case(
+        "deployment: a request at the deployment's very time counts",
+        config_checks.check_deployed_configuration,
+        {"log_lines": log_lines(*served(function_arn=OLD_ARN, ts=DEPLOYED))},
+        [("fail", "stale-deployment")],
+        OLD_ARN,
+    ),
+    Case(
+        "deployment: a request just before the deployment does not",
+        config_checks.check_deployed_configuration,
+        {"log_lines": log_lines(*served(function_arn=OLD_ARN, ts=DEPLOYED - timedelta(milliseconds=1)))},
+        [("skip", None)],
+        "no request of stage prod since it was deployed",
+    ),
+    Case(
+        "deployment: a request before the stage was re-pointed does not",
+        config_checks.check_deployed_configuration,
+        {
+            "stage": stage({"last_updated": DEPLOYED + timedelta(minutes=30)}),
+            "log_lines": log_lines(*served(function_arn=OLD_ARN, ts=DEPLOYED + timedelta(minutes=10))),
+        },
+        [("skip", None)],
+        "since it was deployed",
+    ),
+    Case(
+        "deployment: $connect invoked, yet the API has no $connect route",
+        config_checks.check_deployed_configuration,
+        {"routes": routes(route("$disconnect"), route("message"))},
+        [("fail", "stale-deployment")],
+        "the API has no $connect route now",
+    ),
+    Case(
+        "deployment: the route comes from the CONNECT line when no route line was written",
+        config_checks.check_deployed_configuration,
+        {
+            "log_lines": log_lines(
+                exec_line(
+                    "gw-1", "Client [...] is connecting to WebSocket API [abc123].", event_type="CONNECT"
+                ),
+                served(function_arn=OLD_ARN)[1],
+            )
+        },
+        [("fail", "stale-deployment")],
+        "$connect invoked",
+    ),
+    Case(  # the $connect route was added (or given its integration) after the deployment
+        "deployment: $connect invoked nothing, yet its route names a function",
+        config_checks.check_deployed_configuration,
+        {"log_lines": log_lines(served()[0])},
+        [("fail", "stale-deployment")],
+        "$connect invoked nothing",
+    ),
+    Case(
+        "deployment: a route without an integration invoked nothing, as configured",
+        config_checks.check_deployed_configuration,
+        {"log_lines": log_lines(served()[0]), "routes": routes(route("$connect", None))},
+        [("pass", None)],
+        "1 requests",
+    ),
+    Case(
+        "deployment: a message for a route that exists took no route",
+        config_checks.check_deployed_configuration,
+        {
+            "log_lines": log_lines(
+                exec_line(
+                    "gw-2",
+                    "Execution failed: no route matches route selection value [message] and the API has no "
+                    "$default route",
+                )
+            )
+        },
+        [("fail", "stale-deployment")],
+        "a message for route message was answered Forbidden",
+    ),
+    Case(
+        "deployment: a message for a route that does not exist is no drift",
+        config_checks.check_deployed_configuration,
+        {
+            "log_lines": log_lines(
+                exec_line("gw-2", "Execution failed: no route matches route selection value [join] and ...")
+            )
+        },
+        [("pass", None)],
+        "1 requests",
+    ),
+    Case(
+        "deployment: drift, but the deployment's date was not read",
+        config_checks.check_deployed_configuration,
+        {"stage": stage({"deployment_created": None}), "log_lines": log_lines(*served(function_arn=OLD_ARN))},
+        [("warn", None)],
+        "whose date was not read",
+    ),
+    Case(
+        "deployment: the stage names no deployment",
+        config_checks.check_deployed_configuration,
+        {"stage": stage({"deployment_id": None, "deployment_created": None})},
+        [("warn", None)],
+        "names no deployment",
+    ),
+    Case(
+        "deployment: no execution-log line says what was invoked",
+        config_checks.check_deployed_configuration,
+        {"log_lines": log_lines()},
+        [("skip", None)],
+        "no request of stage prod",
+    ),
+    Case(
+        "deployment: no logs read",
+        config_checks.check_deployed_configuration,
+        {"log_lines": None},
+        [("skip", None)],
+        "no request",
+    ),
+    skip_case("deployment skip", config_checks.check_deployed_configuration, "api"),
 ]
 
 

@@ -56,6 +56,7 @@ PLANS = [
     ("write-on-message", ["deploy_fixed_handler"], ("FunctionName", FUNCTION)),
     ("workspace-id-missing", ["deploy_fixed_handler"], ("FunctionName", FUNCTION)),
     ("connect-route-missing", ["connect_route"], ("ApiId", "abc123")),
+    ("stale-deployment", ["deploy_stage"], ("StageName", "prod")),
 ]
 
 
@@ -135,6 +136,35 @@ def test_a_route_fix_redeploys_only_a_stage_that_does_not_deploy_itself() -> Non
         "create-deployment --api-id abc123 --stage-name prod" in line for line in manual.changes[0].cli()
     )
     assert any("create_deployment" in line for line in manual.changes[0].boto3())
+
+
+def test_a_stale_deployment_gets_a_deployment_of_its_stage() -> None:
+    planned = fix.plan(diagnosis("stale-deployment"), evidence(stage=stage({"stage_name": "live"})))
+    (change,) = planned.changes
+    assert change.cli() == ["aws apigatewayv2 create-deployment --api-id abc123 --stage-name live"]
+    assert change.boto3() == [
+        "boto3.client(\"apigatewayv2\").create_deployment(ApiId='abc123', StageName='live')"
+    ]
+    assert fix.for_account(planned).changes == (change,)  # the kit may deploy a real account's stage
+    unread = fix.plan(diagnosis("stale-deployment"), evidence(stage=stage().iloc[0:0]))
+    assert not unread.applicable and "stage was not read" in unread.advice
+
+
+@pytest.mark.parametrize(
+    ("auto_deploy", "operations"),
+    [(True, ["update_integration"]), (False, ["update_integration", "deploy_stage"])],
+)
+def test_an_integration_fix_is_deployed_unless_the_stage_deploys_itself(
+    auto_deploy: bool, operations: list[str]
+) -> None:
+    http = routes(
+        {"route_key": "$connect", "route_id": "r1", "integration_id": "i9", "integration_type": "HTTP_PROXY"}
+    )
+    planned = fix.plan(
+        diagnosis("connection-id-not-mapped"),
+        evidence(routes=http, stage=stage({"auto_deploy": auto_deploy})),
+    )
+    assert [c.operation for c in planned.changes] == operations
 
 
 def test_a_connection_id_fix_keeps_the_integrations_other_parameters() -> None:

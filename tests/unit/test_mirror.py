@@ -84,6 +84,12 @@ def answers(routes: list[dict[str, Any]] = (), stages: list[dict[str, Any]] = ()
             answers(stages=[{"StageName": "prod", "ClientCertificateId": "c"}]),
             ["stage prod: client certificate"],
         ),
+        (  # what the stage's deployment holds cannot be read: the mirror deploys the current routes
+            answers(stages=[{"StageName": "prod", "DeploymentId": "d1"}]),
+            ["stage prod: deployment d1"],
+        ),
+        (answers(stages=[{"StageName": "prod", "DeploymentId": "d1", "AutoDeploy": True}]), []),
+        (answers(stages=[{"StageName": "prod"}]), []),  # no deployment: none in the mirror either
         (answers(integrations=[{"IntegrationId": "i", "ConnectionType": "INTERNET"}]), []),
         (
             answers(integrations=[{"IntegrationId": "i", "ConnectionType": "VPC_LINK"}]),
