@@ -229,15 +229,18 @@ def _served_requests(log_lines: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def _configured_endpoint(route: pd.Series) -> str:
-    """What the route's current integration would invoke: the function's ARN, or the HTTP URI."""
+    """What the route's current integration would invoke: the function's ARN, or the HTTP URI (no query)."""
     if pd.notna(route["function_arn"]):
         return str(route["function_arn"])
-    return str(route["integration_uri"]) if pd.notna(route["integration_uri"]) else ""
+    return str(route["integration_uri"]).split("?", 1)[0] if pd.notna(route["integration_uri"]) else ""
 
 
 def _invoked_endpoint(uri: str) -> str:
+    """The function an execution log's endpoint URI invoked, or its HTTP URI without the query string: the
+    query parameters an integration maps (``integration.request.querystring.*``) are added per request, so
+    they never show drift."""
     found = patterns.INVOKED_FUNCTION_ARN.search(uri)
-    return found.group(1) if found else uri
+    return found.group(1) if found else uri.split("?", 1)[0]
 
 
 def _drift(served: pd.DataFrame, routes: pd.DataFrame) -> list[str]:

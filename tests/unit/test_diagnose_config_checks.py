@@ -16,6 +16,7 @@ from kit.diagnose import config_checks
 from .diagnose_evidence import (
     DEPLOYED,
     LAMBDA_URI,
+    NOW,
     OTHER_REGION,
     PROBLEM,
     REGION,
@@ -305,6 +306,36 @@ CASES: list[Case] = [
         {"log_lines": log_lines(served()[0])},
         [("fail", "stale-deployment")],
         "$connect invoked nothing",
+    ),
+    Case(  # an HTTP integration's mapped query parameters are added to the URI per request
+        "deployment: an HTTP route invoked its URI with the mapped query string",
+        config_checks.check_deployed_configuration,
+        {
+            "log_lines": log_lines(
+                exec_line("gw-3", "WebSocket Request Route: [$connect]", route_key="$connect", ts=NOW),
+                exec_line(
+                    "gw-3",
+                    "Endpoint request URI: http://127.0.0.1:3000/api/websocket?token=t&workspaceId=w",
+                    ts=NOW,
+                ),
+            ),
+            "routes": routes(route("$connect", "HTTP_PROXY")),
+        },
+        [("pass", None)],
+        "1 requests",
+    ),
+    Case(
+        "deployment: an HTTP route invoked another URI",
+        config_checks.check_deployed_configuration,
+        {
+            "log_lines": log_lines(
+                exec_line("gw-3", "WebSocket Request Route: [$connect]", route_key="$connect", ts=NOW),
+                exec_line("gw-3", "Endpoint request URI: http://127.0.0.1:3000/api/old?token=t", ts=NOW),
+            ),
+            "routes": routes(route("$connect", "HTTP_PROXY")),
+        },
+        [("fail", "stale-deployment")],
+        "invoked http://127.0.0.1:3000/api/old at",
     ),
     Case(
         "deployment: a route without an integration invoked nothing, as configured",
