@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kit.lab.engines import is_configuration_change
+from kit.lab.engines import is_api_gateway_v2, is_configuration_change
 
 
 def _environ(service: str, method: str = "POST") -> dict[str, str]:
@@ -38,3 +38,22 @@ def test_configuration_change(service: str, method: str, body: bytes, expected: 
 
 def test_unsigned_request_is_not_a_change() -> None:
     assert is_configuration_change({"REQUEST_METHOD": "DELETE"}, b"") is False
+
+
+@pytest.mark.parametrize(
+    ("service", "path", "expected"),
+    [
+        ("apigateway", "/v2/apis", True),
+        ("apigateway", "/v2/apis/abc/routes/r1", True),
+        ("apigateway", "/v2", True),
+        ("apigateway", "/v2apis", False),  # not the v2 prefix
+        ("apigateway", "/restapis", False),  # API Gateway v1 stays with moto's dispatcher
+        ("apigateway", "/", False),
+        ("execute-api", "/v2/apis", False),  # another signing name
+        ("lambda", "/v2/apis", False),
+        ("", "/v2/apis", False),  # unsigned
+    ],
+)
+def test_api_gateway_v2_calls_go_to_the_v2_app(service: str, path: str, expected: bool) -> None:
+    environ = _environ(service) if service else {"REQUEST_METHOD": "GET"}
+    assert is_api_gateway_v2(environ | {"PATH_INFO": path}) is expected
