@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -236,30 +237,37 @@ class Lab:
         stack = self._stack
         choice = self.dynamodb_choice
         lent = choice if isinstance(choice, engines.Engine) else None
-        if isinstance(choice, engines.Engine):
-            if choice.name != "dynamodb-local":  # a moto engine would share its state with the lab's own moto
-                raise EngineError("a lab can only be given a running DynamoDB Local, not a moto engine.")
-            dynamodb = choice
-        else:
-            dynamodb = engines.start_dynamodb(choice)
-            stack.callback(self._stop_dynamodb)
-        self.dynamodb_engine = dynamodb
-        # moto keeps one state per process: when it also stands in for DynamoDB, one server serves both.
-        moto = dynamodb if dynamodb.name == "moto" else engines.start_moto()
-        if moto is not dynamodb:
-            stack.callback(moto.stop)
+        if lent is not None and lent.name != "dynamodb-local":
+            # a moto engine would share its state with the lab's own moto
+            raise EngineError("a lab can only be given a running DynamoDB Local, not a moto engine.")
+        # DynamoDB Local's JVM takes the longest to start: it starts on a thread of its own while moto starts
+        # and the control plane (IAM, Lambda, API Gateway, log groups) is provisioned; the table comes after.
+        starting = None if lent is not None or choice == "moto" else self._start_dynamodb_local(stack)
+        moto = engines.start_moto()
+        stack.callback(moto.stop)
         self.moto_engine = moto
+        control = Target.local(dict.fromkeys(CONTROL_SERVICES, moto.endpoint_url), region=self.region)
 
+        work, runtime, logs = self._start_runtime(control)
+        table = self.mirror.table if self.mirror is not None else schema.EXPECTED.name
+        provisioned = None
+        if self.mirror is None:
+            provisioned = provision.provision_control_plane(
+                control,
+                region=self.region,
+                code_dir=work / "task",
+                table=table,
+                runtime=self.function_runtime,
+                function=self.function,
+            )
+
+        # Under `moto` (or `auto` without Java), the lab's moto serves DynamoDB too.
+        dynamodb = (lent or moto) if starting is None else self._dynamodb_started(starting, moto)
+        self.dynamodb_engine = dynamodb
         endpoints = {"dynamodb": dynamodb.endpoint_url} | dict.fromkeys(CONTROL_SERVICES, moto.endpoint_url)
         admin = Target.local(endpoints | {"*": moto.endpoint_url}, region=self.region, source="lab")
         self._admin = admin
 
-        logs = LogWriter(admin.client("logs"))
-        stack.callback(logs.close)
-        self.logs = logs
-
-        work = Path(tempfile.mkdtemp(prefix="kit-lab-"))
-        stack.callback(shutil.rmtree, work, True)
         live = LiveConfig(admin, moto.generation, moto.deployed)
         issuer = CredentialIssuer(provision.ACCOUNT_ID)
         front = DynamoDBFront(
@@ -267,31 +275,22 @@ class Lab:
         ).start()
         stack.callback(front.stop)
 
-        runtime = LambdaRuntime(logs.write)
-        stack.callback(runtime.close)
-        self.runtime = runtime
-
-        table = self.mirror.table if self.mirror is not None else schema.EXPECTED.name
         backend_url = self._start_backend(front.url, table)
 
         def aws_in_region(region: str) -> Target:
             return Target.local(endpoints | {"*": moto.endpoint_url}, region=region)
 
-        if self.mirror is not None:
+        if provisioned is not None:
+            schema.create_table(admin.client("dynamodb"), name=table)
+            resources = provisioned
+        else:
+            assert self.mirror is not None
             resources, self.manifest = mirror_build.build(
                 admin,
                 self.mirror,
                 code_dir=work / "task",
                 http_backend_url=backend_url,
                 aws_in_region=aws_in_region,
-            )
-        else:
-            resources = provision.provision(
-                admin,
-                region=self.region,
-                code_dir=work / "task",
-                runtime=self.function_runtime,
-                function=self.function,
             )
         self.resources = resources
 
@@ -353,6 +352,57 @@ class Lab:
             self._supervisor = EngineSupervisor(
                 dynamodb, restart=self._restart_dynamodb, record=self._record, give_up=self._give_up
             ).start()
+
+    def _start_runtime(self, control: Target) -> tuple[Path, LambdaRuntime, LogWriter]:
+        """A work folder (the functions' code), the Lambda runtime, its log shipping: none needs DynamoDB."""
+        logs = LogWriter(control.client("logs"))
+        self._stack.callback(logs.close)
+        self.logs = logs
+        work = Path(tempfile.mkdtemp(prefix="kit-lab-"))
+        self._stack.callback(shutil.rmtree, work, True)
+        runtime = LambdaRuntime(logs.write)
+        self._stack.callback(runtime.close)
+        self.runtime = runtime
+        return work, runtime, logs
+
+    def _start_dynamodb_local(self, stack: contextlib.ExitStack) -> Future[engines.Engine]:
+        """DynamoDB Local, starting on a thread of its own; a lab that fails meanwhile stops it once started.
+
+        The JVM dies with the thread that started it (:mod:`kit.lab.processes`), so that thread lives as long
+        as the lab: it ends only after the engine was stopped."""
+        starting: Future[engines.Engine] = Future()
+        stopped = threading.Event()
+
+        def start() -> None:
+            try:
+                starting.set_result(engines.start_dynamodb_local())
+            except BaseException as exc:  # handed to the lab's thread, which raises it
+                starting.set_exception(exc)
+                return
+            stopped.wait()
+
+        def stop_if_unclaimed() -> None:
+            with contextlib.suppress(EngineError):
+                engine = starting.result()
+                if engine is not self.dynamodb_engine:
+                    engine.stop()
+
+        stack.callback(stopped.set)  # last: after the engine has been stopped
+        stack.callback(self._stop_dynamodb)
+        stack.callback(stop_if_unclaimed)
+        threading.Thread(target=start, name="dynamodb-local", daemon=True).start()
+        return starting
+
+    def _dynamodb_started(self, starting: Future[engines.Engine], moto: engines.Engine) -> engines.Engine:
+        """The DynamoDB Local started on its thread; under ``auto``, when it cannot start, the lab's moto
+        (announced), which then serves DynamoDB too."""
+        try:
+            return starting.result()
+        except EngineError as exc:
+            if self.dynamodb_choice == "dynamodb-local":
+                raise
+            engines.announce_fallback(str(exc))
+            return moto
 
     # -- the engine's deaths (called on the supervisor's thread) ------------------------------------------
 

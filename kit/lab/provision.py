@@ -153,13 +153,36 @@ def provision(
     policy_document: str | None = None,
     function: FunctionSource | None = None,
 ) -> LabResources:
-    """Create the seed's stack through AWS APIs and return what was created.
+    """Create the seed's stack through AWS APIs and return what was created: the table, then the rest.
 
     ``function``: the user's own code instead of the kit's handlers (its handler, runtime and variables).
     """
-    dynamodb = aws.client("dynamodb")
-    schema.create_table(dynamodb, name=table)
+    schema.create_table(aws.client("dynamodb"), name=table)
+    return provision_control_plane(
+        aws,
+        region=region,
+        code_dir=code_dir,
+        table=table,
+        handler=handler,
+        runtime=runtime,
+        policy_document=policy_document,
+        function=function,
+    )
 
+
+def provision_control_plane(
+    aws: ClientFactory,
+    *,
+    region: str,
+    code_dir: Path,
+    table: str = schema.EXPECTED.name,
+    handler: str = "app.handler",
+    runtime: str = DEFAULT_RUNTIME,
+    policy_document: str | None = None,
+    function: FunctionSource | None = None,
+) -> LabResources:
+    """Everything of :func:`provision` but the table (IAM, Lambda, API Gateway, log groups): it needs no
+    DynamoDB, so the lab runs it while DynamoDB Local's JVM is still starting, and creates the table after."""
     iam = aws.client("iam")
     role = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY))
     role_arn = role["Role"]["Arn"]

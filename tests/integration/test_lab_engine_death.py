@@ -69,3 +69,35 @@ def test_an_engine_that_cannot_be_restarted_stops_the_lab_and_says_why(
     finally:
         lab.stop()  # idempotent: a second stop, from the test's thread, must not fail
     assert lab.failure is not None
+
+
+def test_a_lab_that_fails_while_its_engine_starts_leaves_no_engine_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DynamoDB Local starts on a thread while the control plane is provisioned: a failure there, before the
+    engine answers, must still stop the engine once it has started (and the JVM must not outlive the lab)."""
+    from kit.lab import provision
+
+    started: list[engines.Engine] = []
+    real_start = engines.start_dynamodb_local
+
+    def recorded_start(**kwargs: object) -> engines.Engine:
+        engine = real_start(**kwargs)  # type: ignore[arg-type]
+        started.append(engine)
+        return engine
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise ConfigurationError("provisioning failed on purpose")
+
+    monkeypatch.setattr(engines, "start_dynamodb_local", recorded_start)
+    monkeypatch.setattr(provision, "provision_control_plane", broken)
+    before = set(sockets.process_tree())
+    lab = Lab("healthy", dynamodb="dynamodb-local", write_lab_file=False)
+    with pytest.raises(ConfigurationError, match="on purpose"):
+        lab.start()
+    assert lab.info is None and Lab._running is None
+    # The engine did start (on its thread), and was stopped when the lab gave up.
+    assert len(started) == 1 and started[0].process is not None
+    assert started[0].process.poll() is not None
+    assert _refused(started[0].endpoint_url)
+    wait_until(lambda: set(sockets.process_tree()) <= before, timeout=30)
