@@ -142,34 +142,6 @@ def allow_invoke_from_api(lambda_client: Any, function_name: str, *, region: str
     )
 
 
-def provision(
-    aws: ClientFactory,
-    *,
-    region: str,
-    code_dir: Path,
-    table: str = schema.EXPECTED.name,
-    handler: str = "app.handler",
-    runtime: str = DEFAULT_RUNTIME,
-    policy_document: str | None = None,
-    function: FunctionSource | None = None,
-) -> LabResources:
-    """Create the seed's stack through AWS APIs and return what was created: the table, then the rest.
-
-    ``function``: the user's own code instead of the kit's handlers (its handler, runtime and variables).
-    """
-    schema.create_table(aws.client("dynamodb"), name=table)
-    return provision_control_plane(
-        aws,
-        region=region,
-        code_dir=code_dir,
-        table=table,
-        handler=handler,
-        runtime=runtime,
-        policy_document=policy_document,
-        function=function,
-    )
-
-
 def provision_control_plane(
     aws: ClientFactory,
     *,
@@ -181,8 +153,13 @@ def provision_control_plane(
     policy_document: str | None = None,
     function: FunctionSource | None = None,
 ) -> LabResources:
-    """Everything of :func:`provision` but the table (IAM, Lambda, API Gateway, log groups): it needs no
-    DynamoDB, so the lab runs it while DynamoDB Local's JVM is still starting, and creates the table after."""
+    """Create the seed's stack but its table through AWS APIs (IAM, Lambda, API Gateway, the log groups) and
+    return what was created (the table named ``table`` too).
+
+    It needs no DynamoDB: the lab runs it while DynamoDB Local's JVM is still starting, and creates the table
+    (``kit.dynamo.schema.create_table``) once the engine answers. ``function``: the user's own code instead of
+    the kit's handlers (its handler, runtime and variables).
+    """
     iam = aws.client("iam")
     role = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY))
     role_arn = role["Role"]["Arn"]
