@@ -1,6 +1,7 @@
 """Throttling on a running lab (issue 14 item 3), through plain boto3 calls: the stage's route throttling
 (read live, no deployment needed) refuses handshakes and messages, settings out of range are refused by the
-API, and the account's quotas refuse new connections and @connections calls.
+API, and the account's quotas refuse new connections and @connections calls; a burst of connections beyond
+the account's quota is diagnosed ``throttled``, with nothing in the stack to change.
 
 One test per row of docs/fidelity.md's "Throttling" table, each docstring naming its row (the row check is
 test_fidelity.py's). The stage's rows share one healthy lab (a class) and put its settings back; the
@@ -14,13 +15,18 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import websocket
 from botocore.exceptions import ClientError
 
+from kit import fix
+from kit.diagnose import ranking
+from kit.diagnose.reading import read_evidence
 from kit.lab.lab import Lab
+from kit.lab.scenarios import ClientPlan
 from kit.throttling import AccountLimits
 
 from .labclient import (
@@ -39,6 +45,7 @@ from .labclient import (
     unique_user,
     wait_for_count,
 )
+from .test_diagnose_lab import probe_plan
 
 pytestmark = pytest.mark.integration
 
@@ -175,6 +182,17 @@ class TestAccountQuotas:
             "throttled by the account's quota of new connections: 0.05 per second, burst 2" in line
             for line in execution
         )
+        # A reconnect storm against the account's quota, diagnosed: throttled, with no stage limit to change.
+        since = datetime.fromtimestamp(started / 1000, UTC)
+        evidence = read_evidence(quota_lab.target(), since=since, probe_plan=probe_plan(ClientPlan()))
+        diagnosis = ranking.diagnose(evidence)
+        summary = ranking.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "throttled", summary
+        assert "the stage's limit for $connect: none set (the account's quota" in " ".join(
+            diagnosis.root_cause["evidence"]
+        ), summary
+        planned = fix.plan(diagnosis, evidence)
+        assert not planned.applicable and "account's quota of new connections" in planned.advice
 
     def test_connections_calls_beyond_the_request_quota_get_limit_exceeded(self, quota_lab: Lab) -> None:
         """Row: @connections throttled."""
