@@ -258,3 +258,15 @@ def test_a_throttled_connect_logs_why_in_both_logs(level: gw.LoggingLevel) -> No
         "THROTTLED",
     )
     assert parsed["integrationRequestId"] == "-"
+
+
+def test_the_account_quotas_are_awss_by_default() -> None:
+    assert AccountLimits() == AccountLimits(
+        new_connections_per_s=500, new_connections_burst=500, requests_per_s=10_000, requests_burst=5_000
+    )
+    throttles = Throttles()
+    assert all(throttles.connect(0, None) is None for _ in range(500))
+    assert throttles.connect(0, None) is not None  # the 501st new connection in the same instant
+    assert throttles.connect(0.002, None) is None  # 1/500 s later, one more
+    assert all(throttles.management(0) is None for _ in range(5_000))
+    assert throttles.management(0) is not None
