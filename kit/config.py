@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kit import frames
+from kit import frames, throttling
 from kit.errors import AwsError, ConfigurationError, TargetNotFoundError, error_response
 from kit.redact_structure import is_secret_variable
 from kit.target import (
@@ -111,6 +111,11 @@ STAGE_COLUMNS: Final[dict[str, str]] = {
     "access_log_variables": "string",  # every $context variable in the format, comma-separated
     "last_updated": UTC_DTYPE,
     "deployment_created": UTC_DTYPE,  # the CreatedDate of the deployment the stage serves; NA when unread
+    # The stage's throttling of $connect (kit.throttling.route_limit: RouteSettings["$connect"], else
+    # DefaultRouteSettings, field by field); all NA when the stage sets no limit for it.
+    "connect_throttle_rate": "Float64",
+    "connect_throttle_burst": "Int64",
+    "connect_throttle_source": "string",  # e.g. "DefaultRouteSettings", "RouteSettings[$connect]"
     "problem": "string",
 }
 
@@ -625,7 +630,15 @@ def _stage_row(stage: Mapping[str, Any]) -> dict[str, Any]:
             "Execution logging is OFF for $connect: there is no 'Received response. Status' line to compare "
             "with the Lambda's log."
         )
+    try:
+        connect_limit = throttling.route_limit(stage, "$connect")
+    except (TypeError, ValueError):  # a value that is no number: shown as a problem, not a crash
+        connect_limit = None
+        problems.append("The stage's throttling settings for $connect are not numbers.")
     return {
+        "connect_throttle_rate": connect_limit.rate if connect_limit else None,
+        "connect_throttle_burst": connect_limit.burst if connect_limit else None,
+        "connect_throttle_source": connect_limit.source if connect_limit else None,
         "stage_name": stage.get("StageName"),
         "deployment_id": stage.get("DeploymentId"),
         "auto_deploy": stage.get("AutoDeploy") if isinstance(stage.get("AutoDeploy"), bool) else None,

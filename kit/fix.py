@@ -11,7 +11,9 @@ A change is one of a few operations (:data:`OPERATIONS`): an inline policy added
 function's environment patched (only the named variables; the others, secrets included, are read at apply
 time and never printed), the ``$connect`` route wired to the function's integration, the connection id
 mapped on an HTTP integration, the API deployed to its stage (after a route or integration change, or for a
-stage serving an older deployment; undone by pointing the stage back), or the kit's fixed handler
+stage serving an older deployment; undone by pointing the stage back), the stage's throttling of ``$connect``
+raised to the account's own limits (its other route settings kept; undone by putting them back), or the kit's
+fixed handler
 (``kit/handler/app.py`` or ``app.mjs``) deployed in place of the function's code. A cause the client must fix
 (it omits ``workspaceId``, it closes at once) changes the client instead: ``Fix.client`` holds the probe's
 settings that stand for the fixed client.
@@ -49,6 +51,9 @@ QUERY_PARAMETERS: Final = {
     f"integration.request.querystring.{name}": f"route.request.querystring.{name}"
     for name in ("token", "workspaceId")
 }
+# What a throttled stage is set to: the account-level limits (AWSDOCS limits: 10,000 requests a second, burst
+# 5,000), the values AWS's own 2018 create-stage output shows; a stage limit cannot exceed them anyway.
+SANE_THROTTLING: Final = {"ThrottlingBurstLimit": 5000, "ThrottlingRateLimit": 10000.0}
 POLICY_PREFIX: Final = "kit-fix-"
 PERMISSION_ID: Final = "kit-fix-apigateway-invoke"
 
@@ -238,6 +243,8 @@ def plan(diagnosis: Diagnosis, evidence: Evidence) -> Fix:
         return _connection_id_fix(cause, summary, evidence)
     if cause == "stale-deployment":
         return _deployment_fix(cause, summary, evidence)
+    if cause == "throttled":
+        return _throttling_fix(cause, summary, evidence)
     if cause == "connect-route-missing":
         return _connect_route_fix(cause, summary, evidence, function)
     if function is None:
@@ -352,6 +359,32 @@ def _deployment_fix(cause: str, summary: str, evidence: Evidence) -> Fix:
         return Fix(cause, summary, advice="The stage was not read, so the kit cannot name what to deploy.")
     stage = str(evidence.stage.iloc[0]["stage_name"])
     return Fix(cause, summary, (_deploy_change(evidence.api_id, stage),))
+
+
+def _throttling_fix(cause: str, summary: str, evidence: Evidence) -> Fix:
+    """The stage's settings that throttle ``$connect`` raised to the account's limits; none to change when no
+    stage setting limits it (the account's quota refused the handshakes)."""
+    if evidence.stage.empty or pd.isna(evidence.stage.iloc[0]["stage_name"]) or not evidence.api_id:
+        return Fix(cause, summary, advice="The stage was not read, so the kit cannot name what to change.")
+    row = evidence.stage.iloc[0]
+    if pd.isna(row["connect_throttle_source"]):
+        return Fix(
+            cause,
+            summary,
+            advice="No stage setting limits $connect: the account's quota of new connections (500 a second "
+            "per region) refused them, and the stack has nothing to change. Make clients reconnect with "
+            "backoff and jitter, or ask for a higher quota (Service Quotas).",
+        )
+    stage = str(row["stage_name"])
+    settings = [part.strip() for part in str(row["connect_throttle_source"]).split(",")]
+    change = Change(
+        "stage_throttling",
+        f"Set {' and '.join(settings)} of stage {stage} to burst {SANE_THROTTLING['ThrottlingBurstLimit']} "
+        f"and rate {SANE_THROTTLING['ThrottlingRateLimit']:g} a second (the account's own limits), keeping "
+        "their other settings; no deployment is needed (stage settings are live).",
+        {"ApiId": evidence.api_id, "StageName": stage, "Settings": settings, **SANE_THROTTLING},
+    )
+    return Fix(cause, summary, (change,))
 
 
 def _connect_route_fix(cause: str, summary: str, evidence: Evidence, function: pd.Series | None) -> Fix:
@@ -573,6 +606,45 @@ def _boto_deployment(p: Mapping[str, Any]) -> list[str]:
     return [_boto_call(_deployment_call(p))]
 
 
+_CONNECT_SETTINGS: Final = f"RouteSettings[{CONNECT}]"
+
+
+def _limits(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: p[name] for name in SANE_THROTTLING}
+
+
+def _cli_throttling(p: Mapping[str, Any]) -> list[str]:
+    names = f"--api-id {_q(p['ApiId'])} --stage-name {_q(p['StageName'])}"
+    args = []
+    if "DefaultRouteSettings" in p["Settings"]:
+        args.append(f"--default-route-settings {_q(_limits(p))}")
+    if _CONNECT_SETTINGS in p["Settings"]:
+        args.append(f"--route-settings {_q({CONNECT: _limits(p)})}")
+    return [
+        f"# keep the settings' other fields: copy LoggingLevel, DataTraceEnabled, ... from aws apigatewayv2 "
+        f"get-stage {names} into the JSON below",
+        f"aws apigatewayv2 update-stage {names} {' '.join(args)}",
+    ]
+
+
+def _boto_throttling(p: Mapping[str, Any]) -> list[str]:
+    lines = [
+        'apigw = boto3.client("apigatewayv2")',
+        f"stage = apigw.get_stage(ApiId={p['ApiId']!r}, StageName={p['StageName']!r})",
+        f"limits = {_limits(p)!r}",
+    ]
+    args = []
+    if "DefaultRouteSettings" in p["Settings"]:
+        lines.append('defaults = {**stage.get("DefaultRouteSettings", {}), **limits}')
+        args.append("DefaultRouteSettings=defaults")
+    if _CONNECT_SETTINGS in p["Settings"]:
+        lines.append('routes = stage.get("RouteSettings", {})')
+        lines.append(f"routes[{CONNECT!r}] = {{**routes.get({CONNECT!r}, {{}}), **limits}}")
+        args.append("RouteSettings=routes")
+    lines.append(f"apigw.update_stage(ApiId={p['ApiId']!r}, StageName={p['StageName']!r}, {', '.join(args)})")
+    return lines
+
+
 def _cli_handler(p: Mapping[str, Any]) -> list[str]:
     file = _handler_file(str(p["Runtime"]))
     name = _q(p["FunctionName"])
@@ -600,6 +672,7 @@ _RENDER: Final[
     "connect_route": (_cli_route, _boto_route),
     "update_integration": (_cli_integration, _boto_integration),
     "deploy_stage": (_cli_deployment, _boto_deployment),
+    "stage_throttling": (_cli_throttling, _boto_throttling),
     "deploy_fixed_handler": (_cli_handler, _boto_handler),
 }
 OPERATIONS: Final = tuple(_RENDER)
@@ -608,7 +681,14 @@ OPERATIONS: Final = tuple(_RENDER)
 # The changes the kit makes on a real account; the fixed handler is a pattern to port there, never a
 # replacement of the user's code.
 ACCOUNT_OPERATIONS: Final = frozenset(
-    {"put_role_policy", "patch_environment", "connect_route", "update_integration", "deploy_stage"}
+    {
+        "put_role_policy",
+        "patch_environment",
+        "connect_route",
+        "update_integration",
+        "deploy_stage",
+        "stage_throttling",
+    }
 )
 
 
@@ -783,6 +863,10 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
         _call(
             target, applied, "apigatewayv2", "delete_deployment", ApiId=p["ApiId"], DeploymentId=p["Created"]
         )
+    elif op == "stage_throttling":
+        _raise_throttling(target, applied, p)
+    elif op == "stage_settings":  # the undo of stage_throttling: the settings as they were
+        _call(target, applied, "apigatewayv2", "update_stage", **p)
     elif op in ("delete_route", "delete_integration"):
         _call(target, applied, "apigatewayv2", op, **p)
     elif op == "remove_permission":
@@ -825,6 +909,29 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
         _deploy(target, applied, p["FunctionName"], applied.saved[p["Saved"]], p["Handler"])
     else:
         raise ConfigurationError(f"The fix has no operation {op!r}; this is a defect of the kit.")
+
+
+def _raise_throttling(target: Target, applied: Applied, p: Mapping[str, Any]) -> None:
+    """The stage's settings named in ``p["Settings"]`` with the new limits, their other fields as read now;
+    the undo puts each settings object back as it was."""
+    names = {"ApiId": p["ApiId"], "StageName": p["StageName"]}
+    before = target.client("apigatewayv2").get_stage(**names)
+    defaults = dict(before.get("DefaultRouteSettings") or {})
+    routes = {key: dict(value) for key, value in (before.get("RouteSettings") or {}).items()}
+    update: dict[str, Any] = {}
+    if "DefaultRouteSettings" in p["Settings"]:
+        update["DefaultRouteSettings"] = defaults | _limits(p)
+    if _CONNECT_SETTINGS in p["Settings"]:
+        update["RouteSettings"] = routes | {CONNECT: routes.get(CONNECT, {}) | _limits(p)}
+    _call(target, applied, "apigatewayv2", "update_stage", **names, **update)
+    previous = {"DefaultRouteSettings": defaults, "RouteSettings": routes}
+    applied.undo.append(
+        Change(
+            "stage_settings",
+            f"Put stage {p['StageName']}'s route settings back as they were.",
+            {**names, **{name: previous[name] for name in update}},
+        )
+    )
 
 
 def _deploy_stage_now(target: Target, applied: Applied, api_id: str, stage: str) -> None:

@@ -202,7 +202,7 @@ def function_gaps(name: str, configuration: Mapping[str, Any]) -> list[Gap]:
 
 
 def api_gaps(answers: config.ApiAnswers) -> list[Gap]:
-    """What of the API the lab does not reproduce (pure): authorizers, route responses, throttling, mTLS."""
+    """What of the API the lab does not reproduce (pure): authorizers, route responses, mTLS."""
     gaps = []
     for route in answers.routes:
         key = route.get("RouteKey", "")
@@ -221,9 +221,6 @@ def api_gaps(answers: config.ApiAnswers) -> list[Gap]:
             gaps.append(Gap(f"route {key}: API key required", "the lab does not check API keys"))
     for stage in answers.stages:
         name = stage.get("StageName", "")
-        settings = [stage.get("DefaultRouteSettings") or {}, *(stage.get("RouteSettings") or {}).values()]
-        if any("ThrottlingBurstLimit" in s or "ThrottlingRateLimit" in s for s in settings):
-            gaps.append(Gap(f"stage {name}: throttling limits", "the lab does not throttle yet"))
         if stage.get("ClientCertificateId"):
             gaps.append(Gap(f"stage {name}: client certificate", "the lab calls integrations without one"))
         if stage.get("DeploymentId") and not stage.get("AutoDeploy"):

@@ -2,9 +2,9 @@
 
 The ids are part of the kit's contract (reports, ``kit diagnose --json``, tests): keep them stable. The rank
 orders causes when several checks fail at once: a cause that explains the others comes first (a stage serving
-an older deployment makes every check of today's configuration moot; a missing ``$connect`` route makes every
-storage check moot; a denied PutItem explains an empty table better than an idle-timeout disconnect does).
-Nothing here knows about the lab or its scenarios.
+an older deployment makes every check of today's configuration moot; a missing ``$connect`` route, or a
+throttle that refuses every handshake, makes every storage check moot; a denied PutItem explains an empty
+table better than an idle-timeout disconnect does). Nothing here knows about the lab or its scenarios.
 
 Each cause has a ``kind``: ``cause`` (a check found why), ``symptom`` (what the probe or the logs saw fail
 while no check knows why: it ranks after every cause, so a known reason always wins, and before ``none``, so
@@ -70,6 +70,19 @@ CAUSES: tuple[Cause, ...] = (
         10,
         "The $connect route has no integration, so connections are accepted and nothing runs to store them.",
         "Add a $connect route whose target is the connect integration (and redeploy the stage on AWS).",
+    ),
+    Cause(
+        "throttled",
+        14,
+        "API Gateway throttles the handshakes: the stage's route throttling for $connect (often 0/0, as "
+        "Terraform or Pulumi write it when a route-settings block leaves the limits out) or the account's "
+        "quota of new connections (500 a second per region) answers them 429 before $connect runs, so "
+        "nothing is stored.",
+        "Set both throttling limits of the stage explicitly: aws apigatewayv2 update-stage --api-id <api> "
+        "--stage-name <stage> --default-route-settings ThrottlingBurstLimit=5000,ThrottlingRateLimit=10000 "
+        "(and in --route-settings for $connect when it has its own), and write both fields in your "
+        "infrastructure code. With no stage limit, the account's quota refused a burst of connections: "
+        "reconnect with backoff and jitter, or ask for a higher quota (Service Quotas).",
     ),
     Cause(
         "connection-id-not-mapped",

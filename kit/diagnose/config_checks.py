@@ -1,11 +1,11 @@
 """The checks on the configuration: the ``$connect`` route and its integration, each function's
 ``TABLE_NAME`` and region, the stage's logging, and whether the stage serves the configuration the API shows
 (its deployment): ``connect-route``, ``connection-id-mapping``, ``env-table``, ``apigw-logs`` and
-``deployment``.
+``deployment``; and whether API Gateway's throttling refuses the handshakes (``throttling``).
 
 Pure: each looks at the evidence frames only (:class:`kit.diagnose.findings.Evidence`: ``routes``,
 ``functions``, ``tables``, ``stage``, as :mod:`kit.config` shapes them; ``deployment`` also reads API
-Gateway's execution-log lines).
+Gateway's execution-log lines, ``throttling`` the probe's handshakes and the connections' lifecycle).
 """
 
 from __future__ import annotations
@@ -201,7 +201,8 @@ def check_logging_config(e: Evidence) -> list[Finding]:
 def _served_requests(log_lines: pd.DataFrame | None) -> pd.DataFrame:
     """What the stage served, from API Gateway's execution log (pure): one row per request, in time order,
     with its route, the endpoint URI it invoked (NA: none) and, for a message no route took, its selection
-    value. Requests that say neither their route nor that no route took them are left out."""
+    value. Requests that say neither their route nor that no route took them are left out, and so are requests
+    a throttle refused before anything ran."""
     columns = ["apigw_request_id", "ts", "route_key", "endpoint_uri", "unrouted"]
     if log_lines is None or log_lines.empty:
         return pd.DataFrame(columns=columns)
@@ -217,13 +218,17 @@ def _served_requests(log_lines: pd.DataFrame | None) -> pd.DataFrame:
         route_key=lines["route_key"].fillna(by_event),
         endpoint_uri=text.str.extract(patterns.ENDPOINT_REQUEST_URI, expand=False),
         unrouted=text.str.extract(patterns.NO_ROUTE_MATCH, expand=False),
+        throttled=text.str.contains(patterns.THROTTLED_REQUEST).fillna(False).astype(bool),
     )
     requests = said.groupby("apigw_request_id", sort=False).agg(
         ts=("ts", "min"),
         route_key=("route_key", "first"),
         endpoint_uri=("endpoint_uri", "first"),
         unrouted=("unrouted", "first"),
+        throttled=("throttled", "any"),
     )
+    # A throttled request was refused before its route ran: what it did not invoke says nothing of drift.
+    requests = requests[~requests["throttled"]]
     requests = requests[requests["route_key"].notna() | requests["unrouted"].notna()]
     return requests.reset_index()[columns].sort_values("ts", kind="stable").reset_index(drop=True)
 
@@ -345,3 +350,64 @@ def check_deployed_configuration(e: Evidence) -> list[Finding]:
             causes.cause("stale-deployment").next_step,
         )
     ]
+
+
+THROTTLED_STATUS = 429
+
+
+def _throttled_handshakes(e: Evidence) -> list[str]:
+    """What saw handshakes answered 429: the probe's, and ``$connect`` requests in the logs (pure)."""
+    seen: list[str] = []
+    if e.probe is not None and not e.probe.empty:
+        connects = e.probe[e.probe["step"] == "connect"]
+        throttled = connects[connects["http_status"].eq(THROTTLED_STATUS).fillna(False).astype(bool)]
+        if not throttled.empty:
+            seen.append(f"{len(throttled)} of {len(connects)} probe handshakes answered 429")
+    if e.lifecycle is not None and not e.lifecycle.empty:
+        status = e.lifecycle["connect_status"]
+        logged = int(status.eq(THROTTLED_STATUS).fillna(False).astype(bool).sum())
+        if logged:
+            seen.append(f"{logged} $connect requests in API Gateway's logs answered 429")
+    return seen
+
+
+def check_throttling(e: Evidence) -> list[Finding]:
+    """Throttled handshakes: the stage's limit for ``$connect`` (GetStage's RouteSettings, else
+    DefaultRouteSettings) refuses every one (0/0, or a rate or burst of 0), or handshakes were seen answered
+    429 (the probe's, or the access log's), by a low stage limit or the account's quota of new connections.
+    A limit that refuses everything fails on the settings alone: AWS may log nothing for a throttled request.
+    """
+    check, question = "throttling", "Are handshakes let through API Gateway's throttling (no 429)?"
+    seen = _throttled_handshakes(e)
+    stage_read = "api" not in e.problems and not e.stage.empty
+    if not stage_read and not seen:
+        why = e.problems.get("api", "no stage was read")
+        return skip(check, question, f"{why}, and no handshake was seen answered 429")
+    limit = ""
+    refuses_all = False
+    name = "?"
+    if stage_read:
+        row = e.stage.iloc[0]
+        name = str(row["stage_name"])
+        if pd.notna(row["connect_throttle_source"]):
+            rate, burst = float(row["connect_throttle_rate"]), int(row["connect_throttle_burst"])
+            limit = f"rate {rate:g} per second, burst {burst} ({row['connect_throttle_source']})"
+            refuses_all = burst < 1 or rate <= 0
+    next_step = causes.cause("throttled").next_step
+    if refuses_all:
+        said = "; ".join(seen) if seen else "no handshake was seen yet"
+        detail = (
+            f"stage {name} throttles $connect at {limit}: API Gateway answers every handshake 429 before "
+            f"$connect runs; {said}"
+        )
+        return [Finding(check, question, "fail", "throttled", detail, next_step)]
+    shown_limit = limit or (
+        "none set (the account's quota of new connections, 500 a second per region, applies)"
+        if stage_read
+        else "not read"
+    )
+    if seen:
+        detail = f"{'; '.join(seen)}; the stage's limit for $connect: {shown_limit}"
+        return [Finding(check, question, "fail", "throttled", detail, next_step)]
+    detail = f"no handshake answered 429; stage {name}'s limit for $connect: {shown_limit}"
+    return [Finding(check, question, "pass", None, detail)]

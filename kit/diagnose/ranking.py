@@ -34,6 +34,7 @@ CHECKS: tuple[Check, ...] = (
     config_checks.check_deployed_configuration,
     config_checks.check_connect_route,
     config_checks.check_connection_id_mapping,
+    config_checks.check_throttling,
     table_checks.check_table,
     table_checks.check_direct_write,
     config_checks.check_function_table,

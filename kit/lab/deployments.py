@@ -8,7 +8,8 @@ layer in front of moto answers what AWS answers, so a stage serves the deploymen
   ``StageName``, points that stage at it. A deployment needs at least one route.
 - ``CreateStage`` and ``UpdateStage`` take ``DeploymentId`` (refused when no such deployment exists, or when
   the stage deploys itself) and ``AutoDeploy``; ``GetStage(s)`` answer with them and with the stage's
-  ``LastUpdatedDate``. Stage settings (logging, access logs, variables) apply at once, without a deployment.
+  ``LastUpdatedDate``. Stage settings (logging, access logs, variables, throttling) apply at once, without a
+  deployment; throttling limits out of range are refused (BadRequestException).
 - ``AutoDeploy``: every later change to the API's routes, integrations, authorizers or the API itself is
   followed by a new deployment (``AutoDeployed: true``) of each stage that deploys itself; a stage created or
   switched to ``AutoDeploy`` is deployed at once (inferred: AWS documents AutoDeploy for HTTP APIs, and its
@@ -37,6 +38,8 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 from urllib.parse import unquote
+
+from kit.throttling import settings_refusal
 
 _API_PATH = re.compile(r"^/v2/apis/(?P<api>[^/]+)(?P<rest>/.*)?$")
 _DEPLOYMENTS = re.compile(r"^/deployments(?:/(?P<deployment>[^/]+))?/?$")
@@ -157,9 +160,14 @@ def stage_refusal(
 ) -> Refusal | None:
     """Why ``CreateStage``/``UpdateStage`` with ``changes`` (wire names) is refused, or None (pure).
 
-    A ``DeploymentId`` must name a deployment of the API (AWS: NotFoundException; the wording is inferred),
-    and "can't be updated if autoDeploy is enabled" (BOTO's documentation; the error's wording is inferred).
+    Throttling limits must be within the account's (:func:`kit.throttling.settings_refusal`:
+    BadRequestException, inferred). A ``DeploymentId`` must name a deployment of the API (AWS:
+    NotFoundException; the wording is inferred), and "can't be updated if autoDeploy is enabled" (BOTO's
+    documentation; the error's wording is inferred).
     """
+    out_of_range = settings_refusal(changes)
+    if out_of_range is not None:
+        return Refusal(400, "BadRequestException", out_of_range)
     deployment_id = changes.get("deploymentId")
     if deployment_id is None:
         return None

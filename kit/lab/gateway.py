@@ -34,7 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 
-from kit import policy
+from kit import policy, throttling
 from kit.errors import KitError
 from kit.lab import gateway_core as core
 from kit.lab import gateway_logs, handshake, sigv4
@@ -84,6 +84,9 @@ class GatewaySettings:
     # The CodeSha256 of the code unpacked in code_dir; code with another hash (UpdateFunctionCode) is
     # fetched from GetFunction's Code.Location into a folder of its own (code_location.DeployedCode).
     code_sha256: str = ""
+    # The account-level quotas (new connections a second; requests a second, which @connections calls
+    # share): AWS's defaults unless a test lowers them (Lab(account_limits=...)).
+    account_limits: throttling.AccountLimits = field(default_factory=throttling.AccountLimits)
 
 
 class GatewayConnection(ServerConnection):
@@ -169,6 +172,7 @@ class Gateway:
         self.issuer = issuer
         self.logs = logs
         self.registry = core.ConnectionRegistry()
+        self.throttles = throttling.Throttles(settings.account_limits)
         self._sockets: dict[str, GatewayConnection] = {}
         self._rng = random.Random(secrets.randbits(64))
         self._execution_stream = secrets.token_hex(16)
@@ -419,6 +423,7 @@ class Gateway:
         close: core.CloseDecision | None = None,
         request_body: str | None = None,
         response_body: str | None = None,
+        throttled_by: str | None = None,
     ) -> None:
         if api is None:
             return
@@ -433,6 +438,7 @@ class Gateway:
             data_trace=stage.data_trace,
             request_body=request_body,
             response_body=response_body,
+            throttled_by=throttled_by,
         )
         if lines:
             group = f"API-Gateway-Execution-Logs_{api.api_id}/{stage.name}"
@@ -473,9 +479,14 @@ class Gateway:
             domain_name=f"{api.api_id}.execute-api.{self.settings.region}.amazonaws.com",
             stage=self.settings.stage,
         )
+        request_id = core.new_request_id(self._rng, like=kit_connection.connection_id)
+        throttled = self._throttle_connect(api)
+        if throttled is not None:
+            return self._refuse_throttled(
+                connection, api, kit_connection, request_id=request_id, now=now, throttled=throttled
+            )
         connection.kit_connection = kit_connection
         self.registry.register_pending(kit_connection)
-        request_id = core.new_request_id(self._rng, like=kit_connection.connection_id)
         headers = core.forwarded_connect_headers(
             client_headers, source_ip=source_ip, trace_id=core.new_trace_id(self._rng, now)
         )
@@ -490,23 +501,37 @@ class Gateway:
             # connection ends, even before its 101 (or with this hook failing), $disconnect follows.
             self.registry.mark_accepted(kit_connection.connection_id)
             _in_background(self._disconnect_if_undelivered(connection, kit_connection))
-        context = gateway_logs.build_log_context(
-            kit_connection,
-            event_type="CONNECT",
-            route_key="$connect",
-            request_id=request_id,
-            request_time_ms=now,
-            status=outcome.context_status,
-            integration=decision.integration,
-            result=result,
-            error_message=outcome.error_message,
-            response_type=outcome.response_type,
+        context = _connect_log_context(
+            kit_connection, request_id, now, outcome, decision=decision, result=result
         )
         self._write_logs(api, context, decision=decision, result=result, request_body=json.dumps(event))
         if outcome.accept:
             connection.kit_subprotocol = outcome.subprotocol
             return None
         self.registry.forget(kit_connection.connection_id)
+        return _http_response(connection, outcome.status, outcome.body, outcome.headers)
+
+    # -- throttling ----------------------------------------------------------------------------------------
+
+    def _throttle_connect(self, api: core.ApiConfig) -> throttling.Throttled | None:
+        """The account's quota of new connections, then the stage's $connect limit (read live)."""
+        limit = api.stage.throttle_limit("$connect", self.throttles.account)
+        return self.throttles.connect(time.monotonic(), limit)
+
+    def _refuse_throttled(
+        self,
+        connection: GatewayConnection,
+        api: core.ApiConfig,
+        kit_connection: core.Connection,
+        *,
+        request_id: str,
+        now: int,
+        throttled: throttling.Throttled,
+    ) -> Response:
+        """429 before anything runs: nothing registered, nothing invoked; both logs say why."""
+        outcome = core.THROTTLED_HANDSHAKE
+        context = _connect_log_context(kit_connection, request_id, now, outcome)
+        self._write_logs(api, context, decision=None, result=None, throttled_by=throttled.limit)
         return _http_response(connection, outcome.status, outcome.body, outcome.headers)
 
     async def _disconnect_if_undelivered(
@@ -596,10 +621,17 @@ class Gateway:
             request_time_ms=now,
             body=body,
         )
-        result = await self._invoke(api, decision, event)  # NOT_INVOKED when no integration matched
-        outcome = core.message_outcome(
-            decision, result, connection_id=kit_connection.connection_id, request_id=request_id
-        )
+        route_key = decision.route_key or "$default"
+        limit = api.stage.throttle_limit(route_key, self.throttles.account)
+        throttled = self.throttles.message(time.monotonic(), route_key, limit)
+        if throttled is None:
+            result = await self._invoke(api, decision, event)  # NOT_INVOKED when no integration matched
+            outcome = core.message_outcome(
+                decision, result, connection_id=kit_connection.connection_id, request_id=request_id
+            )
+        else:
+            result = core.NOT_INVOKED
+            outcome = core.throttled_message_outcome(kit_connection.connection_id, request_id)
         context = gateway_logs.build_log_context(
             kit_connection,
             event_type="MESSAGE",
@@ -613,7 +645,14 @@ class Gateway:
             error_message=outcome.error_message,
             response_type=outcome.response_type,
         )
-        self._write_logs(api, context, decision=decision, result=result, request_body=body)
+        self._write_logs(
+            api,
+            context,
+            decision=decision if throttled is None else None,
+            result=result,
+            request_body=body,
+            throttled_by=throttled.limit if throttled is not None else None,
+        )
         for frame in outcome.frames:
             with contextlib.suppress(ConnectionClosed):
                 await connection.send(frame)
@@ -705,6 +744,8 @@ class Gateway:
         if isinstance(parsed, core.ManagementDecision):
             return parsed
         connection_id = parsed
+        if self.throttles.management(time.monotonic()) is not None:
+            return core.THROTTLED_MANAGEMENT
         if method.upper() in ("POST", "GET", "DELETE"):
             received = sigv4.ReceivedRequest(method, path, list(headers.items()), body)
             denied = self._authorize_management(received, connection_id)
@@ -770,6 +811,30 @@ class Gateway:
             return
         finally:
             writer.close()
+
+
+def _connect_log_context(
+    kit_connection: core.Connection,
+    request_id: str,
+    now: int,
+    outcome: core.HandshakeDecision,
+    *,
+    decision: core.RouteDecision | None = None,
+    result: core.IntegrationResult | None = None,
+) -> dict[str, object]:
+    """The ``$context`` of a CONNECT request answered with ``outcome``."""
+    return gateway_logs.build_log_context(
+        kit_connection,
+        event_type="CONNECT",
+        route_key="$connect",
+        request_id=request_id,
+        request_time_ms=now,
+        status=outcome.context_status,
+        integration=decision.integration if decision is not None else None,
+        result=result,
+        error_message=outcome.error_message,
+        response_type=outcome.response_type,
+    )
 
 
 async def _read_management_request(

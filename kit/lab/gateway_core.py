@@ -34,6 +34,13 @@ from typing import Any, Literal
 from urllib.parse import quote, unquote
 
 from kit.errors import ConfigurationError, KitError
+from kit.throttling import (
+    THROTTLED_RESPONSE_TYPE,
+    TOO_MANY_REQUESTS,
+    AccountLimits,
+    RouteLimit,
+    route_limit,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Ids and times
@@ -113,6 +120,12 @@ class StageConfig:
     access_log_format: str | None = None
     logging_level: LoggingLevel = "OFF"
     data_trace: bool = False
+    # DefaultRouteSettings and RouteSettings as get_stage shows them (read live): the routes' throttling.
+    route_settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def throttle_limit(self, route_key: str, account: AccountLimits) -> RouteLimit | None:
+        """The stage's throttling of ``route_key``, or None when its settings set none."""
+        return route_limit(self.route_settings, route_key, account)
 
 
 @dataclass(frozen=True)
@@ -227,6 +240,9 @@ def api_config_from_answers(
         access_log_format=access.get("Format"),
         logging_level=level,
         data_trace=bool(defaults.get("DataTraceEnabled", False)),
+        route_settings={
+            key: stage[key] for key in ("DefaultRouteSettings", "RouteSettings") if stage.get(key) is not None
+        },
     )
     return ApiConfig(
         api_id=api_id,
@@ -869,6 +885,19 @@ def connect_outcome(result: IntegrationResult) -> HandshakeDecision:
     return HandshakeDecision(accept=False, status=status, body=result.body or "", context_status=status)
 
 
+# A throttled handshake: 429 with the JSON body HTTP APIs send (terraform-aws-apigateway-v2#13,
+# pulumi/pulumi-aws#2363); the WebSocket body is inferred. Nothing is invoked.
+THROTTLED_HANDSHAKE = HandshakeDecision(
+    accept=False,
+    status=429,
+    headers=(("Content-Type", "application/json"),),
+    body=json.dumps({"message": TOO_MANY_REQUESTS}),
+    context_status=429,
+    error_message=TOO_MANY_REQUESTS,
+    response_type=THROTTLED_RESPONSE_TYPE,
+)
+
+
 def error_frame(message: str, connection_id: str, request_id: str) -> str:
     """A gateway error frame, spaced exactly as AWS sends it.
 
@@ -943,6 +972,18 @@ def message_outcome(
             "DEFAULT_5XX",
         )
     return RouteOutcome()
+
+
+def throttled_message_outcome(connection_id: str, request_id: str) -> RouteOutcome:
+    """A message the stage's or the account's limit refused: nothing is invoked; the client gets an error
+    frame ``Too Many Requests`` and the socket stays open (inferred: no capture of a throttled WebSocket
+    message exists; the frame is shaped as AWS's other gateway error frames, the words are the 429's)."""
+    return RouteOutcome(
+        (error_frame(TOO_MANY_REQUESTS, connection_id, request_id),),
+        429,
+        TOO_MANY_REQUESTS,
+        THROTTLED_RESPONSE_TYPE,
+    )
 
 
 def disconnect_outcome(result: IntegrationResult) -> RouteOutcome:
@@ -1185,6 +1226,8 @@ def management_error(status: int, error_type: str, message: str | None) -> Manag
 
 
 GONE = management_error(410, "GoneException", None)
+# BOTO-MGMT: LimitExceededException, HTTP 429; the body's message is inferred (the 429's words).
+THROTTLED_MANAGEMENT = management_error(429, "LimitExceededException", TOO_MANY_REQUESTS)
 FORBIDDEN_MANAGEMENT = management_error(403, "ForbiddenException", FORBIDDEN)
 
 

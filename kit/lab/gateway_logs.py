@@ -296,6 +296,7 @@ def execution_log_lines(
     data_trace: bool = False,
     request_body: str | None = None,
     response_body: str | None = None,
+    throttled_by: str | None = None,
 ) -> list[str]:
     """The execution-log lines of one request, each prefixed ``(<requestId>) ``.
 
@@ -364,7 +365,9 @@ def execution_log_lines(
             response_body=response_body,
         )
     status = context.get("status")
-    if event_type == "MESSAGE" and decision is not None and decision.kind == "no-route":
+    if throttled_by is not None:
+        lines.append(("ERROR", f"Execution failed: throttled by {throttled_by}"))
+    elif event_type == "MESSAGE" and decision is not None and decision.kind == "no-route":
         lines.append(
             (
                 "ERROR",

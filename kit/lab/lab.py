@@ -49,6 +49,7 @@ from kit.lab.supervisor import RESTARTING, STOPPED, EngineEvent, EngineSuperviso
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, PROJECT_ROOT, lab_file
 from kit.mirror import AccountCopy, Manifest, write_manifest
 from kit.target import DEFAULT_LAB_REGION, Target
+from kit.throttling import AccountLimits
 
 log = logging.getLogger("kit.lab")
 
@@ -113,6 +114,7 @@ class Lab:
         runtime: str = provision.DEFAULT_RUNTIME,
         function: FunctionSource | str | None = None,
         mirror: AccountCopy | None = None,
+        account_limits: AccountLimits | None = None,
     ) -> None:
         self.scenario = scenarios.get(scenario)
         self.mirror = mirror
@@ -154,6 +156,9 @@ class Lab:
         self.max_duration_s = max_duration_s
         self.header_timeout_s = header_timeout_s
         self.management_idle_timeout_s = management_idle_timeout_s
+        # The account-level throttling quotas (kit.throttling): AWS's defaults (500 new connections a second
+        # per region; 10,000 requests a second, burst 5,000) unless a test lowers or raises them.
+        self.account_limits = account_limits or AccountLimits()
         self._stack = contextlib.ExitStack()
         self.info: LabInfo | None = None
         self.resources: provision.LabResources | None = None
@@ -304,6 +309,7 @@ class Lab:
             idle=IdlePolicy(self.idle_timeout_s, self.max_duration_s),
             header_timeout_s=self.header_timeout_s,
             management_idle_timeout_s=self.management_idle_timeout_s,
+            account_limits=self.account_limits,
             function_env={
                 # Every AWS call of a function goes to the lab: DynamoDB through the front door (IAM
                 # enforced), anything else to moto; never to a real endpoint.

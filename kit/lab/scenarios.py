@@ -284,6 +284,21 @@ def _stale_deployment(ctx: LabContext) -> None:
     )
 
 
+def _throttled_connects(ctx: LabContext) -> None:
+    """The stage's default route settings as Terraform's aws_apigatewayv2_stage writes them when its
+    default_route_settings block sets only logging (hashicorp/terraform-provider-aws#14742): the throttling
+    limits left out are sent as 0/0, so API Gateway answers every request 429, handshakes included. Stage
+    settings apply at once: no deployment."""
+    apigw = ctx.aws.client("apigatewayv2")
+    stage = apigw.get_stage(ApiId=ctx.resources.api_id, StageName=ctx.resources.stage)
+    defaults = dict(stage.get("DefaultRouteSettings") or {})
+    apigw.update_stage(
+        ApiId=ctx.resources.api_id,
+        StageName=ctx.resources.stage,
+        DefaultRouteSettings=defaults | {"ThrottlingBurstLimit": 0, "ThrottlingRateLimit": 0.0},
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -384,6 +399,13 @@ SCENARIOS: dict[str, Scenario] = {
             "still invokes the old one, the seed's handler writing to a misspelt table",
             "stale-deployment",
             _stale_deployment,
+        ),
+        Scenario(
+            "throttled-connects",
+            "the stage's default route settings throttle at 0/0, as Terraform writes a settings block that "
+            "only turns logging on: every handshake gets 429 and $connect never runs",
+            "throttled",
+            _throttled_connects,
         ),
     )
 }

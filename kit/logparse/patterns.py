@@ -366,6 +366,9 @@ EXEC_RULES: Final = (
 ENDPOINT_REQUEST_URI: Final = re.compile(r"Endpoint request URI: (\S+)")
 INVOKED_FUNCTION_ARN: Final = re.compile(r"/functions/(arn:[^/\s]+)/invocations")
 NO_ROUTE_MATCH: Final = re.compile(r"no route matches route selection value \[([^\]]*)\]")
+# A request refused by a throttle before anything ran (the lab's own wording, kit.lab.gateway_logs; AWS may
+# log nothing for it): it invoked nothing, which says nothing of what the stage's deployment holds.
+THROTTLED_REQUEST: Final = re.compile(r"Execution failed: throttled by ")
 
 ROUTE_EVENT_TYPES: Final[Mapping[str, str]] = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}
 

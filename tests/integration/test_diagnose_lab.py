@@ -425,6 +425,32 @@ class TestFaultsMadeThroughAws:
         # The deployed, old function still stores the connections: only the drift is wrong.
         assert finding(diagnosis, "probe")["verdict"] == "pass", summary
 
+    def test_connect_throttled_to_zero_on_the_stage(self, lab: Lab) -> None:
+        """Issue 14: the stage's route throttling for $connect lowered to 0/0 (UpdateStage, live without a
+        deployment): every handshake gets 429, and the diagnosis names the throttle from GetStage and the 429s."""
+        assert lab.resources is not None
+        apigw = lab.target().client("apigatewayv2")
+        names = {"ApiId": lab.resources.api_id, "StageName": lab.resources.stage}
+        before = apigw.get_stage(**names).get("RouteSettings") or {}
+        since = datetime.now(UTC)
+        apigw.update_stage(
+            **names, RouteSettings={"$connect": {"ThrottlingBurstLimit": 0, "ThrottlingRateLimit": 0.0}}
+        )
+        try:
+            diagnosis, evidence = diagnosis_and_evidence(lab, ClientPlan(), since=since)
+        finally:
+            apigw.update_stage(**names, RouteSettings=before)
+        summary = ranking.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "throttled", summary
+        said = finding(diagnosis, "throttling")["evidence"]
+        assert "rate 0 per second, burst 0 (RouteSettings[$connect])" in said, summary
+        assert "probe handshakes answered 429" in said and "in API Gateway's logs answered 429" in said, (
+            summary
+        )
+        planned = fix.plan(diagnosis, evidence)
+        assert [change.operation for change in planned.changes] == ["stage_throttling"]
+        assert planned.changes[0].params["Settings"] == ["RouteSettings[$connect]"]
+
     def test_dynamodb_engine_killed(self, lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
         """Issue 10 item 9: an engine that does not answer is a target problem, never a missing permission."""
         engine = lab.dynamodb_engine

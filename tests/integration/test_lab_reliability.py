@@ -32,6 +32,7 @@ from kit.handler.app import user_hash
 from kit.lab import sockets
 from kit.lab.lab import Lab
 from kit.local import STATE_DIR_ENV, lab_file, read_lab_file
+from kit.throttling import AccountLimits
 
 from .labclient import (
     INTERNAL_ERROR_FRAME,
@@ -65,6 +66,11 @@ SEED = 20261125
 REFUSED_EACH = 25  # of each kind in REFUSED_UPGRADES
 DROPS_BEFORE_101 = 100  # half closed with a FIN, half with a RST
 DROPS_AFTER_101 = 100
+# The account's quota of new connections, set explicitly: this module is about the table matching the live
+# connections, not about throttling (test_lab_throttling.py is). 1,300 upgrades, 50 at a time, each through a
+# $connect function, stay well under AWS's 500 a second on this 2-core machine, but a faster one could pass it,
+# and AWS would then answer 429 too; the test plays an account whose quota was raised, so that it never does.
+CHURN_QUOTAS = AccountLimits(new_connections_per_s=5_000, new_connections_burst=5_000)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +78,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     # The lab writes its file (where it records an engine's death) into a folder of this module's own.
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(STATE_DIR_ENV, str(tmp_path_factory.mktemp("lab-state")))
-        with Lab("healthy", dynamodb="dynamodb-local") as running:
+        with Lab("healthy", dynamodb="dynamodb-local", account_limits=CHURN_QUOTAS) as running:
             yield running
 
 

@@ -236,6 +236,22 @@ def stale_deployment(observed: Observed) -> None:
     assert sum(f"function:{OLD_CONNECT_FUNCTION}/invocations" in line for line in uris) == 2, uris
 
 
+def throttled_connects(observed: Observed) -> None:
+    """Every handshake is answered 429 before $connect runs: nothing invoked, nothing stored; both logs say so."""
+    assert (observed.alice.status, observed.bob.status) == (429, 429)
+    assert table_items(observed.lab) == []
+    assert starts(observed.lambda_before_close) == []
+    connects = _access_lines(observed, "CONNECT")
+    assert [(line["status"], line["responseType"]) for line in connects] == [("429", "THROTTLED")] * 2
+    execution = log_messages(observed.lab, execution_group(observed.lab), observed.started_ms)
+    throttled = [
+        line for line in execution if "Execution failed: throttled by the stage's throttling" in line
+    ]
+    assert len(throttled) == 2 and all("burst 0 (DefaultRouteSettings)" in line for line in throttled), (
+        throttled
+    )
+
+
 def missing_workspace(observed: Observed) -> None:
     _both_accepted(observed)
     stored = _stored(observed.lab)
@@ -352,6 +368,7 @@ SYMPTOMS: dict[str, Callable[[Observed], None]] = {
     "write-not-awaited": write_not_awaited,
     "write-on-message": write_on_message,
     "stale-deployment": stale_deployment,
+    "throttled-connects": throttled_connects,
 }
 
 

@@ -33,8 +33,15 @@ from .test_mirror import mutating, probe_flags, read_mirror
 
 pytestmark = pytest.mark.integration
 
-# One of each kind of change, whose undo is checked too: a policy, a variable, the code, a route.
-UNDONE = {"seed-put-denied", "seed-wrong-table", "handler-crash", "no-connect-integration"}
+# One of each kind of change, whose undo is checked too: a policy, a variable, the code, a route, a stage's
+# settings.
+UNDONE = {
+    "seed-put-denied",
+    "seed-wrong-table",
+    "handler-crash",
+    "no-connect-integration",
+    "throttled-connects",
+}
 
 
 # What a mirror cannot reproduce, by scenario, and why (each still checked on the account, below).

@@ -512,6 +512,51 @@ def test_stage_frame_flags_missing_logs() -> None:
     assert "not an object" in frame.iloc[2]["problem"]
 
 
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, (None, None, None)),
+        (
+            {
+                "DefaultRouteSettings": {
+                    "LoggingLevel": "INFO",
+                    "ThrottlingBurstLimit": 0,
+                    "ThrottlingRateLimit": 0.0,
+                }
+            },
+            (0.0, 0, "DefaultRouteSettings"),
+        ),
+        (
+            {"RouteSettings": {"$connect": {"ThrottlingBurstLimit": 5, "ThrottlingRateLimit": 2.5}}},
+            (2.5, 5, "RouteSettings[$connect]"),
+        ),
+        (
+            {"RouteSettings": {"message": {"ThrottlingBurstLimit": 0, "ThrottlingRateLimit": 0.0}}},
+            (None, None, None),
+        ),
+    ],
+)
+def test_stage_frame_reads_the_connect_throttling(
+    settings: dict[str, Any], expected: tuple[float | None, int | None, str | None]
+) -> None:
+    stage = load("apigw-get-stage.json") | settings
+    frame = stage_frame(stage)
+    assert_contract(frame, STAGE_COLUMNS)
+    row = frame.iloc[0]
+    shown = tuple(
+        None if pd.isna(row[c]) else row[c]
+        for c in ("connect_throttle_rate", "connect_throttle_burst", "connect_throttle_source")
+    )
+    assert shown == expected
+
+
+def test_stage_frame_says_throttling_that_is_no_number() -> None:
+    stage = load("apigw-get-stage.json") | {"DefaultRouteSettings": {"ThrottlingRateLimit": "fast"}}
+    row = stage_frame(stage).iloc[0]
+    assert pd.isna(row["connect_throttle_source"])
+    assert "throttling settings for $connect are not numbers" in row["problem"]
+
+
 def test_stage_frame_flags_a_format_without_the_useful_variables() -> None:
     stage = load("apigw-get-stage.json")
     stage["AccessLogSettings"]["Format"] = "$context.requestId $context.routeKey"

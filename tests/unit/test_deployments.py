@@ -101,6 +101,13 @@ def test_stage_answer(state: StageState | None, expected: dict[str, Any]) -> Non
         (StageState(auto_deploy=True), {"deploymentId": "d1"}, (400, "BadRequestException")),
         (StageState(auto_deploy=True), {"deploymentId": "d1", "autoDeploy": False}, None),
         (StageState(auto_deploy=True), {"autoDeploy": True}, None),
+        # throttling out of the account's range: refused before anything else
+        (
+            StageState(),
+            {"routeSettings": {"$connect": {"throttlingBurstLimit": -1}}},
+            (400, "BadRequestException"),
+        ),
+        (StageState(), {"defaultRouteSettings": {"throttlingRateLimit": 0, "throttlingBurstLimit": 0}}, None),
     ],
 )
 def test_stage_refusal(state: StageState, changes: dict[str, Any], expected: tuple[int, str] | None) -> None:

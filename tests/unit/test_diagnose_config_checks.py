@@ -26,7 +26,9 @@ from .diagnose_evidence import (
     assert_cases_cover,
     exec_line,
     functions,
+    lifecycle,
     log_lines,
+    probe_rows,
     route,
     routes,
     served,
@@ -39,6 +41,18 @@ ROUTE_DELETED = config.routes_frame(
     [{"RouteKey": "$disconnect", "RouteId": "r2", "Target": "integrations/i1"}],
     [{"IntegrationId": "i1", "IntegrationType": "AWS_PROXY", "IntegrationUri": LAMBDA_URI}],
 )
+
+
+THROTTLE_ZERO = {
+    "connect_throttle_rate": 0.0,
+    "connect_throttle_burst": 0,
+    "connect_throttle_source": "DefaultRouteSettings",
+}
+THROTTLE_SOME = {
+    "connect_throttle_rate": 10.0,
+    "connect_throttle_burst": 20,
+    "connect_throttle_source": "DefaultRouteSettings",
+}
 
 
 ROUTE_DANGLING = config.routes_frame(
@@ -300,6 +314,21 @@ CASES: list[Case] = [
         [("fail", "stale-deployment")],
         "$connect invoked",
     ),
+    Case(  # a throttled handshake invoked nothing because nothing ran, not because of a deployment
+        "deployment: a throttled $connect that invoked nothing is no drift",
+        config_checks.check_deployed_configuration,
+        {
+            "log_lines": log_lines(
+                *served(),
+                exec_line("gw-2", "WebSocket Request Route: [$connect]", route_key="$connect", ts=NOW),
+                exec_line(
+                    "gw-2", "Execution failed: throttled by the stage's throttling of route $connect", ts=NOW
+                ),
+            )
+        },
+        [("pass", None)],
+        "(1 requests)",
+    ),
     Case(  # the $connect route was added (or given its integration) after the deployment
         "deployment: $connect invoked nothing, yet its route names a function",
         config_checks.check_deployed_configuration,
@@ -399,6 +428,84 @@ CASES: list[Case] = [
         "no request",
     ),
     skip_case("deployment skip", config_checks.check_deployed_configuration, "api"),
+    # throttling
+    Case(
+        "throttling: no limit, no 429",
+        config_checks.check_throttling,
+        {},
+        [("pass", None)],
+        "limit for $connect: none set (the account's quota",
+    ),
+    Case(
+        "throttling: a limit that lets handshakes through",
+        config_checks.check_throttling,
+        {"stage": stage(THROTTLE_SOME)},
+        [("pass", None)],
+        "rate 10 per second, burst 20 (DefaultRouteSettings)",
+    ),
+    Case(
+        "throttling: 0/0 in the defaults (the IaC trap), no handshake seen",
+        config_checks.check_throttling,
+        {"stage": stage(THROTTLE_ZERO), "probe": None, "lifecycle": None},
+        [("fail", "throttled")],
+        "throttles $connect at rate 0 per second, burst 0 (DefaultRouteSettings): API Gateway answers every "
+        "handshake 429 before $connect runs; no handshake was seen yet",
+    ),
+    Case(
+        "throttling: 0/0 and the probe's handshakes refused",
+        config_checks.check_throttling,
+        {
+            "stage": stage(THROTTLE_ZERO | {"connect_throttle_source": "RouteSettings[$connect]"}),
+            "probe": probe_rows(http_status=429, stored=None, clients=2),
+            "lifecycle": lifecycle({"connect_status": 429, "connect_invoked": False}),
+        },
+        [("fail", "throttled")],
+        "(RouteSettings[$connect]): API Gateway answers every handshake 429 before $connect runs; 2 of 2 probe "
+        "handshakes answered 429; 1 $connect requests in API Gateway's logs answered 429",
+    ),
+    Case(
+        "throttling: burst 0 refuses all, whatever the rate",
+        config_checks.check_throttling,
+        {"stage": stage(THROTTLE_SOME | {"connect_throttle_burst": 0})},
+        [("fail", "throttled")],
+        "burst 0",
+    ),
+    Case(
+        "throttling: rate 0 refuses all after the first burst",
+        config_checks.check_throttling,
+        {"stage": stage(THROTTLE_SOME | {"connect_throttle_rate": 0.0})},
+        [("fail", "throttled")],
+        "rate 0 per second",
+    ),
+    Case(
+        "throttling: 429s with no stage limit (the account's quota)",
+        config_checks.check_throttling,
+        {"lifecycle": lifecycle({}, {"connection_id": "other", "connect_status": 429})},
+        [("fail", "throttled")],
+        "1 $connect requests in API Gateway's logs answered 429; the stage's limit for $connect: none set",
+    ),
+    Case(
+        "throttling: a 4xx that is not 429 is not throttling",
+        config_checks.check_throttling,
+        {"probe": probe_rows(http_status=403, stored=None), "lifecycle": lifecycle({"connect_status": 403})},
+        [("pass", None)],
+    ),
+    Case(
+        "throttling: 429s seen though the stage was not read",
+        config_checks.check_throttling,
+        {"probe": probe_rows(http_status=429, stored=None)},
+        [("fail", "throttled")],
+        "the stage's limit for $connect: not read",
+        problems={"api": PROBLEM.format("api")},
+    ),
+    skip_case("throttling skip", config_checks.check_throttling, "api"),
+    Case(
+        "throttling: no stage",
+        config_checks.check_throttling,
+        {"stage": stage().iloc[0:0]},
+        [("skip", None)],
+        "no stage was read, and no handshake was seen answered 429",
+    ),
 ]
 
 

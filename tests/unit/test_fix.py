@@ -20,9 +20,17 @@ from .diagnose_evidence import FUNCTION, TABLE, TABLE_ARN, functions, healthy, p
 ROLE = "arn:aws:iam::123456789012:role/chatgenius-handler"
 
 
+THROTTLED = {
+    "connect_throttle_rate": 0.0,
+    "connect_throttle_burst": 0,
+    "connect_throttle_source": "DefaultRouteSettings",
+}
+
+
 def evidence(**changes: Any) -> Evidence:
     made = replace(
         healthy(),
+        stage=stage(THROTTLED),
         functions=functions(
             {
                 "role": ROLE,
@@ -57,6 +65,7 @@ PLANS = [
     ("workspace-id-missing", ["deploy_fixed_handler"], ("FunctionName", FUNCTION)),
     ("connect-route-missing", ["connect_route"], ("ApiId", "abc123")),
     ("stale-deployment", ["deploy_stage"], ("StageName", "prod")),
+    ("throttled", ["stage_throttling"], ("Settings", ["DefaultRouteSettings"])),
 ]
 
 
@@ -373,3 +382,92 @@ def test_a_real_account_is_changed_only_after_a_yes(
         "About to change aws us-east-2 (profile prod):\n  - Allow dynamodb:PutItem."
         in capsys.readouterr().out
     )
+
+
+def test_a_throttled_stage_gets_the_accounts_limits_on_the_settings_that_throttle() -> None:
+    both = stage(THROTTLED | {"connect_throttle_source": "RouteSettings[$connect], DefaultRouteSettings"})
+    planned = fix.plan(diagnosis("throttled"), evidence(stage=both))
+    (change,) = planned.changes
+    assert change.params["Settings"] == ["RouteSettings[$connect]", "DefaultRouteSettings"]
+    assert (change.params["ThrottlingBurstLimit"], change.params["ThrottlingRateLimit"]) == (5000, 10000.0)
+    assert change.cli()[1] == (
+        "aws apigatewayv2 update-stage --api-id abc123 --stage-name prod --default-route-settings "
+        '\'{"ThrottlingBurstLimit":5000,"ThrottlingRateLimit":10000.0}\' --route-settings '
+        '\'{"$connect":{"ThrottlingBurstLimit":5000,"ThrottlingRateLimit":10000.0}}\''
+    )
+    assert change.boto3()[-1] == (
+        "apigw.update_stage(ApiId='abc123', StageName='prod', DefaultRouteSettings=defaults, "
+        "RouteSettings=routes)"
+    )
+    assert fix.for_account(planned).changes == (change,)  # stage settings: the kit may change them
+    only_route = fix.plan(
+        diagnosis("throttled"),
+        evidence(stage=stage(THROTTLED | {"connect_throttle_source": "RouteSettings[$connect]"})),
+    )
+    assert "--default-route-settings" not in only_route.changes[0].cli()[1]
+    # No stage limit: the account's quota refused them; nothing in the stack to change.
+    quota = fix.plan(
+        diagnosis("throttled"),
+        evidence(stage=stage({"connect_throttle_source": None, "connect_throttle_rate": None})),
+    )
+    assert not quota.applicable and "account's quota of new connections" in quota.advice
+    unread = fix.plan(diagnosis("throttled"), evidence(stage=stage().iloc[0:0]))
+    assert not unread.applicable and "stage was not read" in unread.advice
+
+
+class StageClient:
+    """An apigatewayv2 client that holds one stage's route settings, replacing each object it is sent."""
+
+    def __init__(self, stage: dict[str, Any]) -> None:
+        self.stage = stage
+
+    def get_stage(self, **names: Any) -> dict[str, Any]:
+        return json.loads(json.dumps(self.stage))
+
+    def update_stage(self, ApiId: str, StageName: str, **settings: Any) -> None:
+        self.stage |= json.loads(json.dumps(settings))
+
+
+class StageTarget(FakeTarget):
+    def __init__(self, client: StageClient) -> None:
+        super().__init__("lab us-east-2")
+        self._client = client
+
+    def client(self, service: str) -> StageClient:
+        assert service == "apigatewayv2"
+        return self._client
+
+
+def test_raising_the_throttling_keeps_the_other_settings_and_its_undo_puts_them_back() -> None:
+    before = {
+        "DefaultRouteSettings": {
+            "LoggingLevel": "INFO",
+            "ThrottlingBurstLimit": 0,
+            "ThrottlingRateLimit": 0.0,
+        },
+        "RouteSettings": {
+            "$connect": {"DataTraceEnabled": True, "ThrottlingBurstLimit": 0},
+            "message": {"ThrottlingBurstLimit": 7},
+        },
+    }
+    client = StageClient(json.loads(json.dumps(before)))
+    target = StageTarget(client)
+    both = stage(THROTTLED | {"connect_throttle_source": "RouteSettings[$connect], DefaultRouteSettings"})
+    applied = fix.apply(target, fix.plan(diagnosis("throttled"), evidence(stage=both)))  # type: ignore[arg-type]
+    assert client.stage == {
+        "DefaultRouteSettings": {
+            "LoggingLevel": "INFO",
+            "ThrottlingBurstLimit": 5000,
+            "ThrottlingRateLimit": 10000.0,
+        },
+        "RouteSettings": {
+            "$connect": {
+                "DataTraceEnabled": True,
+                "ThrottlingBurstLimit": 5000,
+                "ThrottlingRateLimit": 10000.0,
+            },
+            "message": {"ThrottlingBurstLimit": 7},
+        },
+    }
+    fix.undo(target, applied)  # type: ignore[arg-type]
+    assert client.stage == before

@@ -195,7 +195,12 @@ def test_api_config_from_answers_reads_boto3_shapes() -> None:
     assert send.request_parameters == {"integration.request.header.ConnectionId": "context.connectionId"}
     assert api.integrations["i-disconnect"].timeout_ms == 29000
     assert api.stage == gw.StageConfig(
-        "prod", "arn:aws:logs:us-east-1:123456789012:log-group:ws-access", "$context.requestId", "INFO", True
+        "prod",
+        "arn:aws:logs:us-east-1:123456789012:log-group:ws-access",
+        "$context.requestId",
+        "INFO",
+        True,
+        {"DefaultRouteSettings": GET_STAGE["DefaultRouteSettings"]},
     )
 
 

@@ -72,14 +72,9 @@ def answers(routes: list[dict[str, Any]] = (), stages: list[dict[str, Any]] = ()
         (answers(routes=[{"RouteKey": "m", "ApiKeyRequired": True}]), ["route m: API key required"]),
         (answers(routes=[{"RouteKey": "m", "ApiKeyRequired": False}]), []),
         (answers(stages=[{"StageName": "prod", "DefaultRouteSettings": {"LoggingLevel": "INFO"}}]), []),
-        (
-            answers(stages=[{"StageName": "prod", "DefaultRouteSettings": {"ThrottlingBurstLimit": 0}}]),
-            ["stage prod: throttling limits"],
-        ),
-        (
-            answers(stages=[{"StageName": "prod", "RouteSettings": {"m": {"ThrottlingRateLimit": 5.0}}}]),
-            ["stage prod: throttling limits"],
-        ),
+        # throttling limits are copied with the stage and enforced by the lab: no gap
+        (answers(stages=[{"StageName": "prod", "DefaultRouteSettings": {"ThrottlingBurstLimit": 0}}]), []),
+        (answers(stages=[{"StageName": "prod", "RouteSettings": {"m": {"ThrottlingRateLimit": 5.0}}}]), []),
         (
             answers(stages=[{"StageName": "prod", "ClientCertificateId": "c"}]),
             ["stage prod: client certificate"],
