@@ -214,7 +214,8 @@ def api_gaps(answers: config.ApiAnswers) -> list[Gap]:
             gaps.append(
                 Gap(
                     f"route {key}: route response",
-                    "the lab does not model two-way routes yet: the integration's answer is not sent back",
+                    "the mirror does not copy route responses yet: the route is one-way there, the "
+                    "integration's answer is not sent back",
                 )
             )
         if route.get("ApiKeyRequired"):
