@@ -198,6 +198,15 @@ def function_gaps(name: str, configuration: Mapping[str, Any]) -> list[Gap]:
         gaps.append(
             Gap(f"function {name}: dead-letter queue", "not reproduced (API Gateway invokes it sync)")
         )
+    variables = (configuration.get("Environment") or {}).get("Variables") or {}
+    for variable in sorted(k for k, v in variables.items() if config.EXECUTE_API_URL.match(str(v))):
+        gaps.append(
+            Gap(
+                f"function {name}: {variable} names an execute-api endpoint",
+                "the mirror cannot reach the account's API, so the function's posts to it fail there whether "
+                "the endpoint is right or not (unset, the kit's handlers build it from the event)",
+            )
+        )
     return gaps
 
 

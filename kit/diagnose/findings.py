@@ -61,6 +61,7 @@ class Evidence:
     # failed
     problem_kinds: dict[str, str] = field(default_factory=dict)
     api_id: str = ""  # the API that was read (the target's, or the one found by listing)
+    route_selection_expression: str = ""  # the API's, as GetApi shows it now; "" when not read
     # how the reading chose what it read (an API found by listing), and a probe that was not allowed to run
     notes: list[str] = field(default_factory=list)
 

@@ -69,7 +69,7 @@ def read_evidence(
     stage_answer: dict[str, Any] | None = None
     if answers is not None:
         evidence.routes = config.routes_frame(answers.routes, answers.integrations)
-        evidence.api_id = answers.api_id
+        evidence.api_id, evidence.route_selection_expression = answers.api_id, answers.selection_expression
         stage_answer = answers.chosen_stage(target.stage) or (answers.stages[0] if answers.stages else None)
         stage, why = answers.settled(target.api_id, target.stage)
         if why:  # found by listing, or a path that is no stage: the checks that name them need the real ones

@@ -102,6 +102,7 @@ def test_every_check_has_its_modules_table_of_cases() -> None:
     modules = {check.__module__.removeprefix("kit.diagnose.") for check in CHECKS}
     assert modules == {
         "config_checks",
+        "delivery_checks",
         "table_checks",
         "permission_checks",
         "handler_checks",

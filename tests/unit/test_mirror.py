@@ -42,6 +42,15 @@ from kit.mirror import (
         ({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-2:1:q"}}, ["function f: dead-letter queue"]),
         ({"PackageType": "Zip"}, []),
         ({"PackageType": "Image"}, ["function f: container image"]),
+        (
+            {
+                "Environment": {
+                    "Variables": {"MANAGEMENT_ENDPOINT": "https://a1.execute-api.us-east-2.amazonaws.com/p"}
+                }
+            },
+            ["function f: MANAGEMENT_ENDPOINT names an execute-api endpoint"],
+        ),
+        ({"Environment": {"Variables": {"API": "https://example.com/p", "TABLE_NAME": "t"}}}, []),
     ],
 )
 def test_function_gaps(configuration: dict[str, Any], expected: list[str]) -> None:
