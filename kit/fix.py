@@ -202,12 +202,13 @@ def _policy_change(function: pd.Series, evidence: Evidence, action: str, index: 
     )
 
 
-def _denying_statement(evidence: Evidence, action: str) -> str | None:
-    if evidence.permissions is None or evidence.permissions.empty:
+def _denying_statement(
+    evidence: Evidence, action: str, permissions: pd.DataFrame | None = None
+) -> str | None:
+    permissions = evidence.permissions if permissions is None else permissions
+    if permissions is None or permissions.empty:
         return None
-    rows = evidence.permissions[
-        (evidence.permissions["action"] == action) & (evidence.permissions["decision"] == "explicit-deny")
-    ]
+    rows = permissions[(permissions["action"] == action) & (permissions["decision"] == "explicit-deny")]
     return str(rows.iloc[0]["statement"]) if not rows.empty else None
 
 
@@ -502,8 +503,13 @@ def _endpoint_fix(cause: str, summary: str, evidence: Evidence) -> Fix:
 
 
 def _manage_connections_fix(cause: str, summary: str, evidence: Evidence, function: pd.Series) -> Fix:
+    if evidence.message_permissions is not None:  # the message function runs under another role: that one
+        routes = evidence.routes
+        message = routes[routes["route_id"].notna() & ~routes["route_key"].isin([CONNECT, "$disconnect"])]
+        rows = evidence.functions[evidence.functions["function_name"].isin(message["function_name"].dropna())]
+        function = rows.iloc[0] if not rows.empty else function
     name = str(function["function_name"])
-    denying = _denying_statement(evidence, delivery_checks.MANAGE_CONNECTIONS)
+    denying = _denying_statement(evidence, delivery_checks.MANAGE_CONNECTIONS, evidence.message_permissions)
     if denying:
         return Fix(
             cause,

@@ -305,9 +305,10 @@ def check_message_routing(e: Evidence) -> list[Finding]:
 def check_manage_connections(e: Evidence) -> list[Finding]:
     check = "iam-manage-connections"
     question = "May the execution role post to the clients (execute-api:ManageConnections on @connections)?"
-    if e.permissions is None or e.permissions.empty:
+    permissions = e.message_permissions if e.message_permissions is not None else e.permissions
+    if permissions is None or permissions.empty:
         return skip(check, question, e.problems.get("iam", "no execution role could be read"))
-    rows = e.permissions[e.permissions["action"] == MANAGE_CONNECTIONS]
+    rows = permissions[permissions["action"] == MANAGE_CONNECTIONS]
     if rows.empty:
         return skip(check, question, "the permission was not evaluated (no API id or stage)")
     posting = rows[rows["resource"].astype(str).str.contains("/POST/", regex=False)]

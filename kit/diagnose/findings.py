@@ -49,7 +49,9 @@ class Evidence:
     schema_differences: pd.DataFrame | None = None
     items: pd.DataFrame | None = None
     coverage: pd.DataFrame | None = None
-    permissions: pd.DataFrame | None = None
+    permissions: pd.DataFrame | None = None  # the $connect function's execution role's
+    # the message route's function's role's, when it is another role than $connect's (None: same, or unread)
+    message_permissions: pd.DataFrame | None = None
     log_report: pd.DataFrame | None = None
     log_lines: pd.DataFrame | None = None
     invocations: pd.DataFrame | None = None

@@ -157,6 +157,20 @@ CASES: list[Case] = [
         [("warn", None)],
         "yet the probe's broadcasts were all delivered",
     ),
+    Case(  # the message route's function runs under another role: that role decides
+        "iam-manage-connections: the message function's own role is denied",
+        delivery_checks.check_manage_connections,
+        {"message_permissions": permissions(manage="implicit-deny"), "probe": BROADCAST_FAILED},
+        [("fail", "manage-connections-denied")],
+        "implicit-deny",
+    ),
+    Case(
+        "iam-manage-connections: $connect's role is denied, the message function's is allowed",
+        delivery_checks.check_manage_connections,
+        {"permissions": permissions(manage="implicit-deny"), "message_permissions": permissions()},
+        [("pass", None)],
+        "allowed",
+    ),
     Case(
         "iam-manage-connections: no role read",
         delivery_checks.check_manage_connections,

@@ -490,3 +490,28 @@ def test_a_selection_fix_on_a_stage_that_does_not_deploy_itself_deploys() -> Non
     assert planned.changes[0].cli() == [
         "aws apigatewayv2 update-api --api-id abc123 --route-selection-expression '$request.body.action'"
     ]
+
+
+def test_a_manage_connections_fix_goes_to_the_message_functions_own_role() -> None:
+    from .diagnose_evidence import route
+
+    message_arn = "arn:aws:lambda:us-east-2:123456789012:function:chatgenius-message"
+    planned = fix.plan(
+        diagnosis("manage-connections-denied"),
+        evidence(
+            functions=functions(
+                {"role": ROLE},
+                {
+                    "function_name": "chatgenius-message",
+                    "function_arn": message_arn,
+                    "role": "arn:aws:iam::123456789012:role/message-role",
+                },
+            ),
+            routes=routes(
+                route("$connect"), route("$disconnect"), route("message", function_name="chatgenius-message")
+            ),
+            message_permissions=permissions(manage="implicit-deny"),
+        ),
+    )
+    assert [c.params["RoleName"] for c in planned.changes] == ["message-role"]
+    assert planned.function == "chatgenius-message"
