@@ -6,7 +6,8 @@
                                reads a field the clients' frames do not carry (route-selection-mismatch), or
                                the value they carry names a route that is missing, or that exists but the
                                stage's deployment does not have (message-route-missing)
-    check_manage_connections   ``iam-manage-connections``: may the role post to @connections
+    check_manage_connections   ``iam-manage-connections``: may the message function's role (its own when
+                               it is another than $connect's) post to @connections
                                (``execute-api:ManageConnections``, evaluated by :mod:`kit.policy`), with the
                                function's failed posts from its log (manage-connections-denied)
     check_management_endpoint  ``management-endpoint``: the @connections endpoint the message functions post
@@ -18,7 +19,9 @@ fault while the probe saw every broadcast delivered is a warning (then the readi
 doubt), never a cause; with no probe, the configuration and the logs decide.
 
 The frames the clients send are the probe's (:func:`kit.probe_core.action_body`, what the app's client sends);
-the check compares them with the API's configuration, never with how a fault was made. Pure.
+the check compares them with the API's configuration and what the execution log says, never with how a fault
+was made. A frame the app does not send (a heartbeat without a route) that took no route is a warning only.
+Custom domains are not judged (their mapping to a stage is not read). Pure.
 """
 
 from __future__ import annotations
@@ -180,8 +183,10 @@ class Unrouted:
     """What the evidence says of the messages no route took, against the API's configuration now.
 
     ``actions``: the probe's actions answered Forbidden; ``values``: the execution log's selection values of
-    messages no route took, since the stage's deployment (when its date was read); ``frames``: what the
-    clients send for those actions; ``keys``: the API's non-reserved route keys now.
+    messages no route took, since the stage's deployment (when its date was read); ``frames``: what the app's
+    clients send: for the probe's refused actions, else for every action the app sends (any client may send
+    other frames, a heartbeat without a route, so the log's values alone are judged against the app's own);
+    ``keys``: the API's non-reserved route keys now.
     """
 
     expression: str
@@ -197,10 +202,8 @@ class Unrouted:
 
     @property
     def expression_unmet(self) -> bool:
-        """The expression reads a field the clients' frames lack (or, without frames, evaluated to "")."""
-        if self.frames:
-            return any(not all(f in body for body in self.frames.values()) for f in self.fields)
-        return bool(self.values) and all(v == "" for v in self.values)
+        """The expression reads a field the app's frames lack."""
+        return any(not all(f in body for body in self.frames.values()) for f in self.fields)
 
     @property
     def wanted_expression(self) -> str | None:
@@ -210,11 +213,13 @@ class Unrouted:
 
     @property
     def sent(self) -> list[str]:
-        """The route keys the clients' unrouted messages name."""
-        sent = {v for v in self.values if v}
-        if len(self.fields) == 1:
-            sent |= {str(body[self.fields[0]]) for body in self.frames.values() if self.fields[0] in body}
-        return sorted(sent)
+        """The routes the app's unrouted messages name: the probe's refused frames', and the log's values that
+        are routes the app's frames name (another value is some other client's frame)."""
+        field_name = self.fields[0] if len(self.fields) == 1 else None
+        named = {str(body[field_name]) for body in self.frames.values() if field_name and field_name in body}
+        if self.actions:
+            return sorted(named | {v for v in self.values if v})
+        return sorted(set(self.values) & named)
 
     @property
     def missing(self) -> list[str]:
@@ -236,7 +241,7 @@ def unrouted_messages(e: Evidence) -> Unrouted:
         e.route_selection_expression,
         tuple(actions),
         tuple(str(v) for v in unrouted["value"]),
-        _frames(actions),
+        _frames(actions or list(probe_core.ACTIONS)),
         tuple(_route_keys(e)),
     )
 
@@ -286,12 +291,12 @@ def check_message_routing(e: Evidence) -> list[Finding]:
             f"route {', '.join(found.undeployed)} exists, yet the stage answers Forbidden for it: "
             f"{deployment} (created {since}) does not have it",
         )
-    if not found.sent:
+    if not found.sent:  # only frames the app does not send (a heartbeat, a malformed frame) took no route
         return _warn(
             check,
             question,
-            "; ".join(seen) + f"; what the clients send under {expression!r} is not known",
-            "Compare the route selection expression with the clients' frames and the route keys.",
+            "; ".join(seen) + f"; no frame of the app's clients is among them ({expression})",
+            "If your clients send those frames, add their route (or a $default route); else nothing is lost.",
         )
     if not found.missing and pd.isna(since) and not found.actions:
         # Undated log lines may predate a deployment: only the probe (now) proves it.

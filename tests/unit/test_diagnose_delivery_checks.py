@@ -116,6 +116,24 @@ CASES: list[Case] = [
         [("warn", None)],
         "route message exists",
     ),
+    Case(  # some client's heartbeat without a route, while the app's frames carry the expression's field
+        "message-routing: from the log alone, frames the app does not send",
+        delivery_checks.check_message_routing,
+        {"probe": None, "log_lines": log_lines(unrouted(""), unrouted("ping"))},
+        [("warn", None)],
+        "no frame of the app's clients is among them",
+    ),
+    Case(
+        "message-routing: from the log alone, the app's message route is missing",
+        delivery_checks.check_message_routing,
+        {
+            "probe": None,
+            "log_lines": log_lines(unrouted("message")),
+            "routes": routes(route("$connect"), route("$disconnect"), route("presence")),
+        },
+        [("fail", "message-route-missing")],
+        "the clients send route message",
+    ),
     Case(  # another error frame (the broadcast failed) is no routing fault
         "message-routing: an Internal server error frame is not Forbidden",
         delivery_checks.check_message_routing,
