@@ -53,6 +53,13 @@ EXPECTED_ROUTE_KEYS: Final[tuple[str, ...]] = ("$connect", "$disconnect", "messa
 MASK: Final = "***"
 UTC_DTYPE: Final = frames.UTC_DTYPE
 
+# An API's own endpoint on its execute-api host (https for @connections, wss for clients), e.g.
+# https://abc123.execute-api.us-east-2.amazonaws.com/prod: the API id, its region and (when given) the stage.
+EXECUTE_API_URL: Final = re.compile(
+    r"^(?:https?|wss?)://(?P<api>[A-Za-z0-9]+)\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com"
+    r"(?:/(?P<stage>[^/?#]*))?"
+)
+
 # One row per route, plus one per expected route that is missing.
 ROUTES_COLUMNS: Final[dict[str, str]] = {
     "route_key": "string",
@@ -301,6 +308,11 @@ class ApiAnswers:
     @property
     def api_id(self) -> str:
         return str(self.api.get("ApiId", ""))
+
+    @property
+    def selection_expression(self) -> str:
+        """The API's RouteSelectionExpression; "" when get_api had none."""
+        return str(self.api.get("RouteSelectionExpression") or "")
 
     def stage(self, name: str | None) -> dict[str, Any] | None:
         """The stage called ``name``, or None."""

@@ -10,10 +10,10 @@ where that is allowed, and each change's undo.
 A change is one of a few operations (:data:`OPERATIONS`): an inline policy added to the execution role, the
 function's environment patched (only the named variables; the others, secrets included, are read at apply
 time and never printed), the ``$connect`` route wired to the function's integration, the connection id
-mapped on an HTTP integration, the API deployed to its stage (after a route or integration change, or for a
-stage serving an older deployment; undone by pointing the stage back), the stage's throttling of ``$connect``
-raised to the account's own limits (its other route settings kept; undone by putting them back), or the kit's
-fixed handler
+mapped on an HTTP integration, the API's route selection expression set (and deployed), the API deployed to
+its stage (after a route or integration change, or for a stage serving an older deployment; undone by pointing
+the stage back), the stage's throttling of ``$connect`` raised to the account's own limits (its other route
+settings kept; undone by putting them back), or the kit's fixed handler
 (``kit/handler/app.py`` or ``app.mjs``) deployed in place of the function's code. A cause the client must fix
 (it omits ``workspaceId``, it closes at once) changes the client instead: ``Fix.client`` holds the probe's
 settings that stand for the fixed client.
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pandas as pd
 
 from kit.config import lambda_integration_uri
+from kit.diagnose import delivery_checks
 from kit.diagnose.findings import CONNECT, Diagnosis, Evidence
 from kit.errors import ConfigurationError, error_code
 from kit.mirror import download_code
@@ -55,6 +56,7 @@ QUERY_PARAMETERS: Final = {
 # 5,000), the values AWS's own 2018 create-stage output shows; a stage limit cannot exceed them anyway.
 SANE_THROTTLING: Final = {"ThrottlingBurstLimit": 5000, "ThrottlingRateLimit": 10000.0}
 POLICY_PREFIX: Final = "kit-fix-"
+MANAGEMENT_ENDPOINT: Final = "MANAGEMENT_ENDPOINT"  # the kit's handlers' variable (kit/handler/app.py)
 PERMISSION_ID: Final = "kit-fix-apigateway-invoke"
 
 
@@ -204,12 +206,13 @@ def _policy_change(function: pd.Series, evidence: Evidence, action: str, index: 
     )
 
 
-def _denying_statement(evidence: Evidence, action: str) -> str | None:
-    if evidence.permissions is None or evidence.permissions.empty:
+def _denying_statement(
+    evidence: Evidence, action: str, permissions: pd.DataFrame | None = None
+) -> str | None:
+    permissions = evidence.permissions if permissions is None else permissions
+    if permissions is None or permissions.empty:
         return None
-    rows = evidence.permissions[
-        (evidence.permissions["action"] == action) & (evidence.permissions["decision"] == "explicit-deny")
-    ]
+    rows = permissions[(permissions["action"] == action) & (permissions["decision"] == "explicit-deny")]
     return str(rows.iloc[0]["statement"]) if not rows.empty else None
 
 
@@ -247,6 +250,12 @@ def plan(diagnosis: Diagnosis, evidence: Evidence) -> Fix:
         return _throttling_fix(cause, summary, evidence)
     if cause == "connect-route-missing":
         return _connect_route_fix(cause, summary, evidence, function)
+    if cause == "route-selection-mismatch":
+        return _selection_fix(cause, summary, evidence)
+    if cause == "message-route-missing":
+        return _message_route_fix(cause, summary, evidence, function)
+    if cause == "management-endpoint-wrong":
+        return _endpoint_fix(cause, summary, evidence)
     if function is None:
         return Fix(
             cause,
@@ -254,6 +263,8 @@ def plan(diagnosis: Diagnosis, evidence: Evidence) -> Fix:
             advice="The $connect function's configuration was not read, so the kit "
             "cannot say what to change; give it the API (--websocket-url or --api-id).",
         )
+    if cause == "manage-connections-denied":
+        return _manage_connections_fix(cause, summary, evidence, function)
     if cause in ("put-access-denied", "index-access-denied"):
         if pd.isna(function["role"]) or pd.isna(function["function_arn"]):
             return Fix(
@@ -418,6 +429,154 @@ def _connect_route_fix(cause: str, summary: str, evidence: Evidence, function: p
     return Fix(cause, summary, (change,), function=arn.rsplit(":", 1)[-1])
 
 
+def _selection_fix(cause: str, summary: str, evidence: Evidence) -> Fix:
+    wanted = delivery_checks.unrouted_messages(evidence).wanted_expression
+    if not wanted or not evidence.api_id:
+        return Fix(
+            cause,
+            summary,
+            advice="No field of the clients' frames names a route of the API, so the kit cannot say "
+            "which expression to set; compare the frames with the route keys.",
+        )
+    change = Change(
+        "update_api",
+        f"Set the API's route selection expression to {wanted} (the field the clients' frames name "
+        f"the route in; it was {evidence.route_selection_expression!r}).",
+        {"ApiId": evidence.api_id, "RouteSelectionExpression": wanted},
+    )
+    stage = _deploy_stage(evidence)
+    return Fix(cause, summary, (change, *((_deploy_change(evidence.api_id, stage),) if stage else ())))
+
+
+def _message_route_fix(cause: str, summary: str, evidence: Evidence, function: pd.Series | None) -> Fix:
+    found = delivery_checks.unrouted_messages(evidence)
+    stage = _deploy_stage(evidence)
+    if not found.missing:  # the routes exist: the stage's deployment lacks them
+        if evidence.stage.empty or not evidence.api_id:
+            return Fix(
+                cause, summary, advice="The stage was not read, so the kit cannot name what to deploy."
+            )
+        deploy_to = str(evidence.stage.iloc[0]["stage_name"])
+        return Fix(cause, summary, (_deploy_change(evidence.api_id, deploy_to),))
+    wired = evidence.routes[
+        evidence.routes["route_id"].notna()
+        & evidence.routes["integration_id"].notna()
+        & evidence.routes["function_arn"].notna()
+        & ~evidence.routes["route_key"].isin([CONNECT, "$disconnect"])
+    ]
+    wired = wired if not wired.empty else _connect_routes(evidence)
+    if wired.empty:
+        return Fix(
+            cause,
+            summary,
+            advice="No route of the API invokes a function, so the kit cannot tell which one the missing "
+            "route should invoke; create it with your message function.",
+        )
+    row = wired.iloc[0]
+    changes = tuple(
+        Change(
+            "connect_route",
+            f"Create the {key} route with target integrations/{row['integration_id']} (the integration "
+            f"route {row['route_key']} uses), let API Gateway invoke it"
+            + (", and deploy the stage." if stage and index == len(found.missing) - 1 else "."),
+            {
+                "ApiId": evidence.api_id,
+                "RouteKey": key,
+                "IntegrationId": str(row["integration_id"]),
+                "FunctionArn": str(row["function_arn"]),
+                "Stage": stage if index == len(found.missing) - 1 else "",
+            },
+        )
+        for index, key in enumerate(found.missing)
+    )
+    return Fix(cause, summary, changes, function=str(row["function_name"]))
+
+
+def _connect_routes(evidence: Evidence) -> pd.DataFrame:
+    routes = evidence.routes
+    return routes[
+        (routes["route_key"] == CONNECT) & routes["integration_id"].notna() & routes["function_arn"].notna()
+    ]
+
+
+def _endpoint_fix(cause: str, summary: str, evidence: Evidence) -> Fix:
+    wrong = delivery_checks.wrong_endpoints(evidence)
+    if not wrong:
+        return Fix(
+            cause,
+            summary,
+            advice="The wrong endpoint is in the function's code or log, not in a variable the kit can "
+            f"change: post to {delivery_checks.own_endpoint(evidence)}.",
+        )
+    own = delivery_checks.own_endpoint(evidence)
+    changes = []
+    for item in wrong:
+        if item.variable == MANAGEMENT_ENDPOINT:  # the kit's handlers build it from the event without it
+            changes.append(
+                Change(
+                    "patch_environment",
+                    f"Remove {item.variable} from function {item.function_name}: the handler then posts to "
+                    "https://{requestContext.domainName}/{requestContext.stage}, the API's own endpoint (the "
+                    "kit's handlers do; a handler of yours must too).",
+                    {"FunctionName": item.function_name, "Set": {}, "Remove": [item.variable]},
+                )
+            )
+        else:
+            scheme = item.value.split("://", 1)[0]
+            value = own.replace("https", scheme, 1)
+            changes.append(
+                Change(
+                    "patch_environment",
+                    f"Set {item.variable}={value} on function {item.function_name}: the API's own endpoint.",
+                    {"FunctionName": item.function_name, "Set": {item.variable: value}, "Remove": []},
+                )
+            )
+    return Fix(cause, summary, tuple(changes), function=wrong[0].function_name)
+
+
+def _manage_connections_fix(cause: str, summary: str, evidence: Evidence, function: pd.Series) -> Fix:
+    if evidence.message_permissions is not None:  # the message function runs under another role: that one
+        routes = evidence.routes
+        message = routes[routes["route_id"].notna() & ~routes["route_key"].isin([CONNECT, "$disconnect"])]
+        rows = evidence.functions[evidence.functions["function_name"].isin(message["function_name"].dropna())]
+        function = rows.iloc[0] if not rows.empty else function
+    name = str(function["function_name"])
+    denying = _denying_statement(evidence, delivery_checks.MANAGE_CONNECTIONS, evidence.message_permissions)
+    if denying:
+        return Fix(
+            cause,
+            summary,
+            function=name,
+            advice=f"An explicit Deny decides {delivery_checks.MANAGE_CONNECTIONS}: remove or narrow "
+            f"statement {denying} of the role's policies; an Allow added beside it changes nothing.",
+        )
+    if pd.isna(function["role"]) or pd.isna(function["function_arn"]) or evidence.stage.empty:
+        return Fix(
+            cause,
+            summary,
+            function=name,
+            advice="The function's execution role or the stage was not read, so the kit cannot name the "
+            "policy to add.",
+        )
+    role = str(function["role"]).rsplit("/", 1)[-1]
+    partition, _, account = _arn_parts(str(function["function_arn"]))
+    stage = str(evidence.stage.iloc[0]["stage_name"])
+    api = f"{evidence.api_id}/{stage}"
+    resource = f"arn:{partition}:execute-api:{evidence.region}:{account}:{api}/POST/@connections/*"
+    policy_name = f"{POLICY_PREFIX}manage-connections"
+    change = Change(
+        "put_role_policy",
+        f"Allow {delivery_checks.MANAGE_CONNECTIONS} on {resource} in role {role} (a new inline policy, "
+        f"{policy_name}).",
+        {
+            "RoleName": role,
+            "PolicyName": policy_name,
+            "PolicyDocument": _allow("KitFixManageConnections", delivery_checks.MANAGE_CONNECTIONS, resource),
+        },
+    )
+    return Fix(cause, summary, (change,), function=name)
+
+
 def _deploy_stage(evidence: Evidence) -> str:
     """The stage to redeploy after a route change: none when it deploys itself (AutoDeploy)."""
     if evidence.stage.empty:
@@ -546,8 +705,9 @@ def _route_calls(p: Mapping[str, Any]) -> list[_ApiCall]:
             )
         )
         target = _NEW_INTEGRATION
+    route_key = p.get("RouteKey", CONNECT)
     calls.append(
-        ("apigatewayv2", "create_route", {"ApiId": p["ApiId"], "RouteKey": CONNECT, "Target": target})
+        ("apigatewayv2", "create_route", {"ApiId": p["ApiId"], "RouteKey": route_key, "Target": target})
     )
     calls.append(
         (
@@ -592,6 +752,18 @@ def _cli_integration(p: Mapping[str, Any]) -> list[str]:
 
 def _boto_integration(p: Mapping[str, Any]) -> list[str]:
     return [_boto_call(_integration_call(p))]
+
+
+def _api_call(p: Mapping[str, Any]) -> _ApiCall:
+    return ("apigatewayv2", "update_api", dict(p))
+
+
+def _cli_api(p: Mapping[str, Any]) -> list[str]:
+    return [_cli_call(_api_call(p))]
+
+
+def _boto_api(p: Mapping[str, Any]) -> list[str]:
+    return [_boto_call(_api_call(p))]
 
 
 def _deployment_call(p: Mapping[str, Any]) -> _ApiCall:
@@ -671,6 +843,7 @@ _RENDER: Final[
     "patch_environment": (_cli_env, _boto_env),
     "connect_route": (_cli_route, _boto_route),
     "update_integration": (_cli_integration, _boto_integration),
+    "update_api": (_cli_api, _boto_api),
     "deploy_stage": (_cli_deployment, _boto_deployment),
     "stage_throttling": (_cli_throttling, _boto_throttling),
     "deploy_fixed_handler": (_cli_handler, _boto_handler),
@@ -686,6 +859,7 @@ ACCOUNT_OPERATIONS: Final = frozenset(
         "patch_environment",
         "connect_route",
         "update_integration",
+        "update_api",
         "deploy_stage",
         "stage_throttling",
     }
@@ -808,19 +982,20 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
                     {"ApiId": p["ApiId"], "IntegrationId": integration},
                 )
             )
+        route_key = p.get("RouteKey", CONNECT)
         route = _call(
             target,
             applied,
             "apigatewayv2",
             "create_route",
             ApiId=p["ApiId"],
-            RouteKey=CONNECT,
+            RouteKey=route_key,
             Target=f"integrations/{integration}",
         )
         applied.undo.append(
             Change(
                 "delete_route",
-                "Delete the $connect route the fix created.",
+                f"Delete the {route_key} route the fix created.",
                 {"ApiId": p["ApiId"], "RouteId": str(route["RouteId"])},
             )
         )
@@ -885,6 +1060,16 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
                 "update_integration",
                 "Put the request parameters back.",
                 {**p, "RequestParameters": undo_params},
+            )
+        )
+    elif op == "update_api":
+        before = target.client("apigatewayv2").get_api(ApiId=p["ApiId"])
+        _call(target, applied, "apigatewayv2", "update_api", **p)
+        applied.undo.append(
+            Change(
+                "update_api",
+                "Put the route selection expression back.",
+                {"ApiId": p["ApiId"], "RouteSelectionExpression": str(before["RouteSelectionExpression"])},
             )
         )
     elif op == "deploy_fixed_handler":

@@ -118,6 +118,8 @@ class AccountCopy:
     table: str  # the target's connections table
     gaps: list[Gap] = field(default_factory=list)
     read_from: str = ""  # the target, in words (no secret)
+    # route key -> its GetRouteResponses items (read for routes with a RouteResponseSelectionExpression)
+    route_responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def function(self, name: str) -> FunctionCopy | None:
         return next((f for f in self.functions if f.name == name), None)
@@ -198,24 +200,26 @@ def function_gaps(name: str, configuration: Mapping[str, Any]) -> list[Gap]:
         gaps.append(
             Gap(f"function {name}: dead-letter queue", "not reproduced (API Gateway invokes it sync)")
         )
+    variables = (configuration.get("Environment") or {}).get("Variables") or {}
+    for variable in sorted(k for k, v in variables.items() if config.EXECUTE_API_URL.match(str(v))):
+        gaps.append(
+            Gap(
+                f"function {name}: {variable} names an execute-api endpoint",
+                "the mirror cannot reach the account's API, so the function's posts to it fail there whether "
+                "the endpoint is right or not (unset, the kit's handlers build it from the event)",
+            )
+        )
     return gaps
 
 
 def api_gaps(answers: config.ApiAnswers) -> list[Gap]:
-    """What of the API the lab does not reproduce (pure): authorizers, route responses, mTLS."""
+    """What of the API the lab does not reproduce (pure): authorizers, API keys, mTLS."""
     gaps = []
     for route in answers.routes:
         key = route.get("RouteKey", "")
         if str(route.get("AuthorizationType", "NONE")) not in ("NONE", ""):
             gaps.append(
                 Gap(f"route {key}: authorization {route['AuthorizationType']}", NOT_MODELLED_ROUTE_AUTH)
-            )
-        if route.get("RouteResponseSelectionExpression"):
-            gaps.append(
-                Gap(
-                    f"route {key}: route response",
-                    "the lab does not model two-way routes yet: the integration's answer is not sent back",
-                )
             )
         if route.get("ApiKeyRequired"):
             gaps.append(Gap(f"route {key}: API key required", "the lab does not check API keys"))
@@ -297,6 +301,8 @@ def read_account(
     stage, _why = answers.settled(target.api_id, target.stage)
     stage = stage or next((str(s.get("StageName")) for s in answers.stages), None)
     gaps = api_gaps(answers) + _custom_domains(target, answers.api_id)
+    route_responses, unread = _read_route_responses(target, answers)
+    gaps += unread
 
     names = config.functions_for_api(target, answers)
     unknown = sorted(set(function_code) - set(names))
@@ -326,7 +332,30 @@ def read_account(
         table=target.table,
         gaps=gaps,
         read_from=target.label,
+        route_responses=route_responses,
     )
+
+
+def _read_route_responses(
+    target: Target, answers: config.ApiAnswers
+) -> tuple[dict[str, list[dict[str, Any]]], list[Gap]]:
+    """Each two-way route's route responses (GetRouteResponses), and a gap for each route whose could not be
+    read: without them the route is one-way in the mirror."""
+    client = target.client("apigatewayv2")
+    found: dict[str, list[dict[str, Any]]] = {}
+    gaps: list[Gap] = []
+    for route in answers.routes:
+        if not route.get("RouteResponseSelectionExpression") or not route.get("RouteId"):
+            continue
+        key = str(route.get("RouteKey", ""))
+        try:
+            items = client.get_route_responses(ApiId=answers.api_id, RouteId=str(route["RouteId"]))
+        except (ClientError, BotoCoreError) as exc:
+            why = f"could not be read ({error_code(exc)}): the route is one-way in the mirror"
+            gaps.append(Gap(f"route {key}: route responses", why))
+            continue
+        found[key] = [dict(item) for item in items.get("Items", [])]
+    return found, gaps
 
 
 def _custom_domains(target: Target, api_id: str) -> list[Gap]:

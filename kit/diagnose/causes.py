@@ -174,6 +174,42 @@ CAUSES: tuple[Cause, ...] = (
         "Fix the client's reconnect loop or double mount, and check its disconnect codes (1001/1005/1009).",
     ),
     Cause(
+        "route-selection-mismatch",
+        62,
+        "The API's route selection expression reads a field the clients' messages do not carry, so no route "
+        "takes them: API Gateway answers each with the Forbidden frame and no broadcast runs.",
+        "Set the API's RouteSelectionExpression to the field the clients put the route in (aws "
+        "apigatewayv2 update-api --api-id <api> --route-selection-expression '$request.body.<field>'), then "
+        "deploy the stage.",
+    ),
+    Cause(
+        "manage-connections-denied",
+        64,
+        "The message function's role may not call execute-api:ManageConnections, so every PostToConnection "
+        "is refused (403) and no broadcast reaches anyone.",
+        "Allow execute-api:ManageConnections on arn:aws:execute-api:<region>:<account>:<api>/<stage>/POST/"
+        "@connections/* in the execution role's policy (see iam-policies.json), or remove the Deny that "
+        "blocks it.",
+    ),
+    Cause(
+        "management-endpoint-wrong",
+        66,
+        "The message function posts to another @connections endpoint than the API's (another stage, API, "
+        "domain or region), so its posts fail (403, 410 or no answer) and nobody receives the broadcast.",
+        "Post to https://<api>.execute-api.<region>.amazonaws.com/<stage> of the API the clients are "
+        "connected to (or build it from the event's requestContext.domainName and stage); fix or remove the "
+        "variable that names another one.",
+    ),
+    Cause(
+        "message-route-missing",
+        68,
+        "The route the clients' messages name is missing from the API, or created but not in the stage's "
+        "deployment, so API Gateway answers them with the Forbidden frame and nothing is broadcast.",
+        "Create the route (its target: the message integration) and deploy the stage (aws apigatewayv2 "
+        "create-deployment --api-id <api> --stage-name <stage>); a route exists for clients only once "
+        "deployed.",
+    ),
+    Cause(
         "target-unreachable",
         70,
         "An endpoint the kit reads (or the WebSocket URL the probe connects to) did not answer: connection "

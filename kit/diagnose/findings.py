@@ -49,7 +49,9 @@ class Evidence:
     schema_differences: pd.DataFrame | None = None
     items: pd.DataFrame | None = None
     coverage: pd.DataFrame | None = None
-    permissions: pd.DataFrame | None = None
+    permissions: pd.DataFrame | None = None  # the $connect function's execution role's
+    # the message route's function's role's, when it is another role than $connect's (None: same, or unread)
+    message_permissions: pd.DataFrame | None = None
     log_report: pd.DataFrame | None = None
     log_lines: pd.DataFrame | None = None
     invocations: pd.DataFrame | None = None
@@ -61,6 +63,7 @@ class Evidence:
     # failed
     problem_kinds: dict[str, str] = field(default_factory=dict)
     api_id: str = ""  # the API that was read (the target's, or the one found by listing)
+    route_selection_expression: str = ""  # the API's, as GetApi shows it now; "" when not read
     # how the reading chose what it read (an API found by listing), and a probe that was not allowed to run
     notes: list[str] = field(default_factory=list)
 

@@ -1,5 +1,6 @@
 """The checks on the execution role's permissions: PutItem on the table (``iam-put``), Query on its index
-(``iam-index-query``) and the rest the handlers need (``iam-other``).
+(``iam-index-query``) and the rest the handlers need (``iam-other``); posting to @connections has a check of
+its own (:func:`kit.diagnose.delivery_checks.check_manage_connections`).
 
 Pure: each looks at the permission matrix only (``Evidence.permissions``, :data:`kit.iam.PERMISSION_COLUMNS`:
 one row per action and resource, evaluated by :mod:`kit.policy` or AWS's simulator).
@@ -55,10 +56,11 @@ def check_index_permission(e: Evidence) -> list[Finding]:
 
 
 def check_other_permissions(e: Evidence) -> list[Finding]:
-    question = "May the role delete items, read the sender, post to @connections and write its logs?"
+    question = "May the role delete items, read the sender and write its logs?"
     if e.permissions is None or e.permissions.empty:
         return skip("iam-other", question, e.problems.get("iam", "no execution role could be read"))
-    others = e.permissions[~e.permissions["action"].isin(["dynamodb:PutItem", "dynamodb:Query"])]
+    claimed = ["dynamodb:PutItem", "dynamodb:Query", "execute-api:ManageConnections"]  # checks of their own
+    others = e.permissions[~e.permissions["action"].isin(claimed)]
     denied = others[~others["allowed"].fillna(False).astype(bool)]
     if denied.empty:
         return [Finding("iam-other", question, "pass", None, f"{len(others)} permissions allowed")]

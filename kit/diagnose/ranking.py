@@ -21,6 +21,7 @@ from kit import frames
 from kit.diagnose import (
     causes,
     config_checks,
+    delivery_checks,
     handler_checks,
     permission_checks,
     symptom_checks,
@@ -51,6 +52,9 @@ CHECKS: tuple[Check, ...] = (
     table_checks.check_connection_id_shape,
     symptom_checks.check_probe_parameters,
     symptom_checks.check_delivery,
+    delivery_checks.check_message_routing,
+    delivery_checks.check_manage_connections,
+    delivery_checks.check_management_endpoint,
     handler_checks.check_early_disconnect,
     handler_checks.check_connect_invocations,
     table_checks.check_email_token,

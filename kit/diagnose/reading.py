@@ -69,7 +69,7 @@ def read_evidence(
     stage_answer: dict[str, Any] | None = None
     if answers is not None:
         evidence.routes = config.routes_frame(answers.routes, answers.integrations)
-        evidence.api_id = answers.api_id
+        evidence.api_id, evidence.route_selection_expression = answers.api_id, answers.selection_expression
         stage_answer = answers.chosen_stage(target.stage) or (answers.stages[0] if answers.stages else None)
         stage, why = answers.settled(target.api_id, target.stage)
         if why:  # found by listing, or a path that is no stage: the checks that name them need the real ones
@@ -103,11 +103,7 @@ def read_evidence(
         evidence.direct_write = _section(evidence, "direct-write", lambda: direct_write.storage_test(target))
 
     function_names = [str(name) for name in evidence.functions["function_name"].dropna().tolist()]
-    connect_functions = _connect_functions(evidence.routes) or function_names
-    if connect_functions:
-        evidence.permissions = _section(
-            evidence, "iam", lambda: iam.role_permissions(target, connect_functions[0])
-        )
+    _read_permissions(evidence, target, _connect_functions(evidence.routes) or function_names)
 
     api_id = answers.api_id if answers is not None else target.api_id
     groups = logs.log_groups_frame(function_answers, api_id, stage_answer)
@@ -148,6 +144,27 @@ def _deployment(evidence: Evidence, target: Target, stage: dict[str, Any]) -> di
     except KitError as exc:
         evidence.notes.append(f"The stage's deployment {deployment_id} could not be read: {exc}")
         return {}
+
+
+def _read_permissions(evidence: Evidence, target: Target, connect_functions: list[str]) -> None:
+    """The $connect function's role's permissions; and the message function's, when its role is another."""
+    if not connect_functions:
+        return
+    evidence.permissions = _section(
+        evidence, "iam", lambda: iam.role_permissions(target, connect_functions[0])
+    )
+    roles = dict(zip(evidence.functions["function_name"], evidence.functions["role"], strict=True))
+    routes = evidence.routes
+    message = routes[routes["route_id"].notna() & ~routes["route_key"].isin([CONNECT, "$disconnect"])]
+    others = [
+        str(name)
+        for name in message["function_name"].dropna()
+        if pd.notna(roles.get(name)) and roles.get(name) != roles.get(connect_functions[0])
+    ]
+    if others:
+        evidence.message_permissions = _section(
+            evidence, "iam", lambda: iam.role_permissions(target, others[0])
+        )
 
 
 def _connect_functions(routes: pd.DataFrame) -> list[str]:

@@ -15,6 +15,9 @@ layer in front of moto answers what AWS answers, so a stage serves the deploymen
   switched to ``AutoDeploy`` is deployed at once (inferred: AWS documents AutoDeploy for HTTP APIs, and its
   WebSocket triggers are unverified).
 - ``DeleteDeployment`` refuses a deployment a stage still points to.
+- Route responses: ``GetRouteResponses`` (moto lacks it) from the ids this layer saw created; a key other than
+  ``$default`` is refused (AWS supports no other; the wording is inferred); a deployment captures each route's
+  route responses, so a route is two-way only once deployed with one.
 
 What the gateway serves is the stage's deployment's snapshot (:meth:`DeploymentsApp.snapshot`): AWS keeps it
 and has no API that shows it, so the lab reads it in-process, not through boto3.
@@ -44,6 +47,11 @@ from kit.throttling import settings_refusal
 _API_PATH = re.compile(r"^/v2/apis/(?P<api>[^/]+)(?P<rest>/.*)?$")
 _DEPLOYMENTS = re.compile(r"^/deployments(?:/(?P<deployment>[^/]+))?/?$")
 _STAGES = re.compile(r"^/stages(?:/(?P<stage>[^/]+))?/?$")
+_ROUTE = re.compile(r"^/routes/(?P<route>[^/]+)/?$")
+_ROUTE_RESPONSES = re.compile(r"^/routes/(?P<route>[^/]+)/routeresponses(?:/(?P<response>[^/]+))?/?$")
+_EDITS = ("EditApi", "DeleteApi", "DeleteRoute", "CreateRouteResponse", "DeleteRouteResponse")
+# AWS: "$default is the only supported route response key" for WebSocket APIs.
+ROUTE_RESPONSE_KEY = "$default"
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _READS = ("GET", "HEAD", "OPTIONS")
 # UpdateStage fields moto cannot store (it has no UpdateStage): kept here and shown on the stage.
@@ -63,12 +71,15 @@ class Request:
 
     ``EditApi`` is a change to the API's configuration (routes, integrations, authorizers, the API itself)
     that moto answers and after which stages with AutoDeploy are deployed again; ``DeleteApi`` drops the
-    layer's records of the API.
+    layer's records of the API. ``CreateRouteResponse``, ``DeleteRouteResponse`` and ``DeleteRoute`` are edits
+    too, after which the layer knows which route responses a route has (``name``: the route id, ``item``: the
+    route response id); ``GetRouteResponses`` is answered by the layer (moto lacks it).
     """
 
     operation: str
     api_id: str
     name: str | None = None
+    item: str | None = None
 
 
 def route(method: str, path: str) -> Request | None:
@@ -99,6 +110,20 @@ def route(method: str, path: str) -> Request | None:
             ("DELETE", True): "DeleteStage",
         }.get((method, stage is not None))
         return Request(operation, api_id, stage) if operation else None
+    responses = _ROUTE_RESPONSES.match(rest)
+    if responses is not None:
+        route_id, response_id = responses["route"], responses["response"]
+        operation = {
+            ("POST", False): "CreateRouteResponse",
+            ("GET", False): "GetRouteResponses",
+            ("DELETE", True): "DeleteRouteResponse",
+        }.get((method, response_id is not None))
+        if operation is None:
+            return None if method in _READS else Request("EditApi", api_id)
+        return Request(operation, api_id, route_id, response_id)
+    single_route = _ROUTE.match(rest)
+    if single_route is not None and method == "DELETE":
+        return Request("DeleteRoute", api_id, single_route["route"])
     if method in _READS:
         return None
     if rest.strip("/") == "" and method == "DELETE":
@@ -109,7 +134,8 @@ def route(method: str, path: str) -> Request | None:
 @dataclass(frozen=True)
 class Snapshot:
     """What a deployment captured, as boto3 shows the answers it was read from (``GetApi``, the ``Items`` of
-    ``GetRoutes`` and ``GetIntegrations``, ``GetAuthorizer`` of each authorizer a route names)."""
+    ``GetRoutes`` and ``GetIntegrations``, ``GetAuthorizer`` of each authorizer a route names, and
+    ``GetRouteResponse`` of each route response, with the ``RouteId`` of its route added)."""
 
     deployment_id: str
     created: str
@@ -117,6 +143,7 @@ class Snapshot:
     routes: tuple[Mapping[str, Any], ...]
     integrations: tuple[Mapping[str, Any], ...]
     authorizers: tuple[Mapping[str, Any], ...] = ()
+    route_responses: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass
@@ -232,6 +259,8 @@ class DeploymentsApp:
         self._deployments: dict[str, dict[str, dict[str, Any]]] = {}  # api -> id -> wire answer
         self._snapshots: dict[tuple[str, str], Snapshot] = {}
         self._stages: dict[tuple[str, str], StageState] = {}
+        # (api, route) -> the ids of its route responses, in creation order (moto cannot list them)
+        self._route_responses: dict[tuple[str, str], list[str]] = {}
         self._lock = threading.RLock()
 
     # -- what the gateway serves ---------------------------------------------------------------------------
@@ -248,7 +277,18 @@ class DeploymentsApp:
         if request is None or request.operation is None:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         try:
-            if request.operation in ("EditApi", "DeleteApi"):
+            if request.operation == "CreateRouteResponse":
+                key = _body(environ).get("routeResponseKey")
+                if key != ROUTE_RESPONSE_KEY:
+                    raise _Answered(
+                        400,
+                        {
+                            "message": f"Route response key {key!r} is not supported: '$default' is the only "
+                            "key"
+                        },
+                        "BadRequestException",
+                    )
+            if request.operation in _EDITS:
                 return self._edit(environ, start_response, request)
             if not self.api_exists(request.api_id):
                 missing = {"message": f"Invalid API identifier specified {request.api_id}"}
@@ -299,6 +339,9 @@ class DeploymentsApp:
             del deployments[str(name)]
             self._snapshots.pop((api_id, str(name)), None)
             return 204, None
+        if operation == "GetRouteResponses":
+            self._get(environ, f"/v2/apis/{api_id}/routes/{name}")  # moto's NotFound for a route not there
+            return 200, {"items": self._read_route_responses(environ, api_id, str(name))}
         if operation == "CreateStage":
             return self._create_stage(environ, api_id)
         if operation == "UpdateStage":
@@ -361,6 +404,8 @@ class DeploymentsApp:
         body = b"".join(self.app(environ, remember))
         ok = str(seen.get("status", "500")).startswith("2")
         with self._lock:
+            if ok:
+                self._remember_route_responses(request, body)
             if ok and request.operation == "DeleteApi":
                 self._forget(request.api_id)
             elif ok:
@@ -368,6 +413,28 @@ class DeploymentsApp:
                     if api == request.api_id and state.auto_deploy:
                         self._auto_deploy(environ, api, stage)
         return [body]
+
+    def _remember_route_responses(self, request: Request, answer: bytes) -> None:
+        """Which route responses each route has, after an edit moto accepted (moto cannot list them)."""
+        key = (request.api_id, str(request.name))
+        if request.operation == "CreateRouteResponse":
+            response_id = json.loads(answer or b"{}").get("routeResponseId")
+            if response_id:
+                self._route_responses.setdefault(key, []).append(str(response_id))
+        elif request.operation == "DeleteRouteResponse":
+            known = self._route_responses.get(key, [])
+            if request.item in known:
+                known.remove(str(request.item))
+        elif request.operation == "DeleteRoute":
+            self._route_responses.pop(key, None)
+
+    def _read_route_responses(self, environ: Mapping[str, Any], api_id: str, route_id: str) -> list[Any]:
+        """The route's route responses as GetRouteResponse shows them (wire JSON), in creation order."""
+        answers = []
+        for response_id in self._route_responses.get((api_id, route_id), []):
+            _, raw = self._get(environ, f"/v2/apis/{api_id}/routes/{route_id}/routeresponses/{response_id}")
+            answers.append(json.loads(raw))
+        return answers
 
     # -- deployments ---------------------------------------------------------------------------------------
 
@@ -392,9 +459,20 @@ class DeploymentsApp:
         if description:
             made["description"] = str(description)
         api, routes, integrations, authorizers = snapshot_parts
+        route_responses = [
+            boto3_shape("GetRouteResponse", json.dumps(answer).encode()) | {"RouteId": route["RouteId"]}
+            for route in routes
+            for answer in self._read_route_responses(environ, api_id, str(route["RouteId"]))
+        ]
         self._deployments.setdefault(api_id, {})[deployment_id] = made
         self._snapshots[(api_id, deployment_id)] = Snapshot(
-            deployment_id, created, api, tuple(routes), tuple(integrations), tuple(authorizers)
+            deployment_id,
+            created,
+            api,
+            tuple(routes),
+            tuple(integrations),
+            tuple(authorizers),
+            tuple(route_responses),
         )
         return made
 
@@ -419,6 +497,8 @@ class DeploymentsApp:
             del self._snapshots[key]
         for key in [k for k in self._stages if k[0] == api_id]:
             del self._stages[key]
+        for route_key in [k for k in self._route_responses if k[0] == api_id]:
+            del self._route_responses[route_key]
 
     # -- reading moto --------------------------------------------------------------------------------------
 

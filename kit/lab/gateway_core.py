@@ -135,15 +135,16 @@ class RouteConfig:
     route_key: str
     target_integration_id: str | None = None
     route_response_selection_expression: str | None = None
+    route_response_keys: frozenset[str] = frozenset()
 
     @property
     def two_way(self) -> bool:
-        """Whether the integration's body goes back to the client (route response ``$default``).
-
-        Inferred: AWS also needs a ``$default`` RouteResponse resource, which get_routes does not
-        show; the lab takes the selection expression as the signal, as serverless-offline does.
-        """
-        return self.route_response_selection_expression == "$default"
+        """Whether the integration's body goes back to the client: the route's
+        ``RouteResponseSelectionExpression`` is ``$default`` **and** it has a route response whose key is
+        ``$default`` (AWS's developer guide; inferred: either one alone leaves the route one-way, AWS does not
+        say; serverless-offline looks at the expression only)."""
+        expression = self.route_response_selection_expression
+        return expression == "$default" and "$default" in self.route_response_keys
 
 
 @dataclass(frozen=True)
@@ -187,10 +188,12 @@ def api_config_from_answers(
     routes: Sequence[Mapping[str, Any]],
     integrations: Sequence[Mapping[str, Any]],
     stage: Mapping[str, Any],
+    route_responses: Sequence[Mapping[str, Any]] = (),
 ) -> ApiConfig:
     """Translate boto3 apigatewayv2 answers into an :class:`ApiConfig`; pure, no calls.
 
-    ``routes`` and ``integrations`` are the ``Items`` of get_routes / get_integrations (all pages).
+    ``routes`` and ``integrations`` are the ``Items`` of get_routes / get_integrations (all pages);
+    ``route_responses`` the get_route_responses items of every route, each with its route's ``RouteId``.
     Raises :class:`~kit.errors.ConfigurationError` when the API is not a WebSocket API, has no route
     selection expression, or a route targets an integration that is not in ``integrations``.
     """
@@ -217,6 +220,10 @@ def api_config_from_answers(
             timeout_ms=int(item.get("TimeoutInMillis") or DEFAULT_INTEGRATION_TIMEOUT_MS),
             method=str(item.get("IntegrationMethod") or "POST"),
         )
+    response_keys: dict[str, set[str]] = {}
+    for response in route_responses:
+        route_id, key = str(response.get("RouteId")), str(response.get("RouteResponseKey"))
+        response_keys.setdefault(route_id, set()).add(key)
     route_configs: dict[str, RouteConfig] = {}
     for item in routes:
         route_key = str(item["RouteKey"])
@@ -230,6 +237,7 @@ def api_config_from_answers(
             route_key=route_key,
             target_integration_id=target_id,
             route_response_selection_expression=item.get("RouteResponseSelectionExpression"),
+            route_response_keys=frozenset(response_keys.get(str(item.get("RouteId")), ())),
         )
     access = stage.get("AccessLogSettings") or {}
     defaults = stage.get("DefaultRouteSettings") or {}

@@ -36,6 +36,12 @@ from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 T = TypeVar("T")
 
 
+# (GetApi, GetRoutes' items, GetIntegrations' items, GetStage, the route responses with their RouteId)
+ServedApi = tuple[
+    dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]
+]
+
+
 class LiveConfig:
     """Reads configuration through AWS APIs; caches each answer until the configuration generation moves."""
 
@@ -98,16 +104,13 @@ class LiveConfig:
 
         return self._cached(("function-policy", name), load)
 
-    def api(
-        self, api_id: str, stage: str
-    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]] | None:
-        """(api, routes, integrations, stage) the stage serves: the API, routes and integrations as its
-        deployment captured them, the stage's settings as they are now. None when the API or stage is gone,
-        or the stage points at no deployment (API Gateway refuses every handshake then)."""
+    def api(self, api_id: str, stage: str) -> ServedApi | None:
+        """(api, routes, integrations, stage, route responses) the stage serves: the API, routes, integrations
+        and route responses as its deployment captured them, the stage's settings as they are now. None when
+        the API or stage is gone, or the stage points at no deployment (API Gateway refuses every handshake
+        then)."""
 
-        def load() -> (
-            tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]] | None
-        ):
+        def load() -> ServedApi | None:
             client = self._aws.client("apigatewayv2")
             try:
                 stage_answer = client.get_stage(ApiId=api_id, StageName=stage)
@@ -121,7 +124,8 @@ class LiveConfig:
                 return None
             routes = [dict(route) for route in snapshot.routes]
             integrations = [dict(integration) for integration in snapshot.integrations]
-            return dict(snapshot.api), routes, integrations, stage_answer
+            route_responses = [dict(response) for response in snapshot.route_responses]
+            return dict(snapshot.api), routes, integrations, stage_answer, route_responses
 
         return self._cached(("api", api_id, stage), load)
 

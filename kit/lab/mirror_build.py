@@ -44,7 +44,18 @@ _INTEGRATION_FIELDS = (
     "Description",
     "PayloadFormatVersion",
 )
-_ROUTE_FIELDS = ("ModelSelectionExpression", "OperationName", "RequestModels")
+_ROUTE_FIELDS = (
+    "ModelSelectionExpression",
+    "OperationName",
+    "RequestModels",
+    "RouteResponseSelectionExpression",
+)
+_ROUTE_RESPONSE_FIELDS = (
+    "RouteResponseKey",
+    "ModelSelectionExpression",
+    "ResponseModels",
+    "ResponseParameters",
+)
 _STAGE_FIELDS = ("DefaultRouteSettings", "RouteSettings", "StageVariables", "Description", "AutoDeploy")
 
 
@@ -364,8 +375,13 @@ def _create_routes(
             function = function_of_uri(uris.get(old, ""))
             if function is not None:
                 functions[key] = function[0]
-        apigw.create_route(ApiId=api_id, RouteKey=key, **request)
+        made = apigw.create_route(ApiId=api_id, RouteKey=key, **request)
         manifest.copy("route", key, f"to integration {old}" if old else "no integration")
+        for response in copy.route_responses.get(key, []):
+            apigw.create_route_response(
+                ApiId=api_id, RouteId=made["RouteId"], **_present(response, _ROUTE_RESPONSE_FIELDS)
+            )
+            manifest.copy("route response", key, f"key {response.get('RouteResponseKey')}")
     return functions
 
 

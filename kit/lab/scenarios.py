@@ -299,6 +299,38 @@ def _throttled_connects(ctx: LabContext) -> None:
     )
 
 
+def _route_selection_mismatch(ctx: LabContext) -> None:
+    """The API is set to select routes on ``type`` (another app's convention); the clients send ``action``."""
+    ctx.aws.client("apigatewayv2").update_api(
+        ApiId=ctx.resources.api_id, RouteSelectionExpression="$request.body.type"
+    )
+    _deploy(ctx)
+
+
+def _drop_manage_connections(document: dict[str, Any]) -> None:
+    document["Statement"] = [
+        statement
+        for statement in _statements(document)
+        if "execute-api:ManageConnections" not in json.dumps(statement.get("Action"))
+    ]
+
+
+def _manage_connections_denied(ctx: LabContext) -> None:
+    _edit_policy(ctx, _drop_manage_connections)
+
+
+def _management_endpoint_wrong(ctx: LabContext) -> None:
+    """The handler is told to post to the production stage's endpoint (copied from another stack)."""
+    resources = ctx.resources
+    wrong = f"https://{resources.api_id}.execute-api.{resources.region}.amazonaws.com/production"
+    _update_environment(ctx, MANAGEMENT_ENDPOINT=wrong)
+
+
+def _message_route_missing(ctx: LabContext) -> None:
+    ctx.aws.client("apigatewayv2").delete_route(ApiId=ctx.resources.api_id, RouteId=_route_id(ctx, "message"))
+    _deploy(ctx)
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -406,6 +438,33 @@ SCENARIOS: dict[str, Scenario] = {
             "only turns logging on: every handshake gets 429 and $connect never runs",
             "throttled",
             _throttled_connects,
+        ),
+        Scenario(
+            "route-selection-mismatch",
+            "the API selects routes on $request.body.type while the clients send action: every message is "
+            "answered Forbidden, connections are stored",
+            "route-selection-mismatch",
+            _route_selection_mismatch,
+        ),
+        Scenario(
+            "manage-connections-denied",
+            "the role lost execute-api:ManageConnections: every PostToConnection is refused, so broadcasts "
+            "reach nobody",
+            "manage-connections-denied",
+            _manage_connections_denied,
+        ),
+        Scenario(
+            "management-endpoint-wrong",
+            "MANAGEMENT_ENDPOINT names the production stage's @connections endpoint: the handler's posts go "
+            "to another stage",
+            "management-endpoint-wrong",
+            _management_endpoint_wrong,
+        ),
+        Scenario(
+            "message-route-missing",
+            "the message route is deleted (and deployed): the clients' messages get the Forbidden frame",
+            "message-route-missing",
+            _message_route_missing,
         ),
     )
 }

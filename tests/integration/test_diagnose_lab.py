@@ -36,7 +36,7 @@ from kit.lab.provision import DEFAULT_RUNTIME, POLICY_NAME, ROLE_NAME, handler_z
 from kit.lab.scenarios import SCENARIOS, ClientPlan
 from kit.probe_core import ProbePlan, ProbeTimeouts
 
-from .labclient import EmptyDynamoDB, deploy, hold_engine_restart, wait_until
+from .labclient import EmptyDynamoDB, deploy, environment_changed, hold_engine_restart, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -372,15 +372,57 @@ class TestFaultsMadeThroughAws:
             apigw.update_api(ApiId=api_id, RouteSelectionExpression=before)
             deploy(lab)
         summary = ranking.summary_text(diagnosis)
-        assert diagnosis.root_cause["id"] == "not-delivered", summary
+        assert diagnosis.root_cause["id"] == "route-selection-mismatch", summary
         evidence = " ".join(diagnosis.root_cause["evidence"])
-        assert '"message": "Forbidden"' in evidence, summary
-        assert "delivered to 0/1 other clients" in evidence, summary
-        assert "no route matches route selection value" in evidence, summary
+        assert "the API selects routes with '$request.body.type'" in evidence, summary
+        assert "the clients' frames carry action, message" in evidence, summary
+        assert "no route matches route selection value []" in evidence, summary
+        assert "$request.body.action" in finding(diagnosis, "message-routing")["next_step"], summary
+        # The symptom is still named, below the cause that explains it.
+        assert finding(diagnosis, "delivery")["cause"] == "not-delivered", summary
         # The connections themselves were fine: stored, visible, the handshake accepted.
         for check in ("probe", "handshake", "write-on-connect"):
             assert finding(diagnosis, check)["verdict"] == "pass", summary
         assert apigw.get_api(ApiId=api_id)["RouteSelectionExpression"] == before
+
+    def test_message_route_created_again_without_a_deployment(self, lab: Lab) -> None:
+        """Issue 14: the message route deleted (deployed), then created again and not deployed: the stage still
+        answers its messages Forbidden. message-route-missing names it; stale-deployment does not claim it."""
+        assert lab.resources is not None
+        apigw = lab.target().client("apigatewayv2")
+        api_id = lab.resources.api_id
+        route = _route(lab, "message")
+        assert route is not None
+        apigw.delete_route(ApiId=api_id, RouteId=route["RouteId"])
+        deploy(lab)
+        apigw.create_route(ApiId=api_id, RouteKey="message", Target=route["Target"])
+        since = datetime.now(UTC)
+        try:
+            diagnosis = run_diagnosis(lab, ClientPlan(), since, actions=("message",))
+        finally:
+            deploy(lab)
+        summary = ranking.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "message-route-missing", summary
+        evidence = " ".join(diagnosis.root_cause["evidence"])
+        assert "route message exists, yet the stage answers Forbidden for it" in evidence, summary
+        assert finding(diagnosis, "deployment")["verdict"] == "pass", summary
+
+    def test_management_endpoint_set_to_another_stage(self, lab: Lab) -> None:
+        """Issue 14: the function told to post to another stage's @connections endpoint (its mirror cannot
+        reproduce it: test_mirror_scenarios.py says why)."""
+        assert lab.resources is not None
+        resources = lab.resources
+        wrong = f"https://{resources.api_id}.execute-api.{resources.region}.amazonaws.com/production"
+        since = datetime.now(UTC)
+        with environment_changed(lab, MANAGEMENT_ENDPOINT=wrong):
+            diagnosis, evidence = diagnosis_and_evidence(lab, ClientPlan(), since, actions=("message",))
+        summary = ranking.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "management-endpoint-wrong", summary
+        shown = " ".join(diagnosis.root_cause["evidence"])
+        assert f"MANAGEMENT_ENDPOINT={wrong} (stage production, not {resources.stage})" in shown, summary
+        assert "EndpointConnectionError" in shown, summary
+        planned = fix.plan(diagnosis, evidence)
+        assert [c.params.get("Remove") for c in planned.changes] == [["MANAGEMENT_ENDPOINT"]], planned.text()
 
     def test_connect_integration_changed_without_a_deployment(self, lab: Lab) -> None:
         """Issue 14: the $connect integration re-pointed at a new function and never deployed; the stage still

@@ -17,12 +17,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import websocket
 from botocore.exceptions import ClientError
 
 from kit.lab.gateway_core import IdlePolicy
 from kit.lab.lab import Lab
+from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 from .labclient import (
     CONNECTION_ID,
@@ -460,6 +462,27 @@ def test_connections_malformed_id(lab: Lab) -> None:
     assert bad.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert bad.value.response["Error"]["Code"] == "BadRequestException"
     assert bad.value.response["Error"]["Message"] == "Invalid connectionId: cjy8i76bx002884le6n17d49b"
+
+
+def test_connections_at_another_stage(lab: Lab) -> None:
+    """Row: @connections at another stage or host."""
+    user = unique_user()
+    ws = connect_user(lab, user)
+    try:
+        connection_id = connection_id_of(lab, user)
+        other_stage = info(lab).management_url.rsplit("/", 1)[0] + "/production"
+        wrong = boto3.client(
+            "apigatewaymanagementapi",
+            endpoint_url=other_stage,
+            region_name=info(lab).region,
+            aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+            aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+        )
+        with pytest.raises(wrong.exceptions.ForbiddenException):
+            wrong.post_to_connection(ConnectionId=connection_id, Data=b"to another stage")
+        assert recv_text(ws, timeout=0.5) is None  # nothing reached the client
+    finally:
+        close_quietly(ws)
 
 
 # -- the stack around the gateway ---------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""Deployments and stage drift on a running lab (issue 14 item 2), through plain boto3 calls: the stage serves
-its deployment, a change takes effect with the next CreateDeployment (or at once on a stage with AutoDeploy),
-and a stage pointed at a deployment that does not exist is refused by the API.
+"""Deployments and stage drift on a running lab (issue 14 items 2 and 4), through plain boto3 calls: the stage
+serves its deployment, a change takes effect with the next CreateDeployment (or at once on a stage with
+AutoDeploy), a stage pointed at a deployment that does not exist is refused by the API, and a route answers
+the client only with a deployed route response.
 
-One test per row of docs/fidelity.md's "Deployments and stages" table, each docstring naming its row (the
-row check is test_fidelity.py's). One healthy lab for the module; each test puts back what it changed and
+One test per row of docs/fidelity.md's "Deployments and stages" and "Route responses" tables, each docstring
+naming its row (the row check is test_fidelity.py's). One healthy lab for the module; each test puts back what it changed and
 deploys it again.
 """
 
@@ -152,3 +153,50 @@ def test_a_deployment_that_does_not_exist_is_refused(lab: Lab) -> None:
     assert _stage(lab)["DeploymentId"] == served
     assert "beta" not in [s["StageName"] for s in apigw.get_stages(ApiId=api_id)["Items"]]
     assert handshake_status(lab, query(unique_user(), "ws-1")) == 101
+
+
+def test_a_route_answers_the_client_only_with_a_deployed_default_route_response(lab: Lab) -> None:
+    """Row: route responses (two-way routes)."""
+    apigw = lab.target().client("apigatewayv2")
+    api_id = info(lab).api_id
+    target = routes(lab)["$disconnect"]["Target"]
+    # The handler answers a route it does not know with a 400 and a JSON body: one-way, nothing comes back.
+    route = apigw.create_route(
+        ApiId=api_id, RouteKey="echo", Target=target, RouteResponseSelectionExpression="$default"
+    )
+    try:
+        deploy(lab)
+        assert _frame_for(lab, "echo") is None  # the expression alone does not make it two-way [inferred]
+        apigw.create_route_response(ApiId=api_id, RouteId=route["RouteId"], RouteResponseKey="$default")
+        listed = apigw.get_route_responses(ApiId=api_id, RouteId=route["RouteId"])["Items"]
+        assert [r["RouteResponseKey"] for r in listed] == ["$default"]
+        assert _frame_for(lab, "echo") is None  # created, not deployed
+        deploy(lab)
+        answer = _frame_for(lab, "echo")
+        assert answer is not None and "UnknownRoute" in answer, answer
+        with pytest.raises(ClientError, match="BadRequestException"):
+            apigw.create_route_response(ApiId=api_id, RouteId=route["RouteId"], RouteResponseKey="ok")
+    finally:
+        apigw.delete_route(ApiId=api_id, RouteId=route["RouteId"])
+        deploy(lab)
+
+
+def test_connect_never_sends_its_answer_body(lab: Lab) -> None:
+    """Row: $connect's answer body."""
+    apigw = lab.target().client("apigatewayv2")
+    api_id = info(lab).api_id
+    connect = routes(lab)["$connect"]
+    apigw.update_route(ApiId=api_id, RouteId=connect["RouteId"], RouteResponseSelectionExpression="$default")
+    made = apigw.create_route_response(ApiId=api_id, RouteId=connect["RouteId"], RouteResponseKey="$default")
+    try:
+        deploy(lab)
+        ws = open_socket(lab, query(unique_user(), "ws-1"))
+        try:
+            assert recv_text(ws, timeout=1.5) is None  # the handler answered 200 with a body: not sent
+        finally:
+            close_quietly(ws)
+    finally:
+        apigw.delete_route_response(
+            ApiId=api_id, RouteId=connect["RouteId"], RouteResponseId=made["RouteResponseId"]
+        )
+        deploy(lab)

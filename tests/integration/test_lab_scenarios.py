@@ -21,6 +21,7 @@ from kit.lab.lab import Lab
 from kit.lab.scenarios import OLD_CONNECT_FUNCTION, SCENARIOS, ClientPlan
 
 from .labclient import (
+    FORBIDDEN_FRAME,
     INTERNAL_ERROR_FRAME,
     DynamoDBChoice,
     EmptyDynamoDB,
@@ -346,6 +347,41 @@ def write_on_message(observed: Observed) -> None:
     assert json.loads(frame)["message"] == MESSAGE["message"]
 
 
+def _stored_and_not_delivered(observed: Observed, alice_frame: str) -> None:
+    """Both connections stored, bob gets nothing, alice gets the error frame ``alice_frame`` (a pattern)."""
+    _both_accepted(observed)
+    assert set(_stored(observed.lab)) == {"alice@example.com", "bob@example.com"}
+    assert observed.bob_frames == [], "the broadcast reaches nobody"
+    (frame,) = observed.alice_frames
+    assert re.fullmatch(alice_frame, frame), frame
+
+
+def route_selection_mismatch(observed: Observed) -> None:
+    _stored_and_not_delivered(observed, FORBIDDEN_FRAME)
+    execution = log_messages(observed.lab, execution_group(observed.lab), observed.started_ms)
+    assert any("no route matches route selection value []" in line for line in execution), execution
+    assert not any('"route": "message"' in line for line in observed.lambda_before_close)
+
+
+def manage_connections_denied(observed: Observed) -> None:
+    _stored_and_not_delivered(observed, INTERNAL_ERROR_FRAME)
+    (failure,) = [line for line in observed.lambda_before_close if '"route": "message"' in line]
+    assert '"ForbiddenException": 1' in failure, failure
+
+
+def management_endpoint_wrong(observed: Observed) -> None:
+    _stored_and_not_delivered(observed, INTERNAL_ERROR_FRAME)
+    (failure,) = [line for line in observed.lambda_before_close if '"route": "message"' in line]
+    assert f'{info(observed.lab).api_id}.execute-api.us-east-2.amazonaws.com/production"' in failure, failure
+    assert '"EndpointConnectionError": 1' in failure, failure  # the lab reaches no host but loopback
+
+
+def message_route_missing(observed: Observed) -> None:
+    _stored_and_not_delivered(observed, FORBIDDEN_FRAME)
+    execution = log_messages(observed.lab, execution_group(observed.lab), observed.started_ms)
+    assert any("no route matches route selection value [message]" in line for line in execution), execution
+
+
 def _by_connection(lines: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
     grouped: dict[str, list[dict[str, str]]] = {}
     for line in lines:
@@ -369,6 +405,10 @@ SYMPTOMS: dict[str, Callable[[Observed], None]] = {
     "write-on-message": write_on_message,
     "stale-deployment": stale_deployment,
     "throttled-connects": throttled_connects,
+    "route-selection-mismatch": route_selection_mismatch,
+    "manage-connections-denied": manage_connections_denied,
+    "management-endpoint-wrong": management_endpoint_wrong,
+    "message-route-missing": message_route_missing,
 }
 
 

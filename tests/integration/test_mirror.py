@@ -193,6 +193,28 @@ def one_line_refusal(account: SimulatedAccount, *extra: str) -> str:
     return errors[0]
 
 
+def test_a_two_way_routes_route_responses_are_read_for_the_mirror(account: SimulatedAccount) -> None:
+    """GetRouteResponses, read-only, for each route with a RouteResponseSelectionExpression (issue 14 item 4)."""
+    apigw = account.admin("apigatewayv2")
+    target = next(
+        r["Target"] for r in apigw.get_routes(ApiId=account.api_id)["Items"] if r["RouteKey"] == "message"
+    )
+    route = apigw.create_route(
+        ApiId=account.api_id, RouteKey="echo", Target=target, RouteResponseSelectionExpression="$default"
+    )
+    try:
+        apigw.create_route_response(
+            ApiId=account.api_id, RouteId=route["RouteId"], RouteResponseKey="$default"
+        )
+        copy, calls = read_mirror(account)
+    finally:
+        apigw.delete_route(ApiId=account.api_id, RouteId=route["RouteId"])
+    assert mutating(calls) == []
+    assert [r["RouteResponseKey"] for r in copy.route_responses["echo"]] == ["$default"]
+    assert set(copy.route_responses) == {"echo"}  # one-way routes: nothing asked
+    assert not [gap for gap in copy.gaps if "route response" in gap.what]
+
+
 def test_code_that_cannot_be_downloaded_is_one_line_naming_the_flag(account: SimulatedAccount) -> None:
     with account.refusing("denied", ("DownloadCode",)):
         said = one_line_refusal(account)

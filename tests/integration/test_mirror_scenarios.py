@@ -48,7 +48,18 @@ UNDONE = {
 # stale-deployment: AWS has no API that reads a deployment's routes and integrations, so the mirror deploys the
 # account's current ones, which are the fixed ones: the mirror is healthy where the account is not. Its
 # manifest names that gap (not_reproduced), and the account's own diagnosis is checked.
-NOT_IN_A_MIRROR = {"stale-deployment"}
+# management-endpoint-wrong: a mirror reaches no execute-api host, so a function's endpoint variable keeps naming
+# the account's API (another id than the mirror's) and its posts fail there whether the endpoint is right or
+# not: the mirror cannot tell. Its manifest names the variable; the account's diagnosis is checked, and the
+# fault is diagnosed and its fix planned on a lab (test_diagnose_lab.py).
+# What the manifest names for each: (the gap's beginning, a part of why).
+NOT_IN_A_MIRROR = {
+    "stale-deployment": ("stage prod: deployment ", "never deployed is live in the mirror"),
+    "management-endpoint-wrong": (
+        "function chatgenius-websocket: MANAGEMENT_ENDPOINT names an execute-api endpoint",
+        "the mirror cannot reach the account's API",
+    ),
+}
 
 
 @pytest.mark.parametrize("name", [name for name in SCENARIOS if name not in NOT_IN_A_MIRROR])
@@ -107,6 +118,7 @@ def test_what_a_mirror_cannot_reproduce_is_named_on_the_account_and_in_the_manif
         run = account.run(args, subprocess_=True)
     assert run.returncode == 1, run.stdout + run.stderr
     assert json.loads(run.stdout)["root_cause"]["id"] == scenario.reproduces, run.stdout
-    deployments = [gap for gap in copy.gaps if gap.what.startswith("stage prod: deployment ")]
-    assert len(deployments) == 1, copy.gaps
-    assert "never deployed is live in the mirror" in deployments[0].why
+    what, why = NOT_IN_A_MIRROR[name]
+    named = [gap for gap in copy.gaps if gap.what.startswith(what)]
+    assert len(named) == 1, copy.gaps
+    assert why in named[0].why

@@ -318,6 +318,8 @@ def healthy() -> Evidence:
         lifecycle=lifecycle(),
         probe=probe_rows(),
         direct_write=direct_write_steps(),
+        api_id="abc123",
+        route_selection_expression="$request.body.action",
     )
 
 

@@ -34,9 +34,17 @@ from kit.lab.deployments import Request, StageState
         # Configuration changes: after each, AutoDeploy stages are deployed again.
         ("POST", "/v2/apis/abc/routes", Request("EditApi", "abc")),
         ("PATCH", "/v2/apis/abc/routes/r1", Request("EditApi", "abc")),
-        ("DELETE", "/v2/apis/abc/routes/r1", Request("EditApi", "abc")),
+        ("DELETE", "/v2/apis/abc/routes/r1", Request("DeleteRoute", "abc", "r1")),
         ("PATCH", "/v2/apis/abc/integrations/i1", Request("EditApi", "abc")),
-        ("POST", "/v2/apis/abc/routes/r1/routeresponses", Request("EditApi", "abc")),
+        ("POST", "/v2/apis/abc/routes/r1/routeresponses", Request("CreateRouteResponse", "abc", "r1")),
+        ("GET", "/v2/apis/abc/routes/r1/routeresponses", Request("GetRouteResponses", "abc", "r1")),
+        (
+            "DELETE",
+            "/v2/apis/abc/routes/r1/routeresponses/x1",
+            Request("DeleteRouteResponse", "abc", "r1", "x1"),
+        ),
+        ("GET", "/v2/apis/abc/routes/r1/routeresponses/x1", None),  # GetRouteResponse: moto's
+        ("PATCH", "/v2/apis/abc/routes/r1/routeresponses/x1", Request("EditApi", "abc")),
         ("POST", "/v2/apis/abc/authorizers", Request("EditApi", "abc")),
         ("PATCH", "/v2/apis/abc", Request("EditApi", "abc")),
         ("DELETE", "/v2/apis/abc", Request("DeleteApi", "abc")),
@@ -134,6 +142,7 @@ class FakeMoto:
         ]
         self.integrations = [{"integrationId": "i1", "integrationType": "AWS_PROXY", "integrationUri": "old"}]
         self.stages: dict[str, dict[str, Any]] = {}
+        self.route_responses: dict[str, dict[str, Any]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
@@ -151,6 +160,20 @@ class FakeMoto:
         elif (method, path) == ("POST", "/v2/apis/abc/routes"):
             self.routes.append(body | {"routeId": f"r{len(self.routes) + 1}"})
             status = 201
+        elif method == "POST" and path.endswith("/routeresponses"):
+            answer = body | {"routeResponseId": f"x{len(self.route_responses) + 1}"}
+            self.route_responses[answer["routeResponseId"]] = answer
+        elif "/routeresponses/" in path and path.rsplit("/", 1)[-1] in self.route_responses:
+            response_id = path.rsplit("/", 1)[-1]
+            answer = self.route_responses[response_id]
+            if method == "DELETE":
+                del self.route_responses[response_id]
+                answer = {}
+        elif method == "GET" and path.startswith("/v2/apis/abc/routes/r"):
+            found = [r for r in self.routes if r["routeId"] == path.rsplit("/", 1)[-1]]
+            status, answer = (200, found[0]) if found else (404, {"message": "no such route"})
+        elif method == "DELETE" and path.startswith("/v2/apis/abc/routes/r"):
+            self.routes = [r for r in self.routes if r["routeId"] != path.rsplit("/", 1)[-1]]
         elif (method, path) == ("GET", "/v2/apis/abc/integrations"):
             answer = {"items": self.integrations}
         elif (method, path) == ("PATCH", "/v2/apis/abc/integrations/i1"):
@@ -300,3 +323,30 @@ def test_stage_settings_apply_without_a_deployment(layer: tuple[Any, FakeMoto]) 
     assert call(app, "GET", "/v2/apis/abc/stages")[1]["items"][0]["defaultRouteSettings"] == {
         "loggingLevel": "ERROR"
     }
+
+
+def test_route_responses_are_listed_and_captured_by_a_deployment(layer: tuple[Any, FakeMoto]) -> None:
+    """moto cannot list route responses; the layer can, and a deployment captures them with their route."""
+    app, _ = layer
+    status, refused = call(app, "POST", "/v2/apis/abc/routes/r1/routeresponses", {"routeResponseKey": "ok"})
+    assert status == 400 and "'$default' is the only key" in refused["message"]
+    status, made = call(
+        app, "POST", "/v2/apis/abc/routes/r1/routeresponses", {"routeResponseKey": "$default"}
+    )
+    assert status == 200 and made["routeResponseId"] == "x1"
+    assert call(app, "GET", "/v2/apis/abc/routes/r1/routeresponses")[1]["items"] == [made]
+    assert call(app, "GET", "/v2/apis/abc/routes/r7/routeresponses")[0] == 404
+    _, first = call(app, "POST", "/v2/apis/abc/deployments", {})
+    call(app, "DELETE", "/v2/apis/abc/routes/r1/routeresponses/x1")
+    assert call(app, "GET", "/v2/apis/abc/routes/r1/routeresponses")[1]["items"] == []
+    _, second = call(app, "POST", "/v2/apis/abc/deployments", {})
+    captured = app.snapshot("abc", first["deploymentId"])
+    assert captured is not None and [dict(r) for r in captured.route_responses] == [
+        {"RouteResponseKey": "$default", "RouteResponseId": "x1", "RouteId": "r1"}
+    ]
+    assert app.snapshot("abc", second["deploymentId"]).route_responses == ()  # type: ignore[union-attr]
+    # A route deleted takes its route responses with it.
+    call(app, "POST", "/v2/apis/abc/routes/r1/routeresponses", {"routeResponseKey": "$default"})
+    call(app, "POST", "/v2/apis/abc/routes", {"routeKey": "join", "target": "integrations/i1"})
+    call(app, "DELETE", "/v2/apis/abc/routes/r1")
+    assert call(app, "GET", "/v2/apis/abc/routes/r1/routeresponses")[0] == 404

@@ -102,6 +102,7 @@ def test_every_check_has_its_modules_table_of_cases() -> None:
     modules = {check.__module__.removeprefix("kit.diagnose.") for check in CHECKS}
     assert modules == {
         "config_checks",
+        "delivery_checks",
         "table_checks",
         "permission_checks",
         "handler_checks",
@@ -336,6 +337,37 @@ RANKING: list[tuple[str, list[tuple[str, str | None]], str]] = [
         "a denied index beats not delivered",
         [fail("not-delivered"), fail("index-access-denied")],
         "index-access-denied",
+    ),
+    # The causes of messages not delivered while connections are stored: after storage's, before the symptom.
+    (
+        "an early disconnect beats a selection mismatch",
+        [fail("route-selection-mismatch"), fail("early-disconnect")],
+        "early-disconnect",
+    ),
+    (
+        "a selection mismatch beats a denied ManageConnections",
+        [fail("manage-connections-denied"), fail("route-selection-mismatch")],
+        "route-selection-mismatch",
+    ),
+    (
+        "a denied ManageConnections beats a wrong endpoint",
+        [fail("management-endpoint-wrong"), fail("manage-connections-denied")],
+        "manage-connections-denied",
+    ),
+    (
+        "a wrong endpoint beats a missing message route",
+        [fail("message-route-missing"), fail("management-endpoint-wrong")],
+        "management-endpoint-wrong",
+    ),
+    (
+        "a stale deployment beats a missing message route",
+        [fail("message-route-missing"), fail("stale-deployment")],
+        "stale-deployment",
+    ),
+    (
+        "a missing message route beats not delivered",
+        [fail("not-delivered"), fail("message-route-missing")],
+        "message-route-missing",
     ),
     (
         "not delivered beats evidence unread",

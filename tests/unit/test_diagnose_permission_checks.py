@@ -54,7 +54,7 @@ CASES: list[Case] = [
     skip_case("query skip", permission_checks.check_index_permission, "iam", permissions=None),
     # iam-other
     Case(
-        "other pass", permission_checks.check_other_permissions, {}, [("pass", None)], "2 permissions allowed"
+        "other pass", permission_checks.check_other_permissions, {}, [("pass", None)], "1 permissions allowed"
     ),
     Case(
         "other denied",

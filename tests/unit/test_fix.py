@@ -471,3 +471,145 @@ def test_raising_the_throttling_keeps_the_other_settings_and_its_undo_puts_them_
     }
     fix.undo(target, applied)  # type: ignore[arg-type]
     assert client.stage == before
+
+
+FORBIDDEN_FRAME = '{"message": "Forbidden", "connectionId":"conn-0", "requestId":"r="}'
+
+
+def _forbidden_probe() -> pd.DataFrame:
+    from .diagnose_evidence import probe_rows
+
+    detail = f"the gateway answered with an error frame: {FORBIDDEN_FRAME}"
+    return probe_rows(sent=False, delivered=False, detail=detail)
+
+
+DELIVERY_PLANS = [
+    # (cause, evidence changes, operations, (change, parameter, value))
+    (
+        "route-selection-mismatch",
+        {"route_selection_expression": "$request.body.type", "probe": "forbidden"},
+        ["update_api"],  # the healthy evidence's stage deploys itself: no deployment to add
+        ("RouteSelectionExpression", "$request.body.action"),
+    ),
+    (
+        "message-route-missing",  # the route is there: the stage's deployment lacks it
+        {"probe": "forbidden"},
+        ["deploy_stage"],
+        ("StageName", "prod"),
+    ),
+    (
+        "message-route-missing",  # the route is gone: created on the integration another message route uses
+        {
+            "probe": "forbidden",
+            "routes": ("$connect", "$disconnect", "presence"),
+        },
+        ["connect_route"],
+        ("RouteKey", "message"),
+    ),
+    (
+        "management-endpoint-wrong",
+        {
+            "environment": {
+                "MANAGEMENT_ENDPOINT": "https://abc123.execute-api.us-east-2.amazonaws.com/production"
+            }
+        },
+        ["patch_environment"],
+        ("Remove", ["MANAGEMENT_ENDPOINT"]),
+    ),
+    (
+        "management-endpoint-wrong",
+        {"environment": {"WS_ENDPOINT": "wss://abc123.execute-api.us-east-1.amazonaws.com/prod"}},
+        ["patch_environment"],
+        ("Set", {"WS_ENDPOINT": "wss://abc123.execute-api.us-east-2.amazonaws.com/prod"}),
+    ),
+    (
+        "manage-connections-denied",
+        {"permissions": permissions(manage="implicit-deny")},
+        ["put_role_policy"],
+        ("PolicyName", "kit-fix-manage-connections"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("cause", "changes", "operations", "param"),
+    DELIVERY_PLANS,
+    ids=[f"{p[0]}-{i}" for i, p in enumerate(DELIVERY_PLANS)],
+)
+def test_each_delivery_cause_gets_its_change(
+    cause: str, changes: dict[str, Any], operations: list[str], param: tuple[str, Any]
+) -> None:
+    from .diagnose_evidence import route
+
+    shaped = dict(changes)
+    if shaped.get("probe") == "forbidden":
+        shaped["probe"] = _forbidden_probe()
+    if "routes" in shaped:
+        shaped["routes"] = routes(*(route(key) for key in shaped["routes"]))
+    if "environment" in shaped:
+        variables = {"TABLE_NAME": TABLE, **shaped.pop("environment")}
+        shaped["functions"] = functions({"role": ROLE, "environment": json.dumps(variables)})
+    planned = fix.plan(diagnosis(cause, "the line"), evidence(**shaped))
+    assert [c.operation for c in planned.changes] == operations, planned
+    assert planned.changes[0].params[param[0]] == param[1]
+    text = planned.text()
+    assert "AWS CLI:" in text and "boto3:" in text
+
+
+def test_the_manage_connections_statement_is_the_minimal_one() -> None:
+    planned = fix.plan(
+        diagnosis("manage-connections-denied"), evidence(permissions=permissions(manage="implicit-deny"))
+    )
+    document = planned.changes[0].document()
+    assert document["Statement"] == [
+        {
+            "Sid": "KitFixManageConnections",
+            "Effect": "Allow",
+            "Action": ["execute-api:ManageConnections"],
+            "Resource": ["arn:aws:execute-api:us-east-2:123456789012:abc123/prod/POST/@connections/*"],
+        }
+    ]
+    denied = fix.plan(
+        diagnosis("manage-connections-denied"), evidence(permissions=permissions(manage="explicit-deny"))
+    )
+    assert not denied.changes and "explicit Deny" in denied.advice
+
+
+def test_a_selection_fix_on_a_stage_that_does_not_deploy_itself_deploys() -> None:
+    planned = fix.plan(
+        diagnosis("route-selection-mismatch"),
+        evidence(
+            route_selection_expression="$request.body.type",
+            probe=_forbidden_probe(),
+            stage=stage({"auto_deploy": False}),
+        ),
+    )
+    assert [c.operation for c in planned.changes] == ["update_api", "deploy_stage"]
+    assert planned.changes[0].cli() == [
+        "aws apigatewayv2 update-api --api-id abc123 --route-selection-expression '$request.body.action'"
+    ]
+
+
+def test_a_manage_connections_fix_goes_to_the_message_functions_own_role() -> None:
+    from .diagnose_evidence import route
+
+    message_arn = "arn:aws:lambda:us-east-2:123456789012:function:chatgenius-message"
+    planned = fix.plan(
+        diagnosis("manage-connections-denied"),
+        evidence(
+            functions=functions(
+                {"role": ROLE},
+                {
+                    "function_name": "chatgenius-message",
+                    "function_arn": message_arn,
+                    "role": "arn:aws:iam::123456789012:role/message-role",
+                },
+            ),
+            routes=routes(
+                route("$connect"), route("$disconnect"), route("message", function_name="chatgenius-message")
+            ),
+            message_permissions=permissions(manage="implicit-deny"),
+        ),
+    )
+    assert [c.params["RoleName"] for c in planned.changes] == ["message-role"]
+    assert planned.function == "chatgenius-message"

@@ -47,7 +47,9 @@ def make_api(
 ) -> gw.ApiConfig:
     """An API whose route ``key`` targets integration ``routes[key]`` (None: no target)."""
     route_configs = {
-        key: gw.RouteConfig(key, target, "$default" if key in two_way else None)
+        key: gw.RouteConfig(key, target, "$default", frozenset({"$default"}))
+        if key in two_way
+        else gw.RouteConfig(key, target)
         for key, target in routes.items()
     }
     integrations = {target: lambda_integration(target) for target in routes.values() if target}
@@ -177,8 +179,31 @@ GET_STAGE = {
 }
 
 
+@pytest.mark.parametrize(
+    ("expression", "keys", "two_way"),
+    [
+        ("$default", ("$default",), True),
+        (None, ("$default",), False),  # a route response, but no selection expression [inferred]
+        ("$default", (), False),  # the expression, but no route response [inferred]
+        ("$request.body.x", ("$default",), False),
+        ("$default", ("other",), False),
+    ],
+)
+def test_a_route_is_two_way_with_the_expression_and_a_default_route_response(
+    expression: str | None, keys: tuple[str, ...], two_way: bool
+) -> None:
+    route = {"RouteId": "r1", "RouteKey": "chat"}
+    if expression is not None:
+        route["RouteResponseSelectionExpression"] = expression
+    responses = [{"RouteId": "r1", "RouteResponseKey": key} for key in keys]
+    responses.append({"RouteId": "r9", "RouteResponseKey": "$default"})  # another route's
+    api = gw.api_config_from_answers(GET_API, [route], [], GET_STAGE, responses)
+    assert api.routes["chat"].two_way is two_way
+
+
 def test_api_config_from_answers_reads_boto3_shapes() -> None:
-    api = gw.api_config_from_answers(GET_API, GET_ROUTES, GET_INTEGRATIONS, GET_STAGE)
+    responses = [{"RouteId": "r3", "RouteResponseKey": "$default", "RouteResponseId": "rr1"}]
+    api = gw.api_config_from_answers(GET_API, GET_ROUTES, GET_INTEGRATIONS, GET_STAGE, responses)
     assert api.api_id == API_ID
     assert api.route_selection_expression == "$request.body.action"
     assert set(api.routes) == {"$connect", "$disconnect", "sendmessage", "orphan"}

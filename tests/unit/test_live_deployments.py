@@ -16,6 +16,7 @@ SNAPSHOT = Snapshot(
     {"ApiId": "abc", "RouteSelectionExpression": "$request.body.action"},
     ({"RouteKey": "$connect", "Target": "integrations/i1"},),
     ({"IntegrationId": "i1", "IntegrationType": "AWS_PROXY", "IntegrationUri": "old"},),
+    route_responses=({"RouteId": "r1", "RouteResponseKey": "$default"},),
 )
 
 
@@ -55,8 +56,9 @@ def test_the_stage_serves_its_deployments_snapshot(stage: dict[str, Any], served
         assert answers is None
         return
     assert answers is not None
-    api, routes, integrations, stage_answer = answers
+    api, routes, integrations, stage_answer, route_responses = answers
     assert api["RouteSelectionExpression"] == "$request.body.action"
     assert [r["RouteKey"] for r in routes] == ["$connect"]
     assert integrations[0]["IntegrationUri"] == "old"
+    assert route_responses == [{"RouteId": "r1", "RouteResponseKey": "$default"}]
     assert stage_answer is stage

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kit import config
+from kit import config, mirror
 from kit.errors import ConfigurationError
 from kit.lab.function_source import SECRET_PLACEHOLDER
 from kit.lab.mirror_build import rewrite
@@ -42,6 +42,15 @@ from kit.mirror import (
         ({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-2:1:q"}}, ["function f: dead-letter queue"]),
         ({"PackageType": "Zip"}, []),
         ({"PackageType": "Image"}, ["function f: container image"]),
+        (
+            {
+                "Environment": {
+                    "Variables": {"MANAGEMENT_ENDPOINT": "https://a1.execute-api.us-east-2.amazonaws.com/p"}
+                }
+            },
+            ["function f: MANAGEMENT_ENDPOINT names an execute-api endpoint"],
+        ),
+        ({"Environment": {"Variables": {"API": "https://example.com/p", "TABLE_NAME": "t"}}}, []),
     ],
 )
 def test_function_gaps(configuration: dict[str, Any], expected: list[str]) -> None:
@@ -65,9 +74,9 @@ def answers(routes: list[dict[str, Any]] = (), stages: list[dict[str, Any]] = ()
             answers(routes=[{"RouteKey": "$connect", "AuthorizationType": "AWS_IAM"}]),
             ["route $connect: authorization AWS_IAM"],
         ),
-        (
+        (  # route responses are copied (read for the mirror): no gap
             answers(routes=[{"RouteKey": "echo", "RouteResponseSelectionExpression": "$default"}]),
-            ["route echo: route response"],
+            [],
         ),
         (answers(routes=[{"RouteKey": "m", "ApiKeyRequired": True}]), ["route m: API key required"]),
         (answers(routes=[{"RouteKey": "m", "ApiKeyRequired": False}]), []),
@@ -317,3 +326,46 @@ def test_a_copied_tables_request_keeps_keys_and_indexes_on_demand() -> None:
             {"IndexName": "workspaceIndex", "KeySchema": gsi["KeySchema"], "Projection": gsi["Projection"]}
         ],
     }
+
+
+def test_a_mirrored_route_gets_its_route_responses() -> None:
+    from kit.lab import mirror_build
+
+    class Apigw:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, dict[str, Any]]] = []
+
+        def create_route(self, **params: Any) -> dict[str, Any]:
+            self.calls.append(("create_route", params))
+            return {"RouteId": f"r-{params['RouteKey']}"}
+
+        def create_route_response(self, **params: Any) -> dict[str, Any]:
+            self.calls.append(("create_route_response", params))
+            return {}
+
+    route = {"RouteId": "old", "RouteKey": "echo", "RouteResponseSelectionExpression": "$default"}
+    copy = mirror.AccountCopy(
+        region="us-east-2",
+        account_id="1",
+        api=answers(routes=[route, {"RouteId": "c", "RouteKey": "$connect"}]),
+        stage="prod",
+        functions=[],
+        roles=[],
+        tables=[],
+        table="t",
+        route_responses={
+            "echo": [{"RouteResponseKey": "$default", "RouteResponseId": "x", "ResponseModels": {}}]
+        },
+    )
+    apigw = Apigw()
+    manifest = mirror.Manifest({})
+    mirror_build._create_routes(apigw, "new", copy, {}, manifest)
+    assert apigw.calls == [
+        (
+            "create_route",
+            {"ApiId": "new", "RouteKey": "echo", "RouteResponseSelectionExpression": "$default"},
+        ),
+        ("create_route_response", {"ApiId": "new", "RouteId": "r-echo", "RouteResponseKey": "$default"}),
+        ("create_route", {"ApiId": "new", "RouteKey": "$connect"}),
+    ]
+    assert {"kind": "route response", "name": "echo", "detail": "key $default"} in manifest.copied
