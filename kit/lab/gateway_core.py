@@ -113,6 +113,7 @@ class StageConfig:
     access_log_format: str | None = None
     logging_level: LoggingLevel = "OFF"
     data_trace: bool = False
+    variables: Mapping[str, str] = field(default_factory=dict)  # StageVariables
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ class RouteConfig:
     route_key: str
     target_integration_id: str | None = None
     route_response_selection_expression: str | None = None
+    authorization_type: str = "NONE"  # NONE | AWS_IAM | CUSTOM (a Lambda authorizer, $connect only)
+    authorizer_id: str | None = None
 
     @property
     def two_way(self) -> bool:
@@ -154,6 +157,8 @@ class ApiConfig:
     routes: Mapping[str, RouteConfig]
     stage: StageConfig
     integrations: Mapping[str, IntegrationConfig] = field(default_factory=dict)
+    # The deployed authorizers by id, as GetAuthorizer shows them (kit.lab.authorizer_core reads them).
+    authorizers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _target_integration_id(route: Mapping[str, Any], api_id: str) -> str | None:
@@ -174,10 +179,12 @@ def api_config_from_answers(
     routes: Sequence[Mapping[str, Any]],
     integrations: Sequence[Mapping[str, Any]],
     stage: Mapping[str, Any],
+    authorizers: Sequence[Mapping[str, Any]] = (),
 ) -> ApiConfig:
     """Translate boto3 apigatewayv2 answers into an :class:`ApiConfig`; pure, no calls.
 
-    ``routes`` and ``integrations`` are the ``Items`` of get_routes / get_integrations (all pages).
+    ``routes`` and ``integrations`` are the ``Items`` of get_routes / get_integrations (all pages);
+    ``authorizers`` the GetAuthorizer answers of the authorizers the routes name.
     Raises :class:`~kit.errors.ConfigurationError` when the API is not a WebSocket API, has no route
     selection expression, or a route targets an integration that is not in ``integrations``.
     """
@@ -217,6 +224,8 @@ def api_config_from_answers(
             route_key=route_key,
             target_integration_id=target_id,
             route_response_selection_expression=item.get("RouteResponseSelectionExpression"),
+            authorization_type=str(item.get("AuthorizationType") or "NONE"),
+            authorizer_id=str(item["AuthorizerId"]) if item.get("AuthorizerId") else None,
         )
     access = stage.get("AccessLogSettings") or {}
     defaults = stage.get("DefaultRouteSettings") or {}
@@ -227,6 +236,7 @@ def api_config_from_answers(
         access_log_format=access.get("Format"),
         logging_level=level,
         data_trace=bool(defaults.get("DataTraceEnabled", False)),
+        variables={str(k): str(v) for k, v in (stage.get("StageVariables") or {}).items()},
     )
     return ApiConfig(
         api_id=api_id,
@@ -234,6 +244,7 @@ def api_config_from_answers(
         routes=route_configs,
         stage=stage_config,
         integrations=integration_configs,
+        authorizers={str(a.get("AuthorizerId")): dict(a) for a in authorizers if a.get("AuthorizerId")},
     )
 
 
@@ -398,6 +409,9 @@ class Connection:
     api_id: str
     domain_name: str
     stage: str
+    # What a $connect Lambda authorizer allowed with (principalId, then its context, as strings): every
+    # event of the connection carries it in requestContext.authorizer. Empty without an authorizer.
+    authorizer: tuple[tuple[str, str], ...] = ()
 
 
 def header_value(headers: Sequence[Header], name: str) -> str | None:
@@ -477,6 +491,8 @@ def _request_context(
     disconnect: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
     context: dict[str, Any] = {"routeKey": route_key}
+    if connection.authorizer:
+        context["authorizer"] = dict(connection.authorizer)
     if message_id is not None:
         context["messageId"] = message_id
     if disconnect is not None:
@@ -713,8 +729,9 @@ class HttpRequestSpec:
     body: str
 
 
-def _mapped_value(source: str, event: Mapping[str, Any]) -> str | None:
-    """The value of one RequestParameters source expression, or None when it has none."""
+def source_value(source: str, event: Mapping[str, Any]) -> str | None:
+    """The value of one source expression (a RequestParameters source, an authorizer's identity source)
+    in ``event``, or None when it has none."""
     if len(source) >= 2 and source[0] == source[-1] == "'":
         return source[1:-1]
     prefix, _, rest = source.partition(".")
@@ -762,7 +779,7 @@ def http_integration_request(integration: IntegrationConfig, event: Mapping[str,
     query: list[Header] = []
     url = integration.uri
     for target, source in integration.request_parameters.items():
-        value = _mapped_value(source, event)
+        value = source_value(source, event)
         if value is None:
             continue
         location, _, name = target.removeprefix("integration.request.").partition(".")

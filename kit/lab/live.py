@@ -34,6 +34,10 @@ from kit.lab.sigv4 import SigningSecret
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 T = TypeVar("T")
+# What a stage serves: (GetApi, the routes, the integrations, GetStage, the authorizers the routes name).
+ServedApi = tuple[
+    dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]
+]
 
 
 class LiveConfig:
@@ -98,16 +102,13 @@ class LiveConfig:
 
         return self._cached(("function-policy", name), load)
 
-    def api(
-        self, api_id: str, stage: str
-    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]] | None:
-        """(api, routes, integrations, stage) the stage serves: the API, routes and integrations as its
-        deployment captured them, the stage's settings as they are now. None when the API or stage is gone,
-        or the stage points at no deployment (API Gateway refuses every handshake then)."""
+    def api(self, api_id: str, stage: str) -> ServedApi | None:
+        """(api, routes, integrations, stage, authorizers) the stage serves: the API, routes, integrations
+        and authorizers as its deployment captured them, the stage's settings as they are now. None when the
+        API or stage is gone, or the stage points at no deployment (API Gateway refuses every handshake
+        then)."""
 
-        def load() -> (
-            tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]] | None
-        ):
+        def load() -> ServedApi | None:
             client = self._aws.client("apigatewayv2")
             try:
                 stage_answer = client.get_stage(ApiId=api_id, StageName=stage)
@@ -121,7 +122,8 @@ class LiveConfig:
                 return None
             routes = [dict(route) for route in snapshot.routes]
             integrations = [dict(integration) for integration in snapshot.integrations]
-            return dict(snapshot.api), routes, integrations, stage_answer
+            authorizers = [dict(authorizer) for authorizer in snapshot.authorizers]
+            return dict(snapshot.api), routes, integrations, stage_answer, authorizers
 
         return self._cached(("api", api_id, stage), load)
 

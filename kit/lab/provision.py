@@ -40,7 +40,7 @@ HANDLER_DIR = Path(__file__).resolve().parents[1] / "handler"
 HANDLER_FILES = ("app.py", "seed.py", "app.mjs", "seed.mjs")
 # Lab-only variants of the fixed handler, each with the one bug a scenario is about (never for deployment).
 LAB_FUNCTION_DIR = Path(__file__).resolve().parent / "functions"
-LAB_FUNCTION_FILES = ("write_not_awaited.mjs", "write_on_message.mjs")
+LAB_FUNCTION_FILES = ("write_not_awaited.mjs", "write_on_message.mjs", "authorizers.py")
 
 
 def package_files() -> list[tuple[Path, str]]:
