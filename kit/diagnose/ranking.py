@@ -19,6 +19,7 @@ import pandas as pd
 
 from kit import frames
 from kit.diagnose import (
+    authorizer_checks,
     causes,
     config_checks,
     handler_checks,
@@ -33,6 +34,7 @@ log = logging.getLogger("kit.diagnose.ranking")
 CHECKS: tuple[Check, ...] = (
     config_checks.check_deployed_configuration,
     config_checks.check_connect_route,
+    authorizer_checks.check_authorizer,
     config_checks.check_connection_id_mapping,
     table_checks.check_table,
     table_checks.check_direct_write,
@@ -41,6 +43,7 @@ CHECKS: tuple[Check, ...] = (
     permission_checks.check_index_permission,
     permission_checks.check_other_permissions,
     handler_checks.check_handshakes,
+    authorizer_checks.check_authorizer_context,
     symptom_checks.check_handshake_refusals,
     handler_checks.check_swallowed_errors,
     handler_checks.check_write_on_connect,

@@ -367,6 +367,12 @@ ENDPOINT_REQUEST_URI: Final = re.compile(r"Endpoint request URI: (\S+)")
 INVOKED_FUNCTION_ARN: Final = re.compile(r"/functions/(arn:[^/\s]+)/invocations")
 NO_ROUTE_MATCH: Final = re.compile(r"no route matches route selection value \[([^\]]*)\]")
 
+# The $connect authorizer step (REST wording, its WebSocket use unverified; kit.lab.authorizer_core writes
+# it): the step's start, a 401 (identity missing, or the function said Unauthorized), and the answer it read.
+AUTHORIZER_STARTED: Final = re.compile(r"Starting authorizer: (\S+) for request: (\S+)")
+AUTHORIZER_UNAUTHORIZED: Final = re.compile(r"Unauthorized request: (\S+)")
+AUTHORIZER_RESULT_BODY: Final = re.compile(r"Authorizer result body before parsing: (.*)$")
+
 ROUTE_EVENT_TYPES: Final[Mapping[str, str]] = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}
 
 

@@ -101,6 +101,7 @@ def test_every_check_has_its_modules_table_of_cases() -> None:
     and a skip)."""
     modules = {check.__module__.removeprefix("kit.diagnose.") for check in CHECKS}
     assert modules == {
+        "authorizer_checks",
         "config_checks",
         "table_checks",
         "permission_checks",
