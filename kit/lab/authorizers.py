@@ -88,8 +88,6 @@ def refusal(
     if operation in ("CreateRoute", "UpdateRoute"):
         route_key = body.get("routeKey") or view.route_keys.get(name or "", "")
         kind = body.get("authorizationType")
-        if kind is None and operation == "UpdateRoute" and "authorizerId" not in body:
-            return None
         if kind in (None, "NONE"):
             return None
         if route_key != "$connect":

@@ -306,12 +306,12 @@ def _attach_authorizer(ctx: LabContext, handler: str, variables: dict[str, str] 
         Description="WebSocket $connect authorizer (kit lab)",
     )
     ctx.aws.client("logs").create_log_group(logGroupName=f"/aws/lambda/{AUTHORIZER_FUNCTION}")
-    lambda_client.add_permission(
-        FunctionName=AUTHORIZER_FUNCTION,
-        StatementId="apigateway-authorizer",
-        Action="lambda:InvokeFunction",
-        Principal="apigateway.amazonaws.com",
-        SourceArn=f"{resources.execute_api_arn}/authorizers/*",
+    allow_invoke_from_api(
+        lambda_client,
+        AUTHORIZER_FUNCTION,
+        region=resources.region,
+        api_id=resources.api_id,
+        source="authorizers/*",
     )
     apigw = ctx.aws.client("apigatewayv2")
     authorizer = apigw.create_authorizer(
