@@ -46,7 +46,9 @@ MASKED: Final = "(masked)"
 MANIFEST_NAME: Final = "mirror.json"
 _REGION = re.compile(r"^(?:[a-z]{2}(?:-gov)?-[a-z]+-\d)$")
 # What the lab does not model yet, named wherever a stack uses it (docs/fidelity.md keeps the full list).
-NOT_MODELLED_ROUTE_AUTH: Final = "the lab does not model authorizers yet: the mirror's route is open"
+NOT_MODELLED_ROUTE_AUTH: Final = (
+    "the mirror does not copy a route's authorization (its authorizers) yet: the mirror's route is open"
+)
 NOT_READABLE_DEPLOYMENT: Final = (
     "AWS has no API that reads a deployment's routes and integrations, so the mirror deploys the account's "
     "current ones: a change made on the account and never deployed is live in the mirror"

@@ -36,7 +36,7 @@ from kit.lab.provision import DEFAULT_RUNTIME, POLICY_NAME, ROLE_NAME, handler_z
 from kit.lab.scenarios import SCENARIOS, ClientPlan
 from kit.probe_core import ProbePlan, ProbeTimeouts
 
-from .labclient import EmptyDynamoDB, deploy, hold_engine_restart, wait_until
+from .labclient import EmptyDynamoDB, authorizer_attached, deploy, hold_engine_restart, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -145,6 +145,20 @@ def test_the_diagnosis_names_a_stale_deployment_and_its_fix_deploys(empty_dynamo
         fix.undo(lab.target(), applied)  # the stage serves the old deployment again
         again, _ = diagnosis_and_evidence(lab, scenario.client, since=datetime.now(UTC))
         assert again.root_cause["id"] == "stale-deployment", ranking.summary_text(again)
+
+
+@pytest.mark.parametrize("name", ["authorizer-denies", "authorizer-drops-context"])
+def test_the_diagnosis_names_the_authorizer_scenarios(name: str, empty_dynamodb: EmptyDynamoDB) -> None:
+    """The $connect authorizer scenarios (their mirror is not compared: test_mirror_scenarios.py says why);
+    neither gets a change from kit fix, only advice."""
+    scenario = SCENARIOS[name]
+    with Lab(scenario.name, write_lab_file=False, dynamodb=empty_dynamodb()) as lab:
+        diagnosis, evidence = diagnosis_and_evidence(lab, scenario.client)
+    summary = ranking.summary_text(diagnosis)
+    assert diagnosis.root_cause["id"] == scenario.reproduces, summary
+    assert "chatgenius-connect-authorizer" in " ".join(diagnosis.root_cause["evidence"]), summary
+    planned = fix.plan(diagnosis, evidence)
+    assert not planned.applicable and planned.advice, planned.text()
 
 
 def _scenario_uses(path: Path) -> list[str]:
@@ -424,6 +438,18 @@ class TestFaultsMadeThroughAws:
         assert new_arn in evidence, summary
         # The deployed, old function still stores the connections: only the drift is wrong.
         assert finding(diagnosis, "probe")["verdict"] == "pass", summary
+
+    def test_a_denying_authorizer_attached_to_connect_and_deployed(self, lab: Lab) -> None:
+        """Issue 14: a Lambda REQUEST authorizer whose policy denies, attached to $connect (CreateAuthorizer,
+        UpdateRoute CUSTOM) and deployed: every handshake is refused, and the diagnosis names the authorizer."""
+        since = datetime.now(UTC)
+        with authorizer_attached(lab, "deny"):
+            diagnosis = run_diagnosis(lab, ClientPlan(), since)
+        summary = ranking.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "authorizer-denied", summary
+        assert "403" in " ".join(diagnosis.root_cause["evidence"]), summary
+        # The refused handshakes invoked no integration by design: that is no stale deployment.
+        assert finding(diagnosis, "deployment")["verdict"] != "fail", summary
 
     def test_dynamodb_engine_killed(self, lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
         """Issue 10 item 9: an engine that does not answer is a target problem, never a missing permission."""

@@ -695,17 +695,23 @@ def test_execution_and_access_logs(lab: Lab) -> None:
 
 
 def test_every_row_of_the_table_has_a_test() -> None:
-    """Not a row: docs/fidelity.md and these tests (here, test_runtime_node.py and test_lab_deployments.py)
-    name the same rows."""
+    """Not a row: docs/fidelity.md and these tests (here, test_runtime_node.py, test_lab_deployments.py and
+    test_lab_authorizers.py) name the same rows."""
     document = (Path(__file__).resolve().parents[2] / "docs" / "fidelity.md").read_text()
     table_rows = {
         line.split("|")[1].strip()
         for line in document.splitlines()
         if line.startswith("| ") and not line.startswith(("| behaviour", "|---"))
     }
-    from . import test_lab_deployments, test_runtime_node  # the Node.js runtime's and deployments' rows
+    # the Node.js runtime's, deployments' and authorizers' rows
+    from . import test_lab_authorizers, test_lab_deployments, test_runtime_node
 
-    tests = [*globals().values(), *vars(test_runtime_node).values(), *vars(test_lab_deployments).values()]
+    tests = [
+        *globals().values(),
+        *vars(test_runtime_node).values(),
+        *vars(test_lab_deployments).values(),
+        *vars(test_lab_authorizers).values(),
+    ]
     tested_rows = {
         match.group(1)
         for test in tests

@@ -37,11 +37,19 @@ pytestmark = pytest.mark.integration
 UNDONE = {"seed-put-denied", "seed-wrong-table", "handler-crash", "no-connect-integration"}
 
 
-# What a mirror cannot reproduce, by scenario, and why (each still checked on the account, below).
+# What a mirror cannot reproduce, by scenario, and why (each still checked on the account, below): the gap its
+# manifest names (what it starts with, a phrase of why).
 # stale-deployment: AWS has no API that reads a deployment's routes and integrations, so the mirror deploys the
 # account's current ones, which are the fixed ones: the mirror is healthy where the account is not. Its
 # manifest names that gap (not_reproduced), and the account's own diagnosis is checked.
-NOT_IN_A_MIRROR = {"stale-deployment"}
+# authorizer-*: the mirror does not copy authorizers yet (its $connect route is open, so it is healthy where
+# the account refuses or fails handshakes), and kit fix has no change to verify for either cause (it never
+# detaches or rewrites an authorizer); the lab's own diagnosis of each is test_diagnose_lab.py's.
+NOT_IN_A_MIRROR: dict[str, tuple[str, str]] = {
+    "stale-deployment": ("stage prod: deployment ", "never deployed is live in the mirror"),
+    "authorizer-denies": ("route $connect: authorization CUSTOM", "authorizers"),
+    "authorizer-drops-context": ("route $connect: authorization CUSTOM", "authorizers"),
+}
 
 
 @pytest.mark.parametrize("name", [name for name in SCENARIOS if name not in NOT_IN_A_MIRROR])
@@ -100,6 +108,7 @@ def test_what_a_mirror_cannot_reproduce_is_named_on_the_account_and_in_the_manif
         run = account.run(args, subprocess_=True)
     assert run.returncode == 1, run.stdout + run.stderr
     assert json.loads(run.stdout)["root_cause"]["id"] == scenario.reproduces, run.stdout
-    deployments = [gap for gap in copy.gaps if gap.what.startswith("stage prod: deployment ")]
-    assert len(deployments) == 1, copy.gaps
-    assert "never deployed is live in the mirror" in deployments[0].why
+    what, why = NOT_IN_A_MIRROR[name]
+    named = [gap for gap in copy.gaps if gap.what.startswith(what)]
+    assert len(named) == 1, copy.gaps
+    assert why in named[0].why
