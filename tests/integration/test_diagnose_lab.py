@@ -147,20 +147,6 @@ def test_the_diagnosis_names_a_stale_deployment_and_its_fix_deploys(empty_dynamo
         assert again.root_cause["id"] == "stale-deployment", ranking.summary_text(again)
 
 
-@pytest.mark.parametrize("name", ["authorizer-denies", "authorizer-drops-context"])
-def test_the_diagnosis_names_the_authorizer_scenarios(name: str, empty_dynamodb: EmptyDynamoDB) -> None:
-    """The $connect authorizer scenarios (their mirror is not compared: test_mirror_scenarios.py says why);
-    neither gets a change from kit fix, only advice."""
-    scenario = SCENARIOS[name]
-    with Lab(scenario.name, write_lab_file=False, dynamodb=empty_dynamodb()) as lab:
-        diagnosis, evidence = diagnosis_and_evidence(lab, scenario.client)
-    summary = ranking.summary_text(diagnosis)
-    assert diagnosis.root_cause["id"] == scenario.reproduces, summary
-    assert "chatgenius-connect-authorizer" in " ".join(diagnosis.root_cause["evidence"]), summary
-    planned = fix.plan(diagnosis, evidence)
-    assert not planned.applicable and planned.advice, planned.text()
-
-
 def _scenario_uses(path: Path) -> list[str]:
     """The code in ``path`` (not its docstrings or comments) that imports the scenarios or reads one."""
     uses = []
