@@ -55,6 +55,9 @@ class AuthorizerConfig:
     authorizer_type: str
     uri: str
     identity_sources: tuple[str, ...]
+    credentials_arn: str | None = (
+        None  # a role API Gateway assumes to invoke the function, instead of its policy
+    )
 
     @property
     def function_arn(self) -> str | None:
@@ -73,6 +76,9 @@ def authorizer_config(answer: Mapping[str, Any]) -> AuthorizerConfig:
         authorizer_type=str(answer.get("AuthorizerType", "")),
         uri=str(answer.get("AuthorizerUri", "")),
         identity_sources=tuple(str(s) for s in sources if str(s)),
+        credentials_arn=str(answer["AuthorizerCredentialsArn"])
+        if answer.get("AuthorizerCredentialsArn")
+        else None,
     )
 
 

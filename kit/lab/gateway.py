@@ -635,7 +635,15 @@ class Gateway:
             f"arn:aws:execute-api:{settings.region}:{settings.account_id}:{settings.api_id}/"
             f"authorizers/{authorizer.authorizer_id}"
         )
-        if not self._invoke_permitted(function_name, "$connect", source_arn=source):
+        # With AuthorizerCredentialsArn, API Gateway assumes that role: its policies decide (its trust policy
+        # is not checked), not the function's resource policy.
+        if authorizer.credentials_arn:
+            permitted = policy.evaluate(
+                self.live.role_policies(authorizer.credentials_arn), "lambda:InvokeFunction", function_arn
+            ).allowed
+        else:
+            permitted = self._invoke_permitted(function_name, "$connect", source_arn=source)
+        if not permitted:
             return authorizer_core.Invocation(
                 "invoke-error", error_message="Invalid permissions on Lambda function"
             )

@@ -554,9 +554,11 @@ def authorizer_attached(
     timeout_s: int = 3,
     deployed: bool = True,
     permitted: bool = True,
+    credentials_arn: str | None = None,
 ) -> Iterator[str]:
     """A Lambda REQUEST authorizer on $connect for the block, made and removed with boto3 as a user would:
-    its function (``handler``), API Gateway's permission to invoke it, the authorizer, the $connect route's
+    its function (``handler``), API Gateway's permission to invoke it (or a role, ``credentials_arn``), the
+    authorizer, the $connect route's
     ``AuthorizationType=CUSTOM`` and a deployment (unless ``deployed`` is False). Yields the authorizer id."""
     target = lab_target(lab)
     lambda_client, apigw = target.client("lambda"), target.client("apigatewayv2")
@@ -582,6 +584,7 @@ def authorizer_attached(
         AuthorizerUri=lambda_integration_uri(resources.region, created["FunctionArn"]),
         IdentitySource=list(identity_source),
         Name=name,
+        **({"AuthorizerCredentialsArn": credentials_arn} if credentials_arn else {}),
     )
     connect = routes(lab)["$connect"]
     apigw.update_route(

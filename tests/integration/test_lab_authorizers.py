@@ -199,6 +199,37 @@ def test_an_authorizer_that_fails_gets_awss_status_and_the_lab_keeps_serving(
     assert handshake_status(lab, query(unique_user(), "ws-1")) == 101
 
 
+def test_an_authorizer_role_is_checked_instead_of_the_resource_policy(lab: Lab) -> None:
+    """Row: an authorizer that fails, times out or answers garbage (its invoke permission, through a role)."""
+    iam = lab.target().client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "apigateway.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = iam.create_role(RoleName="authorizer-invoker", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    try:
+        with authorizer_attached(lab, "allow", permitted=False, credentials_arn=role["Arn"]):
+            assert handshake_status(lab, query(unique_user(), "ws-1")) == 500  # the role may not invoke yet
+            invoke = {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"}],
+            }
+            iam.put_role_policy(
+                RoleName="authorizer-invoker", PolicyName="invoke", PolicyDocument=json.dumps(invoke)
+            )
+            assert handshake_status(lab, query(unique_user(), "ws-1")) == 101
+    finally:
+        for name in iam.list_role_policies(RoleName="authorizer-invoker")["PolicyNames"]:
+            iam.delete_role_policy(RoleName="authorizer-invoker", PolicyName=name)
+        iam.delete_role(RoleName="authorizer-invoker")
+
+
 def test_an_authorizer_not_deployed_changes_nothing(lab: Lab) -> None:
     """Row: an authorizer attached without a deployment."""
     with authorizer_attached(lab, "deny", deployed=False):

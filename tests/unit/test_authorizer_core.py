@@ -367,3 +367,16 @@ def test_http_apis_are_left_to_moto() -> None:
         authorizers.refusal("UpdateRoute", {"authorizationType": "CUSTOM", "authorizerId": "x"}, http, "r2")
         is None
     )
+
+
+def test_an_authorizer_role_is_read() -> None:
+    answer = {
+        "AuthorizerId": "a",
+        "AuthorizerUri": URI,
+        "IdentitySource": "route.request.header.A, context.x",
+    }
+    assert ac.authorizer_config(answer).credentials_arn is None
+    assert ac.authorizer_config(answer).identity_sources == ("route.request.header.A", "context.x")
+    role = "arn:aws:iam::123456789012:role/invoker"
+    assert ac.authorizer_config(answer | {"AuthorizerCredentialsArn": role}).credentials_arn == role
+    assert ac.authorizer_config(answer).function_arn == "arn:aws:lambda:us-east-2:123456789012:function:auth"
