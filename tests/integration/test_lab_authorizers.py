@@ -200,7 +200,8 @@ def test_an_authorizer_that_fails_gets_awss_status_and_the_lab_keeps_serving(
 
 
 def test_an_authorizer_role_is_checked_instead_of_the_resource_policy(lab: Lab) -> None:
-    """Row: an authorizer that fails, times out or answers garbage (its invoke permission, through a role)."""
+    """Row: an authorizer that fails, times out or answers garbage."""
+    # Its invoke permission through a role (AuthorizerCredentialsArn) rather than the function's policy.
     iam = lab.target().client("iam")
     trust = {
         "Version": "2012-10-17",

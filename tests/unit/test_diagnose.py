@@ -362,6 +362,31 @@ RANKING: list[tuple[str, list[tuple[str, str | None]], str]] = [
         [fail("table-not-found"), fail("handler-crash"), fail("not-stored"), fail("stale-deployment")],
         "stale-deployment",
     ),
+    (  # a refused handshake never reaches $connect: what the handler or table would do is moot
+        "a denying authorizer beats the refused handshake and what $connect would do",
+        [fail("handshake-refused"), fail("put-access-denied"), fail("authorizer-denied")],
+        "authorizer-denied",
+    ),
+    (
+        "a stale deployment beats a denying authorizer (the deployed one is what runs)",
+        [fail("authorizer-denied"), fail("stale-deployment")],
+        "stale-deployment",
+    ),
+    (
+        "a missing $connect route beats a denying authorizer",
+        [fail("authorizer-denied"), fail("connect-route-missing")],
+        "connect-route-missing",
+    ),
+    (  # the handler failed because of the authorizer: that explains its failures and an empty table
+        "a context without the user beats a denied put and not stored",
+        [fail("not-stored"), fail("put-access-denied"), fail("authorizer-context-missing")],
+        "authorizer-context-missing",
+    ),
+    (
+        "a crashing handler beats a context without the user",
+        [fail("authorizer-context-missing"), fail("handler-crash")],
+        "handler-crash",
+    ),
     (
         "a wrong target beats a stale deployment",
         [fail("stale-deployment"), fail("target-not-found")],
