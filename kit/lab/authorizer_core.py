@@ -30,7 +30,7 @@ Like :mod:`kit.lab.gateway_core`, this module does no I/O and never imports ``we
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -116,22 +116,36 @@ def identity(
     return Identity(tuple(values))
 
 
+_HOP_HEADERS = frozenset({"connection", "upgrade"})
+
+
 def authorizer_event(
     connect_event: Mapping[str, Any],
     method_arn_value: str,
     stage_variables: Mapping[str, str] | None = None,
+    client_headers: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """The REQUEST event the authorizer's function receives on ``$connect`` (pure).
 
-    As AWS's capture (reference F4): ``type`` REQUEST, ``methodArn`` (no HTTP verb), the CONNECT event's
-    headers and ``requestContext``, and ``queryStringParameters``, ``multiValueQueryStringParameters`` and
-    ``stageVariables`` always present (``{}`` when there are none).
+    As AWS's capture (reference F4, §1.4): ``type`` REQUEST, ``methodArn`` (no HTTP verb), the CONNECT
+    event's headers plus the upgrade's ``Connection`` and ``Upgrade`` (``client_headers``) and
+    ``content-length: 0``, which the integration's event does not carry; its ``requestContext``; and
+    ``queryStringParameters``, ``multiValueQueryStringParameters`` and ``stageVariables`` always present
+    (``{}`` when there are none).
     """
+    headers = dict(connect_event.get("headers") or {})
+    multi = {name: list(values) for name, values in (connect_event.get("multiValueHeaders") or {}).items()}
+    for name, value in [
+        *((n, v) for n, v in client_headers if n.lower() in _HOP_HEADERS),
+        ("content-length", "0"),
+    ]:
+        headers[name] = value
+        multi.setdefault(name, []).append(value)
     return {
         "type": "REQUEST",
         "methodArn": method_arn_value,
-        "headers": dict(connect_event.get("headers") or {}),
-        "multiValueHeaders": dict(connect_event.get("multiValueHeaders") or {}),
+        "headers": headers,
+        "multiValueHeaders": multi,
         "queryStringParameters": dict(connect_event.get("queryStringParameters") or {}),
         "multiValueQueryStringParameters": dict(connect_event.get("multiValueQueryStringParameters") or {}),
         "stageVariables": dict(stage_variables or {}),

@@ -484,7 +484,7 @@ class Gateway:
             kit_connection, request_id=request_id, request_time_ms=now, headers=headers, raw_query=raw_query
         )
         # A $connect Lambda authorizer runs first: a refusal ends the handshake before $connect runs.
-        authorized = await self._authorize_connect(api, event, request_id)
+        authorized = await self._authorize_connect(api, event, request_id, client_headers)
         if authorized is not None:
             if not authorized.verdict.allowed:
                 return self._refuse_by_authorizer(
@@ -570,7 +570,11 @@ class Gateway:
     # -- the $connect Lambda authorizer ---------------------------------------------------------------------
 
     async def _authorize_connect(
-        self, api: core.ApiConfig, event: dict[str, Any], request_id: str
+        self,
+        api: core.ApiConfig,
+        event: dict[str, Any],
+        request_id: str,
+        client_headers: Sequence[core.Header],
     ) -> authorizer_core.Step | None:
         """Run the deployed ``$connect`` route's Lambda authorizer, if it has one (None when it has not).
 
@@ -598,7 +602,8 @@ class Gateway:
         started = time.monotonic()
         try:
             invocation = await self._invoke_authorizer(
-                authorizer, authorizer_core.authorizer_event(event, method_arn, api.stage.variables)
+                authorizer,
+                authorizer_core.authorizer_event(event, method_arn, api.stage.variables, client_headers),
             )
         except Exception as exc:  # a lab bug must be visible, and still answer as AWS would (500)
             log.exception("the $connect authorizer failed in the lab")

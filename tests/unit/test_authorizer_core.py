@@ -89,12 +89,23 @@ def test_identity_sources(
 
 
 def test_the_authorizer_event_is_awss_request_event() -> None:
-    event = ac.authorizer_event(connect_event(None, Host="h"), METHOD_ARN, {})
+    upgrade = [("Host", "h"), ("Connection", "Upgrade"), ("Upgrade", "websocket")]
+    event = ac.authorizer_event(connect_event(None, Host="h"), METHOD_ARN, {}, upgrade)
     assert event["type"] == "REQUEST" and event["methodArn"] == METHOD_ARN
     # Always present, {} when empty (AWS's capture), unlike the CONNECT integration event.
     assert event["queryStringParameters"] == event["multiValueQueryStringParameters"] == {}
     assert event["stageVariables"] == {}
-    assert event["headers"] == {"Host": "h"}
+    # The upgrade's hop headers and content-length 0 reach the authorizer (AWS's capture), not the integration.
+    assert event["headers"] == {
+        "Host": "h",
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "content-length": "0",
+    }
+    assert event["multiValueHeaders"]["Upgrade"] == ["websocket"]
+    assert "Upgrade" not in dict(
+        gateway_core.forwarded_connect_headers(upgrade, source_ip="10.0.0.1", trace_id="t")
+    )
     context = event["requestContext"]
     assert (context["routeKey"], context["eventType"], context["connectionId"]) == (
         "$connect",
