@@ -493,7 +493,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
     target = _target_from_args(args)
     answers = config.fetch_api(target)
     if args.action == "routes":
-        frame = config.routes_frame(answers.routes, answers.integrations)
+        frame = config.routes_frame(answers.routes, answers.integrations, answers.authorizers)
     elif args.action == "functions":
         frame = config.function_frame(
             config.fetch_functions(target, config.functions_for_api(target, answers))

@@ -73,6 +73,11 @@ ROUTES_COLUMNS: Final[dict[str, str]] = {
     "function_arn": "string",
     "request_parameters": "string",  # the integration's RequestParameters as JSON text; NA when none
     "connection_id_mapped": "boolean",  # HTTP integrations: is context.connectionId mapped? NA otherwise
+    "authorization_type": "string",  # NONE | AWS_IAM | CUSTOM (a Lambda authorizer; $connect only)
+    "authorizer_id": "string",
+    "authorizer_name": "string",  # the authorizer the route names (GetAuthorizers); NA when none or unread
+    "authorizer_function": "string",  # the Lambda function the authorizer invokes
+    "authorizer_identity_source": "string",  # its IdentitySource, comma-separated
     "ok": "boolean",
     "problem": "string",  # every fault of the row, as sentences; NA when ok
 }
@@ -185,12 +190,15 @@ _MISSING_ROUTE: Final[dict[str, str]] = {
 
 
 def routes_frame(
-    routes: Iterable[Mapping[str, Any]], integrations: Iterable[Mapping[str, Any]]
+    routes: Iterable[Mapping[str, Any]],
+    integrations: Iterable[Mapping[str, Any]],
+    authorizers: Iterable[Mapping[str, Any]] = (),
 ) -> pd.DataFrame:
     """One row per route with its integration, plus one per expected route that is missing (pure).
 
-    ``routes`` and ``integrations`` are the ``Items`` of every page of ``get_routes`` and
-    ``get_integrations``. ``problem`` names: a missing expected route, a route without a target, a target
+    ``routes``, ``integrations`` and ``authorizers`` are the ``Items`` of every page of ``get_routes``,
+    ``get_integrations`` and ``get_authorizers`` (the route's authorizer, its function and identity source).
+    ``problem`` names: a missing expected route, a route without a target, a target
     that is not ``integrations/<id>``, a dangling integration id, a Lambda integration whose URI names no
     function, an HTTP integration that does not map ``context.connectionId``. :data:`ROUTES_COLUMNS`.
     """
@@ -198,6 +206,9 @@ def routes_frame(
     for integration in integrations:
         if isinstance(integration, Mapping) and integration.get("IntegrationId"):
             by_id[str(integration["IntegrationId"])] = integration
+    authorizers_by_id = {
+        str(a["AuthorizerId"]): a for a in authorizers if isinstance(a, Mapping) and a.get("AuthorizerId")
+    }
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for route in routes:
@@ -206,7 +217,7 @@ def routes_frame(
                 {"problem": f"A get_routes item is a {type(route).__name__}, not an object.", "ok": False}
             )
             continue
-        row = _route_row(route, by_id)
+        row = _route_row(route, by_id) | _authorizer_facts(route, authorizers_by_id)
         seen.add(str(row.get("route_key")))
         rows.append(row)
     for route_key in EXPECTED_ROUTE_KEYS:
@@ -220,6 +231,27 @@ def routes_frame(
     order = {key: position for position, key in enumerate(EXPECTED_ROUTE_KEYS)}
     rows.sort(key=lambda r: (order.get(str(r.get("route_key")), len(order)), str(r.get("route_key") or "")))
     return frames.from_rows(rows, ROUTES_COLUMNS)
+
+
+def _authorizer_facts(
+    route: Mapping[str, Any], authorizers: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The route's authorization: its type and, for a Lambda authorizer, which function reads which source."""
+    facts: dict[str, Any] = {"authorization_type": route.get("AuthorizationType") or "NONE"}
+    authorizer_id = route.get("AuthorizerId")
+    if facts["authorization_type"] != "CUSTOM" or not authorizer_id:
+        return facts
+    facts["authorizer_id"] = str(authorizer_id)
+    authorizer = authorizers.get(str(authorizer_id))
+    if authorizer is not None:
+        function = function_of_uri(str(authorizer.get("AuthorizerUri") or ""))
+        sources = authorizer.get("IdentitySource") or []
+        facts |= {
+            "authorizer_name": authorizer.get("Name"),
+            "authorizer_function": function[0] if function else None,
+            "authorizer_identity_source": ", ".join(sources) if isinstance(sources, list) else str(sources),
+        }
+    return facts
 
 
 def _route_row(route: Mapping[str, Any], integrations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -304,6 +336,7 @@ class ApiAnswers:
     integrations: list[dict[str, Any]] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)
     found_by: str = ""
+    authorizers: list[dict[str, Any]] = field(default_factory=list)  # read only when a route names one
 
     @property
     def api_id(self) -> str:
@@ -401,7 +434,8 @@ def choose_api(apis: list[dict[str, Any]], region: str) -> tuple[str, str]:
 
 
 def fetch_api(target: Target, api_id: str | None = None) -> ApiAnswers:
-    """``get_api``, then every page of ``get_routes``, ``get_integrations`` and ``get_stages``.
+    """``get_api``, then every page of ``get_routes``, ``get_integrations`` and ``get_stages`` (and of
+    ``get_authorizers`` when a route names an authorizer).
 
     With no id (none given, none in the target), the region's only WebSocket API (:func:`choose_api`). An id
     the region does not have is a :class:`TargetNotFoundError`.
@@ -426,20 +460,43 @@ def fetch_api(target: Target, api_id: str | None = None) -> ApiAnswers:
                 for page in client.get_paginator(name).paginate(ApiId=api_id)
                 for item in page.get("Items", [])
             ]
+        operation = "GetAuthorizers"
+        authorizers = (
+            _authorizers(client, api_id)
+            if any(r.get("AuthorizerId") for r in collected["get_routes"])
+            else []
+        )
     except (ClientError, BotoCoreError) as exc:
         error = _apigateway_error(exc, operation, api_id, target)
         if error.code == "NotFoundException" and operation == "GetApi":
             raise TargetNotFoundError(str(error)) from exc
         raise error from exc
     return ApiAnswers(
-        api, collected["get_routes"], collected["get_integrations"], collected["get_stages"], found_by
+        api,
+        collected["get_routes"],
+        collected["get_integrations"],
+        collected["get_stages"],
+        found_by,
+        authorizers,
     )
+
+
+def _authorizers(client: Any, api_id: str) -> list[dict[str, Any]]:
+    """Every page of ``get_authorizers`` (botocore has no paginator for it)."""
+    found: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        page = client.get_authorizers(ApiId=api_id, **({"NextToken": token} if token else {}))
+        found += [dict(item) for item in page.get("Items", [])]
+        token = page.get("NextToken")
+        if not token:
+            return found
 
 
 def functions_for_api(target: Target, answers: ApiAnswers | None = None) -> list[str]:
     """The names of the Lambda functions the API's routes invoke, in route order, each once."""
     answers = answers or fetch_api(target)
-    frame = routes_frame(answers.routes, answers.integrations)
+    frame = routes_frame(answers.routes, answers.integrations, answers.authorizers)
     return list(dict.fromkeys(str(name) for name in frame["function_name"].dropna()))
 
 

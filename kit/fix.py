@@ -168,6 +168,17 @@ _HANDLER_PATTERNS = {
 }
 
 
+# Causes with no change the kit can stand behind, and why.
+_NO_SAFE_CHANGE = {
+    "authorizer-denied": "The kit changes no authorizer: detaching it, or loosening its policy, would let "
+    "anyone connect, and only you know whether the token or the authorizer is wrong. Fix the client's token "
+    "or the authorizer's code, then deploy the stage.",
+    "authorizer-context-missing": "The change belongs in code the kit does not write for you: the "
+    "authorizer's (return the user in its context) or the handler's (authenticate the token itself, which "
+    "changes whom it trusts). Deploy the stage after changing the authorizer.",
+}
+
+
 def _connect_function(evidence: Evidence) -> pd.Series | None:
     routes = evidence.routes[evidence.routes["route_key"] == CONNECT]
     names = [str(n) for n in routes["function_name"].dropna()] or [
@@ -240,6 +251,8 @@ def plan(diagnosis: Diagnosis, evidence: Evidence) -> Fix:
             advice="The diagnosis names a symptom, not its cause, so the kit has no "
             "change it can stand behind; read what the evidence points at.",
         )
+    if cause in _NO_SAFE_CHANGE:
+        return Fix(cause, summary, advice=_NO_SAFE_CHANGE[cause], function=name)
     if cause == "early-disconnect":
         return Fix(cause, summary, client={"close_after_connect": False}, function=name)
     if cause == "connection-id-not-mapped":

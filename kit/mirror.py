@@ -46,7 +46,7 @@ MASKED: Final = "(masked)"
 MANIFEST_NAME: Final = "mirror.json"
 _REGION = re.compile(r"^(?:[a-z]{2}(?:-gov)?-[a-z]+-\d)$")
 # What the lab does not model yet, named wherever a stack uses it (docs/fidelity.md keeps the full list).
-NOT_MODELLED_ROUTE_AUTH: Final = "the lab does not model authorizers yet: the mirror's route is open"
+NOT_MODELLED_ROUTE_AUTH: Final = "the mirror does not copy this authorization yet: the mirror's route is open"
 NOT_READABLE_DEPLOYMENT: Final = (
     "AWS has no API that reads a deployment's routes and integrations, so the mirror deploys the account's "
     "current ones: a change made on the account and never deployed is live in the mirror"
@@ -212,12 +212,28 @@ def function_gaps(name: str, configuration: Mapping[str, Any]) -> list[Gap]:
     return gaps
 
 
+def authorizer_functions(answers: config.ApiAnswers) -> list[str]:
+    """The functions of the Lambda authorizers the API's routes name (pure): the mirror copies them too."""
+    named = {str(r.get("AuthorizerId")) for r in answers.routes if r.get("AuthorizationType") == "CUSTOM"}
+    found = [
+        config.function_of_uri(str(a.get("AuthorizerUri") or ""))
+        for a in answers.authorizers
+        if str(a.get("AuthorizerId")) in named
+    ]
+    return [function[0] for function in found if function is not None]
+
+
 def api_gaps(answers: config.ApiAnswers) -> list[Gap]:
-    """What of the API the lab does not reproduce (pure): authorizers, API keys, mTLS."""
+    """What of the API the lab does not reproduce (pure): route authorization other than a Lambda authorizer
+    the API lists, API keys, mTLS."""
     gaps = []
+    copied = {str(a.get("AuthorizerId")) for a in answers.authorizers}
     for route in answers.routes:
         key = route.get("RouteKey", "")
-        if str(route.get("AuthorizationType", "NONE")) not in ("NONE", ""):
+        authorization = str(route.get("AuthorizationType", "NONE"))
+        if authorization == "CUSTOM" and str(route.get("AuthorizerId")) in copied:
+            pass  # a Lambda authorizer: copied with its function (lab/mirror_build.py)
+        elif authorization not in ("NONE", ""):
             gaps.append(
                 Gap(f"route {key}: authorization {route['AuthorizationType']}", NOT_MODELLED_ROUTE_AUTH)
             )
@@ -304,7 +320,7 @@ def read_account(
     route_responses, unread = _read_route_responses(target, answers)
     gaps += unread
 
-    names = config.functions_for_api(target, answers)
+    names = list(dict.fromkeys([*config.functions_for_api(target, answers), *authorizer_functions(answers)]))
     unknown = sorted(set(function_code) - set(names))
     if unknown:
         raise ConfigurationError(

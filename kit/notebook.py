@@ -41,7 +41,7 @@ from kit.target import Target
 def connect_function(target: Target) -> str:
     """The Lambda function the API's ``$connect`` route invokes (else the API's first function)."""
     answers = config.fetch_api(target)
-    routes = config.routes_frame(answers.routes, answers.integrations)
+    routes = config.routes_frame(answers.routes, answers.integrations, answers.authorizers)
     connect = routes[routes["route_key"] == "$connect"]["function_name"].dropna().tolist()
     names = [str(name) for name in connect] or config.functions_for_api(target, answers)
     if not names:

@@ -72,6 +72,17 @@ CAUSES: tuple[Cause, ...] = (
         "Add a $connect route whose target is the connect integration (and redeploy the stage on AWS).",
     ),
     Cause(
+        "authorizer-denied",
+        12,
+        "The $connect route's Lambda authorizer refuses the handshakes (401: an identity source is missing "
+        "or the authorizer said Unauthorized; 403: its policy denies the method ARN), so $connect never runs "
+        "and nothing is stored.",
+        "Compare what the client sends with the authorizer's identity source and what its function accepts "
+        "(its log says why it denied); fix the token or the authorizer, then deploy the stage (aws "
+        "apigatewayv2 create-deployment). The kit does not detach or rewrite an authorizer: that would open "
+        "$connect to anyone.",
+    ),
+    Cause(
         "throttled",
         14,
         "API Gateway throttles the handshakes: the stage's route throttling for $connect (often 0/0, as "
@@ -97,6 +108,15 @@ CAUSES: tuple[Cause, ...] = (
         "The $connect handler fails before answering (an unhandled error), so API Gateway rejects the "
         "handshake.",
         "Read the [ERROR] line of the function's log and fix the handler or its Handler setting.",
+    ),
+    Cause(
+        "authorizer-context-missing",
+        23,
+        "The $connect handler reads the user from the authorizer's context (requestContext.authorizer), "
+        "which does not carry it, so the handler fails or skips the write.",
+        "Return the user (e.g. userId) in the authorizer's context (string, number or boolean values) and "
+        "deploy the stage, or have the handler authenticate the token itself; read the authorizer's answer "
+        "in the execution log ('Authorizer result body before parsing').",
     ),
     Cause(
         "write-on-message",

@@ -200,9 +200,10 @@ def check_logging_config(e: Evidence) -> list[Finding]:
 
 def _served_requests(log_lines: pd.DataFrame | None) -> pd.DataFrame:
     """What the stage served, from API Gateway's execution log (pure): one row per request, in time order,
-    with its route, the endpoint URI it invoked (NA: none) and, for a message no route took, its selection
-    value. Requests that say neither their route nor that no route took them are left out, and so are requests
-    a throttle refused before anything ran."""
+    with its route, the endpoint URI its integration invoked (NA: none) and, for a message no route took, its
+    selection value. Requests that say neither their route nor that no route took them are left out, and so
+    are requests a throttle refused before anything ran and handshakes a $connect authorizer refused (no
+    integration runs then, whatever was deployed)."""
     columns = ["apigw_request_id", "ts", "route_key", "endpoint_uri", "unrouted"]
     if log_lines is None or log_lines.empty:
         return pd.DataFrame(columns=columns)
@@ -219,17 +220,25 @@ def _served_requests(log_lines: pd.DataFrame | None) -> pd.DataFrame:
         endpoint_uri=text.str.extract(patterns.ENDPOINT_REQUEST_URI, expand=False),
         unrouted=text.str.extract(patterns.NO_ROUTE_MATCH, expand=False),
         throttled=text.str.contains(patterns.THROTTLED_REQUEST).fillna(False).astype(bool),
+        authorizer=text.str.extract(patterns.AUTHORIZER_STARTED)[0].notna(),
+        unauthorized=text.str.extract(patterns.AUTHORIZER_UNAUTHORIZED, expand=False).notna(),
     )
     requests = said.groupby("apigw_request_id", sort=False).agg(
         ts=("ts", "min"),
         route_key=("route_key", "first"),
-        endpoint_uri=("endpoint_uri", "first"),
+        endpoint_uri=("endpoint_uri", "last"),
+        endpoints=("endpoint_uri", "count"),
         unrouted=("unrouted", "first"),
         throttled=("throttled", "any"),
+        authorizer=("authorizer", "any"),
+        unauthorized=("unauthorized", "any"),
     )
-    # A throttled request was refused before its route ran: what it did not invoke says nothing of drift.
-    requests = requests[~requests["throttled"]]
-    requests = requests[requests["route_key"].notna() | requests["unrouted"].notna()]
+    # A throttled request was refused before its route ran: what it did not invoke says nothing of drift. A
+    # $connect authorizer's own endpoint comes first: the integration's is the last one, and a request the
+    # authorizer refused (a 401 before it ran, or its one endpoint only) invoked no integration by design.
+    refused = requests["throttled"] | requests["unauthorized"]
+    refused |= requests["authorizer"] & requests["endpoints"].lt(2)
+    requests = requests[~refused & (requests["route_key"].notna() | requests["unrouted"].notna())]
     return requests.reset_index()[columns].sort_values("ts", kind="stable").reset_index(drop=True)
 
 

@@ -103,3 +103,15 @@ def is_true(value: Any) -> bool:
 def first_text(frame: pd.DataFrame, column: str) -> str:
     values = frame[column].dropna().tolist()
     return str(values[0]) if values else ""
+
+
+def handshake_statuses(e: Evidence) -> list[int]:
+    """The ``$connect`` handshakes' HTTP statuses: the logs see every handshake, the probe's included; the
+    probe's own view counts only without them."""
+    statuses: list[int] = []
+    if e.lifecycle is not None and not e.lifecycle.empty:
+        statuses += [int(s) for s in e.lifecycle["connect_status"].dropna().tolist()]
+    if not statuses and e.probe is not None and not e.probe.empty:
+        connects = e.probe[e.probe["step"] == "connect"]
+        statuses += [int(s) for s in connects["http_status"].dropna().tolist()]
+    return statuses

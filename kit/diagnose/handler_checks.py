@@ -14,20 +14,14 @@ import pandas as pd
 
 from kit import frames, logparse
 from kit.diagnose import causes
-from kit.diagnose.findings import CONNECT, GATEWAY_SOURCES, Evidence, Finding, skip
+from kit.diagnose.findings import CONNECT, GATEWAY_SOURCES, Evidence, Finding, handshake_statuses, skip
 from kit.dynamo.items import TIMESTAMP_UTC
 
 
 def check_handshakes(e: Evidence) -> list[Finding]:
     """Crashes (502) on $connect, from the logs or the probe."""
     question = "Does the $connect handler answer without crashing?"
-    # The logs see every handshake, the probe's included; the probe's own view counts only without logs.
-    statuses: list[int] = []
-    if e.lifecycle is not None and not e.lifecycle.empty:
-        statuses += [int(s) for s in e.lifecycle["connect_status"].dropna().tolist()]
-    if not statuses and e.probe is not None and not e.probe.empty:
-        connects = e.probe[e.probe["step"] == "connect"]
-        statuses += [int(s) for s in connects["http_status"].dropna().tolist()]
+    statuses = handshake_statuses(e)
     if not statuses:
         return skip("handler-crash", question, "no $connect seen in the logs or by a probe")
     crashes = [s for s in statuses if s == 502]

@@ -19,6 +19,7 @@ import pandas as pd
 
 from kit import frames
 from kit.diagnose import (
+    authorizer_checks,
     causes,
     config_checks,
     delivery_checks,
@@ -34,6 +35,7 @@ log = logging.getLogger("kit.diagnose.ranking")
 CHECKS: tuple[Check, ...] = (
     config_checks.check_deployed_configuration,
     config_checks.check_connect_route,
+    authorizer_checks.check_authorizer,
     config_checks.check_connection_id_mapping,
     config_checks.check_throttling,
     table_checks.check_table,
@@ -43,6 +45,7 @@ CHECKS: tuple[Check, ...] = (
     permission_checks.check_index_permission,
     permission_checks.check_other_permissions,
     handler_checks.check_handshakes,
+    authorizer_checks.check_authorizer_context,
     symptom_checks.check_handshake_refusals,
     handler_checks.check_swallowed_errors,
     handler_checks.check_write_on_connect,

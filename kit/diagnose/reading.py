@@ -68,7 +68,7 @@ def read_evidence(
     function_answers: list[dict[str, Any]] = []
     stage_answer: dict[str, Any] | None = None
     if answers is not None:
-        evidence.routes = config.routes_frame(answers.routes, answers.integrations)
+        evidence.routes = config.routes_frame(answers.routes, answers.integrations, answers.authorizers)
         evidence.api_id, evidence.route_selection_expression = answers.api_id, answers.selection_expression
         stage_answer = answers.chosen_stage(target.stage) or (answers.stages[0] if answers.stages else None)
         stage, why = answers.settled(target.api_id, target.stage)

@@ -22,8 +22,9 @@
 // unexpected, logged with its stack); 502 a broadcast reached nobody.
 //
 // Environment, read on every invocation: TABLE_NAME (required), TABLE_REGION (else AWS_REGION /
-// AWS_DEFAULT_REGION), INDEX_NAME (default workspaceIndex), AUTH_MODE (email, or signed), AUTH_SECRET
-// (required when signed), MANAGEMENT_ENDPOINT (else https://{domainName}/{stage} from the event).
+// AWS_DEFAULT_REGION), INDEX_NAME (default workspaceIndex), AUTH_MODE (email, signed, or authorizer: a
+// $connect Lambda authorizer checked the token and the user is the userId of requestContext.authorizer),
+// AUTH_SECRET (required when signed), MANAGEMENT_ENDPOINT (else https://{domainName}/{stage} from the event).
 //
 // Must not: choose endpoints itself (the SDK honours AWS_ENDPOINT_URL_DYNAMODB and
 // AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI, so the same code runs on AWS and in the lab), or log a token,
@@ -76,7 +77,7 @@ const EXECUTE_API_HOST_PATTERN =
   /^[a-z0-9]+\.execute-api\.(?<region>[a-z]{2}(?:-[a-z]+)+-[0-9])\.amazonaws\.com(?:\.cn)?$/;
 
 const DEFAULT_INDEX_NAME = 'workspaceIndex';
-const AUTH_MODES = new Set(['email', 'signed']);
+const AUTH_MODES = new Set(['email', 'signed', 'authorizer']);
 
 // Short timeouts and one retry, so a dead or unreachable DynamoDB is a 500 in seconds, well inside API
 // Gateway's 29 s integration timeout.
@@ -415,12 +416,29 @@ function managementRegion(requestContext) {
 // ---------------------------------------------------------------------------------------------------------
 // Routes
 
-function authenticate(token, config) {
+// The user a $connect Lambda authorizer allowed; a 500 when its context carries none (as app.py).
+function authorizerUser(requestContext) {
+  const context = requestContext?.authorizer;
+  const carried = isObject(context);
+  const userId = carried ? context.userId : undefined;
+  if (typeof userId !== 'string' || userId === '' || userId.length > MAX_TOKEN_LENGTH) {
+    throw new HandlerError(
+      500,
+      'MissingAuthorizerContext',
+      'AUTH_MODE=authorizer but requestContext.authorizer carries no userId: the $connect authorizer must return the user in its context.',
+      { outcome: 'config_error', details: { authorizer_keys: carried ? Object.keys(context).sort() : [] } },
+    );
+  }
+  return [userId, { auth_mode: 'authorizer' }];
+}
+
+function authenticate(token, config, requestContext) {
   if (!AUTH_MODES.has(config.authMode)) {
     throw new HandlerError(500, 'InvalidAuthMode', `AUTH_MODE must be one of ${[...AUTH_MODES].sort().join(', ')}.`, {
       outcome: 'config_error',
     });
   }
+  if (config.authMode === 'authorizer') return authorizerUser(requestContext);
   if (config.authMode === 'email') {
     if (!isEmail(token)) throw new HandlerError(401, 'InvalidToken', 'The token is not an e-mail address.');
     return [
@@ -449,7 +467,7 @@ function authenticate(token, config) {
 async function connect(request, event, config) {
   const [token, workspaceId] = connectParameters(event);
   const tableName = requireTable(config);
-  const [userId, authFields] = authenticate(token, config);
+  const [userId, authFields] = authenticate(token, config, request.requestContext);
   const logFields = { workspace_id: workspaceId, user_hash: userHash(userId), table: tableName, ...authFields };
   try {
     await dynamodb(config).send(

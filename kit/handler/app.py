@@ -21,15 +21,18 @@ one JSON line per event at a level Lambda keeps. Status codes:
     401  token rejected: not an e-mail (AUTH_MODE=email), bad signature or expired (AUTH_MODE=signed)
     403  sender's connection is not stored, so it has no workspace
     409  the connectionId is already stored (conditional put failed; the stored item is left as it was)
-    500  configuration missing (TABLE_NAME, AUTH_SECRET) or DynamoDB failed (any ClientError, unreachable
-         endpoint, missing table, missing region or credentials); also any unexpected exception, logged with
-         its traceback, because a caught 500 with a log line says more than the 502 an uncaught one gives
+    500  configuration missing (TABLE_NAME, AUTH_SECRET, the user in the authorizer's context) or DynamoDB
+         failed (any ClientError, unreachable endpoint, missing table, missing region or credentials); also
+         any unexpected exception, logged with its traceback, because a caught 500 with a log line says more
+         than the 502 an uncaught one gives
     502  a broadcast reached nobody: every post to @connections failed for a reason other than 410 Gone
 
 Environment, read on every invocation: ``TABLE_NAME`` (required), ``TABLE_REGION`` (else ``AWS_REGION`` /
-``AWS_DEFAULT_REGION``), ``INDEX_NAME`` (default ``workspaceIndex``), ``AUTH_MODE`` (``email`` default, or
-``signed``), ``AUTH_SECRET`` (required when signed), ``MANAGEMENT_ENDPOINT`` (else ``https://{domainName}/{stage}``
-from the event; set it when the API sits behind a custom domain).
+``AWS_DEFAULT_REGION``), ``INDEX_NAME`` (default ``workspaceIndex``), ``AUTH_MODE`` (``email`` default,
+``signed``, or ``authorizer``: a $connect Lambda authorizer checked the token, and the user is the ``userId``
+of its context in ``requestContext.authorizer``), ``AUTH_SECRET`` (required when signed),
+``MANAGEMENT_ENDPOINT`` (else ``https://{domainName}/{stage}`` from the event; set it when the API sits
+behind a custom domain).
 
 What this module must not do: import anything from ``kit`` (it is zipped alone as ``app.py``); choose
 endpoints itself (botocore honours ``AWS_ENDPOINT_URL_DYNAMODB`` and
@@ -98,7 +101,7 @@ EXECUTE_API_HOST_PATTERN: Final = re.compile(
 )
 
 DEFAULT_INDEX_NAME: Final = "workspaceIndex"
-AUTH_MODES: Final = frozenset({"email", "signed"})
+AUTH_MODES: Final = frozenset({"email", "signed", "authorizer"})
 
 # Short timeouts so a dead or unreachable DynamoDB turns into a 500 in seconds, well inside API Gateway's
 # 29 s integration timeout, instead of botocore's 60 s default hanging the handshake.
@@ -605,8 +608,27 @@ def utc_timestamp(now: datetime | None = None) -> str:
 # Routes
 
 
-def _authenticate(token: str, settings: Settings) -> tuple[str, dict[str, object]]:
-    """The user id ``token`` proves, plus log fields; ``HandlerError`` 401 or 500 (configuration)."""
+def _authorizer_user(request_context: Mapping[str, Any]) -> tuple[str, dict[str, object]]:
+    """The user a $connect Lambda authorizer allowed (``requestContext.authorizer.userId``); a 500 when its
+    context does not carry one: the authorizer, not the client, is misconfigured, and nothing is written."""
+    context = request_context.get("authorizer")
+    user_id = context.get("userId") if isinstance(context, Mapping) else None
+    if not isinstance(user_id, str) or not user_id or len(user_id) > MAX_TOKEN_LENGTH:
+        raise HandlerError(
+            500,
+            "MissingAuthorizerContext",
+            "AUTH_MODE=authorizer but requestContext.authorizer carries no userId: the $connect authorizer "
+            "must return the user in its context.",
+            outcome="config_error",
+            details={"authorizer_keys": sorted(context) if isinstance(context, Mapping) else []},
+        )
+    return user_id, {"auth_mode": "authorizer"}
+
+
+def _authenticate(
+    token: str, settings: Settings, request_context: Mapping[str, Any]
+) -> tuple[str, dict[str, object]]:
+    """The user id ``token`` (or the authorizer) proves, plus log fields; ``HandlerError`` 401 or 500."""
     if settings.auth_mode not in AUTH_MODES:
         raise HandlerError(
             500,
@@ -614,6 +636,8 @@ def _authenticate(token: str, settings: Settings) -> tuple[str, dict[str, object
             f"AUTH_MODE must be one of {', '.join(sorted(AUTH_MODES))}.",
             outcome="config_error",
         )
+    if settings.auth_mode == "authorizer":
+        return _authorizer_user(request_context)
     if settings.auth_mode == "email":
         if not is_email(token):
             raise HandlerError(401, "InvalidToken", "The token is not an e-mail address.")
@@ -639,7 +663,7 @@ def connect(request: Request, event: Mapping[str, Any], settings: Settings) -> R
     """$connect: validate, authenticate, then store the connection unless its id is already stored."""
     token, workspace_id = parse_connect_parameters(event)
     table_name = _require_table(settings)
-    user_id, auth_fields = _authenticate(token, settings)
+    user_id, auth_fields = _authenticate(token, settings, request.request_context)
     item = {
         "connectionId": {"S": request.connection_id},
         "workspaceId": {"S": workspace_id},

@@ -239,7 +239,7 @@ def boto3_shape(operation: str, body: bytes) -> dict[str, Any]:
     return dict(parsed)
 
 
-class _Answered(Exception):
+class Answered(Exception):
     """Not an error: the answer is decided (an AWS error, or moto's error passed on)."""
 
     def __init__(self, status: int, body: Any, error_type: str | None = None) -> None:
@@ -278,9 +278,9 @@ class DeploymentsApp:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         try:
             if request.operation == "CreateRouteResponse":
-                key = _body(environ).get("routeResponseKey")
+                key = request_json(environ).get("routeResponseKey")
                 if key != ROUTE_RESPONSE_KEY:
-                    raise _Answered(
+                    raise Answered(
                         400,
                         {
                             "message": f"Route response key {key!r} is not supported: '$default' is the only "
@@ -292,19 +292,19 @@ class DeploymentsApp:
                 return self._edit(environ, start_response, request)
             if not self.api_exists(request.api_id):
                 missing = {"message": f"Invalid API identifier specified {request.api_id}"}
-                raise _Answered(404, missing, "NotFoundException")
+                raise Answered(404, missing, "NotFoundException")
             with self._lock:
                 status, body = self._answer(environ, request)
-        except _Answered as answered:
-            return _answer(start_response, answered.status, answered.body, answered.error_type)
-        return _answer(start_response, status, body)
+        except Answered as answered:
+            return json_answer(start_response, answered.status, answered.body, answered.error_type)
+        return json_answer(start_response, status, body)
 
     def _answer(self, environ: dict[str, Any], request: Request) -> tuple[int, Any]:
         api_id, name = request.api_id, request.name
         deployments = self._deployments.setdefault(api_id, {})
         operation = request.operation
         if operation == "CreateDeployment":
-            body = _body(environ)
+            body = request_json(environ)
             stage = body.get("stageName")
             if stage:
                 self._moto_stage(environ, api_id, str(stage))  # raises NotFound for a stage that is not there
@@ -317,7 +317,7 @@ class DeploymentsApp:
         if operation in ("GetDeployment", "DeleteDeployment"):
             chosen = deployments.get(str(name))
             if chosen is None:
-                raise _Answered(
+                raise Answered(
                     404, {"message": f"Invalid deployment identifier specified {name}"}, "NotFoundException"
                 )
             if operation == "GetDeployment":
@@ -328,7 +328,7 @@ class DeploymentsApp:
                 if api == api_id and state.deployment_id == name
             )
             if users:
-                raise _Answered(
+                raise Answered(
                     400,
                     {
                         "message": f"Active stages pointing to this deployment must be moved or deleted "
@@ -360,12 +360,12 @@ class DeploymentsApp:
         return status, json.loads(raw) if raw else None
 
     def _create_stage(self, environ: dict[str, Any], api_id: str) -> tuple[int, Any]:
-        body = _body(environ)
+        body = request_json(environ)
         name = str(body.get("stageName", ""))
         state = StageState(auto_deploy=bool(body.get("autoDeploy", False)))
         refusal = stage_refusal(name, state, body, self._deployments.get(api_id, {}))
         if refusal is not None:
-            raise _Answered(refusal.status, {"message": refusal.message}, refusal.error_type)
+            raise Answered(refusal.status, {"message": refusal.message}, refusal.error_type)
         status, raw = self._forward(environ, json.dumps(body).encode())
         state.deployment_id = body.get("deploymentId")
         self._stages[(api_id, name)] = state
@@ -374,12 +374,12 @@ class DeploymentsApp:
         return status, stage_answer(json.loads(raw), state)
 
     def _update_stage(self, environ: dict[str, Any], api_id: str, name: str) -> tuple[int, Any]:
-        body = _body(environ)
+        body = request_json(environ)
         moto = self._moto_stage(environ, api_id, name)
         state = self._stages.setdefault((api_id, name), StageState())
         refusal = stage_refusal(name, state, body, self._deployments.get(api_id, {}))
         if refusal is not None:
-            raise _Answered(refusal.status, {"message": refusal.message}, refusal.error_type)
+            raise Answered(refusal.status, {"message": refusal.message}, refusal.error_type)
         state.settings |= {key: body[key] for key in STAGE_SETTINGS if key in body}
         switched_on = bool(body.get("autoDeploy")) and not state.auto_deploy
         if "autoDeploy" in body:
@@ -443,7 +443,7 @@ class DeploymentsApp:
     ) -> dict[str, Any]:
         snapshot_parts = self._read_configuration(environ, api_id)
         if not snapshot_parts[1]:
-            raise _Answered(
+            raise Answered(
                 400,
                 {"message": f"API {api_id} has no route: a deployment needs at least one route"},
                 "BadRequestException",
@@ -485,7 +485,7 @@ class DeploymentsApp:
     def _auto_deploy(self, environ: Mapping[str, Any], api_id: str, stage: str) -> None:
         try:
             made = self._deploy(environ, api_id, auto=True)
-        except _Answered as refused:  # no route yet: the stage keeps what it had, and says why
+        except Answered as refused:  # no route yet: the stage keeps what it had, and says why
             state = self._stages.setdefault((api_id, stage), StageState())
             state.status_message = f"Deployment failed: {refused.body.get('message', '')}"
             return
@@ -524,7 +524,7 @@ class DeploymentsApp:
                 shown = json.loads(raw or b"{}")
             except ValueError:
                 shown = {"message": raw.decode(errors="replace")}
-            raise _Answered(status, shown, error_type)
+            raise Answered(status, shown, error_type)
         return status, raw
 
     def _get(self, environ: Mapping[str, Any], path: str) -> tuple[int, bytes]:
@@ -544,8 +544,8 @@ class DeploymentsApp:
     def _moto_stage(self, environ: Mapping[str, Any], api_id: str, stage: str) -> dict[str, Any]:
         try:
             _, raw = self._get(environ, f"/v2/apis/{api_id}/stages/{stage}")
-        except _Answered as refused:
-            raise _Answered(
+        except Answered as refused:
+            raise Answered(
                 404, {"message": f"Invalid stage identifier specified {stage}"}, "NotFoundException"
             ) from refused
         return dict(json.loads(raw))
@@ -567,29 +567,29 @@ class DeploymentsApp:
         for authorizer_id in dict.fromkeys(str(r["AuthorizerId"]) for r in routes if r.get("AuthorizerId")):
             try:
                 _, raw = self._get(environ, f"/v2/apis/{api_id}/authorizers/{authorizer_id}")
-            except _Answered:
+            except Answered:
                 continue  # a route naming an authorizer that is gone: nothing to capture
             authorizers.append(boto3_shape("GetAuthorizer", raw))
         integrations = [dict(i) for i in answers["GetIntegrations"].get("Items", [])]
         return answers["GetApi"], routes, integrations, authorizers
 
 
-def _body(environ: dict[str, Any]) -> dict[str, Any]:
-    """The request's JSON body (read once; put back for moto)."""
+def request_json(environ: dict[str, Any]) -> dict[str, Any]:
+    """The request's JSON body (read once; put back for moto); BadRequestException when it is not JSON."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
     raw = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(raw), str(len(raw))
     try:
         parsed = json.loads(raw or b"{}")
     except ValueError as exc:
-        raise _Answered(400, {"message": "Invalid request body"}, "BadRequestException") from exc
+        raise Answered(400, {"message": "Invalid request body"}, "BadRequestException") from exc
     return parsed if isinstance(parsed, dict) else {}
 
 
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 404: "Not Found"}
 
 
-def _answer(
+def json_answer(
     start_response: Callable[..., Any], status: int, body: Any, error_type: str | None = None
 ) -> list[bytes]:
     data = b"" if body is None else json.dumps(body).encode()

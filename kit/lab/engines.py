@@ -452,16 +452,19 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     except ImportError as exc:  # pragma: no cover - moto is a dependency
         raise EngineError("moto is not installed; run `make setup`.") from exc
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from kit.lab.authorizers import AuthorizersApp, moto_api_view
     from kit.lab.code_location import CodeLocationApp, moto_code
     from kit.lab.deployments import DeploymentsApp, moto_api_exists
     from kit.lab.insights import InsightsApp
 
     # The lab's own AWS layer around moto: GetFunction's Code.Location (a URL on this port, signed with a
     # secret only this process holds), API Gateway v2 deployments and the stages that serve them (snapshots,
-    # DeploymentId, AutoDeploy, UpdateStage), which moto lacks, and Logs Insights queries
-    # evaluated over the stored events (moto ignores filter, parse and stats); v2 calls go to moto's v2 app.
+    # DeploymentId, AutoDeploy, UpdateStage) and authorizers (GetAuthorizers, AWS's refusals for WebSocket
+    # APIs), which moto lacks, and Logs Insights queries evaluated over the stored events (moto ignores
+    # filter, parse and stats); API Gateway v2 calls go to moto's v2 app.
     moto_app = ApiGatewayV2App(DomainDispatcherApplication(create_backend_app), create_backend_app)
-    deployments = DeploymentsApp(CodeLocationApp(moto_app, os.urandom(32), moto_code), moto_api_exists)
+    code = CodeLocationApp(moto_app, os.urandom(32), moto_code)
+    deployments = DeploymentsApp(AuthorizersApp(code, moto_api_view), moto_api_exists)
     app = ChangeCountingApp(InsightsApp(deployments))
     server = make_server(LOOPBACK, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
     # shutdown() returns at the loop's next poll (0.5 s by default, paid at every lab stop).

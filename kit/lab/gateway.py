@@ -22,8 +22,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -36,8 +36,8 @@ from websockets.http11 import Request, Response
 
 from kit import policy, throttling
 from kit.errors import KitError
+from kit.lab import authorizer_core, gateway_logs, handshake, sigv4
 from kit.lab import gateway_core as core
-from kit.lab import gateway_logs, handshake, sigv4
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.code_location import DeployedCode
 from kit.lab.engines import LOOPBACK
@@ -259,7 +259,10 @@ class Gateway:
         answers = self.live.api(self.settings.api_id, self.settings.stage)
         if answers is None:
             return None
-        return core.api_config_from_answers(*answers)
+        api, routes, integrations, stage, route_responses, authorizers = answers
+        return core.api_config_from_answers(
+            api, routes, integrations, stage, route_responses=route_responses, authorizers=authorizers
+        )
 
     # -- integrations --------------------------------------------------------------------------------------
 
@@ -298,13 +301,14 @@ class Gateway:
             return self.settings.code_dir
         return await asyncio.to_thread(self._deployed.path_for, function_name, sha)
 
-    def _invoke_permitted(self, function_name: str, route_key: str) -> bool:
-        """Whether the function's resource policy lets API Gateway invoke it for this route."""
+    def _invoke_permitted(self, function_name: str, route_key: str, *, source_arn: str | None = None) -> bool:
+        """Whether the function's resource policy lets API Gateway invoke it for this route (or, for an
+        authorizer, as ``source_arn``)."""
         document = self.live.function_policy(function_name)
         if not document:
             return False
         settings = self.settings
-        source = (
+        source = source_arn or (
             f"arn:aws:execute-api:{settings.region}:{settings.account_id}:{settings.api_id}/"
             f"{settings.stage}/{route_key}"
         )
@@ -424,6 +428,7 @@ class Gateway:
         request_body: str | None = None,
         response_body: str | None = None,
         throttled_by: str | None = None,
+        authorizer_lines: Sequence[tuple[authorizer_core.LineLevel, str]] = (),
     ) -> None:
         if api is None:
             return
@@ -439,6 +444,7 @@ class Gateway:
             request_body=request_body,
             response_body=response_body,
             throttled_by=throttled_by,
+            authorizer_lines=authorizer_lines,
         )
         if lines:
             group = f"API-Gateway-Execution-Logs_{api.api_id}/{stage.name}"
@@ -480,19 +486,41 @@ class Gateway:
             stage=self.settings.stage,
         )
         request_id = core.new_request_id(self._rng, like=kit_connection.connection_id)
+        # The stage's and the account's throttles come first: a refused handshake runs nothing, not even an
+        # authorizer.
         throttled = self._throttle_connect(api)
         if throttled is not None:
             return self._refuse_throttled(
                 connection, api, kit_connection, request_id=request_id, now=now, throttled=throttled
             )
-        connection.kit_connection = kit_connection
-        self.registry.register_pending(kit_connection)
         headers = core.forwarded_connect_headers(
             client_headers, source_ip=source_ip, trace_id=core.new_trace_id(self._rng, now)
         )
         event = core.connect_event(
             kit_connection, request_id=request_id, request_time_ms=now, headers=headers, raw_query=raw_query
         )
+        # A $connect Lambda authorizer runs first: a refusal ends the handshake before $connect runs.
+        authorized = await self._authorize_connect(api, event, request_id, client_headers)
+        if authorized is not None:
+            if not authorized.verdict.allowed:
+                return self._refuse_by_authorizer(
+                    connection=connection,
+                    api=api,
+                    kit_connection=kit_connection,
+                    step=authorized,
+                    request_id=request_id,
+                    now=now,
+                )
+            kit_connection = replace(kit_connection, authorizer=authorized.verdict.authorizer)
+            event = core.connect_event(
+                kit_connection,
+                request_id=request_id,
+                request_time_ms=now,
+                headers=headers,
+                raw_query=raw_query,
+            )
+        connection.kit_connection = kit_connection
+        self.registry.register_pending(kit_connection)
         decision = core.route_for_key(api, "$connect")
         result = await self._invoke(api, decision, event)
         outcome = core.connect_outcome(result)
@@ -504,7 +532,18 @@ class Gateway:
         context = _connect_log_context(
             kit_connection, request_id, now, outcome, decision=decision, result=result
         )
-        self._write_logs(api, context, decision=decision, result=result, request_body=json.dumps(event))
+        authorizer_lines: tuple[tuple[authorizer_core.LineLevel, str], ...] = ()
+        if authorized is not None:
+            context |= dict(authorized.access_fields)
+            authorizer_lines = authorized.lines
+        self._write_logs(
+            api,
+            context,
+            decision=decision,
+            result=result,
+            request_body=json.dumps(event),
+            authorizer_lines=authorizer_lines,
+        )
         if outcome.accept:
             connection.kit_subprotocol = outcome.subprotocol
             return None
@@ -557,6 +596,139 @@ class Gateway:
         if subprotocol and response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
             response.headers["Sec-WebSocket-Protocol"] = subprotocol
         return None
+
+    # -- the $connect Lambda authorizer ---------------------------------------------------------------------
+
+    async def _authorize_connect(
+        self,
+        api: core.ApiConfig,
+        event: dict[str, Any],
+        request_id: str,
+        client_headers: Sequence[core.Header],
+    ) -> authorizer_core.Step | None:
+        """Run the deployed ``$connect`` route's Lambda authorizer, if it has one (None when it has not).
+
+        Decisions are :mod:`kit.lab.authorizer_core`'s; an authorizer that raises, times out or answers
+        garbage refuses the handshake (500) and never the lab."""
+        route = api.routes.get("$connect")
+        if route is None or route.authorization_type != authorizer_core.CUSTOM:
+            return None
+        answer = api.authorizers.get(route.authorizer_id or "")
+        settings = self.settings
+        if answer is None:  # a route naming an authorizer the deployment did not capture
+            missing = authorizer_core.Verdict(500, reason=f"authorizer {route.authorizer_id} does not exist")
+            return authorizer_core.Step(missing, (("ERROR", f"Execution failed: {missing.reason}"),))
+        authorizer = authorizer_core.authorizer_config(answer)
+        found = authorizer_core.identity(authorizer, event, api.stage.variables)
+        if found.missing is not None:
+            verdict = authorizer_core.MISSING_IDENTITY
+            lines = authorizer_core.log_lines(authorizer, request_id, found, verdict)
+            return authorizer_core.Step(
+                verdict, tuple(lines), tuple(authorizer_core.access_log_fields(verdict).items())
+            )
+        method_arn = authorizer_core.method_arn(
+            settings.region, settings.account_id, api.api_id, settings.stage
+        )
+        started = time.monotonic()
+        try:
+            invocation = await self._invoke_authorizer(
+                authorizer,
+                authorizer_core.authorizer_event(event, method_arn, api.stage.variables, client_headers),
+            )
+        except Exception as exc:  # a lab bug must be visible, and still answer as AWS would (500)
+            log.exception("the $connect authorizer failed in the lab")
+            invocation = authorizer_core.Invocation("invoke-error", error_message=str(exc))
+        latency = int((time.monotonic() - started) * 1000)
+        verdict = authorizer_core.verdict(invocation, method_arn)
+        function_arn = authorizer.function_arn
+        endpoint = (
+            core.integration_endpoint_uri(core.IntegrationConfig("", "AWS_PROXY", function_arn))
+            if function_arn
+            else authorizer.uri
+        )
+        body = json.dumps(invocation.payload) if invocation.kind == "response" else None
+        lines = authorizer_core.log_lines(
+            authorizer, request_id, found, verdict, endpoint_uri=endpoint, result_body=body
+        )
+        reached = 200 if invocation.kind in ("response", "function-error") else None
+        fields = authorizer_core.access_log_fields(verdict, latency_ms=latency, integration_status=reached)
+        return authorizer_core.Step(verdict, tuple(lines), tuple(fields.items()))
+
+    async def _invoke_authorizer(
+        self, authorizer: authorizer_core.AuthorizerConfig, event: dict[str, Any]
+    ) -> authorizer_core.Invocation:
+        """Invoke the authorizer's function through the lab's runtime, as API Gateway would."""
+        function_arn = authorizer.function_arn or ""
+        function_name = function_arn.rsplit(":", 1)[-1]
+        answer = self.live.function_configuration(function_name) if function_name else None
+        if answer is None:
+            return authorizer_core.Invocation(
+                "invoke-error", error_message=f"Function not found: {function_arn}"
+            )
+        settings = self.settings
+        source = (
+            f"arn:aws:execute-api:{settings.region}:{settings.account_id}:{settings.api_id}/"
+            f"authorizers/{authorizer.authorizer_id}"
+        )
+        # With AuthorizerCredentialsArn, API Gateway assumes that role: its policies decide (its trust policy
+        # is not checked), not the function's resource policy.
+        if authorizer.credentials_arn:
+            permitted = policy.evaluate(
+                self.live.role_policies(authorizer.credentials_arn), "lambda:InvokeFunction", function_arn
+            ).allowed
+        else:
+            permitted = self._invoke_permitted(function_name, "$connect", source_arn=source)
+        if not permitted:
+            return authorizer_core.Invocation(
+                "invoke-error", error_message="Invalid permissions on Lambda function"
+            )
+        try:
+            code_path = await self._code_path(function_name, answer)
+        except KitError as exc:
+            return authorizer_core.Invocation("invoke-error", error_message=str(exc))
+        config = function_config_from_answer(answer, settings.region, code_path=code_path)
+        credentials = self._credentials_for(config.role_arn, config.function_name)
+        try:
+            result = await self.runtime.ainvoke(
+                config, event, credentials=credentials, extra_env=dict(settings.function_env)
+            )
+        except KitError as exc:
+            return authorizer_core.Invocation("invoke-error", error_message=str(exc))
+        if result.kind == "response":
+            return authorizer_core.Invocation("response", payload=result.payload)
+        if result.kind == "timeout":
+            return authorizer_core.Invocation("timeout")
+        return authorizer_core.Invocation(
+            "function-error", error_message=result.error_message or result.error_type or "function error"
+        )
+
+    def _refuse_by_authorizer(
+        self,
+        *,
+        connection: GatewayConnection,
+        api: core.ApiConfig,
+        kit_connection: core.Connection,
+        step: authorizer_core.Step,
+        request_id: str,
+        now: int,
+    ) -> Response:
+        """The handshake the authorizer refused: AWS's status and body, and the logs; $connect never runs."""
+        verdict = step.verdict
+        status = verdict.status or 500
+        message = json.loads(verdict.body)["message"]
+        context = gateway_logs.build_log_context(
+            kit_connection,
+            event_type="CONNECT",
+            route_key="$connect",
+            request_id=request_id,
+            request_time_ms=now,
+            status=status,
+            error_message=message,
+            response_type=verdict.response_type,
+        )
+        context |= dict(step.access_fields)
+        self._write_logs(api, context, decision=None, result=None, authorizer_lines=step.lines)
+        return _http_response(connection, status, verdict.body, (("Content-Type", "application/json"),))
 
     # -- an open connection --------------------------------------------------------------------------------
 

@@ -127,6 +127,8 @@ class StageConfig:
         """The stage's throttling of ``route_key``, or None when its settings set none."""
         return route_limit(self.route_settings, route_key, account)
 
+    variables: Mapping[str, str] = field(default_factory=dict)  # StageVariables
+
 
 @dataclass(frozen=True)
 class RouteConfig:
@@ -136,6 +138,8 @@ class RouteConfig:
     target_integration_id: str | None = None
     route_response_selection_expression: str | None = None
     route_response_keys: frozenset[str] = frozenset()
+    authorization_type: str = "NONE"  # NONE | AWS_IAM | CUSTOM (a Lambda authorizer, $connect only)
+    authorizer_id: str | None = None
 
     @property
     def two_way(self) -> bool:
@@ -168,6 +172,8 @@ class ApiConfig:
     routes: Mapping[str, RouteConfig]
     stage: StageConfig
     integrations: Mapping[str, IntegrationConfig] = field(default_factory=dict)
+    # The deployed authorizers by id, as GetAuthorizer shows them (kit.lab.authorizer_core reads them).
+    authorizers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _target_integration_id(route: Mapping[str, Any], api_id: str) -> str | None:
@@ -188,12 +194,15 @@ def api_config_from_answers(
     routes: Sequence[Mapping[str, Any]],
     integrations: Sequence[Mapping[str, Any]],
     stage: Mapping[str, Any],
+    *,
     route_responses: Sequence[Mapping[str, Any]] = (),
+    authorizers: Sequence[Mapping[str, Any]] = (),
 ) -> ApiConfig:
     """Translate boto3 apigatewayv2 answers into an :class:`ApiConfig`; pure, no calls.
 
     ``routes`` and ``integrations`` are the ``Items`` of get_routes / get_integrations (all pages);
     ``route_responses`` the get_route_responses items of every route, each with its route's ``RouteId``.
+    ``authorizers`` the GetAuthorizer answers of the authorizers the routes name.
     Raises :class:`~kit.errors.ConfigurationError` when the API is not a WebSocket API, has no route
     selection expression, or a route targets an integration that is not in ``integrations``.
     """
@@ -238,6 +247,8 @@ def api_config_from_answers(
             target_integration_id=target_id,
             route_response_selection_expression=item.get("RouteResponseSelectionExpression"),
             route_response_keys=frozenset(response_keys.get(str(item.get("RouteId")), ())),
+            authorization_type=str(item.get("AuthorizationType") or "NONE"),
+            authorizer_id=str(item["AuthorizerId"]) if item.get("AuthorizerId") else None,
         )
     access = stage.get("AccessLogSettings") or {}
     defaults = stage.get("DefaultRouteSettings") or {}
@@ -251,6 +262,7 @@ def api_config_from_answers(
         route_settings={
             key: stage[key] for key in ("DefaultRouteSettings", "RouteSettings") if stage.get(key) is not None
         },
+        variables={str(k): str(v) for k, v in (stage.get("StageVariables") or {}).items()},
     )
     return ApiConfig(
         api_id=api_id,
@@ -258,6 +270,7 @@ def api_config_from_answers(
         routes=route_configs,
         stage=stage_config,
         integrations=integration_configs,
+        authorizers={str(a.get("AuthorizerId")): dict(a) for a in authorizers if a.get("AuthorizerId")},
     )
 
 
@@ -422,6 +435,9 @@ class Connection:
     api_id: str
     domain_name: str
     stage: str
+    # What a $connect Lambda authorizer allowed with (principalId, then its context, as strings): every
+    # event of the connection carries it in requestContext.authorizer. Empty without an authorizer.
+    authorizer: tuple[tuple[str, str], ...] = ()
 
 
 def header_value(headers: Sequence[Header], name: str) -> str | None:
@@ -501,6 +517,8 @@ def _request_context(
     disconnect: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
     context: dict[str, Any] = {"routeKey": route_key}
+    if connection.authorizer:
+        context["authorizer"] = dict(connection.authorizer)
     if message_id is not None:
         context["messageId"] = message_id
     if disconnect is not None:
@@ -737,8 +755,9 @@ class HttpRequestSpec:
     body: str
 
 
-def _mapped_value(source: str, event: Mapping[str, Any]) -> str | None:
-    """The value of one RequestParameters source expression, or None when it has none."""
+def source_value(source: str, event: Mapping[str, Any]) -> str | None:
+    """The value of one source expression (a RequestParameters source, an authorizer's identity source)
+    in ``event``, or None when it has none."""
     if len(source) >= 2 and source[0] == source[-1] == "'":
         return source[1:-1]
     prefix, _, rest = source.partition(".")
@@ -786,7 +805,7 @@ def http_integration_request(integration: IntegrationConfig, event: Mapping[str,
     query: list[Header] = []
     url = integration.uri
     for target, source in integration.request_parameters.items():
-        value = _mapped_value(source, event)
+        value = source_value(source, event)
         if value is None:
             continue
         location, _, name = target.removeprefix("integration.request.").partition(".")

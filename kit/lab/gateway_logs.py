@@ -17,7 +17,7 @@ is only partly verified, see :func:`execution_log_lines`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from kit.lab.gateway_core import (
@@ -297,12 +297,15 @@ def execution_log_lines(
     request_body: str | None = None,
     response_body: str | None = None,
     throttled_by: str | None = None,
+    authorizer_lines: Sequence[tuple[_LineLevel, str]] = (),
 ) -> list[str]:
     """The execution-log lines of one request, each prefixed ``(<requestId>) ``.
 
     ``context`` comes from :func:`build_log_context`; ``decision`` is the route decision (its
     integration is what was invoked), ``result`` the integration result, ``close`` the close code
-    and reason for DISCONNECT. ``logging_level`` OFF gives no lines, ERROR only failure lines, INFO
+    and reason for DISCONNECT; ``authorizer_lines`` the ``$connect`` authorizer step's lines
+    (:func:`kit.lab.authorizer_core.log_lines`), written before the integration's. ``logging_level``
+    OFF gives no lines, ERROR only failure lines, INFO
     all; ``data_trace`` adds the request and response bodies. Lines over 1024 bytes are cut and end
     in `` [TRUNCATED]`` (AWS truncates at 1024 bytes; the marker is inferred from REST logs).
 
@@ -355,6 +358,7 @@ def execution_log_lines(
                 f"WebSocket API [{api_id}] received message from client [Connection Id: {connection_id}].",
             )
         )
+    lines += authorizer_lines
     integration = decision.integration if decision is not None else None
     if integration is not None and result is not None and result.kind != "not-invoked":
         lines += _integration_lines(

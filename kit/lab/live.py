@@ -34,11 +34,15 @@ from kit.lab.sigv4 import SigningSecret
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 T = TypeVar("T")
-
-
-# (GetApi, GetRoutes' items, GetIntegrations' items, GetStage, the route responses with their RouteId)
+# What a stage serves: (GetApi, GetRoutes' items, GetIntegrations' items, GetStage, the route responses with
+# their RouteId, the authorizers the routes name).
 ServedApi = tuple[
-    dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]
+    dict[str, Any],
+    list[dict[str, Any]],
+    list[dict[str, Any]],
+    dict[str, Any],
+    list[dict[str, Any]],
+    list[dict[str, Any]],
 ]
 
 
@@ -105,9 +109,10 @@ class LiveConfig:
         return self._cached(("function-policy", name), load)
 
     def api(self, api_id: str, stage: str) -> ServedApi | None:
-        """(api, routes, integrations, stage, route responses) the stage serves: the API, routes, integrations
-        and route responses as its deployment captured them, the stage's settings as they are now. None when
-        the API or stage is gone, or the stage points at no deployment (API Gateway refuses every handshake
+        """(api, routes, integrations, stage, route responses, authorizers) the stage serves: the API, routes,
+        integrations, route responses and authorizers as its deployment captured them, the stage's settings as
+        they are now. None when the API or stage is gone, or the stage points at no deployment (API Gateway
+        refuses every handshake
         then)."""
 
         def load() -> ServedApi | None:
@@ -125,7 +130,8 @@ class LiveConfig:
             routes = [dict(route) for route in snapshot.routes]
             integrations = [dict(integration) for integration in snapshot.integrations]
             route_responses = [dict(response) for response in snapshot.route_responses]
-            return dict(snapshot.api), routes, integrations, stage_answer, route_responses
+            authorizers = [dict(authorizer) for authorizer in snapshot.authorizers]
+            return dict(snapshot.api), routes, integrations, stage_answer, route_responses, authorizers
 
         return self._cached(("api", api_id, stage), load)
 

@@ -142,7 +142,10 @@ def build(
         http_backend_url=http_backend_url,
         manifest=manifest,
     )
-    routes = _create_routes(apigw, api_id, copy, integration_ids, manifest)
+    authorizer_ids = _create_authorizers(apigw, api_id, copy, replacements, manifest)
+    routes = _create_routes(
+        apigw, api_id, copy, integration_ids, manifest=manifest, authorizer_ids=authorizer_ids
+    )
     groups = _create_stages(
         apigw, aws.client("logs"), api_id=api_id, copy=copy, replacements=replacements, manifest=manifest
     )
@@ -357,10 +360,37 @@ def _create_integrations(
     return ids
 
 
-def _create_routes(
-    apigw: Any, api_id: str, copy: AccountCopy, integration_ids: Mapping[str, str], manifest: Manifest
+def _create_authorizers(
+    apigw: Any, api_id: str, copy: AccountCopy, replacements: Mapping[str, str], manifest: Manifest
 ) -> dict[str, str]:
-    """Every route, pointed at its copied integration; route key → the function it invokes."""
+    """Each Lambda authorizer a route names, invoking its copied function; account id → mirror id."""
+    named = {str(r.get("AuthorizerId")) for r in copy.api.routes if r.get("AuthorizationType") == "CUSTOM"}
+    ids = {}
+    for authorizer in copy.api.authorizers:
+        if str(authorizer.get("AuthorizerId")) not in named:
+            continue
+        request = _present(authorizer, ("AuthorizerType", "IdentitySource", "Name"))
+        for field in ("AuthorizerUri", "AuthorizerCredentialsArn"):
+            if authorizer.get(field):
+                request[field] = rewrite(str(authorizer[field]), replacements)
+        made = apigw.create_authorizer(ApiId=api_id, **request)
+        ids[str(authorizer["AuthorizerId"])] = str(made["AuthorizerId"])
+        sources = ", ".join(authorizer.get("IdentitySource") or []) or "none"
+        manifest.copy("authorizer", str(authorizer.get("Name")), f"identity source {sources}")
+    return ids
+
+
+def _create_routes(
+    apigw: Any,
+    api_id: str,
+    copy: AccountCopy,
+    integration_ids: Mapping[str, str],
+    *,
+    manifest: Manifest,
+    authorizer_ids: Mapping[str, str],
+) -> dict[str, str]:
+    """Every route, pointed at its copied integration (and authorizer); route key → the function it
+    invokes."""
     from kit.config import function_of_uri
 
     uris = {str(i["IntegrationId"]): str(i.get("IntegrationUri") or "") for i in copy.api.integrations}
@@ -375,6 +405,9 @@ def _create_routes(
             function = function_of_uri(uris.get(old, ""))
             if function is not None:
                 functions[key] = function[0]
+        authorizer = authorizer_ids.get(str(route.get("AuthorizerId")))
+        if route.get("AuthorizationType") == "CUSTOM" and authorizer:
+            request |= {"AuthorizationType": "CUSTOM", "AuthorizerId": authorizer}
         made = apigw.create_route(ApiId=api_id, RouteKey=key, **request)
         manifest.copy("route", key, f"to integration {old}" if old else "no integration")
         for response in copy.route_responses.get(key, []):

@@ -40,7 +40,7 @@ HANDLER_DIR = Path(__file__).resolve().parents[1] / "handler"
 HANDLER_FILES = ("app.py", "seed.py", "app.mjs", "seed.mjs")
 # Lab-only variants of the fixed handler, each with the one bug a scenario is about (never for deployment).
 LAB_FUNCTION_DIR = Path(__file__).resolve().parent / "functions"
-LAB_FUNCTION_FILES = ("write_not_awaited.mjs", "write_on_message.mjs")
+LAB_FUNCTION_FILES = ("write_not_awaited.mjs", "write_on_message.mjs", "authorizers.py")
 
 
 def package_files() -> list[tuple[Path, str]]:
@@ -131,14 +131,17 @@ def load_policy(path: Path = POLICY_FILE) -> str:
     return path.read_text()
 
 
-def allow_invoke_from_api(lambda_client: Any, function_name: str, *, region: str, api_id: str) -> None:
-    """Let API Gateway invoke the function for every stage and route of the API (its resource policy)."""
+def allow_invoke_from_api(
+    lambda_client: Any, function_name: str, *, region: str, api_id: str, source: str = "*"
+) -> None:
+    """Let API Gateway invoke the function (its resource policy): for every stage and route of the API, or
+    for ``source`` under it (``authorizers/*``: as the API's authorizer, the way CDK scopes it)."""
     lambda_client.add_permission(
         FunctionName=function_name,
         StatementId="apigateway-invoke",
         Action="lambda:InvokeFunction",
         Principal="apigateway.amazonaws.com",
-        SourceArn=f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{api_id}/*",
+        SourceArn=f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{api_id}/{source}",
     )
 
 

@@ -331,6 +331,64 @@ def _message_route_missing(ctx: LabContext) -> None:
     _deploy(ctx)
 
 
+AUTHORIZER_FUNCTION = "chatgenius-connect-authorizer"
+AUTHORIZER_SECRET = "lab-authorizer-signing-key"  # lab-only; the kit shows it masked, like any secret
+
+
+def _attach_authorizer(ctx: LabContext, handler: str, variables: dict[str, str] | None = None) -> None:
+    """A Lambda REQUEST authorizer on $connect, as a team adds one: the function (one of the lab's, in
+    kit/lab/functions/authorizers.py), API Gateway's permission to invoke it, the authorizer reading
+    ?token=, the $connect route pointed at it, and a deployment."""
+    resources = ctx.resources
+    lambda_client = ctx.aws.client("lambda")
+    created = lambda_client.create_function(
+        FunctionName=AUTHORIZER_FUNCTION,
+        Runtime=DEFAULT_RUNTIME,
+        Role=resources.role_arn,
+        Handler=f"authorizers.{handler}",
+        Code={"ZipFile": handler_zip()},
+        Timeout=3,
+        MemorySize=128,
+        Environment={"Variables": variables or {}},
+        Description="WebSocket $connect authorizer (kit lab)",
+    )
+    ctx.aws.client("logs").create_log_group(logGroupName=f"/aws/lambda/{AUTHORIZER_FUNCTION}")
+    allow_invoke_from_api(
+        lambda_client,
+        AUTHORIZER_FUNCTION,
+        region=resources.region,
+        api_id=resources.api_id,
+        source="authorizers/*",
+    )
+    apigw = ctx.aws.client("apigatewayv2")
+    authorizer = apigw.create_authorizer(
+        ApiId=resources.api_id,
+        AuthorizerType="REQUEST",
+        AuthorizerUri=lambda_integration_uri(resources.region, created["FunctionArn"]),
+        IdentitySource=["route.request.querystring.token"],
+        Name="chatgenius-token",
+    )
+    apigw.update_route(
+        ApiId=resources.api_id,
+        RouteId=_route_id(ctx, "$connect"),
+        AuthorizationType="CUSTOM",
+        AuthorizerId=authorizer["AuthorizerId"],
+    )
+    _deploy(ctx)
+
+
+def _authorizer_denies(ctx: LabContext) -> None:
+    """The authorizer accepts only signed tokens; the app still sends the user's e-mail as its token."""
+    _attach_authorizer(ctx, "signed_token", {"AUTH_SECRET": AUTHORIZER_SECRET})
+
+
+def _authorizer_drops_context(ctx: LabContext) -> None:
+    """The handler now trusts the authorizer for the user (AUTH_MODE=authorizer); the authorizer allows
+    every token but its context names only the workspace, not the user."""
+    _attach_authorizer(ctx, "without_user")
+    _update_environment(ctx, AUTH_MODE="authorizer")
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -465,6 +523,21 @@ SCENARIOS: dict[str, Scenario] = {
             "the message route is deleted (and deployed): the clients' messages get the Forbidden frame",
             "message-route-missing",
             _message_route_missing,
+        ),
+        Scenario(
+            "authorizer-denies",
+            "a Lambda REQUEST authorizer on $connect accepts only signed tokens and the app sends the user's "
+            "e-mail: its policy denies, every handshake is refused with 403 and $connect never runs",
+            "authorizer-denied",
+            _authorizer_denies,
+        ),
+        Scenario(
+            "authorizer-drops-context",
+            "the handler reads the user from requestContext.authorizer (AUTH_MODE=authorizer); the $connect "
+            "authorizer allows but its context omits the user, so the handler answers 500 and writes nothing",
+            "authorizer-context-missing",
+            _authorizer_drops_context,
+            replaces_handler=True,
         ),
     )
 }

@@ -370,6 +370,12 @@ NO_ROUTE_MATCH: Final = re.compile(r"no route matches route selection value \[([
 # log nothing for it): it invoked nothing, which says nothing of what the stage's deployment holds.
 THROTTLED_REQUEST: Final = re.compile(r"Execution failed: throttled by ")
 
+# The $connect authorizer step (REST wording, its WebSocket use unverified; kit.lab.authorizer_core writes
+# it): the step's start, a 401 (identity missing, or the function said Unauthorized), and the answer it read.
+AUTHORIZER_STARTED: Final = re.compile(r"Starting authorizer: (\S+) for request: (\S+)")
+AUTHORIZER_UNAUTHORIZED: Final = re.compile(r"Unauthorized request: (\S+)")
+AUTHORIZER_RESULT_BODY: Final = re.compile(r"Authorizer result body before parsing: (.*)$")
+
 ROUTE_EVENT_TYPES: Final[Mapping[str, str]] = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}
 
 

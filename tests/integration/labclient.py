@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 import socket
 import struct
 import threading
@@ -27,8 +28,10 @@ import websocket
 from botocore.config import Config
 from websocket import ABNF
 
+from kit.config import lambda_integration_uri
 from kit.lab import engines
 from kit.lab.lab import Lab
+from kit.lab.provision import allow_invoke_from_api, handler_zip
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from kit.target import Target
 
@@ -537,3 +540,72 @@ def hold_engine_restart(monkeypatch: Any, timeout: float = 180) -> threading.Eve
 
     monkeypatch.setattr(engines, "restart_dynamodb_local", held_restart)
     return release
+
+
+AUTHORIZER_CASES = "tests.functions.authorizer_cases"
+
+
+@contextlib.contextmanager
+def authorizer_attached(
+    lab: Lab,
+    handler: str,
+    *,
+    identity_source: tuple[str, ...] = ("route.request.querystring.token",),
+    timeout_s: int = 3,
+    deployed: bool = True,
+    permitted: bool = True,
+    credentials_arn: str | None = None,
+) -> Iterator[str]:
+    """A Lambda REQUEST authorizer on $connect for the block, made and removed with boto3 as a user would:
+    its function (``handler``), API Gateway's permission to invoke it (or a role, ``credentials_arn``), the
+    authorizer, the $connect route's
+    ``AuthorizationType=CUSTOM`` and a deployment (unless ``deployed`` is False). Yields the authorizer id."""
+    target = lab_target(lab)
+    lambda_client, apigw = target.client("lambda"), target.client("apigatewayv2")
+    resources = info(lab)
+    name = f"authorizer-{secrets.token_hex(4)}"
+    role = lambda_client.get_function_configuration(FunctionName=resources.functions["$connect"])["Role"]
+    created = lambda_client.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role,
+        Handler=handler if "." in handler else f"{AUTHORIZER_CASES}.{handler}",
+        Code={"ZipFile": handler_zip()},
+        Timeout=timeout_s,
+    )
+    target.client("logs").create_log_group(logGroupName=f"/aws/lambda/{name}")
+    if permitted:
+        allow_invoke_from_api(
+            lambda_client, name, region=resources.region, api_id=resources.api_id, source="authorizers/*"
+        )
+    authorizer = apigw.create_authorizer(
+        ApiId=resources.api_id,
+        AuthorizerType="REQUEST",
+        AuthorizerUri=lambda_integration_uri(resources.region, created["FunctionArn"]),
+        IdentitySource=list(identity_source),
+        Name=name,
+        **({"AuthorizerCredentialsArn": credentials_arn} if credentials_arn else {}),
+    )
+    connect = routes(lab)["$connect"]
+    apigw.update_route(
+        ApiId=resources.api_id,
+        RouteId=connect["RouteId"],
+        AuthorizationType="CUSTOM",
+        AuthorizerId=authorizer["AuthorizerId"],
+    )
+    if deployed:
+        deploy(lab)
+    try:
+        yield str(authorizer["AuthorizerId"])
+    finally:
+        apigw.update_route(ApiId=resources.api_id, RouteId=connect["RouteId"], AuthorizationType="NONE")
+        deploy(lab)
+        apigw.delete_authorizer(ApiId=resources.api_id, AuthorizerId=authorizer["AuthorizerId"])
+        lambda_client.delete_function(FunctionName=name)
+
+
+def authorizer_events(lab: Lab, authorizer_function: str, start_ms: int = 0) -> list[dict[str, Any]]:
+    """The events an authorizer of tests/functions/authorizer_cases.py printed since ``start_ms``."""
+    marker = "AUTHORIZER_EVENT "
+    lines = log_messages(lab, f"/aws/lambda/{authorizer_function}", start_ms)
+    return [json.loads(line.strip()[len(marker) :]) for line in lines if line.startswith(marker)]

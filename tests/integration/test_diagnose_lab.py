@@ -36,7 +36,14 @@ from kit.lab.provision import DEFAULT_RUNTIME, POLICY_NAME, ROLE_NAME, handler_z
 from kit.lab.scenarios import SCENARIOS, ClientPlan
 from kit.probe_core import ProbePlan, ProbeTimeouts
 
-from .labclient import EmptyDynamoDB, deploy, environment_changed, hold_engine_restart, wait_until
+from .labclient import (
+    EmptyDynamoDB,
+    authorizer_attached,
+    deploy,
+    environment_changed,
+    hold_engine_restart,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -492,6 +499,18 @@ class TestFaultsMadeThroughAws:
         planned = fix.plan(diagnosis, evidence)
         assert [change.operation for change in planned.changes] == ["stage_throttling"]
         assert planned.changes[0].params["Settings"] == ["RouteSettings[$connect]"]
+
+    def test_a_denying_authorizer_attached_to_connect_and_deployed(self, lab: Lab) -> None:
+        """Issue 14: a Lambda REQUEST authorizer whose policy denies, attached to $connect (CreateAuthorizer,
+        UpdateRoute CUSTOM) and deployed: every handshake is refused, and the diagnosis names the authorizer."""
+        since = datetime.now(UTC)
+        with authorizer_attached(lab, "deny"):
+            diagnosis = run_diagnosis(lab, ClientPlan(), since)
+        summary = ranking.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "authorizer-denied", summary
+        assert "403" in " ".join(diagnosis.root_cause["evidence"]), summary
+        # The refused handshakes invoked no integration by design: that is no stale deployment.
+        assert finding(diagnosis, "deployment")["verdict"] != "fail", summary
 
     def test_dynamodb_engine_killed(self, lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
         """Issue 10 item 9: an engine that does not answer is a target problem, never a missing permission."""

@@ -719,15 +719,15 @@ def test_execution_and_access_logs(lab: Lab) -> None:
 
 def test_every_row_of_the_table_has_a_test() -> None:
     """Not a row: docs/fidelity.md and these tests (here, test_runtime_node.py, test_lab_deployments.py and
-    test_lab_throttling.py's classes) name the same rows."""
+    test_lab_throttling.py's classes, test_lab_authorizers.py) name the same rows."""
     document = (Path(__file__).resolve().parents[2] / "docs" / "fidelity.md").read_text()
     table_rows = {
         line.split("|")[1].strip()
         for line in document.splitlines()
         if line.startswith("| ") and not line.startswith(("| behaviour", "|---"))
     }
-    # the Node.js runtime's, deployments' and throttling's rows
-    from . import test_lab_deployments, test_lab_throttling, test_runtime_node
+    # the Node.js runtime's, deployments', throttling's and authorizers' rows
+    from . import test_lab_authorizers, test_lab_deployments, test_lab_throttling, test_runtime_node
 
     tests = [
         *globals().values(),
@@ -739,6 +739,7 @@ def test_every_row_of_the_table_has_a_test() -> None:
             if isinstance(owner, type)
             for method in vars(owner).values()
         ),
+        *vars(test_lab_authorizers).values(),
     ]
     tested_rows = {
         match.group(1)

@@ -371,6 +371,36 @@ def test_signed_mode_stores_the_subject_and_refuses_an_expired_token(
     assert [item["userId"]["S"] for item in scan_items(dynamodb, table)] == ["user-42"]
 
 
+@pytest.mark.parametrize(
+    ("authorizer", "status"),
+    [
+        ({"principalId": "p", "userId": "user-7"}, 200),
+        ({"principalId": "p", "workspaceId": "ws-general"}, 500),  # the authorizer dropped the user
+        ({"principalId": "p", "userId": ""}, 500),
+        (None, 500),  # no authorizer ran (attached but never deployed)
+    ],
+)
+def test_authorizer_mode_takes_the_user_from_the_authorizer_context_or_writes_nothing(
+    impl: Implementation,
+    table: str,
+    dynamodb: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    authorizer: dict[str, str] | None,
+    status: int,
+) -> None:
+    monkeypatch.setenv("AUTH_MODE", "authorizer")
+    event = connect_event(aws_id(f"authorizer-{status}-{authorizer}"), "ada@example.com", "ws-general")
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
+    answered, body = invoke(impl.fixed, event)
+    assert answered == status, body
+    if status == 200:
+        assert [item["userId"]["S"] for item in scan_items(dynamodb, table)] == ["user-7"]
+    else:
+        assert body["error"] == "MissingAuthorizerContext"
+        assert scan_items(dynamodb, table) == [], "a 500, and nothing written"
+
+
 def _event_with(name: str, **changes: Any) -> dict[str, Any]:
     event = load_event(name)
     for key, value in changes.items():

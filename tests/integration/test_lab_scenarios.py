@@ -18,7 +18,7 @@ import pytest
 import websocket
 
 from kit.lab.lab import Lab
-from kit.lab.scenarios import OLD_CONNECT_FUNCTION, SCENARIOS, ClientPlan
+from kit.lab.scenarios import AUTHORIZER_FUNCTION, OLD_CONNECT_FUNCTION, SCENARIOS, ClientPlan
 
 from .labclient import (
     FORBIDDEN_FRAME,
@@ -382,6 +382,30 @@ def message_route_missing(observed: Observed) -> None:
     assert any("no route matches route selection value [message]" in line for line in execution), execution
 
 
+def authorizer_denies(observed: Observed) -> None:
+    """The authorizer's policy denies both handshakes: 403, $connect never runs, nothing is stored."""
+    assert (observed.alice.status, observed.bob.status) == (403, 403)
+    assert table_items(observed.lab) == []
+    assert starts(observed.lambda_before_close) == [], "the $connect function never ran"
+    connects = _access_lines(observed, "CONNECT")
+    assert [line["status"] for line in connects] == ["403", "403"]
+    authorizer = log_messages(observed.lab, f"/aws/lambda/{AUTHORIZER_FUNCTION}", observed.started_ms)
+    assert sum('"authorizer": "deny"' in line for line in authorizer) == 2, authorizer
+    execution = log_messages(observed.lab, execution_group(observed.lab), observed.started_ms)
+    assert sum("Authorizer denied the request: " in line for line in execution) == 2, execution
+
+
+def authorizer_drops_context(observed: Observed) -> None:
+    """The authorizer allows, its context lacks the user: the handler answers 500 and writes nothing."""
+    assert (observed.alice.status, observed.bob.status) == (500, 500)
+    assert table_items(observed.lab) == []
+    failures = [
+        line for line in observed.lambda_before_close if '"error_code": "MissingAuthorizerContext"' in line
+    ]
+    assert len(failures) == 2 and all(line.startswith("[ERROR]") for line in failures), failures
+    assert all('"authorizer_keys": ["principalId", "workspaceId"]' in line for line in failures), failures
+
+
 def _by_connection(lines: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
     grouped: dict[str, list[dict[str, str]]] = {}
     for line in lines:
@@ -409,6 +433,8 @@ SYMPTOMS: dict[str, Callable[[Observed], None]] = {
     "manage-connections-denied": manage_connections_denied,
     "management-endpoint-wrong": management_endpoint_wrong,
     "message-route-missing": message_route_missing,
+    "authorizer-denies": authorizer_denies,
+    "authorizer-drops-context": authorizer_drops_context,
 }
 
 

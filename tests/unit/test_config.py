@@ -211,6 +211,7 @@ def test_routes_frame_small_exact() -> None:
                 "function_arn": "arn:aws:lambda:us-east-2:123456789012:function:chatgenius-websocket",
                 "request_parameters": None,
                 "connection_id_mapped": None,
+                "authorization_type": "NONE",
                 "ok": True,
                 "problem": None,
             }
@@ -220,6 +221,56 @@ def test_routes_frame_small_exact() -> None:
     )
     expected = expected.astype(object).where(expected.notna(), None).astype(ROUTES_COLUMNS)
     pd.testing.assert_frame_equal(frame, expected)
+
+
+AUTHORIZER = {
+    "AuthorizerId": "au1",
+    "Name": "token",
+    "AuthorizerType": "REQUEST",
+    "AuthorizerUri": LAMBDA_URI.replace("chatgenius-websocket/", "chatgenius-websocket-auth/"),
+    "IdentitySource": ["route.request.querystring.token", "route.request.header.X-Team"],
+}
+
+
+@pytest.mark.parametrize(
+    ("route", "authorizers", "expected"),
+    [
+        ({}, [AUTHORIZER], ("NONE", None, None, None, None)),
+        ({"AuthorizationType": "AWS_IAM"}, [AUTHORIZER], ("AWS_IAM", None, None, None, None)),
+        (
+            {"AuthorizationType": "CUSTOM", "AuthorizerId": "au1"},
+            [AUTHORIZER],
+            (
+                "CUSTOM",
+                "au1",
+                "token",
+                "chatgenius-websocket-auth",
+                "route.request.querystring.token, route.request.header.X-Team",
+            ),
+        ),
+        # A route naming an authorizer GetAuthorizers did not list (or that was not read): its id only.
+        (
+            {"AuthorizationType": "CUSTOM", "AuthorizerId": "gone"},
+            [AUTHORIZER],
+            ("CUSTOM", "gone", None, None, None),
+        ),
+        ({"AuthorizationType": "CUSTOM", "AuthorizerId": "au1"}, [], ("CUSTOM", "au1", None, None, None)),
+    ],
+)
+def test_routes_frame_names_the_connect_authorizer(
+    route: dict[str, Any], authorizers: list[dict[str, Any]], expected: tuple[Any, ...]
+) -> None:
+    connect = {"RouteId": "r1", "RouteKey": "$connect", "Target": "integrations/i1", **route}
+    frame = routes_frame([connect], integrations(), authorizers)
+    row = frame[frame["route_key"] == "$connect"].iloc[0]
+    columns = (
+        "authorization_type",
+        "authorizer_id",
+        "authorizer_name",
+        "authorizer_function",
+        "authorizer_identity_source",
+    )
+    assert tuple(None if pd.isna(row[c]) else row[c] for c in columns) == expected
 
 
 def test_routes_frame_reads_alias_arns_and_keeps_odd_items() -> None:

@@ -101,6 +101,7 @@ def test_every_check_has_its_modules_table_of_cases() -> None:
     and a skip)."""
     modules = {check.__module__.removeprefix("kit.diagnose.") for check in CHECKS}
     assert modules == {
+        "authorizer_checks",
         "config_checks",
         "delivery_checks",
         "table_checks",
@@ -392,6 +393,31 @@ RANKING: list[tuple[str, list[tuple[str, str | None]], str]] = [
         "a stale deployment beats what its old handler does",
         [fail("table-not-found"), fail("handler-crash"), fail("not-stored"), fail("stale-deployment")],
         "stale-deployment",
+    ),
+    (  # a refused handshake never reaches $connect: what the handler or table would do is moot
+        "a denying authorizer beats the refused handshake and what $connect would do",
+        [fail("handshake-refused"), fail("put-access-denied"), fail("authorizer-denied")],
+        "authorizer-denied",
+    ),
+    (
+        "a stale deployment beats a denying authorizer (the deployed one is what runs)",
+        [fail("authorizer-denied"), fail("stale-deployment")],
+        "stale-deployment",
+    ),
+    (
+        "a missing $connect route beats a denying authorizer",
+        [fail("authorizer-denied"), fail("connect-route-missing")],
+        "connect-route-missing",
+    ),
+    (  # the handler failed because of the authorizer: that explains its failures and an empty table
+        "a context without the user beats a denied put and not stored",
+        [fail("not-stored"), fail("put-access-denied"), fail("authorizer-context-missing")],
+        "authorizer-context-missing",
+    ),
+    (
+        "a crashing handler beats a context without the user",
+        [fail("authorizer-context-missing"), fail("handler-crash")],
+        "handler-crash",
     ),
     (
         "a wrong target beats a stale deployment",

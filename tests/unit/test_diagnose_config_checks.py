@@ -15,6 +15,7 @@ from kit.diagnose import config_checks
 
 from .diagnose_evidence import (
     DEPLOYED,
+    FUNCTION_ARN,
     LAMBDA_URI,
     NOW,
     OTHER_REGION,
@@ -26,6 +27,7 @@ from .diagnose_evidence import (
     assert_cases_cover,
     exec_line,
     functions,
+    invoked_uri,
     lifecycle,
     log_lines,
     probe_rows,
@@ -37,6 +39,22 @@ from .diagnose_evidence import (
 )
 
 OLD_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:chatgenius-connect-v1"
+AUTHORIZER_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:chatgenius-connect-authorizer"
+
+
+def authorized(authorizer_arn: str, integration_arn: str | None) -> list[dict[str, object]]:
+    """A $connect request whose authorizer ran (its endpoint first), then invoked ``integration_arn``, or
+    nothing when the authorizer refused."""
+    lines = [
+        exec_line("gw-1", "WebSocket Request Route: [$connect]", route_key="$connect"),
+        exec_line("gw-1", "Starting authorizer: au1 for request: gw-1"),
+        exec_line("gw-1", f"Endpoint request URI: {invoked_uri(authorizer_arn)}"),
+    ]
+    if integration_arn is not None:
+        lines.append(exec_line("gw-1", f"Endpoint request URI: {invoked_uri(integration_arn)}"))
+    return lines
+
+
 ROUTE_DELETED = config.routes_frame(
     [{"RouteKey": "$disconnect", "RouteId": "r2", "Target": "integrations/i1"}],
     [{"IntegrationId": "i1", "IntegrationType": "AWS_PROXY", "IntegrationUri": LAMBDA_URI}],
@@ -256,6 +274,42 @@ CASES: list[Case] = [
         {"log_lines": log_lines(*served(function_arn=OLD_ARN))},
         [("fail", "stale-deployment")],
         f"$connect invoked {OLD_ARN}",
+    ),
+    # A $connect authorizer's own endpoint comes first in its request: the integration's is the one that counts,
+    # and a handshake the authorizer refused invoked no integration by design (no drift).
+    Case(
+        "deployment: an authorizer's endpoint before the integration's is not what $connect invoked",
+        config_checks.check_deployed_configuration,
+        {"log_lines": log_lines(*authorized(AUTHORIZER_ARN, FUNCTION_ARN))},
+        [("pass", None)],
+        "1 requests",
+    ),
+    Case(
+        "deployment: the integration after an authorizer is still compared",
+        config_checks.check_deployed_configuration,
+        {"log_lines": log_lines(*authorized(AUTHORIZER_ARN, OLD_ARN))},
+        [("fail", "stale-deployment")],
+        f"$connect invoked {OLD_ARN}",
+    ),
+    Case(
+        "deployment: a handshake the authorizer denied invoked nothing, and is no drift",
+        config_checks.check_deployed_configuration,
+        {"log_lines": log_lines(*authorized(AUTHORIZER_ARN, None))},
+        [("skip", None)],
+        "no request of stage prod",
+    ),
+    Case(
+        "deployment: a 401 before the authorizer ran is no drift",
+        config_checks.check_deployed_configuration,
+        {
+            "log_lines": log_lines(
+                exec_line("gw-1", "WebSocket Request Route: [$connect]", route_key="$connect"),
+                exec_line("gw-1", "Starting authorizer: au1 for request: gw-1"),
+                exec_line("gw-1", "Unauthorized request: gw-1"),
+            )
+        },
+        [("skip", None)],
+        "no request of stage prod",
     ),
     Case(
         "deployment: the last request counts (the one before it was older)",

@@ -122,11 +122,19 @@ def test_client_causes_change_the_client(cause: str, settings: dict[str, bool]) 
 
 @pytest.mark.parametrize(
     "cause",
-    [c.id for c in causes.CAUSES if c.kind in ("inconclusive", "symptom")] + ["none"],
+    [c.id for c in causes.CAUSES if c.kind in ("inconclusive", "symptom")]
+    + ["none", "authorizer-denied", "authorizer-context-missing"],
 )
 def test_no_change_without_a_known_cause(cause: str) -> None:
     planned = fix.plan(diagnosis(cause), evidence())
     assert planned.changes == () and planned.client == {} and planned.advice
+
+
+def test_an_authorizer_is_never_detached_or_rewritten() -> None:
+    denied = fix.plan(diagnosis("authorizer-denied"), evidence())
+    assert "would let anyone connect" in denied.advice
+    missing = fix.plan(diagnosis("authorizer-context-missing"), evidence())
+    assert "return the user in its context" in missing.advice
 
 
 def test_the_environment_change_never_shows_other_values() -> None:

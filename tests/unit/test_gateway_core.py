@@ -197,13 +197,15 @@ def test_a_route_is_two_way_with_the_expression_and_a_default_route_response(
         route["RouteResponseSelectionExpression"] = expression
     responses = [{"RouteId": "r1", "RouteResponseKey": key} for key in keys]
     responses.append({"RouteId": "r9", "RouteResponseKey": "$default"})  # another route's
-    api = gw.api_config_from_answers(GET_API, [route], [], GET_STAGE, responses)
+    api = gw.api_config_from_answers(GET_API, [route], [], GET_STAGE, route_responses=responses)
     assert api.routes["chat"].two_way is two_way
 
 
 def test_api_config_from_answers_reads_boto3_shapes() -> None:
     responses = [{"RouteId": "r3", "RouteResponseKey": "$default", "RouteResponseId": "rr1"}]
-    api = gw.api_config_from_answers(GET_API, GET_ROUTES, GET_INTEGRATIONS, GET_STAGE, responses)
+    api = gw.api_config_from_answers(
+        GET_API, GET_ROUTES, GET_INTEGRATIONS, GET_STAGE, route_responses=responses
+    )
     assert api.api_id == API_ID
     assert api.route_selection_expression == "$request.body.action"
     assert set(api.routes) == {"$connect", "$disconnect", "sendmessage", "orphan"}

@@ -56,7 +56,7 @@ def test_the_stage_serves_its_deployments_snapshot(stage: dict[str, Any], served
         assert answers is None
         return
     assert answers is not None
-    api, routes, integrations, stage_answer, route_responses = answers
+    api, routes, integrations, stage_answer, route_responses, _authorizers = answers
     assert api["RouteSelectionExpression"] == "$request.body.action"
     assert [r["RouteKey"] for r in routes] == ["$connect"]
     assert integrations[0]["IntegrationUri"] == "old"

@@ -4,6 +4,7 @@ the command-line's NAME=PATH pairs (kit.mirror, kit.lab.mirror_build)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from kit.mirror import (
     MASKED,
     Manifest,
     api_gaps,
+    authorizer_functions,
     environment_record,
     function_gaps,
     mask_item,
@@ -57,6 +59,13 @@ def test_function_gaps(configuration: dict[str, Any], expected: list[str]) -> No
     assert [gap.what for gap in function_gaps("f", configuration)] == expected
 
 
+AUTHORIZER = {
+    "AuthorizerId": "z",
+    "AuthorizerUri": "arn:aws:apigateway:us-east-2:lambda:path/2015-03-31/functions/"
+    "arn:aws:lambda:us-east-2:123456789012:function:auth-fn/invocations",
+}
+
+
 def answers(routes: list[dict[str, Any]] = (), stages: list[dict[str, Any]] = (), integrations=()) -> Any:  # type: ignore[assignment]
     return config.ApiAnswers({"ApiId": "a1"}, list(routes), list(integrations), list(stages))
 
@@ -69,6 +78,16 @@ def answers(routes: list[dict[str, Any]] = (), stages: list[dict[str, Any]] = ()
         (
             answers(routes=[{"RouteKey": "$connect", "AuthorizationType": "CUSTOM", "AuthorizerId": "z"}]),
             ["route $connect: authorization CUSTOM"],
+        ),
+        (
+            # A Lambda authorizer the API lists is copied with its function: no gap.
+            replace(
+                answers(
+                    routes=[{"RouteKey": "$connect", "AuthorizationType": "CUSTOM", "AuthorizerId": "z"}]
+                ),
+                authorizers=[AUTHORIZER],
+            ),
+            [],
         ),
         (
             answers(routes=[{"RouteKey": "$connect", "AuthorizationType": "AWS_IAM"}]),
@@ -103,6 +122,21 @@ def answers(routes: list[dict[str, Any]] = (), stages: list[dict[str, Any]] = ()
 )
 def test_api_gaps(given: config.ApiAnswers, expected: list[str]) -> None:
     assert [gap.what for gap in api_gaps(given)] == expected
+
+
+@pytest.mark.parametrize(
+    ("routes", "expected"),
+    [
+        ([{"RouteKey": "$connect", "AuthorizationType": "CUSTOM", "AuthorizerId": "z"}], ["auth-fn"]),
+        ([{"RouteKey": "$connect", "AuthorizationType": "CUSTOM", "AuthorizerId": "other"}], []),
+        ([{"RouteKey": "$connect", "AuthorizationType": "NONE", "AuthorizerId": "z"}], []),
+        ([{"RouteKey": "$connect"}], []),
+    ],
+)
+def test_the_functions_of_the_authorizers_routes_use_are_mirrored(
+    routes: list[dict[str, Any]], expected: list[str]
+) -> None:
+    assert authorizer_functions(replace(answers(routes=routes), authorizers=[AUTHORIZER])) == expected
 
 
 def test_items_are_masked_as_reports_mask_them_and_stay_consistent() -> None:
@@ -359,7 +393,7 @@ def test_a_mirrored_route_gets_its_route_responses() -> None:
     )
     apigw = Apigw()
     manifest = mirror.Manifest({})
-    mirror_build._create_routes(apigw, "new", copy, {}, manifest)
+    mirror_build._create_routes(apigw, "new", copy, {}, manifest=manifest, authorizer_ids={})
     assert apigw.calls == [
         (
             "create_route",
