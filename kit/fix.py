@@ -10,7 +10,8 @@ where that is allowed, and each change's undo.
 A change is one of a few operations (:data:`OPERATIONS`): an inline policy added to the execution role, the
 function's environment patched (only the named variables; the others, secrets included, are read at apply
 time and never printed), the ``$connect`` route wired to the function's integration, the connection id
-mapped on an HTTP integration, the API deployed to its stage (after a route or integration change, or for a
+mapped on an HTTP integration, API Gateway let invoke the ``$connect`` function (a statement added to the
+function's resource policy), the API deployed to its stage (after a route or integration change, or for a
 stage serving an older deployment; undone by pointing the stage back), or the kit's fixed handler
 (``kit/handler/app.py`` or ``app.mjs``) deployed in place of the function's code. A cause the client must fix
 (it omits ``workspaceId``, it closes at once) changes the client instead: ``Fix.client`` holds the probe's
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
+from kit import policy
 from kit.config import lambda_integration_uri
 from kit.diagnose.findings import CONNECT, Diagnosis, Evidence
 from kit.errors import ConfigurationError, error_code
@@ -51,6 +53,7 @@ QUERY_PARAMETERS: Final = {
 }
 POLICY_PREFIX: Final = "kit-fix-"
 PERMISSION_ID: Final = "kit-fix-apigateway-invoke"
+CONNECT_PERMISSION_ID: Final = "kit-fix-apigateway-connect"
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,8 @@ def plan(diagnosis: Diagnosis, evidence: Evidence) -> Fix:
         return _deployment_fix(cause, summary, evidence)
     if cause == "connect-route-missing":
         return _connect_route_fix(cause, summary, evidence, function)
+    if cause == "invoke-permission-missing":
+        return _invoke_permission_fix(cause, summary, evidence)
     if function is None:
         return Fix(
             cause,
@@ -385,6 +390,39 @@ def _connect_route_fix(cause: str, summary: str, evidence: Evidence, function: p
     return Fix(cause, summary, (change,), function=arn.rsplit(":", 1)[-1])
 
 
+def _invoke_permission_fix(cause: str, summary: str, evidence: Evidence) -> Fix:
+    """A statement letting API Gateway invoke the $connect function for the ARN it presents: the stage's
+    ``$connect`` (``…/{stage}/$connect``), or every route of the stage (``…/{stage}/*``) when the function
+    serves other routes too, whose grant is just as missing. Lambda reads its policy on every call: nothing
+    to deploy."""
+    connect = evidence.routes[
+        (evidence.routes["route_key"] == CONNECT) & evidence.routes["function_arn"].notna()
+    ]
+    if connect.empty or evidence.stage.empty or not evidence.api_id:
+        return Fix(
+            cause,
+            summary,
+            advice="The $connect function or the stage was not read, so the kit cannot name the source ARN; "
+            "read the API first.",
+        )
+    arn = str(connect.iloc[0]["function_arn"])
+    partition, _, account = _arn_parts(arn)
+    stage = str(evidence.stage.iloc[0]["stage_name"])
+    served = set(evidence.routes.loc[evidence.routes["function_arn"] == arn, "route_key"].dropna())
+    route_key = CONNECT if served <= {CONNECT} else "*"
+    source = policy.execute_api_route_arn(
+        evidence.region, account, evidence.api_id, stage, route_key, partition=partition
+    )
+    name = arn.rsplit(":", 1)[-1]
+    change = Change(
+        "add_invoke_permission",
+        f"Let apigateway.amazonaws.com invoke function {name} for {source} (a statement added to its "
+        f"resource policy, {CONNECT_PERMISSION_ID}).",
+        {"FunctionName": arn, "StatementId": CONNECT_PERMISSION_ID, "SourceArn": source},
+    )
+    return Fix(cause, summary, (change,), function=name)
+
+
 def _deploy_stage(evidence: Evidence) -> str:
     """The stage to redeploy after a route change: none when it deploys itself (AutoDeploy)."""
     if evidence.stage.empty:
@@ -516,22 +554,33 @@ def _route_calls(p: Mapping[str, Any]) -> list[_ApiCall]:
     calls.append(
         ("apigatewayv2", "create_route", {"ApiId": p["ApiId"], "RouteKey": CONNECT, "Target": target})
     )
-    calls.append(
-        (
-            "lambda",
-            "add_permission",
-            {
-                "FunctionName": arn,
-                "StatementId": PERMISSION_ID,
-                "Action": "lambda:InvokeFunction",
-                "Principal": "apigateway.amazonaws.com",
-                "SourceArn": _source_arn(region, account, p["ApiId"]),
-            },
-        )
-    )
+    calls.append(_permission_call(arn, PERMISSION_ID, _source_arn(region, account, p["ApiId"])))
     if p.get("Stage"):
         calls.append(("apigatewayv2", "create_deployment", {"ApiId": p["ApiId"], "StageName": p["Stage"]}))
     return calls
+
+
+def _permission_call(function_arn: str, statement_id: str, source_arn: str) -> _ApiCall:
+    """AddPermission: API Gateway may invoke the function for requests whose source is ``source_arn``."""
+    return (
+        "lambda",
+        "add_permission",
+        {
+            "FunctionName": function_arn,
+            "StatementId": statement_id,
+            "Action": policy.INVOKE_FUNCTION,
+            "Principal": policy.APIGATEWAY_PRINCIPAL,
+            "SourceArn": source_arn,
+        },
+    )
+
+
+def _cli_permission(p: Mapping[str, Any]) -> list[str]:
+    return [_cli_call(_permission_call(p["FunctionName"], p["StatementId"], p["SourceArn"]))]
+
+
+def _boto_permission(p: Mapping[str, Any]) -> list[str]:
+    return [_boto_call(_permission_call(p["FunctionName"], p["StatementId"], p["SourceArn"]))]
 
 
 def _cli_route(p: Mapping[str, Any]) -> list[str]:
@@ -599,6 +648,7 @@ _RENDER: Final[
     "patch_environment": (_cli_env, _boto_env),
     "connect_route": (_cli_route, _boto_route),
     "update_integration": (_cli_integration, _boto_integration),
+    "add_invoke_permission": (_cli_permission, _boto_permission),
     "deploy_stage": (_cli_deployment, _boto_deployment),
     "deploy_fixed_handler": (_cli_handler, _boto_handler),
 }
@@ -608,7 +658,14 @@ OPERATIONS: Final = tuple(_RENDER)
 # The changes the kit makes on a real account; the fixed handler is a pattern to port there, never a
 # replacement of the user's code.
 ACCOUNT_OPERATIONS: Final = frozenset(
-    {"put_role_policy", "patch_environment", "connect_route", "update_integration", "deploy_stage"}
+    {
+        "put_role_policy",
+        "patch_environment",
+        "connect_route",
+        "update_integration",
+        "add_invoke_permission",
+        "deploy_stage",
+    }
 )
 
 
@@ -744,30 +801,17 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
                 {"ApiId": p["ApiId"], "RouteId": str(route["RouteId"])},
             )
         )
-        try:
-            _call(
-                target,
-                applied,
-                "lambda",
-                "add_permission",
-                FunctionName=p["FunctionArn"],
-                StatementId=PERMISSION_ID,
-                Action="lambda:InvokeFunction",
-                Principal="apigateway.amazonaws.com",
-                SourceArn=_source_arn(region, account, p["ApiId"]),
-            )
-            applied.undo.append(
-                Change(
-                    "remove_permission",
-                    "Remove the invoke permission the fix added.",
-                    {"FunctionName": p["FunctionArn"], "StatementId": PERMISSION_ID},
-                )
-            )
-        except Exception as exc:
-            if error_code(exc) != "ResourceConflictException":  # already there: nothing to add or undo
-                raise
+        _add_permission(
+            target,
+            applied,
+            _permission_call(p["FunctionArn"], PERMISSION_ID, _source_arn(region, account, p["ApiId"])),
+        )
         if p.get("Stage"):
             _deploy_stage_now(target, applied, p["ApiId"], p["Stage"])
+    elif op == "add_invoke_permission":
+        _add_permission(
+            target, applied, _permission_call(p["FunctionName"], p["StatementId"], p["SourceArn"])
+        )
     elif op == "deploy_stage":
         _deploy_stage_now(target, applied, p["ApiId"], p["StageName"])
     elif op == "point_stage":  # the undo of a deployment: the stage serves what it served before
@@ -825,6 +869,25 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
         _deploy(target, applied, p["FunctionName"], applied.saved[p["Saved"]], p["Handler"])
     else:
         raise ConfigurationError(f"The fix has no operation {op!r}; this is a defect of the kit.")
+
+
+def _add_permission(target: Target, applied: Applied, call: _ApiCall) -> None:
+    """The statement added, and its removal recorded; a statement of that id already there is left alone
+    (nothing to add, nothing to undo)."""
+    service, operation, params = call
+    try:
+        _call(target, applied, service, operation, **params)
+    except Exception as exc:
+        if error_code(exc) != "ResourceConflictException":
+            raise
+        return
+    applied.undo.append(
+        Change(
+            "remove_permission",
+            "Remove the invoke permission the fix added.",
+            {"FunctionName": params["FunctionName"], "StatementId": params["StatementId"]},
+        )
+    )
 
 
 def _deploy_stage_now(target: Target, applied: Applied, api_id: str, stage: str) -> None:

@@ -72,6 +72,17 @@ CAUSES: tuple[Cause, ...] = (
         "Add a $connect route whose target is the connect integration (and redeploy the stage on AWS).",
     ),
     Cause(
+        "invoke-permission-missing",
+        11,
+        "API Gateway may not invoke the $connect function: its resource policy has no statement letting "
+        "apigateway.amazonaws.com call lambda:InvokeFunction for this API's $connect route (none at all, "
+        "or a SourceArn naming another API, stage or route), so every handshake gets 500 and nothing runs.",
+        "Let API Gateway invoke the function for the route: aws lambda add-permission --function-name "
+        "<function> --statement-id apigateway-connect --action lambda:InvokeFunction --principal "
+        "apigateway.amazonaws.com --source-arn arn:aws:execute-api:<region>:<account>:<api>/<stage>/$connect "
+        "(no redeploy is needed: Lambda reads its policy on every call).",
+    ),
+    Cause(
         "connection-id-not-mapped",
         15,
         "$connect reaches an HTTP backend without the connectionId mapping, so the handler cannot know which "

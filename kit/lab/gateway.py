@@ -295,28 +295,21 @@ class Gateway:
         return await asyncio.to_thread(self._deployed.path_for, function_name, sha)
 
     def _invoke_permitted(self, function_name: str, route_key: str) -> bool:
-        """Whether the function's resource policy lets API Gateway invoke it for this route."""
-        document = self.live.function_policy(function_name)
-        if not document:
-            return False
+        """Whether the function's resource policy lets API Gateway invoke it for this route: Lambda's own
+        check, with the route's ARN as ``AWS:SourceArn`` (kit.policy, as the diagnosis reads it too)."""
         settings = self.settings
-        source = (
-            f"arn:aws:execute-api:{settings.region}:{settings.account_id}:{settings.api_id}/"
-            f"{settings.stage}/{route_key}"
+        answer = self.live.function_configuration(function_name) or {}
+        source = policy.execute_api_route_arn(
+            settings.region, settings.account_id, settings.api_id, settings.stage, route_key
         )
-        for statement in document.get("Statement", []):
-            principal = statement.get("Principal", {})
-            service = principal.get("Service") if isinstance(principal, dict) else principal
-            actions = statement.get("Action", [])
-            actions = [actions] if isinstance(actions, str) else actions
-            if statement.get("Effect") != "Allow" or service != "apigateway.amazonaws.com":
-                continue
-            if not any(policy.action_matches(a, "lambda:InvokeFunction") for a in actions):
-                continue
-            arn_like = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
-            if arn_like is None or policy.resource_matches(str(arn_like), source):
-                return True
-        return False
+        decision = policy.resource_policy_decision(
+            self.live.function_policy(function_name),
+            service=policy.APIGATEWAY_PRINCIPAL,
+            action=policy.INVOKE_FUNCTION,
+            resource=str(answer.get("FunctionArn") or ""),
+            context={"aws:SourceArn": source, "aws:SourceAccount": settings.account_id},
+        )
+        return decision.allowed
 
     async def _invoke_lambda(
         self,

@@ -131,11 +131,14 @@ def load_policy(path: Path = POLICY_FILE) -> str:
     return path.read_text()
 
 
+INVOKE_STATEMENT_ID = "apigateway-invoke"
+
+
 def allow_invoke_from_api(lambda_client: Any, function_name: str, *, region: str, api_id: str) -> None:
     """Let API Gateway invoke the function for every stage and route of the API (its resource policy)."""
     lambda_client.add_permission(
         FunctionName=function_name,
-        StatementId="apigateway-invoke",
+        StatementId=INVOKE_STATEMENT_ID,
         Action="lambda:InvokeFunction",
         Principal="apigateway.amazonaws.com",
         SourceArn=f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{api_id}/*",

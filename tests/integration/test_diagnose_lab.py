@@ -348,10 +348,17 @@ class TestFaultsMadeThroughAws:
                 SourceArn=source_arn,
             )
         summary = ranking.summary_text(diagnosis)
-        assert diagnosis.root_cause["id"] == "handshake-refused", summary
+        # The function has no resource policy left (GetPolicy: ResourceNotFoundException): the cause, with
+        # API Gateway's own words for the probe's handshakes beside it.
+        assert diagnosis.root_cause["id"] == "invoke-permission-missing", summary
         evidence = " ".join(diagnosis.root_cause["evidence"])
-        assert "2 of 2 probe handshakes refused (HTTP 500 ×2)" in evidence, summary
+        assert "There is no resource policy" in evidence, summary
+        assert "/prod/$connect" in evidence, summary
+        assert "2 $connect requests failed with" in evidence, summary
         assert "Invalid permissions on Lambda function" in evidence, summary
+        refused = finding(diagnosis, "handshake")
+        assert refused["cause"] == "handshake-refused", summary  # still seen, ranked after its cause
+        assert "2 of 2 probe handshakes refused (HTTP 500 ×2)" in refused["evidence"], summary
         assert causes.exit_code(diagnosis.root_cause["id"]) == 1
         # No handler ran, so nothing crashed: the crash check's pass no longer reads as an all-clear.
         assert finding(diagnosis, "handler-crash")["verdict"] == "pass"
