@@ -66,6 +66,7 @@ ROUTES_COLUMNS: Final[dict[str, str]] = {
     "function_arn": "string",
     "request_parameters": "string",  # the integration's RequestParameters as JSON text; NA when none
     "connection_id_mapped": "boolean",  # HTTP integrations: is context.connectionId mapped? NA otherwise
+    "authorization_type": "string",  # NONE | AWS_IAM | CUSTOM (the route as GetRoutes shows it)
     "ok": "boolean",
     "problem": "string",  # every fault of the row, as sentences; NA when ok
 }
@@ -213,7 +214,12 @@ def routes_frame(
 def _route_row(route: Mapping[str, Any], integrations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     route_key = str(route.get("RouteKey") or "")
     target = route.get("Target")
-    row: dict[str, Any] = {"route_key": route_key or None, "route_id": route.get("RouteId"), "target": target}
+    row: dict[str, Any] = {
+        "route_key": route_key or None,
+        "route_id": route.get("RouteId"),
+        "target": target,
+        "authorization_type": route.get("AuthorizationType") or "NONE",
+    }
     problems: list[str] = []
     invokes = "no connection is stored" if route_key == "$connect" else "nothing is invoked"
     if not route_key:

@@ -235,6 +235,14 @@ def plan(diagnosis: Diagnosis, evidence: Evidence) -> Fix:
             advice="The diagnosis names a symptom, not its cause, so the kit has no "
             "change it can stand behind; read what the evidence points at.",
         )
+    if cause == "connect-iam-denied":
+        return Fix(
+            cause,
+            summary,
+            advice="The kit does not know your clients' identities or how they sign, so it changes nothing: "
+            "sign each handshake for execute-api and allow execute-api:Invoke on the $connect route in the "
+            "policy of the identity your clients use (or take AWS_IAM off the route).",
+        )
     if cause == "early-disconnect":
         return Fix(cause, summary, client={"close_after_connect": False}, function=name)
     if cause == "connection-id-not-mapped":

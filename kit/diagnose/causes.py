@@ -83,6 +83,18 @@ CAUSES: tuple[Cause, ...] = (
         "(no redeploy is needed: Lambda reads its policy on every call).",
     ),
     Cause(
+        "connect-iam-denied",
+        13,
+        "The $connect route uses AWS_IAM and API Gateway refuses the handshakes (403) before $connect runs: "
+        "the clients do not sign them with SigV4 for execute-api, or their IAM policies do not allow "
+        "execute-api:Invoke on the route, so no connection opens and nothing is stored.",
+        "Sign the handshake (presign the wss:// URL for execute-api in the API's region with the client's "
+        "credentials) and allow execute-api:Invoke on arn:aws:execute-api:<region>:<account>:<api>/<stage>/"
+        "$connect in the caller's policy (a wildcard must reach that deep: <api>/*/*); if browsers have no "
+        "AWS credentials, set the route's AuthorizationType back to NONE (or CUSTOM with an authorizer) and "
+        "redeploy.",
+    ),
+    Cause(
         "connection-id-not-mapped",
         15,
         "$connect reaches an HTTP backend without the connectionId mapping, so the handler cannot know which "

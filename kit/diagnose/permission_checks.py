@@ -1,6 +1,7 @@
 """The checks on permissions: the execution role's PutItem on the table (``iam-put``), Query on its index
-(``iam-index-query``) and the rest the handlers need (``iam-other``); and whether API Gateway may invoke the
-``$connect`` function at all (``invoke-permission``).
+(``iam-index-query``) and the rest the handlers need (``iam-other``); whether API Gateway may invoke the
+``$connect`` function at all (``invoke-permission``); and, for a ``$connect`` route that uses ``AWS_IAM``,
+whether the clients' signed handshakes get through (``connect-iam``).
 
 Pure: the role's checks look at the permission matrix only (``Evidence.permissions``,
 :data:`kit.iam.PERMISSION_COLUMNS`: one row per action and resource, evaluated by :mod:`kit.policy` or AWS's
@@ -14,9 +15,9 @@ from typing import Final
 
 import pandas as pd
 
-from kit import policy
+from kit import frames, logparse, policy
 from kit.diagnose import causes
-from kit.diagnose.findings import CONNECT, Evidence, Finding, is_true, skip
+from kit.diagnose.findings import CONNECT, Evidence, Finding, first_text, is_true, skip
 
 # API Gateway's execution-log words when Lambda refuses its invocation (REST wording; the lab writes it too).
 INVOKE_REFUSED: Final = "Invalid permissions on Lambda function"
@@ -191,3 +192,40 @@ def _invoke_finding(
             "does not grant what it seems to.",
         )
     return Finding(check, question, "pass", None, said)
+
+
+def check_connect_iam(e: Evidence) -> list[Finding]:
+    """``AWS_IAM`` on ``$connect``: API Gateway checks each handshake's SigV4 signature and the caller's IAM
+    policies (``execute-api:Invoke`` on ``…/{stage}/$connect``) before ``$connect`` runs. Handshakes the
+    probe or the logs saw answered 403 on such a route fail with ``connect-iam-denied``, quoting what API
+    Gateway answered; none refused passes, and so does a route without ``AWS_IAM``."""
+    check, question = "connect-iam", "Do handshakes pass AWS_IAM on $connect (SigV4 and execute-api:Invoke)?"
+    if "api" in e.problems:
+        return skip(check, question, f"the API could not be read: {e.problems['api']}")
+    connect = e.routes[e.routes["route_key"] == CONNECT]
+    if connect.empty:
+        return skip(check, question, "the API has no $connect route")
+    authorization = connect.iloc[0]["authorization_type"]
+    if pd.isna(authorization) or authorization != "AWS_IAM":
+        shown = "NONE" if pd.isna(authorization) else str(authorization)
+        return [
+            Finding(check, question, "pass", None, f"$connect's AuthorizationType is {shown}, not AWS_IAM")
+        ]
+    probe = e.probe if e.probe is not None else frames.empty({"step": "string", "http_status": "Int64"})
+    seen = e.lifecycle if e.lifecycle is not None else frames.empty(logparse.LIFECYCLE_COLUMNS)
+    refused = probe[(probe["step"] == "connect") & probe["http_status"].eq(403).fillna(False).astype(bool)]
+    logged = seen[seen["connect_status"].eq(403).fillna(False).astype(bool)]
+    parts = []
+    if not refused.empty:
+        parts.append(f"{len(refused)} probe handshakes answered 403: {first_text(refused, 'detail')}")
+    if not logged.empty:
+        parts.append(f"{len(logged)} $connect requests in the logs answered 403")
+    if parts:
+        detail = "$connect uses AWS_IAM; " + "; ".join(parts)
+        next_step = causes.cause("connect-iam-denied").next_step
+        return [Finding(check, question, "fail", "connect-iam-denied", detail, next_step)]
+    if probe.empty and seen.empty:
+        return skip(check, question, "$connect uses AWS_IAM; no probe ran and no $connect is in the logs")
+    return [
+        Finding(check, question, "pass", None, "$connect uses AWS_IAM; no handshake was refused with 403")
+    ]

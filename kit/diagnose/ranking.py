@@ -34,6 +34,7 @@ CHECKS: tuple[Check, ...] = (
     config_checks.check_deployed_configuration,
     config_checks.check_connect_route,
     permission_checks.check_invoke_permission,
+    permission_checks.check_connect_iam,
     config_checks.check_connection_id_mapping,
     table_checks.check_table,
     table_checks.check_direct_write,

@@ -37,7 +37,7 @@ from websockets.http11 import Request, Response
 from kit import policy
 from kit.errors import KitError
 from kit.lab import gateway_core as core
-from kit.lab import gateway_logs, handshake, sigv4
+from kit.lab import gateway_logs, handshake, iam_connect, sigv4
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.code_location import DeployedCode
 from kit.lab.engines import LOOPBACK
@@ -475,6 +475,9 @@ class Gateway:
         event = core.connect_event(
             kit_connection, request_id=request_id, request_time_ms=now, headers=headers, raw_query=raw_query
         )
+        refused = self._iam_refusal(api, connection, request, kit_connection, request_id, now)
+        if refused is not None:
+            return refused
         decision = core.route_for_key(api, "$connect")
         result = await self._invoke(api, decision, event)
         outcome = core.connect_outcome(result)
@@ -501,6 +504,63 @@ class Gateway:
             return None
         self.registry.forget(kit_connection.connection_id)
         return _http_response(connection, outcome.status, outcome.body, outcome.headers)
+
+    def _iam_refusal(  # noqa: PLR0917 - the handshake's parts, as _process_request holds them
+        self,
+        api: core.ApiConfig,
+        connection: GatewayConnection,
+        request: Request,
+        kit_connection: core.Connection,
+        request_id: str,
+        now_ms: int,
+    ) -> Response | None:
+        """``AWS_IAM`` on ``$connect`` (kit.lab.iam_connect decides): None to go on, or the 403 refusal,
+        logged; ``$connect`` is never invoked for it."""
+        route = api.routes.get("$connect")
+        if route is None or route.authorization_type != "AWS_IAM":
+            return None
+        settings = self.settings
+        answer = iam_connect.authorize_connect(
+            sigv4.ReceivedRequest("GET", request.path, list(request.headers.raw_items()), b""),
+            region=settings.region,
+            route_arn=policy.execute_api_route_arn(
+                settings.region, settings.account_id, api.api_id, settings.stage, "$connect"
+            ),
+            secrets=self.issuer.signing_secret,
+            caller=self._iam_caller,
+            now=datetime.fromtimestamp(now_ms / 1000, UTC),
+        )
+        stage = api.stage
+        if stage.logging_level == "INFO" or (stage.logging_level == "ERROR" and not answer.allowed):
+            group = f"API-Gateway-Execution-Logs_{api.api_id}/{stage.name}"
+            self.logs.write(
+                group, self._execution_stream, [(_now_ms(), f"({request_id}) {answer.log_line()}")]
+            )
+        if answer.allowed:
+            return None
+        context = gateway_logs.build_log_context(
+            kit_connection,
+            event_type="CONNECT",
+            route_key="$connect",
+            request_id=request_id,
+            request_time_ms=now_ms,
+            status=answer.status,
+            error_message=answer.error_message,
+            response_type=answer.response_type,
+        )
+        self._write_logs(api, context, decision=None, result=None)
+        self.registry.forget(kit_connection.connection_id)
+        headers = (("Content-Type", "application/json"), ("x-amzn-ErrorType", answer.error_type))
+        return _http_response(connection, answer.status, answer.body, headers)
+
+    def _iam_caller(self, access_key_id: str) -> iam_connect.Caller:
+        """Who signed: a role's temporary credentials (its policies, read live), or the lab's long-term
+        administrator key, which stands for the account's administrator (every action allowed)."""
+        try:
+            principal = self.issuer.lookup(access_key_id)
+        except KeyError:
+            return iam_connect.Caller(f"arn:aws:iam::{self.settings.account_id}:root", None)
+        return iam_connect.Caller(principal.arn, tuple(self.live.role_policies(principal.role_arn)))
 
     async def _disconnect_if_undelivered(
         self, connection: GatewayConnection, kit_connection: core.Connection

@@ -122,6 +122,7 @@ class RouteConfig:
     route_key: str
     target_integration_id: str | None = None
     route_response_selection_expression: str | None = None
+    authorization_type: str = "NONE"  # NONE | AWS_IAM | CUSTOM, as the deployment captured the route
 
     @property
     def two_way(self) -> bool:
@@ -217,6 +218,7 @@ def api_config_from_answers(
             route_key=route_key,
             target_integration_id=target_id,
             route_response_selection_expression=item.get("RouteResponseSelectionExpression"),
+            authorization_type=str(item.get("AuthorizationType") or "NONE"),
         )
     access = stage.get("AccessLogSettings") or {}
     defaults = stage.get("DefaultRouteSettings") or {}

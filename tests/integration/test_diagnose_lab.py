@@ -36,7 +36,7 @@ from kit.lab.provision import DEFAULT_RUNTIME, POLICY_NAME, ROLE_NAME, handler_z
 from kit.lab.scenarios import SCENARIOS, ClientPlan
 from kit.probe_core import ProbePlan, ProbeTimeouts
 
-from .labclient import EmptyDynamoDB, deploy, hold_engine_restart, wait_until
+from .labclient import EmptyDynamoDB, deploy, handshake_status, hold_engine_restart, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -431,6 +431,35 @@ class TestFaultsMadeThroughAws:
         assert new_arn in evidence, summary
         # The deployed, old function still stores the connections: only the drift is wrong.
         assert finding(diagnosis, "probe")["verdict"] == "pass", summary
+
+    def test_aws_iam_put_on_connect(self, lab: Lab) -> None:
+        """Issue 14: AWS_IAM on $connect, deployed. Browsers that do not sign are refused (403) and named as
+        connect-iam-denied; the kit's probe reads the route and signs with the target's credentials, so its
+        own handshakes are not a false "handshake refused"."""
+        assert lab.resources is not None
+        apigw = lab.target().client("apigatewayv2")
+        connect = _route(lab, "$connect")
+        assert connect is not None
+        since = datetime.now(UTC)
+        apigw.update_route(
+            ApiId=lab.resources.api_id, RouteId=connect["RouteId"], AuthorizationType="AWS_IAM"
+        )
+        deploy(lab)
+        try:
+            for user in ("alice@example.com", "bob@example.com"):  # the app's hook: an unsigned URL
+                assert handshake_status(lab, f"token={user}&workspaceId=ws-1") == 403
+            diagnosis = run_diagnosis(lab, ClientPlan(), since)
+        finally:
+            apigw.update_route(
+                ApiId=lab.resources.api_id, RouteId=connect["RouteId"], AuthorizationType="NONE"
+            )
+            deploy(lab)
+        summary = ranking.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "connect-iam-denied", summary
+        assert "2 $connect requests in the logs answered 403" in diagnosis.root_cause["evidence"][0], summary
+        assert finding(diagnosis, "probe")["verdict"] == "pass", summary  # signed, accepted, stored
+        # The probe's own handshakes were accepted; the 403s in the logs are the unsigned clients'.
+        assert finding(diagnosis, "handshake")["verdict"] == "pass", summary
 
     def test_dynamodb_engine_killed(self, lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
         """Issue 10 item 9: an engine that does not answer is a target problem, never a missing permission."""

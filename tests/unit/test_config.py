@@ -211,6 +211,7 @@ def test_routes_frame_small_exact() -> None:
                 "function_arn": "arn:aws:lambda:us-east-2:123456789012:function:chatgenius-websocket",
                 "request_parameters": None,
                 "connection_id_mapped": None,
+                "authorization_type": "NONE",
                 "ok": True,
                 "problem": None,
             }

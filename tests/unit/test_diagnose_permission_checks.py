@@ -23,8 +23,10 @@ from .diagnose_evidence import (
     assert_cases_cover,
     exec_line,
     invoke_policy,
+    lifecycle,
     log_lines,
     permissions,
+    probe_rows,
     route,
     routes,
     served,
@@ -211,6 +213,70 @@ CASES: list[Case] = [
         "no stage was read",
     ),
     skip_case("invoke skip api unread", permission_checks.check_invoke_permission, "api"),
+    # connect-iam: only for a $connect route that uses AWS_IAM
+    Case(
+        "iam pass",
+        permission_checks.check_connect_iam,
+        {"routes": routes(route("$connect", authorization_type="AWS_IAM"))},
+        [("pass", None)],
+        "no handshake was refused with 403",
+    ),
+    Case(
+        "iam probe refused",
+        permission_checks.check_connect_iam,
+        {
+            "routes": routes(route("$connect", authorization_type="AWS_IAM")),
+            "probe": probe_rows(
+                http_status=403, detail='rejected with HTTP 403: {"Message": "User: x is not'
+            ),
+            "lifecycle": lifecycle({"connect_status": 403}),
+        },
+        [("fail", "connect-iam-denied")],
+        '1 probe handshakes answered 403: rejected with HTTP 403: {"Message": "User: x is not; 1 $connect',
+    ),
+    Case(
+        "iam logs refused",
+        permission_checks.check_connect_iam,
+        {
+            "routes": routes(route("$connect", authorization_type="AWS_IAM")),
+            "probe": None,
+            "lifecycle": lifecycle({"connect_status": 403}, {"connect_status": 403}),
+        },
+        [("fail", "connect-iam-denied")],
+        "2 $connect requests in the logs answered 403",
+    ),
+    Case(
+        "iam other refusals are not this one",
+        permission_checks.check_connect_iam,
+        {
+            "routes": routes(route("$connect", authorization_type="AWS_IAM")),
+            "probe": probe_rows(http_status=500),
+            "lifecycle": lifecycle({"connect_status": 401}),
+        },
+        [("pass", None)],
+    ),
+    Case(
+        "iam not asked for",
+        permission_checks.check_connect_iam,
+        {"probe": probe_rows(http_status=403)},
+        [("pass", None)],
+        "AuthorizationType is NONE, not AWS_IAM",
+    ),
+    Case(
+        "iam skip no connect route",
+        permission_checks.check_connect_iam,
+        {"routes": routes(route("message"))},
+        [("skip", None)],
+        "no $connect route",
+    ),
+    Case(
+        "iam skip nothing seen",
+        permission_checks.check_connect_iam,
+        {"routes": routes(route("$connect", authorization_type="AWS_IAM")), "probe": None, "lifecycle": None},
+        [("skip", None)],
+        "no probe ran",
+    ),
+    skip_case("iam skip api unread", permission_checks.check_connect_iam, "api"),
 ]
 
 

@@ -125,7 +125,7 @@ def test_client_causes_change_the_client(cause: str, settings: dict[str, bool]) 
 
 @pytest.mark.parametrize(
     "cause",
-    [c.id for c in causes.CAUSES if c.kind in ("inconclusive", "symptom")] + ["none"],
+    [c.id for c in causes.CAUSES if c.kind in ("inconclusive", "symptom")] + ["none", "connect-iam-denied"],
 )
 def test_no_change_without_a_known_cause(cause: str) -> None:
     planned = fix.plan(diagnosis(cause), evidence())
