@@ -255,10 +255,12 @@ def test_aws_iam_on_connect(lab: Lab) -> None:
         )
         try:
             ws = websocket.create_connection(_presigned(url, resources.region, issued), timeout=15)
-            ws.close()
         finally:
             iam.delete_role_policy(RoleName=resources.role_name, PolicyName="connect")
-        assert items_of(lab, user), "the signed, allowed handshake reached $connect"
+        try:  # $connect stores before the 101; $disconnect, once closed, removes it again
+            assert items_of(lab, user), "the signed, allowed handshake reached $connect"
+        finally:
+            ws.close()
         # The kit's probe reads the route and signs its handshake with the target's own credentials.
         probe = run_probe(lab.target(), ProbePlan(clients=1, actions=()))
         connected = probe[probe["step"] == "connect"].iloc[0]
