@@ -28,7 +28,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kit import frames, throttling
-from kit.errors import AwsError, ConfigurationError, TargetNotFoundError, error_response
+from kit.errors import AwsError, ConfigurationError, TargetNotFoundError, error_code, error_response
 from kit.redact_structure import is_secret_variable
 from kit.target import (
     ACCESS_KEY_ID_KEYS,
@@ -257,7 +257,12 @@ def _authorizer_facts(
 def _route_row(route: Mapping[str, Any], integrations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     route_key = str(route.get("RouteKey") or "")
     target = route.get("Target")
-    row: dict[str, Any] = {"route_key": route_key or None, "route_id": route.get("RouteId"), "target": target}
+    row: dict[str, Any] = {
+        "route_key": route_key or None,
+        "route_id": route.get("RouteId"),
+        "target": target,
+        "authorization_type": route.get("AuthorizationType") or "NONE",
+    }
     problems: list[str] = []
     invokes = "no connection is stored" if route_key == "$connect" else "nothing is invoked"
     if not route_key:
@@ -615,6 +620,29 @@ def fetch_functions(target: Target, function_names: Iterable[str]) -> list[dict[
         except (ClientError, BotoCoreError) as exc:
             answers.append({"FunctionName": name, "Error": dict(error_response(exc).get("Error", {}))})
     return answers
+
+
+def fetch_function_policy(target: Target, function: str) -> str | None:
+    """``GetPolicy``: the function's resource policy (who may invoke it) as JSON text; None when it has
+    none (``ResourceNotFoundException``, which is itself the evidence: nobody may invoke it). Any other
+    failure, AccessDenied included, raises: a policy not read is not a policy that is missing."""
+    try:
+        return str(target.client("lambda").get_policy(FunctionName=function)["Policy"])
+    except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError) and error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise AwsError.from_botocore(
+            exc,
+            "lambda",
+            "GetPolicy",
+            function,
+            resource_type="function",
+            region=target.region,
+            hints={
+                "AccessDeniedException": "let the kit's identity read the function's resource policy "
+                "(lambda:GetPolicy); until then whether API Gateway may invoke it is not known"
+            },
+        ) from exc
 
 
 # --------------------------------------------------------------------------------------------------

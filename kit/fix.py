@@ -10,8 +10,9 @@ where that is allowed, and each change's undo.
 A change is one of a few operations (:data:`OPERATIONS`): an inline policy added to the execution role, the
 function's environment patched (only the named variables; the others, secrets included, are read at apply
 time and never printed), the ``$connect`` route wired to the function's integration, the connection id
-mapped on an HTTP integration, the API's route selection expression set (and deployed), the API deployed to
-its stage (after a route or integration change, or for a stage serving an older deployment; undone by pointing
+mapped on an HTTP integration, API Gateway let invoke the ``$connect`` function (a statement added to the
+function's resource policy), the API's route selection expression set (and deployed), the API deployed to its
+stage (after a route or integration change, or for a stage serving an older deployment; undone by pointing
 the stage back), the stage's throttling of ``$connect`` raised to the account's own limits (its other route
 settings kept; undone by putting them back), or the kit's fixed handler
 (``kit/handler/app.py`` or ``app.mjs``) deployed in place of the function's code. A cause the client must fix
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
+from kit import policy
 from kit.config import lambda_integration_uri
 from kit.diagnose import delivery_checks
 from kit.diagnose.findings import CONNECT, Diagnosis, Evidence
@@ -58,6 +60,7 @@ SANE_THROTTLING: Final = {"ThrottlingBurstLimit": 5000, "ThrottlingRateLimit": 1
 POLICY_PREFIX: Final = "kit-fix-"
 MANAGEMENT_ENDPOINT: Final = "MANAGEMENT_ENDPOINT"  # the kit's handlers' variable (kit/handler/app.py)
 PERMISSION_ID: Final = "kit-fix-apigateway-invoke"
+CONNECT_PERMISSION_ID: Final = "kit-fix-apigateway-connect"
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,9 @@ _NO_SAFE_CHANGE = {
     "authorizer-context-missing": "The change belongs in code the kit does not write for you: the "
     "authorizer's (return the user in its context) or the handler's (authenticate the token itself, which "
     "changes whom it trusts). Deploy the stage after changing the authorizer.",
+    "connect-iam-denied": "The kit does not know your clients' identities or how they sign, so it changes "
+    "nothing: sign each handshake for execute-api and allow execute-api:Invoke on the $connect route in the "
+    "policy of the identity your clients use (or take AWS_IAM off the route).",
 }
 
 
@@ -269,6 +275,8 @@ def plan(diagnosis: Diagnosis, evidence: Evidence) -> Fix:
         return _message_route_fix(cause, summary, evidence, function)
     if cause == "management-endpoint-wrong":
         return _endpoint_fix(cause, summary, evidence)
+    if cause == "invoke-permission-missing":
+        return _invoke_permission_fix(cause, summary, evidence)
     if function is None:
         return Fix(
             cause,
@@ -590,6 +598,39 @@ def _manage_connections_fix(cause: str, summary: str, evidence: Evidence, functi
     return Fix(cause, summary, (change,), function=name)
 
 
+def _invoke_permission_fix(cause: str, summary: str, evidence: Evidence) -> Fix:
+    """A statement letting API Gateway invoke the $connect function for the ARN it presents: the stage's
+    ``$connect`` (``…/{stage}/$connect``), or every route of the stage (``…/{stage}/*``) when the function
+    serves other routes too, whose grant is just as missing. Lambda reads its policy on every call: nothing
+    to deploy."""
+    connect = evidence.routes[
+        (evidence.routes["route_key"] == CONNECT) & evidence.routes["function_arn"].notna()
+    ]
+    if connect.empty or evidence.stage.empty or not evidence.api_id:
+        return Fix(
+            cause,
+            summary,
+            advice="The $connect function or the stage was not read, so the kit cannot name the source ARN; "
+            "read the API first.",
+        )
+    arn = str(connect.iloc[0]["function_arn"])
+    partition, _, account = _arn_parts(arn)
+    stage = str(evidence.stage.iloc[0]["stage_name"])
+    served = set(evidence.routes.loc[evidence.routes["function_arn"] == arn, "route_key"].dropna())
+    route_key = CONNECT if served <= {CONNECT} else "*"
+    source = policy.execute_api_route_arn(
+        evidence.region, account, evidence.api_id, stage, route_key, partition=partition
+    )
+    name = arn.rsplit(":", 1)[-1]
+    change = Change(
+        "add_invoke_permission",
+        f"Let apigateway.amazonaws.com invoke function {name} for {source} (a statement added to its "
+        f"resource policy, {CONNECT_PERMISSION_ID}).",
+        {"FunctionName": arn, "StatementId": CONNECT_PERMISSION_ID, "SourceArn": source},
+    )
+    return Fix(cause, summary, (change,), function=name)
+
+
 def _deploy_stage(evidence: Evidence) -> str:
     """The stage to redeploy after a route change: none when it deploys itself (AutoDeploy)."""
     if evidence.stage.empty:
@@ -722,22 +763,33 @@ def _route_calls(p: Mapping[str, Any]) -> list[_ApiCall]:
     calls.append(
         ("apigatewayv2", "create_route", {"ApiId": p["ApiId"], "RouteKey": route_key, "Target": target})
     )
-    calls.append(
-        (
-            "lambda",
-            "add_permission",
-            {
-                "FunctionName": arn,
-                "StatementId": PERMISSION_ID,
-                "Action": "lambda:InvokeFunction",
-                "Principal": "apigateway.amazonaws.com",
-                "SourceArn": _source_arn(region, account, p["ApiId"]),
-            },
-        )
-    )
+    calls.append(_permission_call(arn, PERMISSION_ID, _source_arn(region, account, p["ApiId"])))
     if p.get("Stage"):
         calls.append(("apigatewayv2", "create_deployment", {"ApiId": p["ApiId"], "StageName": p["Stage"]}))
     return calls
+
+
+def _permission_call(function_arn: str, statement_id: str, source_arn: str) -> _ApiCall:
+    """AddPermission: API Gateway may invoke the function for requests whose source is ``source_arn``."""
+    return (
+        "lambda",
+        "add_permission",
+        {
+            "FunctionName": function_arn,
+            "StatementId": statement_id,
+            "Action": policy.INVOKE_FUNCTION,
+            "Principal": policy.APIGATEWAY_PRINCIPAL,
+            "SourceArn": source_arn,
+        },
+    )
+
+
+def _cli_permission(p: Mapping[str, Any]) -> list[str]:
+    return [_cli_call(_permission_call(p["FunctionName"], p["StatementId"], p["SourceArn"]))]
+
+
+def _boto_permission(p: Mapping[str, Any]) -> list[str]:
+    return [_boto_call(_permission_call(p["FunctionName"], p["StatementId"], p["SourceArn"]))]
 
 
 def _cli_route(p: Mapping[str, Any]) -> list[str]:
@@ -857,6 +909,7 @@ _RENDER: Final[
     "connect_route": (_cli_route, _boto_route),
     "update_integration": (_cli_integration, _boto_integration),
     "update_api": (_cli_api, _boto_api),
+    "add_invoke_permission": (_cli_permission, _boto_permission),
     "deploy_stage": (_cli_deployment, _boto_deployment),
     "stage_throttling": (_cli_throttling, _boto_throttling),
     "deploy_fixed_handler": (_cli_handler, _boto_handler),
@@ -873,6 +926,7 @@ ACCOUNT_OPERATIONS: Final = frozenset(
         "connect_route",
         "update_integration",
         "update_api",
+        "add_invoke_permission",
         "deploy_stage",
         "stage_throttling",
     }
@@ -1012,30 +1066,17 @@ def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noq
                 {"ApiId": p["ApiId"], "RouteId": str(route["RouteId"])},
             )
         )
-        try:
-            _call(
-                target,
-                applied,
-                "lambda",
-                "add_permission",
-                FunctionName=p["FunctionArn"],
-                StatementId=PERMISSION_ID,
-                Action="lambda:InvokeFunction",
-                Principal="apigateway.amazonaws.com",
-                SourceArn=_source_arn(region, account, p["ApiId"]),
-            )
-            applied.undo.append(
-                Change(
-                    "remove_permission",
-                    "Remove the invoke permission the fix added.",
-                    {"FunctionName": p["FunctionArn"], "StatementId": PERMISSION_ID},
-                )
-            )
-        except Exception as exc:
-            if error_code(exc) != "ResourceConflictException":  # already there: nothing to add or undo
-                raise
+        _add_permission(
+            target,
+            applied,
+            _permission_call(p["FunctionArn"], PERMISSION_ID, _source_arn(region, account, p["ApiId"])),
+        )
         if p.get("Stage"):
             _deploy_stage_now(target, applied, p["ApiId"], p["Stage"])
+    elif op == "add_invoke_permission":
+        _add_permission(
+            target, applied, _permission_call(p["FunctionName"], p["StatementId"], p["SourceArn"])
+        )
     elif op == "deploy_stage":
         _deploy_stage_now(target, applied, p["ApiId"], p["StageName"])
     elif op == "point_stage":  # the undo of a deployment: the stage serves what it served before
@@ -1128,6 +1169,25 @@ def _raise_throttling(target: Target, applied: Applied, p: Mapping[str, Any]) ->
             "stage_settings",
             f"Put stage {p['StageName']}'s route settings back as they were.",
             {**names, **{name: previous[name] for name in update}},
+        )
+    )
+
+
+def _add_permission(target: Target, applied: Applied, call: _ApiCall) -> None:
+    """The statement added, and its removal recorded; a statement of that id already there is left alone
+    (nothing to add, nothing to undo)."""
+    service, operation, params = call
+    try:
+        _call(target, applied, service, operation, **params)
+    except Exception as exc:
+        if error_code(exc) != "ResourceConflictException":
+            raise
+        return
+    applied.undo.append(
+        Change(
+            "remove_permission",
+            "Remove the invoke permission the fix added.",
+            {"FunctionName": params["FunctionName"], "StatementId": params["StatementId"]},
         )
     )
 

@@ -8,8 +8,8 @@ which statement decides. Both must agree, so both use this module.
 This module must not do I/O: no boto3, no files, no network, no clock. Callers fetch documents
 (``get_role_policy``, ``get_policy_version``, a file) and pass the JSON text or the dict in.
 
-Semantics (identity-based policies only: no resource policies, permission boundaries, SCPs or session
-policies):
+Semantics (identity-based policies; of resource policies only a Lambda function's, for one service
+principal, through :func:`resource_policy_decision`; no permission boundaries, SCPs or session policies):
 
 - **Decision**: an explicit Deny in any applicable statement wins; otherwise any applicable Allow; otherwise
   an implicit deny. A statement applies when its action, resource and condition all match.
@@ -51,7 +51,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Final, Literal, NamedTuple
 from urllib.parse import unquote
@@ -622,6 +622,93 @@ def evaluate(
     return Decision(action, resource, verdict, decider, reason, relevant)
 
 
+APIGATEWAY_PRINCIPAL: Final = "apigateway.amazonaws.com"
+INVOKE_FUNCTION: Final = "lambda:InvokeFunction"
+
+
+def resource_policy_decision(
+    document: PolicyDocument | None,
+    *,
+    service: str,
+    action: str,
+    resource: str,
+    context: Mapping[str, str] | None = None,
+    name: str = "resource policy",
+) -> Decision:
+    """Whether a resource policy (a Lambda function's, from ``GetPolicy``) lets AWS service ``service`` do
+    ``action`` on ``resource``; ``context`` carries the request's ``aws:SourceArn``/``aws:SourceAccount``.
+
+    Only statements whose ``Principal`` names the service (or ``*``) apply; they are evaluated as
+    :func:`evaluate` evaluates identity statements (Deny wins, conditions as there), keeping their place in
+    the document in every label. ``document`` None stands for a function with no policy at all (GetPolicy's
+    ``ResourceNotFoundException``): nothing grants anything.
+    """
+    if document is None:
+        return Decision(
+            action,
+            resource,
+            "implicit-deny",
+            None,
+            f"There is no resource policy, so {service} may not {action} on {resource}.",
+        )
+    parsed: object = document
+    if isinstance(document, str):
+        try:
+            parsed = json.loads(document)
+        except json.JSONDecodeError:
+            parsed = None
+    if not isinstance(parsed, Mapping):
+        return evaluate([parse_policy(document, name, strict=False)], action, resource, context)
+    raw = parsed.get("Statement")
+    items = [raw] if isinstance(raw, Mapping) else (list(raw) if isinstance(raw, list) else [])
+    applies = {
+        index
+        for index, item in enumerate(items)
+        if isinstance(item, Mapping) and _names_service(item, service)
+    }
+    # Principal is what chose the statements; without it each reads as an identity statement would. Lambda
+    # statement ids take "-" and "_", which identity Sids do not: kept aside, put back in the labels.
+    stripped = [
+        {k: v for k, v in item.items() if k not in ("Principal", "NotPrincipal", "Sid")}
+        if isinstance(item, Mapping)
+        else item
+        for item in items
+    ]
+    whole = parse_policy({**parsed, "Statement": stripped}, name, strict=False)
+    sids = [item.get("Sid") if isinstance(item, Mapping) else None for item in items]
+    kept = tuple(
+        replace(s, sid=str(sids[s.index]) if sids[s.index] is not None else None)
+        for s in whole.statements
+        if s.index in applies
+    )
+    policy = Policy(whole.name, kept, whole.source, whole.version, whole.problems)
+    decision = evaluate([policy], action, resource, context)
+    if decision.verdict == "implicit-deny" and not kept:
+        reason = (
+            f"No statement of the {name} names {service} as its Principal, so {action} on {resource} is "
+            "denied implicitly."
+        )
+        return Decision(action, resource, "implicit-deny", None, reason, decision.notes)
+    return decision
+
+
+def _names_service(statement: Mapping[str, object], service: str) -> bool:
+    """Whether a resource-policy statement's Principal covers the AWS service ``service``."""
+    principal = statement.get("Principal")
+    if principal == "*":
+        return True
+    if not isinstance(principal, Mapping):
+        return False
+    for key in ("Service", "AWS"):
+        named = principal.get(key)
+        values = [named] if isinstance(named, str) else (named if isinstance(named, list) else [])
+        if key == "Service" and service in values:
+            return True
+        if key == "AWS" and "*" in values:
+            return True
+    return False
+
+
 def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -777,6 +864,15 @@ def dynamodb_table_arn(region: str, account: str, table: str, *, partition: str 
 def dynamodb_index_arn(region: str, account: str, table: str, index: str, *, partition: str = "aws") -> str:
     """The ARN a Query on a GSI is authorized against; a grant on the table ARN alone does not cover it."""
     return f"{dynamodb_table_arn(region, account, table, partition=partition)}/index/{index}"
+
+
+def execute_api_route_arn(
+    region: str, account: str, api_id: str, stage: str, route_key: str, *, partition: str = "aws"
+) -> str:
+    """A WebSocket route's ARN: the ``AWS:SourceArn`` API Gateway presents when it invokes the route's
+    Lambda function, and the resource ``AWS_IAM`` authorizes ``execute-api:Invoke`` on
+    (``…/prod/$connect``)."""
+    return f"arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}/{route_key}"
 
 
 def execute_api_connections_arn(  # noqa: PLR0917 - the ARN's own field order

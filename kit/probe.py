@@ -308,6 +308,37 @@ _READ_HINTS = {
 _DELETE_HINTS = {"AccessDeniedException": "give the kit's identity dynamodb:DeleteItem, or delete it by hand"}
 
 
+def _connect_authorization(target: Target) -> str:
+    """The ``$connect`` route's ``AuthorizationType`` as ``GetRoutes`` shows it; NONE when there is no API id
+    or the routes cannot be read (the probe then connects unsigned, as a browser does, and says why)."""
+    if not target.api_id:
+        return "NONE"
+    try:
+        pages = target.client("apigatewayv2").get_paginator("get_routes").paginate(ApiId=target.api_id)
+        routes = [route for page in pages for route in page.get("Items", [])]
+    except (ClientError, BotoCoreError) as exc:
+        log.info("probe: get_routes failed (%s); the handshake is not signed", error_code(exc))
+        return "NONE"
+    connect = [route for route in routes if route.get("RouteKey") == "$connect"]
+    return str(connect[0].get("AuthorizationType") or "NONE") if connect else "NONE"
+
+
+def _signed_handshake_headers(target: Target, url: str) -> list[str]:
+    """The SigV4 headers (service ``execute-api``, the API's region) of a handshake to ``url``, signed with
+    the target's credentials, as an ``AWS_IAM`` route needs them; none when there are no credentials."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    credentials = target.session().get_credentials()
+    if credentials is None:
+        log.info("probe: no credentials to sign the handshake with; it is sent unsigned")
+        return []
+    request = AWSRequest(method="GET", url=core.signing_url(url))
+    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", target.region).add_auth(request)
+    names = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token")
+    return [f"{name}: {request.headers[name]}" for name in names if name in request.headers]
+
+
 class _ProbeSession:
     """One run of a plan against a target: the clients' sockets, the reads of the table and the logs, and
     the rows :mod:`kit.probe_core` makes of what they gave."""
@@ -327,6 +358,7 @@ class _ProbeSession:
             _Client(i, plan.sent_token(i), plan.url(url, i), core.client_user_agent(plan, i), self.arrived)
             for i in range(plan.clients)
         ]
+        self.signed = _connect_authorization(target) == "AWS_IAM"
         self.logs = _GatewayLogs(target, plan, started)
         self.logged_ids: dict[int, str] = {}  # connection ids the gateway's logs gave (not shown in rows)
         self.cleanup_notes: list[str] = []
@@ -400,11 +432,12 @@ class _ProbeSession:
         started, begin, shown = _utcnow(), time.monotonic(), core.public_url(client.url)
         status: int | None = None
         try:
+            signature = _signed_handshake_headers(self.target, client.url) if self.signed else []
             client.ws = websocket.create_connection(
                 client.url,
                 timeout=self.timeouts.handshake_s,
                 class_=_ProbeSocket,
-                header=[f"User-Agent: {client.user_agent}"],
+                header=[f"User-Agent: {client.user_agent}", *signature],
             )
         except websocket.WebSocketBadStatusException as exc:
             status = int(exc.status_code)
@@ -420,6 +453,8 @@ class _ProbeSession:
         else:
             client.connected_at = time.monotonic()
             status, detail = int(client.ws.getstatus() or 101), f"connected to {shown}"
+            if self.signed:
+                detail += " (the handshake SigV4-signed: $connect uses AWS_IAM)"
             client.start_receiving()
             if self.plan.join_after_connect:
                 detail += self.join(client)

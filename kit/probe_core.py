@@ -315,6 +315,14 @@ def probe_url(websocket_url: str, *, token: str | None, workspace_id: str | None
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def signing_url(websocket_url: str) -> str:
+    """The URL a SigV4 signer signs for a ``ws://``/``wss://`` handshake (``AWS_IAM`` on ``$connect``):
+    the same host, path and query over http/https, so the signed Host and query are the ones sent."""
+    parts = urlsplit(websocket_url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme.lower(), parts.scheme)
+    return urlunsplit(parts._replace(scheme=scheme))
+
+
 def public_url(url: str) -> str:
     """``url`` without its query string (it holds the token) or user info: safe for a row or a message."""
     parts = urlsplit(url)

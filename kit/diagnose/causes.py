@@ -72,6 +72,17 @@ CAUSES: tuple[Cause, ...] = (
         "Add a $connect route whose target is the connect integration (and redeploy the stage on AWS).",
     ),
     Cause(
+        "invoke-permission-missing",
+        11,
+        "API Gateway may not invoke the $connect function: its resource policy has no statement letting "
+        "apigateway.amazonaws.com call lambda:InvokeFunction for this API's $connect route (none at all, "
+        "or a SourceArn naming another API, stage or route), so every handshake gets 500 and nothing runs.",
+        "Let API Gateway invoke the function for the route: aws lambda add-permission --function-name "
+        "<function> --statement-id apigateway-connect --action lambda:InvokeFunction --principal "
+        "apigateway.amazonaws.com --source-arn arn:aws:execute-api:<region>:<account>:<api>/<stage>/$connect "
+        "(no redeploy is needed: Lambda reads its policy on every call).",
+    ),
+    Cause(
         "authorizer-denied",
         12,
         "The $connect route's Lambda authorizer refuses the handshakes (401: an identity source is missing "
@@ -81,6 +92,18 @@ CAUSES: tuple[Cause, ...] = (
         "(its log says why it denied); fix the token or the authorizer, then deploy the stage (aws "
         "apigatewayv2 create-deployment). The kit does not detach or rewrite an authorizer: that would open "
         "$connect to anyone.",
+    ),
+    Cause(
+        "connect-iam-denied",
+        13,
+        "The $connect route uses AWS_IAM and API Gateway refuses the handshakes (403) before $connect runs: "
+        "the clients do not sign them with SigV4 for execute-api, or their IAM policies do not allow "
+        "execute-api:Invoke on the route, so no connection opens and nothing is stored.",
+        "Sign the handshake (presign the wss:// URL for execute-api in the API's region with the client's "
+        "credentials) and allow execute-api:Invoke on arn:aws:execute-api:<region>:<account>:<api>/<stage>/"
+        "$connect in the caller's policy (a wildcard must reach that deep: <api>/*/*); if browsers have no "
+        "AWS credentials, set the route's AuthorizationType back to NONE (or CUSTOM with an authorizer) and "
+        "redeploy.",
     ),
     Cause(
         "throttled",

@@ -58,6 +58,9 @@ class Evidence:
     lifecycle: pd.DataFrame | None = None
     probe: pd.DataFrame | None = None
     direct_write: pd.DataFrame | None = None  # dynamo.direct_write.DIRECT_WRITE_COLUMNS; all NA: not run
+    # $connect function ARN -> its resource policy (GetPolicy's JSON text); None: it has none. A function
+    # whose policy could not be read is absent, and the reason is in problems["function-policy"].
+    function_policies: dict[str, str | None] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # section -> why it could not be read
     # section -> kit.errors.FailureKind of its problem (unreachable | denied | missing | failed); absent:
     # failed

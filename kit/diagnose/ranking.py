@@ -35,6 +35,8 @@ log = logging.getLogger("kit.diagnose.ranking")
 CHECKS: tuple[Check, ...] = (
     config_checks.check_deployed_configuration,
     config_checks.check_connect_route,
+    permission_checks.check_invoke_permission,
+    permission_checks.check_connect_iam,
     authorizer_checks.check_authorizer,
     config_checks.check_connection_id_mapping,
     config_checks.check_throttling,

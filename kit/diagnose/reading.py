@@ -1,11 +1,11 @@
 """Reading the evidence: the diagnosis's only I/O. ``read_evidence`` turns a target into :class:`Evidence`.
 
-It reads through :mod:`kit.target` the API's configuration (routes, integrations, stage, functions), the
-tables in each region involved, the table's structure, items and index, the execution role's permissions and
-the logs since a given time, and optionally runs a probe; on a writable target it also tests the table in
-isolation with an item of its own (:mod:`kit.dynamo.direct_write`). It never raises for one missing piece: a
-section that could not be read is recorded in ``Evidence.problems`` (with its kind in
-``Evidence.problem_kinds``), and the checks that need it say ``skip`` with the reason.
+It reads through :mod:`kit.target` the API's configuration (routes, integrations, stage, functions, the
+$connect function's resource policy), the tables in each region involved, the table's structure, items and
+index, the execution role's permissions and the logs since a given time, and optionally runs a probe; on a
+writable target it also tests the table in isolation with an item of its own (:mod:`kit.dynamo.direct_write`).
+It never raises for one missing piece: a section that could not be read is recorded in ``Evidence.problems``
+(with its kind in ``Evidence.problem_kinds``), and the checks that need it say ``skip`` with the reason.
 
 Nothing here judges the evidence (the ``*_checks`` modules do), knows whether the target is the lab or a real
 account, or reads the lab's scenario.
@@ -147,24 +147,35 @@ def _deployment(evidence: Evidence, target: Target, stage: dict[str, Any]) -> di
 
 
 def _read_permissions(evidence: Evidence, target: Target, connect_functions: list[str]) -> None:
-    """The $connect function's role's permissions; and the message function's, when its role is another."""
-    if not connect_functions:
-        return
-    evidence.permissions = _section(
-        evidence, "iam", lambda: iam.role_permissions(target, connect_functions[0])
-    )
-    roles = dict(zip(evidence.functions["function_name"], evidence.functions["role"], strict=True))
-    routes = evidence.routes
-    message = routes[routes["route_id"].notna() & ~routes["route_key"].isin([CONNECT, "$disconnect"])]
-    others = [
-        str(name)
-        for name in message["function_name"].dropna()
-        if pd.notna(roles.get(name)) and roles.get(name) != roles.get(connect_functions[0])
-    ]
-    if others:
-        evidence.message_permissions = _section(
-            evidence, "iam", lambda: iam.role_permissions(target, others[0])
+    """The $connect function's role's permissions (and the message function's, when its role is another);
+    then who may invoke each $connect function: its resource policy, by ARN (GetPolicy takes an ARN, whatever
+    its region). A function with no policy is recorded as None; one whose policy could not be read is a
+    problem ("function-policy")."""
+    if connect_functions:
+        evidence.permissions = _section(
+            evidence, "iam", lambda: iam.role_permissions(target, connect_functions[0])
         )
+        roles = dict(zip(evidence.functions["function_name"], evidence.functions["role"], strict=True))
+        routes = evidence.routes
+        message = routes[routes["route_id"].notna() & ~routes["route_key"].isin([CONNECT, "$disconnect"])]
+        others = [
+            str(name)
+            for name in message["function_name"].dropna()
+            if pd.notna(roles.get(name)) and roles.get(name) != roles.get(connect_functions[0])
+        ]
+        if others:
+            evidence.message_permissions = _section(
+                evidence, "iam", lambda: iam.role_permissions(target, others[0])
+            )
+    connect = evidence.routes[evidence.routes["route_key"] == CONNECT]
+    for function in dict.fromkeys(str(arn) for arn in connect["function_arn"].dropna().tolist()):
+
+        def read_policy(arn: str = function) -> tuple[str | None]:
+            return (config.fetch_function_policy(target, arn),)  # a 1-tuple: None is an answer here
+
+        read = _section(evidence, "function-policy", read_policy)
+        if read is not None:
+            evidence.function_policies[function] = read[0]
 
 
 def _connect_functions(routes: pd.DataFrame) -> list[str]:

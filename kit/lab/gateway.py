@@ -36,7 +36,7 @@ from websockets.http11 import Request, Response
 
 from kit import policy, throttling
 from kit.errors import KitError
-from kit.lab import authorizer_core, gateway_logs, handshake, sigv4
+from kit.lab import authorizer_core, gateway_logs, handshake, iam_connect, sigv4
 from kit.lab import gateway_core as core
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.code_location import DeployedCode
@@ -303,28 +303,21 @@ class Gateway:
 
     def _invoke_permitted(self, function_name: str, route_key: str, *, source_arn: str | None = None) -> bool:
         """Whether the function's resource policy lets API Gateway invoke it for this route (or, for an
-        authorizer, as ``source_arn``)."""
-        document = self.live.function_policy(function_name)
-        if not document:
-            return False
+        authorizer, as ``source_arn``): Lambda's own check, with that ARN as ``AWS:SourceArn`` (kit.policy, as
+        the diagnosis reads it too)."""
         settings = self.settings
-        source = source_arn or (
-            f"arn:aws:execute-api:{settings.region}:{settings.account_id}:{settings.api_id}/"
-            f"{settings.stage}/{route_key}"
+        answer = self.live.function_configuration(function_name) or {}
+        source = source_arn or policy.execute_api_route_arn(
+            settings.region, settings.account_id, settings.api_id, settings.stage, route_key
         )
-        for statement in document.get("Statement", []):
-            principal = statement.get("Principal", {})
-            service = principal.get("Service") if isinstance(principal, dict) else principal
-            actions = statement.get("Action", [])
-            actions = [actions] if isinstance(actions, str) else actions
-            if statement.get("Effect") != "Allow" or service != "apigateway.amazonaws.com":
-                continue
-            if not any(policy.action_matches(a, "lambda:InvokeFunction") for a in actions):
-                continue
-            arn_like = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
-            if arn_like is None or policy.resource_matches(str(arn_like), source):
-                return True
-        return False
+        decision = policy.resource_policy_decision(
+            self.live.function_policy(function_name),
+            service=policy.APIGATEWAY_PRINCIPAL,
+            action=policy.INVOKE_FUNCTION,
+            resource=str(answer.get("FunctionArn") or ""),
+            context={"aws:SourceArn": source, "aws:SourceAccount": settings.account_id},
+        )
+        return decision.allowed
 
     async def _invoke_lambda(
         self,
@@ -499,6 +492,9 @@ class Gateway:
         event = core.connect_event(
             kit_connection, request_id=request_id, request_time_ms=now, headers=headers, raw_query=raw_query
         )
+        refused = self._iam_refusal(api, connection, request, kit_connection, request_id, now)
+        if refused is not None:
+            return refused
         # A $connect Lambda authorizer runs first: a refusal ends the handshake before $connect runs.
         authorized = await self._authorize_connect(api, event, request_id, client_headers)
         if authorized is not None:
@@ -572,6 +568,62 @@ class Gateway:
         context = _connect_log_context(kit_connection, request_id, now, outcome)
         self._write_logs(api, context, decision=None, result=None, throttled_by=throttled.limit)
         return _http_response(connection, outcome.status, outcome.body, outcome.headers)
+
+    def _iam_refusal(  # noqa: PLR0917 - the handshake's parts, as _process_request holds them
+        self,
+        api: core.ApiConfig,
+        connection: GatewayConnection,
+        request: Request,
+        kit_connection: core.Connection,
+        request_id: str,
+        now_ms: int,
+    ) -> Response | None:
+        """``AWS_IAM`` on ``$connect`` (kit.lab.iam_connect decides): None to go on, or the 403 refusal,
+        logged; ``$connect`` is never invoked for it."""
+        route = api.routes.get("$connect")
+        if route is None or route.authorization_type != "AWS_IAM":
+            return None
+        settings = self.settings
+        answer = iam_connect.authorize_connect(
+            sigv4.ReceivedRequest("GET", request.path, list(request.headers.raw_items()), b""),
+            region=settings.region,
+            route_arn=policy.execute_api_route_arn(
+                settings.region, settings.account_id, api.api_id, settings.stage, "$connect"
+            ),
+            secrets=self.issuer.signing_secret,
+            caller=self._iam_caller,
+            now=datetime.fromtimestamp(now_ms / 1000, UTC),
+        )
+        stage = api.stage
+        if stage.logging_level == "INFO" or (stage.logging_level == "ERROR" and not answer.allowed):
+            group = f"API-Gateway-Execution-Logs_{api.api_id}/{stage.name}"
+            self.logs.write(
+                group, self._execution_stream, [(_now_ms(), f"({request_id}) {answer.log_line()}")]
+            )
+        if answer.allowed:
+            return None
+        context = gateway_logs.build_log_context(
+            kit_connection,
+            event_type="CONNECT",
+            route_key="$connect",
+            request_id=request_id,
+            request_time_ms=now_ms,
+            status=answer.status,
+            error_message=answer.error_message,
+            response_type=answer.response_type,
+        )
+        self._write_logs(api, context, decision=None, result=None)  # nothing was registered yet
+        headers = (("Content-Type", "application/json"), ("x-amzn-ErrorType", answer.error_type))
+        return _http_response(connection, answer.status, answer.body, headers)
+
+    def _iam_caller(self, access_key_id: str) -> iam_connect.Caller:
+        """Who signed: a role's temporary credentials (its policies, read live), or the lab's long-term
+        administrator key, which stands for the account's administrator (every action allowed)."""
+        try:
+            principal = self.issuer.lookup(access_key_id)
+        except KeyError:
+            return iam_connect.Caller(f"arn:aws:iam::{self.settings.account_id}:root", None)
+        return iam_connect.Caller(principal.arn, tuple(self.live.role_policies(principal.role_arn)))
 
     async def _disconnect_if_undelivered(
         self, connection: GatewayConnection, kit_connection: core.Connection

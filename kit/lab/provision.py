@@ -131,6 +131,9 @@ def load_policy(path: Path = POLICY_FILE) -> str:
     return path.read_text()
 
 
+INVOKE_STATEMENT_ID = "apigateway-invoke"
+
+
 def allow_invoke_from_api(
     lambda_client: Any, function_name: str, *, region: str, api_id: str, source: str = "*"
 ) -> None:
@@ -138,7 +141,7 @@ def allow_invoke_from_api(
     for ``source`` under it (``authorizers/*``: as the API's authorizer, the way CDK scopes it)."""
     lambda_client.add_permission(
         FunctionName=function_name,
-        StatementId="apigateway-invoke",
+        StatementId=INVOKE_STATEMENT_ID,
         Action="lambda:InvokeFunction",
         Principal="apigateway.amazonaws.com",
         SourceArn=f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{api_id}/{source}",

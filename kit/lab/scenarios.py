@@ -22,7 +22,9 @@ from typing import Any
 from kit.config import lambda_integration_uri
 from kit.errors import ConfigurationError
 from kit.lab.provision import (
+    ACCOUNT_ID,
     DEFAULT_RUNTIME,
+    INVOKE_STATEMENT_ID,
     ClientFactory,
     LabResources,
     allow_invoke_from_api,
@@ -389,6 +391,27 @@ def _authorizer_drops_context(ctx: LabContext) -> None:
     _update_environment(ctx, AUTH_MODE="authorizer")
 
 
+# The id of the API the stack had before it was deleted and created again (infrastructure as code): the
+# function's invoke permission still names it.
+FORMER_API_ID = "a1b2c3d4e5"
+
+
+def _invoke_permission_missing(ctx: LabContext) -> None:
+    """The API was created again under a new id, and the function's invoke permission was never renewed: its
+    one statement lets API Gateway invoke it only for the former API. No deployment: Lambda's resource policy
+    is not part of the API."""
+    resources = ctx.resources
+    lambda_client = ctx.aws.client("lambda")
+    lambda_client.remove_permission(FunctionName=resources.function_name, StatementId=INVOKE_STATEMENT_ID)
+    lambda_client.add_permission(
+        FunctionName=resources.function_name,
+        StatementId=INVOKE_STATEMENT_ID,
+        Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:aws:execute-api:{resources.region}:{ACCOUNT_ID}:{FORMER_API_ID}/*",
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -538,6 +561,13 @@ SCENARIOS: dict[str, Scenario] = {
             "authorizer-context-missing",
             _authorizer_drops_context,
             replaces_handler=True,
+        ),
+        Scenario(
+            "invoke-permission-missing",
+            "the function's resource policy lets API Gateway invoke it only for a former API's id: every "
+            "$connect fails with 500 before the handler runs",
+            "invoke-permission-missing",
+            _invoke_permission_missing,
         ),
     )
 }

@@ -42,8 +42,9 @@ Message texts and where they come from ([verified]: seen in AWS answers quoted i
   AWSSigner#3; the code IncompleteSignatureException is inferred] and ``'{h}' is named as a SignedHeader,
   but it does not exist in the HTTP request.`` [verified: aws-mobile-appsync-sdk-js#702].
 - The terminator text, the credential-date mismatch text and the bad-date text are [unverified] (written
-  from memory of AWS answers); an algorithm other than AWS4-HMAC-SHA256 and presigned (query-string)
-  requests get a lab message that says so, not an AWS text.
+  from memory of AWS answers); an algorithm other than AWS4-HMAC-SHA256 gets a lab message that says so,
+  not an AWS text. Presigned (query-string) requests are verified as header-signed ones are, plus their
+  ``X-Amz-Expires``; the texts for their missing fields and their expiry are [unverified].
 
 Pure: no I/O, no clock (the caller passes ``now``), no configuration. The shells turn a :class:`Rejection`
 into their protocol's answer. It must not put a secret or a session token into a message.
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -81,6 +83,8 @@ MISMATCH_MESSAGE = (
     "Access Key and signing method. Consult the service documentation for details."
 )
 PRESIGNED_QUERY_KEYS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature"})
+MAX_PRESIGNED_EXPIRES_S = 604800  # 7 days, SigV4's limit for a presigned URL
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 
 @dataclass(frozen=True)
@@ -156,51 +160,69 @@ def aws_regions() -> frozenset[str]:
     return frozenset(region for partition in partitions for region in partition["regions"])
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """What a request says of its signature, from the Authorization header or a presigned query string."""
+
+    algorithm: str
+    credential: str
+    signed_names: list[str]
+    signature: str
+    request_time: str
+    from_amz_date: bool
+    session_token: str | None
+    expires_s: int | None = None  # presigned only: X-Amz-Expires
+
+
 def verify(
     request: ReceivedRequest, endpoint: Endpoint, secrets: SecretLookup, now: datetime
 ) -> Signer | Rejection:
-    """Whether ``request`` is validly signed for ``endpoint`` at ``now``: who signed it, or AWS's error."""
+    """Whether ``request`` is validly signed for ``endpoint`` at ``now``: who signed it, or AWS's error.
+
+    Signed in the ``Authorization`` header, or presigned: the same fields in the query string
+    (``X-Amz-Algorithm``, ``X-Amz-Credential``, ``X-Amz-Date``, ``X-Amz-Expires``, ``X-Amz-SignedHeaders``,
+    ``X-Amz-Security-Token``, ``X-Amz-Signature``), as clients presign a ``wss://`` URL for ``AWS_IAM`` on
+    ``$connect``.
+    """
 
     def reject(code: str, message: str) -> Rejection:
         return Rejection(code, endpoint.status, message)
 
     headers = _header_lists(request.headers)
     path, query = _path_and_query(request.target)
+    pairs = parse_qsl(query, keep_blank_values=True)
     authorization = _one(headers, "authorization")
-    if authorization is None:
-        if PRESIGNED_QUERY_KEYS & {key for key, _ in parse_qsl(query, keep_blank_values=True)}:
-            return reject(
-                INCOMPLETE_SIGNATURE,
-                "The lab does not verify query-string (presigned) SigV4 requests; sign them with an "
-                "Authorization header.",
-            )
+    if authorization is not None:
+        claim = _header_claim(authorization, headers)
+    elif PRESIGNED_QUERY_KEYS & {key for key, _ in pairs}:
+        claim = _query_claim(dict(pairs))
+        pairs = [(key, value) for key, value in pairs if key != "X-Amz-Signature"]
+    else:
         return reject(MISSING_TOKEN, endpoint.missing_token_message)
-
-    request_time = _one(headers, "x-amz-date") or _one(headers, "date")
-    parsed = _parse_authorization(authorization, has_date=request_time is not None)
-    if isinstance(parsed, str):
-        return reject(INCOMPLETE_SIGNATURE, parsed)
-    algorithm, credential, signed_names, signature = parsed
-    if algorithm != ALGORITHM:
+    if isinstance(claim, str):
+        return reject(INCOMPLETE_SIGNATURE, claim)
+    if claim.algorithm != ALGORITHM:
         return reject(  # [unverified]: AWS's text for another algorithm is not in our sources
-            INCOMPLETE_SIGNATURE, f"Unsupported algorithm '{algorithm}': the lab verifies {ALGORITHM} only."
+            INCOMPLETE_SIGNATURE,
+            f"Unsupported algorithm '{claim.algorithm}': the lab verifies {ALGORITHM} only.",
         )
-    parts = credential.split("/")
+    parts = claim.credential.split("/")
     if len(parts) != 5:
         return reject(
             INCOMPLETE_SIGNATURE,
             "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, "
-            f"got '{credential}'",
+            f"got '{claim.credential}'",
         )
     access_key_id, scope_date, region, service, terminator = parts
     scope_problem = _scope_problem(endpoint, region, service, terminator)
     if scope_problem is not None:
         return reject(INVALID_SIGNATURE, scope_problem)
 
-    request_time = request_time or ""  # never empty here: _parse_authorization asked for a date header
-    signed_at = _request_time(request_time, from_amz_date=_one(headers, "x-amz-date") is not None)
+    signed_at = _request_time(claim.request_time, from_amz_date=claim.from_amz_date)
     if signed_at is None:  # [unverified] text
-        return reject(INCOMPLETE_SIGNATURE, f"Date must be in ISO-8601 'basic format'. Got '{request_time}'.")
+        return reject(
+            INCOMPLETE_SIGNATURE, f"Date must be in ISO-8601 'basic format'. Got '{claim.request_time}'."
+        )
     amz_date = signed_at.strftime(AMZ_DATE_FORMAT)
     if scope_date != amz_date[:8]:  # [unverified] text
         return reject(
@@ -208,9 +230,9 @@ def verify(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
             f"'{scope_date}' != '{amz_date[:8]}', from '{amz_date}'.",
         )
-    if "host" not in signed_names:
+    if "host" not in claim.signed_names:
         return reject(INCOMPLETE_SIGNATURE, "'Host' must be a 'SignedHeader' in the AWS Authorization.")
-    for name in signed_names:
+    for name in claim.signed_names:
         if name not in headers:
             return reject(
                 INCOMPLETE_SIGNATURE,
@@ -218,33 +240,92 @@ def verify(
             )
 
     secret = secrets(access_key_id)
-    if secret is None or _one(headers, "x-amz-security-token") != secret.session_token:
+    if secret is None or claim.session_token != secret.session_token:
         return reject(UNRECOGNIZED_CLIENT, INVALID_TOKEN_MESSAGE)
 
-    time_problem = _time_problem(signed_at, now)
+    time_problem = _time_problem(signed_at, now, claim.expires_s)
     if time_problem is not None:
         return reject(INVALID_SIGNATURE, time_problem)
 
-    canonical, string_to_sign, expected = _expected_signature(
-        request,
-        path=path,
-        query=query,
-        headers=headers,
-        signed_names=signed_names,
-        secret=secret,
-        scope=(amz_date, region, service),
+    # A presigned URL says nothing of a body it cannot know: botocore signs UNSIGNED-PAYLOAD, other signers
+    # (mhart/aws4 for execute-api) the empty body's hash; both are accepted [inferred].
+    payloads: tuple[str | None, ...] = (None, UNSIGNED_PAYLOAD) if claim.expires_s is not None else (None,)
+    for payload in payloads:
+        canonical, string_to_sign, expected = _expected_signature(
+            request,
+            path=path,
+            params=pairs,
+            headers=headers,
+            signed_names=claim.signed_names,
+            secret=secret,
+            scope=(amz_date, region, service),
+            payload_hash=payload,
+        )
+        if hmac.compare_digest(expected.encode(), claim.signature.encode()):
+            return Signer(access_key_id, region, service)
+    canonical = "\n".join(  # the session token is a secret; AWS quotes it, the lab does not
+        "x-amz-security-token:***" if line.startswith("x-amz-security-token:") else line
+        for line in canonical.split("\n")
     )
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
-        canonical = "\n".join(  # the session token is a secret; AWS quotes it, the lab does not
-            "x-amz-security-token:***" if line.startswith("x-amz-security-token:") else line
-            for line in canonical.split("\n")
+    canonical = re.sub(r"(X-Amz-Security-Token=)[^&\n]*", r"\1***", canonical)
+    return reject(
+        INVALID_SIGNATURE,
+        f"{MISMATCH_MESSAGE}\n\nThe Canonical String for this request should have been\n'{canonical}'\n\n"
+        f"The String-to-Sign should have been\n'{string_to_sign}'\n",
+    )
+
+
+def _header_claim(authorization: str, headers: dict[str, list[str]]) -> _Claim | str:
+    request_time = _one(headers, "x-amz-date") or _one(headers, "date")
+    parsed = _parse_authorization(authorization, has_date=request_time is not None)
+    if isinstance(parsed, str):
+        return parsed
+    algorithm, credential, signed_names, signature = parsed
+    return _Claim(
+        algorithm,
+        credential,
+        signed_names,
+        signature,
+        request_time or "",  # never empty here: _parse_authorization asked for a date header
+        _one(headers, "x-amz-date") is not None,
+        _one(headers, "x-amz-security-token"),
+    )
+
+
+def _query_claim(params: dict[str, str]) -> _Claim | str:
+    """The presigned fields, or IncompleteSignatureException's text (wording [unverified]: written after the
+    header's; AWS's answers for a bad presigned execute-api URL are not in our sources)."""
+    missing = [
+        f"Authorization query parameters require '{name}'."
+        for name in (
+            "X-Amz-Algorithm",
+            "X-Amz-Credential",
+            "X-Amz-Date",
+            "X-Amz-SignedHeaders",
+            "X-Amz-Signature",
         )
-        return reject(
-            INVALID_SIGNATURE,
-            f"{MISMATCH_MESSAGE}\n\nThe Canonical String for this request should have been\n'{canonical}'\n\n"
-            f"The String-to-Sign should have been\n'{string_to_sign}'\n",
+        if not params.get(name)
+    ]
+    expires_text = params.get("X-Amz-Expires", "")
+    expires = int(expires_text) if expires_text.isdigit() else None
+    if expires is None or not 1 <= expires <= MAX_PRESIGNED_EXPIRES_S:
+        missing.append(
+            f"X-Amz-Expires must be a number of seconds from 1 to {MAX_PRESIGNED_EXPIRES_S}, "
+            f"not '{expires_text}'."
         )
-    return Signer(access_key_id, region, service)
+    if missing:
+        return " ".join(missing)
+    signed_names = [name.strip().lower() for name in params["X-Amz-SignedHeaders"].split(";") if name.strip()]
+    return _Claim(
+        params["X-Amz-Algorithm"],
+        params["X-Amz-Credential"],
+        signed_names,
+        params["X-Amz-Signature"],
+        params["X-Amz-Date"],
+        True,
+        params.get("X-Amz-Security-Token"),
+        expires,
+    )
 
 
 def _scope_problem(endpoint: Endpoint, region: str, service: str, terminator: str) -> str | None:
@@ -259,11 +340,17 @@ def _scope_problem(endpoint: Endpoint, region: str, service: str, terminator: st
     return None
 
 
-def _time_problem(signed_at: datetime, now: datetime) -> str | None:
-    """InvalidSignatureException's text for a signing time more than 5 minutes from ``now``, or None."""
+def _time_problem(signed_at: datetime, now: datetime, expires_s: int | None = None) -> str | None:
+    """InvalidSignatureException's text for a signing time more than 5 minutes from ``now`` (a presigned
+    URL: older than its ``X-Amz-Expires``, wording [unverified]), or None."""
     server_time = now.astimezone(UTC).replace(microsecond=0)  # AWS compares and writes whole seconds
     earliest, latest = server_time - MAX_SKEW, server_time + MAX_SKEW
-    if signed_at < earliest:
+    if expires_s is not None and signed_at + timedelta(seconds=expires_s) < server_time:
+        return (
+            f"Signature expired: {_stamp(signed_at)} is now earlier than "
+            f"{_stamp(server_time - timedelta(seconds=expires_s))} ({_stamp(server_time)} - {expires_s} sec.)"
+        )
+    if expires_s is None and signed_at < earliest:
         return (
             f"Signature expired: {_stamp(signed_at)} is now earlier than {_stamp(earliest)} "
             f"({_stamp(server_time)} - {MAX_SKEW_MINUTES} min.)"
@@ -339,25 +426,38 @@ def _stamp(moment: datetime) -> str:
 
 
 class _ReceivedSigV4(SigV4Auth):  # type: ignore[misc]  # botocore has no type hints
-    """botocore's SigV4 signer, told which headers the client signed (a signer picks them itself)."""
+    """botocore's SigV4 signer, told which headers the client signed (a signer picks them itself) and, for a
+    presigned request, which payload hash it used."""
 
-    def __init__(self, credentials: Credentials, service: str, region: str, signed: HTTPHeaders) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        service: str,
+        region: str,
+        signed: HTTPHeaders,
+        payload_hash: str | None = None,
+    ) -> None:
         super().__init__(credentials, service, region)
         self._signed = signed
+        self._payload_hash = payload_hash
 
     def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
         return self._signed
+
+    def payload(self, request: AWSRequest) -> str:
+        return self._payload_hash or str(super().payload(request))
 
 
 def _expected_signature(
     request: ReceivedRequest,
     *,
     path: str,
-    query: str,
+    params: list[tuple[str, str]],
     headers: dict[str, list[str]],
     signed_names: list[str],
     secret: SigningSecret,
     scope: tuple[str, str, str],
+    payload_hash: str | None = None,
 ) -> tuple[str, str, str]:
     """(canonical request, string to sign, signature) the client must have computed, by botocore's code.
 
@@ -371,13 +471,8 @@ def _expected_signature(
     for name in signed_names:
         for value in headers[name]:
             signed[name] = value
-    signer = _ReceivedSigV4(Credentials("-", secret.secret_access_key), service, region, signed)
-    aws_request = AWSRequest(
-        method=request.method,
-        url=f"http://lab{path}",
-        data=request.body,
-        params=parse_qsl(query, keep_blank_values=True),
-    )
+    signer = _ReceivedSigV4(Credentials("-", secret.secret_access_key), service, region, signed, payload_hash)
+    aws_request = AWSRequest(method=request.method, url=f"http://lab{path}", data=request.body, params=params)
     aws_request.context["timestamp"] = amz_date
     canonical = signer.canonical_request(aws_request)
     string_to_sign = signer.string_to_sign(aws_request, canonical)

@@ -230,6 +230,22 @@ def test_a_role_the_kit_may_not_read(account: SimulatedAccount) -> None:
     assert "Grant the kit's identity the read permission" in read_iam["next_step"]
 
 
+def test_a_function_policy_the_kit_may_not_read_is_unread_evidence(account: SimulatedAccount) -> None:
+    """Issue 14: whether API Gateway may invoke $connect is read from the function's policy; AccessDenied on
+    GetPolicy is evidence not read (inconclusive), never a pass and never "no policy"."""
+    with account.refusing("denied", ("GetPolicy",)):
+        diagnosis = account.run(["diagnose", "--json", *account.target_args()])
+    result = json.loads(diagnosis.stdout)
+    verdicts = {f["check"]: f for f in result["findings"]}
+    assert diagnosis.returncode == 3 and result["root_cause"]["id"] == "evidence-unread", result["root_cause"]
+    assert "GetPolicy" in verdicts["read-function-policy"]["evidence"], verdicts["read-function-policy"]
+    assert verdicts["invoke-permission"]["verdict"] == "skip", verdicts["invoke-permission"]
+    read = account.run(["diagnose", "--json", *account.target_args()])
+    assert {f["check"]: f["verdict"] for f in json.loads(read.stdout)["findings"]}[
+        "invoke-permission"
+    ] == "pass"
+
+
 # -- never an all-clear the evidence does not support ----------------------------------------------------------
 
 

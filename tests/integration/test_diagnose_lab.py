@@ -41,6 +41,7 @@ from .labclient import (
     authorizer_attached,
     deploy,
     environment_changed,
+    handshake_status,
     hold_engine_restart,
     wait_until,
 )
@@ -355,10 +356,17 @@ class TestFaultsMadeThroughAws:
                 SourceArn=source_arn,
             )
         summary = ranking.summary_text(diagnosis)
-        assert diagnosis.root_cause["id"] == "handshake-refused", summary
+        # The function has no resource policy left (GetPolicy: ResourceNotFoundException): the cause, with
+        # API Gateway's own words for the probe's handshakes beside it.
+        assert diagnosis.root_cause["id"] == "invoke-permission-missing", summary
         evidence = " ".join(diagnosis.root_cause["evidence"])
-        assert "2 of 2 probe handshakes refused (HTTP 500 ×2)" in evidence, summary
+        assert "There is no resource policy" in evidence, summary
+        assert "/prod/$connect" in evidence, summary
+        assert "2 $connect requests failed with" in evidence, summary
         assert "Invalid permissions on Lambda function" in evidence, summary
+        refused = finding(diagnosis, "handshake")
+        assert refused["cause"] == "handshake-refused", summary  # still seen, ranked after its cause
+        assert "2 of 2 probe handshakes refused (HTTP 500 ×2)" in refused["evidence"], summary
         assert causes.exit_code(diagnosis.root_cause["id"]) == 1
         # No handler ran, so nothing crashed: the crash check's pass no longer reads as an all-clear.
         assert finding(diagnosis, "handler-crash")["verdict"] == "pass"
@@ -511,6 +519,35 @@ class TestFaultsMadeThroughAws:
         assert "403" in " ".join(diagnosis.root_cause["evidence"]), summary
         # The refused handshakes invoked no integration by design: that is no stale deployment.
         assert finding(diagnosis, "deployment")["verdict"] != "fail", summary
+
+    def test_aws_iam_put_on_connect(self, lab: Lab) -> None:
+        """Issue 14: AWS_IAM on $connect, deployed. Browsers that do not sign are refused (403) and named as
+        connect-iam-denied; the kit's probe reads the route and signs with the target's credentials, so its
+        own handshakes are not a false "handshake refused"."""
+        assert lab.resources is not None
+        apigw = lab.target().client("apigatewayv2")
+        connect = _route(lab, "$connect")
+        assert connect is not None
+        since = datetime.now(UTC)
+        apigw.update_route(
+            ApiId=lab.resources.api_id, RouteId=connect["RouteId"], AuthorizationType="AWS_IAM"
+        )
+        deploy(lab)
+        try:
+            for user in ("alice@example.com", "bob@example.com"):  # the app's hook: an unsigned URL
+                assert handshake_status(lab, f"token={user}&workspaceId=ws-1") == 403
+            diagnosis = run_diagnosis(lab, ClientPlan(), since)
+        finally:
+            apigw.update_route(
+                ApiId=lab.resources.api_id, RouteId=connect["RouteId"], AuthorizationType="NONE"
+            )
+            deploy(lab)
+        summary = ranking.summary_text(diagnosis)
+        assert diagnosis.root_cause["id"] == "connect-iam-denied", summary
+        assert "2 $connect requests in the logs answered 403" in diagnosis.root_cause["evidence"][0], summary
+        assert finding(diagnosis, "probe")["verdict"] == "pass", summary  # signed, accepted, stored
+        # The probe's own handshakes were accepted; the 403s in the logs are the unsigned clients'.
+        assert finding(diagnosis, "handshake")["verdict"] == "pass", summary
 
     def test_dynamodb_engine_killed(self, lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
         """Issue 10 item 9: an engine that does not answer is a target problem, never a missing permission."""

@@ -25,6 +25,8 @@ from botocore.exceptions import ClientError
 from kit.lab.gateway_core import IdlePolicy
 from kit.lab.lab import Lab
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+from kit.probe import run_probe
+from kit.probe_core import ProbePlan
 
 from .labclient import (
     CONNECTION_ID,
@@ -191,10 +193,116 @@ def test_invoke_permission_missing(lab: Lab) -> None:
     started = now_ms()
     with invoke_permission_removed(lab):
         assert handshake_status(lab, query(unique_user(), "ws-1")) == 500
-    assert any(
-        line.endswith("Execution failed due to configuration error: Invalid permissions on Lambda function")
+        # A grant whose SourceArn names another API is no grant for this one.
+        client = lab.target().client("lambda")
+        name, resources = info(lab).functions["$connect"], lab.resources
+        assert resources is not None
+        other_api = f"arn:aws:execute-api:{resources.region}:{resources.account_id}:otherapi99/*"
+        client.add_permission(
+            FunctionName=name,
+            StatementId="other-api",
+            Action="lambda:InvokeFunction",
+            Principal="apigateway.amazonaws.com",
+            SourceArn=other_api,
+        )
+        try:
+            assert handshake_status(lab, query(unique_user(), "ws-1")) == 500
+        finally:
+            client.remove_permission(FunctionName=name, StatementId="other-api")
+    refused = [
+        line
         for line in log_messages(lab, execution_group(lab), started)
+        if line.endswith(
+            "Execution failed due to configuration error: Invalid permissions on Lambda function"
+        )
+    ]
+    assert len(refused) == 2, refused
+    assert handshake_status(lab, query(unique_user(), "ws-1")) == 101  # the grant back: invoked again
+
+
+def test_aws_iam_on_connect(lab: Lab) -> None:
+    """Row: AWS_IAM on $connect."""
+    resources = lab.resources
+    assert resources is not None and lab.gateway is not None
+    apigw = lab.target().client("apigatewayv2")
+    connect = routes(lab)["$connect"]
+    route_arn = (
+        f"arn:aws:execute-api:{resources.region}:{resources.account_id}:{resources.api_id}/prod/$connect"
     )
+    # A browser's credentials: the lab's STS issues them for a role (here the function's, which has no
+    # execute-api:Invoke of its own).
+    issued = lab.gateway.issuer.issue(resources.role_arn, "alice")
+    started = now_ms()
+    apigw.update_route(ApiId=resources.api_id, RouteId=connect["RouteId"], AuthorizationType="AWS_IAM")
+    try:
+        assert handshake_status(lab, query(unique_user(), "ws-1")) == 101, "not deployed yet: still NONE"
+        deploy(lab)
+        user = unique_user()
+        url = f"{info(lab).websocket_url}?{query(user, 'ws-1')}"
+        unsigned = _handshake(url)
+        assert unsigned == (403, {"message": "Missing Authentication Token"}), unsigned
+        status, body = _handshake(_presigned(url, resources.region, issued))
+        assert status == 403 and body["Message"] == (
+            f"User: arn:aws:sts::{resources.account_id}:assumed-role/{resources.role_name}/alice is not "
+            f"authorized to perform: execute-api:Invoke on resource: {route_arn}"
+        ), body
+        assert items_of(lab, user) == []  # $connect never ran
+        allow = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": route_arn}],
+        }
+        iam = lab.target().client("iam")
+        iam.put_role_policy(
+            RoleName=resources.role_name, PolicyName="connect", PolicyDocument=json.dumps(allow)
+        )
+        try:
+            ws = websocket.create_connection(_presigned(url, resources.region, issued), timeout=15)
+        finally:
+            iam.delete_role_policy(RoleName=resources.role_name, PolicyName="connect")
+        try:  # $connect stores before the 101; $disconnect, once closed, removes it again
+            assert items_of(lab, user), "the signed, allowed handshake reached $connect"
+        finally:
+            ws.close()
+        # The kit's probe reads the route and signs its handshake with the target's own credentials.
+        probe = run_probe(lab.target(), ProbePlan(clients=1, actions=()))
+        connected = probe[probe["step"] == "connect"].iloc[0]
+        assert bool(connected["ok"]) and "SigV4-signed" in str(connected["detail"]), connected["detail"]
+    finally:
+        apigw.update_route(ApiId=resources.api_id, RouteId=connect["RouteId"], AuthorizationType="NONE")
+        deploy(lab)
+    unsigned_line = (
+        "IAM authorization of the $connect handshake failed: MissingAuthenticationTokenException: Missing "
+        "Authentication Token"
+    )
+    wait_until(
+        lambda: (
+            any(line.endswith(unsigned_line) for line in log_messages(lab, execution_group(lab), started))
+            or None
+        )
+    )
+    statuses = [line["status"] for line in access_log(lab, started) if line["eventType"] == "CONNECT"]
+    assert statuses.count("403") == 2, statuses
+
+
+def _handshake(url: str) -> tuple[int, dict[str, Any]]:
+    """The handshake's status and, for a refusal, its JSON body."""
+    try:
+        websocket.create_connection(url, timeout=15).close()
+    except websocket.WebSocketBadStatusException as exc:
+        return int(exc.status_code), json.loads(exc.resp_body or b"{}")
+    return 101, {}
+
+
+def _presigned(url: str, region: str, credentials: Any) -> str:
+    """``url`` presigned for execute-api with botocore, as a browser's SigV4 library presigns a wss:// URL."""
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="GET", url=url.replace("ws://", "http://", 1))
+    keys = Credentials(credentials.access_key_id, credentials.secret_access_key, credentials.session_token)
+    SigV4QueryAuth(keys, "execute-api", region, expires=60).add_auth(request)
+    return str(request.url).replace("http://", "ws://", 1)
 
 
 # -- routing and error frames -----------------------------------------------------------------------------------------

@@ -309,6 +309,22 @@ def http_no_connection_id(observed: Observed) -> None:
     assert not any('"route": "$connect"' in line for line in observed.lambda_before_close)
 
 
+def invoke_permission_missing(observed: Observed) -> None:
+    # Lambda refuses API Gateway (the statement names a former API): 500 before any handler code runs.
+    assert (observed.alice.status, observed.bob.status) == (500, 500)
+    assert table_items(observed.lab) == []
+    assert starts(observed.lambda_before_close) == []
+    refusal = "Execution failed due to configuration error: Invalid permissions on Lambda function"
+
+    def refused() -> list[str]:
+        lines = log_messages(observed.lab, execution_group(observed.lab), observed.started_ms)
+        return [line for line in lines if line.endswith(refusal)]
+
+    assert len(wait_for_count(refused, 2)) == 2
+    connects = wait_for_count(lambda: _access_lines(observed, "CONNECT"), 2)
+    assert [line["status"] for line in connects] == ["500", "500"]
+
+
 NODE_LINE = re.compile(r"\S+Z\t(?P<request_id>[^\t]+)\t[A-Z]+\t(?P<message>.*)", re.S)
 
 
@@ -435,6 +451,7 @@ SYMPTOMS: dict[str, Callable[[Observed], None]] = {
     "message-route-missing": message_route_missing,
     "authorizer-denies": authorizer_denies,
     "authorizer-drops-context": authorizer_drops_context,
+    "invoke-permission-missing": invoke_permission_missing,
 }
 
 

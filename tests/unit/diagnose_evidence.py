@@ -297,6 +297,23 @@ def put_failed(code: str | None, detail: str) -> pd.DataFrame:
     )
 
 
+API_ID = "abc123"
+INVOKE_SOURCE_ARN = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/*"
+
+
+def invoke_policy(source_arn: str = INVOKE_SOURCE_ARN, principal: str = "apigateway.amazonaws.com") -> str:
+    """The $connect function's resource policy as GetPolicy gives it: one AddPermission statement."""
+    statement = {
+        "Sid": "apigateway-invoke",
+        "Effect": "Allow",
+        "Principal": {"Service": principal},
+        "Action": "lambda:InvokeFunction",
+        "Resource": FUNCTION_ARN,
+        "Condition": {"ArnLike": {"AWS:SourceArn": source_arn}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Id": "default", "Statement": [statement]})
+
+
 def healthy() -> Evidence:
     """Evidence on which every check passes."""
     return Evidence(
@@ -318,7 +335,8 @@ def healthy() -> Evidence:
         lifecycle=lifecycle(),
         probe=probe_rows(),
         direct_write=direct_write_steps(),
-        api_id="abc123",
+        function_policies={FUNCTION_ARN: invoke_policy()},
+        api_id=API_ID,
         route_selection_expression="$request.body.action",
     )
 

@@ -429,6 +429,21 @@ RANKING: list[tuple[str, list[tuple[str, str | None]], str]] = [
         [fail("table-not-found"), fail("connect-route-missing"), fail("target-not-found")],
         "target-not-found",
     ),
+    (  # nothing runs: what the $connect handler or the table would do is moot
+        "an invoke permission missing beats what the handler would do",
+        [fail("put-access-denied"), fail("handshake-refused"), fail("invoke-permission-missing")],
+        "invoke-permission-missing",
+    ),
+    (  # the stage serves a deployment whose $connect may be another function, with its own policy
+        "a stale deployment beats an invoke permission missing",
+        [fail("invoke-permission-missing"), fail("stale-deployment")],
+        "stale-deployment",
+    ),
+    (
+        "AWS_IAM refusals beat the symptom they explain and the handler behind them",
+        [fail("handshake-refused"), fail("handler-crash"), fail("connect-iam-denied")],
+        "connect-iam-denied",
+    ),
     ("a symptom beats evidence missing", [fail("evidence-missing"), fail("not-stored")], "not-stored"),
     (
         "evidence unread beats evidence missing",

@@ -11,11 +11,22 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kit import fix
+from kit import fix, policy
 from kit.diagnose import causes
 from kit.diagnose.findings import FINDING_COLUMNS, Diagnosis, Evidence
 
-from .diagnose_evidence import FUNCTION, TABLE, TABLE_ARN, functions, healthy, permissions, routes, stage
+from .diagnose_evidence import (
+    FUNCTION,
+    FUNCTION_ARN,
+    TABLE,
+    TABLE_ARN,
+    functions,
+    healthy,
+    permissions,
+    route,
+    routes,
+    stage,
+)
 
 ROLE = "arn:aws:iam::123456789012:role/chatgenius-handler"
 
@@ -66,6 +77,7 @@ PLANS = [
     ("connect-route-missing", ["connect_route"], ("ApiId", "abc123")),
     ("stale-deployment", ["deploy_stage"], ("StageName", "prod")),
     ("throttled", ["stage_throttling"], ("Settings", ["DefaultRouteSettings"])),
+    ("invoke-permission-missing", ["add_invoke_permission"], ("StatementId", "kit-fix-apigateway-connect")),
 ]
 
 
@@ -123,7 +135,7 @@ def test_client_causes_change_the_client(cause: str, settings: dict[str, bool]) 
 @pytest.mark.parametrize(
     "cause",
     [c.id for c in causes.CAUSES if c.kind in ("inconclusive", "symptom")]
-    + ["none", "authorizer-denied", "authorizer-context-missing"],
+    + ["none", "authorizer-denied", "authorizer-context-missing", "connect-iam-denied"],
 )
 def test_no_change_without_a_known_cause(cause: str) -> None:
     planned = fix.plan(diagnosis(cause), evidence())
@@ -165,6 +177,51 @@ def test_a_stale_deployment_gets_a_deployment_of_its_stage() -> None:
     assert fix.for_account(planned).changes == (change,)  # the kit may deploy a real account's stage
     unread = fix.plan(diagnosis("stale-deployment"), evidence(stage=stage().iloc[0:0]))
     assert not unread.applicable and "stage was not read" in unread.advice
+
+
+def test_a_missing_invoke_permission_gets_a_statement_for_the_routes_api_gateway_presents() -> None:
+    connect_only = routes(route("$connect"), route("message", "HTTP_PROXY"))
+    only = fix.plan(diagnosis("invoke-permission-missing"), evidence(routes=connect_only))
+    assert only.changes[0].params["SourceArn"].endswith("abc123/prod/$connect")
+    # The function serves $connect, $disconnect and message (healthy()): each needs the grant.
+    planned = fix.plan(diagnosis("invoke-permission-missing"), evidence(stage=stage({"stage_name": "live"})))
+    (change,) = planned.changes  # Lambda reads its policy on every call: no deployment
+    source = "arn:aws:execute-api:us-east-2:123456789012:abc123/live/*"
+    assert change.params["SourceArn"] == source
+    assert change.cli() == [
+        f"aws lambda add-permission --function-name {FUNCTION_ARN} --statement-id kit-fix-apigateway-connect "
+        f"--action lambda:InvokeFunction --principal apigateway.amazonaws.com --source-arn '{source}'"
+    ]
+    assert change.boto3() == [
+        f"boto3.client(\"lambda\").add_permission(FunctionName='{FUNCTION_ARN}', "
+        "StatementId='kit-fix-apigateway-connect', Action='lambda:InvokeFunction', "
+        f"Principal='apigateway.amazonaws.com', SourceArn='{source}')"
+    ]
+    assert fix.for_account(planned).changes == (change,)
+    # The planned statement is one the evaluator the check and the gateway use accepts for that route.
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": change.params["StatementId"],
+                "Effect": "Allow",
+                "Principal": {"Service": "apigateway.amazonaws.com"},
+                "Action": "lambda:InvokeFunction",
+                "Resource": FUNCTION_ARN,
+                "Condition": {"ArnLike": {"AWS:SourceArn": change.params["SourceArn"]}},
+            }
+        ],
+    }
+    allowed = policy.resource_policy_decision(
+        json.dumps(document),
+        service=policy.APIGATEWAY_PRINCIPAL,
+        action=policy.INVOKE_FUNCTION,
+        resource=FUNCTION_ARN,
+        context={"aws:SourceArn": source.replace("*", "$connect")},
+    )
+    assert allowed.allowed, allowed.reason
+    unread = fix.plan(diagnosis("invoke-permission-missing"), evidence(stage=stage().iloc[0:0]))
+    assert not unread.applicable and "source ARN" in unread.advice
 
 
 @pytest.mark.parametrize(

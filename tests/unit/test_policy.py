@@ -930,3 +930,126 @@ def test_lenient_parsing_never_raises(raw: Any) -> None:
     if parsed.problems:
         with pytest.raises(ConfigurationError):
             parse_policy({"Statement": raw} if not isinstance(raw, dict) else raw, "p")
+
+
+# --------------------------------------------------------------------------------------------------------
+# A Lambda function's resource policy: may API Gateway invoke it for this route (AWS:SourceArn)?
+# --------------------------------------------------------------------------------------------------------
+
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:chatgenius-websocket"
+ROUTE_ARN = policy.execute_api_route_arn(REGION, ACCOUNT, "abcdef1234", "prod", "$connect")
+
+
+def _grant(
+    source_arn: str | None = "arn:aws:execute-api:us-east-2:123456789012:abcdef1234/*", **over: Any
+) -> dict[str, Any]:
+    """One statement as Lambda's AddPermission writes it (Sid with '-', which identity Sids do not take)."""
+    statement: dict[str, Any] = {
+        "Sid": "apigateway-invoke",
+        "Effect": "Allow",
+        "Principal": {"Service": "apigateway.amazonaws.com"},
+        "Action": "lambda:InvokeFunction",
+        "Resource": FUNCTION_ARN,
+    }
+    if source_arn is not None:
+        statement["Condition"] = {"ArnLike": {"AWS:SourceArn": source_arn}}
+    return {key: value for key, value in (statement | over).items() if value is not None}
+
+
+def _document(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Id": "default", "Statement": list(statements)})
+
+
+@pytest.mark.parametrize(
+    ("document", "verdict", "reason_has"),
+    [
+        pytest.param(_document(_grant()), "allowed", 'Sid "apigateway-invoke"', id="api-wide grant"),
+        pytest.param(_document(_grant(ROUTE_ARN)), "allowed", "allowed", id="exact route"),
+        pytest.param(
+            _document(_grant(f"{ROUTE_ARN[: -len('prod/$connect')]}*/$connect")),
+            "allowed",
+            "",
+            id="any stage",
+        ),
+        pytest.param(_document(_grant(None)), "allowed", "", id="no condition: any source"),
+        pytest.param(None, "implicit-deny", "There is no resource policy", id="no policy at all"),
+        pytest.param(
+            _document(_grant("arn:aws:execute-api:us-east-2:123456789012:otherapi99/*")),
+            "implicit-deny",
+            "condition ArnLike AWS:SourceArn is not met",
+            id="another api",
+        ),
+        pytest.param(
+            _document(_grant(ROUTE_ARN.replace("/prod/", "/dev/"))), "implicit-deny", "", id="another stage"
+        ),
+        pytest.param(
+            _document(_grant(ROUTE_ARN.replace("$connect", "$disconnect"))),
+            "implicit-deny",
+            "",
+            id="another route",
+        ),
+        pytest.param(
+            _document(_grant(Principal={"Service": "events.amazonaws.com"})),
+            "implicit-deny",
+            "No statement of the resource policy names apigateway.amazonaws.com",
+            id="another service",
+        ),
+        pytest.param(_document(_grant(Principal="*")), "allowed", "", id="principal star"),
+        pytest.param(_document(_grant(Principal={"AWS": "*"})), "allowed", "", id="principal aws star"),
+        pytest.param(
+            _document(_grant(Principal={"Service": ["s3.amazonaws.com", "apigateway.amazonaws.com"]})),
+            "allowed",
+            "",
+            id="service among several",
+        ),
+        pytest.param(
+            _document(_grant(Resource=f"{FUNCTION_ARN}-v2")),
+            "implicit-deny",
+            "but only on",
+            id="another function",
+        ),
+        pytest.param(
+            _document(_grant(Action="lambda:GetFunction")), "implicit-deny", "", id="another action"
+        ),
+        pytest.param(_document(_grant(Action="lambda:*")), "allowed", "", id="action wildcard"),
+        pytest.param(
+            _document(_grant(), _grant(Sid="deny_all", Effect="Deny")),
+            "explicit-deny",
+            'Statement[1] (Sid "deny_all")',
+            id="a deny wins, its place kept",
+        ),
+        pytest.param(
+            _document(
+                _grant(Principal={"Service": "events.amazonaws.com"}, Sid="events"),
+                _grant(ROUTE_ARN, Sid="connect"),
+            ),
+            "allowed",
+            'Statement[1] (Sid "connect")',
+            id="label keeps the document's index",
+        ),
+        pytest.param(
+            _document(_grant(Condition={"StringEquals": {"AWS:SourceAccount": "210987654321"}})),
+            "implicit-deny",
+            "StringEquals AWS:SourceAccount",
+            id="source account differs",
+        ),
+        pytest.param("not json", "implicit-deny", "not valid JSON", id="garbage"),
+    ],
+)
+def test_resource_policy_decision(document: str | None, verdict: str, reason_has: str) -> None:
+    decision = policy.resource_policy_decision(
+        document,
+        service=policy.APIGATEWAY_PRINCIPAL,
+        action=policy.INVOKE_FUNCTION,
+        resource=FUNCTION_ARN,
+        context={"aws:SourceArn": ROUTE_ARN, "aws:SourceAccount": ACCOUNT},
+    )
+    assert decision.verdict == verdict, decision.reason
+    assert reason_has in decision.reason
+
+
+def test_route_arn_is_the_source_arn_api_gateway_presents() -> None:
+    assert ROUTE_ARN == "arn:aws:execute-api:us-east-2:123456789012:abcdef1234/prod/$connect"
+    assert policy.execute_api_route_arn("cn-north-1", ACCOUNT, "a", "s", "r", partition="aws-cn").startswith(
+        "arn:aws-cn:execute-api:cn-north-1:"
+    )

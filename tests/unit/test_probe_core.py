@@ -38,6 +38,7 @@ from kit.probe_core import (
     removed_result,
     scan_request,
     send_result,
+    signing_url,
     stored_result,
 )
 from kit.probe_logs import (
@@ -820,3 +821,21 @@ def test_rows_are_redacted_clipped_never_overwritten_by_a_skip_and_framed_in_ste
     assert len(stored["detail"]) == 300 and stored["detail"].endswith("…")
     assert frame.iloc[0]["detail"] == "skipped: because" and pd.isna(frame.iloc[0]["ok"])
     assert frame.iloc[2]["http_status"] == 101 and frame.iloc[2]["connection_id"] == "c1"
+
+
+@pytest.mark.parametrize(
+    ("websocket_url", "signed"),
+    [
+        (
+            "ws://127.0.0.1:8765/prod?token=a%40b&workspaceId=w",
+            "http://127.0.0.1:8765/prod?token=a%40b&workspaceId=w",
+        ),
+        (
+            "wss://abc.execute-api.us-east-2.amazonaws.com/prod",
+            "https://abc.execute-api.us-east-2.amazonaws.com/prod",
+        ),
+        ("WSS://abc.example.com/prod?x=1", "https://abc.example.com/prod?x=1"),
+    ],
+)
+def test_a_handshake_is_signed_for_its_own_host_path_and_query(websocket_url: str, signed: str) -> None:
+    assert signing_url(websocket_url) == signed

@@ -473,7 +473,7 @@ FAILURES: list[tuple[str, Callable[[], sigv4.ReceivedRequest], dict[str, Any], s
         MISMATCH + "...",
     ),
     (
-        "presigned (query-string) authentication",
+        "presigned (query-string) authentication with fields missing",
         lambda: with_header(
             dataclasses.replace(
                 good_dynamodb(), target="/?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab"
@@ -481,9 +481,11 @@ FAILURES: list[tuple[str, Callable[[], sigv4.ReceivedRequest], dict[str, Any], s
             "Authorization",
             None,
         ),
-        {},
+        {"now": SOME_TIME},
         "IncompleteSignatureException",
-        "The lab does not verify query-string (presigned) SigV4 requests; sign them with an Authorization header.",
+        "Authorization query parameters require 'X-Amz-Credential'. Authorization query parameters require "
+        "'X-Amz-Date'. Authorization query parameters require 'X-Amz-SignedHeaders'. X-Amz-Expires must be "
+        "a number of seconds from 1 to 604800, not ''.",
     ),
 ]
 
@@ -603,3 +605,93 @@ def test_known_regions_come_from_botocore_and_exclude_typos() -> None:
     assert {"us-east-1", "us-east-2", "eu-west-1", "cn-north-1", "us-gov-west-1"} <= regions
     assert "eu-east-2" not in regions and "" not in regions
     assert json.dumps(sorted(regions))  # plain strings
+
+
+# --------------------------------------------------------------------------------------------------------
+# Presigned (query-string) requests: a wss:// URL presigned for execute-api, as AWS_IAM on $connect takes
+# --------------------------------------------------------------------------------------------------------
+
+CONNECT_URL = "http://127.0.0.1:8000/prod?token=alice%40example.com&workspaceId=ws-1"
+
+
+def presigned(
+    url: str = CONNECT_URL,
+    *,
+    expires: int = 60,
+    token: str | None = TOKEN,
+    secret: str = SECRET,
+    empty_body_hash: bool = False,
+) -> sigv4.ReceivedRequest:
+    """The upgrade request of a URL botocore presigned (SigV4QueryAuth); ``empty_body_hash``: signed as
+    mhart/aws4 signs execute-api, with the empty body's hash instead of UNSIGNED-PAYLOAD."""
+    from botocore.auth import SigV4QueryAuth
+
+    class EmptyBodyHash(SigV4QueryAuth):  # type: ignore[misc]
+        def payload(self, request: Any) -> str:
+            return "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+    signer_class = EmptyBodyHash if empty_body_hash else SigV4QueryAuth
+    request = AWSRequest(method="GET", url=url)
+    signer_class(Credentials(KEY, secret, token), "execute-api", REGION, expires=expires).add_auth(request)
+    parts = urlsplit(request.url)
+    return sigv4.ReceivedRequest("GET", f"{parts.path}?{parts.query}", [("Host", parts.netloc)], b"")
+
+
+def presigned_at(request: sigv4.ReceivedRequest) -> datetime:
+    from urllib.parse import parse_qs
+
+    (stamp,) = parse_qs(urlsplit(request.target).query)["X-Amz-Date"]
+    return datetime.strptime(stamp, sigv4.AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("make", "after_s", "code"),
+    [
+        pytest.param(presigned, 0, None, id="botocore presigned"),
+        pytest.param(lambda: presigned(empty_body_hash=True), 0, None, id="empty body hash (aws4)"),
+        pytest.param(presigned, 60, None, id="at its expiry"),
+        pytest.param(presigned, 61, "InvalidSignatureException", id="one second past its expiry"),
+        pytest.param(lambda: presigned(expires=3600), 1800, None, id="within a longer expiry"),
+        pytest.param(lambda: presigned(secret="wrong"), 0, "InvalidSignatureException", id="wrong secret"),
+        pytest.param(lambda: presigned(token=None), 0, "UnrecognizedClientException", id="token left out"),
+        pytest.param(
+            lambda: dataclasses.replace(presigned(), target=presigned().target.replace("ws-1", "ws-2")),
+            0,
+            "InvalidSignatureException",
+            id="query changed after signing",
+        ),
+        pytest.param(
+            lambda: dataclasses.replace(
+                presigned(), target=presigned().target.replace("X-Amz-Expires=60", "")
+            ),
+            0,
+            "IncompleteSignatureException",
+            id="expiry removed",
+        ),
+        pytest.param(
+            lambda: presigned(expires=sigv4.MAX_PRESIGNED_EXPIRES_S + 1),
+            0,
+            "IncompleteSignatureException",
+            id="expiry over 7 days",
+        ),
+    ],
+)
+def test_presigned_requests(
+    make: Callable[[], sigv4.ReceivedRequest], after_s: int, code: str | None
+) -> None:
+    request = make()
+    result = sigv4.verify(request, EXECUTE_API, KNOWN.get, presigned_at(request) + timedelta(seconds=after_s))
+    if code is None:
+        assert result == sigv4.Signer(KEY, REGION, "execute-api"), result
+    else:
+        assert isinstance(result, sigv4.Rejection), result
+        assert (result.code, result.status) == (code, 403), result
+        assert TOKEN not in result.message
+
+
+def test_a_presigned_mismatch_masks_the_session_token_in_the_canonical_query() -> None:
+    request = presigned(secret="wrong")
+    result = sigv4.verify(request, EXECUTE_API, KNOWN.get, presigned_at(request))
+    assert isinstance(result, sigv4.Rejection)
+    assert "X-Amz-Security-Token=***" in result.message
+    assert TOKEN not in result.message
