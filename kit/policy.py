@@ -403,7 +403,7 @@ def _parse_conditions(raw: object, faults: list[str]) -> tuple[Condition, ...]:
             candidates = value if isinstance(value, list) else [value]
             values: list[str] = []
             for candidate in candidates:
-                text = _condition_text(candidate)
+                text = scalar_text(candidate)
                 if text is None:
                     faults.append(
                         f"has a {operator} value for {key} that is a JSON "
@@ -415,7 +415,9 @@ def _parse_conditions(raw: object, faults: list[str]) -> tuple[Condition, ...]:
     return tuple(conditions)
 
 
-def _condition_text(value: object) -> str | None:
+def scalar_text(value: object) -> str | None:
+    """A JSON scalar as AWS compares it (and carries it) as text: booleans lower-case, numbers as JSON; None
+    for anything else (null, an object, an array)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

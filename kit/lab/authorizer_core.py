@@ -202,15 +202,7 @@ MISSING_IDENTITY = Verdict(401, reason="an identity source is missing or empty")
 
 def _context_value(value: object) -> str | None:
     """A context value as the events carry it; None for an object or array (AWS refuses those)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    if value is None:
-        return ""
-    return None
+    return "" if value is None else policy.scalar_text(value)
 
 
 def _malformed(reason: str) -> Verdict:
