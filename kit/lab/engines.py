@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
 import shutil
@@ -84,7 +85,7 @@ def find_dynamodb_local(root: Path | None = None) -> Path | None:
 def _answers(url: str, timeout: float = 1.0) -> bool:
     """True when an HTTP server answers at ``url`` (any status counts: we only need it listening)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - loopback URL we built
+        with sockets.open_loopback(url, timeout=timeout):
             return True
     except urllib.error.HTTPError:
         return True
@@ -428,6 +429,35 @@ class ApiGatewayV2App:
         return self._v2(environ, start_response)
 
 
+class NotImplementedApp:
+    """WSGI layer that answers a call moto has not implemented (it raises ``NotImplementedError``) with
+    HTTP 501 and an error naming the operation, instead of letting the server print a traceback on the
+    lab's terminal for each call: the kit asks IAM's ``SimulatePrincipalPolicy`` on every diagnosis, and moto
+    has none. The caller sees a failed call (the kit's simulator column then says ``unavailable``); the lab's
+    log gets one line."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            return self.app(environ, start_response)
+        except NotImplementedError as exc:
+            service = _signing_service(environ) or "an unsigned request"
+            message = f"the lab does not answer this {service} call: {exc}"
+            log.info("%s %s: %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), message)
+            body = json.dumps({"__type": "NotImplemented", "message": message}).encode()
+            start_response(
+                "501 Not Implemented",
+                [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                    ("x-amzn-ErrorType", "NotImplemented"),
+                ],
+            )
+            return [body]
+
+
 def is_api_gateway_v2(environ: Mapping[str, Any]) -> bool:
     """Whether a request to moto is an API Gateway v2 control-plane call (pure; tested by table)."""
     path = str(environ.get("PATH_INFO", ""))
@@ -462,7 +492,9 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     # DeploymentId, AutoDeploy, UpdateStage) and authorizers (GetAuthorizers, AWS's refusals for WebSocket
     # APIs), which moto lacks, and Logs Insights queries evaluated over the stored events (moto ignores
     # filter, parse and stats); API Gateway v2 calls go to moto's v2 app.
-    moto_app = ApiGatewayV2App(DomainDispatcherApplication(create_backend_app), create_backend_app)
+    moto_app = NotImplementedApp(
+        ApiGatewayV2App(DomainDispatcherApplication(create_backend_app), create_backend_app)
+    )
     code = CodeLocationApp(moto_app, os.urandom(32), moto_code)
     deployments = DeploymentsApp(AuthorizersApp(code, moto_api_view), moto_api_exists)
     app = ChangeCountingApp(InsightsApp(deployments))
@@ -488,7 +520,7 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
         if _answers(url + "/moto-api/"):
             # moto keeps its state in module globals, shared by every server in this process: start clean.
             reset = urllib.request.Request(url + "/moto-api/reset", method="POST", data=b"")  # noqa: S310
-            with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 - the loopback URL built above
+            with sockets.open_loopback(reset, timeout=10):
                 pass
             return engine
         time.sleep(0.05)

@@ -36,7 +36,7 @@ from websockets.http11 import Request, Response
 
 from kit import policy, throttling
 from kit.errors import KitError
-from kit.lab import authorizer_core, gateway_logs, handshake, iam_connect, sigv4
+from kit.lab import authorizer_core, gateway_logs, handshake, iam_connect, sigv4, sockets
 from kit.lab import gateway_core as core
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.code_location import DeployedCode
@@ -393,7 +393,7 @@ class Gateway:
         )
         timeout = integration.timeout_ms / 1000
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the integration's URI
+            with sockets.open_loopback(request, timeout=timeout) as response:
                 body = response.read().decode(errors="replace")
                 status, headers = response.status, dict(response.headers.items())
         except urllib.error.HTTPError as exc:

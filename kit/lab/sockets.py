@@ -8,6 +8,11 @@ tested by tables; the readers around them are thin.
 
 This module must not need root or psutil, and it sees only the reading process's network namespace (the
 lab never leaves it). It reads TCP listeners only: the lab has no UDP server.
+
+:func:`open_loopback` is the one way the lab makes an HTTP request to its own parts: never through a proxy.
+``urllib.request.urlopen`` would take the proxy settings of the environment at its first call and keep them
+for the life of the process, so a shell's ``HTTP_PROXY`` (or a test that set one for a while) would send the
+lab's own health checks to a proxy that does not know 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -15,12 +20,21 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 PROC = Path("/proc")
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def open_loopback(request: str | urllib.request.Request, timeout: float) -> Any:
+    """``urlopen`` for the lab's own loopback servers, without any proxy (see the module's note)."""
+    return _NO_PROXY.open(request, timeout=timeout)
+
+
 TCP_LISTEN = "0A"  # the kernel's TCP_LISTEN state, as /proc/net/tcp prints it
 ByteOrder = Literal["little", "big"]
 

@@ -332,24 +332,24 @@ class SimulatedAccount:
     def start(self, timeout_s: float = 120) -> SimulatedAccount:
         state = self.home / "account-state"
         env = {**os.environ, "KIT_STATE_DIR": str(state)}
-        self._process = subprocess.Popen(
-            [*KIT, "lab", "up", "--scenario", self.scenario, "--dynamodb", self.dynamodb],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
+        # Its stderr goes to a file: a pipe nobody reads fills up (64 KB of the lab's warnings, say, while a
+        # test deletes its log groups) and then blocks the lab mid-write, so it can no longer stop.
+        stderr = self.home / "account-stderr.log"
+        with stderr.open("w") as sink:
+            self._process = subprocess.Popen(
+                [*KIT, "lab", "up", "--scenario", self.scenario, "--dynamodb", self.dynamodb],
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+                text=True,
+                env=env,
+                cwd=ROOT,
+            )
         lab_file = state / "lab.json"
         deadline = time.monotonic() + timeout_s
         while not lab_file.exists() and self._process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         if not lab_file.exists():
-            error = (
-                self._process.stderr.read()
-                if self._process.poll() is not None and self._process.stderr
-                else ""
-            )
+            error = stderr.read_text(errors="replace")[-3000:] if self._process.poll() is not None else ""
             self.stop()
             raise RuntimeError(f"the simulated account did not start: {error}")
         self.info = json.loads(lab_file.read_text())

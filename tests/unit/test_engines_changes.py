@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from kit.lab.engines import is_api_gateway_v2, is_configuration_change
+from kit.lab.engines import NotImplementedApp, is_api_gateway_v2, is_configuration_change
 
 
 def _environ(service: str, method: str = "POST") -> dict[str, str]:
@@ -57,3 +59,28 @@ def test_unsigned_request_is_not_a_change() -> None:
 def test_api_gateway_v2_calls_go_to_the_v2_app(service: str, path: str, expected: bool) -> None:
     environ = _environ(service) if service else {"REQUEST_METHOD": "GET"}
     assert is_api_gateway_v2(environ | {"PATH_INFO": path}) is expected
+
+
+def test_a_call_moto_has_not_implemented_is_a_501_not_a_traceback() -> None:
+    def moto(environ: dict[str, object], start_response: object) -> list[bytes]:
+        raise NotImplementedError("The simulate_principal_policy action has not been implemented")
+
+    answered: list[tuple[str, list[tuple[str, str]]]] = []
+    app = NotImplementedApp(moto)
+    body = b"".join(app(_environ("iam"), lambda status, headers: answered.append((status, headers))))
+    ((status, headers),) = answered
+    assert status == "501 Not Implemented"
+    assert ("x-amzn-ErrorType", "NotImplemented") in headers
+    assert json.loads(body) == {
+        "__type": "NotImplemented",
+        "message": "the lab does not answer this iam call: The simulate_principal_policy action has not "
+        "been implemented",
+    }
+
+
+def test_other_errors_are_not_swallowed() -> None:
+    def moto(environ: dict[str, object], start_response: object) -> list[bytes]:
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        NotImplementedApp(moto)(_environ("iam"), lambda *_: None)

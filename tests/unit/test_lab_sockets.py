@@ -130,3 +130,39 @@ def test_socket_inode(link: str, inode: int | None) -> None:
 )
 def test_listener_is_shown_as_host_and_port(listener: sockets.Listener, shown: str) -> None:
     assert str(listener) == shown
+
+
+def test_the_lab_reaches_its_own_servers_without_the_environments_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A proxy in the environment (a user's shell, a test that set one for a while) must never carry the lab's
+    own loopback requests: urlopen would keep the first call's proxy for the life of the process."""
+    import http.server
+    import threading
+    import urllib.request
+
+    from kit.lab.sockets import open_loopback
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/"
+    try:
+        monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # the discard port: nothing answers there
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        with pytest.raises(OSError):  # what urlopen does with that environment
+            urllib.request.build_opener().open(url, timeout=2)
+        with open_loopback(url, timeout=2) as answer:
+            assert answer.status == 204
+    finally:
+        server.shutdown()
+        server.server_close()
