@@ -224,8 +224,8 @@ def authorizer_functions(answers: config.ApiAnswers) -> list[str]:
 
 
 def api_gaps(answers: config.ApiAnswers) -> list[Gap]:
-    """What of the API the lab does not reproduce (pure): route authorization other than a Lambda authorizer
-    the API lists, API keys, mTLS."""
+    """What of the API the lab does not reproduce (pure): a CUSTOM route whose authorizer the API does not
+    list, API keys, mTLS."""
     gaps = []
     copied = {str(a.get("AuthorizerId")) for a in answers.authorizers}
     for route in answers.routes:
@@ -233,7 +233,7 @@ def api_gaps(answers: config.ApiAnswers) -> list[Gap]:
         authorization = str(route.get("AuthorizationType", "NONE"))
         if authorization == "CUSTOM" and str(route.get("AuthorizerId")) in copied:
             pass  # a Lambda authorizer: copied with its function (lab/mirror_build.py)
-        elif authorization not in ("NONE", ""):
+        elif authorization not in ("NONE", "", "AWS_IAM"):  # AWS_IAM: copied, and enforced by the lab
             gaps.append(
                 Gap(f"route {key}: authorization {route['AuthorizationType']}", NOT_MODELLED_ROUTE_AUTH)
             )

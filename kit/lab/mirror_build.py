@@ -408,6 +408,8 @@ def _create_routes(
         authorizer = authorizer_ids.get(str(route.get("AuthorizerId")))
         if route.get("AuthorizationType") == "CUSTOM" and authorizer:
             request |= {"AuthorizationType": "CUSTOM", "AuthorizerId": authorizer}
+        elif route.get("AuthorizationType") == "AWS_IAM":  # the lab's gateway checks SigV4 and IAM too
+            request |= {"AuthorizationType": "AWS_IAM"}
         made = apigw.create_route(ApiId=api_id, RouteKey=key, **request)
         manifest.copy("route", key, f"to integration {old}" if old else "no integration")
         for response in copy.route_responses.get(key, []):

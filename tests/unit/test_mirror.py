@@ -89,9 +89,13 @@ def answers(routes: list[dict[str, Any]] = (), stages: list[dict[str, Any]] = ()
             ),
             [],
         ),
-        (
+        (  # AWS_IAM is copied, and the lab's gateway enforces it: no gap
             answers(routes=[{"RouteKey": "$connect", "AuthorizationType": "AWS_IAM"}]),
-            ["route $connect: authorization AWS_IAM"],
+            [],
+        ),
+        (
+            answers(routes=[{"RouteKey": "$connect", "AuthorizationType": "JWT"}]),
+            ["route $connect: authorization JWT"],
         ),
         (  # route responses are copied (read for the mirror): no gap
             answers(routes=[{"RouteKey": "echo", "RouteResponseSelectionExpression": "$default"}]),
@@ -378,10 +382,11 @@ def test_a_mirrored_route_gets_its_route_responses() -> None:
             return {}
 
     route = {"RouteId": "old", "RouteKey": "echo", "RouteResponseSelectionExpression": "$default"}
+    connect = {"RouteId": "c", "RouteKey": "$connect", "AuthorizationType": "AWS_IAM"}
     copy = mirror.AccountCopy(
         region="us-east-2",
         account_id="1",
-        api=answers(routes=[route, {"RouteId": "c", "RouteKey": "$connect"}]),
+        api=answers(routes=[route, connect]),
         stage="prod",
         functions=[],
         roles=[],
@@ -400,6 +405,6 @@ def test_a_mirrored_route_gets_its_route_responses() -> None:
             {"ApiId": "new", "RouteKey": "echo", "RouteResponseSelectionExpression": "$default"},
         ),
         ("create_route_response", {"ApiId": "new", "RouteId": "r-echo", "RouteResponseKey": "$default"}),
-        ("create_route", {"ApiId": "new", "RouteKey": "$connect"}),
+        ("create_route", {"ApiId": "new", "RouteKey": "$connect", "AuthorizationType": "AWS_IAM"}),
     ]
     assert {"kind": "route response", "name": "echo", "detail": "key $default"} in manifest.copied
