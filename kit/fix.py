@@ -1174,14 +1174,23 @@ def _raise_throttling(target: Target, applied: Applied, p: Mapping[str, Any]) ->
 
 
 def _add_permission(target: Target, applied: Applied, call: _ApiCall) -> None:
-    """The statement added, and its removal recorded; a statement of that id already there is left alone
-    (nothing to add, nothing to undo)."""
+    """The statement added, and its removal recorded; the same statement already there is left alone
+    (nothing to add, nothing to undo). A statement of that id granting another source is a one-line error:
+    the fix would change nothing, and verifying it would fail without saying why."""
     service, operation, params = call
     try:
         _call(target, applied, service, operation, **params)
     except Exception as exc:
         if error_code(exc) != "ResourceConflictException":
             raise
+        found = _statement_source(target, str(params["FunctionName"]), str(params["StatementId"]))
+        if found != params["SourceArn"]:
+            raise ConfigurationError(
+                f"Function {params['FunctionName']} already has a statement {params['StatementId']} that "
+                f"lets API Gateway invoke it for {found or 'another source'}, not {params['SourceArn']}; "
+                f"remove it (aws lambda remove-permission --function-name {params['FunctionName']} "
+                f"--statement-id {params['StatementId']}) and run the fix again."
+            ) from exc
         return
     applied.undo.append(
         Change(
@@ -1190,6 +1199,16 @@ def _add_permission(target: Target, applied: Applied, call: _ApiCall) -> None:
             {"FunctionName": params["FunctionName"], "StatementId": params["StatementId"]},
         )
     )
+
+
+def _statement_source(target: Target, function: str, statement_id: str) -> str | None:
+    """The ``AWS:SourceArn`` of the function's resource-policy statement ``statement_id`` (None: none)."""
+    document = json.loads(target.client("lambda").get_policy(FunctionName=function)["Policy"])
+    for statement in document.get("Statement", []):
+        if statement.get("Sid") == statement_id:
+            source = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
+            return str(source) if source is not None else None
+    return None
 
 
 def _deploy_stage_now(target: Target, applied: Applied, api_id: str, stage: str) -> None:

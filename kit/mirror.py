@@ -47,6 +47,11 @@ MANIFEST_NAME: Final = "mirror.json"
 _REGION = re.compile(r"^(?:[a-z]{2}(?:-gov)?-[a-z]+-\d)$")
 # What the lab does not model yet, named wherever a stack uses it (docs/fidelity.md keeps the full list).
 NOT_MODELLED_ROUTE_AUTH: Final = "the mirror does not copy this authorization yet: the mirror's route is open"
+NOT_COPIED_IAM_CALLERS: Final = (
+    "the route's AWS_IAM is copied and enforced, but not the account's callers or their policies: the "
+    "mirror's probe signs as the lab's administrator, whom every policy allows, so a refused handshake "
+    "cannot show there"
+)
 NOT_READABLE_DEPLOYMENT: Final = (
     "AWS has no API that reads a deployment's routes and integrations, so the mirror deploys the account's "
     "current ones: a change made on the account and never deployed is live in the mirror"
@@ -225,7 +230,7 @@ def authorizer_functions(answers: config.ApiAnswers) -> list[str]:
 
 def api_gaps(answers: config.ApiAnswers) -> list[Gap]:
     """What of the API the lab does not reproduce (pure): a CUSTOM route whose authorizer the API does not
-    list, API keys, mTLS."""
+    list, AWS_IAM's callers, API keys, mTLS."""
     gaps = []
     copied = {str(a.get("AuthorizerId")) for a in answers.authorizers}
     for route in answers.routes:
@@ -233,7 +238,9 @@ def api_gaps(answers: config.ApiAnswers) -> list[Gap]:
         authorization = str(route.get("AuthorizationType", "NONE"))
         if authorization == "CUSTOM" and str(route.get("AuthorizerId")) in copied:
             pass  # a Lambda authorizer: copied with its function (lab/mirror_build.py)
-        elif authorization not in ("NONE", "", "AWS_IAM"):  # AWS_IAM: copied, and enforced by the lab
+        elif authorization == "AWS_IAM":  # copied and enforced, but not who the account's clients are
+            gaps.append(Gap(f"route {key}: authorization AWS_IAM", NOT_COPIED_IAM_CALLERS))
+        elif authorization not in ("NONE", ""):
             gaps.append(
                 Gap(f"route {key}: authorization {route['AuthorizationType']}", NOT_MODELLED_ROUTE_AUTH)
             )

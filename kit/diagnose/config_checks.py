@@ -220,6 +220,7 @@ def _served_requests(log_lines: pd.DataFrame | None) -> pd.DataFrame:
         endpoint_uri=text.str.extract(patterns.ENDPOINT_REQUEST_URI, expand=False),
         unrouted=text.str.extract(patterns.NO_ROUTE_MATCH, expand=False),
         throttled=text.str.contains(patterns.THROTTLED_REQUEST).fillna(False).astype(bool),
+        iam_refused=text.str.contains(patterns.IAM_REFUSED).fillna(False).astype(bool),
         authorizer=text.str.extract(patterns.AUTHORIZER_STARTED)[0].notna(),
         unauthorized=text.str.extract(patterns.AUTHORIZER_UNAUTHORIZED, expand=False).notna(),
     )
@@ -230,13 +231,15 @@ def _served_requests(log_lines: pd.DataFrame | None) -> pd.DataFrame:
         endpoints=("endpoint_uri", "count"),
         unrouted=("unrouted", "first"),
         throttled=("throttled", "any"),
+        iam_refused=("iam_refused", "any"),
         authorizer=("authorizer", "any"),
         unauthorized=("unauthorized", "any"),
     )
-    # A throttled request was refused before its route ran: what it did not invoke says nothing of drift. A
-    # $connect authorizer's own endpoint comes first: the integration's is the last one, and a request the
-    # authorizer refused (a 401 before it ran, or its one endpoint only) invoked no integration by design.
-    refused = requests["throttled"] | requests["unauthorized"]
+    # A throttled request, or a handshake AWS_IAM refused, was refused before its route ran: what it did not
+    # invoke says nothing of drift. A $connect authorizer's own endpoint comes first: the integration's is the
+    # last one, and a request the authorizer refused (a 401 before it ran, or its one endpoint only) invoked
+    # no integration by design.
+    refused = requests["throttled"] | requests["iam_refused"] | requests["unauthorized"]
     refused |= requests["authorizer"] & requests["endpoints"].lt(2)
     requests = requests[~refused & (requests["route_key"].notna() | requests["unrouted"].notna())]
     return requests.reset_index()[columns].sort_values("ts", kind="stable").reset_index(drop=True)
@@ -415,5 +418,11 @@ def check_throttling(e: Evidence) -> list[Finding]:
     if seen:
         detail = f"{'; '.join(seen)}; the stage's limit for $connect: {shown_limit}"
         return [Finding(check, question, "fail", "throttled", detail, next_step)]
+    looked = (e.probe is not None and not e.probe.empty) or (
+        e.lifecycle is not None and not e.lifecycle.empty
+    )
+    if not looked:  # the settings let handshakes through; whether the account's quota refused some is unseen
+        why = e.problems.get("logs", "no probe ran and no handshake is in the logs")
+        return skip(check, question, f"stage {name}'s limit for $connect: {shown_limit}; {why}")
     detail = f"no handshake answered 429; stage {name}'s limit for $connect: {shown_limit}"
     return [Finding(check, question, "pass", None, detail)]

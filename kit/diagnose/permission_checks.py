@@ -91,6 +91,9 @@ def check_other_permissions(e: Evidence) -> list[Finding]:
     ]
 
 
+AUTHORIZER_CONFIGURATION = "AuthorizerConfigurationException"
+
+
 def _connect_refusals(log_lines: pd.DataFrame | None) -> tuple[int, bool, str]:
     """$connect requests API Gateway could not invoke (its execution log's "Invalid permissions" line):
     (how many, whether the last $connect request in the log was one, when the last refused one was)."""
@@ -103,11 +106,19 @@ def _connect_refusals(log_lines: pd.DataFrame | None) -> tuple[int, bool, str]:
     requests = gateway[connect.astype(bool)].groupby("apigw_request_id")["ts"].min().sort_values()
     if requests.empty:
         return 0, False, ""
+    in_connect = gateway["apigw_request_id"].isin(requests.index).fillna(False).astype(bool)
+    said = gateway["message"].astype("string")
     refused_lines = gateway[
-        gateway["apigw_request_id"].isin(requests.index).fillna(False).astype(bool)
-        & gateway["message"].str.contains(INVOKE_REFUSED, regex=False).fillna(False).astype(bool)
+        in_connect & said.str.contains(INVOKE_REFUSED, regex=False).fillna(False).astype(bool)
     ]
-    refused = set(refused_lines["apigw_request_id"].astype(str))
+    # A $connect authorizer API Gateway may not invoke logs the same line, then
+    # AuthorizerConfigurationException: that refusal is the authorizer function's, not $connect's.
+    by_authorizer = gateway[
+        in_connect & said.str.contains(AUTHORIZER_CONFIGURATION, regex=False).fillna(False).astype(bool)
+    ]
+    refused = set(refused_lines["apigw_request_id"].astype(str)) - set(
+        by_authorizer["apigw_request_id"].astype(str)
+    )
     if not refused:
         return 0, False, ""
     last_refused = requests[requests.index.isin(refused)].index[-1]
@@ -228,6 +239,19 @@ def check_connect_iam(e: Evidence) -> list[Finding]:
         return [Finding(check, question, "fail", "connect-iam-denied", detail, next_step)]
     if probe.empty and seen.empty:
         return skip(check, question, "$connect uses AWS_IAM; no probe ran and no $connect is in the logs")
+    if seen.empty:  # only the probe's handshakes, signed with the kit's own credentials: not the clients'
+        return [
+            Finding(
+                check,
+                question,
+                "warn",
+                None,
+                "$connect uses AWS_IAM; the probe's handshakes, signed with the kit's own credentials, "
+                "passed, and no client's $connect is in the logs: whether your clients' signatures and "
+                "policies pass was not seen",
+                "Read the logs of a time your clients connected (--since), or connect as one of them.",
+            )
+        ]
     return [
         Finding(check, question, "pass", None, "$connect uses AWS_IAM; no handshake was refused with 403")
     ]

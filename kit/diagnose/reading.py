@@ -165,7 +165,7 @@ def _read_permissions(evidence: Evidence, target: Target, connect_functions: lis
         ]
         if others:
             evidence.message_permissions = _section(
-                evidence, "iam", lambda: iam.role_permissions(target, others[0])
+                evidence, "message-role", lambda: iam.role_permissions(target, others[0])
             )
     connect = evidence.routes[evidence.routes["route_key"] == CONNECT]
     for function in dict.fromkeys(str(arn) for arn in connect["function_arn"].dropna().tolist()):

@@ -369,6 +369,8 @@ NO_ROUTE_MATCH: Final = re.compile(r"no route matches route selection value \[([
 # A request refused by a throttle before anything ran (the lab's own wording, kit.lab.gateway_logs; AWS may
 # log nothing for it): it invoked nothing, which says nothing of what the stage's deployment holds.
 THROTTLED_REQUEST: Final = re.compile(r"Execution failed: throttled by ")
+# An AWS_IAM $connect refused before anything ran (the lab's wording: AWS's is not known).
+IAM_REFUSED: Final = re.compile(r"IAM authorization of the \$connect handshake failed")
 
 # The $connect authorizer step (REST wording, its WebSocket use unverified; kit.lab.authorizer_core writes
 # it): the step's start, a 401 (identity missing, or the function said Unauthorized), and the answer it read.

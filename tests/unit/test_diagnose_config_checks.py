@@ -383,6 +383,23 @@ CASES: list[Case] = [
         [("pass", None)],
         "(1 requests)",
     ),
+    Case(  # a handshake AWS_IAM refused invoked nothing because nothing ran
+        "deployment: a $connect that AWS_IAM refused is no drift",
+        config_checks.check_deployed_configuration,
+        {
+            "log_lines": log_lines(
+                *served(),
+                exec_line("gw-2", "WebSocket Request Route: [$connect]", route_key="$connect", ts=NOW),
+                exec_line(
+                    "gw-2",
+                    "Execution failed: IAM authorization of the $connect handshake failed: no signature",
+                    ts=NOW,
+                ),
+            )
+        },
+        [("pass", None)],
+        "(1 requests)",
+    ),
     Case(  # the $connect route was added (or given its integration) after the deployment
         "deployment: $connect invoked nothing, yet its route names a function",
         config_checks.check_deployed_configuration,
@@ -496,6 +513,22 @@ CASES: list[Case] = [
         {"stage": stage(THROTTLE_SOME)},
         [("pass", None)],
         "rate 10 per second, burst 20 (DefaultRouteSettings)",
+    ),
+    Case(  # nothing looked at the handshakes: the account's quota may have refused some, unseen
+        "throttling: a limit that lets handshakes through, no probe and no logs",
+        config_checks.check_throttling,
+        {"stage": stage(THROTTLE_SOME), "probe": None, "lifecycle": None},
+        [("skip", None)],
+        "rate 10 per second, burst 20 (DefaultRouteSettings); no probe ran and no handshake is in the logs",
+    ),
+    Case(
+        "throttling: no limit, logs unread, no probe",
+        config_checks.check_throttling,
+        {"probe": None, "lifecycle": None},
+        [("skip", None)],
+        "none set (the account's quota of new connections, 500 a second per region, applies); "
+        + PROBLEM.format("logs"),
+        problems={"logs": PROBLEM.format("logs")},
     ),
     Case(
         "throttling: 0/0 in the defaults (the IaC trap), no handshake seen",

@@ -189,6 +189,14 @@ CASES: list[Case] = [
         [("pass", None)],
         "allowed",
     ),
+    Case(  # the message function's own role could not be read: $connect's allowing says nothing of it
+        "iam-manage-connections: the message function's own role unread",
+        delivery_checks.check_manage_connections,
+        {"message_permissions": None},
+        [("skip", None)],
+        "AccessDenied on iam:GetRolePolicy",
+        problems={"message-role": "AccessDenied on iam:GetRolePolicy for role message-role"},
+    ),
     Case(
         "iam-manage-connections: no role read",
         delivery_checks.check_manage_connections,

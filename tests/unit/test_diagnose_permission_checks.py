@@ -167,6 +167,21 @@ CASES: list[Case] = [
         [("fail", "invoke-permission-missing")],
         "1 $connect requests failed with 'Execution failed due to configuration error: Invalid permissions",
     ),
+    Case(  # the refusal is the authorizer function's (AuthorizerConfigurationException): not $connect's
+        "invoke: an authorizer API Gateway may not invoke is not the $connect function's refusal",
+        permission_checks.check_invoke_permission,
+        {
+            "log_lines": log_lines(
+                {},
+                *served(),
+                *refused(),
+                exec_line(
+                    "gw-2", "AuthorizerConfigurationException", level="ERROR", ts=NOW + timedelta(seconds=1)
+                ),
+            )
+        },
+        [("pass", None)],
+    ),
     Case(
         "invoke allowed now, refused before",
         permission_checks.check_invoke_permission,
@@ -268,6 +283,13 @@ CASES: list[Case] = [
         {"routes": routes(route("message"))},
         [("skip", None)],
         "no $connect route",
+    ),
+    Case(  # the probe signs with the kit's own credentials: its passing says nothing of the clients'
+        "iam probe passed, logs unread",
+        permission_checks.check_connect_iam,
+        {"routes": routes(route("$connect", authorization_type="AWS_IAM")), "lifecycle": None},
+        [("warn", None)],
+        "signed with the kit's own credentials, passed",
     ),
     Case(
         "iam skip nothing seen",

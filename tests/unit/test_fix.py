@@ -14,6 +14,7 @@ import pytest
 from kit import fix, policy
 from kit.diagnose import causes
 from kit.diagnose.findings import FINDING_COLUMNS, Diagnosis, Evidence
+from kit.errors import ConfigurationError
 
 from .diagnose_evidence import (
     FUNCTION,
@@ -678,3 +679,53 @@ def test_a_manage_connections_fix_goes_to_the_message_functions_own_role() -> No
     )
     assert [c.params["RoleName"] for c in planned.changes] == ["message-role"]
     assert planned.function == "chatgenius-message"
+
+
+class PermissionClient:
+    """A Lambda client whose function already holds one statement of the kit's id, granting ``source``."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.added = 0
+
+    def add_permission(self, **params: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        raise ClientError(
+            {"Error": {"Code": "ResourceConflictException", "Message": "exists"}}, "AddPermission"
+        )
+
+    def get_policy(self, FunctionName: str) -> dict[str, str]:
+        statement = {
+            "Sid": "kit-fix-apigateway-connect",
+            "Effect": "Allow",
+            "Principal": {"Service": "apigateway.amazonaws.com"},
+            "Action": "lambda:InvokeFunction",
+            "Condition": {"ArnLike": {"AWS:SourceArn": self.source}},
+        }
+        return {"Policy": json.dumps({"Statement": [statement]})}
+
+
+class PermissionTarget(FakeTarget):
+    def __init__(self, client: PermissionClient) -> None:
+        super().__init__("lab us-east-2")
+        self._client = client
+
+    def client(self, service: str) -> PermissionClient:
+        assert service == "lambda"
+        return self._client
+
+
+def test_an_invoke_permission_already_there_for_another_source_is_a_one_line_error() -> None:
+    planned = fix.plan(diagnosis("invoke-permission-missing"), evidence())
+    (change,) = planned.changes
+    wanted = change.params["SourceArn"]
+    same = fix.apply(PermissionTarget(PermissionClient(wanted)), planned)  # type: ignore[arg-type]
+    assert same.undo == []  # the same grant already there: nothing added, nothing to undo
+    other = PermissionClient(wanted.replace("/prod/", "/staging/"))
+    with pytest.raises(
+        ConfigurationError, match="already has a statement kit-fix-apigateway-connect"
+    ) as raised:
+        fix.apply(PermissionTarget(other), planned)  # type: ignore[arg-type]
+    assert f"for {other.source}, not {wanted};" in str(raised.value)
+    assert "remove-permission" in str(raised.value)

@@ -89,9 +89,9 @@ def answers(routes: list[dict[str, Any]] = (), stages: list[dict[str, Any]] = ()
             ),
             [],
         ),
-        (  # AWS_IAM is copied, and the lab's gateway enforces it: no gap
+        (  # AWS_IAM is copied and enforced, but not who the account's clients are: a gap, named
             answers(routes=[{"RouteKey": "$connect", "AuthorizationType": "AWS_IAM"}]),
-            [],
+            ["route $connect: authorization AWS_IAM"],
         ),
         (
             answers(routes=[{"RouteKey": "$connect", "AuthorizationType": "JWT"}]),
