@@ -19,7 +19,15 @@ from typing import Final
 import pandas as pd
 
 from kit.diagnose import causes
-from kit.diagnose.findings import CONNECT, Evidence, Finding, first_text, handshake_statuses, skip
+from kit.diagnose.findings import (
+    CONNECT,
+    Evidence,
+    Finding,
+    first_text,
+    handshake_statuses,
+    skip,
+    skip_if_api_unread,
+)
 from kit.logparse import patterns
 
 REFUSED: Final = (401, 403)
@@ -56,8 +64,8 @@ def _execution_messages(e: Evidence) -> pd.Series:
 def check_authorizer(e: Evidence) -> list[Finding]:
     """``authorizer-denied``: handshakes refused 401/403 while ``$connect`` has a Lambda authorizer."""
     check, question = "authorizer", "Does the $connect authorizer let the clients' handshakes through?"
-    if "api" in e.problems:
-        return skip(check, question, f"the API could not be read: {e.problems['api']}")
+    if (unread := skip_if_api_unread(e, check, question)) is not None:
+        return unread
     row = _connect_authorizer(e)
     if row is None:
         connect = e.routes[(e.routes["route_key"] == CONNECT) & e.routes["route_id"].notna()]
@@ -137,8 +145,8 @@ def check_authorizer_context(e: Evidence) -> list[Finding]:
     """``authorizer-context-missing``: the $connect handler fails for want of the authorizer's context."""
     check = "authorizer-context"
     question = "Does the $connect authorizer's context carry what the handler reads from it?"
-    if "api" in e.problems:
-        return skip(check, question, f"the API could not be read: {e.problems['api']}")
+    if (unread := skip_if_api_unread(e, check, question)) is not None:
+        return unread
     row = _connect_authorizer(e)
     if row is None:
         return [

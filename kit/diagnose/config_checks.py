@@ -13,14 +13,14 @@ from __future__ import annotations
 import pandas as pd
 
 from kit.diagnose import causes
-from kit.diagnose.findings import CONNECT, Evidence, Finding, first_text, is_true, skip
+from kit.diagnose.findings import CONNECT, Evidence, Finding, first_text, is_true, skip, skip_if_api_unread
 from kit.logparse import patterns
 
 
 def check_connect_route(e: Evidence) -> list[Finding]:
     question = "Is the $connect route wired to an integration?"
-    if "api" in e.problems:
-        return skip("connect-route", question, f"the API could not be read: {e.problems['api']}")
+    if (unread := skip_if_api_unread(e, "connect-route", question)) is not None:
+        return unread
     connect = e.routes[e.routes["route_key"] == CONNECT]
     # routes_frame adds a placeholder row (no route id) for an expected route that does not exist.
     missing = connect.empty or connect["route_id"].isna().all()
@@ -57,8 +57,8 @@ def check_connect_route(e: Evidence) -> list[Finding]:
 
 def check_connection_id_mapping(e: Evidence) -> list[Finding]:
     question = "Does the $connect integration receive the connection id?"
-    if "api" in e.problems:
-        return skip("connection-id-mapping", question, f"the API could not be read: {e.problems['api']}")
+    if (unread := skip_if_api_unread(e, "connection-id-mapping", question)) is not None:
+        return unread
     connect = e.routes[e.routes["route_key"] == CONNECT]
     if connect.empty or connect["integration_type"].isna().all():
         return skip("connection-id-mapping", question, "no $connect route")
@@ -302,8 +302,8 @@ def check_deployed_configuration(e: Evidence) -> list[Finding]:
     proves the drift; without those dates it may predate a deployment, so it is a warning only.
     """
     check, question = "deployment", "Does the stage serve the API's current routes and integrations?"
-    if "api" in e.problems:
-        return skip(check, question, f"the API could not be read: {e.problems['api']}")
+    if (unread := skip_if_api_unread(e, check, question)) is not None:
+        return unread
     if e.stage.empty:
         return skip(check, question, "no stage was read")
     stage = e.stage.iloc[0]

@@ -35,7 +35,7 @@ import pandas as pd
 
 from kit import config, probe_core
 from kit.diagnose import causes
-from kit.diagnose.findings import CONNECT, Evidence, Finding, is_true, skip
+from kit.diagnose.findings import CONNECT, Evidence, Finding, is_true, skip, skip_if_api_unread
 from kit.logparse import patterns
 
 MANAGE_CONNECTIONS = "execute-api:ManageConnections"
@@ -249,8 +249,8 @@ def unrouted_messages(e: Evidence) -> Unrouted:
 def check_message_routing(e: Evidence) -> list[Finding]:
     check = "message-routing"
     question = "Do the clients' messages take a route (the selection expression against what they send)?"
-    if "api" in e.problems:
-        return skip(check, question, f"the API could not be read: {e.problems['api']}")
+    if (unread := skip_if_api_unread(e, check, question)) is not None:
+        return unread
     found = unrouted_messages(e)
     if not found.actions and not found.values:
         if (e.probe is None or e.probe.empty) and (e.log_lines is None or e.log_lines.empty):
@@ -392,8 +392,8 @@ def wrong_endpoints(e: Evidence) -> list[WrongEndpoint]:
 def check_management_endpoint(e: Evidence) -> list[Finding]:
     check = "management-endpoint"
     question = "Do the message functions post to this API's @connections endpoint (its id, region and stage)?"
-    if "api" in e.problems:
-        return skip(check, question, f"the API could not be read: {e.problems['api']}")
+    if (unread := skip_if_api_unread(e, check, question)) is not None:
+        return unread
     if _message_functions(e).empty or e.stage.empty or not e.api_id:
         return skip(check, question, e.problems.get("functions", "no message function or stage was read"))
     stage = str(e.stage.iloc[0]["stage_name"])

@@ -98,6 +98,13 @@ def skip(check: str, question: str, why: str) -> list[Finding]:
     return [Finding(check, question, "skip", None, why, "")]
 
 
+def skip_if_api_unread(e: Evidence, check: str, question: str) -> list[Finding] | None:
+    """The skip of a check that judges the API's configuration, when the API could not be read; else None."""
+    if "api" in e.problems:
+        return skip(check, question, f"the API could not be read: {e.problems['api']}")
+    return None
+
+
 def is_true(value: Any) -> bool:
     """A pandas boolean cell as a plain bool: NA counts as False."""
     return bool(pd.notna(value) and value)

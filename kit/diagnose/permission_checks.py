@@ -18,7 +18,7 @@ import pandas as pd
 
 from kit import frames, logparse, policy
 from kit.diagnose import causes
-from kit.diagnose.findings import CONNECT, Evidence, Finding, first_text, is_true, skip
+from kit.diagnose.findings import CONNECT, Evidence, Finding, first_text, is_true, skip, skip_if_api_unread
 
 # API Gateway's execution-log words when Lambda refuses its invocation (REST wording; the lab writes it too).
 INVOKE_REFUSED: Final = "Invalid permissions on Lambda function"
@@ -139,8 +139,8 @@ def check_invoke_permission(e: Evidence) -> list[Finding]:
         "invoke-permission",
         "May API Gateway invoke the $connect function (its resource policy)?",
     )
-    if "api" in e.problems:
-        return skip(check, question, f"the API could not be read: {e.problems['api']}")
+    if (unread := skip_if_api_unread(e, check, question)) is not None:
+        return unread
     connect = e.routes[(e.routes["route_key"] == CONNECT) & e.routes["function_arn"].notna()]
     if connect.empty:
         return skip(check, question, "$connect invokes no Lambda function")
@@ -213,8 +213,8 @@ def check_connect_iam(e: Evidence) -> list[Finding]:
     probe or the logs saw answered 403 on such a route fail with ``connect-iam-denied``, quoting what API
     Gateway answered; none refused passes, and so does a route without ``AWS_IAM``."""
     check, question = "connect-iam", "Do handshakes pass AWS_IAM on $connect (SigV4 and execute-api:Invoke)?"
-    if "api" in e.problems:
-        return skip(check, question, f"the API could not be read: {e.problems['api']}")
+    if (unread := skip_if_api_unread(e, check, question)) is not None:
+        return unread
     connect = e.routes[e.routes["route_key"] == CONNECT]
     if connect.empty:
         return skip(check, question, "the API has no $connect route")
