@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import clients as ws
+from bench import hops as hop_spans
 from bench import processes, raw
 from bench.figures import Detail, Figure, figure, median, percentile
 from bench.processes import LabHost
@@ -115,32 +116,30 @@ def connect_note(
     raw_cpu_ms: Mapping[str, float],
     *,
     cpus: int,
-    executor_threads: int,
-    workers_per_function: int,
+    hop_parts: Sequence[tuple[str, float]] = (),
+    handshake_mean_ms: float = 0.0,
 ) -> str:
-    """Where a ``$connect`` spends its time compared with a raw put, from the CPU each costs (pure)."""
+    """Where a ``$connect`` spends its time compared with a raw put: the CPU each costs, and the mean
+    handshake hop by hop (:mod:`bench.hops`) (pure)."""
     lab_total = sum(lab_cpu_ms.values())
     raw_total = sum(raw_cpu_ms.values())
     lab_process = lab_cpu_ms.get(processes.ROLE_LAB, 0.0)
     machine_bound = f"{cpus * 1000 / lab_total:.0f}/s" if lab_total > 0 else "unknown"
     lock_bound = f"{1000 / lab_process:.0f}/s" if lab_process > 0 else "unknown"
-    executor = (
-        f"the event loop's default executor ({executor_threads} threads here, min(32, CPUs + 4), fewer "
-        f"than the runtime's {workers_per_function} workers per function, so no more invocations than "
-        "that run at once)"
-        if executor_threads < workers_per_function
-        else f"the event loop's default executor ({executor_threads} threads)"
+    hops_text = (
+        f"A mean handshake of {handshake_mean_ms:.2f} ms, hop by hop: {hop_spans.render(hop_parts)}. "
+        if hop_parts
+        else "The handshake's hops were not timed. "
     )
-    return (
+    return hops_text + (
         f"CPU per $connect: {lab_total:.1f} ms ({_listed(lab_cpu_ms)}) against {raw_total:.1f} ms per raw "
         f"put_item ({_listed(raw_cpu_ms)}); {cpus} CPU(s) cap the lab near {machine_bound}, and the lab "
         f"process, whose threads share one interpreter lock and which every handshake passes through, "
         f"near {lock_bound}. Its threads: {_listed(lab_thread_ms) or 'not sampled'}. A raw put is one "
-        "HTTP call to DynamoDB Local; a $connect answers only after the gateway's loop built the event, "
-        f"handed it to {executor}, a thread passed it as JSON over pipes to a Lambda worker process, the "
-        "handler signed a put_item to the DynamoDB front door (SigV4 scope, an IAM policy evaluation, a "
-        "second HTTP hop) and DynamoDB Local stored it; meanwhile every Lambda, execution and access log "
-        "line becomes a PutLogEvents call that moto serves inside the lab process."
+        "HTTP call to DynamoDB Local; a $connect is that same put made by the handler in a Lambda worker "
+        "process, through the DynamoDB front door (SigV4, an IAM policy evaluation, a second HTTP hop), "
+        "plus a WebSocket handshake at both ends, the gateway's event, the worker's pipes, and the Lambda, "
+        "execution and access log lines shipped to CloudWatch Logs (moto, in the lab process)."
     )
 
 
@@ -301,6 +300,7 @@ class ConnectTally:
     lab_thread_cpu_s: dict[str, float] = field(default_factory=dict)
     round_ratios: list[float] = field(default_factory=list)
     left_after_disconnects: int = 0
+    hop_totals: dict[str, list[float]] = field(default_factory=dict)  # hop -> [count, total ms] (bench.hops)
 
     @property
     def raw_rate(self) -> float:
@@ -344,6 +344,7 @@ async def _connect_round(
 
     workspace_id = f"{CONNECT_WORKSPACE}-{round_index}"
     await _settle(host)
+    host.hops(reset=True)
     before = CpuMark.take(host)
     opened = await ws.open_clients(
         host.info["websocket_url"],
@@ -355,6 +356,7 @@ async def _connect_round(
     )
     try:
         by_role, by_thread = cpu_spent(before, CpuMark.take(host), host.thread_roles())
+        hop_spans.add_snapshot(tally.hop_totals, host.hops())
         _add(tally.lab_cpu_s, by_role)
         _add(tally.lab_thread_cpu_s, by_thread)
         tally.connected += len(opened.clients)
@@ -399,6 +401,8 @@ async def measure_connect(
     lab_cpu_ms = _cpu_ms_per_operation(tally.lab_cpu_s, tally.connected)
     lab_thread_ms = _cpu_ms_per_operation(tally.lab_thread_cpu_s, tally.connected)
     raw_cpu_ms = _cpu_ms_per_operation(tally.raw_cpu_s, tally.raw_ok)
+    handshake_mean_ms = _ms(sum(tally.handshakes_s) / len(tally.handshakes_s)) if tally.handshakes_s else 0.0
+    hop_parts = hop_spans.breakdown(handshake_mean_ms, hop_spans.means(tally.hop_totals))
     details: dict[str, Detail] = {
         "connections": settings.connects,
         "concurrency": settings.concurrency,
@@ -421,6 +425,7 @@ async def measure_connect(
     details |= {f"cpu_ms_per_connect[{role}]": value for role, value in lab_cpu_ms.items()}
     details |= {f"cpu_ms_per_connect[lab thread: {role}]": value for role, value in lab_thread_ms.items()}
     details |= {f"cpu_ms_per_raw_put[{role}]": value for role, value in raw_cpu_ms.items()}
+    details |= {f"hop_ms[{label}]": round(share, 3) for label, share in hop_parts}
     return figure(
         name,
         title,
@@ -437,8 +442,8 @@ async def measure_connect(
             lab_thread_ms,
             raw_cpu_ms,
             cpus=len(os.sched_getaffinity(0)),
-            executor_threads=min(32, (os.cpu_count() or 1) + 4),
-            workers_per_function=int(host.info["max_workers_per_function"]),
+            hop_parts=hop_parts,
+            handshake_mean_ms=handshake_mean_ms,
         ),
     )
 

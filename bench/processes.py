@@ -261,12 +261,20 @@ class LabHost:
 
     def thread_roles(self) -> dict[int, str]:
         """Native thread id -> role, for the lab process's threads alive now."""
+        answer = self._ask("threads")
+        return {int(entry["native_id"]): str(entry["role"]) for entry in answer.get("threads", [])}
+
+    def hops(self, *, reset: bool = False) -> dict[str, dict[str, Any]]:
+        """Where requests' time went inside the lab so far (:mod:`kit.lab.hops`); ``reset`` forgets it."""
+        answer = self._ask("hops reset" if reset else "hops")
+        return dict(answer.get("hops", {}))
+
+    def _ask(self, command: str) -> dict[str, Any]:
         if self._process is None or self._process.stdin is None:
             return {}
-        self._process.stdin.write("threads\n")
+        self._process.stdin.write(command + "\n")
         self._process.stdin.flush()
-        answer = self._next_message(30)
-        return {int(entry["native_id"]): str(entry["role"]) for entry in answer.get("threads", [])}
+        return self._next_message(30)
 
     def _read_lines(self) -> None:
         process = self._process

@@ -41,6 +41,7 @@ from kit.lab import gateway_core as core
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.code_location import DeployedCode
 from kit.lab.engines import LOOPBACK
+from kit.lab.hops import GATEWAY_HANDSHAKE, GATEWAY_INVOKE, Hops
 from kit.lab.lambda_config import function_config_from_answer
 from kit.lab.lambda_environment import LambdaCredentials
 from kit.lab.live import CredentialIssuer, LiveConfig
@@ -165,8 +166,11 @@ class Gateway:
         runtime: LambdaRuntime,
         issuer: CredentialIssuer,
         logs: LogWriter,
+        *,
+        hops: Hops | None = None,
     ) -> None:
         self.settings = settings
+        self.hops = hops or Hops()
         self.live = live
         self.runtime = runtime
         self.issuer = issuer
@@ -345,7 +349,10 @@ class Gateway:
         extra_env = dict(self.settings.function_env)
         extra_env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = self.management_url
         try:
-            result = await self.runtime.ainvoke(config, event, credentials=credentials, extra_env=extra_env)
+            with self.hops.span(GATEWAY_INVOKE):
+                result = await self.runtime.ainvoke(
+                    config, event, credentials=credentials, extra_env=extra_env
+                )
         except KitError as exc:
             return core.IntegrationResult("invoke-error", error_message=str(exc))
         latency = int((time.monotonic() - started) * 1000)
@@ -450,6 +457,10 @@ class Gateway:
     # -- the handshake -------------------------------------------------------------------------------------
 
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        with self.hops.span(GATEWAY_HANDSHAKE):
+            return await self._handshake(connection, request)
+
+    async def _handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         assert isinstance(connection, GatewayConnection)
         path = request.path.split("?", 1)[0].rstrip("/")
         raw_query = request.path.split("?", 1)[1] if "?" in request.path else None
