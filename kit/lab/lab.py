@@ -37,7 +37,7 @@ from typing import Any, Literal
 from kit.dynamo import schema
 from kit.errors import ConfigurationError, EngineError
 from kit.lab import engines, function_source, lambda_runtimes, mirror_build, provision, scenarios
-from kit.lab.cloudwatch import LogWriter
+from kit.lab.cloudwatch import LogWriter, MotoLogs
 from kit.lab.dynamodb_front import DynamoDBFront
 from kit.lab.function_source import FunctionSource
 from kit.lab.gateway import Gateway, GatewaySettings
@@ -367,7 +367,9 @@ class Lab:
 
     def _start_runtime(self, control: Target) -> tuple[Path, LambdaRuntime, LogWriter]:
         """A work folder (the functions' code), the Lambda runtime, its log shipping: none needs DynamoDB."""
-        logs = LogWriter(control.client("logs"))
+        # Lambda's and API Gateway's lines go into moto's store in this process, as AWS's services deliver
+        # theirs (cloudwatch.MotoLogs); everything reads them back through the API.
+        logs = LogWriter(MotoLogs(provision.ACCOUNT_ID, control.region))
         self._stack.callback(logs.close)
         self.logs = logs
         work = Path(tempfile.mkdtemp(prefix="kit-lab-"))
