@@ -64,7 +64,7 @@ def thread_role(name: str, server_module: str | None) -> str:
 def role_of(cmdline: Sequence[str]) -> str:
     """What a descendant of the lab host runs, from its command line (pure)."""
     joined = " ".join(cmdline)
-    if "kit.lab.runtime_worker" in joined:
+    if "kit.lab.runtime_worker" in joined or "runtime_worker.mjs" in joined:  # Python's and Node.js's
         return ROLE_WORKERS
     if "DynamoDBLocal.jar" in joined:
         return ROLE_ENGINE
