@@ -45,6 +45,7 @@ CONNECT_TARGET_RATIO = 0.8  # the issue's target: $connect/s at least 0.8 of raw
 NODE_RUNTIME = "nodejs20.x"  # the runtime of the Node.js $connect figure
 HELD_TARGET_RATIO = 1.0  # the issue's "1,000 concurrent connections held": every one of them
 FANOUT_TARGET_RATIO = 0.8  # the bench's choice, by analogy with $connect: within 0.8 of the raw posts
+FANOUT_P99_TARGET_MS = 1000.0  # the issue's: a broadcast to 1,000 receivers reaches them all, p99 within 1 s
 START_TARGET_RATIO = 2.0  # the bench's choice: the lab adds no more than its engine's own start time
 
 WARM_UP_WORKSPACE = "bench-warm-up"
@@ -553,7 +554,25 @@ def _fanout_figure(
     unit: str,
     details: Mapping[str, Detail] | None = None,
     note: str = "",
+    p99_target_ms: float | None = None,
 ) -> Figure:
+    """Against the raw posts (the bench's ratio target), or the issue's ceiling on the p99 in ms."""
+    if p99_target_ms is not None:
+        return figure(
+            name,
+            title,
+            value=handler,
+            unit=unit,
+            baseline=raw_posts,
+            baseline_title="raw sequential @connections posts",
+            ratio_of="baseline/value",
+            target=p99_target_ms,
+            better="lower",
+            target_source="issue",
+            target_of="value",
+            details=details,
+            note=note,
+        )
     return figure(
         name,
         title,
@@ -570,7 +589,14 @@ def _fanout_figure(
 
 
 async def measure_fanout(
-    host: LabHost, settings: BenchSettings, held: Held, inbox: ws.Inbox, progress: Progress
+    host: LabHost,
+    settings: BenchSettings,
+    held: Held,
+    inbox: ws.Inbox,
+    progress: Progress,
+    *,
+    suffix: str = "",
+    title_suffix: str = "",
 ) -> list[Figure]:
     if len(held.healthy) < 2:
         raise RuntimeError(f"only {len(held.healthy)} held connection(s) are healthy; a broadcast needs 2.")
@@ -645,16 +671,18 @@ async def measure_fanout(
     note = (
         "Latency: from the sender's send to each receiver's frame arriving, pooled over the repeats that "
         "follow one untimed broadcast. The handler does one GetItem (the sender), one GSI Query (all "
-        "pages), then post_to_connection to each receiver in turn from one Lambda worker, each post checked "
-        "against the execution role's policy by the gateway; the baseline is the same posts from one boto3 "
-        "client with the lab's admin key, in a process of its own, timed from its first post. A broadcast "
-        "that outlives the function's 6 s timeout is cut short: then delivered_each is below receivers "
-        "and its total is infinite."
+        "pages), then post_to_connection to the receivers, 16 at a time, from one Lambda worker, each post "
+        "checked against the execution role's policy by the gateway; the baseline is the same posts in turn "
+        "from one boto3 client with the lab's admin key, in a process of its own, timed from its first "
+        "post. The handler's SDK is the floor: boto3 spends about 1 ms of CPU per post_to_connection on this "
+        "machine, whatever the threads, so 999 posts from one Python worker take about a second; the "
+        "gateway answers them on the other core. A broadcast that outlives the function's 6 s timeout is cut "
+        "short: then delivered_each is below receivers and its total is infinite."
     )
     return [
         _fanout_figure(
-            "broadcast_fanout_p50",
-            "broadcast fan-out p50 latency",
+            f"broadcast_fanout_p50{suffix}",
+            f"broadcast fan-out p50 latency{title_suffix}",
             handler=_ms(percentile(handler_latencies, 50)),
             raw_posts=_ms(percentile(raw_latencies, 50)),
             unit="ms",
@@ -662,15 +690,16 @@ async def measure_fanout(
             note=note,
         ),
         _fanout_figure(
-            "broadcast_fanout_p99",
-            "broadcast fan-out p99 latency",
+            f"broadcast_fanout_p99{suffix}",
+            f"broadcast fan-out p99 latency{title_suffix}",
             handler=_ms(percentile(handler_latencies, 99)),
             raw_posts=_ms(percentile(raw_latencies, 99)),
             unit="ms",
+            p99_target_ms=FANOUT_P99_TARGET_MS,
         ),
         _fanout_figure(
-            "broadcast_fanout_total",
-            "broadcast fan-out total time",
+            f"broadcast_fanout_total{suffix}",
+            f"broadcast fan-out total time{title_suffix}",
             handler=median([run.total_s for run in handler_runs]),
             raw_posts=median([run.total_s for run in raw_runs]),
             unit="s",
@@ -705,21 +734,23 @@ async def _measure_load(host: LabHost, settings: BenchSettings, progress: Progre
 
 
 def measure_node_connect(settings: BenchSettings, progress: Progress, result: LabBench) -> list[Figure]:
-    """``$connect``/s with the function on Node.js (the kit's app.mjs), in a lab of its own, against raw
-    put_item on its engine; beside the Python figure of the same run. An error in ``result`` without node."""
+    """``$connect``/s and the broadcast fan-out with the function on Node.js (the kit's app.mjs), in a lab of
+    its own, against raw put_item and raw posts on it; beside the Python figures of the same run. An error in
+    ``result`` without node."""
     if shutil.which("node") is None:
-        result.errors.append("$connect/s on Node.js could not be measured: no `node` on PATH")
+        result.errors.append("the Node.js figures could not be measured: no `node` on PATH")
         return []
     python = next((f for f in result.figures if f.name == "connect_rate"), None)
     extra: dict[str, Detail] = {}
     if python is not None and python.value:
         extra["python_connect_rate"] = python.value
 
-    async def measure(host: LabHost) -> Figure:
+    async def measure(host: LabHost) -> list[Figure]:
+        inbox = ws.Inbox()
         figure_ = await measure_connect(
             host,
             settings,
-            ws.Inbox(),
+            inbox,
             progress,
             name="connect_rate_node",
             title="$connect/s through the lab, function on Node.js",
@@ -727,14 +758,22 @@ def measure_node_connect(settings: BenchSettings, progress: Progress, result: La
         )
         if python is not None and python.value:
             figure_.details["node_vs_python"] = round(figure_.value / python.value, 3)
-        return figure_
+        # The user's own app is TypeScript: its broadcast runs on Node.js and the AWS SDK for JavaScript.
+        held = await measure_held(host, settings, inbox, progress)
+        try:
+            fanout = await measure_fanout(
+                host, settings, held, inbox, progress, suffix="_node", title_suffix=", on Node.js"
+            )
+        finally:
+            await ws.close_clients(held.clients, concurrency=64)
+        return [figure_, *fanout]
 
     try:
         with LabHost(runtime=NODE_RUNTIME) as host:
             progress(f"lab with the function on {NODE_RUNTIME} up in {float(host.info['start_s']):.1f} s")
-            return [asyncio.run(measure(host))]
+            return asyncio.run(measure(host))
     except Exception as exc:
-        result.errors.append(f"$connect/s on Node.js could not be measured: {type(exc).__name__}: {exc}")
+        result.errors.append(f"the Node.js figures could not be measured: {type(exc).__name__}: {exc}")
         return []
 
 
