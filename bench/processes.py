@@ -37,7 +37,7 @@ MAX_TREE = 500
 
 THREAD_GATEWAY = "gateway event loop"
 THREAD_INVOKE = "invoke threads (IPC to workers)"
-THREAD_LOG_WRITER = "log writer (PutLogEvents client)"
+THREAD_LOG_WRITER = "log writer (into moto's store)"
 THREAD_MOTO = "moto server (logs, config)"
 THREAD_FRONT = "dynamodb front door"
 THREAD_OTHER = "other threads"
@@ -50,7 +50,7 @@ def thread_role(name: str, server_module: str | None) -> str:
     """What a thread of the lab process does, from its name and the server it serves, if any (pure)."""
     if name == "kit-gateway":
         return THREAD_GATEWAY
-    if name.startswith(("asyncio_", "ThreadPoolExecutor-")):
+    if name.startswith(("kit-invoke", "asyncio_", "ThreadPoolExecutor-")):  # the runtime's own, or a loop's
         return THREAD_INVOKE
     if name == "kit-log-writer":
         return THREAD_LOG_WRITER

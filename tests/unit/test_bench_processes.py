@@ -23,3 +23,22 @@ from bench import processes
 )
 def test_each_process_of_the_lab_gets_its_role(cmdline: list[str], role: str) -> None:
     assert processes.role_of(cmdline) == role
+
+
+@pytest.mark.parametrize(
+    ("name", "server_module", "role"),
+    [
+        ("kit-gateway", None, processes.THREAD_GATEWAY),
+        ("kit-invoke_3", None, processes.THREAD_INVOKE),
+        ("kit-log-writer", None, processes.THREAD_LOG_WRITER),
+        ("moto-server", None, processes.THREAD_MOTO),
+        ("Thread-7 (process_request_thread)", "werkzeug.serving", processes.THREAD_MOTO),
+        ("dynamodb-front", None, processes.THREAD_FRONT),
+        ("Thread-9 (process_request_thread)", "http.server", processes.THREAD_FRONT),
+        ("kit-lambda-spawner_0", None, processes.THREAD_OTHER),
+    ],
+)
+def test_each_thread_of_the_lab_process_gets_its_role(
+    name: str, server_module: str | None, role: str
+) -> None:
+    assert processes.thread_role(name, server_module) == role
