@@ -321,6 +321,7 @@ def _read_some(fd: int) -> bytes | None:
 class _Pool:
     """The execution environments of one function."""
 
+    freed: threading.Condition  # on the runtime's lock: one waiter woken per environment released
     idle: list[_Worker] = field(default_factory=list)
     busy: int = 0
     key: tuple[str, str] | None = None
@@ -374,7 +375,7 @@ class LambdaRuntime:
         self._mismatch_said: set[str] = set()
         self._project_root = project_root or PROJECT_ROOT
         self._defaults = lambda_environment.python_defaults(self._python, self._project_root)
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()  # also the lock of every pool's `freed` condition
         self._pools: dict[tuple[str, str, str], _Pool] = {}
         self._live: set[_Worker] = set()
         self._closed = False
@@ -449,7 +450,7 @@ class LambdaRuntime:
             self._live.clear()
             for pool in self._pools.values():
                 pool.idle.clear()
-            self._lock.notify_all()
+                pool.freed.notify_all()
         for worker in idle:
             worker.kill()
         for worker in busy:
@@ -479,7 +480,9 @@ class LambdaRuntime:
                         raise EngineError(
                             f"The lab's Lambda runtime is closed; cannot invoke {config.function_name}."
                         )
-                    pool = self._pools.setdefault(pool_key, _Pool())
+                    pool = self._pools.get(pool_key)
+                    if pool is None:
+                        pool = self._pools[pool_key] = _Pool(threading.Condition(self._lock))
                     if pool.key != key:
                         # A new configuration: idle environments of the old one are never used again.
                         pool.key = key
@@ -497,7 +500,8 @@ class LambdaRuntime:
                     if pool.busy < self._cap:
                         pool.busy += 1
                         return None
-                    self._lock.wait()
+                    # Only this function's releases wake it, one waiter each (not every waiting thread).
+                    pool.freed.wait()
         finally:
             for worker in retired:
                 worker.kill()
@@ -519,7 +523,7 @@ class LambdaRuntime:
             if used is not None and used is not keep:
                 discard.append(used)
                 self._live.discard(used)
-            self._lock.notify_all()
+            pool.freed.notify()
         for worker in discard:
             worker.kill()
 
