@@ -108,17 +108,18 @@ def _ms(seconds: float) -> float:
     return seconds * 1000
 
 
+def _stack_cpu_s(stack: Stack) -> float:
+    """CPU seconds so far of the stack's live processes (a process that ended meanwhile is lost)."""
+    return sum(sample.cpu_s for root in stack.roots for sample in processes.sample_tree(root))
+
+
 async def _settle(stack: Stack) -> None:
     """Wait (bounded) until the stack's processes are nearly idle: log lines written, workers done."""
-
-    def cpu() -> float:
-        return sum(sample.cpu_s for root in stack.roots for sample in processes.sample_tree(root))
-
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    last = cpu()
+    last = _stack_cpu_s(stack)
     while time.monotonic() < deadline:
         await asyncio.sleep(SETTLE_INTERVAL_S)
-        now = cpu()
+        now = _stack_cpu_s(stack)
         if now - last < SETTLE_INTERVAL_S * SETTLED_CPU_SHARE:
             return
         last = now
@@ -221,7 +222,7 @@ async def _measure_connects(turn: Turn, result: ClientsResult) -> None:
     label = f"{stack.name} {result.clients}"
     n = result.clients
     count = settings.connects_for(n)
-    wall_s = raw_wall_s = 0.0
+    wall_s = raw_wall_s = cpu_s = 0.0
     handshakes: list[float] = []
     raw_latencies: list[float] = []
     raw_ok = 0
@@ -233,7 +234,9 @@ async def _measure_connects(turn: Turn, result: ClientsResult) -> None:
         raw_latencies += puts.latencies_s
         workspace = f"peers-connect-{n}-{round_index}"
         await _settle(stack)
+        cpu_before = _stack_cpu_s(stack)
         opened = await _open(stack, inbox, workspace=workspace, count=count, at_once=n)
+        cpu_s += _stack_cpu_s(stack) - cpu_before
         stored = await asyncio.to_thread(raw.count_items, stack.dynamodb, stack.table, workspace)
         await _close(stack, opened, workspace=workspace, batch=_close_batch(n))
         result.connects += len(opened.clients)
@@ -247,6 +250,7 @@ async def _measure_connects(turn: Turn, result: ClientsResult) -> None:
             f"{puts.wall_s:.2f} s"
         )
     result.connect_rate = result.connects / wall_s if wall_s > 0 else math.nan
+    result.cpu_ms_per_connect = _ms(cpu_s) / result.connects if result.connects else math.nan
     result.handshake_p50_ms = _ms(percentile(handshakes, 50))
     result.handshake_p99_ms = _ms(percentile(handshakes, 99))
     result.raw_put_rate = raw_ok / raw_wall_s if raw_wall_s > 0 else math.nan

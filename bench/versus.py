@@ -193,6 +193,7 @@ class ClientsResult:
     connect_rate: float = math.nan  # connects/s
     handshake_p50_ms: float = math.nan
     handshake_p99_ms: float = math.nan
+    cpu_ms_per_connect: float = math.nan  # CPU of the stack's processes (not the clients') per handshake
     raw_put_rate: float = math.nan  # put_item/s with `clients` threads on this side's engine
     raw_put_p50_ms: float = math.nan
     held_requested: int = 0
@@ -240,6 +241,14 @@ def compare(lab: ClientsResult, peer: ClientsResult) -> list[Comparison]:
             "ms",
             lab.handshake_p99_ms,
             peer.handshake_p99_ms,
+            better="lower",
+        ),
+        Comparison(
+            workload,
+            "stack CPU per $connect",
+            "ms",
+            lab.cpu_ms_per_connect,
+            peer.cpu_ms_per_connect,
             better="lower",
         ),
         Comparison(
