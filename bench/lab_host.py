@@ -10,6 +10,8 @@ tree. Protocol, one JSON line each on stdout:
   ready, timed here, after the imports), or ``{"error": "..."}`` and exit status 1 when it could not start;
 * ``{"threads": [{"native_id", "role"}, ...]}`` for each line ``threads`` read on stdin: what each of this
   process's threads does (:func:`bench.processes.thread_role`), so CPU time per thread can be attributed;
+* ``{"hops": {hop: {"count", "total_ms", "recent_ms"}}}`` for each line ``hops``: where requests' time went
+  inside the lab (:mod:`kit.lab.hops`); ``hops reset`` forgets them and answers ``{"hops_reset": true}``;
 * ``{"stopped": true, "stop_s"}`` after standard input reaches EOF and the lab has stopped.
 
 Must not: write ``.kit/lab.json`` (a bench lab is nobody else's to find) or print anything else on stdout.
@@ -90,8 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         # Serve until the bench closes our stdin (or dies: then the read returns EOF as well).
         while line := sys.stdin.readline():
-            if line.strip() == "threads":
+            command = line.strip()
+            if command == "threads":
                 _say({"threads": _threads()})
+            elif command == "hops":
+                _say({"hops": {hop: stats.to_json() for hop, stats in lab.hops.snapshot().items()}})
+            elif command == "hops reset":
+                lab.hops.reset()
+                _say({"hops_reset": True})
     finally:
         stopping = time.monotonic()
         lab.stop()

@@ -37,7 +37,7 @@ MAX_TREE = 500
 
 THREAD_GATEWAY = "gateway event loop"
 THREAD_INVOKE = "invoke threads (IPC to workers)"
-THREAD_LOG_WRITER = "log writer (PutLogEvents client)"
+THREAD_LOG_WRITER = "log writer (into moto's store)"
 THREAD_MOTO = "moto server (logs, config)"
 THREAD_FRONT = "dynamodb front door"
 THREAD_OTHER = "other threads"
@@ -50,7 +50,7 @@ def thread_role(name: str, server_module: str | None) -> str:
     """What a thread of the lab process does, from its name and the server it serves, if any (pure)."""
     if name == "kit-gateway":
         return THREAD_GATEWAY
-    if name.startswith(("asyncio_", "ThreadPoolExecutor-")):
+    if name.startswith(("kit-invoke", "asyncio_", "ThreadPoolExecutor-")):  # the runtime's own, or a loop's
         return THREAD_INVOKE
     if name == "kit-log-writer":
         return THREAD_LOG_WRITER
@@ -64,7 +64,7 @@ def thread_role(name: str, server_module: str | None) -> str:
 def role_of(cmdline: Sequence[str]) -> str:
     """What a descendant of the lab host runs, from its command line (pure)."""
     joined = " ".join(cmdline)
-    if "kit.lab.runtime_worker" in joined:
+    if "kit.lab.runtime_worker" in joined or "runtime_worker.mjs" in joined:  # Python's and Node.js's
         return ROLE_WORKERS
     if "DynamoDBLocal.jar" in joined:
         return ROLE_ENGINE
@@ -261,12 +261,20 @@ class LabHost:
 
     def thread_roles(self) -> dict[int, str]:
         """Native thread id -> role, for the lab process's threads alive now."""
+        answer = self._ask("threads")
+        return {int(entry["native_id"]): str(entry["role"]) for entry in answer.get("threads", [])}
+
+    def hops(self, *, reset: bool = False) -> dict[str, dict[str, Any]]:
+        """Where requests' time went inside the lab so far (:mod:`kit.lab.hops`); ``reset`` forgets it."""
+        answer = self._ask("hops reset" if reset else "hops")
+        return dict(answer.get("hops", {}))
+
+    def _ask(self, command: str) -> dict[str, Any]:
         if self._process is None or self._process.stdin is None:
             return {}
-        self._process.stdin.write("threads\n")
+        self._process.stdin.write(command + "\n")
         self._process.stdin.flush()
-        answer = self._next_message(30)
-        return {int(entry["native_id"]): str(entry["role"]) for entry in answer.get("threads", [])}
+        return self._next_message(30)
 
     def _read_lines(self) -> None:
         process = self._process

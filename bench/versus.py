@@ -42,8 +42,9 @@ PEER_SIZES: dict[str, Size] = {
 WORK_ONLY_LAB: tuple[str, ...] = (
     "SigV4 verification and an IAM policy evaluation at the DynamoDB front door on every handler call "
     "(a second HTTP hop before DynamoDB Local), and on every @connections post (the execution role's policy)",
-    "Lambda's log lines (START, the handler's line, END, REPORT) shipped to CloudWatch Logs (moto) as "
-    "PutLogEvents calls, plus API Gateway's execution and access log lines",
+    "every log line kept: Lambda's (START, the handler's line, END, REPORT) and API Gateway's execution and "
+    "access log lines, written to CloudWatch Logs (moto's store, in the lab process) where FilterLogEvents "
+    "and Logs Insights read them",
     "a Lambda runtime with per-environment worker processes, capped per function, frozen between requests",
     "deployment snapshots: a route is served as the stage's last deployment has it",
     "connection ids in API Gateway's 16-character form; throttling and quotas checked per route and stage",

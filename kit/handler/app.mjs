@@ -61,6 +61,9 @@ const MAX_BODY_BYTES = 128 * 1024;
 // the envelope whatever the text's JSON escaping costs.
 const MAX_MESSAGE_JSON_BYTES = 16 * 1024;
 const MAX_FRAME_BYTES = 32 * 1024;
+// A broadcast posts to this many connections at a time (app.py's POST_CONCURRENCY): on AWS each post to
+// @connections is a network round trip, so 1,000 recipients one by one take seconds.
+const POST_CONCURRENCY = 16;
 const PRESENCE_STATUSES = new Set(['online', 'away', 'busy', 'offline']);
 
 const WORKSPACE_ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
@@ -598,8 +601,17 @@ async function broadcast(request, event, config) {
   const failures = {};
   if (recipients.length) {
     const client = management(managementRegion(request.requestContext), endpoint);
-    for (const connectionId of recipients) {
-      const outcome = await post(client, connectionId, data, config, tableName);
+    // POST_CONCURRENCY posts in flight at a time, as app.py: on AWS each is a network round trip.
+    const outcomes = new Array(recipients.length);
+    let next = 0;
+    const poster = async () => {
+      while (next < recipients.length) {
+        const index = next++;
+        outcomes[index] = await post(client, recipients[index], data, config, tableName);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(POST_CONCURRENCY, recipients.length) }, poster));
+    for (const outcome of outcomes) {
       if (outcome in counts) {
         counts[outcome] += 1;
       } else {

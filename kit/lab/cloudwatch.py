@@ -71,8 +71,52 @@ def batches(events: LogEvents) -> list[LogEvents]:
     return out
 
 
+class MotoLogs:
+    """The three CloudWatch Logs calls the writer makes, served by moto's backend in this process.
+
+    The lab's services deliver their own logs, as Lambda and API Gateway do on AWS: not as a caller of the
+    public API but into the store that API reads. Through HTTP each ``PutLogEvents`` cost moto's dev server a
+    new connection and thread (werkzeug closes every connection) and a round of request parsing, about a
+    millisecond of the lab's CPU per ``$connect``; here it costs moto's own bookkeeping only. Every line still
+    lands where ``FilterLogEvents``, ``GetLogEvents`` and Logs Insights read it.
+
+    Creating a group or stream that exists leaves it as it is (what the writer does with the API's
+    ``ResourceAlreadyExistsException``); writing to a missing one raises moto's ``ResourceNotFoundException``,
+    which the writer retries once after creating them, as it does an API error.
+    """
+
+    def __init__(self, account_id: str, region: str) -> None:
+        self.account_id = account_id
+        self.region = region
+
+    def _backend(self) -> Any:
+        from moto.logs.models import logs_backends  # the lab runs moto in-process (kit.lab.engines)
+
+        return logs_backends[self.account_id][self.region]
+
+    def create_log_group(self, *, logGroupName: str) -> None:
+        backend = self._backend()
+        if logGroupName not in backend.groups:
+            backend.create_log_group(logGroupName, {})
+
+    def create_log_stream(self, *, logGroupName: str, logStreamName: str) -> None:
+        backend = self._backend()
+        group = backend.groups.get(logGroupName)
+        if group is None or logStreamName not in group.streams:
+            backend.create_log_stream(logGroupName, logStreamName)
+
+    def put_log_events(
+        self,
+        *,
+        logGroupName: str,
+        logStreamName: str,
+        logEvents: list[dict[str, Any]],
+    ) -> None:
+        self._backend().put_log_events(logGroupName, logStreamName, logEvents)
+
+
 class LogWriter:
-    """Background writer of log events to CloudWatch Logs through one ``logs`` client."""
+    """Background writer of log events to CloudWatch Logs through a ``logs`` client or :class:`MotoLogs`."""
 
     def __init__(self, logs_client: Any) -> None:
         self._client = logs_client

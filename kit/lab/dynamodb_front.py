@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from kit.lab import sigv4
 from kit.lab.engines import LOOPBACK
+from kit.lab.hops import DYNAMODB_ENGINE, FRONT_DOOR, Hops
 from kit.local import LOCAL_ACCESS_KEY_ID
 
 log = logging.getLogger("kit.lab")
@@ -111,8 +112,11 @@ class DynamoDBFront:
         account_id: str,
         secrets: sigv4.SecretLookup,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        hops: Hops | None = None,
     ) -> None:
         self.engine_url = engine_url
+        self.hops = hops or Hops()
         self.authorize = authorize
         self.account_id = account_id
         self.secrets = secrets
@@ -122,6 +126,9 @@ class DynamoDBFront:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The headers and the body go out in two writes; with Nagle on, the body waits for the client's
+            # delayed ACK of the headers (40 ms on Linux) on every kept-alive request.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -129,7 +136,10 @@ class DynamoDBFront:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                status, headers, payload = front.handle("POST", self.path, list(self.headers.items()), body)
+                with front.hops.span(FRONT_DOOR):
+                    status, headers, payload = front.handle(
+                        "POST", self.path, list(self.headers.items()), body
+                    )
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -209,9 +219,10 @@ class DynamoDBFront:
         for attempt in (1, 2):  # a kept-alive connection may have been closed by the engine meanwhile
             connection = self._connection()
             try:
-                connection.request("POST", "/", body=body, headers=forwarded)
-                response = connection.getresponse()
-                payload = response.read()
+                with self.hops.span(DYNAMODB_ENGINE):
+                    connection.request("POST", "/", body=body, headers=forwarded)
+                    response = connection.getresponse()
+                    payload = response.read()
                 keep = {
                     k: v
                     for k, v in response.getheaders()

@@ -41,7 +41,8 @@ from kit.lab import gateway_core as core
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.code_location import DeployedCode
 from kit.lab.engines import LOOPBACK
-from kit.lab.lambda_config import function_config_from_answer
+from kit.lab.hops import GATEWAY_HANDSHAKE, GATEWAY_INVOKE, Hops
+from kit.lab.lambda_config import FunctionConfig, function_config_from_answer
 from kit.lab.lambda_environment import LambdaCredentials
 from kit.lab.live import CredentialIssuer, LiveConfig
 from kit.lab.runtime import LambdaRuntime
@@ -165,8 +166,11 @@ class Gateway:
         runtime: LambdaRuntime,
         issuer: CredentialIssuer,
         logs: LogWriter,
+        *,
+        hops: Hops | None = None,
     ) -> None:
         self.settings = settings
+        self.hops = hops or Hops()
         self.live = live
         self.runtime = runtime
         self.issuer = issuer
@@ -256,13 +260,16 @@ class Gateway:
     # -- configuration -------------------------------------------------------------------------------------
 
     def _api(self) -> core.ApiConfig | None:
-        answers = self.live.api(self.settings.api_id, self.settings.stage)
-        if answers is None:
-            return None
-        api, routes, integrations, stage, route_responses, authorizers = answers
-        return core.api_config_from_answers(
-            api, routes, integrations, stage, route_responses=route_responses, authorizers=authorizers
-        )
+        def load() -> core.ApiConfig | None:
+            answers = self.live.api(self.settings.api_id, self.settings.stage)
+            if answers is None:
+                return None
+            api, routes, integrations, stage, route_responses, authorizers = answers
+            return core.api_config_from_answers(
+                api, routes, integrations, stage, route_responses=route_responses, authorizers=authorizers
+            )
+
+        return self.live.derived(("gateway-api", self.settings.api_id, self.settings.stage), load)
 
     # -- integrations --------------------------------------------------------------------------------------
 
@@ -306,18 +313,22 @@ class Gateway:
         authorizer, as ``source_arn``): Lambda's own check, with that ARN as ``AWS:SourceArn`` (kit.policy, as
         the diagnosis reads it too)."""
         settings = self.settings
-        answer = self.live.function_configuration(function_name) or {}
         source = source_arn or policy.execute_api_route_arn(
             settings.region, settings.account_id, settings.api_id, settings.stage, route_key
         )
-        decision = policy.resource_policy_decision(
-            self.live.function_policy(function_name),
-            service=policy.APIGATEWAY_PRINCIPAL,
-            action=policy.INVOKE_FUNCTION,
-            resource=str(answer.get("FunctionArn") or ""),
-            context={"aws:SourceArn": source, "aws:SourceAccount": settings.account_id},
-        )
-        return decision.allowed
+
+        def load() -> bool:
+            answer = self.live.function_configuration(function_name) or {}
+            decision = policy.resource_policy_decision(
+                self.live.function_policy(function_name),
+                service=policy.APIGATEWAY_PRINCIPAL,
+                action=policy.INVOKE_FUNCTION,
+                resource=str(answer.get("FunctionArn") or ""),
+                context={"aws:SourceArn": source, "aws:SourceAccount": settings.account_id},
+            )
+            return decision.allowed
+
+        return self.live.derived(("gateway-invoke-permitted", function_name, source), load)
 
     async def _invoke_lambda(
         self,
@@ -340,12 +351,15 @@ class Gateway:
             code_path = await self._code_path(function_name, answer)
         except KitError as exc:
             return core.IntegrationResult("invoke-error", error_message=str(exc))
-        config = function_config_from_answer(answer, self.settings.region, code_path=code_path)
+        config = self._function_config(function_name, answer, code_path)
         credentials = self._credentials_for(config.role_arn, config.function_name)
         extra_env = dict(self.settings.function_env)
         extra_env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = self.management_url
         try:
-            result = await self.runtime.ainvoke(config, event, credentials=credentials, extra_env=extra_env)
+            with self.hops.span(GATEWAY_INVOKE):
+                result = await self.runtime.ainvoke(
+                    config, event, credentials=credentials, extra_env=extra_env
+                )
         except KitError as exc:
             return core.IntegrationResult("invoke-error", error_message=str(exc))
         latency = int((time.monotonic() - started) * 1000)
@@ -366,6 +380,21 @@ class Gateway:
             integration_request_id=result.request_id,
             latency_ms=latency,
         )
+
+    def _function_config(
+        self, function_name: str, answer: Mapping[str, Any], code_path: str
+    ) -> FunctionConfig:
+        """The function's configuration as the runtime takes it, made once per configuration generation.
+
+        Made from the answer as read inside the load, not ``answer``: one read before the generation moved
+        must not be remembered for the new one (``answer`` serves only if the function is gone meanwhile).
+        """
+
+        def load() -> FunctionConfig:
+            fresh = self.live.function_configuration(function_name) or answer
+            return function_config_from_answer(fresh, self.settings.region, code_path=code_path)
+
+        return self.live.derived(("gateway-function-config", function_name, code_path), load)
 
     def _credentials_for(self, role_arn: str, function_name: str) -> LambdaCredentials:
         """The role's temporary credentials, issued once per (role, function) as Lambda caches them."""
@@ -450,6 +479,10 @@ class Gateway:
     # -- the handshake -------------------------------------------------------------------------------------
 
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        with self.hops.span(GATEWAY_HANDSHAKE):
+            return await self._handshake(connection, request)
+
+    async def _handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         assert isinstance(connection, GatewayConnection)
         path = request.path.split("?", 1)[0].rstrip("/")
         raw_query = request.path.split("?", 1)[1] if "?" in request.path else None
@@ -738,7 +771,7 @@ class Gateway:
             code_path = await self._code_path(function_name, answer)
         except KitError as exc:
             return authorizer_core.Invocation("invoke-error", error_message=str(exc))
-        config = function_config_from_answer(answer, settings.region, code_path=code_path)
+        config = self._function_config(function_name, answer, code_path)
         credentials = self._credentials_for(config.role_arn, config.function_name)
         try:
             result = await self.runtime.ainvoke(
@@ -952,9 +985,7 @@ class Gateway:
             request.method.upper(),
             connection_id,
         )
-        decision = policy.evaluate(
-            self.live.role_policies(principal.role_arn), "execute-api:ManageConnections", resource
-        )
+        decision = self.live.decision(principal.role_arn, "execute-api:ManageConnections", resource)
         if decision.allowed:
             return None
         return core.management_error(

@@ -37,11 +37,12 @@ from typing import Any, Literal
 from kit.dynamo import schema
 from kit.errors import ConfigurationError, EngineError
 from kit.lab import engines, function_source, lambda_runtimes, mirror_build, provision, scenarios
-from kit.lab.cloudwatch import LogWriter
+from kit.lab.cloudwatch import LogWriter, MotoLogs
 from kit.lab.dynamodb_front import DynamoDBFront
 from kit.lab.function_source import FunctionSource
 from kit.lab.gateway import Gateway, GatewaySettings
 from kit.lab.gateway_core import IdlePolicy
+from kit.lab.hops import Hops
 from kit.lab.live import CredentialIssuer, LiveConfig, authorizer
 from kit.lab.processes import die_with_parent
 from kit.lab.runtime import LambdaRuntime
@@ -164,6 +165,7 @@ class Lab:
         self.resources: provision.LabResources | None = None
         self.gateway: Gateway | None = None
         self.runtime: LambdaRuntime | None = None
+        self.hops = Hops()  # where a request's time goes, hop by hop (the bench reads it)
         self.logs: LogWriter | None = None
         self.dynamodb_engine: engines.Engine | None = None
         self.moto_engine: engines.Engine | None = None
@@ -276,7 +278,11 @@ class Lab:
         live = LiveConfig(admin, moto.generation, moto.deployed)
         issuer = CredentialIssuer(provision.ACCOUNT_ID)
         front = DynamoDBFront(
-            dynamodb.endpoint_url, authorizer(issuer, live), provision.ACCOUNT_ID, issuer.signing_secret
+            dynamodb.endpoint_url,
+            authorizer(issuer, live),
+            provision.ACCOUNT_ID,
+            issuer.signing_secret,
+            hops=self.hops,
         ).start()
         stack.callback(front.stop)
 
@@ -317,7 +323,7 @@ class Lab:
                 "AWS_ENDPOINT_URL_DYNAMODB": front.url,
             },
         )
-        gateway = Gateway(settings, live, runtime, issuer, logs).start()
+        gateway = Gateway(settings, live, runtime, issuer, logs, hops=self.hops).start()
         stack.callback(gateway.stop)
         self.gateway = gateway
 
@@ -361,12 +367,14 @@ class Lab:
 
     def _start_runtime(self, control: Target) -> tuple[Path, LambdaRuntime, LogWriter]:
         """A work folder (the functions' code), the Lambda runtime, its log shipping: none needs DynamoDB."""
-        logs = LogWriter(control.client("logs"))
+        # Lambda's and API Gateway's lines go into moto's store in this process, as AWS's services deliver
+        # theirs (cloudwatch.MotoLogs); everything reads them back through the API.
+        logs = LogWriter(MotoLogs(provision.ACCOUNT_ID, control.region))
         self._stack.callback(logs.close)
         self.logs = logs
         work = Path(tempfile.mkdtemp(prefix="kit-lab-"))
         self._stack.callback(shutil.rmtree, work, True)
-        runtime = LambdaRuntime(logs.write)
+        runtime = LambdaRuntime(logs.write, hops=self.hops)
         self._stack.callback(runtime.close)
         self.runtime = runtime
         return work, runtime, logs

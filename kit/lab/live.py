@@ -16,6 +16,7 @@ lab's front doors which role a request's access key belongs to.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import string
 import threading
@@ -34,6 +35,7 @@ from kit.lab.sigv4 import SigningSecret
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 T = TypeVar("T")
+DECISIONS_KEPT = 4096  # IAM decisions remembered (per generation, role, action, resource)
 # What a stage serves: (GetApi, GetRoutes' items, GetIntegrations' items, GetStage, the route responses with
 # their RouteId, the authorizers the routes name).
 ServedApi = tuple[
@@ -60,6 +62,23 @@ class LiveConfig:
         self._deployed = deployed
         self._cache: dict[tuple[str, ...], tuple[int, Any]] = {}
         self._lock = threading.Lock()
+        # Decisions per (generation, role, action, resource): a moved generation is a new key, so a policy
+        # change is decided afresh on the next request; bounded, since @connections ARNs name connections.
+        self._decide = functools.lru_cache(maxsize=DECISIONS_KEPT)(self._evaluate)
+
+    def derived(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
+        """What ``load`` makes of live answers, made again only once the configuration moved (its key must not
+        collide with this class's own: start it with the caller's name)."""
+        return self._cached(("derived", *key), load)
+
+    def decision(self, role_arn: str, action: str, resource: str) -> policy.Decision:
+        """The role's policies (as IAM stores them now) on ``action`` and ``resource``, evaluated once per
+        configuration generation."""
+        return self._decide(self._generation(), role_arn, action, resource)
+
+    def _evaluate(self, generation: int, role_arn: str, action: str, resource: str) -> policy.Decision:
+        del generation  # part of the cache key only
+        return policy.evaluate(self.role_policies(role_arn), action, resource)
 
     def _cached(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
         generation = self._generation()
@@ -231,7 +250,7 @@ def authorizer(issuer: CredentialIssuer, live: LiveConfig) -> Callable[[str, str
 
     def authorize(access_key_id: str, action: str, resource: str) -> str | None:
         principal = issuer.lookup(access_key_id)
-        decision = policy.evaluate(live.role_policies(principal.role_arn), action, resource)
+        decision = live.decision(principal.role_arn, action, resource)
         if decision.allowed:
             return None
         return policy.decision_for_denial_message(decision, principal.arn)

@@ -55,6 +55,7 @@ from typing import Any, Literal
 
 from kit.errors import ConfigurationError, EngineError
 from kit.lab import lambda_environment, lambda_logs, lambda_runtimes
+from kit.lab.hops import LAMBDA_DURATION, RUNTIME_EXCHANGE, Hops
 from kit.lab.lambda_config import FunctionConfig
 from kit.lab.lambda_environment import LambdaCredentials
 from kit.lab.lambda_invocation import (
@@ -359,10 +360,12 @@ class LambdaRuntime:
         python_executable: str | None = None,
         node_executable: str | None = None,
         project_root: Path | None = None,
+        hops: Hops | None = None,
     ) -> None:
         if max_workers_per_function < 1:
             raise ConfigurationError("max_workers_per_function must be at least 1.")
         self._sink = sink
+        self._hops = hops or Hops()
         self._cap = max_workers_per_function
         self._init_timeout_s = init_timeout_s
         self._python = python_executable or sys.executable
@@ -415,6 +418,7 @@ class LambdaRuntime:
             result, keep = self._run(job, worker)
         finally:
             self._release(config, worker, keep)
+        self._hops.record(LAMBDA_DURATION, result.duration_ms / 1000)
         return result
 
     async def ainvoke(
@@ -744,6 +748,7 @@ class LambdaRuntime:
         idle): nothing ran and nothing is logged for the request; the caller starts a new environment.
         """
         config = job.config
+        exchange_started = time.perf_counter()
         worker.thaw()
         request_id = str(uuid.uuid4())
         start_at = _now()
@@ -770,6 +775,7 @@ class LambdaRuntime:
         if answer.kind == "message":
             answer = worker.exchange(b"", deadline, _REQUEST_ANSWERS, job.log.application)
         worker.flush_raw(job.log.application)
+        self._hops.record(RUNTIME_EXCHANGE, time.perf_counter() - exchange_started)
         if answer.kind == "message":
             assert answer.body is not None
             invoke_phase_ms = None if invoke_started is None else (time.monotonic() - invoke_started) * 1000

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import websocket
 
+from kit.lab.hops import HOPS
 from kit.lab.lab import Lab
 
 from .labclient import (
@@ -133,10 +134,19 @@ def timer_lab(labs: OneLabAtATime) -> Lab:
 
 def test_connect_runs_before_the_101(lab: Lab) -> None:
     user = unique_user()
+    lab.hops.reset()
     ws = connect_user(lab, user)
     try:
         # No waiting: the upgrade is pending until $connect's integration has returned.
         assert items_of(lab, user), "the item must be stored before create_connection returns"
+        # ... and each hop of it was timed, each inside the one before (the bench's per-hop breakdown).
+        timed = lab.hops.snapshot()
+        assert set(timed) == set(HOPS)
+        # A $disconnect of an earlier test may still be running (its invoke, not its handshake, counted
+        # then): the nesting is compared on this handshake's spans alone, i.e. the last of each hop.
+        last = [timed[hop].recent_ms[-1] for hop in HOPS]
+        if all(timed[hop].count == 1 for hop in HOPS):
+            assert last == sorted(last, reverse=True), dict(zip(HOPS, last, strict=True))
     finally:
         ws.close()
     wait_for_no_items(lab, user)

@@ -3,6 +3,8 @@ limits (tables of boundary cases)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from kit.lab.cloudwatch import (
@@ -69,3 +71,37 @@ def test_batches_are_in_time_order_and_lose_nothing() -> None:
     events = [(3, "c"), (1, "a"), (2, "b"), (1, "a2")]
     assert batches(events) == [[(1, "a"), (1, "a2"), (2, "b"), (3, "c")]]
     assert batches([]) == []
+
+
+def test_moto_logs_delivers_into_the_store_the_api_reads_and_creates_groups_and_streams_once() -> None:
+    import boto3
+    from moto import mock_aws
+
+    from kit.lab.cloudwatch import LogWriter, MotoLogs
+
+    now = int(time.time() * 1000)  # CloudWatch refuses events older than 14 days; moto too
+    with mock_aws():
+        delivery = MotoLogs("123456789012", "us-east-2")
+        writer = LogWriter(delivery)
+        try:
+            writer.write("/aws/lambda/f", "s1", [(now, "first"), (now + 1, "second")])
+            writer.write("/aws/lambda/f", "s1", [(now + 2, "third")])
+            assert writer.flush()
+            delivery.create_log_group(logGroupName="/aws/lambda/f")  # exists: left as it is
+            delivery.create_log_stream(logGroupName="/aws/lambda/f", logStreamName="s1")
+            logs = boto3.client(
+                "logs", region_name="us-east-2", aws_access_key_id="a", aws_secret_access_key="b"
+            )
+            events = logs.filter_log_events(logGroupName="/aws/lambda/f")["events"]
+            assert [event["message"] for event in events] == ["first", "second", "third"]
+            assert [
+                s["logStreamName"]
+                for s in logs.describe_log_streams(logGroupName="/aws/lambda/f")["logStreams"]
+            ] == ["s1"]
+            # Another region's store is another store, as on AWS.
+            other = boto3.client(
+                "logs", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+            )
+            assert other.describe_log_groups()["logGroups"] == []
+        finally:
+            writer.close()

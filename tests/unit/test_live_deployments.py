@@ -62,3 +62,64 @@ def test_the_stage_serves_its_deployments_snapshot(stage: dict[str, Any], served
     assert integrations[0]["IntegrationUri"] == "old"
     assert route_responses == [{"RouteId": "r1", "RouteResponseKey": "$default"}]
     assert stage_answer is stage
+
+
+class _Iam:
+    def __init__(self) -> None:
+        self.document: dict[str, Any] = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"}],
+        }
+        self.reads = 0
+
+    def list_role_policies(self, RoleName: str) -> dict[str, Any]:
+        self.reads += 1
+        return {"PolicyNames": ["access"]}
+
+    def get_role_policy(self, RoleName: str, PolicyName: str) -> dict[str, Any]:
+        return {"PolicyDocument": self.document}
+
+    def list_attached_role_policies(self, RoleName: str) -> dict[str, Any]:
+        return {"AttachedPolicies": []}
+
+
+class _IamClients:
+    def __init__(self) -> None:
+        self.iam = _Iam()
+
+    def client(self, service: str) -> Any:
+        assert service == "iam"
+        return self.iam
+
+
+ROLE = "arn:aws:iam::123456789012:role/r"
+
+
+def test_a_decision_is_read_once_per_generation_and_again_once_the_configuration_moved() -> None:
+    clients = _IamClients()
+    generation = [0]
+    live = LiveConfig(clients, lambda: generation[0], lambda api, deployment: None)
+    for _ in range(3):
+        assert live.decision(ROLE, "dynamodb:PutItem", "arn:t").allowed
+    assert clients.iam.reads == 1
+    clients.iam.document["Statement"][0]["Effect"] = "Deny"  # put_role_policy: the generation moves
+    assert live.decision(ROLE, "dynamodb:PutItem", "arn:t").allowed  # not yet seen: same generation
+    generation[0] += 1
+    assert not live.decision(ROLE, "dynamodb:PutItem", "arn:t").allowed
+    assert clients.iam.reads == 2
+
+
+def test_derived_is_made_again_only_once_the_generation_moved() -> None:
+    generation = [0]
+    live = LiveConfig(_IamClients(), lambda: generation[0], lambda api, deployment: None)
+    made: list[int] = []
+
+    def make() -> int:
+        made.append(generation[0])
+        return len(made)
+
+    assert [live.derived(("k",), make) for _ in range(3)] == [1, 1, 1]
+    generation[0] += 1
+    assert live.derived(("k",), make) == 2
+    assert live.derived(("other",), make) == 3  # keys apart
+    assert made == [0, 1, 1]
