@@ -2,15 +2,18 @@
 table, the sizes read from the environment, serverless-offline's command and environment, the peer's files
 (serverless.yml, the handler symlink, the pinned packages) and the results file's sections.
 
-Nothing here runs npm, node, an engine or a lab: the bench itself is run by ``make bench-peers``.
+Nothing here runs npm, node, an engine or a lab: the bench itself is run by ``make bench-peers``. The process
+group is checked with a Python stand-in for serverless that listens on loopback.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ from bench.peer_offline import (  # noqa: E402
     FUNCTION_TIMEOUT_S,
     PEERS_DIR,
     OfflinePorts,
+    OfflineServer,
     installed_versions,
     offline_command,
     offline_environment,
@@ -45,7 +49,7 @@ from bench.versus import (  # noqa: E402
     peers_section,
     render_table,
 )
-from kit.errors import ConfigurationError  # noqa: E402
+from kit.errors import ConfigurationError, EngineError  # noqa: E402
 from kit.local import LOCAL_ACCESS_KEY_ID  # noqa: E402
 from kit.target import DEFAULT_LAB_REGION  # noqa: E402
 
@@ -382,3 +386,77 @@ def test_the_peers_section_is_met_only_when_every_judged_row_is() -> None:
 
 def test_the_timeout_the_notes_name_is_serverless_ymls() -> None:
     assert _serverless_yml()["provider"]["timeout"] == FUNCTION_TIMEOUT_S
+
+
+# --- the peer's process group, with a stand-in for serverless (python, no npm) ---------------------------
+
+# Run by OfflineServer as `<node> node_modules/serverless/bin/serverless.js offline start --host ... ` from the
+# folder: it starts a grandchild through /bin/sh (as serverless-offline starts its Python runners), writes the
+# grandchild's pid, then listens on the websocket port (or, with FAIL, exits at once; with MUTE, never listens).
+STAND_IN = """
+import os, socket, subprocess, sys, time
+arguments = sys.argv[1:]
+port = int(arguments[arguments.index("--websocketPort") + 1])
+if os.environ.get("FAIL"):
+    print("Error: cannot resolve serverless.yml", flush=True)
+    sys.exit(1)
+runner = subprocess.Popen("sleep 600", shell=True)
+open("runner.pid", "w").write(str(runner.pid))
+if not os.environ.get("MUTE"):
+    server = socket.socket()
+    server.bind(("127.0.0.1", port))
+    server.listen()
+time.sleep(600)
+"""
+
+
+def _stand_in(folder: Path) -> Path:
+    script = folder / "node_modules" / "serverless" / "bin" / "serverless.js"
+    script.parent.mkdir(parents=True)
+    script.write_text(STAND_IN)
+    return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+
+
+def _server(folder: Path, **environ: str) -> OfflineServer:
+    ports = OfflinePorts.free()
+    return OfflineServer(
+        {"PATH": os.environ["PATH"], **environ}, ports, node=sys.executable, folder=folder, ready_timeout_s=5
+    )
+
+
+def test_the_peer_is_ready_when_its_port_answers_and_stops_with_its_whole_group(tmp_path: Path) -> None:
+    server = _server(_stand_in(tmp_path)).start()
+    runner = int((tmp_path / "runner.pid").read_text())
+    assert server.start_s is not None and server.start_s < 5
+    assert _alive(server.pid) and _alive(runner)
+    server.stop()
+    deadline = time.monotonic() + 5
+    while _alive(runner) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(runner)  # the grandchild went with the group, not just node
+    server.stop()  # idempotent
+
+
+def test_a_peer_that_exits_early_is_an_error_carrying_its_output(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match=r"exited with status 1 .*cannot resolve serverless\.yml"):
+        _server(_stand_in(tmp_path), FAIL="1").start()
+
+
+def test_a_peer_that_never_listens_is_an_error_after_the_timeout_and_leaves_nothing(tmp_path: Path) -> None:
+    server = _server(_stand_in(tmp_path), MUTE="1")
+    server.ready_timeout_s = 1
+    with pytest.raises(EngineError, match=r"did not listen on 127\.0\.0\.1"):
+        server.start()
+    runner = int((tmp_path / "runner.pid").read_text())
+    deadline = time.monotonic() + 5
+    while _alive(runner) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(runner)
