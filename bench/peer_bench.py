@@ -33,7 +33,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,8 +90,7 @@ class Stack:
     websocket_url: str
     dynamodb: Any
     table: str
-    roots: Sequence[int]  # process trees whose CPU says when the stack is idle
-    notes: list[str] = field(default_factory=list)
+    roots: Sequence[int]  # process trees: their CPU says when the stack is idle, and what a $connect costs
 
 
 @dataclass(frozen=True)
