@@ -11,6 +11,9 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 PIP_STAMP := $(VENV)/.kit-installed
 NPM_STAMP := node_modules/.kit-installed
+# `make bench-peers` only: serverless 3 + serverless-offline 13 (bench/peers/package-lock.json), never `make setup`'s.
+PEERS_DIR   := bench/peers
+PEERS_STAMP := $(PEERS_DIR)/node_modules/.kit-installed
 PYTEST_ARGS ?=
 # The suite mostly waits (on sockets, timeouts, kernels), so workers beyond the 2 cores still pay; tests that
 # share a lab stay on one worker (their scope, tests/conftest.py). TEST_WORKERS=0 runs it in one process.
@@ -22,7 +25,7 @@ TARGET   ?= lab
 SCENARIO ?= $(if $(filter lab,$(TARGET)),seed-logs-dropped)
 ENV_FILE ?=
 
-.PHONY: setup browser test test-fast check lint format report bench clean help
+.PHONY: setup browser test test-fast check lint format report bench bench-peers clean help
 
 help:
 	@echo "make test      set up (venv + DynamoDB Local) and run the test suite"
@@ -30,6 +33,7 @@ help:
 	@echo "make report    set up and render a diagnosis report (the lab by default)"
 	@echo "make check     ruff (lint + format check) and mypy"
 	@echo "make bench     run the benchmarks, write bench/results.json"
+	@echo "make bench-peers  the lab beside serverless-offline 13 (installed into bench/peers first)"
 	@echo "make clean     remove .venv, node_modules, .kit and caches"
 
 setup: $(PIP_STAMP) $(NPM_STAMP)
@@ -84,5 +88,14 @@ report: setup
 bench: setup
 	$(PY) -m bench
 
+# The peer's packages come from npm (no install scripts run: none of them needs one); sizes as in bench/versus.py.
+$(PEERS_STAMP): $(PEERS_DIR)/package.json $(PEERS_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 18 or later, then run make bench-peers again"; exit 1; }
+	cd $(PEERS_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error || { echo "npm ci failed in $(PEERS_DIR) (see above): check that the npm registry is reachable, then run make bench-peers again"; exit 1; }
+	@touch $@
+
+bench-peers: setup $(PEERS_STAMP)
+	$(PY) -m bench peers
+
 clean:
-	rm -rf $(VENV) node_modules .kit .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules $(PEERS_DIR)/node_modules .kit .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -7,6 +7,11 @@ fan-out), ``evidence`` (:mod:`bench.evidence`: log parsing, DynamoDB pages, peak
 Name parts as arguments (``python -m bench evidence``, under a minute and a half) to run only those; the
 results file then holds only their figures, and its ``settings.parts`` says which ran.
 
+``python -m bench peers`` (``make bench-peers``, which first installs serverless-offline into
+``bench/peers``) runs :mod:`bench.peer_bench` alone: the lab beside serverless-offline. It is never part of
+the default run, and writes only the ``peers`` section of the results file; the other parts keep that section
+when they write theirs.
+
 Sizes come from the environment (see :mod:`bench.settings`; ``KIT_BENCH_SCALE=0.1`` for a quick run) and
 the results file goes to ``$KIT_BENCH_OUTPUT`` when set. Progress goes to stderr, the table to stdout. The
 exit status is 1 when a figure could not be measured at all, 0 otherwise: an unmet target is a finding to
@@ -15,10 +20,10 @@ read in the table, not a failure of the bench.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from bench.evidence import run_evidence_benchmarks
@@ -26,11 +31,15 @@ from bench.figures import Figure, render_table, results_document
 from bench.insights import run_insights_benchmark
 from bench.lab import run_lab_benchmarks
 from bench.machine import describe_machine
+from bench.peer_bench import run_peers
 from bench.report import run_report_benchmarks
-from bench.settings import DEFAULT_OUTPUT, OUTPUT_ENV, SCALE_ENV, SIZES, BenchSettings
+from bench.results_file import carried_over, read_results, write_results
+from bench.settings import DEFAULT_OUTPUT, OUTPUT_ENV, SCALE_ENV, SIZES, BenchSettings, Size
+from bench.versus import CLIENTS_ENV, PEER_SIZES
 from kit.errors import ConfigurationError
 
 PARTS = ("lab", "evidence", "report", "insights")
+PEERS = "peers"  # the lab beside serverless-offline: run alone, never by default (it needs npm packages)
 
 
 def run_part(part: str, settings: BenchSettings) -> tuple[list[Figure], list[str]]:
@@ -62,19 +71,35 @@ def usage() -> str:
         "that floor plus a lab start); insights = time to diagnosis on a simulated account (200k events),",
         "Logs Insights against downloading everything (AWS's quotas emulated on a fake clock).",
         "",
+        "python -m bench peers (make bench-peers, which installs serverless-offline 13 into bench/peers):",
+        "the lab beside serverless-offline, same handler, engine and clients, at 1, 10 and 50 clients;",
+        "writes the `peers` section of the results.",
+        "",
         "Environment:",
         f"  {SCALE_ENV:<22} multiplies the sizes marked below (default 1; 0.1 is quick)",
+        *_size_lines(SIZES.values()),
+        f"  {OUTPUT_ENV:<22} where the results go (default {DEFAULT_OUTPUT})",
+        "",
+        "Environment of `peers`, besides the scale and the output:",
+        f"  {CLIENTS_ENV:<26} client counts, each a workload (default 1,10,50)",
+        *_size_lines(PEER_SIZES.values(), width=26),
     ]
-    for spec in SIZES.values():
+    return "\n".join(lines)
+
+
+def _size_lines(specs: Iterable[Size], width: int = 22) -> list[str]:
+    lines = []
+    for spec in specs:
         scaled = ", times the scale" if spec.scaled else ""
         default = f"{spec.default:,.0f}" if spec.default == int(spec.default) else f"{spec.default:g}"
-        lines.append(f"  {spec.variable:<22} {spec.help} (default {default}{scaled})")
-    lines.append(f"  {OUTPUT_ENV:<22} where the results go (default {DEFAULT_OUTPUT})")
-    return "\n".join(lines)
+        lines.append(f"  {spec.variable:<{width}} {spec.help} (default {default}{scaled})")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
+    if arguments == [PEERS]:
+        return run_peers(os.environ)
     if any(argument not in PARTS for argument in arguments):
         print(usage(), file=sys.stdout if arguments[0] in ("-h", "--help") else sys.stderr)
         return 0 if arguments[0] in ("-h", "--help") else 2
@@ -102,10 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         duration_s=time.monotonic() - started,
         errors=errors,
     )
-    settings.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = settings.output.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
-    temporary.replace(settings.output)
+    write_results(settings.output, carried_over(read_results(settings.output), document))
 
     print(render_table(figures))
     for error in errors:

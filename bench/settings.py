@@ -78,20 +78,10 @@ class BenchSettings:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> BenchSettings:
         """Sizes from ``environ``: explicit ``KIT_BENCH_<SIZE>`` values, else the defaults times the scale."""
-        scale = _number(environ, SCALE_ENV, 1.0)
-        if not 0 < scale <= 10:
-            raise ConfigurationError(f"{SCALE_ENV}={scale} is out of range; use a value in (0, 10].")
+        scale = read_scale(environ)
 
         def size(name: str) -> float:
-            spec = SIZES[name]
-            if spec.variable in environ:
-                value = _number(environ, spec.variable, spec.default)
-                if value < spec.minimum:
-                    raise ConfigurationError(
-                        f"{spec.variable}={value:g} is too small; use at least {spec.minimum:g}."
-                    )
-                return value
-            return max(spec.minimum, spec.default * scale if spec.scaled else spec.default)
+            return read_size(environ, SIZES[name], scale)
 
         start_runs = size("start_runs")
         if SIZES["start_runs"].variable not in environ and scale < FULL_START_RUNS_SCALE:
@@ -119,6 +109,26 @@ class BenchSettings:
 
     def as_dict(self) -> dict[str, object]:
         return {name: str(value) if isinstance(value, Path) else value for name, value in vars(self).items()}
+
+
+def read_scale(environ: Mapping[str, str]) -> float:
+    """``KIT_BENCH_SCALE``: 1 when unset, else a number in (0, 10]."""
+    scale = _number(environ, SCALE_ENV, 1.0)
+    if not 0 < scale <= 10:
+        raise ConfigurationError(f"{SCALE_ENV}={scale} is out of range; use a value in (0, 10].")
+    return scale
+
+
+def read_size(environ: Mapping[str, str], spec: Size, scale: float) -> float:
+    """One size: its variable when set (at least its minimum), else its default, times ``scale`` if scaled."""
+    if spec.variable in environ:
+        value = _number(environ, spec.variable, spec.default)
+        if value < spec.minimum:
+            raise ConfigurationError(
+                f"{spec.variable}={value:g} is too small; use at least {spec.minimum:g}."
+            )
+        return value
+    return max(spec.minimum, spec.default * scale if spec.scaled else spec.default)
 
 
 def _number(environ: Mapping[str, str], variable: str, default: float) -> float:

@@ -1,0 +1,1 @@
+../../kit/handler/app.py
