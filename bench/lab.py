@@ -230,7 +230,7 @@ async def _count(dynamodb: Any, table: str, workspace_id: str | None = None) -> 
     return await asyncio.to_thread(raw.count_items, dynamodb, table, workspace_id)
 
 
-async def _drain(dynamodb: Any, table: str, *, timeout_s: float = DRAIN_TIMEOUT_S) -> int:
+async def drain(dynamodb: Any, table: str, *, timeout_s: float = DRAIN_TIMEOUT_S) -> int:
     """Wait (bounded) until the table is empty, i.e. every ``$disconnect`` ran; the items left."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -279,7 +279,7 @@ async def _warm_up(
         inbox=inbox,
     )
     await ws.close_clients(opened.clients, concurrency=settings.concurrency)
-    left = await _drain(dynamodb, table)
+    left = await drain(dynamodb, table)
     progress(f"warm-up: {len(opened.clients)} connections opened and closed, {left} items left")
 
 
@@ -369,7 +369,7 @@ async def _connect_round(
     finally:
         await ws.close_clients(opened.clients, concurrency=settings.concurrency)
         # Their $disconnects must not run into the next round's raw puts.
-        tally.left_after_disconnects = await _drain(dynamodb, table)
+        tally.left_after_disconnects = await drain(dynamodb, table)
     if puts.wall_s > 0 and opened.wall_s > 0 and puts.ok:
         tally.round_ratios.append((len(opened.clients) / opened.wall_s) / (puts.ok / puts.wall_s))
 

@@ -40,7 +40,7 @@ from typing import Any
 from bench import clients as ws
 from bench import processes, raw
 from bench.figures import percentile
-from bench.lab import _drain
+from bench.lab import drain
 from bench.machine import describe_machine
 from bench.peer_offline import (
     FUNCTION_TIMEOUT_S,
@@ -158,7 +158,7 @@ async def _close(stack: Stack, opened: ws.Opened, *, workspace: str, batch: int)
         part = clients[start : start + batch]
         await ws.close_clients(part, concurrency=batch)
         await _stored_at_most(stack, workspace, len(clients) - start - len(part))
-    await _drain(stack.dynamodb, stack.table)
+    await drain(stack.dynamodb, stack.table)
 
 
 def _close_batch(n: int) -> int:
