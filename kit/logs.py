@@ -23,6 +23,7 @@ import functools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,10 @@ from kit.output import show_progress
 
 log = logging.getLogger("kit.logs")
 
+# The lab's log writer puts a request's lines into CloudWatch within one 0.1 s batch: reads this far apart
+# that agree have every line of what ended before the first. On AWS ingestion takes seconds, unbounded: no
+# re-read.
+LAB_SETTLE_S = 0.3
 FILTER_LOG_EVENTS_TPS = 4.0  # below the 5 TPS account quota, which the console and other tools share
 # StartQuery's limit: 100,000 rows since 2026, read in pages of at most 10,000 (GetQueryResults' maxItems and
 # nextToken); an endpoint that still caps it at 10,000 (InvalidParameterException) is asked again with that.
@@ -76,41 +81,49 @@ FETCH_REPORT_COLUMNS: dict[str, str] = {
 
 
 TOKEN_EPSILON = 1e-9
+RATE_WINDOW_S = 1.0
 
 
 class RateLimiter:
-    """A token bucket: at most ``rate`` calls per second on average, bursts up to ``burst``. Thread-safe."""
+    """At most ``rate`` calls (rounded down, at least one) in any one-second window. Thread-safe.
+
+    A sliding window: the first ``rate`` calls go at once, and each call after them waits until the oldest of
+    the last ``rate`` is a second old. No window ever holds more than the quota (a token bucket with a burst
+    can hold burst + rate), and a read of a few log groups does not wait between them.
+    """
 
     def __init__(
         self,
         rate: float = FILTER_LOG_EVENTS_TPS,
-        burst: int = 1,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.rate = rate
-        self.burst = burst
-        self._tokens = float(burst)
+        self.calls = max(1, int(rate))
+        self._recent: deque[float] = deque()
         self._clock = clock
         self._sleep = sleep
-        self._last = clock()
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
         with self._lock:
             while True:
                 now = self._clock()
-                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                # Within a rounding error of a token counts as one: with a clock whose value is large, a
-                # wait of (1 - 0.9999999999) / rate may not move it at all, and the loop would never end.
-                if self._tokens >= 1 - TOKEN_EPSILON:
-                    self._tokens = max(0.0, self._tokens - 1)
+                # Within a rounding error of a second counts as one: with a clock whose value is large, a
+                # wait of 1e-15 s may not move it at all, and the loop would never end.
+                while self._recent and now - self._recent[0] >= RATE_WINDOW_S - TOKEN_EPSILON:
+                    self._recent.popleft()
+                if len(self._recent) < self.calls:
+                    self._recent.append(now)
                     return
-                self._sleep((1 - self._tokens) / self.rate)
+                self._sleep(self._recent[0] + RATE_WINDOW_S - now)
+
+
+def settle_for(target_kind: str) -> float:
+    """``fetch_events``'s ``settle_s`` for a ``target_kind`` target (see :data:`LAB_SETTLE_S`)."""
+    return LAB_SETTLE_S if target_kind == "lab" else 0.0
 
 
 # --------------------------------------------------------------------------------------------------------

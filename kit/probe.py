@@ -192,7 +192,7 @@ class _GatewayLogs:
         self.unreadable: str | None = None
         self.missing: str | None = None  # the groups the last read did not find
         self.evidence = probe_logs.GatewayEvidence()
-        self.limiter = logs.RateLimiter(burst=2)  # one read is a call per group; 2 groups, every 0.5 s
+        self.limiter = logs.RateLimiter()  # one read is a call per group; 2 groups, every 0.5 s
         self.client: Any = None
 
     def prepare(self) -> None:
@@ -347,6 +347,7 @@ class _ProbeSession:
         self.target = target
         self.plan = plan
         self.timeouts = plan.timeouts
+        self.first_read_s, self.grace_s = plan.timeouts.pace(target.kind)
         self.bar = bar
         self.arrived = threading.Condition()
         self.tokens = [plan.token(i) for i in range(plan.clients)]
@@ -402,7 +403,13 @@ class _ProbeSession:
         return evidence
 
     def new_table_wait(self, clients: Iterable[int], *, logs: bool = True) -> core.TableWait:
-        wait = core.TableWait(clients, now=time.monotonic(), bound_s=self.timeouts.item_wait_s, logs=logs)
+        wait = core.TableWait(
+            clients,
+            now=time.monotonic(),
+            bound_s=self.timeouts.item_wait_s,
+            logs=logs,
+            first_read_s=self.first_read_s,
+        )
         if logs and self.logs.unreadable is not None:
             wait.logs_unreadable(self.logs.unreadable)
         return wait
@@ -663,7 +670,13 @@ class _ProbeSession:
             received = {c.index: c.frames_since(window) for c in self.clients if c.ws is not None}
             return core.attribute_deliveries(action, sent_at, received, names)
 
-        wait = core.DeliveryWait(sent, now=max(sent_at.values()), bound_s=self.timeouts.delivery_wait_s)
+        wait = core.DeliveryWait(
+            sent,
+            now=max(sent_at.values()),
+            bound_s=self.timeouts.delivery_wait_s,
+            grace_s=self.grace_s,
+            first_read_s=self.first_read_s,
+        )
         if self.logs.unreadable is not None:
             wait.logs_unreadable(self.logs.unreadable)
         # Senders with no other open client expect nothing: their rows are skipped, nothing to wait for.

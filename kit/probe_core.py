@@ -28,7 +28,8 @@ Broadcasts leave the gateway while the handler runs (one ``@connections`` call e
 message is logged as handled every frame it causes is on its way; a delivery wait still listens
 ``DELIVERY_GRACE_S`` after learning that (loopback takes milliseconds, and the evidence itself comes at least
 one log batch after the frames left). No wait reads the logs before ``LOG_FIRST_READ_S``, nor more often
-than ``LOG_READ_INTERVAL_S``: waits that end on their event never pay for a read.
+than ``LOG_READ_INTERVAL_S``: waits that end on their event never pay for a read. On the lab, whose log
+batches and frame writes the kit knows, the first read and the grace are shorter (``ProbeTimeouts.pace``).
 
 When the logs cannot be read (no API id, logging off, no permission), a wait runs to its bound and its row
 says why. Lines are matched to clients only by facts that are the probe's own (its per-client user agent,
@@ -118,6 +119,11 @@ LOG_READ_INTERVAL_S: Final = 0.5  # between two reads of the API's logs in one w
 # are measured at.
 LOG_FIRST_READ_S: Final = 0.5
 DELIVERY_GRACE_S: Final = 0.5  # listening on after the logs say a sender's message was handled
+# The lab's own pace, which it can promise: its log writer puts a request's lines into CloudWatch within one
+# 0.1 s batch of the request's end, and its gateway writes a broadcast frame to the socket before it answers
+# the handler's @connections call, so every frame is on loopback before the handler's end is even logged.
+LAB_LOG_FIRST_READ_S: Final = 0.2
+LAB_DELIVERY_GRACE_S: Final = 0.1
 FILTER_PATTERNS_MAX: Final = 2  # more than this many FilterLogEvents calls per group per read: not followed
 
 
@@ -148,6 +154,20 @@ class ProbeTimeouts:
     backoff_max_s: float = 1.0  # ... up to here
     delivery_wait_s: float = 5.0  # for broadcasts, error frames and the close after an oversize frame
     close_s: float = 5.0  # for the server's answer to the probe's close frame
+    # None: the target's own (``pace``): AWS's ``LOG_FIRST_READ_S``/``DELIVERY_GRACE_S``, or the lab's.
+    log_first_read_s: float | None = None  # no wait reads the logs before this
+    delivery_grace_s: float | None = None  # listening on after the logs say a sender's message was handled
+
+    def pace(self, target_kind: str) -> tuple[float, float]:
+        """(first log read, delivery grace) in seconds for a ``target_kind`` target: what was set, else the
+        lab's promise on the lab and CloudWatch's and the internet's pace anywhere else."""
+        lab = target_kind == "lab"
+        first = LAB_LOG_FIRST_READ_S if lab else LOG_FIRST_READ_S
+        grace = LAB_DELIVERY_GRACE_S if lab else DELIVERY_GRACE_S
+        return (
+            first if self.log_first_read_s is None else self.log_first_read_s,
+            grace if self.delivery_grace_s is None else self.delivery_grace_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -618,8 +638,11 @@ class WaitOutcome:
 class _Wait:
     """What both waits share: pending clients, a bound, log reads, and what the evidence said."""
 
-    def __init__(self, clients: Iterable[int], *, now: float, bound_s: float) -> None:
+    def __init__(
+        self, clients: Iterable[int], *, now: float, bound_s: float, first_read_s: float = LOG_FIRST_READ_S
+    ) -> None:
         self.pending = set(clients)
+        self.first_read_s = first_read_s
         self.started_at = now
         self.bound_s = bound_s
         self.deadline = now + bound_s
@@ -641,9 +664,9 @@ class _Wait:
         return not self.open(now) or now >= self.deadline
 
     def next_log_read(self) -> float:
-        """When the logs may be read next: ``LOG_FIRST_READ_S`` into the wait, then every interval."""
+        """When the logs may be read next: ``first_read_s`` into the wait, then every interval."""
         last = self.last_log_read
-        return self.started_at + LOG_FIRST_READ_S if last is None else last + LOG_READ_INTERVAL_S
+        return self.started_at + self.first_read_s if last is None else last + LOG_READ_INTERVAL_S
 
     def wants_logs(self, now: float) -> bool:
         """Whether reading the logs could end the wait sooner: someone is waited for without evidence."""
@@ -691,8 +714,16 @@ class TableWait(_Wait):
     evidence was learned still did not see it.
     """
 
-    def __init__(self, clients: Iterable[int], *, now: float, bound_s: float, logs: bool = True) -> None:
-        super().__init__(clients, now=now, bound_s=bound_s)
+    def __init__(
+        self,
+        clients: Iterable[int],
+        *,
+        now: float,
+        bound_s: float,
+        logs: bool = True,
+        first_read_s: float = LOG_FIRST_READ_S,
+    ) -> None:
+        super().__init__(clients, now=now, bound_s=bound_s, first_read_s=first_read_s)
         self.never: dict[int, float] = {}
         self.follows_logs = logs  # False: no log line can end this wait (the index)
 
@@ -737,9 +768,15 @@ class DeliveryWait(_Wait):
     """
 
     def __init__(
-        self, senders: Iterable[int], *, now: float, bound_s: float, grace_s: float = DELIVERY_GRACE_S
+        self,
+        senders: Iterable[int],
+        *,
+        now: float,
+        bound_s: float,
+        grace_s: float = DELIVERY_GRACE_S,
+        first_read_s: float = LOG_FIRST_READ_S,
     ) -> None:
-        super().__init__(senders, now=now, bound_s=bound_s)
+        super().__init__(senders, now=now, bound_s=bound_s, first_read_s=first_read_s)
         self.grace_s = grace_s
 
     def given_up(self, now: float) -> set[int]:

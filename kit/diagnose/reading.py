@@ -108,7 +108,7 @@ def read_evidence(
     api_id = answers.api_id if answers is not None else target.api_id
     groups = logs.log_groups_frame(function_answers, api_id, stage_answer)
     if not groups.empty:
-        settle = settle_s if settle_s is not None else (1.0 if target.kind == "lab" else 0.0)
+        settle = settle_s if settle_s is not None else logs.settle_for(target.kind)
         fetched = _section(
             evidence,
             "logs",

@@ -107,38 +107,69 @@ def test_other_errors_name_the_group_and_the_code() -> None:
     assert raised.value.code == "AccessDeniedException" and raised.value.resource == "/aws/lambda/fn"
 
 
-def test_rate_limiter_keeps_calls_below_the_rate() -> None:
-    now = [0.0]
-    sleeps: list[float] = []
+class FakeClock:
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
 
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        now[0] += seconds
+    def sleep(self, seconds: float) -> None:
+        if len(self.sleeps) > 100:
+            raise AssertionError(f"the limiter is spinning: {self.sleeps[-3:]}")
+        self.sleeps.append(seconds)
+        self.now += seconds
 
-    limiter = logs.RateLimiter(rate=4, burst=1, clock=lambda: now[0], sleep=sleep)
+
+def limited(clock: FakeClock, rate: float = 4) -> logs.RateLimiter:
+    return logs.RateLimiter(rate=rate, clock=lambda: clock.now, sleep=clock.sleep)
+
+
+def test_rate_limiter_keeps_every_one_second_window_under_the_rate() -> None:
+    clock = FakeClock()
+    limiter, at = limited(clock), []
     for _ in range(9):
         limiter.acquire()
-    # 9 calls at 4/s with a burst of 1 take at least 2 s of (simulated) time.
-    assert now[0] == pytest.approx(2.0)
+        at.append(clock.now)
+    assert at == [0.0] * 4 + [1.0] * 4 + [2.0]  # a read of a few groups waits for nothing
+    assert all(sum(1 for t in at if start <= t < start + 1) <= 4 for start in at)
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "waits"),
+    [
+        (1.0, []),  # exactly a second after the oldest call: a free slot
+        (0.75, [pytest.approx(0.25)]),  # just inside the window: until the oldest is a second old
+        (0.0, [1.0]),
+    ],
+)
+def test_rate_limiter_at_the_window_edge(elapsed: float, waits: list[Any]) -> None:
+    clock = FakeClock()
+    limiter = limited(clock)
+    for _ in range(4):
+        limiter.acquire()
+    clock.now += elapsed
+    limiter.acquire()
+    assert clock.sleeps == waits
+
+
+def test_rate_limiter_rounds_down_and_allows_at_least_one_call() -> None:
+    assert limited(FakeClock(), 4.9).calls == 4
+    assert limited(FakeClock(), 0.5).calls == 1
+    with pytest.raises(ValueError, match="positive"):
+        limited(FakeClock(), 0)
 
 
 def test_rate_limiter_ends_when_a_wait_is_too_small_to_move_the_clock() -> None:
-    """At t=71.389 s with 0.544 of a token, the wait leaves 0.9999999999999872 of one: the next wait, 3e-15 s,
-    cannot move a clock of that size, so a limiter that insists on a whole token spins for ever (found by the
-    insights bench on its fake clock)."""
-    now = [71.38938812756741]
-    sleeps: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        if len(sleeps) > 100:
-            raise AssertionError(f"the limiter is spinning: {sleeps[-3:]}")
-        sleeps.append(seconds)
-        now[0] += seconds
-
-    limiter = logs.RateLimiter(rate=4, burst=1, clock=lambda: now[0], sleep=sleep)
-    limiter._tokens = 0.5442292252959519  # the state the bench reached (a boundary no public call sets up)
+    """``oldest + 1`` rounds to ``now`` while ``now - oldest`` is a rounding error short of a second: the wait
+    is 0 and the clock never moves, so a limiter that insists on a whole second spins for ever (the kind of
+    clock value the insights bench's fake clock reaches)."""
+    clock = FakeClock(15.366819626253973)
+    limiter = limited(clock)
+    for _ in range(4):
+        limiter.acquire()
+    clock.now = 15.366819626253973 + 1.0
+    assert clock.now - 15.366819626253973 < 1.0  # the boundary this test is about
     limiter.acquire()
-    assert len(sleeps) == 1 and sleeps[0] == pytest.approx((1 - 0.5442292252959519) / 4)
+    assert len(clock.sleeps) <= 1
 
 
 def test_fetch_events_frame_contract_and_order() -> None:

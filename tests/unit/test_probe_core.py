@@ -15,6 +15,8 @@ from kit.lab.gateway_core import Connection, EventType
 from kit.lab.provision import ACCESS_LOG_FORMAT
 from kit.probe_core import (
     DELIVERY_GRACE_S,
+    LAB_DELIVERY_GRACE_S,
+    LAB_LOG_FIRST_READ_S,
     LOG_FIRST_READ_S,
     LOG_READ_INTERVAL_S,
     PROBE_COLUMNS,
@@ -22,6 +24,7 @@ from kit.probe_core import (
     Deliveries,
     DeliveryWait,
     ProbePlan,
+    ProbeTimeouts,
     Rows,
     StepResult,
     TableWait,
@@ -513,6 +516,40 @@ def test_a_delivery_wait(
 )
 def test_a_delivery_waits_pause(events: list[tuple[Any, ...]], now: float, pause: Any) -> None:
     assert delivery_wait(*events).pause(now) == pause
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "kind", "pace"),
+    [
+        (ProbeTimeouts(), "aws", (LOG_FIRST_READ_S, DELIVERY_GRACE_S)),
+        (ProbeTimeouts(), "lab", (LAB_LOG_FIRST_READ_S, LAB_DELIVERY_GRACE_S)),
+        (ProbeTimeouts(log_first_read_s=0.0, delivery_grace_s=0.0), "aws", (0.0, 0.0)),  # 0 is a setting
+        (ProbeTimeouts(log_first_read_s=2.0), "lab", (2.0, LAB_DELIVERY_GRACE_S)),
+        (ProbeTimeouts(delivery_grace_s=3.0), "aws", (LOG_FIRST_READ_S, 3.0)),
+    ],
+)
+def test_the_pace_of_a_wait_is_the_targets_unless_set(
+    timeouts: ProbeTimeouts, kind: str, pace: tuple[float, float]
+) -> None:
+    assert timeouts.pace(kind) == pace
+
+
+def test_the_lab_promises_a_faster_pace_than_aws() -> None:
+    """Its lines land within one 0.1 s batch and its frames are on loopback before the handler's end is
+    logged; never slower than the pace used against AWS."""
+    assert 0.1 < LAB_LOG_FIRST_READ_S < LOG_FIRST_READ_S
+    assert 0 < LAB_DELIVERY_GRACE_S < DELIVERY_GRACE_S
+
+
+def test_waits_keep_the_pace_they_are_given() -> None:
+    table = TableWait((0,), now=0.0, bound_s=10.0, first_read_s=0.2)
+    assert table.pause(0.0, 1.0) == 0.2 and not table.logs_due(0.19) and table.logs_due(0.2)
+    wait = DeliveryWait((0,), now=0.0, bound_s=5.0, grace_s=0.1, first_read_s=0.2)
+    assert wait.pause(0.0) == 0.2
+    wait.logs_read(0.2, {0}, "the logs")
+    assert wait.pause(0.2) == pytest.approx(0.1)
+    assert not wait.over(0.29) and wait.over(0.31)  # the grace, not AWS's 0.5 s
+    assert wait.outcome(0, 0.31) == WaitOutcome("never", pytest.approx(0.3), "the logs")
 
 
 def test_delivered_to_all_compares_with_who_was_open_at_the_send() -> None:
