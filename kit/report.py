@@ -29,8 +29,10 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -50,6 +52,8 @@ from kit.redact_display import kernel_settings
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
+# Kernels at once in a wave: the notebooks mostly wait on the target, so three share two cores well.
+WAVE_WORKERS = 3
 DEFAULT_CELL_TIMEOUT_S = 1800  # a hung cell must not hang a cron job forever; probes take under a minute
 SUMMARY_NAME = "summary.json"
 INDEX_NAME = "index.html"
@@ -167,6 +171,34 @@ def resolve_notebooks(names: Sequence[str | Path] | None, notebooks_dir: Path = 
     return paths
 
 
+def notebook_stage(path: Path) -> int | None:
+    """The stage a notebook declares in its metadata (``{"kit": {"stage": N}}``), or None.
+
+    Notebooks of one stage only read the target, or write what no other notebook of the stage reads, so
+    they run at once (:func:`waves`). A notebook that declares none, or that cannot be read here (its run
+    will say why), runs alone.
+    """
+    try:
+        kit_metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("kit", {})
+        stage = kit_metadata.get("stage") if isinstance(kit_metadata, dict) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return stage if isinstance(stage, int) and not isinstance(stage, bool) else None
+
+
+def waves(stages: Sequence[int | None]) -> list[list[int]]:
+    """The notebooks' indexes in the waves they run in, in order: neighbours of one stage share a wave, and
+    a notebook without a stage (None) has one of its own. Only whole waves run after one another, so what a
+    notebook reads was written by the waves before it, never half-way by a neighbour."""
+    grouped: list[list[int]] = []
+    for index, stage in enumerate(stages):
+        if stage is not None and grouped and stages[grouped[-1][0]] == stage:
+            grouped[-1].append(index)
+        else:
+            grouped.append([index])
+    return grouped
+
+
 def declared_parameters(path: Path) -> dict[str, Any]:
     """The parameters a notebook's ``parameters`` cell declares (papermill's reading of it)."""
     import papermill
@@ -182,6 +214,9 @@ _EMPTY_SCRIPT = re.compile(r"<script src=\"\">\s*</script>\s*")
 _EXTERNAL_SCRIPT = re.compile(
     r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>.*?</script>\s*", re.IGNORECASE | re.DOTALL
 )
+
+
+_RENDERING = threading.Lock()
 
 
 @cache
@@ -214,7 +249,8 @@ def _exporter(code: bool) -> Any:
 
 def render_html(nb: Any, *, title: str, code: bool = True) -> str:
     """A self-contained HTML page for a (redacted) notebook; ``code=False`` hides inputs and prompts."""
-    body, _ = _exporter(code).from_notebook_node(nb, resources={"metadata": {"name": title}})
+    with _RENDERING:  # one exporter per kind is shared, and nbconvert's are not made for threads
+        body, _ = _exporter(code).from_notebook_node(nb, resources={"metadata": {"name": title}})
     body = _EMPTY_SCRIPT.sub("", body)
     return _EXTERNAL_SCRIPT.sub("", body)
 
@@ -320,8 +356,8 @@ def run_report(
             jupyter = state_dir() / "jupyter"
             redaction = kernel_settings(jupyter / KERNEL_DIRS["IPYTHONDIR"], run.redactor, env_path)
             with kernel_environment(jupyter, redaction):
-                for path in paths:
-                    run.notebooks.append(_run_notebook(path, run, cell_timeout_s))
+                for wave in waves([stage_of(path) for path in paths]):
+                    run.notebooks += _run_wave([paths[i] for i in wave], run, cell_timeout_s)
         run.timings["total_s"] = round(time.monotonic() - clock, 3)
         result = _finish(run)
         build_index(reports_root)
@@ -523,6 +559,14 @@ def ipc_kernel_manager(folder: Path) -> type[Any]:
         def _default_connection_file(self) -> str:
             return str(folder / f"kernel-{uuid.uuid4().hex[:8]}.json")
 
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client interrupts every kernel before asking it to shut down, and an idle ipykernel
+            # answers with "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel" on the report's
+            # terminal. A kernel still busy is stopped by the shutdown's SIGTERM and SIGKILL; a cell's own
+            # timeout still interrupts (it is not a shutdown).
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
     return IpcKernelManager
 
 
@@ -566,6 +610,20 @@ def _execute(
     except Exception as exc:  # a timeout, a dead kernel, a kernel that never started
         failure = {"ename": type(exc).__name__, "evalue": str(exc)}
     return failure
+
+
+def stage_of(path: Path) -> int | None:
+    """A notebook's stage; one that writes the diagnosis always runs alone, so which one wrote it is
+    never a race."""
+    return None if "summary_path" in declared_parameters(path) else notebook_stage(path)
+
+
+def _run_wave(paths: Sequence[Path], run: _ReportRun, cell_timeout_s: int | None) -> list[NotebookRun]:
+    """Run ``paths`` at once (each in its own kernel, at most ``WAVE_WORKERS`` together); results in order."""
+    if len(paths) == 1:
+        return [_run_notebook(paths[0], run, cell_timeout_s)]
+    with ThreadPoolExecutor(min(len(paths), WAVE_WORKERS), thread_name_prefix="kit-report") as pool:
+        return list(pool.map(lambda path: _run_notebook(path, run, cell_timeout_s), paths))
 
 
 def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> NotebookRun:

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import pytest
 
 from kit.lab.lab import Lab
 from kit.local import STATE_DIR_ENV
-from kit.report import ipc_kernels
+from kit.report import ipc_kernels, stage_of, waves
 
 from .labclient import EmptyDynamoDB
 
@@ -189,11 +190,13 @@ def lab_environment(homes: Path, empty_dynamodb: EmptyDynamoDB) -> Iterator[Path
 
 @pytest.fixture(scope="module")
 def executed(lab_environment: Path) -> dict[str, nbformat.NotebookNode | BaseException]:
-    """Every notebook executed once, in order (the diagnosis first, as a reader would)."""
+    """Every notebook executed once, in the waves `kit report` runs them in (the diagnosis first, as a reader
+    would; then the notebooks of a stage at once)."""
     results: dict[str, nbformat.NotebookNode | BaseException] = {}
     out = lab_environment / "out"
     out.mkdir()
-    for path in NOTEBOOKS:
+
+    def execute(path: Path) -> None:
         parameters = dict(RUN_PARAMETERS.get(path.name, {}))
         if path.name == "00_diagnose.ipynb":
             parameters["summary_path"] = str(lab_environment / "summary.json")
@@ -210,6 +213,10 @@ def executed(lab_environment: Path) -> dict[str, nbformat.NotebookNode | BaseExc
                 )
         except Exception as exc:  # reported by the test of that notebook, with papermill's message
             results[path.name] = exc
+
+    for wave in waves([stage_of(path) for path in NOTEBOOKS]):
+        with ThreadPoolExecutor(len(wave)) as pool:
+            list(pool.map(execute, [NOTEBOOKS[i] for i in wave]))
     return results
 
 

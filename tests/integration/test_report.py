@@ -611,6 +611,8 @@ def test_the_kit_report_command_prints_the_folder_and_the_cause(tmp_path: Path) 
     assert cause.startswith("root cause: put-access-denied — ")
     assert (tmp_path / folder / "00_check.report.html").is_file()
     assert "kit report: lab up" in out.stderr and "Traceback" not in out.stderr
+    noise = [line for line in out.stderr.splitlines() if not line.startswith("kit report: ")]
+    assert noise == [], "the progress lines and the result only"
     assert files_under(home) == []
 
     wrong = subprocess.run(

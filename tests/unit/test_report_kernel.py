@@ -1,11 +1,16 @@
 """The report's kernels talk over Unix sockets in a private folder (kit.report.ipc_kernel_manager): no TCP
-port for two kernels to race for, nothing on the network, no unencrypted-TCP warning."""
+port for two kernels to race for, nothing on the network, no unencrypted-TCP warning; they leave quietly; and
+the notebooks run in waves (``kit.report.waves``)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
-from kit.report import ipc_kernel_manager
+import pytest
+
+from kit.report import discover_notebooks, ipc_kernel_manager, notebook_stage, stage_of, waves
 
 
 def test_kernels_use_unix_sockets_in_the_folder_they_are_given(tmp_path: Path) -> None:
@@ -21,3 +26,83 @@ def test_kernels_use_unix_sockets_in_the_folder_they_are_given(tmp_path: Path) -
 def test_each_kernel_gets_its_own_connection_file(tmp_path: Path) -> None:
     kind = ipc_kernel_manager(tmp_path)
     assert kind(kernel_name="python3").connection_file != kind(kernel_name="python3").connection_file
+
+
+def test_a_kernel_is_not_interrupted_on_its_way_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """jupyter_client interrupts a kernel before asking it to shut down, and an idle ipykernel logs
+    "KeyboardInterrupt caught in kernel" on the report's terminal for it: the report's kernels skip that
+    interrupt, and only that one."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    sent: list[bool] = []
+
+    async def interrupt(self: AsyncKernelManager) -> None:
+        sent.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    manager = ipc_kernel_manager(tmp_path)(kernel_name="python3")
+    asyncio.run(manager._async_interrupt_kernel())  # a cell's timeout, say
+    manager.shutting_down = True
+    asyncio.run(manager._async_interrupt_kernel())
+    assert sent == [False]
+
+
+def _notebook(path: Path, metadata: object) -> Path:
+    path.write_text(json.dumps({"cells": [], "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("metadata", "stage"),
+    [
+        ({"kit": {"stage": 2}}, 2),
+        ({"kit": {"stage": 0}}, 0),
+        ({}, None),
+        ({"kit": {}}, None),
+        ({"kit": {"stage": "2"}}, None),
+        ({"kit": {"stage": True}}, None),  # a bool is an int to Python, not a stage
+        ({"kit": {"stage": 1.0}}, None),
+        ({"kit": ["stage"]}, None),
+        ([], None),
+    ],
+)
+def test_a_notebooks_stage_is_an_integer_in_its_kit_metadata(
+    tmp_path: Path, metadata: object, stage: int | None
+) -> None:
+    assert notebook_stage(_notebook(tmp_path / "n.ipynb", metadata)) == stage
+
+
+def test_a_notebook_that_cannot_be_read_has_no_stage(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not json")
+    assert notebook_stage(broken) is None
+    assert notebook_stage(tmp_path / "missing.ipynb") is None
+
+
+@pytest.mark.parametrize(
+    ("stages", "grouped"),
+    [
+        ([], []),
+        ([None], [[0]]),
+        ([None, None], [[0], [1]]),  # no stage: alone, even beside another without one
+        ([1, 1], [[0, 1]]),
+        ([None, 1, 1, 2, 2, 2], [[0], [1, 2], [3, 4, 5]]),  # the report's own notebooks
+        ([1, 2, 1], [[0], [1], [2]]),  # only neighbours share: the order of the files is kept
+        ([1, None, 1], [[0], [1], [2]]),
+        ([0, 0], [[0, 1]]),  # stage 0 is a stage
+    ],
+)
+def test_neighbours_of_one_stage_share_a_wave(stages: list[int | None], grouped: list[list[int]]) -> None:
+    assert waves(stages) == grouped
+
+
+def test_the_report_notebooks_run_diagnosis_first_then_in_two_waves() -> None:
+    """00_diagnose alone (its probe and its fix's proof change the lab for a while); the handler exercise and
+    the probe, which write only their own items; then the notebooks that only read."""
+    paths = discover_notebooks()
+    names = [[paths[i].stem for i in wave] for wave in waves([stage_of(p) for p in paths])]
+    assert names == [
+        ["00_diagnose"],
+        ["01_connect_handler", "02_probe"],
+        ["03_logs", "04_dynamodb", "05_iam"],
+    ]
