@@ -293,7 +293,9 @@ class RecordingProxy(ThreadingHTTPServer):
         self._calls = calls
         self._lock = lock
         super().__init__(("127.0.0.1", 0), _Forward)
-        self._thread = threading.Thread(target=self.serve_forever, name=f"proxy-{name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name=f"proxy-{name}", daemon=True
+        )
         self._thread.start()
 
     def record(self, call: Call) -> None:
