@@ -148,6 +148,34 @@ def test_clients_at_once_are_held_to_both_rate_targets() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("stored", "failed", "shortfall"),
+    [
+        (100, 0, ""),  # every connection stored, none failed: the rates are judged by their ratios
+        (99, 0, "lab stored 99/100"),  # one connection the table does not hold
+        (101, 0, "lab stored 101/100"),  # nor one it holds twice over: stored must equal connects
+        (100, 1, "1 handshake(s) failed"),
+        (0, 3, "lab stored 0/100, 3 handshake(s) failed"),
+    ],
+)
+def test_the_rate_targets_are_met_only_when_the_lab_stored_every_connection_and_none_failed(
+    stored: int, failed: int, shortfall: str
+) -> None:
+    lab = _result(10, 300.0, raw_rate=180.0)  # ratios well above both targets
+    lab.connects_stored, lab.connect_failures = stored, failed
+    rows = [row for row in compare(lab, _result(10, 150.0)) if row.measure == "connects/s"]
+    assert {row.other_name for row in rows} == {PEER, RAW_PUT}
+    for row in rows:
+        assert row.ratio is not None and row.ratio >= 1.6
+        assert row.met is (not shortfall)
+        assert row.shortfall == shortfall
+        assert row.as_dict()["shortfall"] == (shortfall or None)
+    lines = [line for line in render_table(rows).splitlines() if "connects/s" in line]
+    assert [line.split("|")[-1].strip() for line in lines] == [
+        f"NO ({shortfall})" if shortfall else "yes"
+    ] * 2
+
+
 def test_a_count_only_one_side_measured_is_left_out_of_the_rows() -> None:
     rows = compare_all([_result(1, 20.0), _result(10, 100.0)], [_result(10, 90.0)])
     assert {row.workload for row in rows} == {"10 clients at once"}
