@@ -207,6 +207,7 @@ class ClientsResult:
     broadcast_delivered: int = 0
     delivery_p50_ms: float = math.nan
     delivery_p99_ms: float = math.nan
+    disconnects_outstanding: int = 0  # the most items left in the table after any close's bounded drain
 
 
 def connect_shortfall(lab: ClientsResult) -> str:
@@ -285,6 +286,14 @@ def compare(lab: ClientsResult, peer: ClientsResult) -> list[Comparison]:
                 "peer_raw_put_rate": peer.raw_put_rate,
                 "peer_to_its_raw": _share(peer.connect_rate, peer.raw_put_rate),
             },
+        ),
+        Comparison(
+            workload,
+            "$disconnects outstanding after a drain (most)",
+            "items",
+            lab.disconnects_outstanding,
+            peer.disconnects_outstanding,
+            better="lower",
         ),
         Comparison(
             workload,

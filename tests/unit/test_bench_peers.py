@@ -8,6 +8,7 @@ group is checked with a Python stand-in for serverless that listens on loopback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -23,7 +24,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench import peer_bench  # noqa: E402
 from bench.__main__ import main as bench_main  # noqa: E402
+from bench.clients import Opened  # noqa: E402
 from bench.peer_offline import (  # noqa: E402
     FUNCTION_TIMEOUT_S,
     PEERS_DIR,
@@ -179,6 +182,40 @@ def test_the_rate_targets_are_met_only_when_the_lab_stored_every_connection_and_
 def test_a_count_only_one_side_measured_is_left_out_of_the_rows() -> None:
     rows = compare_all([_result(1, 20.0), _result(10, 100.0)], [_result(10, 90.0)])
     assert {row.workload for row in rows} == {"10 clients at once"}
+
+
+def test_the_disconnects_a_drain_left_behind_are_a_row_of_each_count() -> None:
+    lab, peer = _result(10, 150.0), _result(10, 150.0)
+    lab.disconnects_outstanding = 3
+    rows = compare(lab, peer)
+    (row,) = [row for row in rows if row.measure.startswith("$disconnects outstanding")]
+    assert (row.lab, row.other, row.target) == (3, 0, None)
+    line = next(line for line in render_table(rows).splitlines() if "$disconnects outstanding" in line)
+    assert [cell.strip() for cell in line.split("|")][2:4] == ["3 items", "0 items"]
+    assert row.as_dict()["lab"] == 3
+
+
+def test_closing_keeps_the_most_disconnects_any_drain_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    left = iter([3, 0, 1])  # what each close's drain finds still in the table
+
+    async def nothing(*_: object, **__: object) -> None:
+        return None
+
+    async def drained(*_: object, **__: object) -> int:
+        return next(left)
+
+    monkeypatch.setattr(peer_bench.ws, "close_clients", nothing)
+    monkeypatch.setattr(peer_bench, "_stored_at_most", nothing)
+    monkeypatch.setattr(peer_bench, "drain", drained)
+    stack = peer_bench.Stack("lab", "ws://127.0.0.1:1", dynamodb=None, table="t", roots=())
+    result = ClientsResult(clients=2)
+
+    async def close_three_times() -> None:
+        for _ in range(3):
+            await peer_bench._close(stack, Opened(clients=[]), result, workspace="w", batch=5)
+
+    asyncio.run(close_three_times())
+    assert result.disconnects_outstanding == 3
 
 
 # --- the table --------------------------------------------------------------------------------------------
