@@ -3,8 +3,10 @@
 A ``Figure`` is one measured value with the baseline it is compared with (measured in the same run), the
 ratio between them, and the target that ratio is held to. ``met`` is decided here, from the ratio, so
 nothing in the bench compares a raw time with a fixed number; the one exception is a budget the issue states
-as an absolute (lines/s, MB), whose figure says ``target_of="value"`` and still carries its baseline.
-``render_table`` and ``results_document`` turn a list of figures into what ``make bench`` prints and writes.
+as an absolute (lines/s, MB), whose figure says ``target_of="value"`` and still carries its baseline. A
+``shortfall`` (the run missed what the target takes for granted: frames delivered, connections stored) fails
+the target whatever the ratio, and the table's "met" cell says it. ``render_table`` and ``results_document``
+turn a list of figures into what ``make bench`` prints and writes.
 No I/O, no clocks.
 """
 
