@@ -3,8 +3,10 @@
 A ``Figure`` is one measured value with the baseline it is compared with (measured in the same run), the
 ratio between them, and the target that ratio is held to. ``met`` is decided here, from the ratio, so
 nothing in the bench compares a raw time with a fixed number; the one exception is a budget the issue states
-as an absolute (lines/s, MB), whose figure says ``target_of="value"`` and still carries its baseline.
-``render_table`` and ``results_document`` turn a list of figures into what ``make bench`` prints and writes.
+as an absolute (lines/s, MB), whose figure says ``target_of="value"`` and still carries its baseline. A
+``shortfall`` (the run missed what the target takes for granted: frames delivered, connections stored) fails
+the target whatever the ratio, and the table's "met" cell says it. ``render_table`` and ``results_document``
+turn a list of figures into what ``make bench`` prints and writes.
 No I/O, no clocks.
 """
 
@@ -50,9 +52,11 @@ def ratio(value: float, baseline: float | None, ratio_of: RatioOf) -> float | No
     return numerator / denominator
 
 
-def target_met(measured_ratio: float | None, target: float, better: Better) -> bool:
-    """Whether the ratio (or an absolute budget's value) reaches the target; a missing one never does."""
-    if measured_ratio is None:
+def target_met(measured_ratio: float | None, target: float, better: Better, shortfall: str = "") -> bool:
+    """Whether the ratio (or an absolute budget's value) reaches the target; a missing one never does, nor
+    one whose run fell short of what the target takes for granted (``shortfall`` says how, e.g. 998/999
+    delivered)."""
+    if measured_ratio is None or shortfall:
         return False
     return measured_ratio >= target if better == "higher" else measured_ratio <= target
 
@@ -76,6 +80,7 @@ class Figure:
     details: dict[str, Detail] = field(default_factory=dict)
     note: str = ""
     target_of: TargetOf = "ratio"
+    shortfall: str = ""  # why the target is not met whatever the ratio (see target_met)
 
     @property
     def target_text(self) -> str:
@@ -105,6 +110,7 @@ def figure(
     details: Mapping[str, Detail] | None = None,
     note: str = "",
     target_of: TargetOf = "ratio",
+    shortfall: str = "",
 ) -> Figure:
     measured = ratio(value, baseline, ratio_of)
     held_to = measured if target_of == "ratio" else (value if math.isfinite(value) else None)
@@ -120,10 +126,11 @@ def figure(
         target=target,
         better=better,
         target_source=target_source,
-        met=target_met(held_to, target, better),
+        met=target_met(held_to, target, better, shortfall),
         details=dict(details or {}),
         note=note,
         target_of=target_of,
+        shortfall=shortfall,
     )
 
 
@@ -150,6 +157,15 @@ def format_number(value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def met_text(met: bool | None, shortfall: str = "") -> str:
+    """A table's "met" cell: ``yes``, ``NO``, ``NO (<shortfall>)``, or ``-`` with no target to meet."""
+    if met is None:
+        return "-"
+    if met:
+        return "yes"
+    return f"NO ({shortfall})" if shortfall else "NO"
+
+
 def render_table(figures: Sequence[Figure], *, width: int = 110) -> str:
     """The figures as a fixed-width table, then each figure's details and note."""
     header = ("figure", "value", "baseline (same run)", "ratio", "target", "met")
@@ -160,7 +176,7 @@ def render_table(figures: Sequence[Figure], *, width: int = 110) -> str:
             f"{format_number(f.baseline)} ({f.baseline_title})" if f.baseline is not None else "-",
             f"{format_number(f.ratio)} ({f.ratio_of})" if f.ratio is not None else "-",
             f"{f.target_text} ({f.target_source})",
-            "yes" if f.met else "NO",
+            met_text(f.met, f.shortfall),
         )
         for f in figures
     ]

@@ -145,9 +145,12 @@ async def _stored_at_most(stack: Stack, workspace: str, count: int) -> None:
         await asyncio.sleep(DISCONNECT_POLL_S)
 
 
-async def _close(stack: Stack, opened: ws.Opened, *, workspace: str, batch: int) -> None:
+async def _close(
+    stack: Stack, opened: ws.Opened, result: ClientsResult, *, workspace: str, batch: int
+) -> None:
     """Close the clients ``batch`` at a time, the next batch once the last one's ``$disconnect`` ran, then
-    wait until the table is empty (bounded).
+    wait until the table is empty (bounded); the items still there are ``$disconnect``s that did not run in
+    time, and the most of them after any close is ``result.disconnects_outstanding``.
 
     All at once, hundreds of ``$disconnect`` invocations would reach the stack together: the peer starts a
     Python process for each (seconds of CPU apiece on two cores) and lets runners that time out break its
@@ -158,26 +161,28 @@ async def _close(stack: Stack, opened: ws.Opened, *, workspace: str, batch: int)
         part = clients[start : start + batch]
         await ws.close_clients(part, concurrency=batch)
         await _stored_at_most(stack, workspace, len(clients) - start - len(part))
-    await drain(stack.dynamodb, stack.table)
+    left = await drain(stack.dynamodb, stack.table)
+    result.disconnects_outstanding = max(result.disconnects_outstanding, left)
 
 
 def _close_batch(n: int) -> int:
     return max(n, CLOSE_BATCH_MIN)
 
 
-async def _warm_up(turn: Turn, n: int) -> int:
+async def _warm_up(turn: Turn, result: ClientsResult) -> int:
     """Twice ``k`` connections opened ``k`` at a time, ``k`` doubling up to ``n``; the connections made.
 
     Doubling starts at most half the runner (or worker) processes ``n`` needs at once: tens of Python
     processes starting together on two cores is itself a storm the peer does not survive (see ``_close``).
     """
+    n = result.clients
     made = 0
     at_once = 1
     while True:
         workspace = f"peers-warm-{n}-{at_once}"
         opened = await _open(turn.stack, turn.inbox, workspace=workspace, count=2 * at_once, at_once=at_once)
         made += len(opened.clients)
-        await _close(turn.stack, opened, workspace=workspace, batch=_close_batch(at_once))
+        await _close(turn.stack, opened, result, workspace=workspace, batch=_close_batch(at_once))
         if at_once >= n:
             return made
         at_once = min(2 * at_once, n)
@@ -208,7 +213,7 @@ async def _broadcast(
 async def measure_clients(turn: Turn, n: int) -> ClientsResult:
     """Every workload at ``n`` clients on one stack: warm-up, connect rounds, hold, broadcasts."""
     result = ClientsResult(clients=n)
-    made = await _warm_up(turn, n)
+    made = await _warm_up(turn, result)
     turn.progress(f"{turn.stack.name} {n}: warm-up, {made} connections opened and closed")
     await _measure_connects(turn, result)
     await _measure_hold(turn, result)
@@ -237,7 +242,7 @@ async def _measure_connects(turn: Turn, result: ClientsResult) -> None:
         opened = await _open(stack, inbox, workspace=workspace, count=count, at_once=n)
         cpu_s += _stack_cpu_s(stack) - cpu_before
         stored = await asyncio.to_thread(raw.count_items, stack.dynamodb, stack.table, workspace)
-        await _close(stack, opened, workspace=workspace, batch=_close_batch(n))
+        await _close(stack, opened, result, workspace=workspace, batch=_close_batch(n))
         result.connects += len(opened.clients)
         result.connect_failures += opened.failed
         result.connects_stored += stored
@@ -279,7 +284,7 @@ async def _measure_hold(turn: Turn, result: ClientsResult) -> None:
         if len(healthy) >= 2:
             await _measure_broadcast(turn, result, healthy)
     finally:
-        await _close(stack, held, workspace=workspace, batch=_close_batch(n))
+        await _close(stack, held, result, workspace=workspace, batch=_close_batch(n))
 
 
 async def _measure_broadcast(turn: Turn, result: ClientsResult, healthy: Sequence[ws.BenchClient]) -> None:

@@ -231,7 +231,7 @@ class OfflineServer:
             if self._process.poll() is not None:
                 raise EngineError(
                     f"serverless-offline exited with status {self._process.returncode} before it listened; "
-                    f"its output ends with: {self.output_tail() or 'nothing'}"
+                    f"its last line of output: {self.last_output_line() or 'none'}"
                 )
             with contextlib.suppress(OSError):
                 socket.create_connection((LOOPBACK, self.ports.websocket), timeout=0.5).close()
@@ -239,7 +239,8 @@ class OfflineServer:
             if time.monotonic() >= deadline:
                 raise EngineError(
                     f"serverless-offline did not listen on {LOOPBACK}:{self.ports.websocket} within "
-                    f"{self.ready_timeout_s:.0f} s; its output ends with: {self.output_tail() or 'nothing'}"
+                    f"{self.ready_timeout_s:.0f} s; its last line of output: "
+                    f"{self.last_output_line() or 'none'}"
                 )
             time.sleep(0.05)
 
@@ -259,13 +260,16 @@ class OfflineServer:
             self._output.close()
             self._output = None
 
-    def output_tail(self, limit: int = 1500) -> str:
+    def last_output_line(self, limit: int = 4096) -> str:
+        """The last non-empty line serverless printed (errors are one line; its output is many)."""
         if self._output is None:
             return ""
         with contextlib.suppress(OSError, ValueError):
             self._output.flush()
-            self._output.seek(0)
-            return self._output.read().decode(errors="replace")[-limit:].strip()
+            self._output.seek(0, os.SEEK_END)
+            self._output.seek(max(0, self._output.tell() - limit))
+            tail = self._output.read().decode(errors="replace")
+            return next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
         return ""
 
 

@@ -3,7 +3,8 @@
 Producers (the Lambda runtime, the gateway) hand over ``(log group, log stream, [(epoch ms, message), ...])``
 and return at once; one background thread batches the events per stream and calls ``PutLogEvents``, creating
 groups and streams on first use. Nothing is dropped silently: a batch that fails is retried once and then
-reported on the ``kit.lab`` logger with its group, stream and error. ``flush()`` waits until everything handed
+reported on the ``kit.lab`` logger with its group, stream and error, and events the call rejects (too old, too
+new, expired: ``rejectedLogEventsInfo``) are reported there too. ``flush()`` waits until everything handed
 over so far has been written, so tests and the diagnosis can read the logs back right after an event.
 """
 
@@ -14,6 +15,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -71,6 +73,33 @@ def batches(events: LogEvents) -> list[LogEvents]:
     return out
 
 
+# rejectedLogEventsInfo's fields, and what each says of the batch (moto sets the first two; AWS all three).
+REJECTIONS: dict[str, tuple[str, str]] = {
+    "tooOldLogEventEndIndex": ("up to", "too old (over 14 days)"),
+    "tooNewLogEventStartIndex": ("from", "too new (over 2 h ahead)"),
+    "expiredLogEventEndIndex": ("up to", "expired (past the group's retention)"),
+}
+
+
+def rejection_text(group: str, stream: str, batch_size: int, rejected: Mapping[str, Any]) -> str:
+    """One line saying what ``PutLogEvents`` refused of a batch (``rejectedLogEventsInfo``); "" if nothing.
+
+    The indices are the call's own, as given: moto's too-new index is its last too-new event, not its first.
+    """
+    parts = [
+        f"{REJECTIONS[name][0]} index {rejected[name]} {REJECTIONS[name][1]}"
+        for name in REJECTIONS
+        if rejected.get(name) is not None
+    ]
+    parts += [f"{name}={value}" for name, value in rejected.items() if name not in REJECTIONS]
+    if not parts:
+        return ""
+    return (
+        f"PutLogEvents to {group} / {stream} rejected events of a batch of {batch_size}: {'; '.join(parts)}; "
+        "those events are not stored"
+    )
+
+
 class MotoLogs:
     """The three CloudWatch Logs calls the writer makes, served by moto's backend in this process.
 
@@ -111,8 +140,14 @@ class MotoLogs:
         logGroupName: str,
         logStreamName: str,
         logEvents: list[dict[str, Any]],
-    ) -> None:
-        self._backend().put_log_events(logGroupName, logStreamName, logEvents)
+    ) -> dict[str, Any]:
+        """What the API answers: the sequence token and, when moto refused some events (its window is 14 days
+        back to 2 hours ahead), ``rejectedLogEventsInfo``."""
+        token, rejected = self._backend().put_log_events(logGroupName, logStreamName, logEvents)
+        answer: dict[str, Any] = {"nextSequenceToken": token}
+        if rejected:
+            answer["rejectedLogEventsInfo"] = rejected
+        return answer
 
 
 class LogWriter:
@@ -200,11 +235,16 @@ class LogWriter:
             for attempt in (1, 2):
                 try:
                     self._ensure_stream(group, stream)
-                    self._client.put_log_events(
+                    answer = self._client.put_log_events(
                         logGroupName=group,
                         logStreamName=stream,
                         logEvents=[{"timestamp": ts, "message": message} for ts, message in batch],
                     )
+                    refused = rejection_text(
+                        group, stream, len(batch), answer.get("rejectedLogEventsInfo") or {}
+                    )
+                    if refused:
+                        log.warning("%s", refused)
                     break
                 except Exception as exc:  # a log write must never take the lab down; report it instead
                     if attempt == 2:

@@ -792,32 +792,6 @@ def test_requests_queue_at_the_cap(sink: RecordingSink) -> None:
     assert elapsed >= 0.6  # one environment: the second request waited for the first
 
 
-def test_a_request_queued_at_the_cap_is_told_when_the_runtime_closes(sink: RecordingSink) -> None:
-    config = probe("sleep")
-    lab_runtime = LambdaRuntime(sink, max_workers_per_function=1)
-    lab_runtime.invoke(config, {"seconds": 0})  # warm it up
-    outcomes: list[object] = []
-
-    def call(seconds: float) -> None:
-        try:
-            outcomes.append(lab_runtime.invoke(config, {"seconds": seconds}).kind)
-        except EngineError as exc:
-            outcomes.append(str(exc))
-
-    running = threading.Thread(target=call, args=(5,))
-    running.start()
-    while not any(pool.busy for pool in lab_runtime._pools.values()):  # the first request holds the slot
-        time.sleep(0.01)
-    queued = threading.Thread(target=call, args=(0,))
-    queued.start()
-    time.sleep(0.2)  # it waits at the cap (only a release or the close can wake it)
-    lab_runtime.close()
-    queued.join(timeout=5)
-    running.join(timeout=10)
-    assert not queued.is_alive(), "a request waiting for an environment must not outlive the runtime"
-    assert any("closed" in str(outcome) for outcome in outcomes), outcomes
-
-
 def test_close_leaves_no_worker_processes(sink: RecordingSink) -> None:
     lab_runtime = LambdaRuntime(sink)
     lab_runtime.invoke(probe("counter"), {})

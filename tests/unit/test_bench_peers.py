@@ -8,6 +8,7 @@ group is checked with a Python stand-in for serverless that listens on loopback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -23,7 +24,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench import peer_bench  # noqa: E402
 from bench.__main__ import main as bench_main  # noqa: E402
+from bench.clients import Opened  # noqa: E402
 from bench.peer_offline import (  # noqa: E402
     FUNCTION_TIMEOUT_S,
     PEERS_DIR,
@@ -148,9 +151,71 @@ def test_clients_at_once_are_held_to_both_rate_targets() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("stored", "failed", "shortfall"),
+    [
+        (100, 0, ""),  # every connection stored, none failed: the rates are judged by their ratios
+        (99, 0, "lab stored 99/100"),  # one connection the table does not hold
+        (101, 0, "lab stored 101/100"),  # nor one it holds twice over: stored must equal connects
+        (100, 1, "1 handshake(s) failed"),
+        (0, 3, "lab stored 0/100, 3 handshake(s) failed"),
+    ],
+)
+def test_the_rate_targets_are_met_only_when_the_lab_stored_every_connection_and_none_failed(
+    stored: int, failed: int, shortfall: str
+) -> None:
+    lab = _result(10, 300.0, raw_rate=180.0)  # ratios well above both targets
+    lab.connects_stored, lab.connect_failures = stored, failed
+    rows = [row for row in compare(lab, _result(10, 150.0)) if row.measure == "connects/s"]
+    assert {row.other_name for row in rows} == {PEER, RAW_PUT}
+    for row in rows:
+        assert row.ratio is not None and row.ratio >= 1.6
+        assert row.met is (not shortfall)
+        assert row.shortfall == shortfall
+        assert row.as_dict()["shortfall"] == (shortfall or None)
+    lines = [line for line in render_table(rows).splitlines() if "connects/s" in line]
+    assert [line.split("|")[-1].strip() for line in lines] == [
+        f"NO ({shortfall})" if shortfall else "yes"
+    ] * 2
+
+
 def test_a_count_only_one_side_measured_is_left_out_of_the_rows() -> None:
     rows = compare_all([_result(1, 20.0), _result(10, 100.0)], [_result(10, 90.0)])
     assert {row.workload for row in rows} == {"10 clients at once"}
+
+
+def test_the_disconnects_a_drain_left_behind_are_a_row_of_each_count() -> None:
+    lab, peer = _result(10, 150.0), _result(10, 150.0)
+    lab.disconnects_outstanding = 3
+    rows = compare(lab, peer)
+    (row,) = [row for row in rows if row.measure.startswith("$disconnects outstanding")]
+    assert (row.lab, row.other, row.target) == (3, 0, None)
+    line = next(line for line in render_table(rows).splitlines() if "$disconnects outstanding" in line)
+    assert [cell.strip() for cell in line.split("|")][2:4] == ["3 items", "0 items"]
+    assert row.as_dict()["lab"] == 3
+
+
+def test_closing_keeps_the_most_disconnects_any_drain_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    left = iter([3, 0, 1])  # what each close's drain finds still in the table
+
+    async def nothing(*_: object, **__: object) -> None:
+        return None
+
+    async def drained(*_: object, **__: object) -> int:
+        return next(left)
+
+    monkeypatch.setattr(peer_bench.ws, "close_clients", nothing)
+    monkeypatch.setattr(peer_bench, "_stored_at_most", nothing)
+    monkeypatch.setattr(peer_bench, "drain", drained)
+    stack = peer_bench.Stack("lab", "ws://127.0.0.1:1", dynamodb=None, table="t", roots=())
+    result = ClientsResult(clients=2)
+
+    async def close_three_times() -> None:
+        for _ in range(3):
+            await peer_bench._close(stack, Opened(clients=[]), result, workspace="w", batch=5)
+
+    asyncio.run(close_three_times())
+    assert result.disconnects_outstanding == 3
 
 
 # --- the table --------------------------------------------------------------------------------------------
@@ -397,8 +462,9 @@ STAND_IN = """
 import os, socket, subprocess, sys, time
 arguments = sys.argv[1:]
 port = int(arguments[arguments.index("--websocketPort") + 1])
-if os.environ.get("FAIL"):
-    print("Error: cannot resolve serverless.yml", flush=True)
+if os.environ.get("FAIL"):  # as serverless 3 fails: a banner, then "Error:" and the error's line, blank lines
+    print("Running \\"serverless\\" from node_modules\\n\\nEnvironment: linux, node 20", flush=True)
+    print("Error:\\nCannot resolve serverless.yml\\n\\n", flush=True)
     sys.exit(1)
 runner = subprocess.Popen("sleep 600", shell=True)
 open("runner.pid", "w").write(str(runner.pid))
@@ -445,9 +511,12 @@ def test_the_peer_is_ready_when_its_port_answers_and_stops_with_its_whole_group(
     server.stop()  # idempotent
 
 
-def test_a_peer_that_exits_early_is_an_error_carrying_its_output(tmp_path: Path) -> None:
-    with pytest.raises(EngineError, match=r"exited with status 1 .*cannot resolve serverless\.yml"):
+def test_a_peer_that_exits_early_is_a_one_line_error_carrying_its_last_line(tmp_path: Path) -> None:
+    with pytest.raises(
+        EngineError, match=r"exited with status 1 .*: Cannot resolve serverless\.yml$"
+    ) as raised:
         _server(_stand_in(tmp_path), FAIL="1").start()
+    assert "\n" not in str(raised.value)
 
 
 def test_a_peer_that_never_listens_is_an_error_after_the_timeout_and_leaves_nothing(tmp_path: Path) -> None:

@@ -105,3 +105,63 @@ def test_moto_logs_delivers_into_the_store_the_api_reads_and_creates_groups_and_
             assert other.describe_log_groups()["logGroups"] == []
         finally:
             writer.close()
+
+
+DAY_MS = 24 * 3600 * 1000
+HOUR_MS = 3600 * 1000
+MARGIN_MS = 60_000  # a minute either side of moto's window: the test's clock and moto's read apart
+
+
+@pytest.mark.parametrize(
+    ("offsets_ms", "stored", "said"),
+    [
+        ([-14 * DAY_MS + MARGIN_MS, 0, 2 * HOUR_MS - MARGIN_MS], 3, []),  # just inside both ends: no word
+        (
+            [-14 * DAY_MS - MARGIN_MS, -14 * DAY_MS + MARGIN_MS, 0, 2 * HOUR_MS - MARGIN_MS],
+            3,
+            ["up to index 0 too old (over 14 days)"],
+        ),
+        (
+            [0, 2 * HOUR_MS - MARGIN_MS, 2 * HOUR_MS + MARGIN_MS],
+            2,
+            ["from index 2 too new (over 2 h ahead)"],
+        ),
+        (
+            [-14 * DAY_MS - MARGIN_MS, 0, 2 * HOUR_MS + MARGIN_MS],
+            1,
+            ["up to index 0 too old (over 14 days)", "from index 2 too new (over 2 h ahead)"],
+        ),
+    ],
+)
+def test_events_moto_rejects_are_reported_with_group_stream_and_indices(
+    offsets_ms: list[int], stored: int, said: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from kit.lab.cloudwatch import LogWriter, MotoLogs
+
+    now = int(time.time() * 1000)
+    caplog.set_level("WARNING", logger="kit.lab")
+    with mock_aws():
+        writer = LogWriter(MotoLogs("123456789012", "us-east-2"))
+        try:
+            writer.write(
+                "/aws/lambda/f", "s1", [(now + offset, f"event {i}") for i, offset in enumerate(offsets_ms)]
+            )
+            assert writer.flush()
+        finally:
+            writer.close()
+        logs = boto3.client("logs", region_name="us-east-2", aws_access_key_id="a", aws_secret_access_key="b")
+        kept = logs.get_log_events(logGroupName="/aws/lambda/f", logStreamName="s1", startFromHead=True)
+    assert len(kept["events"]) == stored
+    warnings = [r.getMessage() for r in caplog.records if r.name == "kit.lab" and r.levelname == "WARNING"]
+    if not said:
+        assert warnings == []
+        return
+    assert len(warnings) == 1
+    (warning,) = warnings
+    assert f"/aws/lambda/f / s1 rejected events of a batch of {len(offsets_ms)}: " in warning
+    for part in said:
+        assert part in warning
+    assert "\n" not in warning
