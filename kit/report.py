@@ -343,7 +343,7 @@ def _finish(run: _ReportRun) -> ReportResult:
         run.errors.append(f"the diagnosis is missing: {why}.")
     exit_code, status = _outcome(run)
     summary = _summary(run, exit_code=exit_code, status=status)
-    changes = _changes(run.folder, summary)
+    changes = changes_since_previous(run.folder, summary)
     summary["changes"] = changes.as_dict()
     _write_text(run.folder / SUMMARY_NAME, json.dumps(summary, indent=2, default=str) + "\n")
     run.progress(f"{status} in {run.timings['total_s']:.1f} s (exit {exit_code})")
@@ -360,8 +360,10 @@ def _finish(run: _ReportRun) -> ReportResult:
     )
 
 
-def _changes(folder: Path, summary: Mapping[str, Any]) -> Changes:
-    """What changed since the previous run of the same target among ``folder``'s siblings."""
+def changes_since_previous(folder: Path, summary: Mapping[str, Any]) -> Changes:
+    """What changed since the previous run of the same target among ``folder``'s siblings. ``summary`` needs
+    only ``run``, ``status``, ``root_cause``, ``findings``, ``counts``, ``target`` and ``scenario``, so a page
+    rendered before the run ends (a summary card) can ask too; ``Changes.html()`` is its escaped text."""
     candidates = [(other.name, read_summary(other)) for other in folder.parent.iterdir() if other.is_dir()]
     previous_run, previous, skipped = pick_previous(candidates, summary)
     return compare(previous, summary, previous_run=previous_run, skipped=skipped)

@@ -133,6 +133,14 @@ CASES = [
         counts=[("connections_opened", 2, 5), ("items_in_table", 0, None)],
     ),
     Case(
+        "a count a newer kit adds is not a move",
+        run(counts={"log_errors": 2}),
+        run(NOW, counts={"log_errors": 2, "probe_failures": 3}),
+        False,
+        "put-access-denied",
+        "put-access-denied",
+    ),
+    Case(
         "the previous run failed",
         FAILED_RUN,
         run(NOW),
