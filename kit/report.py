@@ -53,6 +53,7 @@ NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
 DEFAULT_CELL_TIMEOUT_S = 1800  # a hung cell must not hang a cron job forever; probes take under a minute
 SUMMARY_NAME = "summary.json"
+BUNDLE_SUFFIX = ".bundle.html"  # <run>.bundle.html, written by kit.report_bundle on request
 INDEX_NAME = "index.html"
 # Where each tool would otherwise write under $HOME (IPython profile and history, matplotlib's font cache,
 # kernel connection files): a folder under .kit/jupyter/ each.
@@ -800,9 +801,9 @@ def read_summary(folder: Path) -> object | None:
     return document
 
 
-def _index_row(name: str, summary: object) -> tuple[str, str]:
-    """(sort key, table row) for one run folder and its summary; folder names start with the UTC stamp, so
-    they sort."""
+def _index_row(name: str, summary: object, bundled: bool = False) -> tuple[str, str]:
+    """(sort key, table row) for one run folder and its summary (``bundled``: its folder holds a bundle);
+    folder names start with the UTC stamp, so they sort."""
     esc = html.escape
     if not isinstance(summary, dict):
         row = (
@@ -817,6 +818,8 @@ def _index_row(name: str, summary: object) -> tuple[str, str]:
         else esc("; ".join(map(str, summary.get("errors") or [])) or "no diagnosis")
     )
     links = [f'<a href="{_href(name, SUMMARY_NAME)}">summary.json</a>']
+    if bundled:
+        links.append(f'<a href="{_href(name, name + BUNDLE_SUFFIX)}">the bundle to send</a>')
     for notebook in summary.get("notebooks", []):
         files = notebook.get("files", {})
         mark = "" if notebook.get("status") == "ok" else " ✗"
@@ -867,7 +870,10 @@ def _history_table(runs: Sequence[tuple[str, object]]) -> str:
 def build_index(reports_dir: Path) -> Path:
     """Rewrite ``index.html`` in ``reports_dir`` from every run folder's ``summary.json``, newest first."""
     runs = [(folder.name, read_summary(folder)) for folder in reports_dir.iterdir() if folder.is_dir()]
-    rows = [_index_row(name, summary) for name, summary in runs]
+    rows = [
+        _index_row(name, summary, (reports_dir / name / f"{name}{BUNDLE_SUFFIX}").is_file())
+        for name, summary in runs
+    ]
     rows.sort(key=lambda pair: pair[0], reverse=True)
     history = _history_table(runs)
     page = (

@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from kit.errors import ConfigurationError
-from kit.report import SUMMARY_NAME, _write_text, read_summary
+from kit.report import BUNDLE_SUFFIX, INDEX_NAME, SUMMARY_NAME, _write_text, build_index, read_summary
 from kit.report_changes import recorded_html, recorded_lines
 
-BUNDLE_SUFFIX: Final = ".bundle.html"
 IPYNB_TYPE: Final = "application/x-ipynb+json"
 JSON_TYPE: Final = "application/json"
 
@@ -142,8 +141,9 @@ def _inside(folder: Path, name: object) -> Path | None:
 
 
 def write_bundle(folder: Path, destination: Path | None = None) -> Path:
-    """Write ``folder``'s bundle to ``destination`` (default ``<folder>/<run>.bundle.html``); a folder that
-    is not a finished run is a ``ConfigurationError`` naming what is missing."""
+    """Write ``folder``'s bundle to ``destination`` (default ``<folder>/<run>.bundle.html``, then the
+    reports' index, if there is one beside the folder, is rebuilt to link it); a folder that is not a
+    finished run is a ``ConfigurationError`` naming what is missing."""
     summary = read_summary(folder)
     if not isinstance(summary, dict) or not isinstance(summary.get("notebooks"), list):
         raise ConfigurationError(
@@ -166,4 +166,6 @@ def write_bundle(folder: Path, destination: Path | None = None) -> Path:
     attachments = [Attachment(SUMMARY_NAME, JSON_TYPE, (folder / SUMMARY_NAME).read_bytes())]
     target = destination or folder / f"{folder.name}{BUNDLE_SUFFIX}"
     _write_text(target, bundle_page(summary, pages, attachments))
+    if destination is None and (folder.parent / INDEX_NAME).is_file():
+        build_index(folder.parent)
     return target

@@ -191,9 +191,15 @@ def test_kit_report_bundle_folder_bundles_without_running(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = write_run(tmp_path, summary("20261204T100000Z-lab-seed-put-denied", "put-access-denied"))
+    build_index(tmp_path)
+    assert "the bundle to send" not in (tmp_path / "index.html").read_text()
     assert cli.main(["report", "--bundle", str(folder)]) == 0
     out = capsys.readouterr()
     assert out.out.strip().endswith("20261204T100000Z-lab-seed-put-denied.bundle.html")
+    link = (
+        '<a href="./20261204T100000Z-lab-seed-put-denied/20261204T100000Z-lab-seed-put-denied.bundle.html">'
+    )
+    assert link + "the bundle to send</a>" in (tmp_path / "index.html").read_text(), "the index links it"
     assert cli.main(["report", "--bundle", str(tmp_path / "missing")]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "not a finished report folder" in error and "Traceback" not in error
