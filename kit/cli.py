@@ -544,11 +544,15 @@ def _parameter(text: str) -> tuple[str, Any]:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    """Run the notebooks into a report folder; print the folder and the ranked cause. Exit 0/1/2/3."""
-    from pathlib import Path
-
+    """Run the notebooks into a report folder; print the folder and the ranked cause. Exit 0/1/2/3, or with
+    --exit-on-change 0/4/2. ``--bundle FOLDER`` only bundles that existing run folder."""
     from kit.report import run_report
+    from kit.report_bundle import write_bundle
+    from kit.report_changes import change_exit_code
 
+    if isinstance(args.bundle, str):
+        print(_shown_path(write_bundle(Path(args.bundle))))
+        return 0
     result = run_report(
         target=args.target,
         scenario=args.scenario,
@@ -560,13 +564,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
         reports_dir=Path(args.reports_dir),
         mask_emails=not args.no_mask_emails,
     )
-    try:
-        shown = result.folder.relative_to(Path.cwd())
-    except ValueError:
-        shown = result.folder
-    print(shown)
+    print(_shown_path(result.folder))
     print(result.cause_line())
+    if args.bundle:
+        print(_shown_path(write_bundle(result.folder)))
+    if args.exit_on_change:
+        return change_exit_code(result.changes, result.exit_code)
     return result.exit_code
+
+
+def _shown_path(path: Path) -> Path:
+    """``path`` relative to the working directory when it is under it, as the user would type it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place that lists every command
@@ -791,7 +803,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
     report = sub.add_parser(
         "report",
         help="run the notebooks into reports/<stamp>-<target>[-<scenario>]/ (exit 0 none, 1 cause, 2 failed, "
-        "3 inconclusive)",
+        "3 inconclusive; with --exit-on-change 0 same verdict, 4 changed, 2 failed)",
     )
     report.add_argument("--target", choices=["lab", "aws"], default="lab", help="lab starts one if none runs")
     report.add_argument("--scenario", help="the lab's scenario (default: the running lab's, else healthy)")
@@ -812,6 +824,21 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the one place 
     report.add_argument("--reports-dir", default="reports", help="where run folders go (default: reports)")
     report.add_argument(
         "--no-mask-emails", action="store_true", help="keep e-mail addresses (secrets are always removed)"
+    )
+    report.add_argument(
+        "--exit-on-change",
+        action="store_true",
+        help="for cron: exit 0 when the verdict is the previous run's of the same target, 4 when it changed "
+        "(or there is no previous run), 2 when the kit failed",
+    )
+    report.add_argument(
+        "--bundle",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="FOLDER",
+        help="also write <run>.bundle.html, one file to send (pages, diagnosis first, notebooks attached); "
+        "with FOLDER, only bundle that existing run folder",
     )
     report.set_defaults(run=_cmd_report)
     return parser

@@ -27,7 +27,7 @@ from typing import Final
 import pandas as pd
 
 from kit import config, fix_proof, frames, probe_core, redact_display
-from kit.diagnose import ranking
+from kit.diagnose import counts, ranking
 from kit.diagnose.findings import Diagnosis, Evidence
 from kit.errors import ConfigurationError
 from kit.logparse import LOG_COLUMNS
@@ -162,8 +162,7 @@ def log_errors(parsed: pd.DataFrame | None) -> pd.DataFrame:
     columns = list(ERROR_LINE_COLUMNS)
     if parsed is None or parsed.empty or not set(columns) <= set(parsed.columns):
         return frames.empty({name: LOG_COLUMNS[name] for name in columns})
-    failing = parsed["kind"].isin(["error", "timeout", "runtime_exit"]) | parsed["app_error_code"].notna()
-    return parsed.loc[failing, columns].reset_index(drop=True)
+    return parsed.loc[counts.failure_lines(parsed), columns].reset_index(drop=True)
 
 
 def probe_rows(target: Target, plan: probe_core.ProbePlan, *, allow_aws: bool) -> tuple[pd.DataFrame, str]:

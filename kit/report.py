@@ -48,6 +48,7 @@ from kit.local import PROJECT_ROOT, read_lab_file, state_dir
 from kit.markup import markdown_text, sanitize_html
 from kit.redact import Redactor
 from kit.redact_display import kernel_settings
+from kit.report_changes import Changes, compare, histories, pick_previous, recorded_html, verdict_kind
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -56,6 +57,7 @@ KERNEL_NAME = "python3"
 WAVE_WORKERS = 3
 DEFAULT_CELL_TIMEOUT_S = 1800  # a hung cell must not hang a cron job forever; probes take under a minute
 SUMMARY_NAME = "summary.json"
+BUNDLE_SUFFIX = ".bundle.html"  # <run>.bundle.html, written by kit.report_bundle on request
 INDEX_NAME = "index.html"
 # Where each tool would otherwise write under $HOME (IPython profile and history, matplotlib's font cache,
 # kernel connection files): a folder under .kit/jupyter/ each.
@@ -116,6 +118,7 @@ class ReportResult:
     notebooks: tuple[NotebookRun, ...]
     errors: tuple[str, ...]
     summary: dict[str, Any] = field(repr=False)
+    changes: Changes | None = None  # since the previous run of the same target (kit.report_changes)
 
     @property
     def summary_path(self) -> Path:
@@ -377,8 +380,11 @@ def _finish(run: _ReportRun) -> ReportResult:
         run.errors.append(f"the diagnosis is missing: {why}.")
     exit_code, status = _outcome(run)
     summary = _summary(run, exit_code=exit_code, status=status)
+    changes = changes_since_previous(run.folder, summary)
+    summary["changes"] = changes.as_dict()
     _write_text(run.folder / SUMMARY_NAME, json.dumps(summary, indent=2, default=str) + "\n")
     run.progress(f"{status} in {run.timings['total_s']:.1f} s (exit {exit_code})")
+    run.progress(changes.headline())
     return ReportResult(
         folder=run.folder,
         exit_code=exit_code,
@@ -387,7 +393,17 @@ def _finish(run: _ReportRun) -> ReportResult:
         notebooks=tuple(run.notebooks),
         errors=tuple(summary["errors"]),
         summary=summary,
+        changes=changes,
     )
+
+
+def changes_since_previous(folder: Path, summary: Mapping[str, Any]) -> Changes:
+    """What changed since the previous run of the same target among ``folder``'s siblings. ``summary`` needs
+    only ``run``, ``status``, ``root_cause``, ``findings``, ``counts``, ``target`` and ``scenario``, so a page
+    rendered before the run ends (a summary card) can ask too; ``Changes.html()`` is its escaped text."""
+    candidates = [(other.name, read_summary(other)) for other in folder.parent.iterdir() if other.is_dir()]
+    previous_run, previous, skipped = pick_previous(candidates, summary)
+    return compare(previous, summary, previous_run=previous_run, skipped=skipped)
 
 
 def _scenario_client(target: str, scenario: str | None) -> dict[str, Any]:
@@ -734,6 +750,7 @@ def _summary(run: _ReportRun, *, exit_code: int, status: str) -> dict[str, Any]:
         "exit_code": exit_code,
         "root_cause": redact(diagnosis.get("root_cause")),
         "findings": redact(diagnosis.get("findings", [])),
+        "counts": redact(diagnosis.get("counts")),
         "diagnosis_from": run.diagnosis_from,
         "target": redact({**run.target_description, "kind": run.target}),
         "scenario": run.scenario,
@@ -817,6 +834,12 @@ th, td { border-bottom: 1px solid #ddd; padding: 0.4em 0.6em; text-align: left; 
 th { background: #f4f4f4; }
 .ok { color: #1a7f37; } .partial { color: #9a6700; } .failed, .incomplete { color: #cf222e; }
 code { font-size: 0.95em; }
+.verdict { display: inline-block; margin: 0 0.3em 0.3em 0; padding: 0.1em 0.5em; border-radius: 0.3em;
+  color: #fff; text-decoration: none; font-size: 0.9em; }
+.v-none { background: #1a7f37; } .v-cause, .v-symptom { background: #cf222e; }
+.v-inconclusive { background: #9a6700; } .v-failed { background: #6e7781; }
+.v-unknown { background: #57606a; }
+p.changes { margin: 0; }
 """
 
 
@@ -826,17 +849,23 @@ def _href(folder: str, file: object) -> str:
     return html.escape(f"./{quote(folder, safe='')}/{quote(str(file), safe='')}")
 
 
-def _index_row(folder: Path) -> tuple[str, str]:
-    """(sort key, table row) for one run folder; folder names start with the UTC stamp, so they sort."""
-    esc = html.escape
+def read_summary(folder: Path) -> object | None:
+    """A run folder's parsed ``summary.json``, or None when it has none or it is not JSON (a run still
+    going, or one that stopped early)."""
     try:
-        summary = json.loads((folder / SUMMARY_NAME).read_text(encoding="utf-8"))
+        document: object = json.loads((folder / SUMMARY_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        summary = None
-    name = folder.name
+        return None
+    return document
+
+
+def _index_row(name: str, summary: object, bundled: bool = False) -> tuple[str, str]:
+    """(sort key, table row) for one run folder and its summary (``bundled``: its folder holds a bundle);
+    folder names start with the UTC stamp, so they sort."""
+    esc = html.escape
     if not isinstance(summary, dict):
         row = (
-            f'<tr><td><a href="{_href(name, "")}">{esc(name)}</a></td><td colspan="5" class="incomplete">'
+            f'<tr><td><a href="{_href(name, "")}">{esc(name)}</a></td><td colspan="6" class="incomplete">'
             "incomplete (running, or stopped before it wrote summary.json)</td></tr>"
         )
         return name, row
@@ -847,6 +876,8 @@ def _index_row(folder: Path) -> tuple[str, str]:
         else esc("; ".join(map(str, summary.get("errors") or [])) or "no diagnosis")
     )
     links = [f'<a href="{_href(name, SUMMARY_NAME)}">summary.json</a>']
+    if bundled:
+        links.append(f'<a href="{_href(name, name + BUNDLE_SUFFIX)}">the bundle to send</a>')
     for notebook in summary.get("notebooks", []):
         files = notebook.get("files", {})
         mark = "" if notebook.get("status") == "ok" else " ✗"
@@ -862,22 +893,54 @@ def _index_row(folder: Path) -> tuple[str, str]:
         f"<td>{esc(str(summary.get('target', {}).get('kind', '')))}</td>"
         f"<td>{esc(str(summary.get('scenario') or ''))}</td>"
         f'<td class="{esc(status)}">{esc(status)} (exit {esc(str(summary.get("exit_code")))})</td>'
-        f"<td>{cause_text}</td><td>{'<br>'.join(links)}</td></tr>"
+        f"<td>{cause_text}</td><td>{recorded_html(summary)}</td>"
+        f"<td>{'<br>'.join(links)}</td></tr>"
     )
     return name, row
 
 
+def _verdict_label(folder: str, verdict: str) -> str:
+    """A run's verdict as a link to its folder: coloured by kind, and the kind said in words too."""
+    kind = verdict_kind(verdict)
+    text = "ok: none" if kind == "none" else verdict if verdict == kind else f"{kind}: {verdict}"
+    return (
+        f'<a class="verdict v-{html.escape(kind)}" href="{_href(folder, "")}" title="{html.escape(folder)}">'
+        f"{html.escape(text)}</a>"
+    )
+
+
+def _history_table(runs: Sequence[tuple[str, object]]) -> str:
+    """One row per target: its recent runs' verdicts, newest first."""
+    rows = [
+        f"<tr><td><code>{html.escape(key)}</code></td>"
+        f"<td>{''.join(_verdict_label(folder, verdict) for folder, verdict in recent)}</td></tr>"
+        for key, recent in histories(runs).items()
+    ]
+    if not rows:
+        return ""
+    return (
+        "<h2>Each target over time</h2>\n<table><tr><th>target</th><th>recent runs, newest first</th></tr>\n"
+        + "\n".join(rows)
+        + "\n</table>\n<h2>Every run</h2>\n"
+    )
+
+
 def build_index(reports_dir: Path) -> Path:
     """Rewrite ``index.html`` in ``reports_dir`` from every run folder's ``summary.json``, newest first."""
-    rows = [_index_row(folder) for folder in reports_dir.iterdir() if folder.is_dir()]
+    runs = [(folder.name, read_summary(folder)) for folder in reports_dir.iterdir() if folder.is_dir()]
+    rows = [
+        _index_row(name, summary, (reports_dir / name / f"{name}{BUNDLE_SUFFIX}").is_file())
+        for name, summary in runs
+    ]
     rows.sort(key=lambda pair: pair[0], reverse=True)
+    history = _history_table(runs)
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>kit reports</title>'
         f"<style>{_INDEX_STYLE}</style></head><body>\n<h1>kit reports</h1>\n"
         f"<p>{len(rows)} run(s), newest first. Each run folder holds the executed notebooks, their HTML "
-        "(with and without code) and summary.json.</p>\n"
-        "<table><tr><th>started (UTC)</th><th>target</th><th>scenario</th><th>status</th>"
-        "<th>root cause</th><th>files</th></tr>\n" + "\n".join(row for _, row in rows) + "\n</table>\n"
+        "(with and without code) and summary.json.</p>\n" + history + "<table><tr><th>started (UTC)</th>"
+        "<th>target</th><th>scenario</th><th>status</th><th>root cause</th><th>since the previous run</th>"
+        "<th>files</th></tr>\n" + "\n".join(row for _, row in rows) + "\n</table>\n"
         "</body></html>\n"
     )
     path = reports_dir / INDEX_NAME

@@ -75,10 +75,16 @@ class Evidence:
 class Diagnosis:
     root_cause: dict[str, Any]
     findings: pd.DataFrame
+    # what the evidence counted (kit.diagnose.counts.COUNTS; None: not read), for runs that compare
+    counts: dict[str, int | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         findings = self.findings.astype(object).where(self.findings.notna(), None)
-        return {"root_cause": self.root_cause, "findings": findings.to_dict(orient="records")}
+        return {
+            "root_cause": self.root_cause,
+            "findings": findings.to_dict(orient="records"),
+            "counts": dict(self.counts),
+        }
 
 
 @dataclass(frozen=True)

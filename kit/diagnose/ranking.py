@@ -22,6 +22,7 @@ from kit.diagnose import (
     authorizer_checks,
     causes,
     config_checks,
+    counts,
     delivery_checks,
     handler_checks,
     permission_checks,
@@ -179,7 +180,7 @@ def rank(findings: pd.DataFrame) -> dict[str, Any]:
 
 def diagnose(evidence: Evidence) -> Diagnosis:
     findings = run_checks(evidence)
-    return Diagnosis(rank(findings), findings)
+    return Diagnosis(rank(findings), findings, counts.counts(evidence))
 
 
 def summary_text(diagnosis: Diagnosis) -> str:

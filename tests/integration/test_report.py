@@ -28,12 +28,15 @@ from urllib.parse import quote, quote_plus
 import nbformat
 import pytest
 
+from kit.diagnose.counts import COUNTS
 from kit.errors import ConfigurationError
 from kit.handler.app import sign_token
 from kit.lab.lab import Lab
 from kit.markup import SAFE_TAGS
 from kit.redact import FRAGMENT_LENGTH, MIN_SECRET_LENGTH
 from kit.report import run_report
+from kit.report_bundle import write_bundle
+from kit.report_changes import EXIT_CHANGED, FIRST_RUN, change_exit_code
 
 from . import labclient
 from .browser import chromium, open_page
@@ -260,6 +263,48 @@ def test_b_a_notebook_failing_after_the_diagnosis_keeps_the_cause(shared_lab: La
     assert [n.status for n in result.notebooks] == ["ok", "failed"]
     assert result.notebooks[1].ename == "ZeroDivisionError"
     assert result.cause_line().startswith("root cause: put-access-denied")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Scheduled runs: the second run of a target says what changed since the first
+
+
+def _allow_put(document: dict[str, Any]) -> None:
+    """Give back the PutItem the seed's role lacks (the statement that still allows DeleteItem)."""
+    for statement in document["Statement"]:
+        actions = statement.get("Action")
+        if isinstance(actions, list) and "dynamodb:DeleteItem" in actions:
+            actions.append("dynamodb:PutItem")
+
+
+def test_two_scheduled_runs_say_what_changed(shared_lab: Lab, tmp_path: Path) -> None:
+    notebook = contract_notebook(tmp_path / "00_check.ipynb", DIAGNOSE)
+    reports = tmp_path / "reports"
+    lines: list[str] = []
+    first = run_report(notebooks=[notebook], reports_dir=reports, progress=lines.append)
+    with labclient.role_policy_changed(shared_lab, _allow_put):  # the fault is fixed between the runs
+        second = run_report(notebooks=[notebook], reports_dir=reports, progress=lines.append)
+
+    assert first.changes is not None and second.changes is not None
+    assert first.changes.previous_run is None and FIRST_RUN in lines
+    assert change_exit_code(first.changes, first.exit_code) == EXIT_CHANGED
+    changes = second.changes
+    assert changes.previous_run == first.folder.name, lines
+    # PutItem allowed, and no connection in the logs to back an all-clear: inconclusive, not "none"
+    assert (changes.verdict_before, changes.verdict_after) == ("put-access-denied", "evidence-missing")
+    assert [c.check for c in changes.stopped_failing] == ["iam-put"], changes
+    assert [c.check for c in changes.started_failing] == ["all-clear"], changes
+    assert change_exit_code(changes, second.exit_code) == EXIT_CHANGED
+    recorded = json.loads(second.summary_path.read_text())
+    assert recorded["changes"]["verdict_changed"] is True
+    assert recorded["changes"]["lines"] == changes.lines() and changes.headline() in lines
+    assert set(recorded["counts"]) == set(COUNTS) and recorded["target"]["kind"] == "lab"
+    index = (reports / "index.html").read_text()
+    history = index[index.index("Each target over time") : index.index("Every run")]
+    assert history.index(second.folder.name) < history.index(first.folder.name), "newest first"
+    assert "cause: put-access-denied" in history
+    bundle = write_bundle(second.folder)
+    assert bundle.read_text().count("<iframe") == 1
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -847,3 +892,29 @@ def test_no_planted_payload_executes_in_chromium(planted_report: PlantedReport) 
     ):
         for payload in planted:
             assert payload in text, f"the {source} payload {payload!r} is not shown as text"
+
+
+def test_the_bundle_of_the_real_report(planted_report: PlantedReport, tmp_path: Path) -> None:
+    """The lab run's bundle: one file, the diagnosis first, each page and notebook its own bytes, no secret,
+    and in Chromium nothing runs and nothing is requested."""
+    folder = planted_report.lab_run.folder
+    bundle = write_bundle(folder, tmp_path / "bundle.html")
+    text = bundle.read_text()
+    assert len(text) < 8_000_000, f"{len(text):,} characters"
+    titles = re.findall(r'<iframe sandbox="" title="([^"]+)"', text)
+    assert titles == [n.name for n in planted_report.lab_run.notebooks], "00_diagnose leads, then run order"
+    assert titles[0] == "00_diagnose"
+    downloads = dict(re.findall(r'<a download="([^"]+)" href="data:[a-z/+-]+;base64,([^"]+)"', text))
+    assert {name: base64.b64decode(data) for name, data in downloads.items()} == {
+        name: (folder / name).read_bytes() for name in [f"{t}.ipynb" for t in titles] + ["summary.json"]
+    }
+    assert not leaks({"bundle": text}, planted_report.signed)
+    header = text[: text.index("<iframe")]
+    assert "/tmp" not in header and str(Path.home()) not in header
+    with chromium() as browser:
+        opened = open_page(browser, bundle)
+    assert opened.ran == [] and opened.dialogs == [], (opened.ran, opened.dialogs)
+    assert opened.requests == [] and opened.errors == [], (opened.requests, opened.errors)
+    kinds = {link.partition(";")[0] for link in opened.script_links}
+    assert kinds == {"data:application/x-ipynb+json", "data:application/json"}, kinds  # the downloads only
+    assert opened.scripts == [] and "put-access-denied" in opened.text

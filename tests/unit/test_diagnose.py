@@ -510,7 +510,7 @@ def _denied() -> Diagnosis:
 def test_to_json_parses_with_the_root_cause_and_the_findings() -> None:
     diagnosis = _denied()
     parsed = json.loads(ranking.to_json(diagnosis))
-    assert set(parsed) == {"root_cause", "findings"}
+    assert set(parsed) == {"root_cause", "findings", "counts"}
     assert set(parsed["root_cause"]) == {"id", "summary", "evidence", "next_step"}
     assert parsed["root_cause"]["id"] == "put-access-denied"
     assert parsed["root_cause"]["evidence"] == [
