@@ -74,8 +74,15 @@ Progress = Callable[[str], None]
 NotebookStatus = Literal["ok", "failed"]
 
 
+_PRINTING = threading.Lock()
+
+
 def _stderr(line: str) -> None:
-    print(f"kit report: {line}", file=sys.stderr, flush=True)
+    # One write per line under a lock: the notebooks of a wave report from their own threads, and print()
+    # writes the text and its newline apart, so two lines could run into one.
+    with _PRINTING:
+        sys.stderr.write(f"kit report: {line}\n")
+        sys.stderr.flush()
 
 
 @dataclass(frozen=True)
