@@ -783,6 +783,7 @@ def planted_report(
     yield PlantedReport(reports=reports, lab_run=lab_run, env_run=env_run, home=home, signed=planted)
 
 
+PAGE_BYTES = 3_000_000  # a page stays under a few MB: long frames, cells and evidence are summarised
 # What the summary card and the contents are made of (kit.report_page): text, lists, code spans, links.
 CARD_TAGS = {"h2", "dl", "dt", "dd", "span", "code", "ul", "li", "br"}
 
@@ -811,6 +812,7 @@ def test_every_page_of_a_lab_report_reads_at_a_glance_in_chromium(planted_report
         assert "the lab, scenario seed-put-denied" in page.card_text, page.card_text
         assert "VERIFIED: FIXED" in page.card_text, "the lab report proves its fix on the lab"
         assert "<NA>" not in page.text, name
+        assert page.path.stat().st_size < PAGE_BYTES, (name, page.path.stat().st_size)
         shot = planted_report.screenshot(page.path)
         assert shot.is_file() and shot.read_bytes().startswith(b"\x89PNG"), shot
     assert figures >= 2 * 3, "the figures of 00_diagnose, 02_probe and 03_logs were looked at"
