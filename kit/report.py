@@ -47,7 +47,7 @@ from kit.local_paths import local_roots, without_local_paths
 from kit.markup import markdown_text, sanitize_html
 from kit.redact import Redactor
 from kit.redact_display import kernel_settings
-from kit.report_page import CardFacts, FailedPart, decorate_page, summary_card
+from kit.report_page import CardFacts, FailedPart, decorate_page, summarise_outputs, summary_card
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -664,7 +664,7 @@ def _render_pages(run: _ReportRun) -> None:
     roots = _local_roots(run)
     for position, notebook in enumerate(run.notebooks):
         clock = time.monotonic()
-        redacted = nbformat.read(str(run.folder / notebook.files["ipynb"]), as_version=4)
+        redacted = summarise_outputs(nbformat.read(str(run.folder / notebook.files["ipynb"]), as_version=4))
         for key, code in (("html", True), ("report_html", False)):
             page = decorate_page(render_html(redacted, title=notebook.name, code=code), card, roots)
             _write_text(run.folder / notebook.files[key], run.redactor.redact_markup(page))

@@ -8,6 +8,7 @@
                                      head, verdict cells labelled, local paths replaced by a file's name
     frame_html(frame)                a DataFrame as a report shows it: empty cells empty (no ``<NA>``), no
                                      index column unless the index means something, long values cut
+    summarise_outputs(nb)            each output's text cut to :data:`OUTPUT_SHOWN` characters for the page
 
 Everything here is pure: text and data in, HTML out. ``kit.report`` calls ``decorate_page`` on each page it
 renders, after every notebook ran (so every page, the diagnosis notebook's own too, carries the card), and
@@ -36,6 +37,9 @@ TOC_ID: Final = "kit-contents"
 EVIDENCE_SHOWN: Final = 3  # evidence lines in the card; the diagnosis notebook lists every one
 TEXT_SHOWN: Final = 400  # characters of any one value in the card: a 400 KB item is summarised, not pasted
 CELL_SHOWN: Final = 300  # characters of a table cell when pandas' display.max_colwidth says nothing smaller
+# Characters of one output's text in a page: a million log lines printed, or a 400 KB item shown, is cut
+# here (the executed .ipynb keeps it whole), so six notebooks' pages stay under a few MB.
+OUTPUT_SHOWN: Final = 50_000
 
 # Tones: the colour of a label. The label's words always say the same thing, so colour is never alone.
 BAD, WARN, GOOD, NEUTRAL = "kit-bad", "kit-warn", "kit-good", "kit-neutral"
@@ -326,3 +330,48 @@ def frame_html(frame: pd.DataFrame) -> str:
             f"{len(shown) // 2} shown</p>"
         )
     return body
+
+
+# --------------------------------------------------------------------------------------------------------
+# Outputs too long for a page
+
+_TEXT_MIMES: Final = ("text/plain", "text/markdown")
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return (
+        f"{text[:limit]}\n\n… {len(text) - limit:,} more characters not shown here (the .ipynb holds them)\n"
+    )
+
+
+def _joined(text: Any) -> str:
+    return text if isinstance(text, str) else "".join(text)
+
+
+def summarise_outputs(nb: Any, limit: int = OUTPUT_SHOWN) -> Any:
+    """``nb`` (an nbformat notebook, changed in place and returned) with each output's text cut to ``limit``
+    characters, saying how much was left out: printed text, plain text and Markdown are cut; an HTML output
+    that long is replaced by its plain text, cut (or, without one, by a line saying it was too long); a
+    traceback keeps its last lines. Figures are left as they are."""
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            if output.get("output_type") == "stream":
+                output["text"] = _cut(_joined(output.get("text", "")), limit)
+            elif output.get("output_type") == "error":
+                lines = [str(line) for line in output.get("traceback", [])]
+                while len(lines) > 1 and sum(map(len, lines)) > limit:
+                    lines.pop(0)
+                output["traceback"] = [_cut(line, limit) for line in lines]
+            data = output.get("data") or {}
+            html_text = data.get("text/html")
+            if html_text is not None and len(_joined(html_text)) > limit:
+                size = len(_joined(html_text))
+                del data["text/html"]
+                if "text/plain" not in data:
+                    data["text/plain"] = f"(an output of {size:,} characters, too long for this page)"
+            for mime in _TEXT_MIMES:
+                if mime in data:
+                    data[mime] = _cut(_joined(data[mime]), limit)
+    return nb

@@ -297,3 +297,61 @@ def test_a_long_frame_shows_its_ends_and_its_length() -> None:
     assert "1,000 rows × 1 columns: the first and last 5 shown" in markup
     with pd.option_context("display.max_rows", 2000):
         assert len(cells(report_page.frame_html(frame))) == 1_001
+
+
+# --------------------------------------------------------------------------------------------------------
+# Outputs too long for a page
+
+
+def notebook_with(*outputs: Any) -> Any:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = list(outputs)
+    nb.cells = [cell, nbformat.v4.new_markdown_cell("# prose")]
+    return nb
+
+
+def test_a_million_log_lines_printed_are_cut() -> None:
+    import nbformat
+
+    lines = "".join(f"2026-01-01 line {n}\n" for n in range(1_000_000))
+    nb = report_page.summarise_outputs(notebook_with(nbformat.v4.new_output("stream", text=lines)), 1_000)
+    text = nb.cells[0].outputs[0]["text"]
+    assert text.startswith("2026-01-01 line 0\n") and len(text) < 1_200
+    assert f"… {len(lines) - 1_000:,} more characters not shown here (the .ipynb holds them)" in text
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"text/html": "<td>" + "v" * 5_000 + "</td>", "text/plain": "v" * 5_000}, {"text/plain": "v" * 100}),
+        (
+            {"text/html": "<td>" + "v" * 5_000 + "</td>"},
+            {"text/plain": "(an output of 5,009 characters, too long"},
+        ),
+        ({"text/markdown": "m" * 5_000}, {"text/markdown": "m" * 100 + "\n\n… 4,900 more characters"}),
+        (
+            {"text/html": "<b>short</b>", "text/plain": "short"},
+            {"text/html": "<b>short</b>", "text/plain": "short"},
+        ),
+        ({"image/png": "iVBOR" * 5_000}, {"image/png": "iVBOR" * 5_000}),  # figures are left whole
+    ],
+)
+def test_a_long_output_is_summarised(data: dict[str, str], expected: dict[str, str]) -> None:
+    import nbformat
+
+    output = nbformat.v4.new_output("display_data", data=data)
+    shown = report_page.summarise_outputs(notebook_with(output), 100).cells[0].outputs[0]["data"]
+    assert set(shown) == set(expected)
+    for mime, start in expected.items():
+        assert shown[mime].startswith(start) and len(shown[mime]) < max(200, len(start) + 100), mime
+
+
+def test_a_long_traceback_keeps_its_last_lines() -> None:
+    import nbformat
+
+    error = nbformat.v4.new_output("error", ename="E", evalue="v", traceback=["a" * 60, "b" * 60, "c" * 60])
+    shown = report_page.summarise_outputs(notebook_with(error), 130).cells[0].outputs[0]
+    assert shown["traceback"] == ["b" * 60, "c" * 60]
