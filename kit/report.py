@@ -4,7 +4,8 @@
 notebook the executed ``.ipynb``, a full HTML and a code-hidden ``.report.html``, plus ``summary.json`` (the
 ranked root cause, the findings, the target, the parameters, each notebook's status, versions, timings), and
 rebuilds ``reports/index.html`` from every run's ``summary.json``. With ``target="lab"`` and no lab running it
-starts one (``kit.lab.lab.Lab``) for the duration of the run.
+starts one (``kit.lab.lab.Lab``) for the duration of the run. The pages are rendered once every notebook ran,
+each led by the run's summary card and a table of contents (:mod:`kit.report_page`).
 
 Exit codes (``ReportResult.exit_code``): 0 the diagnosis found no cause, 1 it ranked a cause or a symptom,
 2 the kit failed (the lab could not start, or the notebook that writes the diagnosis failed before writing
@@ -13,8 +14,9 @@ it), 3 the diagnosis was inconclusive (evidence it needed was not read, or the t
 
 What this module must not do: write anything under ``reports/`` that has not passed the ``Redactor``
 (papermill executes into a private folder under ``.kit/``, removed when the run ends), write under ``$HOME``
-(the kernels' IPython, matplotlib and Jupyter folders live under ``.kit/jupyter/``), or need the network to
-be read (figures are embedded, no CDN script is referenced).
+(the kernels' IPython, matplotlib and Jupyter folders live under ``.kit/jupyter/``), name a local path in a
+page or notebook (:mod:`kit.local_paths`), or need the network to be read (figures are embedded, no CDN script
+is referenced).
 """
 
 from __future__ import annotations
