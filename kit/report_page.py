@@ -64,11 +64,15 @@ td.kit-verdict.kit-neutral { color: #57606a; }
 .kit-toc { margin: 0 0 1.5em 0; font-size: 0.95rem; }
 .kit-toc ul { margin: 0.3em 0; padding-left: 1.4em; } .kit-toc .kit-toc-2 { margin-left: 1.4em; }
 .kit-toc .kit-toc-3 { margin-left: 2.8em; }
-.jp-RenderedHTMLCommon table { margin-left: 0; table-layout: auto; max-width: 100%; }
-.jp-RenderedHTMLCommon table td, .jp-RenderedHTMLCommon table th, .jp-RenderedHTMLCommon table tr,
-:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td, :not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon th {
-  text-align: left; vertical-align: top; white-space: normal; overflow-wrap: anywhere; max-width: 40em; }
-.jp-RenderedHTMLCommon table th { overflow-wrap: normal; }
+.jp-RenderedHTMLCommon table { margin-left: 0; table-layout: auto; }
+/* Left-aligned, top-aligned, wrapped: a word breaks only when it is longer than a cell's minimum width, so a
+   short value stays whole and an ARN or a token still wraps. (The template right-aligns output tables with
+   a :not() selector; these match it and add the table, so they win.) */
+:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon table td,
+:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon table th,
+.jp-RenderedHTMLCommon table td, .jp-RenderedHTMLCommon table th {
+  text-align: left; vertical-align: top; white-space: normal; overflow-wrap: anywhere; min-width: 6em;
+  max-width: 40em; }
 .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 """
 
