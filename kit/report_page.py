@@ -302,6 +302,8 @@ def _plain_index(index: pd.Index) -> bool:
 
 
 def _cell(value: object, limit: int) -> object:
+    if isinstance(value, list | tuple | dict | set | bytes):  # an item's map or list: cut as its text
+        value = str(value)
     if isinstance(value, str) and len(value) > limit:
         return f"{value[: limit - 1]}…"
     return value

@@ -241,6 +241,9 @@ def test_b_a_notebook_failing_before_the_diagnosis_is_exit_2_with_its_banner(
         page = (result.folder / name).read_text()
         assert "An Exception was encountered at" in page and "papermill-error-cell" in page
         assert "bad threshold 7" in page
+        card = page[page.index('<section id="kit-summary"') : page.index("</section>")]
+        assert "NO DIAGNOSIS: THE RUN FAILED" in card, "the card says there is no diagnosis, and why"
+        assert "<code>00_broken</code> failed at cell In [4] (ValueError: bad threshold 7)" in card
     executed = nbformat.read(str(result.folder / "00_broken.ipynb"), as_version=4)
     assert executed.metadata.papermill.exception is True
     assert "papermill-error-cell-tag" in executed.cells[0].metadata.tags
@@ -261,6 +264,12 @@ def test_b_a_notebook_failing_after_the_diagnosis_keeps_the_cause(shared_lab: La
     assert [n.status for n in result.notebooks] == ["ok", "failed"]
     assert result.notebooks[1].ename == "ZeroDivisionError"
     assert result.cause_line().startswith("root cause: put-access-denied")
+    # Every page, the diagnosis's own too, leads with the cause and says which part failed.
+    for name in ("00_check.report.html", "00_check.html", "03_broken.report.html"):
+        page = (result.folder / name).read_text()
+        card = page[page.index('<section id="kit-summary"') : page.index("</section>")]
+        assert "ROOT CAUSE</span> <code>put-access-denied</code>" in card, name
+        assert "<code>03_broken</code> failed at cell In [3] (ZeroDivisionError: division by zero)" in card
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -481,6 +490,8 @@ def test_c_no_canary_reaches_any_output_file(
     assert "c***@***#" in page, "the e-mail is masked, not dropped"
     assert "DB_PASSWORD" in page and "us-east-2" in page
     assert re.search(r'<img[^>]+src="data:image/png;base64,', page)
+    for name in ("00_canary.html", "00_canary.report.html", "00_canary.ipynb"):
+        assert str(tmp_path) not in texts[name] and str(ROOT) not in texts[name], f"a local path in {name}"
     summary = json.loads(texts["summary.json"])
     assert summary["redaction"]["secrets"] >= 5 and summary["root_cause"]["id"] == "put-access-denied"
     assert "lost the handler's secret ***" in summary["notebooks"][0]["evalue"]

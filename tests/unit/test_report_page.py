@@ -287,6 +287,9 @@ def test_cells_are_escaped_left_aligned_and_cut() -> None:
     assert f"<td>{'y' * 49}…</td>" in markup
     with pd.option_context("display.max_colwidth", None):
         assert f"<td>{'y' * (report_page.CELL_SHOWN - 1)}…</td>" in report_page.frame_html(frame)
+    item = {"M": {"blob": {"S": "z" * 400_000}}}  # a 400 KB item's attribute, as a map
+    with pd.option_context("display.max_colwidth", 50):
+        assert len(report_page.frame_html(pd.DataFrame({"raw": [item, [item]]}))) < 1_000
 
 
 def test_a_long_frame_shows_its_ends_and_its_length() -> None:
