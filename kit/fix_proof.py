@@ -43,6 +43,17 @@ class Proof:
     def verified(self) -> bool:
         return self.verdict is not None
 
+    def as_dict(self) -> dict[str, object]:
+        """For the diagnosis JSON (``kit.notebook.write_summary``) and the report's summary card."""
+        return {
+            "where": self.where,
+            "verified": self.verified,
+            "fixed": None if self.verdict is None else self.verdict.fixed,
+            "verdict": "" if self.verdict is None else self.verdict.text,
+            "why_not": self.why_not,
+            "not_reproduced": list((self.mirror or {}).get("not_reproduced") or []),  # type: ignore[call-overload]
+        }
+
 
 def _plan(plan: ProbePlan | None) -> ProbePlan:
     if plan is None:

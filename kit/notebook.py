@@ -19,15 +19,16 @@ a message (e-mail addresses, which the seed uses as tokens, can be masked with `
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pandas as pd
 
 from kit import config, fix_proof, frames, probe_core, redact_display
-from kit.diagnose import counts, ranking
+from kit.diagnose import counts
 from kit.diagnose.findings import Diagnosis, Evidence
 from kit.errors import ConfigurationError
 from kit.logparse import LOG_COLUMNS
@@ -133,13 +134,42 @@ def next_steps_markdown(diagnosis: Diagnosis, *, hide: bool = True) -> str:
     return "\n".join(lines)
 
 
-def write_summary(diagnosis: Diagnosis, path: str | os.PathLike[str]) -> Path | None:
-    """Write the diagnosis (``root_cause`` and ``findings``) as JSON to ``path``; empty writes nothing."""
+NOT_ASKED_TO_VERIFY: Final = "this run was told not to (verify_fix=False)"
+
+
+def summary_document(
+    diagnosis: Diagnosis, evidence: Evidence | None = None, proof: fix_proof.Proof | None = None
+) -> dict[str, Any]:
+    """The diagnosis as a document: ``root_cause`` and ``findings`` (as ``kit diagnose --json``), and with
+    ``evidence`` the fix (``fix``, :meth:`kit.fix.Fix.as_dict`) and whether it was verified (``proof``,
+    :meth:`kit.fix_proof.Proof.as_dict`; no proof means the run was told not to try)."""
+    from kit import fix
+
+    document = diagnosis.as_dict()
+    if evidence is None:
+        return document
+    document["fix"] = fix.plan(diagnosis, evidence).as_dict()
+    document["proof"] = (
+        proof.as_dict()
+        if proof is not None
+        else {"where": "", "verified": False, "fixed": None, "verdict": "", "why_not": NOT_ASKED_TO_VERIFY}
+    )
+    return document
+
+
+def write_summary(
+    diagnosis: Diagnosis,
+    path: str | os.PathLike[str],
+    evidence: Evidence | None = None,
+    proof: fix_proof.Proof | None = None,
+) -> Path | None:
+    """Write :func:`summary_document` as JSON to ``path``; empty writes nothing. Returns the file written."""
     if not str(path):
         return None
     destination = Path(path)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.write_text(ranking.to_json(diagnosis) + "\n", encoding="utf-8")
+    text = json.dumps(summary_document(diagnosis, evidence, proof), indent=2, default=str)
+    destination.write_text(text + "\n", encoding="utf-8")
     return destination
 
 

@@ -5,7 +5,8 @@ by then a frame is only text: ``password`` in a header and ``hunter2`` three lin
 together. So the kernels ``kit.report`` starts load this module as an IPython extension (through
 ``ipython_kernel_config.py`` in the run's own ``IPYTHONDIR``, see :func:`kernel_settings`), and it registers
 display formatters that pass each frame through :meth:`kit.redact.Redactor.redact_frame` before pandas renders
-it: as text (``print(frame)`` too), as HTML, as LaTeX and as a table schema. A notebook can load it itself
+it: as text (``print(frame)`` too), as HTML (laid out for a reader by :func:`kit.report_page.frame_html`:
+empty cells empty, no meaningless index), as LaTeX and as a table schema. A notebook can load it itself
 with ``%load_ext kit.redact_display``.
 
 The kernel's redactor is built from the environment the report sets (:data:`ENV_FILE_VARIABLE`,
@@ -28,6 +29,7 @@ from typing import Any, Final
 import pandas as pd
 
 from kit.redact import Redactor
+from kit.report_page import frame_html
 
 ENV_FILE_VARIABLE: Final = "KIT_REDACT_ENV_FILE"
 MASK_EMAILS_VARIABLE: Final = "KIT_REDACT_MASK_EMAILS"
@@ -70,7 +72,10 @@ def _frame(frame: Any) -> Any:
 
 
 def _html(frame: Any) -> str | None:
-    method = getattr(_frame(frame), "_repr_html_", None)
+    shown = _frame(frame)
+    if isinstance(shown, pd.DataFrame):  # as a report shows a table (kit.report_page.frame_html)
+        return frame_html(shown)
+    method = getattr(shown, "_repr_html_", None)
     return method() if method is not None else None
 
 

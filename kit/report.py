@@ -4,7 +4,8 @@
 notebook the executed ``.ipynb``, a full HTML and a code-hidden ``.report.html``, plus ``summary.json`` (the
 ranked root cause, the findings, the target, the parameters, each notebook's status, versions, timings), and
 rebuilds ``reports/index.html`` from every run's ``summary.json``. With ``target="lab"`` and no lab running it
-starts one (``kit.lab.lab.Lab``) for the duration of the run.
+starts one (``kit.lab.lab.Lab``) for the duration of the run. The pages are rendered once every notebook ran,
+each led by the run's summary card and a table of contents (:mod:`kit.report_page`).
 
 Exit codes (``ReportResult.exit_code``): 0 the diagnosis found no cause, 1 it ranked a cause or a symptom,
 2 the kit failed (the lab could not start, or the notebook that writes the diagnosis failed before writing
@@ -13,8 +14,9 @@ it), 3 the diagnosis was inconclusive (evidence it needed was not read, or the t
 
 What this module must not do: write anything under ``reports/`` that has not passed the ``Redactor``
 (papermill executes into a private folder under ``.kit/``, removed when the run ends), write under ``$HOME``
-(the kernels' IPython, matplotlib and Jupyter folders live under ``.kit/jupyter/``), or need the network to
-be read (figures are embedded, no CDN script is referenced).
+(the kernels' IPython, matplotlib and Jupyter folders live under ``.kit/jupyter/``), name a local path in a
+page or notebook (:mod:`kit.local_paths`), or need the network to be read (figures are embedded, no CDN script
+is referenced).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
@@ -45,10 +47,12 @@ from kit import __version__
 from kit.diagnose import causes
 from kit.errors import ConfigurationError, KitError
 from kit.local import PROJECT_ROOT, read_lab_file, state_dir
+from kit.local_paths import local_roots, without_local_paths
 from kit.markup import markdown_text, sanitize_html
 from kit.redact import Redactor
 from kit.redact_display import kernel_settings
 from kit.report_changes import Changes, compare, histories, pick_previous, recorded_html, verdict_kind
+from kit.report_page import CardFacts, FailedPart, decorate_page, summarise_outputs, summary_card
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -368,6 +372,7 @@ def run_report(
             with kernel_environment(jupyter, redaction):
                 for wave in waves([stage_of(path) for path in paths]):
                     run.notebooks += _run_wave([paths[i] for i in wave], run, cell_timeout_s)
+                _render_pages(run)
         run.timings["total_s"] = round(time.monotonic() - clock, 3)
         result = _finish(run)
         build_index(reports_root)
@@ -682,11 +687,10 @@ def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> No
     clock = time.monotonic()
     redacted = run.redactor.redact_notebook(nb)
     files = {"ipynb": f"{name}.ipynb", "html": f"{name}.html", "report_html": f"{name}.report.html"}
-    _write_text(run.folder / files["ipynb"], nbformat.writes(redacted))
-    for key, code in (("html", True), ("report_html", False)):
-        page = run.redactor.redact_markup(render_html(redacted, title=name, code=code))
-        _write_text(run.folder / files[key], page)
-    render_s = time.monotonic() - clock
+    _write_text(
+        run.folder / files["ipynb"], without_local_paths(nbformat.writes(redacted), _local_roots(run))
+    )
+    render_s = time.monotonic() - clock  # the pages are rendered once every notebook ran (_render_pages)
 
     if diagnosis_file is not None and run.diagnosis is None and diagnosis_file.is_file():
         diagnosis = _read_diagnosis(diagnosis_file, name, run)
@@ -696,11 +700,7 @@ def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> No
     status: NotebookStatus = "failed" if failure else "ok"
     run.timings["notebooks"][name] = {"execute_s": round(execute_s, 3), "render_s": round(render_s, 3)}
     detail = f" ({failure['ename']}: {failure['evalue']})" if failure else ""
-    run.progress(
-        run.redactor.redact_text(
-            f"{name}: {status} in {execute_s:.1f} s, rendered in {render_s:.1f} s{detail}"
-        )
-    )
+    run.progress(run.redactor.redact_text(f"{name}: {status} in {execute_s:.1f} s{detail}"))
     return NotebookRun(
         name=name,
         status=status,
@@ -712,6 +712,51 @@ def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> No
         cell=failure.get("cell"),
         cell_index=failure.get("cell_index"),
     )
+
+
+def _local_roots(run: _ReportRun) -> tuple[str, ...]:
+    """The folders of this machine no written file may name: :func:`kit.local_paths.local_roots`, the
+    reports folder, the env file's folder."""
+    extra = [run.folder.parent]
+    if run.parameters.get("env_file"):
+        extra.append(Path(str(run.parameters["env_file"])).resolve().parent)
+    return (*local_roots(), *(str(folder) for folder in extra))
+
+
+def _card_facts(run: _ReportRun) -> CardFacts:
+    """What the summary card of every page of ``run`` says (:func:`kit.report_page.summary_card`)."""
+    redact = run.redactor.redact_value
+    return CardFacts(
+        diagnosis=redact(run.diagnosis) if run.diagnosis is not None else None,
+        target={**run.target_description, "kind": run.target},
+        started=run.started.isoformat(timespec="seconds"),
+        run=run.folder.name,
+        scenario=run.scenario,
+        diagnosis_expected=run.diagnosis_expected,
+        failed=[FailedPart(n.name, n.ename, n.evalue, n.cell) for n in run.notebooks if n.status == "failed"],
+        errors=tuple(redact(list(run.errors))),
+    )
+
+
+def _render_pages(run: _ReportRun) -> None:
+    """Each executed notebook's two pages (with code, and code hidden), once every notebook ran: so each
+    page, the diagnosis notebook's own included, leads with the run's summary card."""
+    nbformat: Any = importlib.import_module("nbformat")
+
+    card = summary_card(_card_facts(run))
+    roots = _local_roots(run)
+    for position, notebook in enumerate(run.notebooks):
+        clock = time.monotonic()
+        redacted = summarise_outputs(nbformat.read(str(run.folder / notebook.files["ipynb"]), as_version=4))
+        for key, code in (("html", True), ("report_html", False)):
+            page = decorate_page(render_html(redacted, title=notebook.name, code=code), card, roots)
+            _write_text(run.folder / notebook.files[key], run.redactor.redact_markup(page))
+        render_s = notebook.render_s + time.monotonic() - clock
+        run.notebooks[position] = replace(notebook, render_s=render_s)
+        run.timings["notebooks"][notebook.name]["render_s"] = round(render_s, 3)
+    if run.notebooks:
+        total = sum(n.render_s for n in run.notebooks)
+        run.progress(f"rendered {2 * len(run.notebooks)} pages in {total:.1f} s")
 
 
 def _read_diagnosis(path: Path, name: str, run: _ReportRun) -> dict[str, Any] | None:

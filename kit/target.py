@@ -41,6 +41,7 @@ from dotenv.parser import parse_stream
 from kit import __version__
 from kit.errors import ConfigurationError
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, lab_file, read_lab_file
+from kit.local_paths import file_names
 from kit.redact_structure import is_secret_variable
 
 log = logging.getLogger("kit.target")
@@ -837,19 +838,20 @@ class Target:
         return f"{self.kind} {self.region}{suffix}"
 
     def describe(self) -> dict[str, str]:
-        """A printable summary for reports; redacted (the access key id is masked, secrets are absent)."""
+        """A printable summary for reports: redacted (the access key id is masked, secrets are absent), and a
+        file is named, not where it is (:func:`kit.local_paths.file_names`)."""
         summary = {
             "kind": self.kind,
             "region": self.region,
             "table": self.table,
             "index": self.index,
-            "source": self.source,
+            "source": file_names(self.source),
             "endpoints": ", ".join(f"{k}={v}" for k, v in sorted(self.endpoints.items())) or "AWS",
             "profile": self.profile or "",
             "access_key_id": self.credentials.masked_access_key_id if self.credentials else "",
-            "credential_source": self.provenance.get("credentials", ""),
-            "region_source": self.provenance.get("region", ""),
-            "table_source": self.provenance.get("table", ""),
+            "credential_source": file_names(self.provenance.get("credentials", "")),
+            "region_source": file_names(self.provenance.get("region", "")),
+            "table_source": file_names(self.provenance.get("table", "")),
             "websocket_url": _public_url(self.websocket_url) if self.websocket_url else "",
             "management_url": _public_url(self.management_url) if self.management_url else "",
             "api_id": self.api_id or "",

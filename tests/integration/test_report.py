@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -243,6 +244,9 @@ def test_b_a_notebook_failing_before_the_diagnosis_is_exit_2_with_its_banner(
         page = (result.folder / name).read_text()
         assert "An Exception was encountered at" in page and "papermill-error-cell" in page
         assert "bad threshold 7" in page
+        card = page[page.index('<section id="kit-summary"') : page.index("</section>")]
+        assert "NO DIAGNOSIS: THE RUN FAILED" in card, "the card says there is no diagnosis, and why"
+        assert "<code>00_broken</code> failed at cell In [4] (ValueError: bad threshold 7)" in card
     executed = nbformat.read(str(result.folder / "00_broken.ipynb"), as_version=4)
     assert executed.metadata.papermill.exception is True
     assert "papermill-error-cell-tag" in executed.cells[0].metadata.tags
@@ -263,6 +267,12 @@ def test_b_a_notebook_failing_after_the_diagnosis_keeps_the_cause(shared_lab: La
     assert [n.status for n in result.notebooks] == ["ok", "failed"]
     assert result.notebooks[1].ename == "ZeroDivisionError"
     assert result.cause_line().startswith("root cause: put-access-denied")
+    # Every page, the diagnosis's own too, leads with the cause and says which part failed.
+    for name in ("00_check.report.html", "00_check.html", "03_broken.report.html"):
+        page = (result.folder / name).read_text()
+        card = page[page.index('<section id="kit-summary"') : page.index("</section>")]
+        assert "ROOT CAUSE</span> <code>put-access-denied</code>" in card, name
+        assert "<code>03_broken</code> failed at cell In [3] (ZeroDivisionError: division by zero)" in card
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -525,6 +535,8 @@ def test_c_no_canary_reaches_any_output_file(
     assert "c***@***#" in page, "the e-mail is masked, not dropped"
     assert "DB_PASSWORD" in page and "us-east-2" in page
     assert re.search(r'<img[^>]+src="data:image/png;base64,', page)
+    for name in ("00_canary.html", "00_canary.report.html", "00_canary.ipynb"):
+        assert str(tmp_path) not in texts[name] and str(ROOT) not in texts[name], f"a local path in {name}"
     summary = json.loads(texts["summary.json"])
     assert summary["redaction"]["secrets"] >= 5 and summary["root_cause"]["id"] == "put-access-denied"
     assert "lost the handler's secret ***" in summary["notebooks"][0]["evalue"]
@@ -771,6 +783,12 @@ class PlantedReport:
     home: Path
     signed: str  # the signed token planted with the secrets
 
+    def screenshot(self, page: Path) -> Path:
+        """Where the browser tests keep a page's screenshot: ``screenshots/`` beside ``reports/`` in the
+        fixture's pytest folder (``<basetemp>/planted0/screenshots/<run>/<page>.png``)."""
+        relative = page.relative_to(self.reports)
+        return self.reports.parent / "screenshots" / relative.parent / f"{relative.name}.png"
+
 
 @pytest.fixture(scope="module")
 def planted_report(
@@ -823,6 +841,66 @@ def planted_report(
     yield PlantedReport(reports=reports, lab_run=lab_run, env_run=env_run, home=home, signed=planted)
 
 
+PAGE_BYTES = 3_000_000  # a page stays under a few MB: long frames, cells and evidence are summarised
+# What the summary card and the contents are made of (kit.report_page): text, lists, code spans, links.
+CARD_TAGS = {"h2", "dl", "dt", "dd", "span", "code", "ul", "li", "br"}
+
+
+def test_every_page_of_a_lab_report_reads_at_a_glance_in_chromium(planted_report: PlantedReport) -> None:
+    """Every page of the lab report, as a reader opens it: it loads with no console error and nothing fetched
+    from outside the file, every figure decodes, the summary card is the first thing seen, and a screenshot of
+    what is seen first is kept (:meth:`PlantedReport.screenshot`)."""
+    result = planted_report.lab_run
+    pages = sorted(result.folder.glob("*.html"))
+    assert {p.name for p in pages} == {
+        f"{n.name}{suffix}" for n in result.notebooks for suffix in SUFFIXES[1:]
+    }
+    with chromium() as browser:
+        opened = [open_page(browser, path, planted_report.screenshot(path)) for path in pages]
+    figures = 0
+    for page in opened:
+        name = page.path.name
+        assert page.console_errors == [] and page.errors == [], (name, page.console_errors, page.errors)
+        assert page.requests == [], (name, page.requests)
+        assert page.broken_images == [], (name, page.broken_images)
+        figures += len(page.images)
+        assert page.first_text is not None and page.first_text["in_card"], (name, page.first_text)
+        assert page.highest_text is not None and page.highest_text["in_card"], (name, page.highest_text)
+        assert "Verdict" in page.card_text and "Target" in page.card_text and "When" in page.card_text
+        assert "the lab, scenario seed-put-denied" in page.card_text, page.card_text
+        assert "VERIFIED: FIXED" in page.card_text, "the lab report proves its fix on the lab"
+        assert "<NA>" not in page.text, name
+        assert page.path.stat().st_size < PAGE_BYTES, (name, page.path.stat().st_size)
+        shot = planted_report.screenshot(page.path)
+        assert shot.is_file() and shot.read_bytes().startswith(b"\x89PNG"), shot
+    assert figures >= 2 * 3, "the figures of 00_diagnose, 02_probe and 03_logs were looked at"
+    # The diagnosis notebook's contents list its sections, in order.
+    diagnose = next(page for page in opened if page.path.name == "00_diagnose.report.html")
+    links = [href for href, _ in diagnose.contents]
+    assert links.index("#The-ranked-root-cause") < links.index("#The-fix") < links.index("#Every-check")
+    print(f"screenshots: {planted_report.screenshot(pages[0]).parent}", file=sys.stderr)
+
+
+def test_no_page_names_a_local_path(planted_report: PlantedReport) -> None:
+    """No page or notebook of either run names the project root, a home folder or the temporary folder."""
+    folders = {
+        "the project root": str(ROOT),
+        "the project root, resolved": str(ROOT.resolve()),
+        "$HOME": str(Path.home()),
+        "$HOME of the run": str(planted_report.home),
+        "the temporary folder": tempfile.gettempdir() + "/",
+        "the reports folder": str(planted_report.reports),
+    }
+    found = [
+        f"{label} ({folder}) in {path.relative_to(planted_report.reports)}"
+        for path in files_under(planted_report.reports)
+        if path.suffix in (".html", ".ipynb") and path.name != "index.html"
+        for label, folder in folders.items()
+        if folder in path.read_text()
+    ]
+    assert not found, "\n".join(found)
+
+
 def test_the_real_notebooks_render(planted_report: PlantedReport) -> None:
     real = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     result = planted_report.lab_run
@@ -861,7 +939,7 @@ def test_no_planted_payload_executes_in_chromium(planted_report: PlantedReport) 
     pages = sorted(planted_report.reports.rglob("*.html"))
     assert len(pages) == 2 * 6 + 2 + 1, [p.name for p in pages]  # six notebooks, one, index.html
     with chromium() as browser:
-        opened = [open_page(browser, path) for path in pages]
+        opened = [open_page(browser, path, planted_report.screenshot(path)) for path in pages]
 
     for page in opened:
         where = page.path.relative_to(planted_report.reports)
@@ -875,6 +953,20 @@ def test_no_planted_payload_executes_in_chromium(planted_report: PlantedReport) 
         assert all(image.startswith("data:image/png;base64,") for image in page.images), (where, page.images)
         assert all("alert(" not in script for script in page.scripts), (where, page.scripts)
         assert set(page.output_tags) <= SAFE_TAGS | {"img"}, (where, set(page.output_tags) - SAFE_TAGS)
+
+    # The summary card and the contents hold text and links only; a payload in them stays text.
+    for page in opened:
+        if page.path.name == "index.html":
+            continue
+        where = page.path.relative_to(planted_report.reports)
+        assert set(page.card_tags) <= CARD_TAGS, (where, set(page.card_tags) - CARD_TAGS)
+        assert page.card_text.startswith("Summary"), (where, page.card_text[:80])
+        assert all(target for _, target in page.contents), (where, page.contents)
+    lab_cards = [page.card_text for page in opened if page.path.parent == planted_report.lab_run.folder]
+    assert len(lab_cards) == 12 and len(set(lab_cards)) == 1, "every page of a run carries the same card"
+    assert "ROOT CAUSE\nput-access-denied" in lab_cards[0] or "ROOT CAUSE put-access-denied" in lab_cards[0]
+    shown = [payload for payload in POLICY_PAYLOADS if payload in lab_cards[0]]
+    assert shown, f"the root cause's evidence (near misses named by payloads) is in the card: {lab_cards[0]}"
 
     # Each source's payloads reached the pages, as text: the checks above looked at something.
     lab_page = {

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kit import fix, policy
-from kit.diagnose import causes
+from kit import fix, fix_proof, notebook, policy
+from kit.diagnose import causes, ranking
 from kit.diagnose.findings import FINDING_COLUMNS, Diagnosis, Evidence
 from kit.errors import ConfigurationError
 
@@ -729,3 +729,43 @@ def test_an_invoke_permission_already_there_for_another_source_is_a_one_line_err
         fix.apply(PermissionTarget(other), planned)  # type: ignore[arg-type]
     assert f"for {other.source}, not {wanted};" in str(raised.value)
     assert "remove-permission" in str(raised.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# The diagnosis document a report reads its summary card from (kit.notebook.summary_document)
+
+PROOFS = [
+    # (proof, what the document says about it)
+    (
+        fix_proof.Proof("on the lab", fix.Verdict(True, "fixed: gone", "put-access-denied", "none")),
+        {"where": "on the lab", "verified": True, "fixed": True, "verdict": "fixed: gone", "why_not": ""},
+    ),
+    (
+        fix_proof.Proof("on a mirror of a", fix.Verdict(False, "not enough: x", "put-access-denied", "x")),
+        {"where": "on a mirror of a", "verified": True, "fixed": False, "verdict": "not enough: x"},
+    ),
+    (
+        fix_proof.Proof("on a mirror of a", why_not="no Java", mirror={"not_reproduced": ["the authorizer"]}),
+        {"verified": False, "fixed": None, "why_not": "no Java", "not_reproduced": ["the authorizer"]},
+    ),
+    (None, {"verified": False, "fixed": None, "why_not": notebook.NOT_ASKED_TO_VERIFY}),
+]
+
+
+@pytest.mark.parametrize(("proof", "expected"), PROOFS)
+def test_the_summary_document_says_the_fix_and_whether_it_was_verified(
+    proof: fix_proof.Proof | None, expected: dict[str, Any], tmp_path: Path
+) -> None:
+    found = diagnosis("put-access-denied", "the line")
+    document = notebook.summary_document(found, evidence(), proof)
+    assert document["root_cause"]["id"] == "put-access-denied" and document["findings"] == []
+    assert document["fix"]["summary"] == fix.plan(found, evidence()).summary and document["fix"]["applicable"]
+    assert expected.items() <= document["proof"].items()
+    written = notebook.write_summary(found, tmp_path / "d.json", evidence(), proof)
+    assert written is not None and json.loads(written.read_text()) == json.loads(json.dumps(document))
+
+
+def test_without_evidence_the_document_is_kit_diagnose_json() -> None:
+    found = diagnosis("put-access-denied")
+    assert notebook.summary_document(found) == json.loads(ranking.to_json(found))
+    assert notebook.write_summary(found, "") is None
