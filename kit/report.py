@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -296,6 +296,23 @@ class _ReportRun:
     diagnosis_from: str | None = None
 
 
+# papermill, nbformat and nbconvert take ~2.5 s to import (nbformat's jsonschema builds rfc3987-syntax's
+# grammar on import, ~1.8 s alone); a report imports them in the background while its lab starts.
+HEAVY_IMPORTS = ("nbformat", "papermill", "nbconvert")
+
+
+def _import_in_background(modules: Sequence[str]) -> None:
+    """Start importing ``modules`` in a daemon thread; whoever needs one first waits on its import lock. A
+    module that fails to import fails again, loudly, where it is used."""
+
+    def load() -> None:
+        for module in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
+
+    threading.Thread(target=load, name="kit-report-imports", daemon=True).start()
+
+
 def run_report(
     *,
     target: str = "lab",
@@ -320,6 +337,7 @@ def run_report(
     """
     started = datetime.now(UTC)
     clock = time.monotonic()
+    _import_in_background(HEAVY_IMPORTS)
     if target not in ("lab", "aws"):
         raise ConfigurationError(f"unknown target {target!r}; use 'lab' or 'aws'.")
     if scenario is not None and target != "lab":
@@ -369,10 +387,10 @@ def run_report(
         if not run.errors:
             jupyter = state_dir() / "jupyter"
             redaction = kernel_settings(jupyter / KERNEL_DIRS["IPYTHONDIR"], run.redactor, env_path)
-            with kernel_environment(jupyter, redaction):
+            with kernel_environment(jupyter, redaction), _Pages(run) as pages:
                 for wave in waves([stage_of(path) for path in paths]):
-                    run.notebooks += _run_wave([paths[i] for i in wave], run, cell_timeout_s)
-                _render_pages(run)
+                    run.notebooks += _run_wave([paths[i] for i in wave], run, cell_timeout_s, pages)
+                pages.finish()
         run.timings["total_s"] = round(time.monotonic() - clock, 3)
         result = _finish(run)
         build_index(reports_root)
@@ -646,12 +664,23 @@ def stage_of(path: Path) -> int | None:
     return None if "summary_path" in declared_parameters(path) else notebook_stage(path)
 
 
-def _run_wave(paths: Sequence[Path], run: _ReportRun, cell_timeout_s: int | None) -> list[NotebookRun]:
-    """Run ``paths`` at once (each in its own kernel, at most ``WAVE_WORKERS`` together); results in order."""
+def _run_wave(
+    paths: Sequence[Path], run: _ReportRun, cell_timeout_s: int | None, pages: _Pages
+) -> list[NotebookRun]:
+    """Run ``paths`` at once (each in its own kernel, at most ``WAVE_WORKERS`` together); results in order.
+    Each notebook's pages are handed to ``pages`` as soon as it ran."""
     if len(paths) == 1:
-        return [_run_notebook(paths[0], run, cell_timeout_s)]
+        ran = _run_notebook(paths[0], run, cell_timeout_s)
+        pages.render(ran, [ran])
+        return [ran]
+    done: list[NotebookRun] = []
     with ThreadPoolExecutor(min(len(paths), WAVE_WORKERS), thread_name_prefix="kit-report") as pool:
-        return list(pool.map(lambda path: _run_notebook(path, run, cell_timeout_s), paths))
+        futures = {pool.submit(_run_notebook, path, run, cell_timeout_s): path for path in paths}
+        for future in as_completed(futures):
+            done.append(future.result())
+            pages.render(done[-1], done)
+    by_name = {notebook.name: notebook for notebook in done}
+    return [by_name[path.stem] for path in paths]
 
 
 def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> NotebookRun:
@@ -690,7 +719,7 @@ def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> No
     _write_text(
         run.folder / files["ipynb"], without_local_paths(nbformat.writes(redacted), _local_roots(run))
     )
-    render_s = time.monotonic() - clock  # the pages are rendered once every notebook ran (_render_pages)
+    render_s = time.monotonic() - clock  # and the pages' own time, once rendered (_Pages)
 
     if diagnosis_file is not None and run.diagnosis is None and diagnosis_file.is_file():
         diagnosis = _read_diagnosis(diagnosis_file, name, run)
@@ -723,9 +752,11 @@ def _local_roots(run: _ReportRun) -> tuple[str, ...]:
     return (*local_roots(), *(str(folder) for folder in extra))
 
 
-def _card_facts(run: _ReportRun) -> CardFacts:
-    """What the summary card of every page of ``run`` says (:func:`kit.report_page.summary_card`)."""
+def _card_facts(run: _ReportRun, also: Sequence[NotebookRun] = ()) -> CardFacts:
+    """What the summary card of every page of ``run`` says (:func:`kit.report_page.summary_card`): its
+    notebooks so far, and ``also`` (the ones of the wave under way that already ran)."""
     redact = run.redactor.redact_value
+    notebooks = [*run.notebooks, *also]
     return CardFacts(
         diagnosis=redact(run.diagnosis) if run.diagnosis is not None else None,
         target={**run.target_description, "kind": run.target},
@@ -733,30 +764,68 @@ def _card_facts(run: _ReportRun) -> CardFacts:
         run=run.folder.name,
         scenario=run.scenario,
         diagnosis_expected=run.diagnosis_expected,
-        failed=[FailedPart(n.name, n.ename, n.evalue, n.cell) for n in run.notebooks if n.status == "failed"],
+        failed=[FailedPart(n.name, n.ename, n.evalue, n.cell) for n in notebooks if n.status == "failed"],
         errors=tuple(redact(list(run.errors))),
     )
 
 
-def _render_pages(run: _ReportRun) -> None:
-    """Each executed notebook's two pages (with code, and code hidden), once every notebook ran: so each
-    page, the diagnosis notebook's own included, leads with the run's summary card."""
-    nbformat: Any = importlib.import_module("nbformat")
+class _Pages:
+    """Each executed notebook's two pages (with code, and code hidden), each leading with the run's summary
+    card.
 
-    card = summary_card(_card_facts(run))
-    roots = _local_roots(run)
-    for position, notebook in enumerate(run.notebooks):
+    A notebook's pages are rendered in the background as soon as it ran, with the card as it stands then:
+    rendering is CPU-bound and runs one page at a time, while the next notebooks' kernels mostly wait on the
+    target. ``finish`` renders again every page whose card has changed since (a later notebook failed, say),
+    so every page ends with the run's final card, the diagnosis notebook's own included."""
+
+    def __init__(self, run: _ReportRun) -> None:
+        self.run = run
+        self.roots = _local_roots(run)
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="kit-render")
+        self.rendered: dict[str, Future[tuple[str, float]]] = {}
+
+    def __enter__(self) -> _Pages:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def render(self, notebook: NotebookRun, wave_so_far: Sequence[NotebookRun]) -> None:
+        """Render ``notebook``'s pages in the background; ``wave_so_far``: its wave's notebooks that ran
+        (itself included), which ``run.notebooks`` does not hold yet."""
+        card = summary_card(_card_facts(self.run, wave_so_far))
+        self.rendered[notebook.name] = self.pool.submit(self._render, notebook, card)
+
+    def _render(self, notebook: NotebookRun, card: str) -> tuple[str, float]:
+        """(the card it carries, seconds)."""
+        nbformat: Any = importlib.import_module("nbformat")
+
         clock = time.monotonic()
-        redacted = summarise_outputs(nbformat.read(str(run.folder / notebook.files["ipynb"]), as_version=4))
+        redacted = summarise_outputs(
+            nbformat.read(str(self.run.folder / notebook.files["ipynb"]), as_version=4)
+        )
         for key, code in (("html", True), ("report_html", False)):
-            page = decorate_page(render_html(redacted, title=notebook.name, code=code), card, roots)
-            _write_text(run.folder / notebook.files[key], run.redactor.redact_markup(page))
-        render_s = notebook.render_s + time.monotonic() - clock
-        run.notebooks[position] = replace(notebook, render_s=render_s)
-        run.timings["notebooks"][notebook.name]["render_s"] = round(render_s, 3)
-    if run.notebooks:
-        total = sum(n.render_s for n in run.notebooks)
-        run.progress(f"rendered {2 * len(run.notebooks)} pages in {total:.1f} s")
+            page = decorate_page(render_html(redacted, title=notebook.name, code=code), card, self.roots)
+            _write_text(self.run.folder / notebook.files[key], self.run.redactor.redact_markup(page))
+        return card, time.monotonic() - clock
+
+    def finish(self) -> None:
+        """Wait for every page; render again those whose card is not the run's final one."""
+        run = self.run
+        final = summary_card(_card_facts(run))
+        stale = 0
+        for position, notebook in enumerate(run.notebooks):
+            card, seconds = self.rendered[notebook.name].result()
+            if card != final:
+                stale += 1
+                seconds += self._render(notebook, final)[1]
+            render_s = notebook.render_s + seconds
+            run.notebooks[position] = replace(notebook, render_s=render_s)
+            run.timings["notebooks"][notebook.name]["render_s"] = round(render_s, 3)
+        if run.notebooks:
+            total = sum(n.render_s for n in run.notebooks)
+            again = f", {stale} of them again with the final card" if stale else ""
+            run.progress(f"rendered {2 * len(run.notebooks)} pages in {total:.1f} s{again}")
 
 
 def _read_diagnosis(path: Path, name: str, run: _ReportRun) -> dict[str, Any] | None:
