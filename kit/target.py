@@ -42,6 +42,7 @@ from kit import __version__
 from kit.errors import ConfigurationError
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, lab_file, read_lab_file
 from kit.local_paths import file_names
+from kit.reachability import Reachability
 from kit.redact_structure import is_secret_variable
 
 log = logging.getLogger("kit.target")
@@ -466,6 +467,7 @@ class _ClientCache:
         self.lock = threading.RLock()
         self.session: Any = None
         self.clients: dict[str, Any] = {}
+        self.reachability = Reachability()  # endpoints that stopped answering, over all the clients
 
     def __repr__(self) -> str:
         return f"_ClientCache(clients={sorted(self.clients)})"
@@ -824,6 +826,7 @@ class Target:
                     f"boto3 knows no service called {service!r}; use its boto3 name, e.g. 'dynamodb' "
                     "or 'logs'."
                 ) from exc
+            self._cache.reachability.attach(made)
             log.debug("%s client for %s at %s", name, self.label, endpoint or "AWS")
             self._cache.clients[name] = made
             return made

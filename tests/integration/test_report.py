@@ -16,6 +16,7 @@ import html
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -585,6 +586,46 @@ def test_an_aws_target_from_an_env_file(
         assert FILE_SECRET_KEY not in text and FILE_ACCESS_KEY_ID not in text, path.name
     assert "AKIA…E001" in (result.folder / "05_params.report.html").read_text()
     assert files_under(isolated) == []
+
+
+def test_a_report_of_an_account_that_cannot_be_reached_renders_inconclusive(
+    tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every notebook against an account whose endpoints refuse every connection: the report still renders,
+    every page's card says inconclusive, names the cause and what could not be read, and which parts failed.
+    Each endpoint is retried only until it has failed three times in a row (kit.reachability), so this takes
+    seconds, not botocore's minutes of backoff per call."""
+    monkeypatch.setenv("KIT_STATE_DIR", str(tmp_path / "state"))
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as closed:  # bound, never listening: every connection to it is refused
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
+        monkeypatch.setenv("HTTPS_PROXY", dead)  # nothing may leave for the real AWS either
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        env_file = tmp_path / ".env.local"
+        env_file.write_text(
+            f"AWS_REGION=us-east-2\nAWS_ACCESS_KEY_ID={FILE_ACCESS_KEY_ID}\n"
+            f"AWS_SECRET_ACCESS_KEY={FILE_SECRET_KEY}\n"
+            "NEXT_PUBLIC_WEBSOCKET_URL=wss://abc123defg.execute-api.us-east-2.amazonaws.com/prod\n"
+        )
+        result = run_report(
+            target="aws", env_file=env_file, reports_dir=tmp_path / "r", progress=lambda _: None
+        )
+    assert result.exit_code == 3, result.summary
+    assert result.root_cause is not None and result.root_cause["id"] == "target-unreachable"
+    failed = [n.name for n in result.notebooks if n.status == "failed"]
+    assert result.status == ("partial" if failed else "ok")
+    for notebook in result.notebooks:
+        for key in ("html", "report_html"):
+            page = (result.folder / notebook.files[key]).read_text()
+            card = page[page.index('<section id="kit-summary"') : page.index("</section>")]
+            assert "INCONCLUSIVE" in card and "target-unreachable" in card, notebook.name
+            assert "did not answer" in card, notebook.name  # what could not be read, and why
+            for name in failed:
+                assert f"<code>{name}</code> failed" in card, (notebook.name, name)
+            assert FILE_SECRET_KEY not in page and FILE_ACCESS_KEY_ID not in page
 
 
 def test_a_target_that_cannot_be_resolved_is_exit_2_without_running_notebooks(
