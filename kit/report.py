@@ -427,11 +427,20 @@ def _finish(run: _ReportRun) -> ReportResult:
     )
 
 
-def changes_since_previous(folder: Path, summary: Mapping[str, Any]) -> Changes:
-    """What changed since the previous run of the same target among ``folder``'s siblings. ``summary`` needs
-    only ``run``, ``status``, ``root_cause``, ``findings``, ``counts``, ``target`` and ``scenario``, so a page
-    rendered before the run ends (a summary card) can ask too; ``Changes.html()`` is its escaped text."""
-    candidates = [(other.name, read_summary(other)) for other in folder.parent.iterdir() if other.is_dir()]
+def earlier_runs(folder: Path) -> list[tuple[str, object | None]]:
+    """Every run folder beside ``folder`` with its parsed ``summary.json`` (None: unreadable or none yet)."""
+    return [(other.name, read_summary(other)) for other in folder.parent.iterdir() if other.is_dir()]
+
+
+def changes_since_previous(
+    folder: Path, summary: Mapping[str, Any], candidates: Sequence[tuple[str, object | None]] | None = None
+) -> Changes:
+    """What changed since the previous run of the same target among ``folder``'s siblings (``candidates``:
+    :func:`earlier_runs`, read once by the caller). ``summary`` needs only ``run``, ``status``,
+    ``root_cause``, ``findings``, ``counts``, ``target`` and ``scenario``, so a page rendered before the run
+    ends (its summary card) can ask too; ``Changes.html()`` is its escaped text."""
+    if candidates is None:
+        candidates = earlier_runs(folder)
     previous_run, previous, skipped = pick_previous(candidates, summary)
     return compare(previous, summary, previous_run=previous_run, skipped=skipped)
 
@@ -752,11 +761,26 @@ def _local_roots(run: _ReportRun) -> tuple[str, ...]:
     return (*local_roots(), *(str(folder) for folder in extra))
 
 
-def _card_facts(run: _ReportRun, also: Sequence[NotebookRun] = ()) -> CardFacts:
+def _card_facts(
+    run: _ReportRun,
+    also: Sequence[NotebookRun] = (),
+    earlier: Sequence[tuple[str, object | None]] = (),
+) -> CardFacts:
     """What the summary card of every page of ``run`` says (:func:`kit.report_page.summary_card`): its
-    notebooks so far, and ``also`` (the ones of the wave under way that already ran)."""
+    notebooks so far, ``also`` (the ones of the wave under way that already ran), and what changed since
+    the previous run of the target among ``earlier`` (:func:`earlier_runs`)."""
     redact = run.redactor.redact_value
     notebooks = [*run.notebooks, *also]
+    diagnosis = run.diagnosis or {}
+    so_far = {
+        "run": run.folder.name,
+        "status": _outcome(run)[1],
+        "root_cause": redact(diagnosis.get("root_cause")),
+        "findings": redact(diagnosis.get("findings", [])),
+        "counts": redact(diagnosis.get("counts")),
+        "target": redact({**run.target_description, "kind": run.target}),
+        "scenario": run.scenario,
+    }
     return CardFacts(
         diagnosis=redact(run.diagnosis) if run.diagnosis is not None else None,
         target={**run.target_description, "kind": run.target},
@@ -766,6 +790,7 @@ def _card_facts(run: _ReportRun, also: Sequence[NotebookRun] = ()) -> CardFacts:
         diagnosis_expected=run.diagnosis_expected,
         failed=[FailedPart(n.name, n.ename, n.evalue, n.cell) for n in notebooks if n.status == "failed"],
         errors=tuple(redact(list(run.errors))),
+        changes=changes_since_previous(run.folder, so_far, earlier).html(),
     )
 
 
@@ -783,6 +808,7 @@ class _Pages:
         self.roots = _local_roots(run)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="kit-render")
         self.rendered: dict[str, Future[tuple[str, float]]] = {}
+        self.earlier = earlier_runs(run.folder)  # read once: a cron's reports/ may hold many runs
 
     def __enter__(self) -> _Pages:
         return self
@@ -793,7 +819,7 @@ class _Pages:
     def render(self, notebook: NotebookRun, wave_so_far: Sequence[NotebookRun]) -> None:
         """Render ``notebook``'s pages in the background; ``wave_so_far``: its wave's notebooks that ran
         (itself included), which ``run.notebooks`` does not hold yet."""
-        card = summary_card(_card_facts(self.run, wave_so_far))
+        card = summary_card(_card_facts(self.run, wave_so_far, self.earlier))
         self.rendered[notebook.name] = self.pool.submit(self._render, notebook, card)
 
     def _render(self, notebook: NotebookRun, card: str) -> tuple[str, float]:
@@ -812,7 +838,7 @@ class _Pages:
     def finish(self) -> None:
         """Wait for every page; render again those whose card is not the run's final one."""
         run = self.run
-        final = summary_card(_card_facts(run))
+        final = summary_card(_card_facts(run, (), self.earlier))
         stale = 0
         for position, notebook in enumerate(run.notebooks):
             card, seconds = self.rendered[notebook.name].result()

@@ -104,6 +104,7 @@ class CardFacts:
     diagnosis_expected: bool = False
     failed: Sequence[FailedPart] = ()
     errors: Sequence[str] = field(default_factory=tuple)
+    changes: str = ""  # since the previous run, as escaped HTML (kit.report_changes.Changes.html)
 
 
 def _text(value: object, limit: int = TEXT_SHOWN) -> str:
@@ -215,6 +216,8 @@ def summary_card(facts: CardFacts) -> str:
     tone, verdict, rows = _cause_html(facts)
     if facts.failed:
         rows.append(("Failed", _failed_html(facts.failed)))
+    if facts.changes:
+        rows.append(("Since the previous run", facts.changes))
     rows.append(("Target", _text(target_text(facts.target, facts.scenario))))
     when = facts.started.replace("T", " ").replace("+00:00", " UTC")
     rows.append(("When", _text(when) + (f" · run <code>{_text(facts.run, 120)}</code>" if facts.run else "")))

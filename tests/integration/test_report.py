@@ -308,6 +308,12 @@ def test_two_scheduled_runs_say_what_changed(shared_lab: Lab, tmp_path: Path) ->
     assert change_exit_code(changes, second.exit_code) == EXIT_CHANGED
     recorded = json.loads(second.summary_path.read_text())
     assert recorded["changes"]["verdict_changed"] is True
+    # The reader sees it first: each page's summary card says what changed, as summary.json does.
+    for run, said in ((first, FIRST_RUN), (second, changes.headline())):
+        page = (run.folder / run.notebooks[0].files["report_html"]).read_text()
+        card = page[page.index('<section id="kit-summary"') : page.index("</section>")]
+        assert "Since the previous run" in card and html.escape(said) in card, card
+    assert "stopped failing: iam-put" in card
     assert recorded["changes"]["lines"] == changes.lines() and changes.headline() in lines
     assert set(recorded["counts"]) == set(COUNTS) and recorded["target"]["kind"] == "lab"
     index = (reports / "index.html").read_text()
@@ -884,7 +890,18 @@ def planted_report(
 
 PAGE_BYTES = 3_000_000  # a page stays under a few MB: long frames, cells and evidence are summarised
 # What the summary card and the contents are made of (kit.report_page): text, lists, code spans, links.
-CARD_TAGS = {"h2", "dl", "dt", "dd", "span", "code", "ul", "li", "br"}
+CARD_TAGS = {
+    "h2",
+    "dl",
+    "dt",
+    "dd",
+    "span",
+    "code",
+    "ul",
+    "li",
+    "br",
+    "p",
+}  # p: what changed since the last run
 
 
 def test_every_page_of_a_lab_report_reads_at_a_glance_in_chromium(planted_report: PlantedReport) -> None:

@@ -163,6 +163,13 @@ def test_the_card_says_which_part_failed() -> None:
     assert "Failed" not in text_of(card(cause("put-access-denied")))
 
 
+def test_the_card_says_what_changed_since_the_previous_run_when_told() -> None:
+    changed = '<p class="changes">verdict changed since r0: none → put-access-denied</p>'
+    html = card(cause("put-access-denied"), changes=changed)
+    assert f"<dt>Since the previous run</dt><dd>{changed}</dd><dt>Target</dt>" in html
+    assert "Since the previous run" not in card(cause("put-access-denied"))
+
+
 def test_oversized_evidence_is_summarised() -> None:
     huge = "x" * 400_000
     html = card(cause("put-access-denied", huge, "two", "three", "four", "five"))
