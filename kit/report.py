@@ -638,7 +638,11 @@ def ipc_kernels() -> Iterator[type[Any]]:
 def _execute(
     path: Path, executed: Path, parameters: dict[str, Any], cell_timeout_s: int | None
 ) -> dict[str, Any]:
-    """papermill runs the notebook into ``executed``; what failed (name, value, cell), or {}."""
+    """papermill runs the notebook into ``executed``; what failed (name, value, cell), or {}.
+
+    The kernel starts in the notebook's folder (nbclient's ``resources`` path). papermill's own ``cwd`` is
+    not used: it changes this whole process's directory, which the notebooks of a wave, running at once on
+    other threads, would share and restore out of order."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -651,9 +655,9 @@ def _execute(
                 parameters=parameters,
                 kernel_name=KERNEL_NAME,
                 progress_bar=False,
-                cwd=str(path.parent),
                 execution_timeout=cell_timeout_s,
                 kernel_manager_class=manager,
+                resources={"metadata": {"path": str(path.parent)}},
             )
     except PapermillExecutionError as exc:
         failure = {

@@ -207,9 +207,10 @@ def executed(lab_environment: Path) -> dict[str, nbformat.NotebookNode | BaseExc
                     str(out / path.name),
                     parameters=parameters,
                     kernel_name="python3",
-                    cwd=str(NOTEBOOKS_DIR),
                     progress_bar=False,
                     kernel_manager_class=manager,
+                    # not papermill's cwd=: it changes the process's directory, shared by the wave's threads
+                    resources={"metadata": {"path": str(NOTEBOOKS_DIR)}},
                 )
         except Exception as exc:  # reported by the test of that notebook, with papermill's message
             results[path.name] = exc

@@ -594,6 +594,40 @@ def test_an_aws_target_from_an_env_file(
     assert files_under(isolated) == []
 
 
+def test_the_notebooks_of_a_wave_run_at_once_each_in_its_own_folder(
+    shared_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two notebooks of one stage run at once (each waits until the other has started), each kernel in its
+    notebook's folder, and this process's directory never moves (papermill's cwd= would chdir the process)."""
+    monkeypatch.chdir(tmp_path)
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    wait_for_the_other = (
+        "import os, pathlib, time\n"
+        "here = pathlib.Path(os.getcwd())\n"
+        f"meeting = pathlib.Path({str(meeting)!r})\n"
+        "(meeting / here.name).touch()\n"
+        "deadline = time.monotonic() + 60\n"
+        "while len(list(meeting.iterdir())) < 2 and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print('met', len(list(meeting.iterdir())), 'in', here.name)"
+    )
+    paths = []
+    for folder in ("one", "two"):
+        path = contract_notebook(
+            tmp_path / folder / f"0{len(paths) + 1}_{folder}.ipynb", wait_for_the_other, diagnosis=False
+        )
+        document = json.loads(path.read_text())
+        document["metadata"]["kit"] = {"stage": 1}
+        path.write_text(json.dumps(document))
+        paths.append(path)
+    result = run_report(notebooks=paths, reports_dir=tmp_path / "r", progress=lambda _: None)
+    assert os.getcwd() == str(tmp_path)
+    assert [n.status for n in result.notebooks] == ["ok", "ok"], result.summary
+    for notebook, folder in zip(result.notebooks, ("one", "two"), strict=True):
+        assert f"met 2 in {folder}" in (result.folder / notebook.files["ipynb"]).read_text()
+
+
 def test_a_report_of_an_account_that_cannot_be_reached_renders_inconclusive(
     tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
