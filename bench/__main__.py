@@ -34,7 +34,15 @@ from bench.machine import describe_machine
 from bench.peer_bench import run_peers
 from bench.report import run_report_benchmarks
 from bench.results_file import carried_over, read_results, write_results
-from bench.settings import DEFAULT_OUTPUT, OUTPUT_ENV, SCALE_ENV, SIZES, BenchSettings, Size
+from bench.settings import (
+    DEFAULT_OUTPUT,
+    OUTPUT_ENV,
+    REPORT_NOTEBOOKS_ENV,
+    SCALE_ENV,
+    SIZES,
+    BenchSettings,
+    Size,
+)
 from bench.versus import CLIENTS_ENV, PEER_SIZES
 from kit.errors import ConfigurationError
 
@@ -80,6 +88,7 @@ def usage() -> str:
         f"  {SCALE_ENV:<22} multiplies the sizes marked below (default 1; 0.1 is quick)",
         *_size_lines(SIZES.values()),
         f"  {OUTPUT_ENV:<22} where the results go (default {DEFAULT_OUTPUT})",
+        f"  {REPORT_NOTEBOOKS_ENV:<22} notebooks make report's figure runs, comma-separated (default: all)",
         "",
         "Environment of `peers`, besides the scale and the output:",
         f"  {CLIENTS_ENV:<26} client counts, each a workload (default 1,10,50)",

@@ -251,7 +251,7 @@ def measure_make_report(settings: BenchSettings, progress: Progress) -> Figure:
     report_s: list[float] = []
     floor_s: list[float] = []
     lab_s: list[float] = []
-    notebooks = [path.stem for path in discover_notebooks()]
+    notebooks = list(settings.report_notebooks) or [path.stem for path in discover_notebooks()]
     try:
         with _state_dir(root / "state"):
             (root / "state").mkdir()
@@ -260,7 +260,10 @@ def measure_make_report(settings: BenchSettings, progress: Progress) -> Figure:
             empty = _empty_notebook(floor_work / "empty.ipynb")
             for run in range(runs):
                 elapsed, result = _time_report(
-                    root / "reports", notebooks=None, parameters={}, scenario=MAKE_REPORT_SCENARIO
+                    root / "reports",
+                    notebooks=list(settings.report_notebooks) or None,
+                    parameters={},
+                    scenario=MAKE_REPORT_SCENARIO,
                 )
                 report_s.append(elapsed)
                 lab_s.append(float(result.summary.get("timings", {}).get("lab_start_s") or 0.0))

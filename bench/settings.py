@@ -53,6 +53,9 @@ SIZES: dict[str, Size] = {
 }
 SCALE_ENV = "KIT_BENCH_SCALE"
 OUTPUT_ENV = "KIT_BENCH_OUTPUT"
+# `make report`'s figure runs every notebook; a comma-separated list of names runs only those (the bench's
+# smoke test times one, to check the figure's shape at a fraction of the cost).
+REPORT_NOTEBOOKS_ENV = "KIT_BENCH_REPORT_NOTEBOOKS"
 # Below this scale one start of each (and one warm report and floor) is timed instead of three: each costs
 # seconds.
 FULL_START_RUNS_SCALE = 0.5
@@ -74,6 +77,7 @@ class BenchSettings:
     report_runs: int = 3
     insights_events: int = 1_000_000
     output: Path = DEFAULT_OUTPUT
+    report_notebooks: tuple[str, ...] = ()  # () means every notebook
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> BenchSettings:
@@ -105,10 +109,20 @@ class BenchSettings:
             report_runs=round(report_runs),
             insights_events=round(size("insights_events")),
             output=Path(output) if output else DEFAULT_OUTPUT,
+            report_notebooks=tuple(
+                name.strip() for name in environ.get(REPORT_NOTEBOOKS_ENV, "").split(",") if name.strip()
+            ),
         )
 
     def as_dict(self) -> dict[str, object]:
-        return {name: str(value) if isinstance(value, Path) else value for name, value in vars(self).items()}
+        return {
+            name: str(value)
+            if isinstance(value, Path)
+            else list(value)
+            if isinstance(value, tuple)
+            else value
+            for name, value in vars(self).items()
+        }
 
 
 def read_scale(environ: Mapping[str, str]) -> float:

@@ -43,6 +43,7 @@ log = logging.getLogger("kit.logs")
 # that agree have every line of what ended before the first. On AWS ingestion takes seconds, unbounded: no
 # re-read.
 LAB_SETTLE_S = 0.3
+LAB_FILTER_LOG_EVENTS_TPS = 100.0
 FILTER_LOG_EVENTS_TPS = 4.0  # below the 5 TPS account quota, which the console and other tools share
 # StartQuery's limit: 100,000 rows since 2026, read in pages of at most 10,000 (GetQueryResults' maxItems and
 # nextToken); an endpoint that still caps it at 10,000 (InvalidParameterException) is asked again with that.
@@ -124,6 +125,13 @@ class RateLimiter:
 def settle_for(target_kind: str) -> float:
     """``fetch_events``'s ``settle_s`` for a ``target_kind`` target (see :data:`LAB_SETTLE_S`)."""
     return LAB_SETTLE_S if target_kind == "lab" else 0.0
+
+
+def limiter_for(target_kind: str) -> RateLimiter:
+    """FilterLogEvents' limiter for a ``target_kind`` target: below the account's 5 TPS quota on AWS, which
+    the console and other tools share; on the lab, which has no such quota and nobody to share it with,
+    :data:`LAB_FILTER_LOG_EVENTS_TPS` (only a runaway loop would reach it)."""
+    return RateLimiter(LAB_FILTER_LOG_EVENTS_TPS if target_kind == "lab" else FILTER_LOG_EVENTS_TPS)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -192,7 +192,7 @@ class _GatewayLogs:
         self.unreadable: str | None = None
         self.missing: str | None = None  # the groups the last read did not find
         self.evidence = probe_logs.GatewayEvidence()
-        self.limiter = logs.RateLimiter()  # one read is a call per group; 2 groups, every 0.5 s
+        self.limiter = logs.limiter_for(target.kind)  # one read is a call per group; 2 groups, every 0.5 s
         self.client: Any = None
 
     def prepare(self) -> None:

@@ -118,6 +118,7 @@ def read_evidence(
                 start=since,
                 threshold=insights_threshold,
                 settle_s=settle,
+                limiter=logs.limiter_for(target.kind),
                 progress=progress,
             ),
         )

@@ -340,3 +340,12 @@ def test_log_groups_frame() -> None:
         "acc",
     ]
     assert logs.log_groups_frame([], None, None).columns.tolist() == list(logs.LOG_GROUP_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("kind", "calls", "settle_s"),
+    [("aws", 4, 0.0), ("lab", 100, logs.LAB_SETTLE_S)],  # AWS: under the shared 5 TPS quota; the lab has none
+)
+def test_the_log_reads_keep_the_targets_pace(kind: str, calls: int, settle_s: float) -> None:
+    assert logs.limiter_for(kind).calls == calls
+    assert logs.settle_for(kind) == settle_s
