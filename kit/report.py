@@ -683,17 +683,18 @@ def _run_wave(
     """Run ``paths`` at once (each in its own kernel, at most ``WAVE_WORKERS`` together); results in order.
     Each notebook's pages are handed to ``pages`` as soon as it ran."""
     if len(paths) == 1:
-        ran = _run_notebook(paths[0], run, cell_timeout_s)
-        pages.render(ran, [ran])
-        return [ran]
+        alone = _run_notebook(paths[0], run, cell_timeout_s)
+        pages.render(alone, [alone])
+        return [alone]
     done: list[NotebookRun] = []
+    ran: dict[int, NotebookRun] = {}  # by position in ``paths``
     with ThreadPoolExecutor(min(len(paths), WAVE_WORKERS), thread_name_prefix="kit-report") as pool:
-        futures = {pool.submit(_run_notebook, path, run, cell_timeout_s): path for path in paths}
+        futures = {pool.submit(_run_notebook, path, run, cell_timeout_s): i for i, path in enumerate(paths)}
         for future in as_completed(futures):
-            done.append(future.result())
-            pages.render(done[-1], done)
-    by_name = {notebook.name: notebook for notebook in done}
-    return [by_name[path.stem] for path in paths]
+            ran[futures[future]] = result = future.result()
+            done.append(result)
+            pages.render(result, done)
+    return [ran[i] for i in range(len(paths))]
 
 
 def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> NotebookRun:
