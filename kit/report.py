@@ -776,16 +776,7 @@ def _card_facts(
     the previous run of the target among ``earlier`` (:func:`earlier_runs`)."""
     redact = run.redactor.redact_value
     notebooks = [*run.notebooks, *also]
-    diagnosis = run.diagnosis or {}
-    so_far = {
-        "run": run.folder.name,
-        "status": _outcome(run)[1],
-        "root_cause": redact(diagnosis.get("root_cause")),
-        "findings": redact(diagnosis.get("findings", [])),
-        "counts": redact(diagnosis.get("counts")),
-        "target": redact({**run.target_description, "kind": run.target}),
-        "scenario": run.scenario,
-    }
+    so_far = _compared(run, _outcome(run)[1])
     return CardFacts(
         diagnosis=redact(run.diagnosis) if run.diagnosis is not None else None,
         target={**run.target_description, "kind": run.target},
@@ -893,19 +884,28 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _summary(run: _ReportRun, *, exit_code: int, status: str) -> dict[str, Any]:
+def _compared(run: _ReportRun, status: str) -> dict[str, Any]:
+    """The part of ``summary.json`` a later run compares with (:mod:`kit.report_changes`), redacted; the
+    summary card asks for it before the run ends."""
     diagnosis = run.diagnosis or {}
     redact = run.redactor.redact_value
     return {
         "run": run.folder.name,
         "status": status,
-        "exit_code": exit_code,
         "root_cause": redact(diagnosis.get("root_cause")),
         "findings": redact(diagnosis.get("findings", [])),
         "counts": redact(diagnosis.get("counts")),
-        "diagnosis_from": run.diagnosis_from,
         "target": redact({**run.target_description, "kind": run.target}),
         "scenario": run.scenario,
+    }
+
+
+def _summary(run: _ReportRun, *, exit_code: int, status: str) -> dict[str, Any]:
+    redact = run.redactor.redact_value
+    return {
+        **_compared(run, status),
+        "exit_code": exit_code,
+        "diagnosis_from": run.diagnosis_from,
         "lab_started_by_report": run.lab is not None,
         "parameters": redact(run.parameters),
         "notebooks": [n.as_dict() for n in run.notebooks],
