@@ -33,6 +33,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
+import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ProfileNotFound, UnknownServiceError
@@ -439,6 +440,51 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
+class _SearchPaths(list[str]):
+    """A loader's search paths that keep each folder once: boto3 appends its own data folder to the loader
+    of every session it wraps, and the kit's sessions share one loader."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+_LOADERS: dict[str | None, Any] = {}
+_LOADERS_LOCK = threading.Lock()
+
+
+def _shared_loader(data_path: str | None) -> Any:
+    """One botocore data loader per data path for the whole process.
+
+    A botocore session reads and parses each service's model, endpoint rules and partitions on its first
+    client, ~0.2 s of CPU for DynamoDB alone; every target has a session of its own (credentials differ), so
+    without sharing, each target paid that again. The files never change while the process runs, and the
+    loader's cache only ever adds entries (a race loads a file twice, never wrongly).
+    """
+    with _LOADERS_LOCK:
+        loader = _LOADERS.get(data_path)
+        if loader is None:
+            extra = [
+                os.path.expanduser(os.path.expandvars(p)) for p in (data_path or "").split(os.pathsep) if p
+            ]
+            loader = _LOADERS[data_path] = botocore.loaders.Loader(extra_search_paths=_SearchPaths(extra))
+        return loader
+
+
+def botocore_session(**settings: Any) -> Any:
+    """A new botocore session (``settings`` as ``botocore.session.Session`` takes them) on the process's
+    shared data loader: the one way the kit starts a session."""
+    session = botocore.session.Session(**settings)
+    try:
+        data_path = session.get_config_variable("data_path")
+    except (
+        BotoCoreError
+    ):  # a missing profile: left to the session's own loader, and reported where it is used
+        return session
+    session.register_component("data_loader", _shared_loader(data_path))
+    return session
+
+
 def _isolated_botocore_session(*, hermetic: bool) -> Any:
     """A botocore session that ignores AWS_PROFILE (and, when hermetic, the AWS config files).
 
@@ -451,7 +497,7 @@ def _isolated_botocore_session(*, hermetic: bool) -> Any:
     if hermetic:
         session_vars["config_file"] = (None, None, os.devnull, None)
         session_vars["credentials_file"] = (None, None, os.devnull, None)
-    return botocore.session.Session(session_vars=session_vars)
+    return botocore_session(session_vars=session_vars)
 
 
 def _aws_config_files(session: Any) -> str:
@@ -776,7 +822,9 @@ class Target:
                 region_name=self.region,
             )
         try:
-            return boto3.Session(profile_name=self.profile, region_name=self.region)
+            return boto3.Session(
+                botocore_session=botocore_session(), profile_name=self.profile, region_name=self.region
+            )
         except ProfileNotFound as exc:
             raise ConfigurationError(
                 f"AWS profile '{self.profile}' was not found in the AWS config files; check the name "
@@ -931,7 +979,7 @@ def _resolve_profile(profile: str | None, env: EnvFile | None, provenance: dict[
     environ_profile = _env_first("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
     if profile is None and environ_profile:
         provenance["profile"] = "environment (AWS_PROFILE)"
-    session = botocore.session.Session(profile=profile)
+    session = botocore_session(profile=profile)
     name = profile or environ_profile or "default"
     try:
         scoped_config = session.get_scoped_config()

@@ -290,6 +290,43 @@ def test_copies_of_a_target_do_not_share_clients() -> None:
     assert "_cache" not in repr(target)
 
 
+def test_targets_share_one_data_loader_and_its_search_paths_stay_put(aws_home: Path) -> None:
+    """Every target has a session of its own (their credentials differ) but botocore's parsed models are
+    shared: a second target's first client reads no file again, and boto3 adding its data folder to each
+    session's loader adds it once."""
+    first, second = Target.local(LAB_ENDPOINTS), Target.local(LAB_ENDPOINTS)
+    assert first.session() is not second.session()
+    loader = first.session()._loader
+    assert second.session()._loader is loader
+    paths = list(loader.search_paths)
+    assert len(paths) == len(set(paths))
+    first.client("dynamodb")
+    add_profile(aws_home, "dev")
+    profiled = Target.aws(profile="dev", region="us-east-2", table="connections")
+    assert profiled.session()._loader is loader  # a profile's session too
+    assert profiled.session().profile_name == "dev"
+    assert list(loader.search_paths) == paths
+    reads: list[str] = []
+    files = loader.file_loader
+    original = files.load_file
+    files.load_file = lambda path: (reads.append(path), original(path))[1]
+    try:
+        assert second.client("dynamodb").meta.service_model.service_name == "dynamodb"
+    finally:
+        del files.load_file
+    assert reads == []  # every file the client needs was already parsed
+
+
+def test_a_data_path_gets_a_loader_of_its_own(
+    aws_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    shared = Target.local(LAB_ENDPOINTS).session()._loader
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    own = Target.local(LAB_ENDPOINTS).session()._loader
+    assert own is not shared
+    assert own.search_paths[0] == str(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("endpoints", "message"),
     [
