@@ -86,18 +86,18 @@ def _time_floor(source: Path, work: Path, run: int) -> float:
     """papermill of the empty notebook as the report runs one, then its two HTML pages; seconds."""
     import papermill
 
-    from kit import report
+    from kit import report, report_kernels
     from kit.local import state_dir
 
     nbformat: Any = importlib.import_module("nbformat")
     executed = work / f"floor-{run}.ipynb"
     started = time.monotonic()
-    with report.kernel_environment(state_dir() / "jupyter"), report.ipc_kernels() as manager:
+    with report_kernels.kernel_environment(state_dir() / "jupyter"), report_kernels.ipc_kernels() as manager:
         papermill.execute_notebook(
             str(source),
             str(executed),
             parameters={},
-            kernel_name=report.KERNEL_NAME,
+            kernel_name=report_kernels.KERNEL_NAME,
             progress_bar=False,
             cwd=str(source.parent),
             execution_timeout=report.DEFAULT_CELL_TIMEOUT_S,

@@ -546,10 +546,11 @@ def _parameter(text: str) -> tuple[str, Any]:
 def _cmd_report(args: argparse.Namespace) -> int:
     """Run the notebooks into a report folder; print the folder and the ranked cause. Exit 0/1/2/3, or with
     --exit-on-change 0/4/2. ``--bundle FOLDER`` only bundles that existing run folder."""
-    from kit.report import run_report
+    from kit.report import lean_imports, run_report
     from kit.report_bundle import write_bundle
     from kit.report_changes import change_exit_code
 
+    lean_imports()
     if isinstance(args.bundle, str):
         print(_shown_path(write_bundle(Path(args.bundle))))
         return 0

@@ -131,7 +131,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 def kernel_settings(ipython_dir: Path, redactor: Redactor, env_file: str | None) -> dict[str, str]:
     """Make every kernel started with ``ipython_dir`` load this extension; the environment variables that give
     it the secrets, the e-mail setting and the salt of ``redactor`` (and ``env_file``), for the kernels to
-    inherit (:func:`kit.report.kernel_environment` sets them while the notebooks run)."""
+    inherit (:func:`kit.report_kernels.kernel_environment` sets them while the notebooks run)."""
     profile = ipython_dir / "profile_default"
     profile.mkdir(parents=True, exist_ok=True)
     config = profile / KERNEL_CONFIG

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -52,26 +52,18 @@ from kit.markup import markdown_text, sanitize_html
 from kit.redact import Redactor
 from kit.redact_display import kernel_settings
 from kit.report_changes import Changes, compare, histories, pick_previous, recorded_html, verdict_kind
+from kit.report_kernels import KERNEL_DIRS, KernelLane, kernel_environment, kernel_lanes
 from kit.report_page import CardFacts, FailedPart, decorate_page, summarise_outputs, summary_card
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
-KERNEL_NAME = "python3"
-# Kernels at once in a wave: the notebooks mostly wait on the target, so three share two cores well.
+# Kernels at once in a wave, each kept for the next wave (kit.report_kernels): the notebooks mostly wait on
+# the target, so three share two cores well.
 WAVE_WORKERS = 3
 DEFAULT_CELL_TIMEOUT_S = 1800  # a hung cell must not hang a cron job forever; probes take under a minute
 SUMMARY_NAME = "summary.json"
 BUNDLE_SUFFIX = ".bundle.html"  # <run>.bundle.html, written by kit.report_bundle on request
 INDEX_NAME = "index.html"
-# Where each tool would otherwise write under $HOME (IPython profile and history, matplotlib's font cache,
-# kernel connection files): a folder under .kit/jupyter/ each.
-KERNEL_DIRS = {
-    "IPYTHONDIR": "ipython",
-    "MPLCONFIGDIR": "matplotlib",
-    "JUPYTER_RUNTIME_DIR": "runtime",
-    "JUPYTER_DATA_DIR": "data",
-    "JUPYTER_CONFIG_DIR": "config",
-}
 VERSIONED_PACKAGES = ("boto3", "pandas", "papermill", "nbconvert", "nbclient", "ipykernel", "matplotlib")
 
 Progress = Callable[[str], None]
@@ -299,6 +291,18 @@ class _ReportRun:
 # papermill, nbformat and nbconvert take ~2.5 s to import (nbformat's jsonschema builds rfc3987-syntax's
 # grammar on import, ~1.8 s alone); a report imports them in the background while its lab starts.
 HEAVY_IMPORTS = ("nbformat", "papermill", "nbconvert")
+# jsonschema (imported by nbformat) builds rfc3987-syntax's IRI grammar on import, ~1.8 s of CPU, for a format
+# check nothing in a report asks for: nbformat validates notebooks without a format checker, and jsonschema
+# treats a format it has no checker for as valid. `kit report` runs in a process of its own and goes without
+# (:func:`lean_imports`); a library caller's process is left as it is.
+UNUSED_IN_A_REPORT = ("rfc3987_syntax",)
+
+
+def lean_imports() -> None:
+    """Make :data:`UNUSED_IN_A_REPORT` unimportable in this process (an ImportError, which jsonschema expects
+    of an optional module), unless already imported. For the `kit report` command's own process only."""
+    for module in UNUSED_IN_A_REPORT:
+        sys.modules.setdefault(module, None)  # type: ignore[arg-type]
 
 
 def _import_in_background(modules: Sequence[str]) -> None:
@@ -388,8 +392,12 @@ def run_report(
             jupyter = state_dir() / "jupyter"
             redaction = kernel_settings(jupyter / KERNEL_DIRS["IPYTHONDIR"], run.redactor, env_path)
             with kernel_environment(jupyter, redaction), _Pages(run) as pages:
-                for wave in waves([stage_of(path) for path in paths]):
-                    run.notebooks += _run_wave([paths[i] for i in wave], run, cell_timeout_s, pages)
+                with kernel_lanes(WAVE_WORKERS) as lanes:
+                    for wave in waves([stage_of(path) for path in paths]):
+                        run.notebooks += _run_wave(
+                            [paths[i] for i in wave], run, cell_timeout_s, pages, lanes
+                        )
+                    run.timings["kernels_started"] = sum(lane.kernels_started for lane in lanes)
                 pages.finish()
         run.timings["total_s"] = round(time.monotonic() - clock, 3)
         result = _finish(run)
@@ -567,110 +575,6 @@ def _common_parameters(
     return common
 
 
-@contextlib.contextmanager
-def kernel_environment(root: Path, extra: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
-    """Point IPython, matplotlib and Jupyter at folders under ``root`` while the kernels run.
-
-    Kernels inherit this process's environment, so setting it here keeps them (and nbconvert) out of
-    ``$HOME``; ``extra`` variables are set for them too (:func:`kit.redact_display.kernel_settings`). The
-    previous values come back afterwards.
-    """
-    folders = {name: str(root / sub) for name, sub in KERNEL_DIRS.items()}
-    for folder in folders.values():
-        Path(folder).mkdir(parents=True, exist_ok=True)
-    variables = {**folders, **(extra or {})}
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield folders
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def ipc_kernel_manager(folder: Path) -> type[Any]:
-    """A kernel manager whose kernel talks over Unix sockets in ``folder``, not TCP ports on loopback.
-
-    With TCP, a port is chosen by binding to port 0 and letting go, and the kernel binds it a moment later:
-    two kernels starting at once (two reports, parallel tests) can pick the same one, and the kernel dies
-    with zmq's "Address already in use" before it answers. Sockets in a private folder cannot collide,
-    nothing listens on the network, and the kernel has no unencrypted-TCP warning to print. ``folder`` must
-    be short: a socket's path is at most 104 bytes on macOS, 108 on Linux.
-    """
-    import uuid
-
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import default
-
-    class IpcKernelManager(AsyncKernelManager):
-        @default("transport")
-        def _default_transport(self) -> str:
-            return "ipc"
-
-        @default("connection_file")
-        def _default_connection_file(self) -> str:
-            return str(folder / f"kernel-{uuid.uuid4().hex[:8]}.json")
-
-        async def _async_interrupt_kernel(self) -> None:
-            # jupyter_client interrupts every kernel before asking it to shut down, and an idle ipykernel
-            # answers with "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel" on the report's
-            # terminal. A kernel still busy is stopped by the shutdown's SIGTERM and SIGKILL; a cell's own
-            # timeout still interrupts (it is not a shutdown).
-            if not self.shutting_down:
-                await super()._async_interrupt_kernel()
-
-    return IpcKernelManager
-
-
-@contextlib.contextmanager
-def ipc_kernels() -> Iterator[type[Any]]:
-    """:func:`ipc_kernel_manager` in a short private folder under the temporary directory, removed after."""
-    folder = Path(tempfile.mkdtemp(prefix="kit-kernel-"))
-    try:
-        yield ipc_kernel_manager(folder)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _execute(
-    path: Path, executed: Path, parameters: dict[str, Any], cell_timeout_s: int | None
-) -> dict[str, Any]:
-    """papermill runs the notebook into ``executed``; what failed (name, value, cell), or {}.
-
-    The kernel starts in the notebook's folder (nbclient's ``resources`` path). papermill's own ``cwd`` is
-    not used: it changes this whole process's directory, which the notebooks of a wave, running at once on
-    other threads, would share and restore out of order."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    failure: dict[str, Any] = {}
-    try:
-        with ipc_kernels() as manager:
-            papermill.execute_notebook(
-                str(path),
-                str(executed),
-                parameters=parameters,
-                kernel_name=KERNEL_NAME,
-                progress_bar=False,
-                execution_timeout=cell_timeout_s,
-                kernel_manager_class=manager,
-                resources={"metadata": {"path": str(path.parent)}},
-            )
-    except PapermillExecutionError as exc:
-        failure = {
-            "ename": exc.ename,
-            "evalue": exc.evalue,
-            "cell": exc.exec_count,
-            "cell_index": exc.cell_index,
-        }
-    except Exception as exc:  # a timeout, a dead kernel, a kernel that never started
-        failure = {"ename": type(exc).__name__, "evalue": str(exc)}
-    return failure
-
-
 def stage_of(path: Path) -> int | None:
     """A notebook's stage; one that writes the diagnosis always runs alone, so which one wrote it is
     never a race."""
@@ -678,26 +582,30 @@ def stage_of(path: Path) -> int | None:
 
 
 def _run_wave(
-    paths: Sequence[Path], run: _ReportRun, cell_timeout_s: int | None, pages: _Pages
+    paths: Sequence[Path],
+    run: _ReportRun,
+    cell_timeout_s: int | None,
+    pages: _Pages,
+    lanes: Sequence[KernelLane],
 ) -> list[NotebookRun]:
-    """Run ``paths`` at once (each in its own kernel, at most ``WAVE_WORKERS`` together); results in order.
-    Each notebook's pages are handed to ``pages`` as soon as it ran."""
-    if len(paths) == 1:
-        alone = _run_notebook(paths[0], run, cell_timeout_s)
-        pages.render(alone, [alone])
-        return [alone]
+    """Run ``paths`` at once, the i-th in lane i (modulo the lanes: a lane runs its notebooks in turn, in
+    its kept kernel); results in order. Each notebook's pages are handed to ``pages`` as soon as it ran."""
     done: list[NotebookRun] = []
     ran: dict[int, NotebookRun] = {}  # by position in ``paths``
-    with ThreadPoolExecutor(min(len(paths), WAVE_WORKERS), thread_name_prefix="kit-report") as pool:
-        futures = {pool.submit(_run_notebook, path, run, cell_timeout_s): i for i, path in enumerate(paths)}
-        for future in as_completed(futures):
-            ran[futures[future]] = result = future.result()
-            done.append(result)
-            pages.render(result, done)
+    futures = {
+        lanes[i % len(lanes)].submit(_run_notebook, path, run, cell_timeout_s, lanes[i % len(lanes)]): i
+        for i, path in enumerate(paths)
+    }
+    for future in as_completed(futures):
+        ran[futures[future]] = result = future.result()
+        done.append(result)
+        pages.render(result, done)
     return [ran[i] for i in range(len(paths))]
 
 
-def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> NotebookRun:
+def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None, lane: KernelLane) -> NotebookRun:
+    """Run one notebook in ``lane``'s kernel (on the lane's thread), write its redacted ``.ipynb``, and pick
+    up the diagnosis it wrote."""
 
     nbformat: Any = importlib.import_module("nbformat")
 
@@ -714,7 +622,7 @@ def _run_notebook(path: Path, run: _ReportRun, cell_timeout_s: int | None) -> No
     executed = run.work / f"{name}.ipynb"
     run.progress(f"{name}: running")
     clock = time.monotonic()
-    failure = _execute(path, executed, parameters, cell_timeout_s)
+    failure = lane.execute(path, executed, parameters, cell_timeout_s)
     execute_s = time.monotonic() - clock
 
     if executed.is_file():

@@ -27,7 +27,8 @@ import pytest
 
 from kit.lab.lab import Lab
 from kit.local import STATE_DIR_ENV
-from kit.report import ipc_kernels, stage_of, waves
+from kit.report import stage_of, waves
+from kit.report_kernels import ipc_kernels
 
 from .labclient import EmptyDynamoDB
 

@@ -1004,6 +1004,8 @@ def test_the_real_notebooks_render(planted_report: PlantedReport) -> None:
     assert result.exit_code == 1, (statuses, result.errors)
     assert result.root_cause is not None and result.root_cause["id"] == "put-access-denied"
     assert all(status == "ok" for status, _, _ in statuses.values()), statuses
+    # Six notebooks in three waves of 1, 2 and 3: each wave's kernels are kept for the next (kit.report_kernels).
+    assert result.summary["timings"]["kernels_started"] == 3, result.summary["timings"]
     env_run = planted_report.env_run
     assert env_run.exit_code == 0 and env_run.status == "ok", (env_run.errors, env_run.notebooks)
     assert files_under(planted_report.home) == []

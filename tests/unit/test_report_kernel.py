@@ -1,4 +1,4 @@
-"""The report's kernels talk over Unix sockets in a private folder (kit.report.ipc_kernel_manager): no TCP
+"""The report's kernels talk over Unix sockets in a private folder (kit.report_kernels.ipc_kernel_manager): no TCP
 port for two kernels to race for, nothing on the network, no unencrypted-TCP warning; they leave quietly; and
 the notebooks run in waves (``kit.report.waves``)."""
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kit.report import discover_notebooks, ipc_kernel_manager, notebook_stage, stage_of, waves
+from kit.report import discover_notebooks, notebook_stage, stage_of, waves
+from kit.report_kernels import ipc_kernel_manager
 
 
 def test_kernels_use_unix_sockets_in_the_folder_they_are_given(tmp_path: Path) -> None:
@@ -106,3 +107,30 @@ def test_the_report_notebooks_run_diagnosis_first_then_in_two_waves() -> None:
         ["01_connect_handler", "02_probe"],
         ["03_logs", "04_dynamodb", "05_iam"],
     ]
+
+
+def test_a_lean_report_process_still_validates_and_writes_notebooks() -> None:
+    """`kit report` goes without jsonschema's IRI grammar (kit.report.lean_imports): in a fresh process,
+    nbformat still validates a notebook and rejects a broken one, and the grammar is never built."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from kit.report import lean_imports\n"
+        "lean_imports()\n"
+        "import nbformat, papermill, nbconvert\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')])\n"
+        "nbformat.validate(nb)\n"
+        "nb.cells[0]['cell_type'] = 'nonsense'\n"
+        "try:\n"
+        "    nbformat.validate(nb)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('rejected')\n"
+        "print(sys.modules.get('rfc3987_syntax'), 'lark' in sys.modules)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:2] == ["rejected", "None False"], run.stdout
