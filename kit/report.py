@@ -288,9 +288,10 @@ class _ReportRun:
     diagnosis_from: str | None = None
 
 
-# papermill, nbformat and nbconvert take ~2.5 s to import (nbformat's jsonschema builds rfc3987-syntax's
-# grammar on import, ~1.8 s alone); a report imports them in the background while its lab starts.
-HEAVY_IMPORTS = ("nbformat", "papermill", "nbconvert")
+# papermill, nbformat, nbconvert and jupyter_client take ~2.5 s to import (nbformat's jsonschema builds
+# rfc3987-syntax's grammar on import, ~1.8 s alone); a report imports them in the background while its lab
+# starts.
+HEAVY_IMPORTS = ("nbformat", "papermill", "nbconvert", "jupyter_client.manager")
 # jsonschema (imported by nbformat) builds rfc3987-syntax's IRI grammar on import, ~1.8 s of CPU, for a format
 # check nothing in a report asks for: nbformat validates notebooks without a format checker, and jsonschema
 # treats a format it has no checker for as valid. `kit report` runs in a process of its own and goes without
@@ -305,16 +306,21 @@ def lean_imports() -> None:
         sys.modules.setdefault(module, None)  # type: ignore[arg-type]
 
 
-def _import_in_background(modules: Sequence[str]) -> None:
-    """Start importing ``modules`` in a daemon thread; whoever needs one first waits on its import lock. A
-    module that fails to import fails again, loudly, where it is used."""
+def _import_in_background(modules: Sequence[str]) -> threading.Thread:
+    """Start importing ``modules`` in a daemon thread, and return it: join it before using them. Two threads
+    importing packages that import each other can deadlock, and Python breaks the deadlock by handing one
+    of them a module still half-initialised ("cannot import name ... from partially initialized module"),
+    so the report waits for the thread rather than racing it. A module that fails to import fails again,
+    loudly, where it is used."""
 
     def load() -> None:
         for module in modules:
             with contextlib.suppress(Exception):
                 importlib.import_module(module)
 
-    threading.Thread(target=load, name="kit-report-imports", daemon=True).start()
+    thread = threading.Thread(target=load, name="kit-report-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_report(
@@ -341,7 +347,7 @@ def run_report(
     """
     started = datetime.now(UTC)
     clock = time.monotonic()
-    _import_in_background(HEAVY_IMPORTS)
+    imports = _import_in_background(HEAVY_IMPORTS)
     if target not in ("lab", "aws"):
         raise ConfigurationError(f"unknown target {target!r}; use 'lab' or 'aws'.")
     if scenario is not None and target != "lab":
@@ -389,6 +395,7 @@ def run_report(
                     env_file=env_path, mask_emails=mask_emails, extra=extra_secrets
                 )
         if not run.errors:
+            imports.join()  # usually long done: the lab took longer to start
             jupyter = state_dir() / "jupyter"
             redaction = kernel_settings(jupyter / KERNEL_DIRS["IPYTHONDIR"], run.redactor, env_path)
             with kernel_environment(jupyter, redaction), _Pages(run) as pages:
