@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import boto3
 import pytest
@@ -25,8 +26,22 @@ from .labclient import DynamoDBChoice, EmptyDynamoDB
 REGIONS = tuple(boto3.session.Session().get_available_regions("dynamodb"))
 
 
+# One client per (engine, region), kept for the session: every lab's start sweeps every region, and making ~35
+# botocore clients each time cost more CPU than the sweep's own calls.
+_SWEEP_CLIENTS: dict[tuple[str, str], Any] = {}
+
+
+def _sweep_client(endpoint_url: str, region: str) -> Any:
+    client = _SWEEP_CLIENTS.get((endpoint_url, region))
+    if client is None:
+        client = _SWEEP_CLIENTS.setdefault(
+            (endpoint_url, region), local_client("dynamodb", endpoint_url, region)
+        )
+    return client
+
+
 def _delete_every_table(endpoint_url: str, region: str) -> None:
-    client = local_client("dynamodb", endpoint_url, region)
+    client = _sweep_client(endpoint_url, region)
     for page in client.get_paginator("list_tables").paginate():
         for name in page["TableNames"]:
             client.delete_table(TableName=name)
