@@ -821,15 +821,19 @@ class Target:
                 aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
                 region_name=self.region,
             )
+        # The profile goes to the botocore session itself (boto3's profile_name would set the same session
+        # variable, but only after botocore_session() had looked the data path up under AWS_PROFILE's
+        # profile): a stale AWS_PROFILE then costs nothing, and a missing profile is found here, not at the
+        # first client.
+        session = botocore_session(profile=self.profile)
         try:
-            return boto3.Session(
-                botocore_session=botocore_session(), profile_name=self.profile, region_name=self.region
-            )
+            session.get_scoped_config()
         except ProfileNotFound as exc:
             raise ConfigurationError(
-                f"AWS profile '{self.profile}' was not found in the AWS config files; check the name "
-                "with `aws configure list-profiles`."
+                f"AWS profile '{self.profile or session.profile}' was not found in "
+                f"{_aws_config_files(session)}; check the name with `aws configure list-profiles`."
             ) from exc
+        return boto3.Session(botocore_session=session, region_name=self.region)
 
     def endpoint_for(self, service: str) -> str | None:
         """The URL a client for ``service`` talks to; None means AWS's public endpoint for the region."""
