@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from io import StringIO
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
@@ -442,11 +442,16 @@ def _is_loopback(url: str) -> bool:
 
 class _SearchPaths(list[str]):
     """A loader's search paths that keep each folder once: boto3 appends its own data folder to the loader
-    of every session it wraps, and the kit's sessions share one loader."""
+    of every session it wraps, and the kit's sessions share one loader, from any thread."""
+
+    # One lock for every instance: the check and the append must be one step (two sessions made at once
+    # would otherwise both see the folder missing), and a lock held by the class is never copied with a list.
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def append(self, path: str) -> None:
-        if path not in self:
-            super().append(path)
+        with self._lock:
+            if path not in self:
+                super().append(path)
 
 
 _LOADERS: dict[str | None, Any] = {}
