@@ -225,6 +225,8 @@ class KernelLane:
         folder = path.parent.resolve()
         if self._manager is not None and self._folder != folder:
             self._discard()  # kernels start in their notebook's folder, and stay there
+        if self._manager is not None and not self._alive():
+            self._discard()  # died while it waited (killed, out of memory): the notebook gets a new one
         if self._manager is None:
             self._manager, self._folder = self._manager_class(kernel_name=KERNEL_NAME), folder
             self.kernels_started += 1
@@ -232,6 +234,14 @@ class KernelLane:
         if failure or not self._reset(folder):
             self._discard()
         return failure
+
+    def _alive(self) -> bool:
+        from jupyter_core.utils import run_sync
+
+        try:
+            return bool(run_sync(self._manager.is_alive)())
+        except Exception:  # a kernel that cannot even be asked is not kept
+            return False
 
     def _reset(self, folder: Path) -> bool:
         manager = self._manager

@@ -4,6 +4,9 @@ fails takes its kernel with it. Real kernels, tiny notebooks, no lab."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,6 +91,27 @@ def test_a_failed_notebook_takes_its_kernel_with_it(lane: KernelLane, tmp_path: 
     assert _printed(again) != _printed(ran)[:1]  # a new kernel
 
 
+def test_a_kept_kernel_that_died_between_notebooks_is_replaced(lane: KernelLane, tmp_path: Path) -> None:
+    """A kept kernel can die while it waits (killed, out of memory): the next notebook gets a new kernel
+    instead of failing with "Kernel died before replying to kernel_info"."""
+    folder, out = tmp_path / "notebooks", tmp_path / "out"
+    out.mkdir()
+    first = _notebook(folder, "01_first", "import os\nprint(os.getpid())")
+    second = _notebook(folder, "02_second", "import os\nprint(os.getpid())")
+    failure, ran = _run(lane, first, out)
+    assert failure == {}, failure
+    pid = int(_printed(ran)[0])
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not _exited(pid):
+        assert time.monotonic() < deadline, f"kernel {pid} still running 10 s after SIGKILL"
+        time.sleep(0.01)
+    failure, again = _run(lane, second, out)
+    assert failure == {}, failure
+    assert lane.kernels_started == 2
+    assert int(_printed(again)[0]) != pid
+
+
 def test_a_notebook_in_another_folder_gets_a_kernel_started_there(lane: KernelLane, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -114,3 +138,10 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return "\nState:\tZ" not in status  # a zombie has ended
+
+
+def _exited(pid: int) -> bool:
+    """Whether this process's child ``pid`` has exited as ``waitpid`` sees it, without reaping it (its kernel
+    manager still will). /proc says zombie as soon as the main thread has ended, while the kernel's other
+    threads may still be exiting and ``waitpid`` not report it yet."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
