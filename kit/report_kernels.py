@@ -247,9 +247,10 @@ class KernelLane:
         manager = self._manager
         if manager is None or not manager.has_kernel:
             return False
-        client = manager.blocking_client()
-        client.start_channels()
+        client = None
         try:
+            client = manager.blocking_client()
+            client.start_channels()
             reply = client.execute_interactive(
                 reset_code(folder),
                 silent=True,
@@ -258,10 +259,12 @@ class KernelLane:
                 output_hook=lambda _message: None,
             )
             return bool(reply["content"]["status"] == "ok")
-        except Exception:  # a dead or hung kernel: not kept
+        except Exception:  # a dead or hung kernel, or one that gives no client: not kept
             return False
         finally:
-            client.stop_channels()
+            if client is not None:
+                with contextlib.suppress(Exception):  # channels half started: nothing more to stop
+                    client.stop_channels()
 
     def _discard(self) -> None:
         manager, self._manager, self._folder = self._manager, None, None
