@@ -59,6 +59,7 @@ def test_the_next_notebook_in_a_kept_kernel_sees_nothing_the_last_one_left(
         folder,
         "01_first",
         "import os, matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\nplt.figure()",
+        "import pandas as pd\npd.set_option('display.max_rows', 7)",
         "left_behind = 1\nos.mkdir('elsewhere'); os.chdir('elsewhere')\nprint(os.getpid())",
     )
     second = _notebook(
@@ -68,6 +69,7 @@ def test_the_next_notebook_in_a_kept_kernel_sees_nothing_the_last_one_left(
         "print('left_behind' in dir())",
         "print(os.path.basename(os.getcwd()))",
         "print(len(sys.modules['matplotlib.pyplot'].get_fignums()))",
+        "print(sys.modules['pandas'].get_option('display.max_rows'))",
     )
     failure, ran = _run(lane, first, out)
     assert failure == {}, failure
@@ -75,8 +77,9 @@ def test_the_next_notebook_in_a_kept_kernel_sees_nothing_the_last_one_left(
     assert failure == {}, failure
     assert lane.kernels_started == 1
     pid = _printed(ran)[-1]
-    assert _printed(again) == [pid, "False", "notebooks", "0"]  # same kernel; no name, folder or figure left
-    assert [cell.execution_count for cell in again.cells] == [1, 2, 3, 4]
+    # Same kernel; no name, folder, figure or pandas option left (60 rows is pandas' default).
+    assert _printed(again) == [pid, "False", "notebooks", "0", "60"]
+    assert [cell.execution_count for cell in again.cells] == [1, 2, 3, 4, 5]
 
 
 def test_a_failed_notebook_takes_its_kernel_with_it(lane: KernelLane, tmp_path: Path) -> None:
