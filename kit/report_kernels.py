@@ -11,11 +11,15 @@ on loopback: no port for two kernels to race for, nothing on the network, no une
 costs ~2.5 s of CPU, about as much as the rest of a notebook's run on the lab, and a report of six notebooks
 paid it six times on a 2-core machine. A run keeps each kernel in a :class:`KernelLane` instead: one thread,
 and the kernel it started, running the lane's notebooks one after another. Between two notebooks the
-kernel's figures are closed, its folder restored and its namespace reset as IPython's ``%reset`` does, with a
-new history session, so the next notebook sees none of the last one's names and numbers its cells from 1;
-only imported modules stay. A notebook that failed (an error, a timeout, a dead kernel) takes its kernel with
-it, and the lane's next notebook starts a new one. Every notebook still runs alone in a new kernel in the
-notebook tests (``tests/integration/test_notebooks.py``), so none can come to depend on what another left.
+kernel's figures are closed, pandas' options put back to their defaults, its folder restored and its
+namespace reset as IPython's ``%reset`` does, with a new history session, so the next notebook sees none of
+the last one's names and numbers its cells from 1. The rest of the process carries over: imported modules
+and what they hold (module-level caches, ``boto3.DEFAULT_SESSION``, matplotlib's ``rcParams``, logging and
+warnings settings), ``os.environ`` and ``sys.path``; a notebook must leave those as it found them. A notebook
+that failed (an error, a timeout, a dead kernel) takes its kernel with it, and a kept kernel found dead
+when the next notebook comes is dropped too: the lane's next notebook starts a new one. Every notebook still
+runs alone in a new kernel in the notebook tests (``tests/integration/test_notebooks.py``), so none can come
+to depend on what another left.
 
 A lane's kernel is only ever used from the lane's own thread: jupyter_client's asynchronous managers bind
 their sockets to the event loop of the thread that made them, and nbclient runs one loop per thread.
@@ -119,13 +123,19 @@ def ipc_kernels() -> Iterator[type[Any]]:
 
 
 def reset_code(folder: Path) -> str:
-    """The silent cell run between two notebooks in one kernel (pure): close the figures, go back to
-    ``folder``, then reset the namespace with a new history session (execution count 1). The reset comes
-    last: it removes the cell's own names too."""
+    """The silent cell run between two notebooks in one kernel (pure): close the figures, put pandas' options
+    back to their defaults, go back to ``folder``, then reset the namespace with a new history session
+    (execution count 1). The reset comes last: it removes the cell's own names too. Neither pandas nor
+    matplotlib is imported for this: a kernel that has not imported one has nothing of it to reset."""
     return (
         "import os as _kit_os, sys as _kit_sys\n"
         "if 'matplotlib.pyplot' in _kit_sys.modules:\n"
         "    _kit_sys.modules['matplotlib.pyplot'].close('all')\n"
+        "if 'pandas' in _kit_sys.modules:\n"
+        "    import warnings as _kit_warnings\n"
+        "    with _kit_warnings.catch_warnings():  # resetting pandas' deprecated options warns of each\n"
+        "        _kit_warnings.simplefilter('ignore')\n"
+        "        _kit_sys.modules['pandas'].reset_option('all')\n"
         f"_kit_os.chdir({str(folder)!r})\n"
         "get_ipython().reset(new_session=True)\n"
     )
@@ -225,6 +235,8 @@ class KernelLane:
         folder = path.parent.resolve()
         if self._manager is not None and self._folder != folder:
             self._discard()  # kernels start in their notebook's folder, and stay there
+        if self._manager is not None and not self._alive():
+            self._discard()  # died while it waited (killed, out of memory): the notebook gets a new one
         if self._manager is None:
             self._manager, self._folder = self._manager_class(kernel_name=KERNEL_NAME), folder
             self.kernels_started += 1
@@ -233,13 +245,22 @@ class KernelLane:
             self._discard()
         return failure
 
+    def _alive(self) -> bool:
+        from jupyter_core.utils import run_sync
+
+        try:
+            return bool(run_sync(self._manager.is_alive)())
+        except Exception:  # a kernel that cannot even be asked is not kept
+            return False
+
     def _reset(self, folder: Path) -> bool:
         manager = self._manager
         if manager is None or not manager.has_kernel:
             return False
-        client = manager.blocking_client()
-        client.start_channels()
+        client = None
         try:
+            client = manager.blocking_client()
+            client.start_channels()
             reply = client.execute_interactive(
                 reset_code(folder),
                 silent=True,
@@ -248,10 +269,12 @@ class KernelLane:
                 output_hook=lambda _message: None,
             )
             return bool(reply["content"]["status"] == "ok")
-        except Exception:  # a dead or hung kernel: not kept
+        except Exception:  # a dead or hung kernel, or one that gives no client: not kept
             return False
         finally:
-            client.stop_channels()
+            if client is not None:
+                with contextlib.suppress(Exception):  # channels half started: nothing more to stop
+                    client.stop_channels()
 
     def _discard(self) -> None:
         manager, self._manager, self._folder = self._manager, None, None

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from io import StringIO
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
@@ -442,11 +442,16 @@ def _is_loopback(url: str) -> bool:
 
 class _SearchPaths(list[str]):
     """A loader's search paths that keep each folder once: boto3 appends its own data folder to the loader
-    of every session it wraps, and the kit's sessions share one loader."""
+    of every session it wraps, and the kit's sessions share one loader, from any thread."""
+
+    # One lock for every instance: the check and the append must be one step (two sessions made at once
+    # would otherwise both see the folder missing), and a lock held by the class is never copied with a list.
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def append(self, path: str) -> None:
-        if path not in self:
-            super().append(path)
+        with self._lock:
+            if path not in self:
+                super().append(path)
 
 
 _LOADERS: dict[str | None, Any] = {}
@@ -821,15 +826,19 @@ class Target:
                 aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
                 region_name=self.region,
             )
+        # The profile goes to the botocore session itself (boto3's profile_name would set the same session
+        # variable, but only after botocore_session() had looked the data path up under AWS_PROFILE's
+        # profile): a stale AWS_PROFILE then costs nothing, and a missing profile is found here, not at the
+        # first client.
+        session = botocore_session(profile=self.profile)
         try:
-            return boto3.Session(
-                botocore_session=botocore_session(), profile_name=self.profile, region_name=self.region
-            )
+            session.get_scoped_config()
         except ProfileNotFound as exc:
             raise ConfigurationError(
-                f"AWS profile '{self.profile}' was not found in the AWS config files; check the name "
-                "with `aws configure list-profiles`."
+                f"AWS profile '{self.profile or session.profile}' was not found in "
+                f"{_aws_config_files(session)}; check the name with `aws configure list-profiles`."
             ) from exc
+        return boto3.Session(botocore_session=session, region_name=self.region)
 
     def endpoint_for(self, service: str) -> str | None:
         """The URL a client for ``service`` talks to; None means AWS's public endpoint for the region."""

@@ -4,6 +4,9 @@ fails takes its kernel with it. Real kernels, tiny notebooks, no lab."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,7 @@ def test_the_next_notebook_in_a_kept_kernel_sees_nothing_the_last_one_left(
         folder,
         "01_first",
         "import os, matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\nplt.figure()",
+        "import pandas as pd\npd.set_option('display.max_rows', 7)",
         "left_behind = 1\nos.mkdir('elsewhere'); os.chdir('elsewhere')\nprint(os.getpid())",
     )
     second = _notebook(
@@ -65,6 +69,7 @@ def test_the_next_notebook_in_a_kept_kernel_sees_nothing_the_last_one_left(
         "print('left_behind' in dir())",
         "print(os.path.basename(os.getcwd()))",
         "print(len(sys.modules['matplotlib.pyplot'].get_fignums()))",
+        "print(sys.modules['pandas'].get_option('display.max_rows'))",
     )
     failure, ran = _run(lane, first, out)
     assert failure == {}, failure
@@ -72,8 +77,9 @@ def test_the_next_notebook_in_a_kept_kernel_sees_nothing_the_last_one_left(
     assert failure == {}, failure
     assert lane.kernels_started == 1
     pid = _printed(ran)[-1]
-    assert _printed(again) == [pid, "False", "notebooks", "0"]  # same kernel; no name, folder or figure left
-    assert [cell.execution_count for cell in again.cells] == [1, 2, 3, 4]
+    # Same kernel; no name, folder, figure or pandas option left (60 rows is pandas' default).
+    assert _printed(again) == [pid, "False", "notebooks", "0", "60"]
+    assert [cell.execution_count for cell in again.cells] == [1, 2, 3, 4, 5]
 
 
 def test_a_failed_notebook_takes_its_kernel_with_it(lane: KernelLane, tmp_path: Path) -> None:
@@ -86,6 +92,27 @@ def test_a_failed_notebook_takes_its_kernel_with_it(lane: KernelLane, tmp_path: 
     _, again = _run(lane, after, out)
     assert lane.kernels_started == 2
     assert _printed(again) != _printed(ran)[:1]  # a new kernel
+
+
+def test_a_kept_kernel_that_died_between_notebooks_is_replaced(lane: KernelLane, tmp_path: Path) -> None:
+    """A kept kernel can die while it waits (killed, out of memory): the next notebook gets a new kernel
+    instead of failing with "Kernel died before replying to kernel_info"."""
+    folder, out = tmp_path / "notebooks", tmp_path / "out"
+    out.mkdir()
+    first = _notebook(folder, "01_first", "import os\nprint(os.getpid())")
+    second = _notebook(folder, "02_second", "import os\nprint(os.getpid())")
+    failure, ran = _run(lane, first, out)
+    assert failure == {}, failure
+    pid = int(_printed(ran)[0])
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not _exited(pid):
+        assert time.monotonic() < deadline, f"kernel {pid} still running 10 s after SIGKILL"
+        time.sleep(0.01)
+    failure, again = _run(lane, second, out)
+    assert failure == {}, failure
+    assert lane.kernels_started == 2
+    assert int(_printed(again)[0]) != pid
 
 
 def test_a_notebook_in_another_folder_gets_a_kernel_started_there(lane: KernelLane, tmp_path: Path) -> None:
@@ -114,3 +141,10 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return "\nState:\tZ" not in status  # a zombie has ended
+
+
+def _exited(pid: int) -> bool:
+    """Whether this process's child ``pid`` has exited as ``waitpid`` sees it, without reaping it (its kernel
+    manager still will). /proc says zombie as soon as the main thread has ended, while the kernel's other
+    threads may still be exiting and ``waitpid`` not report it yet."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
+from kit import report_kernels
 from kit.report import discover_notebooks, notebook_stage, stage_of, waves
-from kit.report_kernels import ipc_kernel_manager
+from kit.report_kernels import KernelLane, ipc_kernel_manager
 
 
 def test_kernels_use_unix_sockets_in_the_folder_they_are_given(tmp_path: Path) -> None:
@@ -46,6 +48,44 @@ def test_a_kernel_is_not_interrupted_on_its_way_out(tmp_path: Path, monkeypatch:
     manager.shutting_down = True
     asyncio.run(manager._async_interrupt_kernel())
     assert sent == [False]
+
+
+class _KernelWithoutClient:
+    """A kernel manager whose kernel is running but will not give a client (its sockets are gone, say)."""
+
+    made: ClassVar[list[_KernelWithoutClient]] = []
+
+    def __init__(self, kernel_name: str) -> None:
+        self.has_kernel = True
+        self.shut_down = False
+        self.made.append(self)
+
+    async def is_alive(self) -> bool:
+        return not self.shut_down
+
+    def blocking_client(self) -> Any:
+        raise RuntimeError("no client for this kernel")
+
+    async def shutdown_kernel(self, now: bool = False) -> None:
+        self.shut_down = True
+
+
+def test_a_kernel_that_cannot_take_its_reset_is_dropped_not_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two notebooks the lane resets its kernel; if it cannot even open a client for that, the kernel is
+    shut down and the next notebook starts another: nothing escapes to stop the report."""
+    monkeypatch.setattr(report_kernels, "execute_notebook", lambda *args: {})
+    monkeypatch.setattr(_KernelWithoutClient, "made", [])
+    lane = KernelLane(_KernelWithoutClient, "kit-test-lane")
+    path = tmp_path / "01.ipynb"
+    try:
+        for _ in range(2):
+            assert lane.submit(lane.execute, path, tmp_path / "out.ipynb", {}, 60).result() == {}
+    finally:
+        lane.close()
+    assert lane.kernels_started == 2
+    assert [kernel.shut_down for kernel in _KernelWithoutClient.made] == [True, True]
 
 
 def _notebook(path: Path, metadata: object) -> Path:

@@ -327,6 +327,32 @@ def test_a_data_path_gets_a_loader_of_its_own(
     assert own.search_paths[0] == str(tmp_path)
 
 
+def test_a_target_built_with_a_missing_profile_says_so_at_session_build(aws_home: Path) -> None:
+    """A target made directly (not by Target.aws, which checks the profile while resolving) reports a missing
+    profile as a ConfigurationError when its session is built, not as botocore's ProfileNotFound at the
+    first client."""
+    target = Target(kind="aws", region="us-east-2", profile="ghost")
+    with pytest.raises(ConfigurationError) as caught:
+        target.session()
+    assert str(caught.value).startswith(
+        f"AWS profile 'ghost' was not found in {aws_home / 'config'} or {aws_home / 'credentials'}; "
+    )
+
+
+def test_a_profile_session_uses_the_shared_loader_despite_a_stale_aws_profile(
+    aws_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The target's profile, not AWS_PROFILE, decides the session: a stale AWS_PROFILE naming a missing
+    profile neither breaks it nor costs it the shared data loader."""
+    shared = Target.local(LAB_ENDPOINTS).session()._loader
+    add_profile(aws_home, "dev", region="eu-west-1")
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile-anywhere")
+    session = Target(kind="aws", region="us-east-2", profile="dev").session()
+    assert session._loader is shared
+    assert session.profile_name == "dev"
+    assert session.get_credentials().access_key == "AKIAPROFILE0000 DEV"
+
+
 @pytest.mark.parametrize(
     ("endpoints", "message"),
     [
