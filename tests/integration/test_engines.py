@@ -17,7 +17,7 @@ import pytest
 from conftest import local_client
 
 from kit.errors import EngineError
-from kit.lab import engines, sockets
+from kit.lab import engines, jvm_archive, sockets
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +107,7 @@ def test_jvm_dies_with_a_killed_parent(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import sys, time
-        from kit.lab import engines, sockets
+        from kit.lab import engines, jvm_archive, sockets
         engine = engines.start_dynamodb_local()
         print(engine.pid, flush=True)
         time.sleep(600)
@@ -207,3 +207,21 @@ def test_moto_counts_configuration_changes_not_reads() -> None:
         assert engine.generation() > after_create
     finally:
         engine.stop()
+
+
+@needs_dynamodb_local
+def test_the_engine_starts_from_the_class_archive() -> None:
+    """`make setup` builds the archive (built here if missing); the engine's JVM maps it, which Java does only
+    when the class path and options match the ones it was dumped with."""
+    archive, _ = jvm_archive.build()
+    assert archive is not None and archive.is_file()
+    with engines.start_dynamodb_local() as engine:
+        assert engine.pid is not None
+        mapped = {line.split()[-1] for line in Path(f"/proc/{engine.pid}/maps").read_text().splitlines()}
+        command = Path(f"/proc/{engine.pid}/cmdline").read_bytes().split(b"\0")
+        assert str(archive) in mapped, "the JVM did not map the class archive"
+        assert f"-XX:SharedArchiveFile={archive}".encode() in command
+        class_path = command[command.index(b"-cp") + 1].decode().split(os.pathsep)
+        assert all(Path(part).suffix == ".jar" and Path(part).is_file() for part in class_path), class_path
+        client = local_client("dynamodb", engine.endpoint_url, "us-east-1")
+        assert client.list_tables()["TableNames"] == []
