@@ -2,7 +2,8 @@
 reaches AWS, behind recording proxies that count every API call (issue 13's simulation tier).
 
 - ``kit lab up --scenario S`` runs in its own process with its own state dir; the kit under test gets an empty
-  one, so it has no lab file to read.
+  one, so it has no lab file to read. That process is forked from a fork server that has imported the lab
+  once (``forkserver.py``, ~2.4 s of CPU less per account), or, where Linux has no pidfd, a new Python.
 - Every endpoint the account has (the control plane moto serves, the DynamoDB front door, @connections, the
   WebSocket stage) sits behind a :class:`RecordingProxy`: a loopback reverse proxy that forwards each request
   unchanged (the Host header too, so SigV4 signatures still verify) and records which AWS operation it was.
@@ -17,11 +18,13 @@ an unknown operation included, counts as mutating, so a miss fails the read-only
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import http.client
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -314,6 +317,90 @@ class RecordingProxy(ThreadingHTTPServer):
         self.server_close()
 
 
+FORK_SERVER = Path(__file__).with_name("forkserver.py")
+_FORK_LOCK = threading.Lock()
+_FORK_SERVERS: dict[str, subprocess.Popen[str]] = {}  # this process's one, under "server"
+
+
+class Forked:
+    """A child of this process's fork server (``forkserver.py``), watched through a pidfd: it names that one
+    process even after it exits and its pid is reused, so a signal can never reach another. Its exit status
+    is the kernel's to discard (the server reaps nothing), so ``poll`` and ``wait`` say 0 once it has exited.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self._fd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:  # it has exited already
+            self._fd = None
+
+    def _exited(self, timeout: float) -> bool:
+        return self._fd is None or bool(select.select([self._fd], [], [], timeout)[0])
+
+    def poll(self) -> int | None:
+        return 0 if self._exited(0) else None
+
+    def wait(self, timeout: float) -> int:
+        if not self._exited(timeout):
+            raise subprocess.TimeoutExpired(str(FORK_SERVER), timeout)
+        return 0
+
+    def send_signal(self, signum: int) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._fd, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _stop_fork_server(server: subprocess.Popen[str]) -> None:
+    """At exit: its stdin closes, it leaves its loop (its children, if any are left, get SIGTERM)."""
+    with contextlib.suppress(OSError, ValueError):
+        if server.stdin is not None:
+            server.stdin.close()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=5)
+    if server.stdout is not None:
+        server.stdout.close()
+
+
+def forked(argv: list[str], env: Mapping[str, str], cwd: Path, stderr: Path) -> Forked | None:
+    """``python -m kit.cli ARGV`` forked from this process's fork server (started on first use); None where
+    Linux gives no pidfd, so the caller starts a new Python instead."""
+    if not hasattr(os, "pidfd_open"):
+        return None
+    request = json.dumps({"argv": argv, "env": dict(env), "cwd": str(cwd), "stderr": str(stderr)})
+    with _FORK_LOCK:
+        server = _FORK_SERVERS.get("server")
+        if server is None or server.poll() is not None:
+            server = _FORK_SERVERS["server"] = subprocess.Popen(
+                [sys.executable, str(FORK_SERVER)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            atexit.register(_stop_fork_server, server)
+        assert server.stdin is not None and server.stdout is not None
+        server.stdin.write(request + "\n")
+        server.stdin.flush()
+        answer = server.stdout.readline()
+    if not answer.strip().isdigit():
+        raise RuntimeError(f"the fork server did not fork (it answered {answer!r}); see the test's stderr")
+    try:
+        return Forked(int(answer))
+    except OSError:  # a kernel without pidfds: this child runs on, watched by nobody; stop it
+        os.kill(int(answer), signal.SIGTERM)
+        return None
+
+
 @dataclass
 class SimulatedAccount:
     """A lab running ``scenario`` in its own process, behind recording proxies, reachable as an account."""
@@ -325,7 +412,7 @@ class SimulatedAccount:
     calls: list[Call] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _process: subprocess.Popen[str] | None = None
+    _process: subprocess.Popen[str] | Forked | None = None
     _proxies: dict[str, RecordingProxy] = field(default_factory=dict)
     _refusals: dict[str, str] = field(default_factory=dict)
 
@@ -337,15 +424,13 @@ class SimulatedAccount:
         # Its stderr goes to a file: a pipe nobody reads fills up (64 KB of the lab's warnings, say, while a
         # test deletes its log groups) and then blocks the lab mid-write, so it can no longer stop.
         stderr = self.home / "account-stderr.log"
-        with stderr.open("w") as sink:
-            self._process = subprocess.Popen(
-                [*KIT, "lab", "up", "--scenario", self.scenario, "--dynamodb", self.dynamodb],
-                stdout=subprocess.DEVNULL,
-                stderr=sink,
-                text=True,
-                env=env,
-                cwd=ROOT,
-            )
+        argv = ["lab", "up", "--scenario", self.scenario, "--dynamodb", self.dynamodb]
+        self._process = forked(argv, env, ROOT, stderr)
+        if self._process is None:  # no fork server here (no pidfd): a new Python, as a user would start it
+            with stderr.open("w") as sink:
+                self._process = subprocess.Popen(
+                    [*KIT, *argv], stdout=subprocess.DEVNULL, stderr=sink, text=True, env=env, cwd=ROOT
+                )
         lab_file = state / "lab.json"
         deadline = time.monotonic() + timeout_s
         while not lab_file.exists() and self._process.poll() is None and time.monotonic() < deadline:
@@ -377,6 +462,8 @@ class SimulatedAccount:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(timeout=10)
+        if isinstance(self._process, Forked):
+            self._process.close()
 
     def __enter__(self) -> SimulatedAccount:
         return self.start()

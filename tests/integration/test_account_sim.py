@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 from kit.diagnose import causes, ranking, reading
 from kit.target import Target
 
+from . import account as account_module
 from .account import PROFILE, Call, SimulatedAccount
 
 pytestmark = pytest.mark.integration
@@ -415,3 +418,35 @@ def test_every_combination_of_missing_api_table_role_and_log_groups(as_user: Sim
         causes.exit_code(cause) == (0 if cause == "none" else 1 if cause == "table-not-found" else 3)
         for cause in seen.values()
     )
+
+
+def test_the_fork_server_runs_kit_as_a_new_process_would_and_stops_it_by_its_pidfd(tmp_path: Path) -> None:
+    """The accounts' `kit lab up` comes from a fork server (account.forked): the child gets the request's
+    arguments, environment, folder and stderr file, its failure is the kit's one line, and SIGTERM through the
+    pidfd stops that lab cleanly (its lab file goes with it)."""
+    if not hasattr(os, "pidfd_open"):
+        pytest.skip("no pidfd on this system: the accounts start as new Python processes")
+    env = {**os.environ, "KIT_STATE_DIR": str(tmp_path / "state")}
+    wrong = account_module.forked(
+        ["lab", "up", "--scenario", "no-such"], env, tmp_path, tmp_path / "wrong.log"
+    )
+    assert wrong is not None
+    assert wrong.wait(timeout=30) == 0 and wrong.poll() == 0
+    said = (tmp_path / "wrong.log").read_text()
+    assert said.count("\n") == 1 and "no-such" in said and "Traceback" not in said, said
+    wrong.close()
+
+    lab = account_module.forked(["lab", "up", "--dynamodb", "moto"], env, tmp_path, tmp_path / "lab.log")
+    assert lab is not None
+    lab_file = tmp_path / "state" / "lab.json"
+    deadline = time.monotonic() + 60
+    while not lab_file.exists() and lab.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lab_file.exists(), (tmp_path / "lab.log").read_text()
+    assert json.loads(lab_file.read_text())["pid"] == lab.pid  # this child, not the server, runs the lab
+    assert lab.poll() is None
+    lab.send_signal(signal.SIGTERM)
+    assert lab.wait(timeout=60) == 0
+    assert not lab_file.exists(), "the lab did not stop cleanly"
+    lab.close()
+    lab.send_signal(signal.SIGTERM)  # closed: nothing is signalled, whoever holds that pid now
