@@ -25,7 +25,7 @@ TARGET   ?= lab
 SCENARIO ?= $(if $(filter lab,$(TARGET)),seed-logs-dropped)
 ENV_FILE ?=
 
-.PHONY: setup browser test test-fast check lint format report bench bench-peers clean help
+.PHONY: setup archive browser test test-fast check lint format report bench bench-peers clean help
 
 help:
 	@echo "make test      set up (venv + DynamoDB Local) and run the test suite"
@@ -36,9 +36,11 @@ help:
 	@echo "make bench-peers  the lab beside serverless-offline 13 (installed into bench/peers first)"
 	@echo "make clean     remove .venv, node_modules, .kit and caches"
 
-# DynamoDB Local's class archive (kit.lab.jvm_archive): built once per Java and DynamoDB Local, ~15 s; each lab's
-# engine then starts in about half the CPU. Silent when it is there already.
 setup: $(PIP_STAMP) $(NPM_STAMP)
+
+# DynamoDB Local's class archive (kit.lab.jvm_archive): built once per Java and DynamoDB Local, ~15 s, and again
+# if damaged; each lab's engine then starts in about half the CPU. Silent when it is there already.
+archive: setup
 	@$(PY) -m kit.lab.jvm_archive
 
 $(PIP_STAMP): pyproject.toml
@@ -65,7 +67,7 @@ browser:
 	fi
 
 # --durations: the slowest tests at the end of every run, so the suite's time is watched where it goes.
-test: setup browser
+test: archive browser
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 # Everything not marked `integration`, over all of tests/ (not just tests/unit), so a test that starts an
@@ -85,10 +87,10 @@ format: setup
 
 # Exit 1 (a root cause was ranked) and 3 (inconclusive, said in the report) are successful reports for make;
 # exit 2 (the kit failed) is not.
-report: setup
+report: archive
 	$(BIN)/kit report --target $(TARGET) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(ENV_FILE),--env-file $(ENV_FILE)) || { rc=$$?; [ $$rc -eq 1 ] || [ $$rc -eq 3 ]; }
 
-bench: setup
+bench: archive
 	$(PY) -m bench
 
 # The peer's packages come from npm (no install scripts run: none of them needs one); sizes as in bench/versus.py.
@@ -97,7 +99,7 @@ $(PEERS_STAMP): $(PEERS_DIR)/package.json $(PEERS_DIR)/package-lock.json
 	cd $(PEERS_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error || { echo "npm ci failed in $(PEERS_DIR) (see above): check that the npm registry is reachable, then run make bench-peers again"; exit 1; }
 	@touch $@
 
-bench-peers: setup $(PEERS_STAMP)
+bench-peers: archive $(PEERS_STAMP)
 	$(PY) -m bench peers
 
 clean:

@@ -281,14 +281,17 @@ def start_dynamodb_local(
         )
     jar = folder / "DynamoDBLocal.jar"
     jars = jvm_archive.class_path(folder, compile_launcher(java, jar), archive_cache())
-    options = list(JVM_OPTIONS)
-    archive = jvm_archive.archive_path(java, JVM_OPTIONS, jars, archive_cache())
-    if archive.is_file():
-        options.append(f"-XX:SharedArchiveFile={archive}")
-    if class_list is not None:
-        options.append(f"-XX:DumpLoadedClassList={class_list}")
+    archive: Path | None = jvm_archive.archive_path(java, JVM_OPTIONS, jars, archive_cache())
+    if archive is not None and not archive.is_file():
+        archive = None
     last_error = ""
+    suspect: Path | None = None
     for _ in range(attempts):
+        options = [*JVM_OPTIONS]
+        if archive is not None:
+            options.append(f"-XX:SharedArchiveFile={archive}")
+        if class_list is not None:
+            options.append(f"-XX:DumpLoadedClassList={class_list}")
         chosen = port or free_port()
         # The JVM's output goes to a temporary file, not a pipe: a pipe nobody reads would block the JVM.
         log_file = tempfile.TemporaryFile(prefix="dynamodb-local-")  # noqa: SIM115 - closed by stop
@@ -323,6 +326,9 @@ def start_dynamodb_local(
                 break
             if _answers(url) and _listens_itself(engine):
                 log.info("DynamoDB Local answering at %s (pid %s)", url, proc.pid)
+                if suspect is not None:  # it started without the archive: the archive was the fault
+                    log.warning("DynamoDB Local's class archive %s broke its start; removed", suspect)
+                    suspect.unlink(missing_ok=True)
                 return engine
             time.sleep(0.1)
         else:
@@ -332,8 +338,12 @@ def start_dynamodb_local(
                 "check that Java 17 works (`java -version`)."
             )
         engine.stop()
-        if "Address already in use" not in last_error or port is not None:
-            break
+        if "Address already in use" in last_error and port is None:
+            continue  # another process took the port first: another port
+        if archive is not None:  # a damaged archive crashes the JVM at its start: once more without it
+            suspect, archive = archive, None
+            continue
+        break
     raise EngineError(f"DynamoDB Local exited before answering: {last_error or 'no output'}")
 
 

@@ -14,11 +14,17 @@ Java archives application classes only from jars, and refuses a class path holdi
   ``log4j2.xml`` and the native libraries, name nothing the engine loads from the class path: the
   native libraries come through ``java.library.path``.
 
-``make setup`` builds the archive once (``python -m kit.lab.jvm_archive``): it starts DynamoDB Local recording
-the classes it loads, sends it the requests a lab sends, and dumps those classes. The archive's name is a hash
-of the JVM, the options and every jar's path, size and time, so a new Java or DynamoDB Local gets a new one.
-Without an archive the engine starts as before; with one Java cannot map (``-Xshare:auto``, the default), the
-JVM says so in its log and starts without it.
+``make test``, ``make report`` and ``make bench`` build the archive once (``make archive``: ``python -m
+kit.lab.jvm_archive``): it starts DynamoDB Local recording the classes it loads, sends it the requests a lab
+sends, and dumps those classes. The archive's name is a hash of the JVM, the options and every jar's path,
+size and time, so a new Java or DynamoDB Local gets a new one (and the old ones are removed). Each run of
+``make`` checks it with ``-Xshare:on`` (~0.2 s) and builds it again if Java cannot map it.
+
+Without an archive the engine starts with its JDK's own class sharing, as before but from jars only. An
+archive that does not match its JVM or jars is ignored by Java without a word (``-Xshare:auto``), and the
+engine then starts with no class sharing at all, slower than without one; one that is damaged (cut short by a
+crash) kills the JVM as it maps it, so the engine, whose JVM died before answering, starts once more without
+it and removes it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,7 +54,7 @@ def manifest_class_path(manifest: str) -> list[str]:
     A manifest line holds at most 72 bytes; a longer value continues on lines that start with one space.
     """
     logical: list[str] = []
-    for line in manifest.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+    for line in _lines(manifest):
         if line.startswith(" ") and logical:
             logical[-1] += line[1:]
         else:
@@ -57,6 +64,11 @@ def manifest_class_path(manifest: str) -> list[str]:
         if name.strip().lower() == "class-path":
             return value.split()
     return []
+
+
+def _lines(manifest: str) -> list[str]:
+    """A manifest's physical lines, whatever ends them (CRLF, LF or a bare CR)."""
+    return re.split(r"\r\n|\r|\n", manifest)
 
 
 def jars_of(entries: Sequence[str]) -> list[str]:
@@ -69,10 +81,16 @@ def _stamp(path: Path) -> bytes:
     return f"{path.resolve()}\0{status.st_size}\0{status.st_mtime_ns}".encode()
 
 
-def _replace_atomically(write: Path, final: Path) -> None:
-    with contextlib.suppress(OSError):  # another process put its copy there first: keep that one
-        os.replace(write, final)
+def _publish(write: Path, final: Path) -> None:
+    """Give the finished ``write`` its ``final`` name, flushed to disk first; the first process to get there
+    wins (a link never replaces a file), so a copy another process already uses never changes under it."""
+    with write.open("rb") as written:
+        os.fsync(written.fileno())
+    with contextlib.suppress(FileExistsError):
+        os.link(write, final)
     write.unlink(missing_ok=True)
+    if not final.is_file():
+        raise OSError(f"{final} was not written")
 
 
 def plain_jar(jar: Path, cache: Path) -> Path:
@@ -90,9 +108,9 @@ def plain_jar(jar: Path, cache: Path) -> Path:
             for item in source.infolist():
                 data = source.read(item)
                 if item.filename == MANIFEST:
-                    data = _without_class_path(data.decode("utf-8")).encode("utf-8")
+                    data = _without_class_path(data.decode("latin-1")).encode("latin-1")
                 copy.writestr(item, data)
-        _replace_atomically(work, target)
+        _publish(work, target)
     finally:
         work.unlink(missing_ok=True)
     return target
@@ -101,7 +119,7 @@ def plain_jar(jar: Path, cache: Path) -> Path:
 def _without_class_path(manifest: str) -> str:
     kept: list[str] = []
     skipping = False
-    for line in manifest.replace("\r\n", "\n").split("\n"):
+    for line in _lines(manifest):
         if line.startswith(" "):
             if not skipping:
                 kept.append(line)
@@ -124,7 +142,7 @@ def launcher_jar(classes: Path) -> Path:
         with zipfile.ZipFile(work, "w", zipfile.ZIP_DEFLATED) as jar:
             for path in sorted(classes.glob("*.class")):
                 jar.write(path, path.name)
-        _replace_atomically(work, target)
+        _publish(work, target)
     finally:
         work.unlink(missing_ok=True)
     return target
@@ -135,13 +153,22 @@ def class_path(folder: Path, launcher: Path, cache: Path) -> list[Path]:
     jar = folder / "DynamoDBLocal.jar"
     try:
         with zipfile.ZipFile(jar) as source:
-            manifest = source.read(MANIFEST).decode("utf-8")
+            manifest = source.read(MANIFEST).decode("latin-1")  # every byte kept, whatever splits a character
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise EngineError(
             f"cannot read {jar}'s manifest ({exc}); reinstall DynamoDB Local with `make setup`."
         ) from exc
     libraries = [folder / entry for entry in jars_of(manifest_class_path(manifest))]
-    return [launcher_jar(launcher), plain_jar(jar, cache), *(path for path in libraries if path.is_file())]
+    try:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cache.chmod(0o700)  # the JVM maps an archive from here unchecked: only this user may write here
+        packed = [launcher_jar(launcher), plain_jar(jar, cache)]
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise EngineError(
+            f"cannot write DynamoDB Local's jars in {cache} ({exc}); make that folder writable, "
+            "or use the moto engine (--dynamodb moto)."
+        ) from exc
+    return [*packed, *(path for path in libraries if path.is_file())]
 
 
 def archive_path(java: str, options: Sequence[str], jars: Sequence[Path], cache: Path) -> Path:
@@ -177,7 +204,7 @@ def dump_archive(
                 f"java -Xshare:dump could not write {archive.name}: "
                 f"{(done.stderr or done.stdout).strip()[-500:] or 'no output'}"
             )
-        _replace_atomically(work, archive)
+        _publish(work, archive)
     finally:
         work.unlink(missing_ok=True)
 
@@ -260,29 +287,60 @@ def build(cache: Path | None = None) -> tuple[Path | None, bool]:
     jars = class_path(folder, engines.compile_launcher(java, folder / "DynamoDBLocal.jar"), cache)
     archive = archive_path(java, engines.JVM_OPTIONS, jars, cache)
     if archive.is_file():
-        return archive, False
+        if usable(java, engines.JVM_OPTIONS, jars, archive):
+            return archive, False
+        archive.unlink()  # damaged (a crash mid-write, a partial copy): built again below
     with tempfile.TemporaryDirectory(prefix="kit-cds-") as work:
         class_list = Path(work) / "classes.lst"
         with engines.start_dynamodb_local(java=java, folder=folder, class_list=class_list) as engine:
             _exercise(engine.endpoint_url)
         dump_archive(java, engines.JVM_OPTIONS, jars, class_list, archive)
+    if not usable(java, engines.JVM_OPTIONS, jars, archive):
+        archive.unlink(missing_ok=True)
+        raise EngineError(f"java cannot map the archive it just wrote, {archive.name}")
+    for other in [*cache.glob("*.jsa"), *cache.glob("dumping-*")]:  # other Javas' and jars', or left over
+        if other != archive:
+            other.unlink(missing_ok=True)
     return archive, True
 
 
+def usable(java: str, options: Sequence[str], jars: Sequence[Path], archive: Path) -> bool:
+    """Whether this JVM maps ``archive`` with these options and jars: ``-Xshare:on`` refuses to start
+    otherwise, where the engine's default (``auto``) would go on without it, or crash on a damaged file."""
+    try:
+        done = subprocess.run(
+            [
+                java,
+                "-Xshare:on",
+                f"-XX:SharedArchiveFile={archive}",
+                *options,
+                "-cp",
+                os.pathsep.join(str(jar) for jar in jars),
+                "-version",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
 def main() -> int:
-    """``python -m kit.lab.jvm_archive``: build the archive if it is missing, saying so in one line (nothing
-    when it is there); never fails ``make setup``, since the engine starts without one."""
+    """``python -m kit.lab.jvm_archive``: build the archive if it is missing or damaged, saying so in one line
+    (nothing when it is there, or when there is no Java or no DynamoDB Local to build it for); never fails
+    ``make``, since the engine starts without one."""
     started = time.monotonic()
     try:
         archive, built = build()
     except Exception as exc:  # an optional speed-up: any failure is one line, and labs start without it
+        said = " ".join(str(exc).split())  # one line, whatever the JVM printed
         print(
-            f"DynamoDB Local's class archive was not built ({exc}); labs start without it.", file=sys.stderr
+            f"DynamoDB Local's class archive was not built ({said}); labs start without it.", file=sys.stderr
         )
         return 0
-    if archive is None:
-        print("DynamoDB Local's class archive: no Java or no DynamoDB Local here, nothing to build.")
-    elif built:
+    if archive is not None and built:  # no Java or no jar: the labs fall back to moto, and say so
         size = archive.stat().st_size / 2**20
         print(
             f"DynamoDB Local's class archive: {archive} ({size:.0f} MB, {time.monotonic() - started:.1f} s)"

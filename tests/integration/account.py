@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -319,24 +319,25 @@ class RecordingProxy(ThreadingHTTPServer):
 
 FORK_SERVER = Path(__file__).with_name("forkserver.py")
 _FORK_LOCK = threading.Lock()
-_FORK_SERVERS: dict[str, subprocess.Popen[str]] = {}  # this process's one, under "server"
+_FORK_SERVERS: dict[str, tuple[subprocess.Popen[bytes], socket.socket, IO[str]]] = {}  # this process's one
 
 
 class Forked:
-    """A child of this process's fork server (``forkserver.py``), watched through a pidfd: it names that one
-    process even after it exits and its pid is reused, so a signal can never reach another. Its exit status
-    is the kernel's to discard (the server reaps nothing), so ``poll`` and ``wait`` say 0 once it has exited.
-    """
+    """A child of this process's fork server (``forkserver.py``), held by the pidfd the server opened before
+    the child could be reaped: it names that one process even after it exits and its pid is reused, so a
+    signal can never reach another. Its exit status is the server's to collect: ``poll`` and ``wait`` say 0
+    once it has exited, whatever its status."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, pidfd: int) -> None:
         self.pid = pid
-        try:
-            self._fd: int | None = os.pidfd_open(pid)
-        except ProcessLookupError:  # it has exited already
-            self._fd = None
+        self._fd: int | None = pidfd
 
     def _exited(self, timeout: float) -> bool:
-        return self._fd is None or bool(select.select([self._fd], [], [], timeout)[0])
+        if self._fd is None:
+            return True
+        watch = select.poll()
+        watch.register(self._fd, select.POLLIN)
+        return bool(watch.poll(timeout * 1000))
 
     def poll(self) -> int | None:
         return 0 if self._exited(0) else None
@@ -360,45 +361,53 @@ class Forked:
             self._fd = None
 
 
-def _stop_fork_server(server: subprocess.Popen[str]) -> None:
-    """At exit: its stdin closes, it leaves its loop (its children, if any are left, get SIGTERM)."""
-    with contextlib.suppress(OSError, ValueError):
-        if server.stdin is not None:
-            server.stdin.close()
+@cache
+def _pidfds_work() -> bool:
+    """Whether this Python and this kernel give pidfds (Linux 5.3+): without them, no fork server."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+def _stop_fork_server(server: subprocess.Popen[bytes], ours: socket.socket, answers: IO[str]) -> None:
+    """At exit: our end of the socket closes, the server leaves its loop (its children, if any are left, get
+    SIGTERM)."""
+    answers.close()
+    ours.close()
     with contextlib.suppress(subprocess.TimeoutExpired):
         server.wait(timeout=5)
-    if server.stdout is not None:
-        server.stdout.close()
 
 
 def forked(argv: list[str], env: Mapping[str, str], cwd: Path, stderr: Path) -> Forked | None:
     """``python -m kit.cli ARGV`` forked from this process's fork server (started on first use); None where
-    Linux gives no pidfd, so the caller starts a new Python instead."""
-    if not hasattr(os, "pidfd_open"):
+    there are no pidfds, so the caller starts a new Python instead."""
+    if not _pidfds_work():
         return None
     request = json.dumps({"argv": argv, "env": dict(env), "cwd": str(cwd), "stderr": str(stderr)})
     with _FORK_LOCK:
-        server = _FORK_SERVERS.get("server")
-        if server is None or server.poll() is not None:
-            server = _FORK_SERVERS["server"] = subprocess.Popen(
-                [sys.executable, str(FORK_SERVER)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                cwd=ROOT,
-            )
-            atexit.register(_stop_fork_server, server)
-        assert server.stdin is not None and server.stdout is not None
-        server.stdin.write(request + "\n")
-        server.stdin.flush()
-        answer = server.stdout.readline()
-    if not answer.strip().isdigit():
+        running = _FORK_SERVERS.get("server")
+        if running is None or running[0].poll() is not None:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            with theirs:
+                server = subprocess.Popen(
+                    [sys.executable, str(FORK_SERVER), str(theirs.fileno())],
+                    pass_fds=[theirs.fileno()],
+                    stdin=subprocess.DEVNULL,
+                    cwd=ROOT,
+                )
+            running = _FORK_SERVERS["server"] = (server, ours, ours.makefile("w", encoding="utf-8"))
+            atexit.register(_stop_fork_server, *running)
+        _, ours, requests = running
+        requests.write(request + "\n")
+        requests.flush()
+        answer, fds, _, _ = socket.recv_fds(ours, 64, 1)
+    if not answer.strip().isdigit() or len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
         raise RuntimeError(f"the fork server did not fork (it answered {answer!r}); see the test's stderr")
-    try:
-        return Forked(int(answer))
-    except OSError:  # a kernel without pidfds: this child runs on, watched by nobody; stop it
-        os.kill(int(answer), signal.SIGTERM)
-        return None
+    return Forked(int(answer), fds[0])
 
 
 @dataclass

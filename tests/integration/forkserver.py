@@ -7,25 +7,28 @@ runs ``kit.cli.main`` exactly as ``python -m kit.cli`` would, with the request's
 folder and stderr file. The account is the simulated AWS, not the kit under test: how its process began
 changes nothing the tests look at.
 
-Protocol (one JSON object per line on stdin: ``argv``, ``env``, ``cwd``, ``stderr``): the server forks, and
-answers the child's pid on its own line. It exits when its stdin closes (the test process is gone: no signal
-ties it to the thread that started it, which may end first), and its children get SIGTERM when it dies, so
-an account never outlives the tests. It lets the kernel reap its
-children (SIGCHLD ignored): the test process watches each child through a pidfd (``account.Forked``).
+Protocol, on a Unix socket the test process made (its fd is the argument): one JSON object per line
+(``argv``, ``env``, ``cwd``, ``stderr``); the server forks, opens a pidfd for the child before it can be
+reaped, and sends back the pid with the pidfd attached (``socket.send_fds``). The test process signals and
+waits through that pidfd (``account.Forked``), so no signal can reach a process that took a reused pid. The
+server collects exited children before each request; it exits when the test process's end of the socket
+closes (no signal ties it to the thread that started it, which may end first), and its children get SIGTERM
+when it dies, so an account never outlives the tests.
 
-Run as a script: ``python tests/integration/forkserver.py``.
+Run as a script: ``python tests/integration/forkserver.py FD``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
-import signal
+import socket
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import IO, Any
 
 # What `kit lab up --scenario S --dynamodb moto` imports, and the moto services its lab serves.
 PRELOAD = (
@@ -45,25 +48,35 @@ def _preload() -> None:
         importlib.import_module(name)
     from moto.backends import get_backend
 
+    from kit.lab import engines
+
     for service in MOTO_SERVICES:
         get_backend(service)  # type: ignore[call-overload]  # imports the service's models and responses
+        engines.backend_app(service)  # and builds its Flask app, which every moto server in a process shares
 
 
-def _child(request: dict[str, Any]) -> None:
+def _child(request: dict[str, Any], server: socket.socket, requests: IO[str], server_pid: int) -> None:
     """Become ``python -m kit.cli ARGV`` in the request's environment and folder; never returns."""
     code = 1
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the lab waits on its own children
         from kit.lab.processes import die_with_parent
 
         die_with_parent()  # SIGTERM when the server dies: the lab stops as on Ctrl-C
+        if os.getppid() != server_pid:  # the server died before that took hold: nobody would stop this lab
+            os._exit(1)
+        requests.close()  # the server's end of its socket is the server's alone (the file, then the socket)
+        server.close()
         null = os.open(os.devnull, os.O_RDWR)
+        errors = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(null, 0)
         os.dup2(null, 1)
-        os.dup2(os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 2)
+        os.dup2(errors, 2)
+        for fd in {null, errors} - {0, 1, 2}:
+            os.close(fd)
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
+        sys.path[0] = request["cwd"]  # as `python -m` puts its folder first, not this script's
         sys.argv = ["kit", *request["argv"]]
         moto_random = sys.modules.get("moto.moto_api._internal")
         if moto_random is not None:  # each account its own ids, as in a new process
@@ -72,7 +85,7 @@ def _child(request: dict[str, Any]) -> None:
 
         code = cli.main(request["argv"])
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # the child must never return into the server's loop
         traceback.print_exc()
     finally:
@@ -83,21 +96,41 @@ def _child(request: dict[str, Any]) -> None:
             os._exit(code)
 
 
-def serve() -> None:
+def _reap() -> None:
+    """Collect the children that have exited (their pidfds, held by the test process, still say so)."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def serve(fd: int) -> None:
+    """Answer requests on the socket ``fd`` until the test process closes its end."""
     _preload()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children: no zombies
-    for line in sys.stdin:
+    server = socket.socket(fileno=fd)
+    requests = server.makefile("r", encoding="utf-8")
+    for line in requests:
+        _reap()
         if not line.strip():
             continue
         request = json.loads(line)
-        if threading.active_count() != 1:  # a fork copies only this thread: locks others hold stay held
-            raise SystemExit(f"the fork server has {threading.active_count()} threads; it must have one")
+        # A fork copies only the forking thread: a lock another Python thread held would stay held. (The
+        # BLAS threads numpy starts are not Python's; OpenBLAS restarts them in the child itself.)
+        if threading.active_count() != 1:
+            raise SystemExit(
+                f"the fork server has {threading.active_count()} Python threads; it must have one"
+            )
+        server_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _child(request)
-        sys.stdout.write(f"{pid}\n")
-        sys.stdout.flush()
+            _child(request, server, requests, server_pid)
+        # Not reaped yet (SIGCHLD is left alone), so this pidfd names that child whatever it has done since.
+        pidfd = os.pidfd_open(pid)
+        try:
+            socket.send_fds(server, [f"{pid}\n".encode()], [pidfd])
+        finally:
+            os.close(pidfd)
+    _reap()
 
 
 if __name__ == "__main__":
-    serve()
+    serve(int(sys.argv[1]))

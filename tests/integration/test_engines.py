@@ -107,7 +107,7 @@ def test_jvm_dies_with_a_killed_parent(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import sys, time
-        from kit.lab import engines, jvm_archive, sockets
+        from kit.lab import engines, sockets
         engine = engines.start_dynamodb_local()
         print(engine.pid, flush=True)
         time.sleep(600)
@@ -225,3 +225,42 @@ def test_the_engine_starts_from_the_class_archive() -> None:
         assert all(Path(part).suffix == ".jar" and Path(part).is_file() for part in class_path), class_path
         client = local_client("dynamodb", engine.endpoint_url, "us-east-1")
         assert client.list_tables()["TableNames"] == []
+    java = shutil.which("java")
+    assert java is not None and jvm_archive.usable(
+        java, engines.JVM_OPTIONS, [Path(p) for p in class_path], archive
+    )
+
+
+@needs_dynamodb_local
+def test_an_archive_that_crashes_the_jvm_is_dropped_and_the_engine_starts_without_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A damaged archive (a crash mid-write, a partial copy) kills the JVM at its start (SIGBUS mapping it).
+    Stood in for by a `java` that dies whenever it is given an archive: the engine starts once more without
+    it, answers, and the archive is removed, so `make` builds a sound one again."""
+    real = shutil.which("java")
+    assert real is not None
+    java = tmp_path / "bin" / "java"
+    java.parent.mkdir()
+    java.write_text(
+        "#!/bin/sh\n"
+        'for arg in "$@"; do case "$arg" in -XX:SharedArchiveFile=*) echo "SIGBUS (0x7) mapping" >&2; exit 134;; '
+        "esac; done\n"
+        f'exec {real} "$@"\n'
+    )
+    java.chmod(0o755)
+    monkeypatch.setattr(engines, "archive_cache", lambda: tmp_path / "cds")
+    folder = engines.find_dynamodb_local()
+    assert folder is not None
+    jars = jvm_archive.class_path(
+        folder, engines.compile_launcher(str(java), folder / "DynamoDBLocal.jar"), tmp_path / "cds"
+    )
+    archive = jvm_archive.archive_path(str(java), engines.JVM_OPTIONS, jars, tmp_path / "cds")
+    archive.write_bytes(b"\0" * 4096)
+    assert not jvm_archive.usable(real, engines.JVM_OPTIONS, jars, archive)  # what `make` checks
+    with engines.start_dynamodb_local(java=str(java)) as engine:
+        assert engine.pid is not None
+        command = Path(f"/proc/{engine.pid}/cmdline").read_bytes()
+        assert b"SharedArchiveFile" not in command
+        assert local_client("dynamodb", engine.endpoint_url, "us-east-1").list_tables()["TableNames"] == []
+    assert not archive.exists()

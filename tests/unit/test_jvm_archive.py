@@ -167,3 +167,52 @@ def test_the_archive_is_named_by_the_jvm_the_options_and_every_jar(tmp_path: Pat
     java.write_bytes(b"another jvm")
     others.add(jvm_archive.archive_path(str(java), ["-XX:+UseSerialGC"], jars[:1], cache))
     assert name not in others and len(others) == 5
+
+
+@pytest.mark.parametrize("end", ["\r\n", "\n", "\r"])
+def test_the_class_path_is_dropped_whatever_ends_the_lines(end: str) -> None:
+    manifest = end.join(
+        ["Manifest-Version: 1.0", *_wrap(LONG).split("\r\n"), "Main-Class: x.Y", " continued", "", ""]
+    )
+    rewritten = jvm_archive._without_class_path(manifest)
+    assert jvm_archive.manifest_class_path(rewritten) == []
+    lines = rewritten.split("\r\n")
+    assert lines[:3] == ["Manifest-Version: 1.0", "Main-Class: x.Y", " continued"]
+    assert all(len(line.encode()) <= 72 for line in lines)  # the jar format's limit, kept
+
+
+def test_a_copy_made_by_another_process_first_is_kept(tmp_path: Path) -> None:
+    """Two processes copying at once: the first to finish wins and the second's copy is dropped, so a file
+    an engine (and an archive's name) already depends on never changes under it."""
+    final = tmp_path / "final.jar"
+    final.write_bytes(b"first")
+    second = tmp_path / "second.jar"
+    second.write_bytes(b"second")
+    jvm_archive._publish(second, final)
+    assert final.read_bytes() == b"first" and not second.exists()
+    third = tmp_path / "third.jar"
+    third.write_bytes(b"third")
+    jvm_archive._publish(third, tmp_path / "new.jar")
+    assert (tmp_path / "new.jar").read_bytes() == b"third" and not third.exists()
+
+
+def test_a_cache_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path) -> None:
+    folder = tmp_path / "ddb"
+    _dynamodb_local(folder)
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the folder should be")
+    with pytest.raises(EngineError, match=r"cannot write DynamoDB Local's jars in .*cache.*moto") as caught:
+        jvm_archive.class_path(folder, tmp_path / "launcher", blocked)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_cache_is_this_users_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "ddb"
+    _dynamodb_local(folder)
+    launcher = tmp_path / "launcher" / "0123abcd"
+    launcher.mkdir(parents=True)
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    jvm_archive.class_path(folder, launcher, cache)
+    assert cache.stat().st_mode & 0o777 == 0o700
