@@ -449,6 +449,11 @@ def test_the_fork_server_runs_kit_as_a_new_process_would_and_stops_it_by_its_pid
     assert Path(f"/proc/{lab.pid}/cwd").resolve() == tmp_path.resolve()
     status = dict(line.split(":\t", 1) for line in Path(f"/proc/{lab.pid}/status").read_text().splitlines())
     assert not int(status["SigIgn"], 16) & (1 << (signal.SIGCHLD - 1)), "SIGCHLD is ignored in the lab"
+    # The lab holds no end of the server's socket (nor the test's): only the server may read requests.
+    server = account_module._FORK_SERVERS["server"][0]
+    server_end = os.readlink(f"/proc/{server.pid}/fd/{server.args[-1]}")
+    held = {os.readlink(fd) for fd in Path(f"/proc/{lab.pid}/fd").iterdir()}
+    assert server_end.startswith("socket:") and server_end not in held
     assert lab.poll() is None
     lab.send_signal(signal.SIGTERM)
     lab.wait(timeout=60)
