@@ -24,12 +24,10 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import Any, Literal
 from kit.dynamo import schema
 from kit.errors import ConfigurationError, EngineError
 from kit.lab import engines, function_source, lambda_runtimes, mirror_build, provision, scenarios
+from kit.lab.activation import LOOPBACK, SocketActivated
 from kit.lab.cloudwatch import LogWriter, MotoLogs
 from kit.lab.dynamodb_front import DynamoDBFront
 from kit.lab.function_source import FunctionSource
@@ -45,7 +44,6 @@ from kit.lab.gateway import Gateway, GatewaySettings
 from kit.lab.gateway_core import IdlePolicy
 from kit.lab.hops import Hops
 from kit.lab.live import CredentialIssuer, LiveConfig, authorizer
-from kit.lab.processes import die_with_parent
 from kit.lab.runtime import LambdaRuntime
 from kit.lab.supervisor import RESTARTING, STOPPED, EngineEvent, EngineSupervisor
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, PROJECT_ROOT, lab_file
@@ -166,6 +164,7 @@ class Lab:
         self.resources: provision.LabResources | None = None
         self.gateway: Gateway | None = None
         self.runtime: LambdaRuntime | None = None
+        self.backend: SocketActivated | None = None  # the Next.js stand-in, started by its first request
         self.hops = Hops()  # where a request's time goes, hop by hop (the bench reads it)
         self.logs: LogWriter | None = None
         self.dynamodb_engine: engines.Engine | None = None
@@ -287,8 +286,7 @@ class Lab:
         ).start()
         stack.callback(front.stop)
 
-        # The stand-in's process starts while the table is created (the JVM's first real request, ~0.4 s).
-        backend_started = self._start_backend(front.url, table)
+        backend_url = self._start_backend(front.url, table)
 
         def aws_in_region(region: str) -> Target:
             return Target.local(endpoints | {"*": moto.endpoint_url}, region=region)
@@ -296,10 +294,8 @@ class Lab:
         if provisioned is not None:
             schema.create_table(admin.client("dynamodb"), name=table)
             resources = provisioned
-            backend_url = backend_started()
         else:
             assert self.mirror is not None
-            backend_url = backend_started()
             resources, self.manifest = mirror_build.build(
                 admin,
                 self.mirror,
@@ -495,9 +491,9 @@ class Lab:
                 self._stop_lock.release()
         self.failure = message  # last: whoever waits for it finds the lab stopped
 
-    def _start_backend(self, dynamodb_url: str, table: str) -> Callable[[], str]:
-        """Start the Next.js stand-in (its own process, the app's environment); the function returned waits
-        until it listens and gives its URL."""
+    def _start_backend(self, dynamodb_url: str, table: str) -> str:
+        """The Next.js stand-in's URL: the lab listens on its port now, and the stand-in's process (the
+        app's environment) starts when the first request arrives (:mod:`kit.lab.activation`)."""
         env = {
             "PATH": os.environ.get("PATH", ""),
             "PYTHONPATH": str(PROJECT_ROOT),
@@ -509,37 +505,12 @@ class Lab:
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
-        process = subprocess.Popen(
+        backend = SocketActivated(
             [sys.executable, "-m", "kit.lab.nextjs_backend"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            text=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl
-        )
-
-        def stop() -> None:
-            if process.stdin:
-                with contextlib.suppress(OSError):
-                    process.stdin.close()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-            if process.stdout:
-                process.stdout.close()
-
-        self._stack.callback(stop)
-
-        def url() -> str:
-            assert process.stdout is not None
-            said = process.stdout.readline().strip()
-            if not said.startswith("http://127.0.0.1:"):
-                raise EngineError(
-                    "the lab's Next.js stand-in did not start; run `python -m kit.lab.nextjs_backend`."
-                )
-            return said
-
-        return url
+            env,
+            "Next.js stand-in",
+            "run `python -m kit.lab.nextjs_backend` to see why.",
+        ).start()
+        self._stack.callback(backend.stop)
+        self.backend = backend
+        return f"http://{LOOPBACK}:{backend.port}/api/websocket"

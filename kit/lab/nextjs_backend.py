@@ -14,13 +14,16 @@ What the route reads, and where from (the names its code would use):
 
 Run as ``python -m kit.lab.nextjs_backend`` with the app's environment (TABLE_NAME, AWS_* and
 ``AWS_ENDPOINT_URL_DYNAMODB``); it prints its URL on the first line of stdout and serves on 127.0.0.1 until
-stdin closes or it is terminated. It must not import anything from the lab.
+stdin closes or it is terminated. The lab starts it with ``--listen-fd N``, a listening loopback socket it
+inherits, when the first request reaches that socket (:mod:`kit.lab.activation`). It must not import
+anything from the lab.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,7 +52,16 @@ def event_from_request(path: str, headers: dict[str, str]) -> dict[str, Any]:
     return event
 
 
-def serve() -> None:
+def listen_fd(argv: list[str]) -> int | None:
+    """The inherited socket's descriptor from ``--listen-fd N``; None without it (pure)."""
+    if not argv:
+        return None
+    if len(argv) != 2 or argv[0] != "--listen-fd" or not argv[1].isdigit():
+        raise SystemExit("usage: python -m kit.lab.nextjs_backend [--listen-fd N]")
+    return int(argv[1])
+
+
+def serve(fd: int | None = None) -> None:
     from kit.handler import seed
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="[nextjs] %(message)s")
@@ -71,7 +83,14 @@ def serve() -> None:
             self.end_headers()
             self.wfile.write(payload)
 
-    server = ThreadingHTTPServer((LOOPBACK, 0), Route)
+    if fd is None:
+        server = ThreadingHTTPServer((LOOPBACK, 0), Route)
+    else:  # the lab's socket, already bound and listening, with a request waiting
+        server = ThreadingHTTPServer((LOOPBACK, 0), Route, bind_and_activate=False)
+        server.socket.close()
+        server.socket = socket.socket(fileno=fd)
+        server.server_address = server.socket.getsockname()
+        server.server_name, server.server_port = LOOPBACK, server.server_address[1]
     server.daemon_threads = True
     print(f"http://{LOOPBACK}:{server.server_port}/api/websocket", flush=True)
 
@@ -85,4 +104,4 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
-    serve()
+    serve(listen_fd(sys.argv[1:]))

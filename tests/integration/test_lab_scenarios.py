@@ -460,3 +460,14 @@ def test_scenario_shows_its_symptom_from_outside(name: str, empty_dynamodb: Empt
     assert name in SYMPTOMS, f"scenario {name} has no observable symptom checked in this file"
     with scenario_run(name, empty_dynamodb()) as observed:
         SYMPTOMS[name](observed)
+        # The Next.js stand-in's process starts with the first request an HTTP integration sends it, and
+        # only then (kit.lab.activation): a lab whose routes all reach Lambda never pays for it.
+        backend = observed.lab.backend
+        assert backend is not None and backend.failure is None
+        assert (backend.process is not None) == _integrates_http(observed.lab)
+
+
+def _integrates_http(lab: Lab) -> bool:
+    apigw = lab.target().client("apigatewayv2")
+    integrations = apigw.get_integrations(ApiId=info(lab).api_id)["Items"]
+    return any(each["IntegrationType"].startswith("HTTP") for each in integrations)
