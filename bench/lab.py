@@ -211,12 +211,12 @@ def measure_start(settings: BenchSettings, progress: Progress) -> tuple[Figure, 
         note=(
             "Lab() enter to ready: DynamoDB Local, moto, provisioning through AWS APIs (table, role, "
             "function, API, routes, stage, log groups), the DynamoDB front door, the Lambda runtime, the "
-            "Next.js stand-in (a Python process) and the gateway. The engine's JVM start is in both sides; "
-            "interpreter start-up and the kit's imports are in neither. The JVM starts on a thread of its "
-            "own while moto starts and the control plane is provisioned; the difference is what needs the "
-            "engine (the table, the front door, the stand-in) and the gateway. API Gateway v2 calls go "
-            "straight to moto's v2 app: its v1 backend's import (an OpenAPI validator compiling a Lark "
-            "grammar, ~1.5 s) is no longer paid."
+            "Next.js stand-in's port (its process starts with the first request it gets) and the gateway. "
+            "The engine's JVM start is in both sides; interpreter start-up and the kit's imports are in "
+            "neither. The JVM starts on a thread of its own while moto starts and the control plane is "
+            "provisioned; the difference is what needs the engine (the table, the front door) and the "
+            "gateway. API Gateway v2 calls go straight to moto's v2 app: its v1 backend's import (an OpenAPI "
+            "validator compiling a Lark grammar, ~1.5 s) is no longer paid."
         ),
     )
     return result, host

@@ -6,6 +6,7 @@ in and the fallback is announced on stderr and in pytest's header. ``KIT_TEST_DY
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -128,3 +129,20 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if hasattr(config, "workerinput"):  # an xdist worker: the order is the queue the workers take from
         items.sort(key=_rank)
+
+
+# -- the test process's garbage collector -----------------------------------------------------------------------
+#
+# A worker holds ~370,000 objects once it has collected the suite (pandas, botocore's models, moto, the test
+# items), and the tests allocate fast: with Python's default thresholds the collector ran ~12,000 times over
+# the unit tests alone, 8% of their CPU. Frozen after collection, those objects are never traversed again,
+# and a young collection every 20,000 allocations instead of 700 leaves the collector ~4% (measured on the
+# unit tests: 4.7 s -> 2.2 s of collection). Cycles are still collected, only in larger batches; nothing in
+# the kit depends on when. The kit's own processes keep Python's defaults.
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
