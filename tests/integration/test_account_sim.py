@@ -420,7 +420,9 @@ def test_every_combination_of_missing_api_table_role_and_log_groups(as_user: Sim
     )
 
 
-def test_the_fork_server_runs_kit_as_a_new_process_would_and_stops_it_by_its_pidfd(tmp_path: Path) -> None:
+def test_the_fork_server_runs_kit_as_a_new_process_would_and_stops_it_by_its_pidfd(
+    tmp_path: Path, account: SimulatedAccount
+) -> None:
     """The accounts' `kit lab up` comes from a fork server (account.forked): the child gets the request's
     arguments, environment, folder and stderr file and SIGCHLD's default (the lab waits on its own
     children), its failure is the kit's one line, and SIGTERM through the pidfd stops that lab cleanly (its
@@ -446,6 +448,9 @@ def test_the_fork_server_runs_kit_as_a_new_process_would_and_stops_it_by_its_pid
         time.sleep(0.05)
     assert lab_file.exists(), (tmp_path / "lab.log").read_text()
     assert json.loads(lab_file.read_text())["pid"] == lab.pid  # this child, not the server, runs the lab
+    # Another account, not a copy of the module's (forked from the same server): each child reseeds moto's
+    # ids, which would otherwise repeat the server's sequence in every account.
+    assert json.loads(lab_file.read_text())["api_id"] != account.api_id
     assert Path(f"/proc/{lab.pid}/cwd").resolve() == tmp_path.resolve()
     status = dict(line.split(":\t", 1) for line in Path(f"/proc/{lab.pid}/status").read_text().splitlines())
     assert not int(status["SigIgn"], 16) & (1 << (signal.SIGCHLD - 1)), "SIGCHLD is ignored in the lab"
