@@ -325,12 +325,13 @@ _FORK_SERVERS: dict[str, tuple[subprocess.Popen[bytes], socket.socket, IO[str]]]
 class Forked:
     """A child of this process's fork server (``forkserver.py``), held by the pidfd the server opened before
     the child could be reaped: it names that one process even after it exits and its pid is reused, so a
-    signal can never reach another. Its exit status is the server's to collect: ``poll`` and ``wait`` say 0
-    once it has exited, whatever its status."""
+    signal can never reach another. Once it has exited, ``poll`` and ``wait`` give its exit code as
+    ``Popen.returncode`` would (the server collected it: ``_exit_code``)."""
 
     def __init__(self, pid: int, pidfd: int) -> None:
         self.pid = pid
         self._fd: int | None = pidfd
+        self.returncode: int | None = None
 
     def _exited(self, timeout: float) -> bool:
         if self._fd is None:
@@ -340,12 +341,17 @@ class Forked:
         return bool(watch.poll(timeout * 1000))
 
     def poll(self) -> int | None:
-        return 0 if self._exited(0) else None
+        return self._collected() if self._exited(0) else None
 
     def wait(self, timeout: float) -> int:
         if not self._exited(timeout):
             raise subprocess.TimeoutExpired(str(FORK_SERVER), timeout)
-        return 0
+        return self._collected()
+
+    def _collected(self) -> int:
+        if self.returncode is None:
+            self.returncode = _exit_code(self.pid)
+        return self.returncode
 
     def send_signal(self, signum: int) -> None:
         if self._fd is not None:
@@ -378,6 +384,21 @@ def _stop_fork_server(server: subprocess.Popen[bytes], ours: socket.socket, answ
     ours.close()
     with contextlib.suppress(subprocess.TimeoutExpired):
         server.wait(timeout=5)
+
+
+def _exit_code(pid: int) -> int:
+    """The exit code of the fork server's child ``pid``, which has exited (its pidfd said so)."""
+    with _FORK_LOCK:
+        running = _FORK_SERVERS.get("server")
+        if running is None or running[0].poll() is not None:
+            raise RuntimeError(f"the fork server is gone: the exit code of its child {pid} went with it")
+        _, ours, requests = running
+        requests.write(json.dumps({"status": pid}) + "\n")
+        requests.flush()
+        answer = ours.recv(64).decode().strip()
+    if not answer.lstrip("-").isdigit():
+        raise RuntimeError(f"the fork server has no child {pid} (it answered {answer!r})")
+    return int(answer)
 
 
 def forked(argv: list[str], env: Mapping[str, str], cwd: Path, stderr: Path) -> Forked | None:
@@ -427,12 +448,17 @@ class SimulatedAccount:
 
     # -- life ----------------------------------------------------------------------------------------------
 
+    @property
+    def stderr_file(self) -> Path:
+        """Where the account's lab writes its stderr."""
+        return self.home / "account-stderr.log"
+
     def start(self, timeout_s: float = 120) -> SimulatedAccount:
         state = self.home / "account-state"
         env = {**os.environ, "KIT_STATE_DIR": str(state)}
         # Its stderr goes to a file: a pipe nobody reads fills up (64 KB of the lab's warnings, say, while a
         # test deletes its log groups) and then blocks the lab mid-write, so it can no longer stop.
-        stderr = self.home / "account-stderr.log"
+        stderr = self.stderr_file
         argv = ["lab", "up", "--scenario", self.scenario, "--dynamodb", self.dynamodb]
         self._process = forked(argv, env, ROOT, stderr)
         if self._process is None:  # no fork server here (no pidfd): a new Python, as a user would start it
@@ -464,15 +490,27 @@ class SimulatedAccount:
         for proxy in self._proxies.values():
             proxy.stop()
         self._proxies.clear()
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
-        if isinstance(self._process, Forked):
-            self._process.close()
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    code = process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
+                    raise AssertionError(
+                        f"the {self.scenario} account's lab did not stop within 60 s of SIGTERM (killed)"
+                    ) from None
+            else:
+                code = process.poll()
+            # `kit lab up` stops on SIGTERM as on Ctrl-C, with 0: anything else is a lab that failed.
+            assert code == 0, f"the {self.scenario} account's lab exited with {code}: {self.stderr_file}"
+        finally:
+            if isinstance(process, Forked):
+                process.close()
 
     def __enter__(self) -> SimulatedAccount:
         return self.start()

@@ -7,13 +7,15 @@ runs ``kit.cli.main`` exactly as ``python -m kit.cli`` would, with the request's
 folder and stderr file. The account is the simulated AWS, not the kit under test: how its process began
 changes nothing the tests look at.
 
-Protocol, on a Unix socket the test process made (its fd is the argument): one JSON object per line
-(``argv``, ``env``, ``cwd``, ``stderr``); the server forks, opens a pidfd for the child before it can be
-reaped, and sends back the pid with the pidfd attached (``socket.send_fds``). The test process signals and
-waits through that pidfd (``account.Forked``), so no signal can reach a process that took a reused pid. The
-server collects exited children before each request; it exits when the test process's end of the socket
-closes (no signal ties it to the thread that started it, which may end first), and its children get SIGTERM
-when it dies, so an account never outlives the tests.
+Protocol, on a Unix socket the test process made (its fd is the argument): one JSON object per line, each
+answered by one line. ``{argv, env, cwd, stderr}``: the server forks, opens a pidfd for the child before it
+can be reaped, and answers the pid with the pidfd attached (``socket.send_fds``). The test process signals
+and waits through that pidfd (``account.Forked``), so no signal can reach a process that took a reused pid.
+``{status: pid}``, asked once that pidfd says the child exited: its exit code as ``Popen.returncode`` gives
+it (negative for a signal). The server collects exited children before each request and keeps their codes
+until asked; it exits when the test process's end of the socket closes (no signal ties it to the thread
+that started it, which may end first), and its children get SIGTERM when it dies, so an account never
+outlives the tests.
 
 Run as a script: ``python tests/integration/forkserver.py FD``.
 """
@@ -96,11 +98,30 @@ def _child(request: dict[str, Any], server: socket.socket, requests: IO[str], se
             os._exit(code)
 
 
+# The exit codes of children collected and not yet asked for, by pid. (A pid reused by a later child that
+# also exits before the first one's code is asked for would overwrite it: not within one test run.)
+_EXIT_CODES: dict[int, int] = {}
+
+
 def _reap() -> None:
     """Collect the children that have exited (their pidfds, held by the test process, still say so)."""
     with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
+        while True:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if not pid:
+                return
+            _EXIT_CODES[pid] = os.waitstatus_to_exitcode(status)
+
+
+def _exit_code(pid: int) -> str:
+    """The answer to ``{status: pid}``: the child's exit code, or ``?`` for a pid that is not ours."""
+    if pid in _EXIT_CODES:
+        return str(_EXIT_CODES.pop(pid))
+    try:
+        _, status = os.waitpid(pid, 0)  # the asker saw it exit: a zombie, collected at once
+    except ChildProcessError:
+        return "?"
+    return str(os.waitstatus_to_exitcode(status))
 
 
 def serve(fd: int) -> None:
@@ -113,6 +134,9 @@ def serve(fd: int) -> None:
         if not line.strip():
             continue
         request = json.loads(line)
+        if "status" in request:
+            server.sendall(f"{_exit_code(int(request['status']))}\n".encode())
+            continue
         # A fork copies only the forking thread: a lock another Python thread held would stay held. (The
         # BLAS threads numpy starts are not Python's; OpenBLAS restarts them in the child itself.)
         if threading.active_count() != 1:

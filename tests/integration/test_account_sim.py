@@ -434,8 +434,8 @@ def test_the_fork_server_runs_kit_as_a_new_process_would_and_stops_it_by_its_pid
         ["lab", "up", "--scenario", "no-such"], env, tmp_path, tmp_path / "wrong.log"
     )
     assert wrong is not None
-    wrong.wait(timeout=30)  # raises unless it exited
-    assert wrong.poll() is not None
+    assert wrong.wait(timeout=30) == 2  # the kit's exit code for a usage error, collected by the server
+    assert wrong.poll() == 2
     said = (tmp_path / "wrong.log").read_text()
     assert said.count("\n") == 1 and "no-such" in said and "Traceback" not in said, said
     wrong.close()
@@ -461,6 +461,6 @@ def test_the_fork_server_runs_kit_as_a_new_process_would_and_stops_it_by_its_pid
     assert server_end.startswith("socket:") and server_end not in held
     assert lab.poll() is None
     lab.send_signal(signal.SIGTERM)
-    lab.wait(timeout=60)
+    assert lab.wait(timeout=60) == 0  # stopped as on Ctrl-C: a clean exit
     assert not lab_file.exists(), "the lab did not stop cleanly"
     lab.close()
