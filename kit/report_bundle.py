@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from kit.errors import ConfigurationError
-from kit.report import BUNDLE_SUFFIX, INDEX_NAME, SUMMARY_NAME, _write_text, build_index, read_summary
 from kit.report_changes import recorded_html, recorded_lines
+from kit.report_index import BUNDLE_SUFFIX, INDEX_NAME, SUMMARY_NAME, build_index, read_summary, write_text
 
 IPYNB_TYPE: Final = "application/x-ipynb+json"
 JSON_TYPE: Final = "application/json"
@@ -165,7 +165,7 @@ def write_bundle(folder: Path, destination: Path | None = None) -> Path:
         raise ConfigurationError(f"{folder.name} holds no .report.html page to bundle; run kit report again.")
     attachments = [Attachment(SUMMARY_NAME, JSON_TYPE, (folder / SUMMARY_NAME).read_bytes())]
     target = destination or folder / f"{folder.name}{BUNDLE_SUFFIX}"
-    _write_text(target, bundle_page(summary, pages, attachments))
+    write_text(target, bundle_page(summary, pages, attachments))
     if destination is None and (folder.parent / INDEX_NAME).is_file():
         build_index(folder.parent)
     return target

@@ -516,7 +516,7 @@ INDEX_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "p", "tabl
 
 @pytest.mark.parametrize("folder", ["javascript:alert(1)", "<img src=x onerror=alert(1)>", "a#b?c"])
 def test_index_links_stay_relative_and_inert(tmp_path: Path, folder: str) -> None:
-    from kit.report import build_index
+    from kit.report_index import build_index
 
     (tmp_path / folder).mkdir()  # a run folder without summary.json: listed as incomplete, with its link
     parsed = _parse(build_index(tmp_path).read_text())

@@ -13,9 +13,9 @@ import pytest
 
 from kit import cli
 from kit.errors import ConfigurationError
-from kit.report import build_index
 from kit.report_bundle import Attachment, Page, bundle_page, write_bundle
 from kit.report_changes import compare
+from kit.report_index import build_index
 
 from .test_markup import _parse as parse
 
