@@ -647,7 +647,10 @@ def create_table(
     """
     table_name = name or schema.name
     try:
-        client.create_table(**create_table_request(schema, name=table_name))
+        answer = client.create_table(**create_table_request(schema, name=table_name))
+        created = answer.get("TableDescription") if isinstance(answer, dict) else None
+        if isinstance(created, dict) and is_ready(created):  # DynamoDB Local's, moto's: nothing to wait for
+            return dict(created)
     except (ClientError, BotoCoreError) as exc:
         if error_code(exc) != "ResourceInUseException":
             raise _table_error(exc, "CreateTable", table_name, client) from exc
@@ -678,6 +681,16 @@ def create_table(
     return described
 
 
+def is_ready(table: Mapping[str, Any]) -> bool:
+    """Whether a table description (CreateTable's or DescribeTable's) says the table and every index are ready
+    to use: ACTIVE, and no index still backfilling (pure). AWS answers CreateTable with CREATING; the local
+    engines with ACTIVE at once."""
+    indexes = table.get("GlobalSecondaryIndexes") or []
+    return table.get("TableStatus") == "ACTIVE" and all(
+        index.get("IndexStatus", "ACTIVE") == "ACTIVE" and not index.get("Backfilling") for index in indexes
+    )
+
+
 def _wait_active(client: Any, table_name: str, timeout: float) -> None:
     """Wait until the table and its indexes are ACTIVE; the waiter checks the table, we check the rest."""
     delay = 1
@@ -697,13 +710,8 @@ def _wait_active(client: Any, table_name: str, timeout: float) -> None:
         ) from exc
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        table = describe(client, table_name) or {}
-        pending = [
-            g
-            for g in table.get("GlobalSecondaryIndexes", [])
-            if g.get("IndexStatus", "ACTIVE") != "ACTIVE" or g.get("Backfilling")
-        ]
-        if not pending:
+        table = describe(client, table_name)
+        if table is None or is_ready(table):  # gone: the caller's describe says so
             return
         time.sleep(delay)
     raise AwsError(

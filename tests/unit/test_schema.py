@@ -412,3 +412,84 @@ def test_describe_errors_blame_a_permission_only_when_there_was_an_answer(
     assert error.code == code
     assert says in str(error)
     assert never_says not in str(error)
+
+
+# -- is the table ready: CreateTable's answer decides whether to wait -------------------------------------------
+
+_INDEX = {"IndexName": "workspaceIndex", "IndexStatus": "ACTIVE"}
+
+
+@pytest.mark.parametrize(
+    ("table", "ready"),
+    [
+        ({"TableStatus": "ACTIVE"}, True),
+        ({"TableStatus": "ACTIVE", "GlobalSecondaryIndexes": []}, True),
+        ({"TableStatus": "ACTIVE", "GlobalSecondaryIndexes": [_INDEX]}, True),
+        (
+            {"TableStatus": "ACTIVE", "GlobalSecondaryIndexes": [{"IndexName": "i"}]},
+            True,
+        ),  # no status: ACTIVE
+        ({"TableStatus": "ACTIVE", "GlobalSecondaryIndexes": [{**_INDEX, "Backfilling": False}]}, True),
+        ({"TableStatus": "ACTIVE", "GlobalSecondaryIndexes": [{**_INDEX, "Backfilling": True}]}, False),
+        ({"TableStatus": "ACTIVE", "GlobalSecondaryIndexes": [{**_INDEX, "IndexStatus": "CREATING"}]}, False),
+        (
+            {
+                "TableStatus": "ACTIVE",
+                "GlobalSecondaryIndexes": [_INDEX, {**_INDEX, "IndexStatus": "UPDATING"}],
+            },
+            False,
+        ),
+        ({"TableStatus": "CREATING", "GlobalSecondaryIndexes": [_INDEX]}, False),
+        ({"TableStatus": "UPDATING"}, False),
+        ({}, False),
+    ],
+)
+def test_a_table_is_ready_when_it_and_every_index_are_active(table: dict[str, Any], ready: bool) -> None:
+    from kit.dynamo.schema import is_ready
+
+    assert is_ready(table) is ready
+
+
+class _Engine:
+    """A DynamoDB client's create_table and describe_table, answering with ``status`` then ACTIVE."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        self.meta = type("Meta", (), {"region_name": "us-east-2"})()
+        self.calls: list[str] = []
+
+    def _table(self, status: str) -> dict[str, Any]:
+        return {**copy.deepcopy(GOOD_ANSWER["Table"]), "TableStatus": status}
+
+    def create_table(self, **request: object) -> dict[str, Any]:
+        self.calls.append("CreateTable")
+        return {"TableDescription": self._table(self.status)}
+
+    def describe_table(self, **request: object) -> dict[str, Any]:
+        self.calls.append("DescribeTable")
+        return {"Table": self._table("ACTIVE")}
+
+    def get_waiter(self, name: str) -> Any:
+        engine = self
+
+        class Waiter:
+            def wait(self, **request: object) -> None:
+                engine.describe_table(**request)
+
+        return Waiter()
+
+
+@pytest.mark.parametrize(
+    ("status", "calls"),
+    [
+        ("ACTIVE", ["CreateTable"]),  # the local engines: the answer says ACTIVE, nothing to wait for
+        ("CREATING", ["CreateTable", "DescribeTable", "DescribeTable", "DescribeTable"]),  # AWS: waited for
+    ],
+)
+def test_create_table_waits_only_when_the_answer_is_not_ready(status: str, calls: list[str]) -> None:
+    from kit.dynamo import schema
+
+    engine = _Engine(status)
+    created = schema.create_table(engine, name="chatgenius-connections")
+    assert engine.calls == calls
+    assert created["TableStatus"] == "ACTIVE" and created["TableName"] == "chatgenius-connections"
