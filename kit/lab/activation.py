@@ -128,6 +128,7 @@ class SocketActivated:
         if self.process is not None:  # it may hold the socket: the waiting connection goes with it
             self.process.kill()
             self.process.wait(timeout=STOP_TIMEOUT_S)
+            self._close_pipes(self.process)
         self._listener.close()  # the waiting connection is refused, not left hanging
         self._on_failure(self.failure)
         self.started.set()
@@ -156,5 +157,11 @@ class SocketActivated:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=STOP_TIMEOUT_S)
-        if process.stdout:
-            process.stdout.close()
+        self._close_pipes(process)
+
+    @staticmethod
+    def _close_pipes(process: subprocess.Popen[str]) -> None:
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()

@@ -126,6 +126,10 @@ def test_a_process_that_does_not_come_up_is_said_in_one_line_and_its_caller_is_n
         assert unit.failure == failures[0]
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", unit.port), timeout=5)
+        assert unit.process is not None  # gone, and its pipes closed: a failed start leaks no descriptor
+        assert unit.process.poll() is not None
+        assert unit.process.stdin is not None and unit.process.stdin.closed
+        assert unit.process.stdout is not None and unit.process.stdout.closed
     finally:
         unit.stop()
 
