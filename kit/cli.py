@@ -488,7 +488,7 @@ def _cmd_iam(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from kit import config
+    from kit import config, env_check
 
     target = _target_from_args(args)
     answers = config.fetch_api(target)
@@ -504,7 +504,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
         if not args.env_file:
             raise KitError("kit config env needs --env-file PATH (your .env.local).")
         functions = config.fetch_functions(target, config.functions_for_api(target, answers))
-        frame = config.env_file_check(args.env_file, target, config.function_frame(functions))
+        frame = env_check.env_file_check(args.env_file, target, config.function_frame(functions))
     _print_frame(frame, args)
     return EXIT_OK
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kit import config, iam
+from kit import config, env_check, iam
 from kit.lab.lab import Lab
 
 from .labclient import EmptyDynamoDB
@@ -130,7 +130,7 @@ def test_env_file_check_catches_the_functions_table(lab: Lab, tmp_path: Path) ->
         f"NEXT_PUBLIC_WEBSOCKET_URL=wss://{target.api_id}.execute-api.us-east-2.amazonaws.com/prod\n"
     )
     functions = config.fetch_functions(target, config.functions_for_api(target))
-    frame = config.env_file_check(env_file, target, functions, config.fetch_tables(target))
+    frame = env_check.env_file_check(env_file, target, functions, config.fetch_tables(target))
     checks = {row["check"]: (bool(row["ok"]), row["detail"]) for row in frame.to_dict("records")}
     function = _connect_function(lab)
     assert checks["app table exists"][0]

@@ -14,15 +14,14 @@ from botocore.stub import Stubber
 
 from kit import config
 from kit.config import (
-    ENV_CHECK_COLUMNS,
     FUNCTION_COLUMNS,
     ROUTES_COLUMNS,
     STAGE_COLUMNS,
-    env_file_check,
     function_frame,
     routes_frame,
     stage_frame,
 )
+from kit.env_check import ENV_CHECK_COLUMNS, env_file_check
 from kit.errors import AwsError, ConfigurationError, TargetNotFoundError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
