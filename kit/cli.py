@@ -226,15 +226,15 @@ def _cmd_fix(args: argparse.Namespace) -> int:
     """Diagnose, then print the fix for the ranked cause; ``--verify`` applies it on the lab and diagnoses
     again; ``--apply`` changes the target (a real account: with --allow-writes and a confirmation); ``--undo``
     takes the last applied fix back. Exit 0 fixed or a fix printed, 1 not enough, 2 failed, 3 inconclusive."""
-    from kit import fix, local
+    from kit import fix, fix_apply, local
     from kit.diagnose import causes, ranking, reading
 
     target = _target_from_args(args)
     journal_dir = local.state_dir() / "fixes"
     if args.undo:
-        applied = fix.read_journal(journal_dir)
+        applied = fix_apply.read_journal(journal_dir)
         _confirm(args, target, [c.summary for c in reversed(applied.undo)])
-        done = fix.undo(target, applied)
+        done = fix_apply.undo(target, applied)
         for call in done.calls:
             print(f"called {call}")
         (journal_dir / "last").unlink(missing_ok=True)
@@ -268,13 +268,13 @@ def _cmd_fix(args: argparse.Namespace) -> int:
         def read(since: Any, client: Mapping[str, bool]) -> Any:
             return reading.read_evidence(target, since=since, probe_plan=_probe_plan(probing, client))
 
-        applied = fix.Applied()
+        applied = fix_apply.Applied()
         try:
-            result, _ = fix.verify(target, planned, read, ranking.diagnose, into=applied)
+            result, _ = fix_apply.verify(target, planned, read, ranking.diagnose, into=applied)
         finally:  # what was applied is journaled even when a later change or the diagnosis failed
             for call in applied.calls:
                 print(f"called {call}")
-            written = fix.journal(applied, journal_dir)
+            written = fix_apply.journal(applied, journal_dir)
         print(result.text)
         print(
             f"kit: the lab keeps the fix; `kit fix --undo` takes it back ({written.name}).", file=sys.stderr
@@ -283,13 +283,13 @@ def _cmd_fix(args: argparse.Namespace) -> int:
     if target.kind == "aws":
         planned = fix.for_account(planned)
     _confirm(args, target, [c.summary for c in planned.changes])
-    applied = fix.Applied()
+    applied = fix_apply.Applied()
     try:
-        fix.apply(target, planned, into=applied)
+        fix_apply.apply(target, planned, into=applied)
     finally:
         for call in applied.calls:
             print(f"called {call}")
-        written = fix.journal(applied, journal_dir)
+        written = fix_apply.journal(applied, journal_dir)
     print(f"kit: applied; `kit fix --undo` takes it back ({written.name}).", file=sys.stderr)
     return EXIT_OK
 

@@ -1,13 +1,13 @@
-"""The fix for a ranked cause: what to change, shown as AWS CLI commands and as boto3 calls, applied only
-where that is allowed, and each change's undo.
+"""The fix for a ranked cause: what to change, and how a reader sees it before anything is applied.
 
     plan(diagnosis, evidence) -> Fix        pure: the root cause and the evidence → the changes
     Fix.text()                              the fix for a reader: JSON documents, CLI commands, boto3 calls
-    apply(target, fix) -> Applied           I/O: each change read, then written; what undoes it, recorded
-    undo(target, applied)                   the recorded undo, in reverse order
-    verify(target, fix, read, diagnose)     apply, diagnose again from then on: "fixed" or "not enough"
+    for_account(fix) -> Fix                 only what the kit changes on a real account
 
-A change is one of a few operations (:data:`OPERATIONS`): an inline policy added to the execution role, the
+The changes are rendered as commands by :mod:`kit.fix_commands`, and applied, undone and verified by
+:mod:`kit.fix_apply`.
+
+A change is one of a few operations (:data:`kit.fix_commands.OPERATIONS`): an inline policy added to the execution role, the
 function's environment patched (only the named variables; the others, secrets included, are read at apply
 time and never printed), the ``$connect`` route wired to the function's integration, the connection id
 mapped on an HTTP integration, API Gateway let invoke the ``$connect`` function (a statement added to the
@@ -19,33 +19,33 @@ settings kept; undone by putting them back), or the kit's fixed handler
 (it omits ``workspaceId``, it closes at once) changes the client instead: ``Fix.client`` holds the probe's
 settings that stand for the fixed client.
 
-What this module must not do: change a real account unless the caller passes ``allow_writes`` and the
-target is writable (:meth:`kit.target.Target.require_writes`), print or record a variable's value other than
-the ones it sets, or apply anything it did not show.
+What this module must not do: reach AWS (it is pure; the evidence comes in), or print a variable's value
+other than the ones a change sets.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import shlex
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import pandas as pd
 
 from kit import policy
-from kit.config import lambda_integration_uri
 from kit.diagnose import delivery_checks
 from kit.diagnose.findings import CONNECT, Diagnosis, Evidence
-from kit.errors import ConfigurationError, error_code
-from kit.mirror import download_code
-
-if TYPE_CHECKING:
-    from kit.target import Target
+from kit.errors import ConfigurationError
+from kit.fix_commands import (
+    ACCOUNT_OPERATIONS,
+    RENDER,
+    SANE_THROTTLING,
+    arn_parts,
+    handler_file,
+)
 
 HANDLER_DIR: Final = Path(__file__).resolve().parent / "handler"
 CONNECTION_ID_PARAMETER: Final = ("integration.request.header.ConnectionId", "context.connectionId")
@@ -54,12 +54,8 @@ QUERY_PARAMETERS: Final = {
     f"integration.request.querystring.{name}": f"route.request.querystring.{name}"
     for name in ("token", "workspaceId")
 }
-# What a throttled stage is set to: the account-level limits (AWSDOCS limits: 10,000 requests a second, burst
-# 5,000), the values AWS's own 2018 create-stage output shows; a stage limit cannot exceed them anyway.
-SANE_THROTTLING: Final = {"ThrottlingBurstLimit": 5000, "ThrottlingRateLimit": 10000.0}
 POLICY_PREFIX: Final = "kit-fix-"
 MANAGEMENT_ENDPOINT: Final = "MANAGEMENT_ENDPOINT"  # the kit's handlers' variable (kit/handler/app.py)
-PERMISSION_ID: Final = "kit-fix-apigateway-invoke"
 CONNECT_PERMISSION_ID: Final = "kit-fix-apigateway-connect"
 
 
@@ -80,10 +76,10 @@ class Change:
         return None
 
     def cli(self) -> list[str]:
-        return _RENDER[self.operation][0](self.params)
+        return RENDER[self.operation][0](self.params)
 
     def boto3(self) -> list[str]:
-        return _RENDER[self.operation][1](self.params)
+        return RENDER[self.operation][1](self.params)
 
 
 @dataclass(frozen=True)
@@ -196,14 +192,6 @@ def _connect_function(evidence: Evidence) -> pd.Series | None:
     return rows.iloc[0] if not rows.empty else None
 
 
-def _arn_parts(arn: str) -> tuple[str, str, str]:
-    """(partition, region, account) of an ARN."""
-    parts = arn.split(":")
-    if len(parts) < 5:
-        raise ConfigurationError(f"{arn!r} is not an ARN; the fix needs the function's ARN.")
-    return parts[1], parts[3], parts[4]
-
-
 def _allow(sid: str, action: str, resource: str) -> str:
     statement = {"Sid": sid, "Effect": "Allow", "Action": [action], "Resource": [resource]}
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
@@ -211,7 +199,7 @@ def _allow(sid: str, action: str, resource: str) -> str:
 
 def _policy_change(function: pd.Series, evidence: Evidence, action: str, index: bool) -> Change:
     role = str(function["role"]).rsplit("/", 1)[-1]
-    partition, _, account = _arn_parts(str(function["function_arn"]))
+    partition, _, account = arn_parts(str(function["function_arn"]))
     table_arn = f"arn:{partition}:dynamodb:{evidence.region}:{account}:table/{evidence.table}"
     resource = f"{table_arn}/index/*" if index else table_arn
     name = f"{POLICY_PREFIX}{'index-query' if index else 'put-item'}"
@@ -330,7 +318,7 @@ def plan(diagnosis: Diagnosis, evidence: Evidence) -> Fix:
         runtime = str(function["runtime"]) if pd.notna(function["runtime"]) else ""
         deploy = Change(
             "deploy_fixed_handler",
-            f"Deploy the kit's fixed handler ({_handler_file(runtime)}, Handler app.handler) on function "
+            f"Deploy the kit's fixed handler ({handler_file(runtime)}, Handler app.handler) on function "
             f"{name}, in place of its code: to verify on the lab or a mirror; on your account, port the "
             "pattern.",
             {"FunctionName": name, "Runtime": runtime},
@@ -580,7 +568,7 @@ def _manage_connections_fix(cause: str, summary: str, evidence: Evidence, functi
             "policy to add.",
         )
     role = str(function["role"]).rsplit("/", 1)[-1]
-    partition, _, account = _arn_parts(str(function["function_arn"]))
+    partition, _, account = arn_parts(str(function["function_arn"]))
     stage = str(evidence.stage.iloc[0]["stage_name"])
     api = f"{evidence.api_id}/{stage}"
     resource = f"arn:{partition}:execute-api:{evidence.region}:{account}:{api}/POST/@connections/*"
@@ -614,7 +602,7 @@ def _invoke_permission_fix(cause: str, summary: str, evidence: Evidence) -> Fix:
             "read the API first.",
         )
     arn = str(connect.iloc[0]["function_arn"])
-    partition, _, account = _arn_parts(arn)
+    partition, _, account = arn_parts(arn)
     stage = str(evidence.stage.iloc[0]["stage_name"])
     served = set(evidence.routes.loc[evidence.routes["function_arn"] == arn, "route_key"].dropna())
     route_key = CONNECT if served <= {CONNECT} else "*"
@@ -639,298 +627,13 @@ def _deploy_stage(evidence: Evidence) -> str:
     return "" if bool(pd.notna(row["auto_deploy"]) and row["auto_deploy"]) else str(row["stage_name"])
 
 
-def _handler_file(runtime: str) -> str:
-    return "app.mjs" if runtime.startswith("nodejs") else "app.py"
-
-
 def handler_package(runtime: str) -> bytes:
     """The kit's fixed handler as a deployment package for ``runtime`` (app.py or app.mjs at the root)."""
-    name = _handler_file(runtime)
+    name = handler_file(runtime)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(HANDLER_DIR / name, arcname=name)
     return buffer.getvalue()
-
-
-# --------------------------------------------------------------------------------------------------
-# Rendering (pure)
-
-
-def _q(value: Any) -> str:
-    return shlex.quote(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
-
-
-def _py(value: Any) -> str:
-    return (
-        repr(value)
-        if not isinstance(value, str) or "\n" not in value
-        else f"json.dumps({json.loads(value)!r})"
-    )
-
-
-def _cli_policy(p: Mapping[str, Any]) -> list[str]:
-    compact = json.dumps(json.loads(p["PolicyDocument"]), separators=(",", ":"))
-    return [
-        f"aws iam put-role-policy --role-name {_q(p['RoleName'])} --policy-name {_q(p['PolicyName'])} "
-        f"--policy-document {_q(compact)}"
-    ]
-
-
-def _boto_policy(p: Mapping[str, Any]) -> list[str]:
-    document = json.loads(p["PolicyDocument"])
-    return [
-        f'boto3.client("iam").put_role_policy(RoleName={p["RoleName"]!r}, PolicyName={p["PolicyName"]!r}, '
-        f"PolicyDocument=json.dumps({document!r}))"
-    ]
-
-
-def _cli_env(p: Mapping[str, Any]) -> list[str]:
-    edits = [f"set {k} to {v}" for k, v in p["Set"].items()] + [f"remove {k}" for k in p["Remove"]]
-    name = _q(p["FunctionName"])
-    return [
-        f"aws lambda get-function-configuration --function-name {name} --query Environment "
-        "> environment.json",
-        f"# edit environment.json: {', '.join(edits)} (keep every other variable as it is)",
-        f"aws lambda update-function-configuration --function-name {name} "
-        "--environment file://environment.json",
-    ]
-
-
-def _boto_env(p: Mapping[str, Any]) -> list[str]:
-    lines = [
-        'lam = boto3.client("lambda")',
-        f"answer = lam.get_function_configuration(FunctionName={p['FunctionName']!r})",
-        'variables = answer["Environment"]["Variables"]',
-    ]
-    lines += [f"variables[{k!r}] = {v!r}" for k, v in p["Set"].items()]
-    lines += [f"variables.pop({k!r}, None)" for k in p["Remove"]]
-    lines.append(
-        f"lam.update_function_configuration(FunctionName={p['FunctionName']!r}, "
-        'Environment={"Variables": variables})'
-    )
-    return lines
-
-
-def _source_arn(region: str, account: str, api_id: str) -> str:
-    return f"arn:aws:execute-api:{region}:{account}:{api_id}/*"
-
-
-# A call: (service, boto3 operation, parameters); _NEW_INTEGRATION stands for the id the call before made.
-_NEW_INTEGRATION: Final = object()
-_ApiCall = tuple[str, str, dict[str, Any]]
-
-
-def _kebab(name: str) -> str:
-    return "".join(f"-{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name)).replace(
-        "_", "-"
-    )
-
-
-def _cli_call(call: _ApiCall) -> str:
-    service, operation, params = call
-    args = []
-    for name, value in params.items():
-        shown = "integrations/$INTEGRATION_ID" if value is _NEW_INTEGRATION else _q(value)
-        args.append(f"--{_kebab(name)} {shown}")
-    return f"aws {service} {operation.replace('_', '-')} {' '.join(args)}"
-
-
-def _boto_call(call: _ApiCall) -> str:
-    service, operation, params = call
-    args = ", ".join(
-        f'{k}="integrations/" + integration["IntegrationId"]' if v is _NEW_INTEGRATION else f"{k}={v!r}"
-        for k, v in params.items()
-    )
-    return f'boto3.client("{service}").{operation}({args})'
-
-
-def _route_calls(p: Mapping[str, Any]) -> list[_ApiCall]:
-    arn = p["FunctionArn"]
-    _, region, account = _arn_parts(arn)
-    calls: list[_ApiCall] = []
-    target: Any = f"integrations/{p['IntegrationId']}"
-    if not p["IntegrationId"]:
-        uri = lambda_integration_uri(region, arn)
-        calls.append(
-            (
-                "apigatewayv2",
-                "create_integration",
-                {"ApiId": p["ApiId"], "IntegrationType": "AWS_PROXY", "IntegrationUri": uri},
-            )
-        )
-        target = _NEW_INTEGRATION
-    route_key = p.get("RouteKey", CONNECT)
-    calls.append(
-        ("apigatewayv2", "create_route", {"ApiId": p["ApiId"], "RouteKey": route_key, "Target": target})
-    )
-    calls.append(_permission_call(arn, PERMISSION_ID, _source_arn(region, account, p["ApiId"])))
-    if p.get("Stage"):
-        calls.append(("apigatewayv2", "create_deployment", {"ApiId": p["ApiId"], "StageName": p["Stage"]}))
-    return calls
-
-
-def _permission_call(function_arn: str, statement_id: str, source_arn: str) -> _ApiCall:
-    """AddPermission: API Gateway may invoke the function for requests whose source is ``source_arn``."""
-    return (
-        "lambda",
-        "add_permission",
-        {
-            "FunctionName": function_arn,
-            "StatementId": statement_id,
-            "Action": policy.INVOKE_FUNCTION,
-            "Principal": policy.APIGATEWAY_PRINCIPAL,
-            "SourceArn": source_arn,
-        },
-    )
-
-
-def _cli_permission(p: Mapping[str, Any]) -> list[str]:
-    return [_cli_call(_permission_call(p["FunctionName"], p["StatementId"], p["SourceArn"]))]
-
-
-def _boto_permission(p: Mapping[str, Any]) -> list[str]:
-    return [_boto_call(_permission_call(p["FunctionName"], p["StatementId"], p["SourceArn"]))]
-
-
-def _cli_route(p: Mapping[str, Any]) -> list[str]:
-    calls = _route_calls(p)
-    lines = [_cli_call(c) for c in calls]
-    if calls[0][1] == "create_integration":  # keep the new integration's id for the route
-        lines[0] = f"INTEGRATION_ID=$({lines[0]} --query IntegrationId --output text)"
-    return lines
-
-
-def _boto_route(p: Mapping[str, Any]) -> list[str]:
-    lines = [_boto_call(c) for c in _route_calls(p)]
-    if lines[0].startswith('boto3.client("apigatewayv2").create_integration('):
-        lines[0] = f"integration = {lines[0]}"
-    return lines
-
-
-def _integration_call(p: Mapping[str, Any]) -> _ApiCall:
-    return ("apigatewayv2", "update_integration", dict(p))
-
-
-def _cli_integration(p: Mapping[str, Any]) -> list[str]:
-    return [_cli_call(_integration_call(p))]
-
-
-def _boto_integration(p: Mapping[str, Any]) -> list[str]:
-    return [_boto_call(_integration_call(p))]
-
-
-def _api_call(p: Mapping[str, Any]) -> _ApiCall:
-    return ("apigatewayv2", "update_api", dict(p))
-
-
-def _cli_api(p: Mapping[str, Any]) -> list[str]:
-    return [_cli_call(_api_call(p))]
-
-
-def _boto_api(p: Mapping[str, Any]) -> list[str]:
-    return [_boto_call(_api_call(p))]
-
-
-def _deployment_call(p: Mapping[str, Any]) -> _ApiCall:
-    return ("apigatewayv2", "create_deployment", {"ApiId": p["ApiId"], "StageName": p["StageName"]})
-
-
-def _cli_deployment(p: Mapping[str, Any]) -> list[str]:
-    return [_cli_call(_deployment_call(p))]
-
-
-def _boto_deployment(p: Mapping[str, Any]) -> list[str]:
-    return [_boto_call(_deployment_call(p))]
-
-
-_CONNECT_SETTINGS: Final = f"RouteSettings[{CONNECT}]"
-
-
-def _limits(p: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: p[name] for name in SANE_THROTTLING}
-
-
-def _cli_throttling(p: Mapping[str, Any]) -> list[str]:
-    names = f"--api-id {_q(p['ApiId'])} --stage-name {_q(p['StageName'])}"
-    args = []
-    if "DefaultRouteSettings" in p["Settings"]:
-        args.append(f"--default-route-settings {_q(_limits(p))}")
-    if _CONNECT_SETTINGS in p["Settings"]:
-        args.append(f"--route-settings {_q({CONNECT: _limits(p)})}")
-    return [
-        f"# keep the settings' other fields: copy LoggingLevel, DataTraceEnabled, ... from aws apigatewayv2 "
-        f"get-stage {names} into the JSON below",
-        f"aws apigatewayv2 update-stage {names} {' '.join(args)}",
-    ]
-
-
-def _boto_throttling(p: Mapping[str, Any]) -> list[str]:
-    lines = [
-        'apigw = boto3.client("apigatewayv2")',
-        f"stage = apigw.get_stage(ApiId={p['ApiId']!r}, StageName={p['StageName']!r})",
-        f"limits = {_limits(p)!r}",
-    ]
-    args = []
-    if "DefaultRouteSettings" in p["Settings"]:
-        lines.append('defaults = {**stage.get("DefaultRouteSettings", {}), **limits}')
-        args.append("DefaultRouteSettings=defaults")
-    if _CONNECT_SETTINGS in p["Settings"]:
-        lines.append('routes = stage.get("RouteSettings", {})')
-        lines.append(f"routes[{CONNECT!r}] = {{**routes.get({CONNECT!r}, {{}}), **limits}}")
-        args.append("RouteSettings=routes")
-    lines.append(f"apigw.update_stage(ApiId={p['ApiId']!r}, StageName={p['StageName']!r}, {', '.join(args)})")
-    return lines
-
-
-def _cli_handler(p: Mapping[str, Any]) -> list[str]:
-    file = _handler_file(str(p["Runtime"]))
-    name = _q(p["FunctionName"])
-    return [
-        f"zip -j fixed-handler.zip kit/handler/{file}",
-        f"aws lambda update-function-code --function-name {name} --zip-file fileb://fixed-handler.zip",
-        f"aws lambda update-function-configuration --function-name {name} --handler app.handler",
-    ]
-
-
-def _boto_handler(p: Mapping[str, Any]) -> list[str]:
-    return [
-        'lam = boto3.client("lambda")',
-        f"lam.update_function_code(FunctionName={p['FunctionName']!r}, "
-        f"ZipFile=kit.fix.handler_package({p['Runtime']!r}))",
-        f'lam.update_function_configuration(FunctionName={p["FunctionName"]!r}, Handler="app.handler")',
-    ]
-
-
-_RENDER: Final[
-    dict[str, tuple[Callable[[Mapping[str, Any]], list[str]], Callable[[Mapping[str, Any]], list[str]]]]
-] = {
-    "put_role_policy": (_cli_policy, _boto_policy),
-    "patch_environment": (_cli_env, _boto_env),
-    "connect_route": (_cli_route, _boto_route),
-    "update_integration": (_cli_integration, _boto_integration),
-    "update_api": (_cli_api, _boto_api),
-    "add_invoke_permission": (_cli_permission, _boto_permission),
-    "deploy_stage": (_cli_deployment, _boto_deployment),
-    "stage_throttling": (_cli_throttling, _boto_throttling),
-    "deploy_fixed_handler": (_cli_handler, _boto_handler),
-}
-OPERATIONS: Final = tuple(_RENDER)
-
-
-# The changes the kit makes on a real account; the fixed handler is a pattern to port there, never a
-# replacement of the user's code.
-ACCOUNT_OPERATIONS: Final = frozenset(
-    {
-        "put_role_policy",
-        "patch_environment",
-        "connect_route",
-        "update_integration",
-        "update_api",
-        "add_invoke_permission",
-        "deploy_stage",
-        "stage_throttling",
-    }
-)
 
 
 def for_account(fix: Fix) -> Fix:
@@ -944,433 +647,3 @@ def for_account(fix: Fix) -> Fix:
             "deploy it your way, then run the diagnosis again."
         )
     return replace(fix, changes=kept)
-
-
-# --------------------------------------------------------------------------------------------------
-# Applying (I/O, through the target's clients only)
-
-
-@dataclass
-class Applied:
-    """What applying a fix did: every call made (as shown to the user), and the changes that undo it."""
-
-    calls: list[str] = field(default_factory=list)
-    undo: list[Change] = field(default_factory=list)  # run in reverse order
-    saved: dict[str, bytes] = field(default_factory=dict)  # code packages the undo puts back, by key
-    target: str = ""  # where it was applied (Target.label and API): an undo goes there, nowhere else
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "undo": [
-                {"operation": c.operation, "summary": c.summary, "params": dict(c.params)} for c in self.undo
-            ],
-        }
-
-
-def _call(target: Target, applied: Applied, service: str, operation: str, **params: Any) -> Any:
-    shown = {k: ("<zip>" if k == "ZipFile" else v) for k, v in params.items()}
-    applied.calls.append(f"{service}.{operation}({', '.join(f'{k}={v!r}' for k, v in shown.items())})")
-    return getattr(target.client(service), operation)(**params)
-
-
-def _apply_one(target: Target, change: Change, applied: Applied) -> None:  # noqa: PLR0915
-    p = change.params
-    op = change.operation
-    if op == "put_role_policy":
-        try:
-            before = target.client("iam").get_role_policy(RoleName=p["RoleName"], PolicyName=p["PolicyName"])
-            document = before["PolicyDocument"]
-            undo = Change(
-                "put_role_policy",
-                f"Put policy {p['PolicyName']} back as it was.",
-                {**p, "PolicyDocument": document if isinstance(document, str) else json.dumps(document)},
-            )
-        except Exception as exc:
-            if error_code(exc) != "NoSuchEntity":
-                raise
-            undo = Change(
-                "delete_role_policy",
-                f"Delete policy {p['PolicyName']}.",
-                {"RoleName": p["RoleName"], "PolicyName": p["PolicyName"]},
-            )
-        _call(target, applied, "iam", "put_role_policy", **p)
-        applied.undo.append(undo)
-    elif op == "delete_role_policy":
-        _call(target, applied, "iam", "delete_role_policy", **p)
-    elif op == "patch_environment":
-        lam = target.client("lambda")
-        current = dict(
-            (lam.get_function_configuration(FunctionName=p["FunctionName"]).get("Environment") or {}).get(
-                "Variables"
-            )
-            or {}
-        )
-        touched = [*p["Set"], *p["Remove"]]
-        undo = Change(
-            "patch_environment",
-            "Put the variables back as they were.",
-            {
-                "FunctionName": p["FunctionName"],
-                "Set": {k: current[k] for k in touched if k in current},
-                "Remove": [k for k in touched if k not in current],
-            },
-        )
-        variables = {k: v for k, v in current.items() if k not in p["Remove"]} | dict(p["Set"])
-        edits = [f"{k}={v}" for k, v in p["Set"].items()] + [f"without {k}" for k in p["Remove"]]
-        applied.calls.append(
-            f"lambda.update_function_configuration(FunctionName={p['FunctionName']!r}, "
-            f"Environment=<its variables, {', '.join(edits)}>)"
-        )
-        lam.update_function_configuration(
-            FunctionName=p["FunctionName"], Environment={"Variables": variables}
-        )
-        applied.undo.append(undo)
-    elif op == "connect_route":
-        integration = p["IntegrationId"]
-        _, region, account = _arn_parts(p["FunctionArn"])
-        if not integration:
-            uri = lambda_integration_uri(region, p["FunctionArn"])
-            made = _call(
-                target,
-                applied,
-                "apigatewayv2",
-                "create_integration",
-                ApiId=p["ApiId"],
-                IntegrationType="AWS_PROXY",
-                IntegrationMethod="POST",
-                IntegrationUri=uri,
-            )
-            integration = str(made["IntegrationId"])
-            applied.undo.append(
-                Change(
-                    "delete_integration",
-                    "Delete the integration the fix created.",
-                    {"ApiId": p["ApiId"], "IntegrationId": integration},
-                )
-            )
-        route_key = p.get("RouteKey", CONNECT)
-        route = _call(
-            target,
-            applied,
-            "apigatewayv2",
-            "create_route",
-            ApiId=p["ApiId"],
-            RouteKey=route_key,
-            Target=f"integrations/{integration}",
-        )
-        applied.undo.append(
-            Change(
-                "delete_route",
-                f"Delete the {route_key} route the fix created.",
-                {"ApiId": p["ApiId"], "RouteId": str(route["RouteId"])},
-            )
-        )
-        _add_permission(
-            target,
-            applied,
-            _permission_call(p["FunctionArn"], PERMISSION_ID, _source_arn(region, account, p["ApiId"])),
-        )
-        if p.get("Stage"):
-            _deploy_stage_now(target, applied, p["ApiId"], p["Stage"])
-    elif op == "add_invoke_permission":
-        _add_permission(
-            target, applied, _permission_call(p["FunctionName"], p["StatementId"], p["SourceArn"])
-        )
-    elif op == "deploy_stage":
-        _deploy_stage_now(target, applied, p["ApiId"], p["StageName"])
-    elif op == "point_stage":  # the undo of a deployment: the stage serves what it served before
-        _call(
-            target,
-            applied,
-            "apigatewayv2",
-            "update_stage",
-            ApiId=p["ApiId"],
-            StageName=p["StageName"],
-            DeploymentId=p["DeploymentId"],
-        )
-        _call(
-            target, applied, "apigatewayv2", "delete_deployment", ApiId=p["ApiId"], DeploymentId=p["Created"]
-        )
-    elif op == "stage_throttling":
-        _raise_throttling(target, applied, p)
-    elif op == "stage_settings":  # the undo of stage_throttling: the settings as they were
-        _call(target, applied, "apigatewayv2", "update_stage", **p)
-    elif op in ("delete_route", "delete_integration"):
-        _call(target, applied, "apigatewayv2", op, **p)
-    elif op == "remove_permission":
-        _call(target, applied, "lambda", "remove_permission", **p)
-    elif op == "update_integration":
-        before = target.client("apigatewayv2").get_integration(
-            ApiId=p["ApiId"], IntegrationId=p["IntegrationId"]
-        )
-        previous = dict(before.get("RequestParameters") or {})
-        added = [k for k in p["RequestParameters"] if k not in previous]
-        # API Gateway v2 merges RequestParameters; an empty value removes a key it added.
-        undo_params = {**previous, **dict.fromkeys(added, "")}
-        _call(target, applied, "apigatewayv2", "update_integration", **p)
-        applied.undo.append(
-            Change(
-                "update_integration",
-                "Put the request parameters back.",
-                {**p, "RequestParameters": undo_params},
-            )
-        )
-    elif op == "update_api":
-        before = target.client("apigatewayv2").get_api(ApiId=p["ApiId"])
-        _call(target, applied, "apigatewayv2", "update_api", **p)
-        applied.undo.append(
-            Change(
-                "update_api",
-                "Put the route selection expression back.",
-                {"ApiId": p["ApiId"], "RouteSelectionExpression": str(before["RouteSelectionExpression"])},
-            )
-        )
-    elif op == "deploy_fixed_handler":
-        lam = target.client("lambda")
-        current = lam.get_function(FunctionName=p["FunctionName"])
-        previous_handler = str(current["Configuration"].get("Handler") or "")
-        key = f"code-{p['FunctionName']}"
-        applied.saved[key] = download_code(
-            p["FunctionName"],
-            current["Code"]["Location"],
-            "the fix keeps the code it replaces to undo the change, so it stops here; retry",
-        )
-        _deploy(target, applied, p["FunctionName"], handler_package(str(p["Runtime"])), "app.handler")
-        applied.undo.append(
-            Change(
-                "restore_code",
-                f"Put {p['FunctionName']}'s own code and Handler back.",
-                {"FunctionName": p["FunctionName"], "Handler": previous_handler, "Saved": key},
-            )
-        )
-    elif op == "restore_code":
-        _deploy(target, applied, p["FunctionName"], applied.saved[p["Saved"]], p["Handler"])
-    else:
-        raise ConfigurationError(f"The fix has no operation {op!r}; this is a defect of the kit.")
-
-
-def _raise_throttling(target: Target, applied: Applied, p: Mapping[str, Any]) -> None:
-    """The stage's settings named in ``p["Settings"]`` with the new limits, their other fields as read now;
-    the undo puts each settings object back as it was."""
-    names = {"ApiId": p["ApiId"], "StageName": p["StageName"]}
-    before = target.client("apigatewayv2").get_stage(**names)
-    defaults = dict(before.get("DefaultRouteSettings") or {})
-    routes = {key: dict(value) for key, value in (before.get("RouteSettings") or {}).items()}
-    update: dict[str, Any] = {}
-    if "DefaultRouteSettings" in p["Settings"]:
-        update["DefaultRouteSettings"] = defaults | _limits(p)
-    if _CONNECT_SETTINGS in p["Settings"]:
-        update["RouteSettings"] = routes | {CONNECT: routes.get(CONNECT, {}) | _limits(p)}
-    _call(target, applied, "apigatewayv2", "update_stage", **names, **update)
-    previous = {"DefaultRouteSettings": defaults, "RouteSettings": routes}
-    applied.undo.append(
-        Change(
-            "stage_settings",
-            f"Put stage {p['StageName']}'s route settings back as they were.",
-            {**names, **{name: previous[name] for name in update}},
-        )
-    )
-
-
-def _add_permission(target: Target, applied: Applied, call: _ApiCall) -> None:
-    """The statement added, and its removal recorded; the same statement already there is left alone
-    (nothing to add, nothing to undo). A statement of that id granting another source is a one-line error:
-    the fix would change nothing, and verifying it would fail without saying why."""
-    service, operation, params = call
-    try:
-        _call(target, applied, service, operation, **params)
-    except Exception as exc:
-        if error_code(exc) != "ResourceConflictException":
-            raise
-        found = _statement_source(target, str(params["FunctionName"]), str(params["StatementId"]))
-        if found != params["SourceArn"]:
-            raise ConfigurationError(
-                f"Function {params['FunctionName']} already has a statement {params['StatementId']} that "
-                f"lets API Gateway invoke it for {found or 'another source'}, not {params['SourceArn']}; "
-                f"remove it (aws lambda remove-permission --function-name {params['FunctionName']} "
-                f"--statement-id {params['StatementId']}) and run the fix again."
-            ) from exc
-        return
-    applied.undo.append(
-        Change(
-            "remove_permission",
-            "Remove the invoke permission the fix added.",
-            {"FunctionName": params["FunctionName"], "StatementId": params["StatementId"]},
-        )
-    )
-
-
-def _statement_source(target: Target, function: str, statement_id: str) -> str | None:
-    """The ``AWS:SourceArn`` of the function's resource-policy statement ``statement_id`` (None: none)."""
-    document = json.loads(target.client("lambda").get_policy(FunctionName=function)["Policy"])
-    for statement in document.get("Statement", []):
-        if statement.get("Sid") == statement_id:
-            source = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
-            return str(source) if source is not None else None
-    return None
-
-
-def _deploy_stage_now(target: Target, applied: Applied, api_id: str, stage: str) -> None:
-    """A new deployment the stage serves; its undo points the stage back at the one it served (none to undo
-    for a stage that deploys itself: its DeploymentId cannot be chosen)."""
-    before = target.client("apigatewayv2").get_stage(ApiId=api_id, StageName=stage)
-    made = _call(target, applied, "apigatewayv2", "create_deployment", ApiId=api_id, StageName=stage)
-    previous = before.get("DeploymentId")
-    if previous and not before.get("AutoDeploy"):
-        applied.undo.append(
-            Change(
-                "point_stage",
-                f"Point stage {stage} back at deployment {previous}, and delete the fix's deployment.",
-                {
-                    "ApiId": api_id,
-                    "StageName": stage,
-                    "DeploymentId": str(previous),
-                    "Created": str(made["DeploymentId"]),
-                },
-            )
-        )
-
-
-def _deploy(target: Target, applied: Applied, name: str, package: bytes, handler: str) -> None:
-    """New code, then its Handler, each once Lambda has finished the update before it."""
-    lam = target.client("lambda")
-    _call(target, applied, "lambda", "update_function_code", FunctionName=name, ZipFile=package)
-    _wait_updated(lam, name)
-    _call(target, applied, "lambda", "update_function_configuration", FunctionName=name, Handler=handler)
-    _wait_updated(lam, name)
-
-
-def _wait_updated(lam: Any, name: str, timeout_s: float = 60) -> None:
-    """Until the function's last update is done (Lambda refuses a second update while one is in progress)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = lam.get_function_configuration(FunctionName=name).get("LastUpdateStatus", "Successful")
-        if status != "InProgress":
-            return
-        time.sleep(0.5)
-
-
-def where(target: Target) -> str:
-    """The target a journal is bound to: its label and API (an undo elsewhere is refused)."""
-    return f"{target.label} api {target.api_id or '-'}"
-
-
-def apply(target: Target, fix: Fix, into: Applied | None = None) -> Applied:
-    """Make the fix's changes on ``target`` (writable targets only), recording each call and its undo in
-    ``into`` (a new record by default).
-
-    A change that fails stops the rest; what was already done stays recorded in ``into``, so the caller can
-    journal it and :func:`undo` can take it back."""
-    target.require_writes(f"apply the fix for {fix.cause}")
-    applied = into if into is not None else Applied()
-    applied.target = where(target)
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from kit.errors import AwsError
-
-    for change in fix.changes:
-        try:
-            _apply_one(target, change, applied)
-        except (ClientError, BotoCoreError) as exc:
-            raise AwsError.from_botocore(
-                exc,
-                "fix",
-                change.operation,
-                change.summary,
-                otherwise="nothing after it was applied; `kit fix --undo` takes back what was",
-            ) from exc
-    return applied
-
-
-def undo(target: Target, applied: Applied) -> Applied:
-    """Run the recorded undo changes, last first; returns the calls made."""
-    target.require_writes("undo the fix")
-    if applied.target and applied.target != where(target):
-        raise ConfigurationError(
-            f"The last fix was applied to {applied.target}, not {where(target)}; undo it with the same "
-            "--target, --profile, --region and API."
-        )
-    done = Applied(saved=applied.saved)
-    for change in reversed(applied.undo):
-        _apply_one(target, change, done)
-    return done
-
-
-# --------------------------------------------------------------------------------------------------
-# Verifying: the fix applied, then the diagnosis again from that moment
-
-
-@dataclass(frozen=True)
-class Verdict:
-    fixed: bool
-    text: str
-    before: str
-    after: str
-
-
-def verdict(fix: Fix, after: Diagnosis) -> Verdict:
-    """ "fixed" only when nothing is wrong any more and the storage test passes (pure)."""
-    root = str(after.root_cause["id"])
-    verdicts = {str(r["check"]): str(r["verdict"]) for _, r in after.findings.iterrows()}
-    stored = verdicts.get("probe") == "pass" or verdicts.get("direct-write") == "pass"
-    if root == "none" and stored:
-        return Verdict(True, "fixed: the root cause is gone and the storage test passes", fix.cause, root)
-    if root == "none":
-        return Verdict(
-            False, "not enough: nothing fails, but no storage test ran (run with a probe)", fix.cause, root
-        )
-    summary = str(after.root_cause.get("summary", ""))
-    return Verdict(False, f"not enough: the next cause is {root} ({summary})", fix.cause, root)
-
-
-def verify(
-    target: Target,
-    fix: Fix,
-    read: Callable[[Any, Mapping[str, bool]], Evidence],
-    diagnose: Callable[[Evidence], Diagnosis],
-    into: Applied | None = None,
-) -> tuple[Verdict, Applied]:
-    """Apply ``fix`` on ``target`` (the lab or a mirror), read the evidence again from then on with the fixed
-    client (``read(since, client_settings)``), and judge. The fix stays applied; the undo is in ``into``."""
-    from datetime import UTC, datetime
-
-    since = datetime.now(UTC)
-    applied = apply(target, fix, into)
-    after = diagnose(read(since, fix.client))
-    return verdict(fix, after), applied
-
-
-def journal(applied: Applied, folder: Path) -> Path:
-    """Write what undoes a fix under ``folder`` (the state dir's ``fixes/``): the undo changes as JSON and the
-    code packages it puts back. No variable's value but the ones the fix set or restores."""
-    import time
-
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = folder / f"{stamp}.json"
-    for key, data in applied.saved.items():
-        (folder / f"{stamp}-{key}.zip").write_bytes(data)
-    record = applied.as_dict() | {
-        "saved": {key: f"{stamp}-{key}.zip" for key in applied.saved},
-        "target": applied.target,
-    }
-    path.write_text(json.dumps(record, indent=2))
-    (folder / "last").write_text(path.name)
-    return path
-
-
-def read_journal(folder: Path) -> Applied:
-    """The last fix's undo, as :func:`journal` wrote it."""
-    try:
-        name = (folder / "last").read_text().strip()
-        record = json.loads((folder / name).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(f"No applied fix is recorded in {folder}; nothing to undo.") from exc
-    saved = {key: (folder / file).read_bytes() for key, file in record.get("saved", {}).items()}
-    changes = [Change(c["operation"], c["summary"], c["params"]) for c in record.get("undo", [])]
-    return Applied(
-        calls=list(record.get("calls", [])), undo=changes, saved=saved, target=str(record.get("target", ""))
-    )

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kit import fix
+from kit import fix, fix_apply
 from kit.diagnose import ranking
 from kit.diagnose.findings import Diagnosis, Evidence
 from kit.diagnose.reading import read_evidence
@@ -35,7 +35,7 @@ class Proof:
     """Where the fix was tried and what came of it; ``verdict`` is None when not verified (``why_not``)."""
 
     where: str
-    verdict: fix.Verdict | None = None
+    verdict: fix_apply.Verdict | None = None
     why_not: str = ""
     mirror: dict[str, object] | None = None  # the manifest's source and counts, when a mirror was built
 
@@ -77,11 +77,11 @@ def prove(target: Target, diagnosis: Diagnosis, evidence: Evidence, plan: ProbeP
         return Proof(where, why_not=f"there is nothing to apply for {planned.cause}: {planned.summary}")
     try:
         if target.kind == "lab":
-            applied, read = fix.Applied(), _reader(target, probe)
+            applied, read = fix_apply.Applied(), _reader(target, probe)
             try:
-                verdict, _ = fix.verify(target, planned, read, ranking.diagnose, into=applied)
+                verdict, _ = fix_apply.verify(target, planned, read, ranking.diagnose, into=applied)
             finally:  # what was applied is taken back even when a later change or the diagnosis failed
-                fix.undo(target, applied)
+                fix_apply.undo(target, applied)
             return Proof(f"{where} (applied, diagnosed again, then taken back)", verdict)
         return _prove_on_mirror(target, diagnosis, probe, where)
     except KitError as exc:
@@ -112,5 +112,5 @@ def _prove_on_mirror(target: Target, diagnosis: Diagnosis, probe: ProbePlan, whe
                 mirror=summary,
             )
         planned = fix.plan(before, mirrored)
-        verdict, _ = fix.verify(lab.target(), planned, _reader(lab.target(), probe), ranking.diagnose)
+        verdict, _ = fix_apply.verify(lab.target(), planned, _reader(lab.target(), probe), ranking.diagnose)
     return Proof(where, verdict, mirror=summary)

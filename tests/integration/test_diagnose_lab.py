@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kit import fix
+from kit import fix, fix_apply
 from kit.config import lambda_integration_uri
 from kit.diagnose import causes, ranking
 from kit.diagnose.findings import Diagnosis, Evidence
@@ -148,9 +148,9 @@ def test_the_diagnosis_names_a_stale_deployment_and_its_fix_deploys(empty_dynamo
         def read(since: datetime, client: Any) -> Evidence:
             return read_evidence(lab.target(), since=since, probe_plan=probe_plan(scenario.client))
 
-        verified, applied = fix.verify(lab.target(), planned, read, ranking.diagnose)
+        verified, applied = fix_apply.verify(lab.target(), planned, read, ranking.diagnose)
         assert verified.fixed, verified.text
-        fix.undo(lab.target(), applied)  # the stage serves the old deployment again
+        fix_apply.undo(lab.target(), applied)  # the stage serves the old deployment again
         again, _ = diagnosis_and_evidence(lab, scenario.client, since=datetime.now(UTC))
         assert again.root_cause["id"] == "stale-deployment", ranking.summary_text(again)
 

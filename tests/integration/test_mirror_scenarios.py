@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from kit import fix
+from kit import fix, fix_apply
 from kit.diagnose import ranking
 from kit.diagnose.findings import Evidence
 from kit.diagnose.reading import read_evidence
@@ -88,9 +88,9 @@ def test_each_scenario_on_the_account_its_mirror_and_the_fix(
                     plan = replace(probe_plan(scenario.client), **dict(client))
                     return read_evidence(lab.target(), since=since, probe_plan=plan)
 
-                verified, applied = fix.verify(lab.target(), planned, read, ranking.diagnose)
+                verified, applied = fix_apply.verify(lab.target(), planned, read, ranking.diagnose)
                 if name in UNDONE:
-                    fix.undo(lab.target(), applied)
+                    fix_apply.undo(lab.target(), applied)
                     again, _ = diagnosis_and_evidence(lab, scenario.client, since=datetime.now(UTC))
                     assert again.root_cause["id"] == scenario.reproduces, ranking.summary_text(again)
         run = account.run(["diagnose", "--json", *probe_flags(scenario.client), *account.target_args()])

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kit import fix, fix_proof, notebook, policy
+from kit import fix, fix_apply, fix_commands, fix_proof, notebook, policy
 from kit.diagnose import causes, ranking
 from kit.diagnose.findings import FINDING_COLUMNS, Diagnosis, Evidence
 from kit.errors import ConfigurationError
@@ -291,21 +291,21 @@ def test_fixed_means_no_cause_and_a_passing_storage_test(
 ) -> None:
     chosen = causes.cause(root)
     after = Diagnosis({"id": root, "summary": chosen.summary, "evidence": []}, findings_of(verdicts))
-    result = fix.verdict(fix.Fix("put-access-denied", ""), after)
+    result = fix_apply.verdict(fix.Fix("put-access-denied", ""), after)
     assert result.fixed is fixed and result.text.startswith(said)
 
 
 def test_the_journal_keeps_the_undo_and_saved_code(tmp_path: Path) -> None:
-    applied = fix.Applied(
+    applied = fix_apply.Applied(
         calls=["iam.put_role_policy(...)"],
         undo=[fix.Change("delete_role_policy", "Delete it.", {"RoleName": "r", "PolicyName": "p"})],
         saved={"code-fn": b"PK\x03\x04zip"},
     )
-    fix.journal(applied, tmp_path)
-    back = fix.read_journal(tmp_path)
+    fix_apply.journal(applied, tmp_path)
+    back = fix_apply.read_journal(tmp_path)
     assert back.undo == applied.undo and back.saved == applied.saved
     with pytest.raises(Exception, match="nothing to undo"):
-        fix.read_journal(tmp_path / "empty")
+        fix_apply.read_journal(tmp_path / "empty")
 
 
 def test_the_fixed_handler_package_holds_one_file_per_runtime() -> None:
@@ -362,7 +362,7 @@ def test_a_real_account_never_gets_its_code_replaced() -> None:
         fix.for_account(handler)
     policy = fix.plan(diagnosis("put-access-denied"), evidence())
     assert fix.for_account(policy) == policy
-    assert set(fix.OPERATIONS) - {"deploy_fixed_handler"} == fix.ACCOUNT_OPERATIONS
+    assert set(fix_commands.OPERATIONS) - {"deploy_fixed_handler"} == fix_commands.ACCOUNT_OPERATIONS
 
 
 class FakeTarget:
@@ -375,19 +375,19 @@ class FakeTarget:
 
 
 def test_an_undo_goes_only_where_the_fix_was_applied(tmp_path: Path) -> None:
-    applied = fix.Applied(
+    applied = fix_apply.Applied(
         undo=[fix.Change("delete_role_policy", "Delete it.", {"RoleName": "r", "PolicyName": "p"})],
-        target=fix.where(FakeTarget("lab us-east-2")),  # type: ignore[arg-type]
+        target=fix_apply.where(FakeTarget("lab us-east-2")),  # type: ignore[arg-type]
     )
-    fix.journal(applied, tmp_path)
-    back = fix.read_journal(tmp_path)
+    fix_apply.journal(applied, tmp_path)
+    back = fix_apply.read_journal(tmp_path)
     assert back.target == "lab us-east-2 api abc123"
     for elsewhere in (
         FakeTarget("aws us-east-2 (profile prod)"),
         FakeTarget("lab us-east-2", api_id="other"),
     ):
         with pytest.raises(Exception, match="The last fix was applied to lab us-east-2 api abc123"):
-            fix.undo(elsewhere, back)  # type: ignore[arg-type]
+            fix_apply.undo(elsewhere, back)  # type: ignore[arg-type]
 
 
 class Tty:
@@ -519,7 +519,7 @@ def test_raising_the_throttling_keeps_the_other_settings_and_its_undo_puts_them_
     client = StageClient(json.loads(json.dumps(before)))
     target = StageTarget(client)
     both = stage(THROTTLED | {"connect_throttle_source": "RouteSettings[$connect], DefaultRouteSettings"})
-    applied = fix.apply(target, fix.plan(diagnosis("throttled"), evidence(stage=both)))  # type: ignore[arg-type]
+    applied = fix_apply.apply(target, fix.plan(diagnosis("throttled"), evidence(stage=both)))  # type: ignore[arg-type]
     assert client.stage == {
         "DefaultRouteSettings": {
             "LoggingLevel": "INFO",
@@ -535,7 +535,7 @@ def test_raising_the_throttling_keeps_the_other_settings_and_its_undo_puts_them_
             "message": {"ThrottlingBurstLimit": 7},
         },
     }
-    fix.undo(target, applied)  # type: ignore[arg-type]
+    fix_apply.undo(target, applied)  # type: ignore[arg-type]
     assert client.stage == before
 
 
@@ -720,13 +720,13 @@ def test_an_invoke_permission_already_there_for_another_source_is_a_one_line_err
     planned = fix.plan(diagnosis("invoke-permission-missing"), evidence())
     (change,) = planned.changes
     wanted = change.params["SourceArn"]
-    same = fix.apply(PermissionTarget(PermissionClient(wanted)), planned)  # type: ignore[arg-type]
+    same = fix_apply.apply(PermissionTarget(PermissionClient(wanted)), planned)  # type: ignore[arg-type]
     assert same.undo == []  # the same grant already there: nothing added, nothing to undo
     other = PermissionClient(wanted.replace("/prod/", "/staging/"))
     with pytest.raises(
         ConfigurationError, match="already has a statement kit-fix-apigateway-connect"
     ) as raised:
-        fix.apply(PermissionTarget(other), planned)  # type: ignore[arg-type]
+        fix_apply.apply(PermissionTarget(other), planned)  # type: ignore[arg-type]
     assert f"for {other.source}, not {wanted};" in str(raised.value)
     assert "remove-permission" in str(raised.value)
 
@@ -737,11 +737,13 @@ def test_an_invoke_permission_already_there_for_another_source_is_a_one_line_err
 PROOFS = [
     # (proof, what the document says about it)
     (
-        fix_proof.Proof("on the lab", fix.Verdict(True, "fixed: gone", "put-access-denied", "none")),
+        fix_proof.Proof("on the lab", fix_apply.Verdict(True, "fixed: gone", "put-access-denied", "none")),
         {"where": "on the lab", "verified": True, "fixed": True, "verdict": "fixed: gone", "why_not": ""},
     ),
     (
-        fix_proof.Proof("on a mirror of a", fix.Verdict(False, "not enough: x", "put-access-denied", "x")),
+        fix_proof.Proof(
+            "on a mirror of a", fix_apply.Verdict(False, "not enough: x", "put-access-denied", "x")
+        ),
         {"where": "on a mirror of a", "verified": True, "fixed": False, "verdict": "not enough: x"},
     ),
     (

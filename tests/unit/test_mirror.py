@@ -255,7 +255,7 @@ def test_function_code_pairs_refused(pair: str) -> None:
 
 
 def test_proof_markdown_says_each_outcome_and_escapes() -> None:
-    from kit.fix import Verdict
+    from kit.fix_apply import Verdict
     from kit.fix_proof import Proof
     from kit.notebook import proof_markdown
 
@@ -306,7 +306,7 @@ def test_the_manifest_shows_http_endpoints_without_what_can_carry_keys(uri: str,
 def test_a_proof_on_the_lab_takes_back_what_it_applied_even_when_verifying_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kit import fix, fix_proof
+    from kit import fix, fix_apply, fix_proof
     from kit.errors import AwsError
     from kit.target import Target
 
@@ -315,12 +315,12 @@ def test_a_proof_on_the_lab_takes_back_what_it_applied_even_when_verifying_fails
     monkeypatch.setattr(fix, "plan", lambda diagnosis, evidence: fix.Fix("put-access-denied", "s", (change,)))
     undone: list[list[fix.Change]] = []
 
-    def verify(*_args: Any, into: fix.Applied, **_kw: Any) -> Any:
+    def verify(*_args: Any, into: fix_apply.Applied, **_kw: Any) -> Any:
         into.undo.append(change)  # the first change was made ...
         raise AwsError("IAM PutRolePolicy failed with Throttling", service="iam", operation="x", code="T")
 
-    monkeypatch.setattr(fix, "verify", verify)
-    monkeypatch.setattr(fix, "undo", lambda target, applied: undone.append(list(applied.undo)))
+    monkeypatch.setattr(fix_apply, "verify", verify)
+    monkeypatch.setattr(fix_apply, "undo", lambda target, applied: undone.append(list(applied.undo)))
     proof = fix_proof.prove(target, diagnosis=None, evidence=None)  # type: ignore[arg-type]
     assert undone == [[change]]
     assert proof.verdict is None and "Throttling" in proof.why_not and proof.where == "on the lab"
