@@ -7,17 +7,17 @@
 The changes are rendered as commands by :mod:`kit.fix_commands`, and applied, undone and verified by
 :mod:`kit.fix_apply`.
 
-A change is one of a few operations (:data:`kit.fix_commands.OPERATIONS`): an inline policy added to the execution role, the
-function's environment patched (only the named variables; the others, secrets included, are read at apply
-time and never printed), the ``$connect`` route wired to the function's integration, the connection id
-mapped on an HTTP integration, API Gateway let invoke the ``$connect`` function (a statement added to the
-function's resource policy), the API's route selection expression set (and deployed), the API deployed to its
-stage (after a route or integration change, or for a stage serving an older deployment; undone by pointing
-the stage back), the stage's throttling of ``$connect`` raised to the account's own limits (its other route
-settings kept; undone by putting them back), or the kit's fixed handler
-(``kit/handler/app.py`` or ``app.mjs``) deployed in place of the function's code. A cause the client must fix
-(it omits ``workspaceId``, it closes at once) changes the client instead: ``Fix.client`` holds the probe's
-settings that stand for the fixed client.
+A change is one of a few operations (:data:`kit.fix_commands.OPERATIONS`): an inline policy added to the
+execution role, the function's environment patched (only the named variables; the others, secrets included,
+are read at apply time and never printed), the ``$connect`` route wired to the function's integration, the
+connection id mapped on an HTTP integration, API Gateway let invoke the ``$connect`` function (a statement
+added to the function's resource policy), the API's route selection expression set (and deployed), the API
+deployed to its stage (after a route or integration change, or for a stage serving an older deployment; undone
+by pointing the stage back), the stage's throttling of ``$connect`` raised to the account's own limits (its
+other route settings kept; undone by putting them back), or the kit's fixed handler (``kit/handler/app.py`` or
+``app.mjs``) deployed in place of the function's code. A cause the client must fix (it omits ``workspaceId``,
+it closes at once) changes the client instead: ``Fix.client`` holds the probe's settings that stand for the
+fixed client.
 
 What this module must not do: reach AWS (it is pure; the evidence comes in), or print a variable's value
 other than the ones a change sets.

@@ -57,6 +57,7 @@ from tqdm import tqdm
 
 from kit import logs, probe_logs
 from kit import probe_core as core
+from kit import probe_waits as waits
 from kit.errors import AwsError, KitError, error_code
 from kit.probe_core import ProbePlan
 from kit.redact import user_hash
@@ -392,7 +393,7 @@ class _ProbeSession:
         ids = {c.index: c.connection_id for c in self.clients if c.connection_id}
         return self.logged_ids | ids
 
-    def evidence(self, wait: core.TableWait | core.DeliveryWait) -> probe_logs.GatewayEvidence | None:
+    def evidence(self, wait: waits.TableWait | waits.DeliveryWait) -> probe_logs.GatewayEvidence | None:
         """Read the stage's logs for ``wait``; None (and the wait told why) when they cannot be read."""
         evidence = self.logs.read(self.connection_ids().values())
         if evidence is None:
@@ -402,8 +403,8 @@ class _ProbeSession:
         self.logged_ids |= probe_logs.logged_connection_ids(evidence, self.logs.user_agents)
         return evidence
 
-    def new_table_wait(self, clients: Iterable[int], *, logs: bool = True) -> core.TableWait:
-        wait = core.TableWait(
+    def new_table_wait(self, clients: Iterable[int], *, logs: bool = True) -> waits.TableWait:
+        wait = waits.TableWait(
             clients,
             now=time.monotonic(),
             bound_s=self.timeouts.item_wait_s,
@@ -503,14 +504,14 @@ class _ProbeSession:
 
     def poll(
         self,
-        wait: core.TableWait,
+        wait: waits.TableWait,
         check: Callable[[], set[int]],
         operation: str,
-        read_logs: Callable[[core.TableWait], None] | None = None,
+        read_logs: Callable[[waits.TableWait], None] | None = None,
     ) -> str | None:
         """Read the table with ``check`` (which clients are done) and the logs with ``read_logs`` (which
         clients' events are over) as ``wait`` says, until it is over; a failed read ends it, in words."""
-        delays = core.backoff_delays(self.timeouts.backoff_initial_s, self.timeouts.backoff_max_s)
+        delays = waits.backoff_delays(self.timeouts.backoff_initial_s, self.timeouts.backoff_max_s)
         while True:
             started = time.monotonic()
             try:
@@ -555,7 +556,7 @@ class _ProbeSession:
             found.update(self.claim(self.scan_items()))
             return set(found)
 
-        def read_logs(wait: core.TableWait) -> None:
+        def read_logs(wait: waits.TableWait) -> None:
             evidence = self.evidence(wait)
             if evidence is not None:
                 ended = probe_logs.connects_ended(evidence, agents)
@@ -670,7 +671,7 @@ class _ProbeSession:
             received = {c.index: c.frames_since(window) for c in self.clients if c.ws is not None}
             return core.attribute_deliveries(action, sent_at, received, names)
 
-        wait = core.DeliveryWait(
+        wait = waits.DeliveryWait(
             sent,
             now=max(sent_at.values()),
             bound_s=self.timeouts.delivery_wait_s,
@@ -811,7 +812,7 @@ class _ProbeSession:
                     gone.add(client.index)
             return gone
 
-        def read_logs(wait: core.TableWait) -> None:
+        def read_logs(wait: waits.TableWait) -> None:
             evidence = self.evidence(wait)
             if evidence is not None:
                 ids = self.connection_ids() | seen

@@ -26,7 +26,6 @@ from kit.probe_core import (
     ReceivedFrame,
     action_body,
     attribute_deliveries,
-    backoff_delays,
     check_aws_opt_in,
     claim_items,
     close_payload,
@@ -39,6 +38,7 @@ from kit.probe_core import (
     public_url,
     summarise,
 )
+from kit.probe_waits import backoff_delays
 from kit.redact import mask_tokens, user_hash
 from kit.target import Target
 

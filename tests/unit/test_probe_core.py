@@ -14,21 +14,13 @@ from kit.lab import gateway_logs
 from kit.lab.gateway_core import Connection, EventType
 from kit.lab.provision import ACCESS_LOG_FORMAT
 from kit.probe_core import (
-    DELIVERY_GRACE_S,
-    LAB_DELIVERY_GRACE_S,
-    LAB_LOG_FIRST_READ_S,
-    LOG_FIRST_READ_S,
-    LOG_READ_INTERVAL_S,
     PROBE_COLUMNS,
     Close,
     Deliveries,
-    DeliveryWait,
     ProbePlan,
     ProbeTimeouts,
     Rows,
     StepResult,
-    TableWait,
-    WaitOutcome,
     client_user_agent,
     close_of,
     closed_reason,
@@ -56,6 +48,16 @@ from kit.probe_logs import (
     logged_connection_ids,
     messages_handled,
     read_gateway_logs,
+)
+from kit.probe_waits import (
+    DELIVERY_GRACE_S,
+    LAB_DELIVERY_GRACE_S,
+    LAB_LOG_FIRST_READ_S,
+    LOG_FIRST_READ_S,
+    LOG_READ_INTERVAL_S,
+    DeliveryWait,
+    TableWait,
+    WaitOutcome,
 )
 from kit.redact import user_hash
 
