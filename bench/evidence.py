@@ -47,6 +47,7 @@ from bench.settings import BenchSettings
 from kit import logparse as lp
 from kit.dynamo.items import items_frame, items_frame_slow
 from kit.handler.app import user_hash, utc_timestamp
+from kit.lab import gateway_config, gateway_events
 from kit.lab import gateway_core as gateway
 from kit.lab import gateway_logs as gl
 from kit.lab import lambda_logs as ll
@@ -82,13 +83,13 @@ COLD_START_EVERY = 200  # an environment's invocations per cold start
 GATEWAY_EVERY = 10  # one request in this many also brings its execution-log and access-log lines
 WORKSPACES = 50
 CONNECTION_ROUTES = ("$connect", "message", "message", "message", "$disconnect")  # one connection's life
-EVENT_TYPES: dict[str, gateway.EventType] = {
+EVENT_TYPES: dict[str, gateway_events.EventType] = {
     "$connect": "CONNECT",
     "message": "MESSAGE",
     "$disconnect": "DISCONNECT",
 }
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION_NAME}"
-INTEGRATION = gateway.IntegrationConfig(
+INTEGRATION = gateway_config.IntegrationConfig(
     "int1",
     "AWS_PROXY",
     f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{FUNCTION_ARN}/invocations",
@@ -213,7 +214,7 @@ class _LogWriter:
 
     def gateway_lines(self, call: Invocation) -> Iterator[LogLine]:
         event_type = EVENT_TYPES[call.route_key]
-        client = gateway.Connection(
+        client = gateway_events.Connection(
             call.connection_id,
             call.connected_at_ms,
             f"203.0.113.{call.number % 250}",
@@ -222,7 +223,7 @@ class _LogWriter:
             f"{API_ID}.execute-api.{REGION}.amazonaws.com",
             STAGE,
         )
-        result = gateway.IntegrationResult(
+        result = gateway_events.IntegrationResult(
             "response", status=200, integration_request_id=call.request_id, latency_ms=12
         )
         context = gl.build_log_context(
@@ -235,8 +236,10 @@ class _LogWriter:
             integration=INTEGRATION,
             result=result,
         )
-        route = gateway.RouteConfig(call.route_key, "int1")
-        decision = gateway.RouteDecision("integration", call.route_key, call.route_key, route, INTEGRATION)
+        route = gateway_config.RouteConfig(call.route_key, "int1")
+        decision = gateway_config.RouteDecision(
+            "integration", call.route_key, call.route_key, route, INTEGRATION
+        )
         close = gateway.GOING_AWAY if event_type == "DISCONNECT" else None
         lines = gl.execution_log_lines(context, decision=decision, result=result, close=close)
         for index, message in enumerate(lines):

@@ -42,7 +42,7 @@ from kit import frames
 from kit.dynamo import direct_write
 from kit.errors import ConfigurationError, error_facts
 from kit.handler import app, seed
-from kit.lab import gateway_core
+from kit.lab import gateway_events
 from kit.target import Target
 
 log = logging.getLogger("kit.dynamo.exercise")
@@ -73,8 +73,8 @@ def sample_connect_event(
     user_agent = (
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
     )
-    connection = gateway_core.Connection(
-        connection_id=connection_id or gateway_core.new_connection_id(random),
+    connection = gateway_events.Connection(
+        connection_id=connection_id or gateway_events.new_connection_id(random),
         connected_at_ms=moment,
         source_ip=source_ip,
         user_agent=user_agent,
@@ -90,17 +90,17 @@ def sample_connect_event(
         ("Sec-WebSocket-Version", "13"),
         ("User-Agent", user_agent),
     ]
-    headers = gateway_core.forwarded_connect_headers(
-        client_headers, source_ip=source_ip, trace_id=gateway_core.new_trace_id(random, moment)
+    headers = gateway_events.forwarded_connect_headers(
+        client_headers, source_ip=source_ip, trace_id=gateway_events.new_trace_id(random, moment)
     )
     query = [
         (name, value)
         for name, value in (("token", token), ("workspaceId", workspace_id))
         if value is not None
     ]
-    return gateway_core.connect_event(
+    return gateway_events.connect_event(
         connection,
-        request_id=gateway_core.new_request_id(random, like=connection.connection_id),
+        request_id=gateway_events.new_request_id(random, like=connection.connection_id),
         request_time_ms=moment,
         headers=headers,
         raw_query=urlencode(query, quote_via=quote) if query else None,
@@ -343,7 +343,7 @@ def exercise_connect_handlers(
     try:
         for case in cases:
             for handler_name, handler in handlers.items():
-                connection_id = gateway_core.new_connection_id(random)
+                connection_id = gateway_events.new_connection_id(random)
                 event = sample_connect_event(
                     case.token,
                     workspace if case.include_workspace_id else None,

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from kit import policy
-from kit.lab.gateway_core import lambda_function_arn, source_value
+from kit.lab.gateway_events import lambda_function_arn, source_value
 
 CUSTOM: str = "CUSTOM"
 UNAUTHORIZED: str = "Unauthorized"  # the function's error message that means 401, and the handshake's body

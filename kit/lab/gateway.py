@@ -36,7 +36,16 @@ from websockets.http11 import Request, Response
 
 from kit import policy, throttling
 from kit.errors import KitError
-from kit.lab import authorizer_core, gateway_logs, handshake, iam_connect, sigv4, sockets
+from kit.lab import (
+    authorizer_core,
+    gateway_config,
+    gateway_events,
+    gateway_logs,
+    handshake,
+    iam_connect,
+    sigv4,
+    sockets,
+)
 from kit.lab import gateway_core as core
 from kit.lab.cloudwatch import LogWriter
 from kit.lab.code_location import DeployedCode
@@ -94,7 +103,7 @@ class GatewayConnection(ServerConnection):
     """A server connection that applies API Gateway's frame limits before websockets reassembles, and
     drops a client whose upgrade request is not complete within the header timeout."""
 
-    kit_connection: core.Connection | None = None
+    kit_connection: gateway_events.Connection | None = None
     kit_close: core.CloseDecision | None = None
     kit_subprotocol: str | None = None
     kit_header_timeout_s: float | None = None  # set per gateway by _connection_type
@@ -144,7 +153,7 @@ def _connection_type(header_timeout_s: float) -> type[GatewayConnection]:
 
 
 def _http_response(
-    connection: ServerConnection, status: int, body: str, headers: tuple[core.Header, ...]
+    connection: ServerConnection, status: int, body: str, headers: tuple[gateway_events.Header, ...]
 ) -> Response:
     """A plain HTTP answer to an upgrade request; ``headers`` replace websockets' defaults of that name."""
     response = connection.respond(status, body)
@@ -259,13 +268,13 @@ class Gateway:
 
     # -- configuration -------------------------------------------------------------------------------------
 
-    def _api(self) -> core.ApiConfig | None:
-        def load() -> core.ApiConfig | None:
+    def _api(self) -> gateway_config.ApiConfig | None:
+        def load() -> gateway_config.ApiConfig | None:
             answers = self.live.api(self.settings.api_id, self.settings.stage)
             if answers is None:
                 return None
             api, routes, integrations, stage, route_responses, authorizers = answers
-            return core.api_config_from_answers(
+            return gateway_config.api_config_from_answers(
                 api, routes, integrations, stage, route_responses=route_responses, authorizers=authorizers
             )
 
@@ -274,21 +283,21 @@ class Gateway:
     # -- integrations --------------------------------------------------------------------------------------
 
     async def _invoke(
-        self, api: core.ApiConfig, decision: core.RouteDecision, event: dict[str, Any]
-    ) -> core.IntegrationResult:
+        self, api: gateway_config.ApiConfig, decision: gateway_config.RouteDecision, event: dict[str, Any]
+    ) -> gateway_events.IntegrationResult:
         """Run the route's integration; an unexpected lab failure answers as a failed integration would."""
         try:
             return await self._run_integration(api, decision, event)
         except Exception as exc:  # logged with its traceback: a lab bug must be visible, not silent
             log.exception("%s integration failed in the lab", decision.route_key)
-            return core.IntegrationResult("invoke-error", error_message=str(exc))
+            return gateway_events.IntegrationResult("invoke-error", error_message=str(exc))
 
     async def _run_integration(
-        self, api: core.ApiConfig, decision: core.RouteDecision, event: dict[str, Any]
-    ) -> core.IntegrationResult:
+        self, api: gateway_config.ApiConfig, decision: gateway_config.RouteDecision, event: dict[str, Any]
+    ) -> gateway_events.IntegrationResult:
         integration = decision.integration
         if decision.kind != "integration" or integration is None:
-            return core.NOT_INVOKED
+            return gateway_events.NOT_INVOKED
         started = time.monotonic()
         if integration.integration_type == "AWS_PROXY":
             return await self._invoke_lambda(
@@ -297,7 +306,7 @@ class Gateway:
         if integration.integration_type in ("HTTP_PROXY", "HTTP"):
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, self._invoke_http, integration, event, started)
-        return core.IntegrationResult(
+        return gateway_events.IntegrationResult(
             "invoke-error", error_message=f"integration type {integration.integration_type} is not supported"
         )
 
@@ -332,25 +341,27 @@ class Gateway:
 
     async def _invoke_lambda(
         self,
-        api: core.ApiConfig,
-        integration: core.IntegrationConfig,
+        api: gateway_config.ApiConfig,
+        integration: gateway_config.IntegrationConfig,
         event: dict[str, Any],
         route_key: str,
         started: float,
-    ) -> core.IntegrationResult:
-        function_arn = core.lambda_function_arn(integration.uri) or ""
+    ) -> gateway_events.IntegrationResult:
+        function_arn = gateway_events.lambda_function_arn(integration.uri) or ""
         function_name = function_arn.rsplit(":", 1)[-1]
         answer = self.live.function_configuration(function_name)
         if answer is None:
-            return core.IntegrationResult("invoke-error", error_message=f"Function not found: {function_arn}")
+            return gateway_events.IntegrationResult(
+                "invoke-error", error_message=f"Function not found: {function_arn}"
+            )
         if not self._invoke_permitted(function_name, route_key):
-            return core.IntegrationResult(
+            return gateway_events.IntegrationResult(
                 "invoke-error", error_message="Invalid permissions on Lambda function"
             )
         try:
             code_path = await self._code_path(function_name, answer)
         except KitError as exc:
-            return core.IntegrationResult("invoke-error", error_message=str(exc))
+            return gateway_events.IntegrationResult("invoke-error", error_message=str(exc))
         config = self._function_config(function_name, answer, code_path)
         credentials = self._credentials_for(config.role_arn, config.function_name)
         extra_env = dict(self.settings.function_env)
@@ -361,20 +372,20 @@ class Gateway:
                     config, event, credentials=credentials, extra_env=extra_env
                 )
         except KitError as exc:
-            return core.IntegrationResult("invoke-error", error_message=str(exc))
+            return gateway_events.IntegrationResult("invoke-error", error_message=str(exc))
         latency = int((time.monotonic() - started) * 1000)
         if result.kind == "response":
-            return core.lambda_proxy_result(
+            return gateway_events.lambda_proxy_result(
                 result.payload, integration_request_id=result.request_id, latency_ms=latency
             )
         if result.kind == "timeout" and config.timeout_s * 1000 >= integration.timeout_ms:
             # Only a function allowed to outlive the integration timeout (29 s at most) makes API Gateway
             # give up first (504). A function ended by its own, shorter timeout is, for API Gateway, a
             # function error ("Task timed out after N seconds"): 502, as every other failed invocation.
-            return core.IntegrationResult(
+            return gateway_events.IntegrationResult(
                 "timeout", integration_request_id=result.request_id, latency_ms=latency
             )
-        return core.IntegrationResult(
+        return gateway_events.IntegrationResult(
             "function-error",
             error_message=result.error_message or result.error_type or "function error",
             integration_request_id=result.request_id,
@@ -407,11 +418,11 @@ class Gateway:
         return self._credentials[key]
 
     def _invoke_http(
-        self, integration: core.IntegrationConfig, event: dict[str, Any], started: float
-    ) -> core.IntegrationResult:
-        spec = core.http_integration_request(integration, event)
+        self, integration: gateway_config.IntegrationConfig, event: dict[str, Any], started: float
+    ) -> gateway_events.IntegrationResult:
+        spec = gateway_events.http_integration_request(integration, event)
         if not spec.url.startswith(("http://", "https://")):
-            return core.IntegrationResult(
+            return gateway_events.IntegrationResult(
                 "invoke-error", error_message=f"Invalid endpoint address: {spec.url}"
             )
         request = urllib.request.Request(  # noqa: S310 - scheme checked just above
@@ -429,11 +440,11 @@ class Gateway:
             body = exc.read().decode(errors="replace")
             status, headers = exc.code, dict(exc.headers.items())
         except TimeoutError:
-            return core.IntegrationResult("timeout")
+            return gateway_events.IntegrationResult("timeout")
         except (urllib.error.URLError, OSError) as exc:
-            return core.IntegrationResult("invoke-error", error_message=f"Execution failed: {exc}")
+            return gateway_events.IntegrationResult("invoke-error", error_message=f"Execution failed: {exc}")
         latency = int((time.monotonic() - started) * 1000)
-        return core.IntegrationResult(
+        return gateway_events.IntegrationResult(
             "response", status=status, headers=headers, body=body, latency_ms=latency
         )
 
@@ -441,11 +452,11 @@ class Gateway:
 
     def _write_logs(
         self,
-        api: core.ApiConfig | None,
+        api: gateway_config.ApiConfig | None,
         context: dict[str, object],
         *,
-        decision: core.RouteDecision | None,
-        result: core.IntegrationResult | None,
+        decision: gateway_config.RouteDecision | None,
+        result: gateway_events.IntegrationResult | None,
         close: core.CloseDecision | None = None,
         request_body: str | None = None,
         response_body: str | None = None,
@@ -502,8 +513,8 @@ class Gateway:
         remote = connection.remote_address
         source_ip = str(remote[0]) if remote else LOOPBACK
         client_headers = list(request.headers.raw_items())
-        kit_connection = core.Connection(
-            connection_id=core.new_connection_id(self._rng),
+        kit_connection = gateway_events.Connection(
+            connection_id=gateway_events.new_connection_id(self._rng),
             connected_at_ms=now,
             source_ip=source_ip,
             user_agent=request.headers.get("User-Agent"),
@@ -511,7 +522,7 @@ class Gateway:
             domain_name=f"{api.api_id}.execute-api.{self.settings.region}.amazonaws.com",
             stage=self.settings.stage,
         )
-        request_id = core.new_request_id(self._rng, like=kit_connection.connection_id)
+        request_id = gateway_events.new_request_id(self._rng, like=kit_connection.connection_id)
         # The stage's and the account's throttles come first: a refused handshake runs nothing, not even an
         # authorizer.
         throttled = self._throttle_connect(api)
@@ -519,10 +530,10 @@ class Gateway:
             return self._refuse_throttled(
                 connection, api, kit_connection, request_id=request_id, now=now, throttled=throttled
             )
-        headers = core.forwarded_connect_headers(
-            client_headers, source_ip=source_ip, trace_id=core.new_trace_id(self._rng, now)
+        headers = gateway_events.forwarded_connect_headers(
+            client_headers, source_ip=source_ip, trace_id=gateway_events.new_trace_id(self._rng, now)
         )
-        event = core.connect_event(
+        event = gateway_events.connect_event(
             kit_connection, request_id=request_id, request_time_ms=now, headers=headers, raw_query=raw_query
         )
         refused = self._iam_refusal(api, connection, request, kit_connection, request_id, now)
@@ -541,7 +552,7 @@ class Gateway:
                     now=now,
                 )
             kit_connection = replace(kit_connection, authorizer=authorized.verdict.authorizer)
-            event = core.connect_event(
+            event = gateway_events.connect_event(
                 kit_connection,
                 request_id=request_id,
                 request_time_ms=now,
@@ -550,7 +561,7 @@ class Gateway:
             )
         connection.kit_connection = kit_connection
         self.registry.register_pending(kit_connection)
-        decision = core.route_for_key(api, "$connect")
+        decision = gateway_config.route_for_key(api, "$connect")
         result = await self._invoke(api, decision, event)
         outcome = core.connect_outcome(result)
         if outcome.accept:
@@ -581,7 +592,7 @@ class Gateway:
 
     # -- throttling ----------------------------------------------------------------------------------------
 
-    def _throttle_connect(self, api: core.ApiConfig) -> throttling.Throttled | None:
+    def _throttle_connect(self, api: gateway_config.ApiConfig) -> throttling.Throttled | None:
         """The account's quota of new connections, then the stage's $connect limit (read live)."""
         limit = api.stage.throttle_limit("$connect", self.throttles.account)
         return self.throttles.connect(time.monotonic(), limit)
@@ -589,8 +600,8 @@ class Gateway:
     def _refuse_throttled(
         self,
         connection: GatewayConnection,
-        api: core.ApiConfig,
-        kit_connection: core.Connection,
+        api: gateway_config.ApiConfig,
+        kit_connection: gateway_events.Connection,
         *,
         request_id: str,
         now: int,
@@ -604,10 +615,10 @@ class Gateway:
 
     def _iam_refusal(  # noqa: PLR0917 - the handshake's parts, as _process_request holds them
         self,
-        api: core.ApiConfig,
+        api: gateway_config.ApiConfig,
         connection: GatewayConnection,
         request: Request,
-        kit_connection: core.Connection,
+        kit_connection: gateway_events.Connection,
         request_id: str,
         now_ms: int,
     ) -> Response | None:
@@ -659,7 +670,7 @@ class Gateway:
         return iam_connect.Caller(principal.arn, tuple(self.live.role_policies(principal.role_arn)))
 
     async def _disconnect_if_undelivered(
-        self, connection: GatewayConnection, kit_connection: core.Connection
+        self, connection: GatewayConnection, kit_connection: gateway_events.Connection
     ) -> None:
         """Run ``$disconnect`` for an accepted connection whose 101 never reached the client.
 
@@ -686,10 +697,10 @@ class Gateway:
 
     async def _authorize_connect(
         self,
-        api: core.ApiConfig,
+        api: gateway_config.ApiConfig,
         event: dict[str, Any],
         request_id: str,
-        client_headers: Sequence[core.Header],
+        client_headers: Sequence[gateway_events.Header],
     ) -> authorizer_core.Step | None:
         """Run the deployed ``$connect`` route's Lambda authorizer, if it has one (None when it has not).
 
@@ -727,7 +738,9 @@ class Gateway:
         verdict = authorizer_core.verdict(invocation, method_arn)
         function_arn = authorizer.function_arn
         endpoint = (
-            core.integration_endpoint_uri(core.IntegrationConfig("", "AWS_PROXY", function_arn))
+            gateway_events.integration_endpoint_uri(
+                gateway_config.IntegrationConfig("", "AWS_PROXY", function_arn)
+            )
             if function_arn
             else authorizer.uri
         )
@@ -791,8 +804,8 @@ class Gateway:
         self,
         *,
         connection: GatewayConnection,
-        api: core.ApiConfig,
-        kit_connection: core.Connection,
+        api: gateway_config.ApiConfig,
+        kit_connection: gateway_events.Connection,
         step: authorizer_core.Step,
         request_id: str,
         now: int,
@@ -842,7 +855,9 @@ class Gateway:
             self._sockets.pop(connection_id, None)
             await self._on_close(connection, kit_connection)
 
-    async def _watch_timers(self, connection: GatewayConnection, kit_connection: core.Connection) -> None:
+    async def _watch_timers(
+        self, connection: GatewayConnection, kit_connection: gateway_events.Connection
+    ) -> None:
         while True:
             record = self.registry.get(kit_connection.connection_id)
             if record is None or record.state != "open":
@@ -861,16 +876,16 @@ class Gateway:
             await asyncio.sleep(max(0.05, (deadline - now) / 1000))
 
     async def _on_message(
-        self, connection: GatewayConnection, kit_connection: core.Connection, body: str
+        self, connection: GatewayConnection, kit_connection: gateway_events.Connection, body: str
     ) -> None:
         api = self._api()
         if api is None:
             return
         now = _now_ms()
-        request_id = core.new_request_id(self._rng)
-        message_id = core.new_request_id(self._rng)
-        decision = core.select_route(api, body)
-        event = core.message_event(
+        request_id = gateway_events.new_request_id(self._rng)
+        message_id = gateway_events.new_request_id(self._rng)
+        decision = gateway_config.select_route(api, body)
+        event = gateway_events.message_event(
             kit_connection,
             route_key=decision.route_key or "$default",
             request_id=request_id,
@@ -887,7 +902,7 @@ class Gateway:
                 decision, result, connection_id=kit_connection.connection_id, request_id=request_id
             )
         else:
-            result = core.NOT_INVOKED
+            result = gateway_events.NOT_INVOKED
             outcome = core.throttled_message_outcome(kit_connection.connection_id, request_id)
         context = gateway_logs.build_log_context(
             kit_connection,
@@ -914,7 +929,9 @@ class Gateway:
             with contextlib.suppress(ConnectionClosed):
                 await connection.send(frame)
 
-    async def _on_close(self, connection: GatewayConnection, kit_connection: core.Connection) -> None:
+    async def _on_close(
+        self, connection: GatewayConnection, kit_connection: gateway_events.Connection
+    ) -> None:
         if connection.kit_close is not None:
             close = connection.kit_close
         else:
@@ -933,15 +950,15 @@ class Gateway:
         if api is None:
             return
         now = _now_ms()
-        request_id = core.new_request_id(self._rng)
-        event = core.disconnect_event(
+        request_id = gateway_events.new_request_id(self._rng)
+        event = gateway_events.disconnect_event(
             kit_connection,
             request_id=request_id,
             request_time_ms=now,
             status_code=close.code,
             reason=close.reason,
         )
-        decision = core.route_for_key(api, "$disconnect")
+        decision = gateway_config.route_for_key(api, "$disconnect")
         result = await self._invoke(api, decision, event)
         outcome = core.disconnect_outcome(result)
         context = gateway_logs.build_log_context(
@@ -1069,13 +1086,13 @@ class Gateway:
 
 
 def _connect_log_context(
-    kit_connection: core.Connection,
+    kit_connection: gateway_events.Connection,
     request_id: str,
     now: int,
     outcome: core.HandshakeDecision,
     *,
-    decision: core.RouteDecision | None = None,
-    result: core.IntegrationResult | None = None,
+    decision: gateway_config.RouteDecision | None = None,
+    result: gateway_events.IntegrationResult | None = None,
 ) -> dict[str, object]:
     """The ``$context`` of a CONNECT request answered with ``outcome``."""
     return gateway_logs.build_log_context(

@@ -20,15 +20,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from kit.lab.gateway_core import (
+from kit.lab.gateway_config import IntegrationConfig, LoggingLevel, RouteDecision
+from kit.lab.gateway_core import CloseDecision
+from kit.lab.gateway_events import (
     MALFORMED_PROXY_RESPONSE,
-    CloseDecision,
     Connection,
     EventType,
-    IntegrationConfig,
     IntegrationResult,
-    LoggingLevel,
-    RouteDecision,
     clf_time,
     integration_endpoint_uri,
 )

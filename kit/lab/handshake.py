@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kit.lab.gateway_core import Header
+from kit.lab.gateway_events import Header
 
 WEBSOCKET_VERSION = "13"
 _KEY_BYTES = 16  # the key is 16 random bytes, base64-encoded (RFC 6455 section 4.1)

@@ -10,20 +10,20 @@ from typing import Any
 import pytest
 
 from kit.lab import authorizer_core as ac
-from kit.lab import authorizers, gateway_core
+from kit.lab import authorizers, gateway_events
 
 METHOD_ARN = "arn:aws:execute-api:us-east-2:123456789012:abc123/prod/$connect"
 URI = (
     "arn:aws:apigateway:us-east-2:lambda:path/2015-03-31/functions/"
     "arn:aws:lambda:us-east-2:123456789012:function:auth/invocations"
 )
-CONNECTION = gateway_core.Connection(
+CONNECTION = gateway_events.Connection(
     "c0nnect1onId12=", 1_700_000_000_000, "10.0.0.1", "ua", "abc123", "d", "prod"
 )
 
 
 def connect_event(query: str | None = "token=t0k3n&workspaceId=ws-1", **headers: str) -> dict[str, Any]:
-    return gateway_core.connect_event(
+    return gateway_events.connect_event(
         CONNECTION,
         request_id="req",
         request_time_ms=1_700_000_000_000,
@@ -104,7 +104,7 @@ def test_the_authorizer_event_is_awss_request_event() -> None:
     }
     assert event["multiValueHeaders"]["Upgrade"] == ["websocket"]
     assert "Upgrade" not in dict(
-        gateway_core.forwarded_connect_headers(upgrade, source_ip="10.0.0.1", trace_id="t")
+        gateway_events.forwarded_connect_headers(upgrade, source_ip="10.0.0.1", trace_id="t")
     )
     context = event["requestContext"]
     assert (context["routeKey"], context["eventType"], context["connectionId"]) == (
@@ -195,13 +195,13 @@ def test_the_connection_carries_the_authorizer_into_every_event() -> None:
     assert "authorizer" not in connect_event()["requestContext"]
     carried = replace(CONNECTION, authorizer=(("principalId", "u1"), ("userId", "u1")))
     expected = {"principalId": "u1", "userId": "u1"}
-    connect = gateway_core.connect_event(
+    connect = gateway_events.connect_event(
         carried, request_id="r", request_time_ms=1, headers=[], raw_query=None
     )
-    message = gateway_core.message_event(
+    message = gateway_events.message_event(
         carried, route_key="message", request_id="r", message_id="m", request_time_ms=1, body="{}"
     )
-    disconnect = gateway_core.disconnect_event(
+    disconnect = gateway_events.disconnect_event(
         carried, request_id="r", request_time_ms=1, status_code=1000, reason=""
     )
     for event in (connect, message, disconnect):

@@ -16,7 +16,7 @@ from kit import probe_core
 from kit.diagnose import table_checks
 from kit.diagnose.findings import API_GATEWAY_CONNECTION_ID
 from kit.dynamo import direct_write
-from kit.lab import gateway_core
+from kit.lab import gateway_events
 
 from .diagnose_evidence import (
     INDEX,
@@ -300,7 +300,7 @@ def test_every_check_has_a_pass_a_finding_and_a_skip_case() -> None:
 
 def test_the_lab_gateways_connection_ids_have_api_gateways_shape() -> None:
     rng = Random(7)
-    ids = [gateway_core.new_connection_id(rng) for _ in range(500)]
+    ids = [gateway_events.new_connection_id(rng) for _ in range(500)]
     assert all(re.fullmatch(API_GATEWAY_CONNECTION_ID, value) for value in ids)
     assert re.fullmatch(API_GATEWAY_CONNECTION_ID, "L0SM9cOFvHcCIhw=")
     evidence = replace(healthy(), items=items(*({"connectionId": value} for value in ids[:50])))

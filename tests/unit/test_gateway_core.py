@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kit.errors import ConfigurationError
+from kit.lab import gateway_config, gateway_events
 from kit.lab import gateway_core as gw
 
 API_ID = "fjnq7njcv2"
@@ -26,8 +27,10 @@ LAMBDA_URI = (
 )
 
 
-def make_connection(user_agent: str | None = None, connection_id: str = "BFHPhfCWIAMCKlQ=") -> gw.Connection:
-    return gw.Connection(
+def make_connection(
+    user_agent: str | None = None, connection_id: str = "BFHPhfCWIAMCKlQ="
+) -> gateway_events.Connection:
+    return gateway_events.Connection(
         connection_id=connection_id,
         connected_at_ms=CONNECTED_AT,
         source_ip="166.90.225.1",
@@ -38,22 +41,24 @@ def make_connection(user_agent: str | None = None, connection_id: str = "BFHPhfC
     )
 
 
-def lambda_integration(integration_id: str = "int1") -> gw.IntegrationConfig:
-    return gw.IntegrationConfig(integration_id, "AWS_PROXY", LAMBDA_URI)
+def lambda_integration(integration_id: str = "int1") -> gateway_config.IntegrationConfig:
+    return gateway_config.IntegrationConfig(integration_id, "AWS_PROXY", LAMBDA_URI)
 
 
 def make_api(
     routes: dict[str, str | None], *, expression: str = "$request.body.action", two_way: tuple[str, ...] = ()
-) -> gw.ApiConfig:
+) -> gateway_config.ApiConfig:
     """An API whose route ``key`` targets integration ``routes[key]`` (None: no target)."""
     route_configs = {
-        key: gw.RouteConfig(key, target, "$default", frozenset({"$default"}))
+        key: gateway_config.RouteConfig(key, target, "$default", frozenset({"$default"}))
         if key in two_way
-        else gw.RouteConfig(key, target)
+        else gateway_config.RouteConfig(key, target)
         for key, target in routes.items()
     }
     integrations = {target: lambda_integration(target) for target in routes.values() if target}
-    return gw.ApiConfig(API_ID, expression, route_configs, gw.StageConfig("prod"), integrations)
+    return gateway_config.ApiConfig(
+        API_ID, expression, route_configs, gateway_config.StageConfig("prod"), integrations
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,22 +67,24 @@ def make_api(
 
 
 def test_ids_are_deterministic_for_a_seeded_rng_and_have_aws_shape() -> None:
-    first = [gw.new_connection_id(random.Random(7)) for _ in range(2)]
+    first = [gateway_events.new_connection_id(random.Random(7)) for _ in range(2)]
     assert first[0] == first[1]
     rng = random.Random(1)
-    ids = [gw.new_connection_id(rng) for _ in range(500)] + [gw.new_request_id(rng) for _ in range(500)]
+    ids = [gateway_events.new_connection_id(rng) for _ in range(500)] + [
+        gateway_events.new_request_id(rng) for _ in range(500)
+    ]
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{15}=", i) for i in ids)
-    assert all(gw.is_valid_connection_id(i) for i in ids)
+    assert all(gateway_events.is_valid_connection_id(i) for i in ids)
     assert len(set(ids)) == len(ids)
 
 
 def test_request_id_can_share_the_connection_ids_prefix() -> None:
     rng = random.Random(3)
-    connection_id = gw.new_connection_id(rng)
-    request_id = gw.new_request_id(rng, like=connection_id)
+    connection_id = gateway_events.new_connection_id(rng)
+    request_id = gateway_events.new_request_id(rng, like=connection_id)
     assert request_id[:5] == connection_id[:5]
     assert request_id != connection_id
-    assert gw.is_valid_connection_id(request_id)
+    assert gateway_events.is_valid_connection_id(request_id)
 
 
 @pytest.mark.parametrize(
@@ -100,7 +107,7 @@ def test_request_id_can_share_the_connection_ids_prefix() -> None:
     ],
 )
 def test_is_valid_connection_id(value: str, valid: bool) -> None:
-    assert gw.is_valid_connection_id(value) is valid
+    assert gateway_events.is_valid_connection_id(value) is valid
 
 
 @pytest.mark.parametrize(
@@ -113,12 +120,12 @@ def test_is_valid_connection_id(value: str, valid: bool) -> None:
     ],
 )
 def test_time_formats(epoch_ms: int, clf: str, iso: str) -> None:
-    assert gw.clf_time(epoch_ms) == clf
-    assert gw.iso8601(epoch_ms) == iso
+    assert gateway_events.clf_time(epoch_ms) == clf
+    assert gateway_events.iso8601(epoch_ms) == iso
 
 
 def test_trace_id_embeds_the_epoch_seconds_in_hex() -> None:
-    trace_id = gw.new_trace_id(random.Random(0), 1731324924553)
+    trace_id = gateway_events.new_trace_id(random.Random(0), 1731324924553)
     assert re.fullmatch(r"Root=1-6731ebfc-[0-9a-f]{24}", trace_id)
 
 
@@ -197,13 +204,13 @@ def test_a_route_is_two_way_with_the_expression_and_a_default_route_response(
         route["RouteResponseSelectionExpression"] = expression
     responses = [{"RouteId": "r1", "RouteResponseKey": key} for key in keys]
     responses.append({"RouteId": "r9", "RouteResponseKey": "$default"})  # another route's
-    api = gw.api_config_from_answers(GET_API, [route], [], GET_STAGE, route_responses=responses)
+    api = gateway_config.api_config_from_answers(GET_API, [route], [], GET_STAGE, route_responses=responses)
     assert api.routes["chat"].two_way is two_way
 
 
 def test_api_config_from_answers_reads_boto3_shapes() -> None:
     responses = [{"RouteId": "r3", "RouteResponseKey": "$default", "RouteResponseId": "rr1"}]
-    api = gw.api_config_from_answers(
+    api = gateway_config.api_config_from_answers(
         GET_API, GET_ROUTES, GET_INTEGRATIONS, GET_STAGE, route_responses=responses
     )
     assert api.api_id == API_ID
@@ -221,7 +228,7 @@ def test_api_config_from_answers_reads_boto3_shapes() -> None:
     )
     assert send.request_parameters == {"integration.request.header.ConnectionId": "context.connectionId"}
     assert api.integrations["i-disconnect"].timeout_ms == 29000
-    assert api.stage == gw.StageConfig(
+    assert api.stage == gateway_config.StageConfig(
         "prod",
         "arn:aws:logs:us-east-1:123456789012:log-group:ws-access",
         "$context.requestId",
@@ -232,8 +239,8 @@ def test_api_config_from_answers_reads_boto3_shapes() -> None:
 
 
 def test_api_config_defaults_when_the_stage_has_no_log_settings() -> None:
-    api = gw.api_config_from_answers(GET_API, [], [], {"StageName": "dev"})
-    assert api.stage == gw.StageConfig("dev", None, None, "OFF", False)
+    api = gateway_config.api_config_from_answers(GET_API, [], [], {"StageName": "dev"})
+    assert api.stage == gateway_config.StageConfig("dev", None, None, "OFF", False)
     assert api.routes == {}
 
 
@@ -250,7 +257,7 @@ def test_api_config_rejects_what_the_lab_cannot_serve(
     api: dict[str, Any], routes: list[dict[str, Any]], fragment: str
 ) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(fragment)):
-        gw.api_config_from_answers(api, routes, GET_INTEGRATIONS, GET_STAGE)
+        gateway_config.api_config_from_answers(api, routes, GET_INTEGRATIONS, GET_STAGE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,7 +298,7 @@ def test_api_config_rejects_what_the_lab_cannot_serve(
     ],
 )
 def test_evaluate_selection_expression(expression: str, body: str, value: str) -> None:
-    assert gw.evaluate_selection_expression(expression, body) == value
+    assert gateway_config.evaluate_selection_expression(expression, body) == value
 
 
 ROUTES_WITH_DEFAULT: dict[str, str | None] = {
@@ -397,7 +404,7 @@ def test_select_route(
     selection_value: str,
 ) -> None:
     api = make_api(routes, expression=expression)
-    decision = gw.select_route(api, body)
+    decision = gateway_config.select_route(api, body)
     assert (decision.kind, decision.route_key, decision.selection_value) == (kind, route_key, selection_value)
     if kind == "integration":
         assert decision.integration is not None and decision.route is not None
@@ -416,15 +423,15 @@ def test_select_route(
     ],
 )
 def test_route_for_key(routes: dict[str, str | None], route_key: str, kind: str) -> None:
-    assert gw.route_for_key(make_api(routes), route_key).kind == kind
+    assert gateway_config.route_for_key(make_api(routes), route_key).kind == kind
 
 
 def test_select_route_survives_pathologically_nested_json() -> None:
     api = make_api(ROUTES_WITH_DEFAULT)
-    assert gw.select_route(api, "[" * 100_000 + "]" * 100_000).route_key == "$default"
+    assert gateway_config.select_route(api, "[" * 100_000 + "]" * 100_000).route_key == "$default"
     deep_object = '{"action":' * 5_000 + '"x"' + "}" * 5_000
-    assert gw.select_route(api, deep_object).kind == "integration"
-    assert gw.select_route(api, '{"action": ' + "9" * 5000 + "}").route_key == "$default"
+    assert gateway_config.select_route(api, deep_object).kind == "integration"
+    assert gateway_config.select_route(api, '{"action": ' + "9" * 5000 + "}").route_key == "$default"
 
 
 @settings(max_examples=300, deadline=None)
@@ -454,7 +461,7 @@ def test_select_route_survives_pathologically_nested_json() -> None:
 )
 def test_select_route_never_raises(body: str, expression: str, with_default: bool) -> None:
     api = make_api(ROUTES_WITH_DEFAULT if with_default else ROUTES_WITHOUT_DEFAULT, expression=expression)
-    decision = gw.select_route(api, body)
+    decision = gateway_config.select_route(api, body)
     assert decision.kind in ("integration", "no-integration", "no-route")
     assert (decision.kind == "no-route") == (decision.route_key is None)
     if decision.route_key is not None:
@@ -562,10 +569,10 @@ def test_connect_event_reproduces_the_real_capture() -> None:
         ("Sec-WebSocket-Key", "+W5xw47OHh3OTFsWKjGu9Q=="),
         ("Sec-WebSocket-Version", "13"),
     ]
-    headers = gw.forwarded_connect_headers(
+    headers = gateway_events.forwarded_connect_headers(
         client_headers, source_ip="166.90.225.1", trace_id="Root=1-6731ebfc-08e1e656421db73c5d2eef31"
     )
-    event = gw.connect_event(
+    event = gateway_events.connect_event(
         make_connection(),
         request_id="BFHPhFe3IAMF95g=",
         request_time_ms=1731324924561,
@@ -578,7 +585,7 @@ def test_connect_event_reproduces_the_real_capture() -> None:
 
 def test_disconnect_event_reproduces_the_real_capture() -> None:
     context = CAPTURE_DISCONNECT["requestContext"]
-    connection = gw.Connection(
+    connection = gateway_events.Connection(
         connection_id=context["connectionId"],
         connected_at_ms=context["connectedAt"],
         source_ip=context["identity"]["sourceIp"],
@@ -587,7 +594,7 @@ def test_disconnect_event_reproduces_the_real_capture() -> None:
         domain_name=context["domainName"],
         stage="prod",
     )
-    event = gw.disconnect_event(
+    event = gateway_events.disconnect_event(
         connection, request_id="R1koeHsUtjMFbRw=", request_time_ms=1705751708326, status_code=1001, reason=""
     )
     assert event == CAPTURE_DISCONNECT
@@ -607,7 +614,7 @@ def test_disconnect_event_reproduces_the_real_capture() -> None:
 def test_connect_event_has_query_keys_only_with_a_query_string(
     raw_query: str | None, expected_keys: set[str]
 ) -> None:
-    event = gw.connect_event(
+    event = gateway_events.connect_event(
         make_connection(), request_id="r", request_time_ms=CONNECTED_AT, headers=[], raw_query=raw_query
     )
     assert set(event) == expected_keys
@@ -616,7 +623,7 @@ def test_connect_event_has_query_keys_only_with_a_query_string(
 
 
 def test_query_string_single_and_multi_values() -> None:
-    event = gw.connect_event(
+    event = gateway_events.connect_event(
         make_connection(),
         request_id="r",
         request_time_ms=CONNECTED_AT,
@@ -647,7 +654,7 @@ def test_connect_headers_keep_case_and_duplicates() -> None:
         ("X-Dup", "1"),
         ("X-Dup", "2"),
     ]
-    event = gw.connect_event(
+    event = gateway_events.connect_event(
         make_connection(), request_id="r", request_time_ms=CONNECTED_AT, headers=headers, raw_query=None
     )
     assert event["headers"] == {
@@ -670,10 +677,10 @@ def test_connect_headers_keep_case_and_duplicates() -> None:
 def test_identity_has_user_agent_only_when_sent(user_agent: str | None, identity: dict[str, str]) -> None:
     connection = make_connection(user_agent)
     events = [
-        gw.connect_event(
+        gateway_events.connect_event(
             connection, request_id="r", request_time_ms=CONNECTED_AT, headers=[], raw_query=None
         ),
-        gw.message_event(
+        gateway_events.message_event(
             connection,
             route_key="$default",
             request_id="r",
@@ -681,7 +688,7 @@ def test_identity_has_user_agent_only_when_sent(user_agent: str | None, identity
             request_time_ms=CONNECTED_AT,
             body="x",
         ),
-        gw.disconnect_event(
+        gateway_events.disconnect_event(
             connection, request_id="r", request_time_ms=CONNECTED_AT, status_code=1000, reason=""
         ),
     ]
@@ -691,7 +698,7 @@ def test_identity_has_user_agent_only_when_sent(user_agent: str | None, identity
 
 def test_message_event_shape() -> None:
     connection = make_connection()
-    event = gw.message_event(
+    event = gateway_events.message_event(
         connection, route_key="sendmessage", request_id="BFaVtH2HoAMFZEQ=", message_id="BFaVtfGSIAMCKug=",
         request_time_ms=CONNECTED_AT + 11_001, body='{"action": "sendmessage", "message": "hi"}',
     )  # fmt: skip
@@ -712,7 +719,7 @@ def test_message_event_shape() -> None:
 
 
 def test_disconnect_event_shape() -> None:
-    event = gw.disconnect_event(make_connection(), request_id="r", request_time_ms=CONNECTED_AT + 5, status_code=1005, reason="Client-side close frame status not set")  # fmt: skip
+    event = gateway_events.disconnect_event(make_connection(), request_id="r", request_time_ms=CONNECTED_AT + 5, status_code=1005, reason="Client-side close frame status not set")  # fmt: skip
     assert set(event) == DISCONNECT_KEYS
     assert event["headers"] == {"Host": DOMAIN, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""}
     assert event["multiValueHeaders"] == {
@@ -730,10 +737,10 @@ def test_disconnect_event_shape() -> None:
 def test_connected_at_is_constant_across_a_connections_events() -> None:
     connection = make_connection()
     events = [
-        gw.connect_event(
+        gateway_events.connect_event(
             connection, request_id="a", request_time_ms=CONNECTED_AT + 3, headers=[], raw_query=None
         ),
-        gw.message_event(
+        gateway_events.message_event(
             connection,
             route_key="$default",
             request_id="b",
@@ -741,7 +748,7 @@ def test_connected_at_is_constant_across_a_connections_events() -> None:
             request_time_ms=CONNECTED_AT + 900,
             body="",
         ),
-        gw.disconnect_event(
+        gateway_events.disconnect_event(
             connection,
             request_id="c",
             request_time_ms=CONNECTED_AT + 60_000,
@@ -762,7 +769,7 @@ def test_connected_at_is_constant_across_a_connections_events() -> None:
     ],
 )
 def test_forwarded_connect_headers(client_headers: list[tuple[str, str]], expected_for: str) -> None:
-    headers = gw.forwarded_connect_headers(
+    headers = gateway_events.forwarded_connect_headers(
         [*client_headers, ("connection", "upgrade"), ("UPGRADE", "websocket"), ("X-Forwarded-Port", "80")],
         source_ip="1.2.3.4",
         trace_id="Root=1-x",
@@ -770,8 +777,8 @@ def test_forwarded_connect_headers(client_headers: list[tuple[str, str]], expect
     )
     names = [name for name, _ in headers]
     assert names == ["Host", "X-Amzn-Trace-Id", "X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto"]
-    assert gw.header_value(headers, "x-forwarded-for") == expected_for
-    assert gw.header_value(headers, "X-Forwarded-Port") == "8443"
+    assert gateway_events.header_value(headers, "x-forwarded-for") == expected_for
+    assert gateway_events.header_value(headers, "X-Forwarded-Port") == "8443"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -800,15 +807,15 @@ def test_forwarded_connect_headers(client_headers: list[tuple[str, str]], expect
     ],
 )
 def test_lambda_proxy_result(payload: object, status: int | None, body: str | None) -> None:
-    result = gw.lambda_proxy_result(payload, integration_request_id="lambda-1", latency_ms=12)
+    result = gateway_events.lambda_proxy_result(payload, integration_request_id="lambda-1", latency_ms=12)
     assert result.kind == "response"
     assert (result.status, result.body) == (status, body)
-    assert result.error_message == (gw.MALFORMED_PROXY_RESPONSE if status is None else None)
+    assert result.error_message == (gateway_events.MALFORMED_PROXY_RESPONSE if status is None else None)
     assert (result.integration_request_id, result.latency_ms) == ("lambda-1", 12)
 
 
 def test_lambda_proxy_result_merges_headers() -> None:
-    result = gw.lambda_proxy_result(
+    result = gateway_events.lambda_proxy_result(
         {
             "statusCode": 200,
             "headers": {"Sec-WebSocket-Protocol": "chat"},
@@ -835,18 +842,21 @@ def test_lambda_proxy_result_merges_headers() -> None:
     ],
 )
 def test_lambda_uris(uri: str, function_arn: str | None, endpoint: str) -> None:
-    assert gw.lambda_function_arn(uri) == function_arn
-    assert gw.integration_endpoint_uri(gw.IntegrationConfig("i", "AWS_PROXY", uri)) == endpoint
+    assert gateway_events.lambda_function_arn(uri) == function_arn
+    assert (
+        gateway_events.integration_endpoint_uri(gateway_config.IntegrationConfig("i", "AWS_PROXY", uri))
+        == endpoint
+    )
 
 
 def http_integration(
     parameters: dict[str, str], uri: str = "http://127.0.0.1:3000/api/websocket"
-) -> gw.IntegrationConfig:
-    return gw.IntegrationConfig("i", "HTTP_PROXY", uri, parameters, 29_000, "post")
+) -> gateway_config.IntegrationConfig:
+    return gateway_config.IntegrationConfig("i", "HTTP_PROXY", uri, parameters, 29_000, "post")
 
 
 def a_connect_event(raw_query: str | None = "workspaceId=w1") -> dict[str, Any]:
-    return gw.connect_event(
+    return gateway_events.connect_event(
         make_connection("wscat/5"),
         request_id="BFHPhFe3IAMF95g=",
         request_time_ms=CONNECTED_AT,
@@ -856,7 +866,7 @@ def a_connect_event(raw_query: str | None = "workspaceId=w1") -> dict[str, Any]:
 
 
 def a_message_event(body: str = '{"action": "sendmessage", "workspace": {"id": "w9"}}') -> dict[str, Any]:
-    return gw.message_event(
+    return gateway_events.message_event(
         make_connection(),
         route_key="sendmessage",
         request_id="req",
@@ -867,8 +877,8 @@ def a_message_event(body: str = '{"action": "sendmessage", "workspace": {"id": "
 
 
 def test_http_integration_without_mapping_never_sees_the_connection_id() -> None:
-    for event in (a_connect_event(), a_message_event(), gw.disconnect_event(make_connection(), request_id="r", request_time_ms=1, status_code=1000, reason="")):  # fmt: skip
-        request = gw.http_integration_request(http_integration({}), event)
+    for event in (a_connect_event(), a_message_event(), gateway_events.disconnect_event(make_connection(), request_id="r", request_time_ms=1, status_code=1000, reason="")):  # fmt: skip
+        request = gateway_events.http_integration_request(http_integration({}), event)
         assert request.method == "POST"
         assert request.url == "http://127.0.0.1:3000/api/websocket"
         assert request.headers == ()
@@ -931,7 +941,7 @@ def test_http_integration_request_parameters(
     parameters: dict[str, str], event_name: str, headers: tuple[tuple[str, str], ...], url_suffix: str
 ) -> None:
     event = a_connect_event() if event_name == "connect" else a_message_event()
-    request = gw.http_integration_request(http_integration(parameters), event)
+    request = gateway_events.http_integration_request(http_integration(parameters), event)
     assert request.headers == headers
     assert request.url == "http://127.0.0.1:3000/api/websocket" + url_suffix
 
@@ -941,23 +951,23 @@ def test_http_integration_path_parameter_and_bodies() -> None:
         {"integration.request.path.id": "context.connectionId"},
         uri="http://127.0.0.1:3000/connections/{id}?v=1",
     )
-    message = gw.http_integration_request(integration, a_message_event('{"action": "x"}'))
+    message = gateway_events.http_integration_request(integration, a_message_event('{"action": "x"}'))
     assert message.url == "http://127.0.0.1:3000/connections/BFHPhfCWIAMCKlQ%3D?v=1"
     assert message.body == '{"action": "x"}'
-    assert gw.http_integration_request(integration, a_connect_event()).body == ""
+    assert gateway_events.http_integration_request(integration, a_connect_event()).body == ""
 
 
 # ---------------------------------------------------------------------------------------------
 # Outcomes
 # ---------------------------------------------------------------------------------------------
 
-R = gw.IntegrationResult
+R = gateway_events.IntegrationResult
 
 
 @pytest.mark.parametrize(
     ("result", "accept", "status", "subprotocol", "context_status", "error"),
     [
-        (gw.NOT_INVOKED, True, 101, None, 200, None),
+        (gateway_events.NOT_INVOKED, True, 101, None, 200, None),
         (R("response", 200, body="Connected."), True, 101, None, 200, None),
         (R("response", 204), True, 101, None, 200, None),
         (R("response", 200, headers={"Sec-WebSocket-Protocol": "chat"}), True, 101, "chat", 200, None),
@@ -968,7 +978,7 @@ R = gw.IntegrationResult
         (R("response", 500, body="Failed to connect: x"), False, 500, None, 500, None),
         (R("response", 503), False, 503, None, 503, None),
         (
-            R("response", None, error_message=gw.MALFORMED_PROXY_RESPONSE),
+            R("response", None, error_message=gateway_events.MALFORMED_PROXY_RESPONSE),
             False,
             502,
             None,
@@ -995,7 +1005,7 @@ R = gw.IntegrationResult
     ],
 )
 def test_connect_outcome(
-    result: gw.IntegrationResult,
+    result: gateway_events.IntegrationResult,
     accept: bool,
     status: int,
     subprotocol: str | None,
@@ -1040,8 +1050,8 @@ TWO_WAY = make_api({"$default": "d", "chat": "c"}, two_way=("chat",))
 @pytest.mark.parametrize(
     ("api", "body", "result", "frames", "context_status"),
     [
-        (make_api({"chat": "c"}), '{"action": "nope"}', gw.NOT_INVOKED, (FORBIDDEN,), 403),
-        (ONE_WAY, '{"action": "orphan"}', gw.NOT_INVOKED, (INTERNAL,), 500),
+        (make_api({"chat": "c"}), '{"action": "nope"}', gateway_events.NOT_INVOKED, (FORBIDDEN,), 403),
+        (ONE_WAY, '{"action": "orphan"}', gateway_events.NOT_INVOKED, (INTERNAL,), 500),
         (ONE_WAY, '{"action": "chat"}', R("response", 200, body="ignored"), (), 200),
         (ONE_WAY, '{"action": "chat"}', R("response", 400, body="ignored"), (), 200),
         (ONE_WAY, '{"action": "chat"}', R("response", 500, body="e.stack"), (INTERNAL,), 500),
@@ -1049,7 +1059,7 @@ TWO_WAY = make_api({"$default": "d", "chat": "c"}, two_way=("chat",))
         (
             ONE_WAY,
             '{"action": "chat"}',
-            R("response", None, error_message=gw.MALFORMED_PROXY_RESPONSE),
+            R("response", None, error_message=gateway_events.MALFORMED_PROXY_RESPONSE),
             (INTERNAL,),
             502,
         ),
@@ -1063,18 +1073,31 @@ TWO_WAY = make_api({"$default": "d", "chat": "c"}, two_way=("chat",))
     ],
 )
 def test_message_outcome(
-    api: gw.ApiConfig, body: str, result: gw.IntegrationResult, frames: tuple[str, ...], context_status: int
+    api: gateway_config.ApiConfig,
+    body: str,
+    result: gateway_events.IntegrationResult,
+    frames: tuple[str, ...],
+    context_status: int,
 ) -> None:
-    outcome = gw.message_outcome(gw.select_route(api, body), result, connection_id="CID", request_id="RID")
+    outcome = gw.message_outcome(
+        gateway_config.select_route(api, body), result, connection_id="CID", request_id="RID"
+    )
     assert outcome.frames == frames
     assert outcome.context_status == context_status
 
 
 @pytest.mark.parametrize(
     ("result", "context_status"),
-    [(gw.NOT_INVOKED, 200), (R("response", 500), 200), (R("function-error"), 502), (R("timeout"), 504)],
+    [
+        (gateway_events.NOT_INVOKED, 200),
+        (R("response", 500), 200),
+        (R("function-error"), 502),
+        (R("timeout"), 504),
+    ],
 )
-def test_disconnect_outcome_never_sends_anything(result: gw.IntegrationResult, context_status: int) -> None:
+def test_disconnect_outcome_never_sends_anything(
+    result: gateway_events.IntegrationResult, context_status: int
+) -> None:
     outcome = gw.disconnect_outcome(result)
     assert outcome.frames == ()
     assert outcome.context_status == context_status

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from kit.lab import gateway_config, gateway_events
 from kit.lab import gateway_core as gw
 from kit.lab import gateway_logs as logs
 
@@ -19,35 +20,35 @@ LAMBDA_ENDPOINT = (
     "https://lambda.us-east-1.amazonaws.com/2015-03-31/functions/"
     "arn:aws:lambda:us-east-1:123456789012:function:chat-connect/invocations"
 )
-CONNECTION = gw.Connection(
+CONNECTION = gateway_events.Connection(
     "BFHPhfCWIAMCKlQ=", CONNECTED_AT, "166.90.225.1", None, "fjnq7njcv2", "fjnq7njcv2.example", "prod"
 )
-LAMBDA = gw.IntegrationConfig("i1", "AWS_PROXY", LAMBDA_URI)
-HTTP = gw.IntegrationConfig("i2", "HTTP_PROXY", "http://127.0.0.1:3000/api/websocket")
-API = gw.ApiConfig(
+LAMBDA = gateway_config.IntegrationConfig("i1", "AWS_PROXY", LAMBDA_URI)
+HTTP = gateway_config.IntegrationConfig("i2", "HTTP_PROXY", "http://127.0.0.1:3000/api/websocket")
+API = gateway_config.ApiConfig(
     "fjnq7njcv2",
     "$request.body.action",
     {
-        "$connect": gw.RouteConfig("$connect", "i1"),
-        "$disconnect": gw.RouteConfig("$disconnect", "i1"),
-        "chat": gw.RouteConfig("chat", "i1"),
-        "orphan": gw.RouteConfig("orphan"),
+        "$connect": gateway_config.RouteConfig("$connect", "i1"),
+        "$disconnect": gateway_config.RouteConfig("$disconnect", "i1"),
+        "chat": gateway_config.RouteConfig("chat", "i1"),
+        "orphan": gateway_config.RouteConfig("orphan"),
     },
-    gw.StageConfig("prod"),
+    gateway_config.StageConfig("prod"),
     {"i1": LAMBDA},
 )
-R = gw.IntegrationResult
+R = gateway_events.IntegrationResult
 OK = R("response", 200, integration_request_id="lambda-req-1", latency_ms=42)
 
 
 def context_for(
-    event_type: gw.EventType = "CONNECT",
+    event_type: gateway_events.EventType = "CONNECT",
     *,
     route_key: str | None = "$connect",
     status: int = 200,
-    result: gw.IntegrationResult | None = OK,
-    integration: gw.IntegrationConfig | None = LAMBDA,
-    connection: gw.Connection = CONNECTION,
+    result: gateway_events.IntegrationResult | None = OK,
+    integration: gateway_config.IntegrationConfig | None = LAMBDA,
+    connection: gateway_events.Connection = CONNECTION,
     message_id: str | None = None,
     error_message: str | None = None,
     response_type: str | None = None,
@@ -125,7 +126,7 @@ def test_default_access_log_format_uses_only_websocket_variables_and_fits_3_kb()
              "integrationError": "Invalid permissions on Lambda function"},
         ),
         (
-            context_for(status=502, result=R("response", None, error_message=gw.MALFORMED_PROXY_RESPONSE)),
+            context_for(status=502, result=R("response", None, error_message=gateway_events.MALFORMED_PROXY_RESPONSE)),
             {"integrationStatus": "-", "lambdaStatus": "200", "integrationError": "Malformed Lambda proxy response"},
         ),
         (
@@ -133,7 +134,7 @@ def test_default_access_log_format_uses_only_websocket_variables_and_fits_3_kb()
             {"status": "400", "integrationStatus": "400", "lambdaStatus": "200", "integrationError": "-"},
         ),
         (
-            context_for(result=gw.NOT_INVOKED),
+            context_for(result=gateway_events.NOT_INVOKED),
             {"status": "200", "integrationStatus": "-", "lambdaStatus": "-", "integrationLatency": "-"},
         ),
         (
@@ -145,7 +146,7 @@ def test_default_access_log_format_uses_only_websocket_variables_and_fits_3_kb()
             {"routeKey": "-", "status": "403", "error": "Forbidden", "integrationStatus": "-"},
         ),
         (
-            context_for(connection=gw.Connection("c", 1, "10.0.0.1", "wscat/5", "a", "d", "prod")),
+            context_for(connection=gateway_events.Connection("c", 1, "10.0.0.1", "wscat/5", "a", "d", "prod")),
             {"userAgent": "wscat/5", "sourceIp": "10.0.0.1", "connectedAt": "1", "connectionId": "c"},
         ),
     ],
@@ -175,7 +176,9 @@ P = "(BFHPhFe3IAMF95g=) "
 
 
 def test_connect_success_lines() -> None:
-    lines = logs.execution_log_lines(context_for(), decision=gw.route_for_key(API, "$connect"), result=OK)
+    lines = logs.execution_log_lines(
+        context_for(), decision=gateway_config.route_for_key(API, "$connect"), result=OK
+    )
     assert lines == [
         P + "Extended Request Id: BFHPhFe3IAMF95g=",
         P + "Starting execution for request: BFHPhFe3IAMF95g=",
@@ -190,9 +193,13 @@ def test_connect_success_lines() -> None:
 
 
 def test_connect_without_integration_logs_no_endpoint_request() -> None:
-    api = gw.ApiConfig("fjnq7njcv2", "$request.body.action", {}, gw.StageConfig("prod"))
+    api = gateway_config.ApiConfig(
+        "fjnq7njcv2", "$request.body.action", {}, gateway_config.StageConfig("prod")
+    )
     lines = logs.execution_log_lines(
-        context_for(result=gw.NOT_INVOKED), decision=gw.route_for_key(api, "$connect"), result=gw.NOT_INVOKED
+        context_for(result=gateway_events.NOT_INVOKED),
+        decision=gateway_config.route_for_key(api, "$connect"),
+        result=gateway_events.NOT_INVOKED,
     )
     assert not any("Endpoint request URI" in line for line in lines)
     assert lines[-1].endswith("connected to API [fjnq7njcv2] successfully.")
@@ -224,7 +231,7 @@ def test_connect_without_integration_logs_no_endpoint_request() -> None:
             ],
         ),
         (
-            R("response", None, error_message=gw.MALFORMED_PROXY_RESPONSE, latency_ms=1),
+            R("response", None, error_message=gateway_events.MALFORMED_PROXY_RESPONSE, latency_ms=1),
             502,
             [
                 "Execution failed due to configuration error: Malformed Lambda proxy response",
@@ -247,9 +254,9 @@ def test_connect_without_integration_logs_no_endpoint_request() -> None:
     ],
 )
 def test_connect_failure_lines_at_error_level(
-    result: gw.IntegrationResult, status: int, error_lines: list[str]
+    result: gateway_events.IntegrationResult, status: int, error_lines: list[str]
 ) -> None:
-    decision = gw.route_for_key(API, "$connect")
+    decision = gateway_config.route_for_key(API, "$connect")
     context = context_for(status=status, result=result)
     at_error = logs.execution_log_lines(context, decision=decision, result=result, logging_level="ERROR")
     assert at_error == [P + line for line in error_lines]
@@ -260,11 +267,16 @@ def test_connect_failure_lines_at_error_level(
 
 def test_swallowed_error_still_logs_status_200() -> None:
     # Root cause 1: the handler catches the DynamoDB error and returns 200; the gateway sees success.
-    lines = logs.execution_log_lines(context_for(), decision=gw.route_for_key(API, "$connect"), result=OK)
+    lines = logs.execution_log_lines(
+        context_for(), decision=gateway_config.route_for_key(API, "$connect"), result=OK
+    )
     assert P + "Received response. Status: 200, Integration latency: 42 ms" in lines
     assert (
         logs.execution_log_lines(
-            context_for(), decision=gw.route_for_key(API, "$connect"), result=OK, logging_level="ERROR"
+            context_for(),
+            decision=gateway_config.route_for_key(API, "$connect"),
+            result=OK,
+            logging_level="ERROR",
         )
         == []
     )
@@ -273,14 +285,17 @@ def test_swallowed_error_still_logs_status_200() -> None:
 def test_logging_off_gives_nothing() -> None:
     assert (
         logs.execution_log_lines(
-            context_for(), decision=gw.route_for_key(API, "$connect"), result=OK, logging_level="OFF"
+            context_for(),
+            decision=gateway_config.route_for_key(API, "$connect"),
+            result=OK,
+            logging_level="OFF",
         )
         == []
     )
 
 
 def test_message_lines() -> None:
-    decision = gw.select_route(API, '{"action": "chat"}')
+    decision = gateway_config.select_route(API, '{"action": "chat"}')
     context = context_for("MESSAGE", route_key="chat", message_id="m1")
     lines = logs.execution_log_lines(context, decision=decision, result=OK)
     assert (
@@ -310,9 +325,13 @@ def test_message_lines() -> None:
     ],
 )
 def test_message_routing_failures(body: str, status: int, error_line: str) -> None:
-    decision = gw.select_route(API, body)
-    context = context_for("MESSAGE", route_key=decision.route_key, status=status, result=gw.NOT_INVOKED)
-    lines = logs.execution_log_lines(context, decision=decision, result=gw.NOT_INVOKED, logging_level="ERROR")
+    decision = gateway_config.select_route(API, body)
+    context = context_for(
+        "MESSAGE", route_key=decision.route_key, status=status, result=gateway_events.NOT_INVOKED
+    )
+    lines = logs.execution_log_lines(
+        context, decision=decision, result=gateway_events.NOT_INVOKED, logging_level="ERROR"
+    )
     assert lines == [P + error_line]
 
 
@@ -320,14 +339,16 @@ def test_message_routing_failures(body: str, status: int, error_line: str) -> No
     ("close", "result", "tail"),
     [
         (gw.CloseDecision(1001, "Going away"), OK, "with integration response status code [200]. Close reason: [1001: Going away]"),
-        (gw.CloseDecision(1005, "Client-side close frame status not set"), gw.NOT_INVOKED,
+        (gw.CloseDecision(1005, "Client-side close frame status not set"), gateway_events.NOT_INVOKED,
          "with integration response status code [-]. Close reason: [1005: Client-side close frame status not set]"),
     ],
 )  # fmt: skip
-def test_disconnect_line(close: gw.CloseDecision, result: gw.IntegrationResult, tail: str) -> None:
+def test_disconnect_line(
+    close: gw.CloseDecision, result: gateway_events.IntegrationResult, tail: str
+) -> None:
     context = context_for("DISCONNECT", route_key="$disconnect", result=result)
     lines = logs.execution_log_lines(
-        context, decision=gw.route_for_key(API, "$disconnect"), result=result, close=close
+        context, decision=gateway_config.route_for_key(API, "$disconnect"), result=result, close=close
     )
     assert (
         lines[-1] == P + f"Client [Connection Id: BFHPhfCWIAMCKlQ=] disconnected from API [fjnq7njcv2] {tail}"
@@ -338,7 +359,7 @@ def test_data_trace_adds_bodies_and_truncates_at_1024_bytes() -> None:
     event_json = json.dumps({"body": "é" * 2000})
     lines = logs.execution_log_lines(
         context_for(),
-        decision=gw.route_for_key(API, "$connect"),
+        decision=gateway_config.route_for_key(API, "$connect"),
         result=OK,
         data_trace=True,
         request_body=event_json,
@@ -349,24 +370,27 @@ def test_data_trace_adds_bodies_and_truncates_at_1024_bytes() -> None:
     assert len(request_line.encode()) <= 1024
     assert P + 'Endpoint response body before transformations: {"statusCode": 200}' in lines
     without_trace = logs.execution_log_lines(
-        context_for(), decision=gw.route_for_key(API, "$connect"), result=OK, request_body=event_json
+        context_for(),
+        decision=gateway_config.route_for_key(API, "$connect"),
+        result=OK,
+        request_body=event_json,
     )
     assert not any("transformations" in line for line in without_trace)
     assert all(len(line.encode()) <= 1024 for line in lines)
 
 
 def test_http_integration_logs_the_backend_status() -> None:
-    api = gw.ApiConfig(
+    api = gateway_config.ApiConfig(
         "a",
         "$request.body.action",
-        {"$connect": gw.RouteConfig("$connect", "i2")},
-        gw.StageConfig("prod"),
+        {"$connect": gateway_config.RouteConfig("$connect", "i2")},
+        gateway_config.StageConfig("prod"),
         {"i2": HTTP},
     )
     result = R("response", 401, latency_ms=9)
     lines = logs.execution_log_lines(
         context_for(status=401, result=result, integration=HTTP),
-        decision=gw.route_for_key(api, "$connect"),
+        decision=gateway_config.route_for_key(api, "$connect"),
         result=result,
     )
     assert P + "Endpoint request URI: http://127.0.0.1:3000/api/websocket" in lines

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from kit import logparse as lp
 from kit.handler import app
+from kit.lab import gateway_config, gateway_events
 from kit.lab import gateway_core as gw
 from kit.lab import gateway_logs as gl
 from kit.lab import lambda_logs as ll
@@ -31,7 +32,7 @@ RID = "8f507cfc-1a2b-4697-b07a-ac58fc914c95"
 AT = datetime(2025, 8, 31, 12, 34, 56, 789000, tzinfo=UTC)
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
-CONNECTION = gw.Connection(
+CONNECTION = gateway_events.Connection(
     "BFHPhfCWIAMCKlQ=",
     1756643696000,
     "203.0.113.7",
@@ -40,7 +41,7 @@ CONNECTION = gw.Connection(
     "a1b2c3d4e5.example",
     "prod",
 )
-INTEGRATION = gw.IntegrationConfig(
+INTEGRATION = gateway_config.IntegrationConfig(
     "i1",
     "AWS_PROXY",
     "arn:aws:apigateway:us-east-2:lambda:path/2015-03-31/functions/"
@@ -311,10 +312,10 @@ def test_json_format_records() -> None:
 
 
 def gateway_lines(
-    event_type: gw.EventType,
+    event_type: gateway_events.EventType,
     route_key: str,
     status: int,
-    result: gw.IntegrationResult,
+    result: gateway_events.IntegrationResult,
     *,
     close: gw.CloseDecision | None = None,
     data_trace: bool = False,
@@ -329,8 +330,8 @@ def gateway_lines(
         integration=INTEGRATION,
         result=result,
     )
-    decision = gw.RouteDecision(
-        "integration", route_key, route_key, gw.RouteConfig(route_key, "i1"), INTEGRATION
+    decision = gateway_config.RouteDecision(
+        "integration", route_key, route_key, gateway_config.RouteConfig(route_key, "i1"), INTEGRATION
     )
     execution = gl.execution_log_lines(
         context,
@@ -353,14 +354,14 @@ def gateway_lines(
 CONNECT_CASES = [
     pytest.param(
         200,
-        gw.IntegrationResult("response", 200, integration_request_id=RID, latency_ms=42),
+        gateway_events.IntegrationResult("response", 200, integration_request_id=RID, latency_ms=42),
         {"http_status": 200, "integration_status": 200, "integration_request_id": RID},
         {"http_status": 200, "integration_status": 200, "integration_request_id": RID},
         id="connected",
     ),
     pytest.param(
         502,
-        gw.IntegrationResult(
+        gateway_events.IntegrationResult(
             "function-error", error_message="boom", integration_request_id=RID, latency_ms=40
         ),
         {
@@ -379,30 +380,35 @@ CONNECT_CASES = [
     ),
     pytest.param(
         500,
-        gw.IntegrationResult("invoke-error", error_message="Invalid permissions on Lambda function"),
+        gateway_events.IntegrationResult(
+            "invoke-error", error_message="Invalid permissions on Lambda function"
+        ),
         {"http_status": 500, "integration_status": None, "integration_request_id": None},
         {"http_status": 500, "integration_request_id": None},
         id="invoke error",
     ),
     pytest.param(
         504,
-        gw.IntegrationResult("timeout", latency_ms=29000),
+        gateway_events.IntegrationResult("timeout", latency_ms=29000),
         {"http_status": 504, "error_message": "a timeout error"},
         {"http_status": 504, "error_message": "timeout"},
         id="integration timeout",
     ),
     pytest.param(
         502,
-        gw.IntegrationResult(
-            "response", None, error_message=gw.MALFORMED_PROXY_RESPONSE, integration_request_id=RID
+        gateway_events.IntegrationResult(
+            "response",
+            None,
+            error_message=gateway_events.MALFORMED_PROXY_RESPONSE,
+            integration_request_id=RID,
         ),
         {"http_status": 502, "integration_status": 200, "integration_request_id": RID},
-        {"http_status": 502, "error_message": gw.MALFORMED_PROXY_RESPONSE},
+        {"http_status": 502, "error_message": gateway_events.MALFORMED_PROXY_RESPONSE},
         id="malformed proxy response",
     ),
     pytest.param(
         200,
-        gw.NOT_INVOKED,
+        gateway_events.NOT_INVOKED,
         {"http_status": 200, "integration_status": None, "integration_request_id": None},
         {"http_status": 200, "integration_status": None, "integration_request_id": None},
         id="no integration ran",
@@ -417,7 +423,10 @@ def first_values(parsed: pd.DataFrame) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("status", "result", "from_execution", "from_access"), CONNECT_CASES)
 def test_connect_request_lines(
-    status: int, result: gw.IntegrationResult, from_execution: dict[str, Any], from_access: dict[str, Any]
+    status: int,
+    result: gateway_events.IntegrationResult,
+    from_execution: dict[str, Any],
+    from_access: dict[str, Any],
 ) -> None:
     execution, access, default_access = gateway_lines("CONNECT", "$connect", status, result)
     parsed = parse_lines(execution, EXEC)
@@ -455,7 +464,7 @@ def test_connect_request_lines(
 def test_disconnect_lines(
     close: gw.CloseDecision | None, expected_code: int | None, expected_reason: str | None
 ) -> None:
-    result = gw.IntegrationResult("response", 200, integration_request_id=RID, latency_ms=5)
+    result = gateway_events.IntegrationResult("response", 200, integration_request_id=RID, latency_ms=5)
     execution, access, _ = gateway_lines("DISCONNECT", "$disconnect", 200, result, close=close)
     values = first_values(parse_lines(execution, EXEC))
     assert values["event_type"] == "DISCONNECT"
@@ -466,7 +475,7 @@ def test_disconnect_lines(
 
 
 def test_message_lines_and_truncated_data_trace() -> None:
-    result = gw.IntegrationResult("response", 200, integration_request_id=RID, latency_ms=5)
+    result = gateway_events.IntegrationResult("response", 200, integration_request_id=RID, latency_ms=5)
     execution, _, _ = gateway_lines("MESSAGE", "typing", 200, result, data_trace=True)
     assert any(line.endswith(gl.TRUNCATED_MARKER) for line in execution)
     parsed = parse_lines(execution, EXEC)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from kit.lab import gateway_logs
-from kit.lab.gateway_core import Connection, EventType
+from kit.lab.gateway_events import Connection, EventType
 from kit.lab.provision import ACCESS_LOG_FORMAT
 from kit.probe_core import (
     PROBE_COLUMNS,

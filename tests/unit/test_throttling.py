@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from kit import throttling
+from kit.lab import gateway_config, gateway_events, gateway_logs
 from kit.lab import gateway_core as gw
-from kit.lab import gateway_logs
 from kit.throttling import AccountLimits, RouteLimit, Throttles, TokenBucket
 
 
@@ -212,7 +212,7 @@ def test_the_stage_config_keeps_the_route_settings_read_live() -> None:
             "ThrottlingRateLimit": 0.0,
         },
     }
-    api = gw.api_config_from_answers(
+    api = gateway_config.api_config_from_answers(
         {"ApiId": "a1", "ProtocolType": "WEBSOCKET", "RouteSelectionExpression": "$request.body.action"},
         [],
         [],
@@ -220,7 +220,7 @@ def test_the_stage_config_keeps_the_route_settings_read_live() -> None:
     )
     assert api.stage.throttle_limit("$connect", AccountLimits()) == RouteLimit(0.0, 0, "DefaultRouteSettings")
     assert (
-        gw.api_config_from_answers(
+        gateway_config.api_config_from_answers(
             {"ApiId": "a1", "RouteSelectionExpression": "$request.body.action"}, [], [], {"StageName": "p"}
         ).stage.throttle_limit("$connect", AccountLimits())
         is None
@@ -228,8 +228,8 @@ def test_the_stage_config_keeps_the_route_settings_read_live() -> None:
 
 
 @pytest.mark.parametrize("level", ["INFO", "ERROR"])
-def test_a_throttled_connect_logs_why_in_both_logs(level: gw.LoggingLevel) -> None:
-    connection = gw.Connection(
+def test_a_throttled_connect_logs_why_in_both_logs(level: gateway_config.LoggingLevel) -> None:
+    connection = gateway_events.Connection(
         "BFHPhfCWIAMCKlQ=", 1731324924553, "10.0.0.1", None, "a1", "a1.example", "prod"
     )
     decision = gw.THROTTLED_HANDSHAKE

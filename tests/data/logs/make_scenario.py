@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kit.lab import gateway_config, gateway_events
 from kit.lab import gateway_core as gc
 from kit.lab import gateway_logs as gl
 from kit.lab import lambda_logs as ll
@@ -21,7 +22,7 @@ from kit.lab.provision import ACCESS_LOG_FORMAT
 HERE = Path(__file__).resolve().parent
 API, REGION, FUNCTION = "a1b2c3d4e5", "us-east-2", "chatgenius-websocket"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION}"
-INTEGRATION = gc.IntegrationConfig(
+INTEGRATION = gateway_config.IntegrationConfig(
     "int1",
     "AWS_PROXY",
     f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{FUNCTION_ARN}/invocations",
@@ -38,12 +39,14 @@ VERSION = "python:3.12.v50"
 Events = list[tuple[int, str]]
 
 
-def route(key: str) -> gc.RouteDecision:
-    return gc.RouteDecision("integration", key, key, gc.RouteConfig(key, "int1"), INTEGRATION)
+def route(key: str) -> gateway_config.RouteDecision:
+    return gateway_config.RouteDecision(
+        "integration", key, key, gateway_config.RouteConfig(key, "int1"), INTEGRATION
+    )
 
 
-def connection(connection_id: str, at: int) -> gc.Connection:
-    return gc.Connection(
+def connection(connection_id: str, at: int) -> gateway_events.Connection:
+    return gateway_events.Connection(
         connection_id,
         at,
         "203.0.113.7",
@@ -63,13 +66,13 @@ def app_line(at: int, level: int, request_id: str, message: str) -> tuple[int, s
 def gateway(
     execution: Events,
     access: Events,
-    client: gc.Connection,
-    event_type: gc.EventType,
+    client: gateway_events.Connection,
+    event_type: gateway_events.EventType,
     route_key: str,
     request_id: str,
     at: int,
     status: int,
-    result: gc.IntegrationResult,
+    result: gateway_events.IntegrationResult,
     close: gc.CloseDecision | None = None,
 ) -> None:
     context = gl.build_log_context(
@@ -124,7 +127,7 @@ def scenario() -> tuple[dict[str, Events], Events, Events]:
         )
     )
     s1 += [(t + 150, ll.end_line(R1)), (t + 151, ll.report_line(ll.Report(R1, 25.31, 143, 128, 78, 117.4)))]
-    ok = gc.IntegrationResult("response", status=200, integration_request_id=R1, latency_ms=160)
+    ok = gateway_events.IntegrationResult("response", status=200, integration_request_id=R1, latency_ms=160)
     gateway(execution, access, connection(A, T0), "CONNECT", "$connect", "AbCdEqZ1IjKlMnO=", T0, 200, ok)
 
     # B: the seed (log level lowered to INFO) in a new environment: AccessDenied swallowed, still 200.
@@ -144,7 +147,7 @@ def scenario() -> tuple[dict[str, Events], Events, Events]:
         )
     )
     s2 += [(t + 195, ll.end_line(R2)), (t + 196, ll.report_line(ll.Report(R2, 80.12, 191, 128, 80, 110.2)))]
-    ok = gc.IntegrationResult("response", status=200, integration_request_id=R2, latency_ms=200)
+    ok = gateway_events.IntegrationResult("response", status=200, integration_request_id=R2, latency_ms=200)
     gateway(
         execution,
         access,
@@ -168,7 +171,7 @@ def scenario() -> tuple[dict[str, Events], Events, Events]:
     )
     s1 += [(t, ll.start_line(R3, "$LATEST")), (t + 40, ll.text_error_message(error))]
     s1 += [(t + 45, ll.end_line(R3)), (t + 46, ll.report_line(ll.Report(R3, 44.87, 45, 128, 79)))]
-    failed = gc.IntegrationResult(
+    failed = gateway_events.IntegrationResult(
         "function-error", error_message=error["errorMessage"], integration_request_id=R3, latency_ms=140
     )
     gateway(
@@ -199,7 +202,7 @@ def scenario() -> tuple[dict[str, Events], Events, Events]:
     }
     s1.append(app_line(t + 20, logging.INFO, R4, json.dumps({**gone, "disconnect_status_code": 1001})))
     s1 += [(t + 25, ll.end_line(R4)), (t + 26, ll.report_line(ll.Report(R4, 12.5, 13, 128, 79)))]
-    ok = gc.IntegrationResult("response", status=200, integration_request_id=R4, latency_ms=30)
+    ok = gateway_events.IntegrationResult("response", status=200, integration_request_id=R4, latency_ms=30)
     gateway(
         execution,
         access,
