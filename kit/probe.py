@@ -8,9 +8,9 @@ handler stores an item for the connection, the item shows up in the ``workspaceI
 (``kit.probe_core.PROBE_COLUMNS``); ``kit.probe_core.summarise`` condenses that to one row per step.
 
 This module is the shell: it opens the sockets, sends, receives, reads the table and the stage's logs, and
-hands each answer to :mod:`kit.probe_core`, which decides every step's verdict and when each wait is over
-(on its event, on the logs' evidence that the event will never come, or at its bound). It must not decide
-what the core can decide.
+hands each answer to :mod:`kit.probe_core`, which decides every step's verdict, and :mod:`kit.probe_waits`,
+which decides when each wait is over (on its event, on the logs' evidence that the event will never come, or
+at its bound). It must not decide what the core can decide.
 
 A step is ``ok`` True (it did what a healthy stack does), False (it did not; ``detail`` says what happened
 instead), or ``<NA>``: skipped, because an earlier step of the same client failed or the plan leaves

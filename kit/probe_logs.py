@@ -1,6 +1,6 @@
 """What an API stage's logs say about the probe's own connections (pure): which ``$connect`` requests the
 execution and access logs show finished, which messages were handled, which ``$disconnect``s ran, and the
-FilterLogEvents patterns and log groups that ask only for them. :mod:`kit.probe_core`'s waits end on these
+FilterLogEvents patterns and log groups that ask only for them. :mod:`kit.probe_waits`' waits end on these
 answers; :mod:`kit.probe` fetches the lines.
 """
 

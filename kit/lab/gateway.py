@@ -1,11 +1,11 @@
 """The lab's API Gateway WebSocket endpoint: a thin asyncio shell on ``websockets`` around the pure core.
 
-Every decision (which route, which event, which status, close code or error frame, what @connections
-answers, what the logs say) is made in :mod:`kit.lab.gateway_core` and :mod:`kit.lab.gateway_logs`. This
-module only does the I/O: it accepts sockets on 127.0.0.1, reads the API's live configuration through
-:class:`kit.lab.live.LiveConfig` when it acts, invokes integrations (Lambda through the lab's runtime,
-HTTP_PROXY over HTTP), sends frames, serves ``/{stage}/@connections/{id}`` on a second loopback port, and
-hands log lines to the log writer.
+Every decision (which route, which event, which status, close code or error frame, what @connections answers,
+what the logs say) is made in the pure core (:mod:`kit.lab.gateway_core`, ``gateway_config``,
+``gateway_events``) and :mod:`kit.lab.gateway_logs`. This module only does the I/O: it accepts sockets on
+127.0.0.1, reads the API's live configuration through :class:`kit.lab.live.LiveConfig` when it acts, invokes
+integrations (Lambda through the lab's runtime, HTTP_PROXY over HTTP), sends frames, serves
+``/{stage}/@connections/{id}`` on a second loopback port, and hands log lines to the log writer.
 
 It must not decide anything the core can decide, and it must not know about scenarios.
 """
