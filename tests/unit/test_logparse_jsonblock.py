@@ -90,6 +90,13 @@ CASES = {
     "a plain message": ([json.dumps({"level": "INFO", "message": "hello"})], []),
     "an empty object": (["{}", _line()], []),
     "NaN and infinity": ([_line(status=float("nan")), _line(status=float("inf"))], []),
+    # A double holds every integer up to 2**53; past it Python's float() rounds to the nearest, and so must
+    # the block (Arrow's checked cast refuses instead).
+    "a status of 2**53, the last exact integer": ([_line(status=2**53), _line(status=-(2**53))], []),
+    "a status past 2**53, rounded as float() rounds": (
+        [_line(status=2**53 + 1), _line(status=-(2**53 + 3)), _line(status=2**63 - 1)],
+        [],
+    ),
 }
 
 

@@ -308,7 +308,9 @@ def _as_number(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _floats(values: pa.Array) -> np.ndarray:
-    cast = pc.cast(values, pa.float64())
+    # Unchecked: an integer past 2**53 rounds to the nearest double, as Python's float() rounds it (a checked
+    # cast raises on it instead).
+    cast = pc.cast(values, pa.float64(), safe=False)
     return np.array(cast.to_numpy(zero_copy_only=False), dtype=np.float64)  # a copy: written to after
 
 
