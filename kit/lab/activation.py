@@ -9,9 +9,10 @@ serves, and nothing is lost: a connection waits in the kernel's queue, not in th
 
 The process is given the socket as an inherited file descriptor (``--listen-fd N``, the last two arguments)
 and must print one line on stdout once it serves; it is stopped by closing its stdin. If it does not come
-up, the lab says so in one line (its log) and closes its own copy of the socket, so the waiting connection is
-refused rather than left hanging: the caller (the gateway's HTTP integration) then fails as it would against
-a backend that is down.
+up (it exits, or its whole line has not come within the timeout, even if part of it has), the lab says so in
+one line (its log) and closes its own copy of the socket, so the waiting connection is refused rather than
+left hanging: the caller (the gateway's HTTP integration) then fails as it would against a backend that is
+down.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import select
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from kit.lab.processes import die_with_parent
@@ -64,7 +66,7 @@ class SocketActivated:
         self._lock = threading.Lock()
         self._stopping = False
         self._watch: threading.Thread | None = None
-        self.process: subprocess.Popen[str] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.started = threading.Event()
         self.failure: str | None = None
 
@@ -91,7 +93,6 @@ class SocketActivated:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
                     env=self._env,
-                    text=True,
                     pass_fds=(fd,),
                     preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl
                 )
@@ -110,15 +111,24 @@ class SocketActivated:
         self._stop_process()
 
     def _first_line(self) -> tuple[str | None, bool]:
-        """The process's first line (None if it exits or stays silent), and whether stop() woke us."""
+        """The process's first line (None if it exits, or its whole line has not come by the deadline), and
+        whether stop() woke us. Read in pieces as they come, never with a read that could wait past either."""
         process = self.process
         assert process is not None and process.stdout is not None
-        ready, _, _ = select.select([process.stdout.fileno(), self._wake_read], [], [], self._ready_timeout_s)
-        if self._wake_read in ready:
-            return None, True
-        if not ready:
-            return None, False
-        return process.stdout.readline().strip() or None, False
+        out = process.stdout.fileno()
+        deadline = time.monotonic() + self._ready_timeout_s
+        said = b""
+        while b"\n" not in said:
+            ready, _, _ = select.select([out, self._wake_read], [], [], max(0.0, deadline - time.monotonic()))
+            if self._wake_read in ready:
+                return None, True
+            if not ready:
+                return None, False
+            piece = os.read(out, 4096)
+            if not piece:  # it exited, perhaps after part of a line: it does not serve
+                return None, False
+            said += piece
+        return said.partition(b"\n")[0].decode(errors="replace").strip() or None, False
 
     def _failed(self, what: str) -> None:
         self.failure = (
@@ -142,8 +152,14 @@ class SocketActivated:
         os.write(self._wake_write, b"x")
         if self._watch is not None:
             self._watch.join(timeout=self._ready_timeout_s + 3 * STOP_TIMEOUT_S)
-        os.close(self._wake_write)
-        os.close(self._wake_read)
+        if self._watch is not None and self._watch.is_alive():
+            # Its select may still hold the wake pipe: closing it now could hand the numbers to another file
+            # under that select. Two descriptors are left open instead, and said.
+            pid = self.process.pid if self.process is not None else None
+            log.warning("the lab's %s did not stop in time; its process (pid %s) may be left", self.name, pid)
+        else:
+            os.close(self._wake_write)
+            os.close(self._wake_read)
         self._listener.close()
 
     def _stop_process(self) -> None:
@@ -160,7 +176,7 @@ class SocketActivated:
         self._close_pipes(process)
 
     @staticmethod
-    def _close_pipes(process: subprocess.Popen[str]) -> None:
+    def _close_pipes(process: subprocess.Popen[bytes]) -> None:
         for pipe in (process.stdin, process.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):

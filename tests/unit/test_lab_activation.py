@@ -33,6 +33,13 @@ SERVER = textwrap.dedent(
     sys.stdin.read()
     """
 )
+# Says its line in two writes, apart: a line is whole only at its end, and then it counts.
+SPLIT_LINE = SERVER.replace(
+    'print("serving", flush=True)',
+    'import time; sys.stdout.write("serv"); sys.stdout.flush(); time.sleep(0.2); print("ing", flush=True)',
+)
+PART_OF_A_LINE = 'import sys; sys.stdout.write("serv"); sys.stdout.flush(); sys.stdin.read()'  # and no more
+PART_THEN_EXIT = 'import sys; sys.stdout.write("serving"); sys.stdout.flush(); sys.exit(3)'  # no line end
 SILENT_EXIT = "import sys; sys.exit(3)"
 SILENT_WAIT = "import sys; sys.stdin.read()"  # never says it serves; ends when its stdin closes
 
@@ -104,10 +111,25 @@ def test_stop_before_any_connection_starts_nothing_and_closes_the_port() -> None
         socket.create_connection(("127.0.0.1", unit.port), timeout=5)
 
 
+def test_a_line_said_in_pieces_counts_once_it_is_whole() -> None:
+    unit = activated(SPLIT_LINE)
+    try:
+        answer = ask(unit.port)
+        assert unit.process is not None and answer == f"hello {unit.process.pid}".encode()
+        assert unit.started.is_set() and unit.failure is None
+    finally:
+        unit.stop()
+
+
 @pytest.mark.parametrize(
     ("code", "options"),
-    [(SILENT_EXIT, {}), (SILENT_WAIT, {"ready_timeout_s": 0.3})],
-    ids=["exits", "never-says-it-serves"],
+    [
+        (SILENT_EXIT, {}),
+        (SILENT_WAIT, {"ready_timeout_s": 0.3}),
+        (PART_OF_A_LINE, {"ready_timeout_s": 0.3}),
+        (PART_THEN_EXIT, {}),
+    ],
+    ids=["exits", "never-says-it-serves", "part-of-a-line-then-silence", "part-of-a-line-then-exits"],
 )
 def test_a_process_that_does_not_come_up_is_said_in_one_line_and_its_caller_is_not_left_hanging(
     code: str, options: dict[str, float]
@@ -134,8 +156,9 @@ def test_a_process_that_does_not_come_up_is_said_in_one_line_and_its_caller_is_n
         unit.stop()
 
 
-def test_stop_while_the_process_comes_up_does_not_wait_for_it() -> None:
-    unit = activated(SILENT_WAIT, ready_timeout_s=600.0)
+@pytest.mark.parametrize("code", [SILENT_WAIT, PART_OF_A_LINE], ids=["silent", "part-of-a-line"])
+def test_stop_while_the_process_comes_up_does_not_wait_for_it(code: str) -> None:
+    unit = activated(code, ready_timeout_s=600.0)
     with socket.create_connection(("127.0.0.1", unit.port), timeout=5):
         deadline = time.monotonic() + 10
         while unit.process is None and time.monotonic() < deadline:
