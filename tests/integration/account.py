@@ -396,6 +396,10 @@ def _exit_code(pid: int) -> int:
         requests.write(json.dumps({"status": pid}) + "\n")
         requests.flush()
         answer = ours.recv(64).decode().strip()
+    if answer == "running":
+        raise RuntimeError(
+            f"the fork server's child {pid} has not exited: ask for its code once its pidfd says so"
+        )
     if not answer.lstrip("-").isdigit():
         raise RuntimeError(f"the fork server has no child {pid} (it answered {answer!r})")
     return int(answer)

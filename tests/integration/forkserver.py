@@ -12,7 +12,7 @@ answered by one line. ``{argv, env, cwd, stderr}``: the server forks, opens a pi
 can be reaped, and answers the pid with the pidfd attached (``socket.send_fds``). The test process signals
 and waits through that pidfd (``account.Forked``), so no signal can reach a process that took a reused pid.
 ``{status: pid}``, asked once that pidfd says the child exited: its exit code as ``Popen.returncode`` gives
-it (negative for a signal). The server collects exited children before each request and keeps their codes
+it (negative for a signal); ``running`` if it has not exited, and ``?`` if it is not the server's child. The server collects exited children before each request and keeps their codes
 until asked; it exits when the test process's end of the socket closes (no signal ties it to the thread
 that started it, which may end first), and its children get SIGTERM when it dies, so an account never
 outlives the tests.
@@ -114,13 +114,16 @@ def _reap() -> None:
 
 
 def _exit_code(pid: int) -> str:
-    """The answer to ``{status: pid}``: the child's exit code, or ``?`` for a pid that is not ours."""
+    """The answer to ``{status: pid}``: the child's exit code, ``?`` for a pid that is not ours, or
+    ``running`` for a child that has not exited (a wrong question: answered at once, never waited on)."""
     if pid in _EXIT_CODES:
         return str(_EXIT_CODES.pop(pid))
     try:
-        _, status = os.waitpid(pid, 0)  # the asker saw it exit: a zombie, collected at once
+        collected, status = os.waitpid(pid, os.WNOHANG)  # the asker saw it exit: a zombie, collected now
     except ChildProcessError:
         return "?"
+    if collected == 0:
+        return "running"
     return str(os.waitstatus_to_exitcode(status))
 
 
