@@ -3,7 +3,7 @@
 A Next.js app reads its WebSocket URL, region and table from ``.env.local``; a value there that disagrees with
 the deployed API, the table that exists or what the ``$connect`` function writes to is cause 2 of the ranked
 list (the write goes to another table or region) seen from the app's side. ``env_file_check`` reads the file
-with :func:`kit.target.read_env_file` and lays the comparison out one row per check (``ENV_CHECK_COLUMNS``).
+with :func:`kit.env_file.read_env_file` and lays the comparison out one row per check (``ENV_CHECK_COLUMNS``).
 
 Pure but for the file it reads: the tables (:func:`kit.config.fetch_tables`) and functions
 (:func:`kit.config.function_frame`) come in as arguments. ``detail`` quotes regions, table names and public
@@ -21,19 +21,19 @@ import pandas as pd
 
 from kit import frames
 from kit.config import function_frame
-from kit.errors import ConfigurationError
-from kit.target import (
+from kit.credentials import mask_access_key_id
+from kit.env_file import (
     ACCESS_KEY_ID_KEYS,
-    DEFAULT_TABLE,
     MANAGEMENT_URL_KEYS,
     REGION_KEYS,
     TABLE_KEYS,
     WEBSOCKET_URL_KEYS,
     EnvFile,
-    mask_access_key_id,
     parse_websocket_url,
     read_env_file,
 )
+from kit.errors import ConfigurationError
+from kit.target import DEFAULT_TABLE
 
 if TYPE_CHECKING:
     from kit.target import Target

@@ -65,6 +65,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from kit.credentials import Secret, mask_access_key_id
+from kit.env_file import read_env_file
 from kit.redact_structure import (
     NAME_FIELDS,
     REDACTED,
@@ -77,7 +79,6 @@ from kit.redact_structure import (
     redact_pipe_tables,
     redact_tables,
 )
-from kit.target import Secret, mask_access_key_id, read_env_file
 
 MIN_SECRET_LENGTH = 8
 # A run of this many consecutive characters of a known secret counts as that secret (see rule 2 above);
@@ -335,7 +336,8 @@ class Redactor:
     ) -> Redactor:
         """A redactor for the secrets in ``environ`` (default ``os.environ``) and in ``env_file``.
 
-        A missing or unreadable env file is a ``ConfigurationError`` (from :func:`kit.target.read_env_file`).
+        A missing or unreadable env file is a ``ConfigurationError`` (from
+        :func:`kit.env_file.read_env_file`).
         """
         sources: list[Mapping[str, str]] = [os.environ if environ is None else environ]
         if env_file is not None:

@@ -82,7 +82,7 @@ def name_words(name: str) -> list[str]:
 
 
 # Environment variables whose value is a secret, by name. ACCESS_KEY(?!_ID): AWS_SECRET_ACCESS_KEY yes,
-# AWS_ACCESS_KEY_ID no (a key id is masked apart, as kit.target.mask_access_key_id shows it).
+# AWS_ACCESS_KEY_ID no (a key id is masked apart, as kit.credentials.mask_access_key_id shows it).
 SECRET_VARIABLE: Final = re.compile(
     r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_KEY(?!_ID)", re.IGNORECASE
 )

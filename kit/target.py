@@ -7,9 +7,9 @@ is the only way the kit builds a boto3 client, so region, endpoint, retry mode a
 once; everything deeper takes a client or a target as an argument. ``Target.from_parameters`` is the one
 place that turns parameters (the CLI's flags, the notebooks' parameters, a report's options) into a target.
 
-The module also reads the seed app's ``.env.local`` (a Next.js file) with python-dotenv, keeping every line it
-could not use as a numbered problem instead of dropping it, and derives the API id, region and stage from the
-WebSocket URL.
+The app's ``.env.local`` is read and parsed in :mod:`kit.env_file` (its keys, its problems, the API id, region
+and stage of its WebSocket URL); secrets and credentials are held as :mod:`kit.credentials` says. Here they
+are resolved, with the flags, the lab file and the environment, into a target.
 
 What this module must not do: call AWS while resolving a target (credentials are checked, never used), read
 any file but the env file, the lab file (``kit.local``) and the AWS config files boto3 reads anyway, import
@@ -19,15 +19,13 @@ error message. Secret values live in ``Secret`` objects whose repr is redacted.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from io import StringIO
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -37,14 +35,28 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ProfileNotFound, UnknownServiceError
-from dotenv.parser import parse_stream
 
 from kit import __version__
+from kit.credentials import Credentials
+from kit.env_file import (
+    ACCESS_KEY_ID_KEYS,
+    MANAGEMENT_URL_KEYS,
+    PROFILE_KEYS,
+    REGION_KEYS,
+    SECRET_ACCESS_KEY_KEYS,
+    SESSION_TOKEN_KEYS,
+    TABLE_KEYS,
+    WEBSOCKET_URL_KEYS,
+    EnvFile,
+    management_url_for,
+    parse_websocket_url,
+    public_url,
+    read_env_file,
+)
 from kit.errors import ConfigurationError
 from kit.local import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, lab_file, read_lab_file
 from kit.local_paths import file_names
 from kit.reachability import Reachability
-from kit.redact_structure import is_secret_variable
 
 log = logging.getLogger("kit.target")
 
@@ -55,38 +67,6 @@ DEFAULT_TABLE = "chatgenius-connections"
 DEFAULT_INDEX = "workspaceIndex"
 DEFAULT_LAB_REGION = "us-east-2"
 
-# Keys looked for in the app's .env.local, first match wins. The seed is a Next.js app, so some settings
-# also appear NEXT_PUBLIC_-prefixed (those are inlined into the browser bundle).
-REGION_KEYS = ("AWS_REGION", "AWS_DEFAULT_REGION", "NEXT_PUBLIC_AWS_REGION", "REGION")
-ACCESS_KEY_ID_KEYS = ("AWS_ACCESS_KEY_ID", "NEXT_PUBLIC_AWS_ACCESS_KEY_ID")
-SECRET_ACCESS_KEY_KEYS = ("AWS_SECRET_ACCESS_KEY", "NEXT_PUBLIC_AWS_SECRET_ACCESS_KEY")
-SESSION_TOKEN_KEYS = ("AWS_SESSION_TOKEN", "NEXT_PUBLIC_AWS_SESSION_TOKEN")
-PROFILE_KEYS = ("AWS_PROFILE",)
-TABLE_KEYS = (
-    "CONNECTIONS_TABLE",
-    "CONNECTIONS_TABLE_NAME",
-    "DYNAMODB_CONNECTIONS_TABLE",
-    "TABLE_NAME",
-    "NEXT_PUBLIC_CONNECTIONS_TABLE",
-)
-WEBSOCKET_URL_KEYS = ("NEXT_PUBLIC_WEBSOCKET_URL", "NEXT_PUBLIC_WS_URL", "WEBSOCKET_URL", "WS_URL")
-MANAGEMENT_URL_KEYS = (
-    "WEBSOCKET_API_ENDPOINT",
-    "API_GATEWAY_MANAGEMENT_ENDPOINT",
-    "MANAGEMENT_API_URL",
-    "WEBSOCKET_MANAGEMENT_URL",
-)
-CREDENTIAL_KEYS = ACCESS_KEY_ID_KEYS + SECRET_ACCESS_KEY_KEYS + SESSION_TOKEN_KEYS
-RECOGNISED_KEYS = (
-    REGION_KEYS + CREDENTIAL_KEYS + PROFILE_KEYS + TABLE_KEYS + WEBSOCKET_URL_KEYS + MANAGEMENT_URL_KEYS
-)
-# Settings whose aliases must agree; values are not secret, so a disagreement may quote them.
-_ALIAS_GROUPS = {
-    "region": REGION_KEYS,
-    "table": TABLE_KEYS,
-    "WebSocket URL": WEBSOCKET_URL_KEYS,
-    "management API URL": MANAGEMENT_URL_KEYS,
-}
 
 # Alternative spellings callers use for a service; the value is boto3's service name.
 SERVICE_ALIASES = {
@@ -131,279 +111,6 @@ def client_config(kind: TargetKind) -> Config:
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _API_ID = re.compile(r"^[a-z0-9]{1,64}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_EXECUTE_API_HOST = re.compile(
-    r"^(?P<api>[a-z0-9]+)\.execute-api\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})"
-    r"\.amazonaws\.com(?:\.cn)?$"
-)
-
-
-class Secret:
-    """A secret string whose repr and str are redacted; ``reveal()`` is the only way to read it.
-
-    Copies (``copy``, ``deepcopy``, hence ``dataclasses.asdict``) return the same redacted object, so printing
-    a dict built from a dataclass holding one shows ``Secret('***')``.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __format__(self, format_spec: str) -> str:
-        return repr(self)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
-            return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __copy__(self) -> Secret:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
-        return self
-
-
-def mask_access_key_id(access_key_id: str) -> str:
-    """``AKIAIOSFODNN7EXAMPLE`` -> ``AKIA…MPLE``: enough to tell keys apart, not enough to use one."""
-    if len(access_key_id) < 12:
-        return "…" + access_key_id[-2:] if len(access_key_id) > 4 else "…"
-    return f"{access_key_id[:4]}…{access_key_id[-4:]}"
-
-
-@dataclass(frozen=True, init=False)
-class Credentials:
-    """Static AWS credentials. The secret key and session token are ``Secret``s and never printed."""
-
-    access_key_id: str
-    secret_access_key: Secret = field(repr=False)
-    session_token: Secret | None = field(default=None, repr=False)
-
-    def __init__(
-        self,
-        access_key_id: str,
-        secret_access_key: str | Secret,
-        session_token: str | Secret | None = None,
-    ) -> None:
-        if not access_key_id or not secret_access_key:
-            raise ConfigurationError(
-                "Credentials need both an access key id and a secret access key; one of them is empty."
-            )
-        secret = secret_access_key if isinstance(secret_access_key, Secret) else Secret(secret_access_key)
-        token = session_token if isinstance(session_token, Secret | None) else Secret(session_token)
-        object.__setattr__(self, "access_key_id", access_key_id)
-        object.__setattr__(self, "secret_access_key", secret)
-        object.__setattr__(self, "session_token", token or None)
-
-    @property
-    def masked_access_key_id(self) -> str:
-        return mask_access_key_id(self.access_key_id)
-
-    def __repr__(self) -> str:
-        token = "'***'" if self.session_token else "None"
-        return (
-            f"Credentials(access_key_id='{self.masked_access_key_id}', "
-            f"secret_access_key='***', session_token={token})"
-        )
-
-    __str__ = __repr__
-
-
-# --------------------------------------------------------------------------------------------------
-# The app's env file
-
-
-class RedactedValues(dict[str, str]):
-    """The env file's values: an ordinary dict whose repr shows the keys only (values may be secrets)."""
-
-    def __repr__(self) -> str:
-        return "{" + ", ".join(f"{key!r}: '…'" for key in self) + "}"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True)
-class EnvFile:
-    """A parsed ``.env.local``: the values it sets, where each was set, and every line it could not use.
-
-    ``values`` holds what the file sets (the last value wins for a repeated key, as in dotenv); treat them as
-    secrets and never print them. ``problems`` are full sentences starting with ``line N:`` where a line is to
-    blame. ``path`` is the path as given, for messages.
-    """
-
-    path: str
-    values: RedactedValues = field(repr=False)
-    lines: dict[str, int] = field(repr=False)
-    problems: list[str]
-
-    def first(self, aliases: Sequence[str]) -> tuple[str, str] | None:
-        """The first of ``aliases`` set to a non-empty value, as ``(key, value)``; None when none is."""
-        for key in aliases:
-            value = self.values.get(key)
-            if value:
-                return key, value
-        return None
-
-    def get(self, aliases: Sequence[str]) -> str | None:
-        """The value of the first of ``aliases`` set to a non-empty value, or None."""
-        hit = self.first(aliases)
-        return hit[1] if hit else None
-
-    def line_of(self, key: str) -> int | None:
-        return self.lines.get(key)
-
-
-def read_env_file(path: str | os.PathLike[str]) -> EnvFile:
-    """Read and parse an env file; a missing or unreadable file is a ``ConfigurationError`` naming it."""
-    env_path = Path(path)
-    try:
-        text = env_path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigurationError(
-            f"Env file {env_path} does not exist; pass the path of the app's .env.local with --env-file."
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(
-            f"Env file {env_path} could not be read as UTF-8 text ({type(exc).__name__}); "
-            "check that the path is the app's .env.local."
-        ) from exc
-    return parse_env_text(text, path=str(path))
-
-
-def _binding_line(start_line: int, original: str) -> int:
-    """dotenv reports the line where a binding's text starts, blank lines included; skip those."""
-    leading = original[: len(original) - len(original.lstrip())]
-    return start_line + leading.count("\n")
-
-
-def parse_env_text(text: str, *, path: str = ".env.local") -> EnvFile:
-    """Parse the text of an env file (pure). Lines python-dotenv cannot parse are kept as problems."""
-    values = RedactedValues()
-    lines: dict[str, int] = {}
-    problems: list[str] = []
-    for binding in parse_stream(StringIO(text)):
-        line = _binding_line(binding.original.line, binding.original.string)
-        if binding.error:
-            # Never quote the line: it may hold a secret.
-            problems.append(
-                f"line {line}: could not parse, so it is ignored; look for an unclosed quote "
-                "or a missing '='."
-            )
-            continue
-        key = binding.key
-        if key is None:
-            continue  # a comment or blank line
-        if binding.value is None:
-            problems.append(f"line {line}: {key} has no '=', so it sets nothing.")
-            continue
-        if key in lines:
-            problems.append(
-                f"line {line}: {key} is set again (first on line {lines[key]}); the later value wins."
-            )
-        values[key] = binding.value
-        lines[key] = line
-    problems.extend(_check_env_values(values, lines))
-    return EnvFile(path=path, values=values, lines=lines, problems=problems)
-
-
-def _public_url(url: str) -> str:
-    """A URL without its query string or user info, safe to quote in a message."""
-    parts = urlsplit(url if "//" in url else "//" + url)
-    scheme = f"{parts.scheme}://" if parts.scheme else ""
-    return f"{scheme}{parts.hostname or ''}{parts.path}"
-
-
-def _check_env_values(values: Mapping[str, str], lines: Mapping[str, int]) -> list[str]:
-    problems: list[str] = []
-    for key, value in values.items():
-        at = f"line {lines[key]}: {key}"
-        if key in RECOGNISED_KEYS and not value.strip():
-            problems.append(f"{at} is empty, so the kit ignores it.")
-        if key.startswith("NEXT_PUBLIC_") and (key in CREDENTIAL_KEYS or is_secret_variable(key)):
-            problems.append(
-                f"{at} puts a credential in a NEXT_PUBLIC_ variable, which Next.js inlines into the "
-                "JavaScript sent to every browser; rotate the key and keep it in a server-only variable."
-            )
-        if key in RECOGNISED_KEYS and "$" in value and key not in CREDENTIAL_KEYS:
-            problems.append(f"{at} refers to another variable with '$'; the kit reads the value literally.")
-    for setting, aliases in _ALIAS_GROUPS.items():
-        present = [(key, values[key]) for key in aliases if values.get(key)]
-        if len({value for _, value in present}) > 1:
-            first_key, first_value = present[0]
-            others = ", ".join(
-                f"{key} (line {lines[key]}) is {_public_url(value) if 'URL' in setting else value}"
-                for key, value in present[1:]
-                if value != first_value
-            )
-            shown = _public_url(first_value) if "URL" in setting else first_value
-            problems.append(
-                f"line {lines[first_key]}: the {setting} is set twice with different values: "
-                f"{first_key} is {shown} but {others}; the kit uses {first_key}, so check which one "
-                "the handler reads."
-            )
-    websocket = next(((k, values[k]) for k in WEBSOCKET_URL_KEYS if values.get(k)), None)
-    if websocket is not None:
-        key, url = websocket
-        scheme = urlsplit(url).scheme.lower()
-        if scheme and scheme not in {"wss", "ws"}:
-            problems.append(
-                f"line {lines[key]}: {key} uses {scheme}://, but browsers open WebSockets with wss://."
-            )
-        parsed = parse_websocket_url(url)
-        region = next(((k, values[k]) for k in REGION_KEYS if values.get(k)), None)
-        if parsed is None:
-            problems.append(
-                f"line {lines[key]}: {key} is not an execute-api URL "
-                "(wss://{api}.execute-api.{region}.amazonaws.com/{stage}), so the API id, region and "
-                "stage cannot be read from it; a custom domain hides them."
-            )
-        elif region is not None and region[1] != parsed[1]:
-            problems.append(
-                f"line {lines[key]}: {key} points at an API in {parsed[1]}, but {region[0]} "
-                f"(line {lines[region[0]]}) is {region[1]}; the $connect Lambda runs in {parsed[1]} and, "
-                f"unless it sets its own region, writes to the table in {parsed[1]}."
-            )
-    management = next(((k, values[k]) for k in MANAGEMENT_URL_KEYS if values.get(k)), None)
-    if management is not None and urlsplit(management[1]).scheme.lower() in {"wss", "ws"}:
-        key = management[0]
-        problems.append(
-            f"line {lines[key]}: {key} uses a WebSocket scheme; the management API (@connections) is "
-            "reached over https://, so a client built from it cannot post to connections."
-        )
-    return problems
-
-
-def parse_websocket_url(url: str) -> tuple[str, str, str] | None:
-    """``wss://{api}.execute-api.{region}.amazonaws.com/{stage}`` -> ``(api_id, region, stage)``, else None.
-
-    Also accepts the management form (``https://``, or no scheme) and ignores a query string or a path after
-    the stage (``/prod/@connections``). A custom domain carries none of the three, so it gives None.
-    """
-    candidate = url.strip()
-    if not candidate:
-        return None
-    parts = urlsplit(candidate if "//" in candidate else "//" + candidate)
-    if parts.scheme and parts.scheme.lower() not in {"wss", "ws", "https", "http"}:
-        return None
-    match = _EXECUTE_API_HOST.match((parts.hostname or "").lower())
-    stage = parts.path.strip("/").split("/", 1)[0]
-    if match is None or not stage:
-        return None
-    return match["api"], match["region"], stage
 
 
 def _custom_domain_stage(url: str | None) -> str | None:
@@ -413,11 +120,6 @@ def _custom_domain_stage(url: str | None) -> str | None:
         return None
     first = urlsplit(url if "//" in url else "//" + url).path.strip("/").split("/", 1)[0]
     return first or None
-
-
-def management_url_for(api_id: str, region: str, stage: str) -> str:
-    """The @connections endpoint API Gateway gives a WebSocket API stage."""
-    return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -912,8 +614,8 @@ class Target:
             "credential_source": file_names(self.provenance.get("credentials", "")),
             "region_source": file_names(self.provenance.get("region", "")),
             "table_source": file_names(self.provenance.get("table", "")),
-            "websocket_url": _public_url(self.websocket_url) if self.websocket_url else "",
-            "management_url": _public_url(self.management_url) if self.management_url else "",
+            "websocket_url": public_url(self.websocket_url) if self.websocket_url else "",
+            "management_url": public_url(self.management_url) if self.management_url else "",
             "api_id": self.api_id or "",
             "stage": self.stage or "",
             "read_only": "yes" if self.read_only else "no",

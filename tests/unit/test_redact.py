@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kit.credentials import Secret
 from kit.handler.app import sign_token
 from kit.redact import FRAGMENT_LENGTH, REDACTED, Redactor
-from kit.target import Secret
 
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
 SESSION_TOKEN = (

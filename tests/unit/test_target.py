@@ -16,22 +16,19 @@ from typing import Any
 
 import pytest
 
-from kit.errors import ConfigurationError
-from kit.local import LOCAL_ACCESS_KEY_ID
-from kit.target import (
+from kit.credentials import Credentials, Secret, mask_access_key_id
+from kit.env_file import (
     MANAGEMENT_URL_KEYS,
     REGION_KEYS,
     TABLE_KEYS,
     WEBSOCKET_URL_KEYS,
-    Credentials,
-    Secret,
-    Target,
-    canonical_service,
-    mask_access_key_id,
     parse_env_text,
     parse_websocket_url,
     read_env_file,
 )
+from kit.errors import ConfigurationError
+from kit.local import LOCAL_ACCESS_KEY_ID
+from kit.target import Target, canonical_service
 
 ENV_DIR = Path(__file__).resolve().parents[1] / "data" / "env"
 # The fake secrets in tests/data/env/*.env; none of them may ever be printed.
