@@ -464,14 +464,14 @@ MAX_MINUTES = 60 * 24 * 7305  # 20 years, longer than CloudWatch Logs has existe
 
 
 def _cmd_iam(args: argparse.Namespace) -> int:
-    from kit import iam, policy
+    from kit import iam, permissions
     from kit.target import DEFAULT_INDEX, DEFAULT_LAB_REGION, DEFAULT_TABLE
 
     if args.policy_file:
         policies = iam.policies_from_file(args.policy_file)
         target = _target_from_args(args) if args.target == "lab" and not args.offline else None
         region = target.region if target else (args.region or DEFAULT_LAB_REGION)
-        checks = policy.required_checks(
+        checks = permissions.required_checks(
             region,
             "123456789012",
             args.table or DEFAULT_TABLE,

@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import pandas as pd
 
-from kit import policy
+from kit import permissions
 from kit.diagnose import delivery_checks
 from kit.diagnose.findings import CONNECT, Diagnosis, Evidence
 from kit.errors import ConfigurationError
@@ -606,7 +606,7 @@ def _invoke_permission_fix(cause: str, summary: str, evidence: Evidence) -> Fix:
     stage = str(evidence.stage.iloc[0]["stage_name"])
     served = set(evidence.routes.loc[evidence.routes["function_arn"] == arn, "route_key"].dropna())
     route_key = CONNECT if served <= {CONNECT} else "*"
-    source = policy.execute_api_route_arn(
+    source = permissions.execute_api_route_arn(
         evidence.region, account, evidence.api_id, stage, route_key, partition=partition
     )
     name = arn.rsplit(":", 1)[-1]

@@ -4,7 +4,7 @@ Policies come from a file (the repo's ``iam-policies.json``, a JSON list of docu
 to document) or from IAM for a role (inline and attached managed policies, every page). They are parsed with
 :mod:`kit.policy` without strictness, so a malformed statement is kept, never applied, and named in every
 decision it could affect. :func:`permission_frame` evaluates the permissions the handler needs
-(:func:`kit.policy.required_checks`) with the same evaluator the lab enforces, and shows AWS's own policy
+(:func:`kit.permissions.required_checks`) with the same evaluator the lab enforces, and shows AWS's own policy
 simulator beside it when one was asked (a real account; moto has no ``simulate_principal_policy``, so in the
 lab the column says ``unavailable`` or stays NA).
 
@@ -31,7 +31,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from kit import frames, policy
+from kit import frames, permissions, policy
 from kit.errors import AwsError, ConfigurationError, error_code
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kit.iam")
 
-# One row per permission the connect handler needs (kit.policy.REQUIRED_PERMISSIONS, in order).
+# One row per permission the connect handler needs (kit.permissions.REQUIRED_PERMISSIONS, in order).
 PERMISSION_COLUMNS: Final[dict[str, str]] = {
     "purpose": "string",
     "action": "string",
@@ -266,7 +266,7 @@ def simulation_from_answers(answers: Iterable[Mapping[str, Any]]) -> Simulation:
 
 
 def simulate_checks(
-    target: Target, principal_arn: str, checks: Iterable[policy.PermissionCheck]
+    target: Target, principal_arn: str, checks: Iterable[permissions.PermissionCheck]
 ) -> Simulation:
     """Ask AWS's simulator about each check for ``principal_arn``; never raises.
 
@@ -303,13 +303,13 @@ def simulate_checks(
 
 def permission_frame(
     policies: Iterable[policy.Policy],
-    checks: Iterable[policy.PermissionCheck | tuple[str, str, str]],
+    checks: Iterable[permissions.PermissionCheck | tuple[str, str, str]],
     *,
     simulation: Simulation | None = None,
 ) -> pd.DataFrame:
     """One row per required permission: the verdict of ``kit.policy.evaluate`` and the deciding statement.
 
-    ``checks`` are :func:`kit.policy.required_checks` (or ``(purpose, action, resource)`` tuples).
+    ``checks`` are :func:`kit.permissions.required_checks` (or ``(purpose, action, resource)`` tuples).
     ``simulation`` (from :func:`simulate_checks`) fills ``simulated``/``agrees``; None leaves them NA.
     Pure. :data:`PERMISSION_COLUMNS`.
     """
@@ -357,14 +357,14 @@ def _partition(arn: str) -> str:
 
 def checks_for(
     target: Target, account: str, function_name: str, *, partition: str = "aws"
-) -> list[policy.PermissionCheck]:
-    """:func:`kit.policy.required_checks` for the target's region, table, index, API and stage."""
+) -> list[permissions.PermissionCheck]:
+    """:func:`kit.permissions.required_checks` for the target's region, table, index, API and stage."""
     if not target.api_id or not target.stage:
         raise ConfigurationError(
             f"Target {target.label} has no API id or stage, so the @connections permission cannot be "
             "checked; give the WebSocket URL (--websocket-url or NEXT_PUBLIC_WEBSOCKET_URL in the env file)."
         )
-    return policy.required_checks(
+    return permissions.required_checks(
         region=target.region,
         account=account,
         table=target.table,

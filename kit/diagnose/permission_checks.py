@@ -16,7 +16,7 @@ from typing import Final
 
 import pandas as pd
 
-from kit import frames, logparse, policy
+from kit import frames, logparse, permissions, policy
 from kit.diagnose import causes
 from kit.diagnose.findings import CONNECT, Evidence, Finding, first_text, is_true, skip, skip_if_api_unread
 
@@ -169,7 +169,7 @@ def _invoke_finding(
     next_step = causes.cause("invoke-permission-missing").next_step
     parts = function_arn.split(":")
     partition, account = parts[1], parts[4]
-    source_arn = policy.execute_api_route_arn(
+    source_arn = permissions.execute_api_route_arn(
         e.region, account, e.api_id, stage, CONNECT, partition=partition
     )
     name = parts[6] if len(parts) > 6 else function_arn

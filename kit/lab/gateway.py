@@ -34,7 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 
-from kit import policy, throttling
+from kit import permissions, policy, throttling
 from kit.errors import KitError
 from kit.lab import (
     authorizer_core,
@@ -322,7 +322,7 @@ class Gateway:
         authorizer, as ``source_arn``): Lambda's own check, with that ARN as ``AWS:SourceArn`` (kit.policy, as
         the diagnosis reads it too)."""
         settings = self.settings
-        source = source_arn or policy.execute_api_route_arn(
+        source = source_arn or permissions.execute_api_route_arn(
             settings.region, settings.account_id, settings.api_id, settings.stage, route_key
         )
 
@@ -631,7 +631,7 @@ class Gateway:
         answer = iam_connect.authorize_connect(
             sigv4.ReceivedRequest("GET", request.path, list(request.headers.raw_items()), b""),
             region=settings.region,
-            route_arn=policy.execute_api_route_arn(
+            route_arn=permissions.execute_api_route_arn(
                 settings.region, settings.account_id, api.api_id, settings.stage, "$connect"
             ),
             secrets=self.issuer.signing_secret,
@@ -994,7 +994,7 @@ class Gateway:
             principal = self.issuer.lookup(scope.access_key_id)
         except KeyError:  # a key with a secret but no role: refused, as a stranger's
             return core.management_error(403, sigv4.UNRECOGNIZED_CLIENT, sigv4.INVALID_TOKEN_MESSAGE)
-        resource = policy.execute_api_connections_arn(
+        resource = permissions.execute_api_connections_arn(
             self.settings.region,
             self.settings.account_id,
             self.settings.api_id,

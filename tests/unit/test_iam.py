@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from botocore.stub import Stubber
 
-from kit import iam, policy
+from kit import iam, permissions, policy
 from kit.errors import AwsError, ConfigurationError
 from kit.iam import (
     PERMISSION_COLUMNS,
@@ -30,7 +30,7 @@ REGION = "us-east-2"
 ACCOUNT = "123456789012"
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/chatgenius-connections"
 INDEX_ARN = f"{TABLE_ARN}/index/workspaceIndex"
-CHECKS = policy.required_checks(
+CHECKS = permissions.required_checks(
     region=REGION,
     account=ACCOUNT,
     table="chatgenius-connections",

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kit import policy
+from kit import permissions, policy
 from kit.errors import ConfigurationError
 from kit.policy import Policy, evaluate, parse_policies, parse_policy
 
@@ -117,7 +117,7 @@ def test_action_matching(pattern: str, action: str, expected: bool) -> None:
         ("arn:aws:logs:*:*:*", LOG_STREAM_ARN, True),
         (
             f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/fn:*",
-            policy.log_group_arn(REGION, ACCOUNT, "/aws/lambda/fn"),
+            permissions.log_group_arn(REGION, ACCOUNT, "/aws/lambda/fn"),
             False,
         ),
         # A "*" inside a segment stays inside it; one that ends a segment crosses colons.
@@ -711,27 +711,29 @@ def test_an_allowed_decision_has_no_denial_message() -> None:
 
 
 def test_arn_helpers() -> None:
-    assert policy.dynamodb_table_arn(REGION, ACCOUNT, TABLE) == TABLE_ARN
-    assert policy.dynamodb_index_arn(REGION, ACCOUNT, TABLE, "workspaceIndex") == INDEX_ARN
+    assert permissions.dynamodb_table_arn(REGION, ACCOUNT, TABLE) == TABLE_ARN
+    assert permissions.dynamodb_index_arn(REGION, ACCOUNT, TABLE, "workspaceIndex") == INDEX_ARN
     assert (
-        policy.execute_api_connections_arn(REGION, ACCOUNT, "abcdef1234", "prod", "POST", "AbCdEfGhIjKlMn0=")
+        permissions.execute_api_connections_arn(
+            REGION, ACCOUNT, "abcdef1234", "prod", "POST", "AbCdEfGhIjKlMn0="
+        )
         == CONNECTION_ARN
     )
     assert (
-        policy.log_group_arn(REGION, ACCOUNT, "/aws/lambda/fn")
+        permissions.log_group_arn(REGION, ACCOUNT, "/aws/lambda/fn")
         == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/fn"
     )
     assert (
-        policy.log_stream_arn(REGION, ACCOUNT, "/aws/lambda/fn", "2024/01/01/[$LATEST]0123abcd")
+        permissions.log_stream_arn(REGION, ACCOUNT, "/aws/lambda/fn", "2024/01/01/[$LATEST]0123abcd")
         == LOG_STREAM_ARN
     )
-    assert policy.dynamodb_table_arn("cn-north-1", ACCOUNT, TABLE, partition="aws-cn").startswith(
+    assert permissions.dynamodb_table_arn("cn-north-1", ACCOUNT, TABLE, partition="aws-cn").startswith(
         "arn:aws-cn:dynamodb:"
     )
 
 
-def checks() -> list[policy.PermissionCheck]:
-    return policy.required_checks(
+def checks() -> list[permissions.PermissionCheck]:
+    return permissions.required_checks(
         region=REGION,
         account=ACCOUNT,
         table=TABLE,
@@ -744,11 +746,11 @@ def checks() -> list[policy.PermissionCheck]:
 
 def test_required_checks_fill_every_template() -> None:
     filled = checks()
-    assert [c.action for c in filled] == [p.action for p in policy.REQUIRED_PERMISSIONS]
+    assert [c.action for c in filled] == [p.action for p in permissions.REQUIRED_PERMISSIONS]
     assert ("dynamodb:Query", INDEX_ARN) in [(c.action, c.resource) for c in filled]
     assert (
         "execute-api:ManageConnections",
-        f"arn:aws:execute-api:{REGION}:{ACCOUNT}:prqb9y0mvd/prod/POST/@connections/{policy.EXAMPLE_CONNECTION_ID}",
+        f"arn:aws:execute-api:{REGION}:{ACCOUNT}:prqb9y0mvd/prod/POST/@connections/{permissions.EXAMPLE_CONNECTION_ID}",
     ) in [(c.action, c.resource) for c in filled]
     assert all("{" not in c.resource for c in filled)
     assert all(c.purpose for c in filled)
@@ -771,7 +773,7 @@ def test_iam_policies_json_is_a_valid_iam_document() -> None:
 
 
 @pytest.mark.parametrize("check", checks(), ids=lambda c: c.action)
-def test_iam_policies_json_allows_every_required_check(check: policy.PermissionCheck) -> None:
+def test_iam_policies_json_allows_every_required_check(check: permissions.PermissionCheck) -> None:
     parsed = parse_policy(iam_policies_text(), "iam-policies.json")
     decision = evaluate([parsed], check.action, check.resource)
     assert decision.verdict == "allowed", decision.reason
@@ -784,7 +786,7 @@ def test_iam_policies_json_allows_every_required_check(check: policy.PermissionC
         ("dynamodb:UpdateItem", TABLE_ARN),
         ("execute-api:ManageConnections", CONNECTION_ARN.replace("/POST/", "/GET/")),
         ("execute-api:ManageConnections", CONNECTION_ARN.replace("/POST/", "/DELETE/")),
-        ("logs:CreateLogGroup", policy.log_group_arn(REGION, ACCOUNT, "/aws/lambda/chatgenius-ws")),
+        ("logs:CreateLogGroup", permissions.log_group_arn(REGION, ACCOUNT, "/aws/lambda/chatgenius-ws")),
     ],
 )
 def test_iam_policies_json_allows_the_rest_of_what_the_handler_may_do(action: str, resource: str) -> None:
@@ -937,7 +939,7 @@ def test_lenient_parsing_never_raises(raw: Any) -> None:
 # --------------------------------------------------------------------------------------------------------
 
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:chatgenius-websocket"
-ROUTE_ARN = policy.execute_api_route_arn(REGION, ACCOUNT, "abcdef1234", "prod", "$connect")
+ROUTE_ARN = permissions.execute_api_route_arn(REGION, ACCOUNT, "abcdef1234", "prod", "$connect")
 
 
 def _grant(
@@ -1050,6 +1052,6 @@ def test_resource_policy_decision(document: str | None, verdict: str, reason_has
 
 def test_route_arn_is_the_source_arn_api_gateway_presents() -> None:
     assert ROUTE_ARN == "arn:aws:execute-api:us-east-2:123456789012:abcdef1234/prod/$connect"
-    assert policy.execute_api_route_arn("cn-north-1", ACCOUNT, "a", "s", "r", partition="aws-cn").startswith(
-        "arn:aws-cn:execute-api:cn-north-1:"
-    )
+    assert permissions.execute_api_route_arn(
+        "cn-north-1", ACCOUNT, "a", "s", "r", partition="aws-cn"
+    ).startswith("arn:aws-cn:execute-api:cn-north-1:")
