@@ -7,10 +7,11 @@ handler stores an item for the connection, the item shows up in the ``workspaceI
 ``$disconnect`` delete the item. ``run_probe`` returns one row per client per step
 (``kit.probe_core.PROBE_COLUMNS``); ``kit.probe_core.summarise`` condenses that to one row per step.
 
-This module is the shell: it opens the sockets, sends, receives, reads the table and the stage's logs, and
-hands each answer to :mod:`kit.probe_core`, which decides every step's verdict, and :mod:`kit.probe_waits`,
-which decides when each wait is over (on its event, on the logs' evidence that the event will never come, or
-at its bound). It must not decide what the core can decide.
+This module is the shell: it opens the sockets, sends, reads the table and the stage's logs (each client's
+frames are collected by :mod:`kit.probe_client`), and hands each answer to :mod:`kit.probe_core`, which
+decides every step's verdict, and :mod:`kit.probe_waits`, which decides when each wait is over (on its
+event, on the logs' evidence that the event will never come, or at its bound). It must not decide what the
+core can decide.
 
 A step is ``ok`` True (it did what a healthy stack does), False (it did not; ``detail`` says what happened
 instead), or ``<NA>``: skipped, because an earlier step of the same client failed or the plan leaves
@@ -38,7 +39,6 @@ a token reach a row, a log line or an error message; tokens are e-mail addresses
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import struct
 import sys
@@ -59,117 +59,11 @@ from kit import logs, probe_logs
 from kit import probe_core as core
 from kit import probe_waits as waits
 from kit.errors import AwsError, KitError, error_code
+from kit.probe_client import Client, ProbeSocket
 from kit.probe_core import ProbePlan
-from kit.redact import user_hash
 from kit.target import Target
 
 log = logging.getLogger("kit.probe")
-
-
-# --------------------------------------------------------------------------------------------------
-# One client: its socket, and a thread that collects what arrives on it
-
-
-class _ProbeSocket(websocket.WebSocket):
-    """websocket-client answers a close frame by echoing one; the peer may already be gone, so never raise."""
-
-    def send_close(self, status: int = core.CLOSE_NORMAL, reason: bytes | str = b"") -> None:
-        with contextlib.suppress(OSError, websocket.WebSocketException):
-            super().send_close(status, reason)
-
-
-class _Client:
-    def __init__(
-        self, index: int, token: str | None, url: str, user_agent: str, arrived: threading.Condition
-    ) -> None:
-        self.index = index
-        self.token = token
-        self.url = url
-        self.user_agent = user_agent
-        self.user_hash = user_hash(token) if token is not None else None
-        self.ws: Any = None
-        self.connected_at: float | None = None
-        self.connection_id: str | None = None
-        self.item: dict[str, str] | None = None
-        self.closed_early = False
-        self.disconnected_at: float | None = None
-        self.probe_closing = False
-        self.close: core.Close | None = None
-        self.frames: list[core.ReceivedFrame] = []
-        self.messages_sent = 0  # action frames written, so the logs' count of handled messages compares
-        self._arrived = arrived
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.ws is not None and self.close is None and not self.probe_closing
-
-    def has_closed(self) -> bool:
-        return self.close is not None
-
-    @property
-    def closed_reason(self) -> str:
-        return core.closed_reason(closed_early=self.closed_early, close=self.close)
-
-    def start_receiving(self) -> None:
-        self.ws.settimeout(0.2)  # the receiver polls, so it can be stopped without closing under it
-        self._thread = threading.Thread(target=self._receive, name=f"kit-probe-{self.index}", daemon=True)
-        self._thread.start()
-
-    def frames_since(self, since: float) -> list[core.ReceivedFrame]:
-        with self._arrived:
-            return [frame for frame in self.frames if frame.at >= since]
-
-    def error_frames_since(self, since: float) -> list[str]:
-        """The gateway's error frames (not broadcasts) received since ``since``."""
-        return [f.text for f in self.frames_since(since) if core.gateway_error_message(f.text) is not None]
-
-    def _receive(self) -> None:
-        ws = self.ws
-        while not self._stop.is_set():
-            try:
-                opcode, data = ws.recv_data(control_frame=True)
-            except websocket.WebSocketTimeoutException:
-                continue
-            except (websocket.WebSocketException, OSError, AttributeError) as exc:
-                # AttributeError: websocket-client drops its socket when shut down under a read.
-                if not self._stop.is_set():
-                    lost = core.lost_connection_detail(type(exc).__name__)
-                    self._closed(
-                        core.close_of(
-                            core.ABNORMAL_CLOSURE,
-                            "",
-                            time.monotonic(),
-                            by_server=not self.probe_closing,
-                            lost=lost,
-                        )
-                    )
-                return
-            now = time.monotonic()
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                code, reason = core.close_payload(data)
-                self._closed(core.close_of(code, reason, now, by_server=not self.probe_closing))
-                return
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-                with self._arrived:
-                    self.frames.append(core.ReceivedFrame(now, text))
-                    self._arrived.notify_all()
-
-    def _closed(self, close: core.Close) -> None:
-        with self._arrived:
-            self.close = close
-            self._arrived.notify_all()
-
-    def shut(self) -> None:
-        """Stop the receiver and close the TCP connection (websocket-client leaves it open after a close)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                self.ws.shutdown()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -357,7 +251,7 @@ class _ProbeSession:
         self.since = core.owned_since(started)
         url = target.websocket_url or ""
         self.clients = [
-            _Client(i, plan.sent_token(i), plan.url(url, i), core.client_user_agent(plan, i), self.arrived)
+            Client(i, plan.sent_token(i), plan.url(url, i), core.client_user_agent(plan, i), self.arrived)
             for i in range(plan.clients)
         ]
         self.signed = _connect_authorization(target) == "AWS_IAM"
@@ -368,12 +262,12 @@ class _ProbeSession:
 
     # -- bookkeeping ----------------------------------------------------------------------------------
 
-    def record(self, client: _Client, step: str, started: datetime, result: core.StepResult) -> None:
+    def record(self, client: Client, step: str, started: datetime, result: core.StepResult) -> None:
         added = self.rows.add(client.index, step, started, result)
         if self.bar is not None:
             self.bar.update(added)
 
-    def skip(self, client: _Client, steps: Iterable[str], reason: str, **values: Any) -> None:
+    def skip(self, client: Client, steps: Iterable[str], reason: str, **values: Any) -> None:
         added = self.rows.skip(client.index, tuple(steps), reason, _utcnow(), **values)
         if self.bar is not None and added:
             self.bar.update(added)
@@ -431,12 +325,12 @@ class _ProbeSession:
         self.in_pool(self.disconnect, [c for c in self.clients if c.ws is not None and not c.closed_early])
         self.wait_for_removal()
 
-    def in_pool(self, work: Callable[[_Client], None], clients: list[_Client]) -> None:
+    def in_pool(self, work: Callable[[Client], None], clients: list[Client]) -> None:
         if clients:
             with ThreadPoolExecutor(min(self.plan.concurrency, len(clients)), "kit-probe") as pool:
                 list(pool.map(work, clients))
 
-    def connect(self, client: _Client) -> None:
+    def connect(self, client: Client) -> None:
         started, begin, shown = _utcnow(), time.monotonic(), core.public_url(client.url)
         status: int | None = None
         try:
@@ -444,7 +338,7 @@ class _ProbeSession:
             client.ws = websocket.create_connection(
                 client.url,
                 timeout=self.timeouts.handshake_s,
-                class_=_ProbeSocket,
+                class_=ProbeSocket,
                 header=[f"User-Agent: {client.user_agent}", *signature],
             )
         except websocket.WebSocketBadStatusException as exc:
@@ -477,7 +371,7 @@ class _ProbeSession:
             self.disconnect(client)
             self.skip(client, ("item-stored", "index-visible"), client.closed_reason)
 
-    def join(self, client: _Client) -> str:
+    def join(self, client: Client) -> str:
         """Send the join frame, as the app does right after connecting; a few words for the connect row."""
         assert client.ws is not None
         workspace = self.plan.workspace if self.plan.include_workspace_id else None
@@ -758,7 +652,7 @@ class _ProbeSession:
             sent[client.index] = _Sent(started, begin, core.ms(time.monotonic() - begin), expected)
         return sent
 
-    def disconnect(self, client: _Client) -> None:
+    def disconnect(self, client: Client) -> None:
         """Close the socket as a browser does (1000); the row carries the server's answer."""
         started, close = _utcnow(), client.close
         if close is not None:  # the server closed first
