@@ -3,9 +3,11 @@
 Every decision (which route, which event, which status, close code or error frame, what @connections answers,
 what the logs say) is made in the pure core (:mod:`kit.lab.gateway_core`, ``gateway_config``,
 ``gateway_events``) and :mod:`kit.lab.gateway_logs`. This module only does the I/O: it accepts sockets on
-127.0.0.1, reads the API's live configuration through :class:`kit.lab.live.LiveConfig` when it acts, invokes
-integrations (Lambda through the lab's runtime, HTTP_PROXY over HTTP), sends frames, serves
-``/{stage}/@connections/{id}`` on a second loopback port, and hands log lines to the log writer.
+127.0.0.1 (each a :class:`kit.lab.gateway_connection.GatewayConnection`, which applies the frame limits),
+reads the API's live configuration through :class:`kit.lab.live.LiveConfig` when it acts, invokes
+integrations and authorizers (:mod:`kit.lab.gateway_integrations`: Lambda through the lab's runtime,
+HTTP_PROXY over HTTP), sends frames, serves ``/{stage}/@connections/{id}`` on a second loopback port, and
+hands log lines to the log writer.
 
 It must not decide anything the core can decide, and it must not know about scenarios.
 """
@@ -20,18 +22,15 @@ import random
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode, Frame, Opcode
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from kit import permissions, policy, throttling
@@ -44,15 +43,13 @@ from kit.lab import (
     handshake,
     iam_connect,
     sigv4,
-    sockets,
 )
 from kit.lab import gateway_core as core
 from kit.lab.cloudwatch import LogWriter
-from kit.lab.code_location import DeployedCode
 from kit.lab.engines import LOOPBACK
-from kit.lab.hops import GATEWAY_HANDSHAKE, GATEWAY_INVOKE, Hops
-from kit.lab.lambda_config import FunctionConfig, function_config_from_answer
-from kit.lab.lambda_environment import LambdaCredentials
+from kit.lab.gateway_connection import GatewayConnection, connection_type, http_response, in_background
+from kit.lab.gateway_integrations import Integrations
+from kit.lab.hops import GATEWAY_HANDSHAKE, Hops
 from kit.lab.live import CredentialIssuer, LiveConfig
 from kit.lab.runtime import LambdaRuntime
 from kit.local import LOCAL_ACCESS_KEY_ID
@@ -62,16 +59,6 @@ log = logging.getLogger("kit.lab")
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-# The event loop keeps only weak references to tasks: background closes are kept here until done.
-_background_tasks: set[asyncio.Task[None]] = set()
-
-
-def _in_background(coroutine: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.get_running_loop().create_task(coroutine)
-    _background_tasks.add(task)
-    task.add_done_callback(_background_tasks.discard)
 
 
 @dataclass
@@ -97,72 +84,6 @@ class GatewaySettings:
     # The account-level quotas (new connections a second; requests a second, which @connections calls
     # share): AWS's defaults unless a test lowers them (Lab(account_limits=...)).
     account_limits: throttling.AccountLimits = field(default_factory=throttling.AccountLimits)
-
-
-class GatewayConnection(ServerConnection):
-    """A server connection that applies API Gateway's frame limits before websockets reassembles, and
-    drops a client whose upgrade request is not complete within the header timeout."""
-
-    kit_connection: gateway_events.Connection | None = None
-    kit_close: core.CloseDecision | None = None
-    kit_subprotocol: str | None = None
-    kit_header_timeout_s: float | None = None  # set per gateway by _connection_type
-    _kit_header_timer: asyncio.TimerHandle | None = None
-    _message_len = 0
-    _message_binary = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        # Not websockets' open_timeout: that one also bounds process_request, which runs $connect, and
-        # cancelling $connect midway would leave whatever it stored with no $disconnect to follow.
-        if self.kit_header_timeout_s is not None:
-            self._kit_header_timer = self.loop.call_later(self.kit_header_timeout_s, self._header_timed_out)
-
-    def _header_timed_out(self) -> None:
-        if self.request is None:
-            self.transport.abort()  # websockets then ends the handshake: no request, nothing to answer
-
-    def process_event(self, event: Any) -> None:
-        if self.request is None and self._kit_header_timer is not None:
-            self._kit_header_timer.cancel()  # the upgrade request is complete
-        if isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-            if self.kit_close is not None:
-                return  # already closing: drop the rest, as the gateway would
-            if event.opcode is Opcode.CONT:
-                self._message_len += len(event.data)
-            else:
-                self._message_len = len(event.data)
-                self._message_binary = event.opcode is Opcode.BINARY
-            decision = core.check_inbound(
-                is_binary=self._message_binary, frame_len=len(event.data), message_len=self._message_len
-            )
-            if decision is not None:
-                self.kit_close = decision
-                _in_background(self.close(decision.code, decision.reason))
-                return
-        super().process_event(event)
-
-
-def _connection_type(header_timeout_s: float) -> type[GatewayConnection]:
-    """GatewayConnection with this gateway's header timeout (websockets builds connections from a class)."""
-
-    class ConfiguredConnection(GatewayConnection):
-        kit_header_timeout_s = header_timeout_s
-
-    return ConfiguredConnection
-
-
-def _http_response(
-    connection: ServerConnection, status: int, body: str, headers: tuple[gateway_events.Header, ...]
-) -> Response:
-    """A plain HTTP answer to an upgrade request; ``headers`` replace websockets' defaults of that name."""
-    response = connection.respond(status, body)
-    for name, _ in headers:
-        if name in response.headers:
-            del response.headers[name]
-    for name, value in headers:
-        response.headers[name] = value
-    return response
 
 
 class Gateway:
@@ -197,8 +118,9 @@ class Gateway:
         self._ready = threading.Event()
         self._stopping: asyncio.Event | None = None
         self._startup_error: BaseException | None = None
-        self._credentials: dict[str, LambdaCredentials] = {}
-        self._deployed = DeployedCode(Path(settings.code_dir).parent / "code", live.code_location)
+        self.integrations = Integrations(
+            settings, live, runtime, issuer, hops=self.hops, management_url=lambda: self.management_url
+        )
         self.ws_port = 0
         self.management_port = 0
 
@@ -241,7 +163,7 @@ class Gateway:
             self._serve_connection,
             LOOPBACK,
             0,
-            create_connection=_connection_type(self.settings.header_timeout_s),
+            create_connection=connection_type(self.settings.header_timeout_s),
             process_request=self._process_request,
             process_response=self._process_response,
             # GatewayConnection times the request; $connect then takes as long as its function or HTTP
@@ -279,174 +201,6 @@ class Gateway:
             )
 
         return self.live.derived(("gateway-api", self.settings.api_id, self.settings.stage), load)
-
-    # -- integrations --------------------------------------------------------------------------------------
-
-    async def _invoke(
-        self, api: gateway_config.ApiConfig, decision: gateway_config.RouteDecision, event: dict[str, Any]
-    ) -> gateway_events.IntegrationResult:
-        """Run the route's integration; an unexpected lab failure answers as a failed integration would."""
-        try:
-            return await self._run_integration(api, decision, event)
-        except Exception as exc:  # logged with its traceback: a lab bug must be visible, not silent
-            log.exception("%s integration failed in the lab", decision.route_key)
-            return gateway_events.IntegrationResult("invoke-error", error_message=str(exc))
-
-    async def _run_integration(
-        self, api: gateway_config.ApiConfig, decision: gateway_config.RouteDecision, event: dict[str, Any]
-    ) -> gateway_events.IntegrationResult:
-        integration = decision.integration
-        if decision.kind != "integration" or integration is None:
-            return gateway_events.NOT_INVOKED
-        started = time.monotonic()
-        if integration.integration_type == "AWS_PROXY":
-            return await self._invoke_lambda(
-                api, integration, event, decision.route_key or "$default", started
-            )
-        if integration.integration_type in ("HTTP_PROXY", "HTTP"):
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, self._invoke_http, integration, event, started)
-        return gateway_events.IntegrationResult(
-            "invoke-error", error_message=f"integration type {integration.integration_type} is not supported"
-        )
-
-    async def _code_path(self, function_name: str, answer: Mapping[str, Any]) -> str:
-        """Where the function's code is: the provisioned folder, or its updated code (fetched once a hash)."""
-        sha = str(answer.get("CodeSha256") or "")
-        if not sha or not self.settings.code_sha256 or sha == self.settings.code_sha256:
-            return self.settings.code_dir
-        return await asyncio.to_thread(self._deployed.path_for, function_name, sha)
-
-    def _invoke_permitted(self, function_name: str, route_key: str, *, source_arn: str | None = None) -> bool:
-        """Whether the function's resource policy lets API Gateway invoke it for this route (or, for an
-        authorizer, as ``source_arn``): Lambda's own check, with that ARN as ``AWS:SourceArn`` (kit.policy, as
-        the diagnosis reads it too)."""
-        settings = self.settings
-        source = source_arn or permissions.execute_api_route_arn(
-            settings.region, settings.account_id, settings.api_id, settings.stage, route_key
-        )
-
-        def load() -> bool:
-            answer = self.live.function_configuration(function_name) or {}
-            decision = policy.resource_policy_decision(
-                self.live.function_policy(function_name),
-                service=policy.APIGATEWAY_PRINCIPAL,
-                action=policy.INVOKE_FUNCTION,
-                resource=str(answer.get("FunctionArn") or ""),
-                context={"aws:SourceArn": source, "aws:SourceAccount": settings.account_id},
-            )
-            return decision.allowed
-
-        return self.live.derived(("gateway-invoke-permitted", function_name, source), load)
-
-    async def _invoke_lambda(
-        self,
-        api: gateway_config.ApiConfig,
-        integration: gateway_config.IntegrationConfig,
-        event: dict[str, Any],
-        route_key: str,
-        started: float,
-    ) -> gateway_events.IntegrationResult:
-        function_arn = gateway_events.lambda_function_arn(integration.uri) or ""
-        function_name = function_arn.rsplit(":", 1)[-1]
-        answer = self.live.function_configuration(function_name)
-        if answer is None:
-            return gateway_events.IntegrationResult(
-                "invoke-error", error_message=f"Function not found: {function_arn}"
-            )
-        if not self._invoke_permitted(function_name, route_key):
-            return gateway_events.IntegrationResult(
-                "invoke-error", error_message="Invalid permissions on Lambda function"
-            )
-        try:
-            code_path = await self._code_path(function_name, answer)
-        except KitError as exc:
-            return gateway_events.IntegrationResult("invoke-error", error_message=str(exc))
-        config = self._function_config(function_name, answer, code_path)
-        credentials = self._credentials_for(config.role_arn, config.function_name)
-        extra_env = dict(self.settings.function_env)
-        extra_env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = self.management_url
-        try:
-            with self.hops.span(GATEWAY_INVOKE):
-                result = await self.runtime.ainvoke(
-                    config, event, credentials=credentials, extra_env=extra_env
-                )
-        except KitError as exc:
-            return gateway_events.IntegrationResult("invoke-error", error_message=str(exc))
-        latency = int((time.monotonic() - started) * 1000)
-        if result.kind == "response":
-            return gateway_events.lambda_proxy_result(
-                result.payload, integration_request_id=result.request_id, latency_ms=latency
-            )
-        if result.kind == "timeout" and config.timeout_s * 1000 >= integration.timeout_ms:
-            # Only a function allowed to outlive the integration timeout (29 s at most) makes API Gateway
-            # give up first (504). A function ended by its own, shorter timeout is, for API Gateway, a
-            # function error ("Task timed out after N seconds"): 502, as every other failed invocation.
-            return gateway_events.IntegrationResult(
-                "timeout", integration_request_id=result.request_id, latency_ms=latency
-            )
-        return gateway_events.IntegrationResult(
-            "function-error",
-            error_message=result.error_message or result.error_type or "function error",
-            integration_request_id=result.request_id,
-            latency_ms=latency,
-        )
-
-    def _function_config(
-        self, function_name: str, answer: Mapping[str, Any], code_path: str
-    ) -> FunctionConfig:
-        """The function's configuration as the runtime takes it, made once per configuration generation.
-
-        Made from the answer as read inside the load, not ``answer``: one read before the generation moved
-        must not be remembered for the new one (``answer`` serves only if the function is gone meanwhile).
-        """
-
-        def load() -> FunctionConfig:
-            fresh = self.live.function_configuration(function_name) or answer
-            return function_config_from_answer(fresh, self.settings.region, code_path=code_path)
-
-        return self.live.derived(("gateway-function-config", function_name, code_path), load)
-
-    def _credentials_for(self, role_arn: str, function_name: str) -> LambdaCredentials:
-        """The role's temporary credentials, issued once per (role, function) as Lambda caches them."""
-        key = f"{role_arn}|{function_name}"
-        if key not in self._credentials:
-            issued = self.issuer.issue(role_arn, function_name)
-            self._credentials[key] = LambdaCredentials(
-                issued.access_key_id, issued.secret_access_key, issued.session_token
-            )
-        return self._credentials[key]
-
-    def _invoke_http(
-        self, integration: gateway_config.IntegrationConfig, event: dict[str, Any], started: float
-    ) -> gateway_events.IntegrationResult:
-        spec = gateway_events.http_integration_request(integration, event)
-        if not spec.url.startswith(("http://", "https://")):
-            return gateway_events.IntegrationResult(
-                "invoke-error", error_message=f"Invalid endpoint address: {spec.url}"
-            )
-        request = urllib.request.Request(  # noqa: S310 - scheme checked just above
-            spec.url,
-            data=spec.body.encode() if spec.body else b"",
-            method=spec.method,
-            headers=dict(spec.headers),
-        )
-        timeout = integration.timeout_ms / 1000
-        try:
-            with sockets.open_loopback(request, timeout=timeout) as response:
-                body = response.read().decode(errors="replace")
-                status, headers = response.status, dict(response.headers.items())
-        except urllib.error.HTTPError as exc:
-            body = exc.read().decode(errors="replace")
-            status, headers = exc.code, dict(exc.headers.items())
-        except TimeoutError:
-            return gateway_events.IntegrationResult("timeout")
-        except (urllib.error.URLError, OSError) as exc:
-            return gateway_events.IntegrationResult("invoke-error", error_message=f"Execution failed: {exc}")
-        latency = int((time.monotonic() - started) * 1000)
-        return gateway_events.IntegrationResult(
-            "response", status=status, headers=headers, body=body, latency_ms=latency
-        )
 
     # -- logs ----------------------------------------------------------------------------------------------
 
@@ -508,7 +262,7 @@ class Gateway:
             list(request.headers.raw_items()),
         )
         if rejection is not None:
-            return _http_response(connection, rejection.status, rejection.body, rejection.headers)
+            return http_response(connection, rejection.status, rejection.body, rejection.headers)
         now = _now_ms()
         remote = connection.remote_address
         source_ip = str(remote[0]) if remote else LOOPBACK
@@ -562,13 +316,13 @@ class Gateway:
         connection.kit_connection = kit_connection
         self.registry.register_pending(kit_connection)
         decision = gateway_config.route_for_key(api, "$connect")
-        result = await self._invoke(api, decision, event)
+        result = await self.integrations.invoke(api, decision, event)
         outcome = core.connect_outcome(result)
         if outcome.accept:
             # $connect said yes (and may have stored the connection): from here on, however the
             # connection ends, even before its 101 (or with this hook failing), $disconnect follows.
             self.registry.mark_accepted(kit_connection.connection_id)
-            _in_background(self._disconnect_if_undelivered(connection, kit_connection))
+            in_background(self._disconnect_if_undelivered(connection, kit_connection))
         context = _connect_log_context(
             kit_connection, request_id, now, outcome, decision=decision, result=result
         )
@@ -588,7 +342,7 @@ class Gateway:
             connection.kit_subprotocol = outcome.subprotocol
             return None
         self.registry.forget(kit_connection.connection_id)
-        return _http_response(connection, outcome.status, outcome.body, outcome.headers)
+        return http_response(connection, outcome.status, outcome.body, outcome.headers)
 
     # -- throttling ----------------------------------------------------------------------------------------
 
@@ -611,7 +365,7 @@ class Gateway:
         outcome = core.THROTTLED_HANDSHAKE
         context = _connect_log_context(kit_connection, request_id, now, outcome)
         self._write_logs(api, context, decision=None, result=None, throttled_by=throttled.limit)
-        return _http_response(connection, outcome.status, outcome.body, outcome.headers)
+        return http_response(connection, outcome.status, outcome.body, outcome.headers)
 
     def _iam_refusal(  # noqa: PLR0917 - the handshake's parts, as _process_request holds them
         self,
@@ -658,7 +412,7 @@ class Gateway:
         )
         self._write_logs(api, context, decision=None, result=None)  # nothing was registered yet
         headers = (("Content-Type", "application/json"), ("x-amzn-ErrorType", answer.error_type))
-        return _http_response(connection, answer.status, answer.body, headers)
+        return http_response(connection, answer.status, answer.body, headers)
 
     def _iam_caller(self, access_key_id: str) -> iam_connect.Caller:
         """Who signed: a role's temporary credentials (its policies, read live), or the lab's long-term
@@ -727,7 +481,7 @@ class Gateway:
         )
         started = time.monotonic()
         try:
-            invocation = await self._invoke_authorizer(
+            invocation = await self.integrations.invoke_authorizer(
                 authorizer,
                 authorizer_core.authorizer_event(event, method_arn, api.stage.variables, client_headers),
             )
@@ -751,54 +505,6 @@ class Gateway:
         reached = 200 if invocation.kind in ("response", "function-error") else None
         fields = authorizer_core.access_log_fields(verdict, latency_ms=latency, integration_status=reached)
         return authorizer_core.Step(verdict, tuple(lines), tuple(fields.items()))
-
-    async def _invoke_authorizer(
-        self, authorizer: authorizer_core.AuthorizerConfig, event: dict[str, Any]
-    ) -> authorizer_core.Invocation:
-        """Invoke the authorizer's function through the lab's runtime, as API Gateway would."""
-        function_arn = authorizer.function_arn or ""
-        function_name = function_arn.rsplit(":", 1)[-1]
-        answer = self.live.function_configuration(function_name) if function_name else None
-        if answer is None:
-            return authorizer_core.Invocation(
-                "invoke-error", error_message=f"Function not found: {function_arn}"
-            )
-        settings = self.settings
-        source = (
-            f"arn:aws:execute-api:{settings.region}:{settings.account_id}:{settings.api_id}/"
-            f"authorizers/{authorizer.authorizer_id}"
-        )
-        # With AuthorizerCredentialsArn, API Gateway assumes that role: its policies decide (its trust policy
-        # is not checked), not the function's resource policy.
-        if authorizer.credentials_arn:
-            permitted = policy.evaluate(
-                self.live.role_policies(authorizer.credentials_arn), "lambda:InvokeFunction", function_arn
-            ).allowed
-        else:
-            permitted = self._invoke_permitted(function_name, "$connect", source_arn=source)
-        if not permitted:
-            return authorizer_core.Invocation(
-                "invoke-error", error_message="Invalid permissions on Lambda function"
-            )
-        try:
-            code_path = await self._code_path(function_name, answer)
-        except KitError as exc:
-            return authorizer_core.Invocation("invoke-error", error_message=str(exc))
-        config = self._function_config(function_name, answer, code_path)
-        credentials = self._credentials_for(config.role_arn, config.function_name)
-        try:
-            result = await self.runtime.ainvoke(
-                config, event, credentials=credentials, extra_env=dict(settings.function_env)
-            )
-        except KitError as exc:
-            return authorizer_core.Invocation("invoke-error", error_message=str(exc))
-        if result.kind == "response":
-            return authorizer_core.Invocation("response", payload=result.payload)
-        if result.kind == "timeout":
-            return authorizer_core.Invocation("timeout")
-        return authorizer_core.Invocation(
-            "function-error", error_message=result.error_message or result.error_type or "function error"
-        )
 
     def _refuse_by_authorizer(
         self,
@@ -826,7 +532,7 @@ class Gateway:
         )
         context |= dict(step.access_fields)
         self._write_logs(api, context, decision=None, result=None, authorizer_lines=step.lines)
-        return _http_response(connection, status, verdict.body, (("Content-Type", "application/json"),))
+        return http_response(connection, status, verdict.body, (("Content-Type", "application/json"),))
 
     # -- an open connection --------------------------------------------------------------------------------
 
@@ -897,7 +603,9 @@ class Gateway:
         limit = api.stage.throttle_limit(route_key, self.throttles.account)
         throttled = self.throttles.message(time.monotonic(), route_key, limit)
         if throttled is None:
-            result = await self._invoke(api, decision, event)  # NOT_INVOKED when no integration matched
+            result = await self.integrations.invoke(
+                api, decision, event
+            )  # NOT_INVOKED when no integration matched
             outcome = core.message_outcome(
                 decision, result, connection_id=kit_connection.connection_id, request_id=request_id
             )
@@ -959,7 +667,7 @@ class Gateway:
             reason=close.reason,
         )
         decision = gateway_config.route_for_key(api, "$disconnect")
-        result = await self._invoke(api, decision, event)
+        result = await self.integrations.invoke(api, decision, event)
         outcome = core.disconnect_outcome(result)
         context = gateway_logs.build_log_context(
             kit_connection,
@@ -1039,7 +747,7 @@ class Gateway:
             socket.kit_close = decision.close
             # Answer 204 without waiting for the client's half of the closing handshake (up to the close
             # timeout): the caller is often the only one who could make the client read the close frame.
-            _in_background(socket.close(decision.close.code, decision.close.reason))
+            in_background(socket.close(decision.close.code, decision.close.reason))
             await asyncio.sleep(0)  # let the close frame go out before the 204
         return decision
 
