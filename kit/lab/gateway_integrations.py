@@ -12,6 +12,7 @@ what the client and the logs see. :class:`kit.lab.gateway.Gateway` holds one :cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import urllib.error
@@ -27,6 +28,7 @@ from kit.lab.code_location import DeployedCode
 from kit.lab.hops import GATEWAY_INVOKE, Hops
 from kit.lab.lambda_config import FunctionConfig, function_config_from_answer
 from kit.lab.lambda_environment import LambdaCredentials
+from kit.lab.lambda_invocation import InvokeResult
 from kit.lab.live import CredentialIssuer, LiveConfig
 from kit.lab.runtime import LambdaRuntime
 
@@ -87,6 +89,32 @@ class Integrations:
             "invoke-error", error_message=f"integration type {integration.integration_type} is not supported"
         )
 
+    async def _run_function(
+        self,
+        function_name: str,
+        answer: Mapping[str, Any],
+        event: dict[str, Any],
+        extra_env: dict[str, str],
+        *,
+        hop: str | None = None,
+    ) -> tuple[FunctionConfig, InvokeResult] | str:
+        """One invocation through the runtime, of the code as deployed and with the role's credentials; or,
+        when it could not be made, why (the invoke error's message). ``hop`` times the invocation."""
+        try:
+            code_path = await self._code_path(function_name, answer)
+        except KitError as exc:
+            return str(exc)
+        config = self._function_config(function_name, answer, code_path)
+        credentials = self._credentials_for(config.role_arn, config.function_name)
+        try:
+            with self.hops.span(hop) if hop is not None else contextlib.nullcontext():
+                result = await self.runtime.ainvoke(
+                    config, event, credentials=credentials, extra_env=extra_env
+                )
+        except KitError as exc:
+            return str(exc)
+        return config, result
+
     async def _code_path(self, function_name: str, answer: Mapping[str, Any]) -> str:
         """Where the function's code is: the provisioned folder, or its updated code (fetched once a hash)."""
         sha = str(answer.get("CodeSha256") or "")
@@ -135,21 +163,12 @@ class Integrations:
             return gateway_events.IntegrationResult(
                 "invoke-error", error_message="Invalid permissions on Lambda function"
             )
-        try:
-            code_path = await self._code_path(function_name, answer)
-        except KitError as exc:
-            return gateway_events.IntegrationResult("invoke-error", error_message=str(exc))
-        config = self._function_config(function_name, answer, code_path)
-        credentials = self._credentials_for(config.role_arn, config.function_name)
         extra_env = dict(self.settings.function_env)
         extra_env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = self._management_url()
-        try:
-            with self.hops.span(GATEWAY_INVOKE):
-                result = await self.runtime.ainvoke(
-                    config, event, credentials=credentials, extra_env=extra_env
-                )
-        except KitError as exc:
-            return gateway_events.IntegrationResult("invoke-error", error_message=str(exc))
+        ran = await self._run_function(function_name, answer, event, extra_env, hop=GATEWAY_INVOKE)
+        if isinstance(ran, str):
+            return gateway_events.IntegrationResult("invoke-error", error_message=ran)
+        config, result = ran
         latency = int((time.monotonic() - started) * 1000)
         if result.kind == "response":
             return gateway_events.lambda_proxy_result(
@@ -253,18 +272,10 @@ class Integrations:
             return authorizer_core.Invocation(
                 "invoke-error", error_message="Invalid permissions on Lambda function"
             )
-        try:
-            code_path = await self._code_path(function_name, answer)
-        except KitError as exc:
-            return authorizer_core.Invocation("invoke-error", error_message=str(exc))
-        config = self._function_config(function_name, answer, code_path)
-        credentials = self._credentials_for(config.role_arn, config.function_name)
-        try:
-            result = await self.runtime.ainvoke(
-                config, event, credentials=credentials, extra_env=dict(settings.function_env)
-            )
-        except KitError as exc:
-            return authorizer_core.Invocation("invoke-error", error_message=str(exc))
+        ran = await self._run_function(function_name, answer, event, dict(settings.function_env))
+        if isinstance(ran, str):
+            return authorizer_core.Invocation("invoke-error", error_message=ran)
+        _, result = ran
         if result.kind == "response":
             return authorizer_core.Invocation("response", payload=result.payload)
         if result.kind == "timeout":
