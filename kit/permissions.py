@@ -119,7 +119,7 @@ def required_checks(  # noqa: PLR0917 - one value per template field; callers pa
     connection_id: str = EXAMPLE_CONNECTION_ID,
     log_stream: str = EXAMPLE_LOG_STREAM,
 ) -> list[PermissionCheck]:
-    """:data:`REQUIRED_PERMISSIONS` with concrete ARNs, in order, ready for :func:`evaluate`."""
+    """:data:`REQUIRED_PERMISSIONS` with concrete ARNs, in order, ready for :func:`kit.policy.evaluate`."""
     fields = {
         "partition": partition,
         "region": region,

@@ -34,6 +34,7 @@ log = logging.getLogger("kit.lab")
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
+MAX_LINE_BYTES = 4096  # a first line longer than this is not the one line a process says once it serves
 
 
 class SocketActivated:
@@ -66,6 +67,8 @@ class SocketActivated:
         self._lock = threading.Lock()
         self._stopping = False
         self._watch: threading.Thread | None = None
+        self._watch_ended = False  # under _lock: the watch thread has returned
+        self._wake_left_to_watch = False  # under _lock: stop() gave up waiting; the watch closes the pipe
         self.process: subprocess.Popen[bytes] | None = None
         self.started = threading.Event()
         self.failure: str | None = None
@@ -78,6 +81,15 @@ class SocketActivated:
     def _activate_on_first_connection(self) -> None:
         """The watch's thread: it starts the process, and stays until stop() (Linux sends the parent-death
         signal when the *thread* that started a child ends), then stops the process itself."""
+        try:
+            self._watch_until_stopped()
+        finally:
+            with self._lock:
+                self._watch_ended = True
+                if self._wake_left_to_watch:  # stop() returned without closing it: nothing selects on it now
+                    self._close_wake()
+
+    def _watch_until_stopped(self) -> None:
         try:
             readable, _, _ = select.select([self._listener.fileno(), self._wake_read], [], [])
         except (OSError, ValueError):  # closed under us: stopping
@@ -119,12 +131,15 @@ class SocketActivated:
         deadline = time.monotonic() + self._ready_timeout_s
         said = b""
         while b"\n" not in said:
-            ready, _, _ = select.select([out, self._wake_read], [], [], max(0.0, deadline - time.monotonic()))
+            left = deadline - time.monotonic()
+            if left <= 0 or len(said) > MAX_LINE_BYTES:  # a process that keeps writing is not let go on
+                return None, False
+            ready, _, _ = select.select([out, self._wake_read], [], [], left)
             if self._wake_read in ready:
                 return None, True
             if not ready:
                 return None, False
-            piece = os.read(out, 4096)
+            piece = os.read(out, MAX_LINE_BYTES)
             if not piece:  # it exited, perhaps after part of a line: it does not serve
                 return None, False
             said += piece
@@ -152,15 +167,22 @@ class SocketActivated:
         os.write(self._wake_write, b"x")
         if self._watch is not None:
             self._watch.join(timeout=self._ready_timeout_s + 3 * STOP_TIMEOUT_S)
-        if self._watch is not None and self._watch.is_alive():
-            # Its select may still hold the wake pipe: closing it now could hand the numbers to another file
-            # under that select. Two descriptors are left open instead, and said.
-            pid = self.process.pid if self.process is not None else None
-            log.warning("the lab's %s did not stop in time; its process (pid %s) may be left", self.name, pid)
-        else:
-            os.close(self._wake_write)
-            os.close(self._wake_read)
+        with self._lock:
+            if self._watch is None or self._watch_ended:
+                self._close_wake()
+            else:
+                # Its select may still hold the wake pipe: closing it now could hand the numbers to another
+                # file under that select. The watch closes it when it returns.
+                self._wake_left_to_watch = True
+                pid = self.process.pid if self.process is not None else None
+                log.warning(
+                    "the lab's %s did not stop in time; its process (pid %s) may be left", self.name, pid
+                )
         self._listener.close()
+
+    def _close_wake(self) -> None:
+        os.close(self._wake_write)
+        os.close(self._wake_read)
 
     def _stop_process(self) -> None:
         process = self.process

@@ -12,10 +12,10 @@ answered by one line. ``{argv, env, cwd, stderr}``: the server forks, opens a pi
 can be reaped, and answers the pid with the pidfd attached (``socket.send_fds``). The test process signals
 and waits through that pidfd (``account.Forked``), so no signal can reach a process that took a reused pid.
 ``{status: pid}``, asked once that pidfd says the child exited: its exit code as ``Popen.returncode`` gives
-it (negative for a signal); ``running`` if it has not exited, and ``?`` if it is not the server's child. The server collects exited children before each request and keeps their codes
-until asked; it exits when the test process's end of the socket closes (no signal ties it to the thread
-that started it, which may end first), and its children get SIGTERM when it dies, so an account never
-outlives the tests.
+it (negative for a signal); ``running`` if it has not exited, and ``?`` if it is not the server's child.
+The server collects exited children before each request and keeps their codes until asked; it exits when
+the test process's end of the socket closes (no signal ties it to the thread that started it, which may
+end first), and its children get SIGTERM when it dies, so an account never outlives the tests.
 
 Run as a script: ``python tests/integration/forkserver.py FD``.
 """
