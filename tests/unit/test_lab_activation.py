@@ -4,6 +4,7 @@ the Next.js stand-in; and the stand-in's own argument parsing (kit.lab.nextjs_ba
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import sys
 import textwrap
@@ -211,3 +212,35 @@ def test_the_stand_in_reads_its_socket_from_listen_fd(argv: list[str], fd: int |
 def test_the_stand_in_refuses_other_arguments_in_one_line(argv: list[str]) -> None:
     with pytest.raises(SystemExit, match=r"^usage: python -m kit.lab.nextjs_backend \[--listen-fd N\]$"):
         listen_fd(argv)
+
+
+def test_a_watch_that_outlives_stop_closes_its_wake_pipe_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stop() waits a bounded time for the watch; if the watch is still stopping the process then, stop()
+    returns without closing the wake pipe the watch's select may hold, and the watch closes it on return."""
+    from kit.lab import activation
+
+    unit = activated(SERVER)
+    ask(unit.port)
+    release = threading.Event()
+    real_stop_process = unit._stop_process
+
+    def slow_stop_process() -> None:
+        release.wait(30)
+        real_stop_process()
+
+    monkeypatch.setattr(unit, "_stop_process", slow_stop_process)
+    monkeypatch.setattr(unit, "_ready_timeout_s", 0.0)
+    monkeypatch.setattr(activation, "STOP_TIMEOUT_S", 0.05)  # stop() waits 0.15 s for the watch
+    wake = (unit._wake_read, unit._wake_write)
+    unit.stop()
+    watch = unit._watch
+    assert watch is not None and watch.is_alive()
+    for fd in wake:
+        os.fstat(fd)  # still open: the watch may be in a select on it
+    release.set()
+    watch.join(30)
+    assert not watch.is_alive()
+    for fd in wake:
+        with pytest.raises(OSError):
+            os.fstat(fd)  # closed by the watch as it returned
+    assert unit.process is not None and unit.process.poll() is not None
