@@ -97,6 +97,10 @@ CASES = {
         [_line(status=2**53 + 1), _line(status=-(2**53 + 3)), _line(status=2**63 - 1)],
         [],
     ),
+    "a status past int64, which Arrow reads another way": (
+        [_line(status=2**63), _line(status=-(2**63) - 1), _line(status=2**64), _line(status=10**20)],
+        [],
+    ),
 }
 
 
