@@ -102,7 +102,6 @@ class Gateway:
         self.settings = settings
         self.hops = hops or Hops()
         self.live = live
-        self.runtime = runtime
         self.issuer = issuer
         self.logs = logs
         self.registry = core.ConnectionRegistry()
